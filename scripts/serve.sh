@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up, builds the wasm package and the CLI, and serves the page on http://127.0.0.1:8080.
+# Arguments go to `alignment-gap serve` (e.g. --port 9000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+echo "[serve] building the wasm package into www/pkg/"
+wasm-pack build --release --target web --out-dir www/pkg --no-typescript --no-pack
+echo "[serve] building the CLI"
+cargo build --release --bin alignment-gap
+exec target/release/alignment-gap serve "$@"

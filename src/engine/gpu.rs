@@ -1,0 +1,263 @@
+//! The GPU backend: wgpu on WebGPU (browser) or Vulkan/GL (native). Each op records one compute pass into
+//! a pending command encoder; `read` submits it, so a step costs one submit however many ops it has.
+
+use super::{AdapterRequest, MatmulSpec};
+use crate::bail;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::cell::RefCell;
+use wgpu::util::DeviceExt;
+
+const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
+const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
+
+/// A buffer of f32 on the device.
+pub struct GpuTensor {
+    pub buffer: wgpu::Buffer,
+    pub len: usize,
+}
+
+/// What `doctor` and the page's device panel show about an adapter.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub limits: KeyLimits,
+}
+
+/// The limits that bound our kernels and buffers.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyLimits {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+impl AdapterSummary {
+    pub fn of(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        let l = adapter.limits();
+        AdapterSummary {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            limits: KeyLimits {
+                max_buffer_size: l.max_buffer_size,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+                max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+                max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+                max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            },
+        }
+    }
+}
+
+pub struct GpuBackend {
+    pub adapter: AdapterSummary,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    matmul: wgpu::ComputePipeline,
+    softmax: wgpu::ComputePipeline,
+    pending: RefCell<Option<wgpu::CommandEncoder>>,
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::all(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+/// Every adapter wgpu can see (native only: a browser exposes one, through `GpuBackend::new`).
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn list_adapters() -> Vec<AdapterSummary> {
+    instance().enumerate_adapters(wgpu::Backends::all()).await.iter().map(AdapterSummary::of).collect()
+}
+
+/// True when this browser exposes `navigator.gpu` (in a page or a worker). Without it, wgpu's WebGPU
+/// backend cannot start, and asking it would only produce a less clear error.
+#[cfg(target_arch = "wasm32")]
+pub fn browser_has_webgpu() -> bool {
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"navigator".into())
+        .and_then(|nav| js_sys::Reflect::get(&nav, &"gpu".into()))
+        .map(|gpu| !gpu.is_undefined() && !gpu.is_null())
+        .unwrap_or(false)
+}
+
+async fn pick_adapter(request: &AdapterRequest) -> Result<wgpu::Adapter> {
+    #[cfg(target_arch = "wasm32")]
+    if !browser_has_webgpu() {
+        bail!("this browser does not expose WebGPU (navigator.gpu is missing)");
+    }
+    let instance = instance();
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(want) = &request.name_contains {
+        let want = want.to_lowercase();
+        let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&want))
+            .ok_or_else(|| Error(format!("adapter: no adapter name contains '{want}'; found {names:?}")));
+    }
+    instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: request.software,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            let kind = if request.software { "software (fallback) adapter" } else { "GPU adapter" };
+            Error(format!("no {kind} found: {e}"))
+        })
+}
+
+impl GpuBackend {
+    pub async fn new(request: &AdapterRequest) -> Result<Self> {
+        let adapter = pick_adapter(request).await?;
+        let summary = AdapterSummary::of(&adapter);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("alignment-gap"),
+                // Take what the adapter grants (never less than WebGPU's defaults).
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error(format!("could not open a device on '{}': {e}", summary.name)))?;
+        let pipeline = |label: &str, source: &str| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let matmul = pipeline("matmul", MATMUL_WGSL);
+        let softmax = pipeline("softmax", SOFTMAX_WGSL);
+        Ok(GpuBackend { adapter: summary, device, queue, matmul, softmax, pending: RefCell::new(None) })
+    }
+
+    pub fn upload(&self, data: &[f32]) -> GpuTensor {
+        // wgpu refuses zero-sized bindings; an empty tensor still gets one (unused) element.
+        let padded;
+        let contents: &[f32] = if data.is_empty() {
+            padded = [0.0f32];
+            &padded
+        } else {
+            data
+        };
+        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(contents),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        });
+        GpuTensor { buffer, len: data.len() }
+    }
+
+    fn max_groups(&self) -> usize {
+        self.adapter.limits.max_compute_workgroups_per_dimension as usize
+    }
+
+    /// Records one compute pass: `pipeline` over `groups`, with a uniform block and storage buffers bound
+    /// at 0, 1, 2, … in order.
+    fn dispatch(&self, pipeline: &wgpu::ComputePipeline, params: &[u32], buffers: &[&wgpu::Buffer], groups: [usize; 3]) {
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: bytemuck::cast_slice(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut pending = self.pending.borrow_mut();
+        let encoder = pending.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups[0] as u32, groups[1] as u32, groups[2] as u32);
+    }
+
+    pub fn matmul(&self, a: &GpuTensor, b: &GpuTensor, c: &GpuTensor, spec: MatmulSpec) -> Result<()> {
+        let groups = [spec.n.div_ceil(32), spec.m.div_ceil(32), spec.batch];
+        if let Some(g) = groups.iter().find(|&&g| g > self.max_groups()) {
+            bail!("matmul: {spec:?} needs {g} workgroups in one dimension; this adapter allows {}", self.max_groups());
+        }
+        let (ar, ac) = spec.a_strides();
+        let (br, bc) = spec.b_strides();
+        let params = [spec.batch, spec.m, spec.n, spec.k, ar, ac, br, bc, spec.accumulate as usize, 0, 0, 0];
+        let params: Vec<u32> = params.iter().map(|&v| v as u32).collect();
+        self.dispatch(&self.matmul, &params, &[&a.buffer, &b.buffer, &c.buffer], groups);
+        Ok(())
+    }
+
+    pub fn softmax_rows(&self, x: &GpuTensor, y: &GpuTensor, rows: usize, cols: usize) -> Result<()> {
+        let per_slice = rows.min(self.max_groups());
+        let slices = rows.div_ceil(per_slice);
+        if slices > self.max_groups() {
+            bail!("softmax_rows: {rows} rows exceed this adapter's dispatch limit");
+        }
+        let params = [rows as u32, cols as u32, per_slice as u32, 0];
+        self.dispatch(&self.softmax, &params, &[&x.buffer, &y.buffer], [per_slice, slices, 1]);
+        Ok(())
+    }
+
+    /// Submits what has been recorded (if anything).
+    pub fn flush(&self) {
+        if let Some(encoder) = self.pending.borrow_mut().take() {
+            self.queue.submit([encoder.finish()]);
+        }
+    }
+
+    pub async fn read(&self, t: &GpuTensor) -> Result<Vec<f32>> {
+        let bytes = (t.len.max(1) * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        {
+            let mut pending = self.pending.borrow_mut();
+            let encoder = pending.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+            encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, bytes);
+        }
+        self.flush();
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error(format!("GPU device poll failed: {e}")))?;
+        rx.await
+            .map_err(|_| Error("GPU readback was dropped (device lost?)".into()))?
+            .map_err(|e| Error(format!("GPU readback failed: {e}")))?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| Error(format!("GPU readback: {e}")))?;
+        let mut out: Vec<f32> = bytemuck::cast_slice(&view).to_vec();
+        out.truncate(t.len);
+        Ok(out)
+    }
+}

@@ -1,0 +1,217 @@
+//! Tensors and ops behind one interface, with two backends:
+//! - `cpu`: plain Rust, the readable reference every kernel is checked against, and the fallback;
+//! - `gpu`: wgpu + WGSL (WebGPU in the browser; Vulkan, GL or a software adapter natively).
+//!
+//! Ops are recorded, not awaited: on the GPU they go into one command encoder that is submitted when a
+//! result is read back, so a whole training step costs one submit. Only `read` is async.
+
+pub mod cpu;
+pub mod gpu;
+
+use crate::bail;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::str::FromStr;
+
+/// Which backend a run asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The GPU if an adapter can be had, else the CPU (and say so).
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl FromStr for BackendChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "gpu" => Ok(Self::Gpu),
+            "cpu" => Ok(Self::Cpu),
+            other => bail!("backend: '{other}' is not one of auto, gpu, cpu"),
+        }
+    }
+}
+
+/// How to pick a GPU adapter natively (the browser offers just one).
+#[derive(Clone, Debug, Default)]
+pub struct AdapterRequest {
+    /// Ask wgpu for the fallback (software) adapter, e.g. lavapipe.
+    pub software: bool,
+    /// Take the first adapter whose name contains this text (case-insensitive).
+    pub name_contains: Option<String>,
+}
+
+/// C[b] = op(A[b]) · op(B[b]) (+ C[b] if `accumulate`), row-major, for b in 0..batch.
+/// op(A) is M×K: A is stored M×K, or K×M when `a_transposed`. op(B) is K×N: B is stored K×N, or N×K
+/// when `b_transposed`. The backward pass of y = x·W needs dx = dy·Wᵀ and dW = xᵀ·dy (accumulated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MatmulSpec {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a_transposed: bool,
+    pub b_transposed: bool,
+    pub accumulate: bool,
+}
+
+impl MatmulSpec {
+    /// A plain M×K by K×N product, no batch, no transposes, overwriting C.
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        Self { batch: 1, m, n, k, a_transposed: false, b_transposed: false, accumulate: false }
+    }
+
+    pub fn a_len(&self) -> usize {
+        self.batch * self.m * self.k
+    }
+    pub fn b_len(&self) -> usize {
+        self.batch * self.k * self.n
+    }
+    pub fn c_len(&self) -> usize {
+        self.batch * self.m * self.n
+    }
+
+    /// (row stride, column stride) of op(A) inside one batch of A.
+    pub fn a_strides(&self) -> (usize, usize) {
+        if self.a_transposed { (1, self.m) } else { (self.k, 1) }
+    }
+    /// (row stride, column stride) of op(B) inside one batch of B.
+    pub fn b_strides(&self) -> (usize, usize) {
+        if self.b_transposed { (1, self.k) } else { (self.n, 1) }
+    }
+
+    pub fn check(&self, a: usize, b: usize, c: usize) -> Result<()> {
+        if self.batch == 0 || self.m == 0 || self.n == 0 || self.k == 0 {
+            bail!("matmul: batch, m, n and k must all be ≥ 1, got {self:?}");
+        }
+        for (name, have, need) in [("A", a, self.a_len()), ("B", b, self.b_len()), ("C", c, self.c_len())] {
+            if have != need {
+                bail!("matmul: {name} holds {have} values but {self:?} needs exactly {need}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Shape check shared by both backends for a row-wise op on a rows×cols matrix.
+pub fn check_rows(op: &str, rows: usize, cols: usize, x: usize, y: usize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        bail!("{op}: rows and cols must be ≥ 1, got {rows}×{cols}");
+    }
+    if x != rows * cols || y != rows * cols {
+        bail!("{op}: input holds {x} and output {y} values, a {rows}×{cols} matrix needs {}", rows * cols);
+    }
+    Ok(())
+}
+
+/// A flat f32 array living on one backend.
+pub enum Tensor {
+    Cpu(RefCell<Vec<f32>>),
+    Gpu(gpu::GpuTensor),
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        match self {
+            Tensor::Cpu(v) => v.borrow().len(),
+            Tensor::Gpu(t) => t.len,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The engine a run computes on.
+pub enum Engine {
+    Cpu(cpu::CpuBackend),
+    Gpu(gpu::GpuBackend),
+}
+
+impl Engine {
+    pub fn cpu() -> Self {
+        Engine::Cpu(cpu::CpuBackend)
+    }
+
+    /// Opens the backend asked for. With `Auto`, a missing or failing GPU falls back to the CPU and the
+    /// returned note says why; with `Gpu`, it is an error.
+    pub async fn open(choice: BackendChoice, request: &AdapterRequest) -> Result<(Engine, Option<String>)> {
+        match choice {
+            BackendChoice::Cpu => Ok((Engine::cpu(), None)),
+            BackendChoice::Gpu => Ok((Engine::Gpu(gpu::GpuBackend::new(request).await?), None)),
+            BackendChoice::Auto => match gpu::GpuBackend::new(request).await {
+                Ok(g) => Ok((Engine::Gpu(g), None)),
+                Err(e) => Ok((Engine::cpu(), Some(format!("no usable GPU ({e}); using the CPU backend")))),
+            },
+        }
+    }
+
+    /// One line naming the backend and, for the GPU, the adapter.
+    pub fn describe(&self) -> String {
+        match self {
+            Engine::Cpu(_) => "cpu (plain Rust, matrixmultiply GEMM)".to_string(),
+            Engine::Gpu(g) => format!("gpu ({} via {}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Engine::Gpu(_))
+    }
+
+    pub fn tensor(&self, data: &[f32]) -> Tensor {
+        match self {
+            Engine::Cpu(_) => Tensor::Cpu(RefCell::new(data.to_vec())),
+            Engine::Gpu(g) => Tensor::Gpu(g.upload(data)),
+        }
+    }
+
+    pub fn zeros(&self, len: usize) -> Tensor {
+        self.tensor(&vec![0.0; len])
+    }
+
+    pub fn matmul(&self, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<()> {
+        spec.check(a.len(), b.len(), c.len())?;
+        match (self, a, b, c) {
+            (Engine::Cpu(_), Tensor::Cpu(a), Tensor::Cpu(b), Tensor::Cpu(c)) => {
+                cpu::matmul(&a.borrow(), &b.borrow(), &mut c.try_borrow_mut().map_err(|_| aliased("matmul"))?, spec);
+                Ok(())
+            }
+            (Engine::Gpu(g), Tensor::Gpu(a), Tensor::Gpu(b), Tensor::Gpu(c)) => g.matmul(a, b, c, spec),
+            _ => Err(foreign("matmul")),
+        }
+    }
+
+    /// y[r, :] = softmax(x[r, :]) for each of `rows` rows of `cols` values.
+    pub fn softmax_rows(&self, x: &Tensor, y: &Tensor, rows: usize, cols: usize) -> Result<()> {
+        check_rows("softmax_rows", rows, cols, x.len(), y.len())?;
+        match (self, x, y) {
+            (Engine::Cpu(_), Tensor::Cpu(x), Tensor::Cpu(y)) => {
+                cpu::softmax_rows(&x.borrow(), &mut y.try_borrow_mut().map_err(|_| aliased("softmax_rows"))?, cols);
+                Ok(())
+            }
+            (Engine::Gpu(g), Tensor::Gpu(x), Tensor::Gpu(y)) => g.softmax_rows(x, y, rows, cols),
+            _ => Err(foreign("softmax_rows")),
+        }
+    }
+
+    /// Copies a tensor back to the host; on the GPU this submits everything recorded so far.
+    pub async fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
+        match (self, t) {
+            (Engine::Cpu(_), Tensor::Cpu(v)) => Ok(v.borrow().clone()),
+            (Engine::Gpu(g), Tensor::Gpu(t)) => g.read(t).await,
+            _ => Err(foreign("read")),
+        }
+    }
+}
+
+fn foreign(op: &str) -> Error {
+    Error(format!("{op}: a tensor belongs to the other backend"))
+}
+
+fn aliased(op: &str) -> Error {
+    Error(format!("{op}: the output tensor is also an input; ops do not work in place"))
+}

@@ -1,0 +1,13 @@
+//! alignment-gap: Tang et al. 2024, "Understanding the performance gap between online and offline
+//! alignment algorithms", reproduced at toy scale — in a browser tab on WebGPU, or natively.
+
+pub mod engine;
+pub mod error;
+pub mod rng;
+pub mod selfcheck;
+pub mod tokenizer;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use error::{Error, Result};

@@ -1,0 +1,103 @@
+//! Native kernel tests: every WGSL kernel against its CPU twin on a real adapter (lavapipe on CI), and the
+//! CPU twins against a naive f64 loop. Run with `cargo test`; output per check with `-- --nocapture`.
+#![cfg(not(target_arch = "wasm32"))]
+
+use alignment_gap::engine::{AdapterRequest, Engine, MatmulSpec};
+use alignment_gap::rng::uniform_vec;
+use alignment_gap::selfcheck::{self, relative_error, SelfCheckReport};
+
+/// A GPU engine, or a loud failure. Set ALIGNMENT_GAP_ALLOW_NO_GPU=1 to turn "no adapter" into a skip on a
+/// machine that has none; CI never sets it, so a missing lavapipe fails the build.
+fn gpu() -> Option<Engine> {
+    let request = AdapterRequest { software: std::env::var("ALIGNMENT_GAP_SOFTWARE_ADAPTER").is_ok(), name_contains: None };
+    match pollster::block_on(alignment_gap::engine::gpu::GpuBackend::new(&request)) {
+        Ok(g) => Some(Engine::Gpu(g)),
+        Err(e) if std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref() == Ok("1") => {
+            eprintln!("SKIPPED (no GPU adapter, ALIGNMENT_GAP_ALLOW_NO_GPU=1): {e}");
+            None
+        }
+        Err(e) => panic!("no GPU adapter: {e}. Install mesa-vulkan-drivers (lavapipe) or set ALIGNMENT_GAP_ALLOW_NO_GPU=1"),
+    }
+}
+
+fn print(report: &SelfCheckReport) {
+    println!("{}", report.engine);
+    for r in &report.results {
+        let err = r.relative_error.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into());
+        println!("  {} {:<36} {err:>9} {}", if r.passed { "OK  " } else { "FAIL" }, r.name, r.message.as_deref().unwrap_or(""));
+    }
+}
+
+#[test]
+fn gpu_kernels_match_cpu_twins() {
+    let Some(engine) = gpu() else { return };
+    let report = pollster::block_on(selfcheck::run(&engine));
+    print(&report);
+    assert!(report.results.len() >= 30);
+    assert_eq!(report.failed, 0, "{}", report.summary_line());
+}
+
+#[test]
+fn cpu_twins_match_naive_reference() {
+    let report = pollster::block_on(selfcheck::run(&Engine::cpu()));
+    print(&report);
+    assert_eq!(report.failed, 0, "{}", report.summary_line());
+}
+
+/// The checker itself must be able to fail: a NaN left in the output, or a wrong value, is caught.
+#[test]
+fn checker_catches_unwritten_and_wrong_outputs() {
+    let want = [1.0, -2.0, 3.0];
+    assert_eq!(relative_error(&[1.0, f32::NAN, 3.0], &want), None);
+    assert!(relative_error(&[1.0, -2.0, 3.01], &want).unwrap() > selfcheck::TOLERANCE);
+    assert_eq!(relative_error(&want, &want), Some(0.0));
+}
+
+/// More rows than one dispatch dimension holds (65535): the softmax continues in the y dimension.
+#[test]
+fn gpu_softmax_beyond_one_dispatch_dimension() {
+    let Some(engine) = gpu() else { return };
+    let (rows, cols) = (70_001, 3);
+    let x = uniform_vec(5, 0, rows * cols, -4.0, 4.0);
+    let (tx, ty) = (engine.tensor(&x), engine.tensor(&vec![f32::NAN; x.len()]));
+    engine.softmax_rows(&tx, &ty, rows, cols).unwrap();
+    let got = pollster::block_on(engine.read(&ty)).unwrap();
+    let err = relative_error(&got, &selfcheck::naive_softmax(&x, cols)).expect("every row written");
+    assert!(err < 1e-5, "relative error {err}");
+}
+
+/// A transformer-sized product on the GPU, beyond the self-check's small shapes.
+#[test]
+fn gpu_matmul_at_model_scale() {
+    let Some(engine) = gpu() else { return };
+    let spec = MatmulSpec { batch: 1, m: 130, n: 192, k: 64, a_transposed: false, b_transposed: false, accumulate: false };
+    let a = uniform_vec(1, 0, spec.a_len(), -1.0, 1.0);
+    let b = uniform_vec(1, 1, spec.b_len(), -1.0, 1.0);
+    let (ta, tb, tc) = (engine.tensor(&a), engine.tensor(&b), engine.tensor(&vec![f32::NAN; spec.c_len()]));
+    engine.matmul(&ta, &tb, &tc, spec).unwrap();
+    let got = pollster::block_on(engine.read(&tc)).unwrap();
+    let err = relative_error(&got, &selfcheck::naive_matmul(&a, &b, &[], spec)).expect("every element written");
+    assert!(err < 1e-5, "relative error {err}");
+}
+
+#[test]
+fn shape_errors_name_the_tensor() {
+    let engine = Engine::cpu();
+    let spec = MatmulSpec::new(2, 3, 4);
+    let (a, b, c) = (engine.zeros(8), engine.zeros(11), engine.zeros(6));
+    let err = engine.matmul(&a, &b, &c, spec).unwrap_err().to_string();
+    assert!(err.contains("B holds 11 values") && err.contains("exactly 12"), "{err}");
+    let err = engine.softmax_rows(&a, &c, 2, 4).unwrap_err().to_string();
+    assert!(err.contains("softmax_rows") && err.contains("2×4"), "{err}");
+    let err = engine.matmul(&a, &a, &a, MatmulSpec::new(0, 1, 1)).unwrap_err().to_string();
+    assert!(err.contains("≥ 1"), "{err}");
+}
+
+#[test]
+fn tensors_of_the_other_backend_are_refused() {
+    let Some(engine) = gpu() else { return };
+    let cpu = Engine::cpu();
+    let (a, b) = (cpu.zeros(4), engine.zeros(4));
+    let err = engine.softmax_rows(&a, &b, 2, 2).unwrap_err().to_string();
+    assert!(err.contains("other backend"), "{err}");
+}
