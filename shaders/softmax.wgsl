@@ -8,26 +8,8 @@ struct Params { rows: u32, cols: u32, rows_per_slice: u32, _pad: u32 }
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 const THREADS: u32 = 64u;
-var<workgroup> scratch: array<f32, THREADS>;
-
-// Tree reduction over `scratch`; `use_max` picks max instead of sum. Every thread gets the result.
-fn reduce(value: f32, lid: u32, use_max: bool) -> f32 {
-    scratch[lid] = value;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            if (use_max) {
-                scratch[lid] = max(scratch[lid], scratch[lid + stride]);
-            } else {
-                scratch[lid] = scratch[lid] + scratch[lid + stride];
-            }
-        }
-        workgroupBarrier();
-    }
-    let result = scratch[0];
-    workgroupBarrier();
-    return result;
-}
+var<workgroup> row_max: array<f32, THREADS>;
+var<workgroup> row_sum: array<f32, THREADS>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -39,19 +21,35 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
     }
     let base = row * p.cols;
 
-    var m = -3.40282347e+38;
+    // Every thread starts from the row's first value, so no ±infinity constant is needed.
+    var m = x[base];
     for (var j = lid; j < p.cols; j = j + THREADS) {
         m = max(m, x[base + j]);
     }
-    m = reduce(m, lid, true);
+    row_max[lid] = m;
+    workgroupBarrier();
+    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) {
+            row_max[lid] = max(row_max[lid], row_max[lid + stride]);
+        }
+        workgroupBarrier();
+    }
+    m = row_max[0];
 
     var s = 0.0;
     for (var j = lid; j < p.cols; j = j + THREADS) {
         s = s + exp(x[base + j] - m);
     }
-    s = reduce(s, lid, false);
+    row_sum[lid] = s;
+    workgroupBarrier();
+    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) {
+            row_sum[lid] = row_sum[lid] + row_sum[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    let inv = 1.0 / row_sum[0];
 
-    let inv = 1.0 / s;
     for (var j = lid; j < p.cols; j = j + THREADS) {
         y[base + j] = exp(x[base + j] - m) * inv;
     }

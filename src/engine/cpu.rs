@@ -2,7 +2,7 @@
 //! against, so they favour being obviously right; GEMM goes to `matrixmultiply` because a hand-written
 //! loop would be 50× slower and no clearer.
 
-use super::MatmulSpec;
+use super::{MatmulSpec, Op};
 
 pub struct CpuBackend;
 
@@ -41,5 +41,311 @@ pub fn softmax_rows(x: &[f32], y: &mut [f32], cols: usize) {
         }
         let inv = 1.0 / sum;
         yr.iter_mut().for_each(|o| *o *= inv);
+    }
+}
+
+// ---- GPT-2 layer kernels (forward and backward), after llm.c. Shapes: B sequences, T positions, C channels,
+// N = B·T rows. Backward kernels *accumulate* into parameter gradients (+=) and, where noted, into dx.
+
+/// out[n, :] = wte[tokens[n], :] + wpe[n % T, :]
+pub fn embed_forward(out: &mut [f32], tokens: &[u32], wte: &[f32], wpe: &[f32], t: usize, c: usize) {
+    for (n, (o, &tok)) in out.chunks_exact_mut(c).zip(tokens).enumerate() {
+        let (e, p) = (&wte[tok as usize * c..][..c], &wpe[(n % t) * c..][..c]);
+        for i in 0..c {
+            o[i] = e[i] + p[i];
+        }
+    }
+}
+
+/// dwte[tokens[n]] += dout[n]; dwpe[n % T] += dout[n]
+pub fn embed_backward(dwte: &mut [f32], dwpe: &mut [f32], dout: &[f32], tokens: &[u32], t: usize, c: usize) {
+    for (n, (d, &tok)) in dout.chunks_exact(c).zip(tokens).enumerate() {
+        let e = &mut dwte[tok as usize * c..][..c];
+        for i in 0..c {
+            e[i] += d[i];
+        }
+        let p = &mut dwpe[(n % t) * c..][..c];
+        for i in 0..c {
+            p[i] += d[i];
+        }
+    }
+}
+
+pub const LAYERNORM_EPS: f32 = 1e-5;
+
+/// out = (x − mean) · rstd · w + b per row of C; saves mean and rstd (1/σ) for the backward pass.
+pub fn layernorm_forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], x: &[f32], w: &[f32], b: &[f32], c: usize) {
+    for (n, (xr, o)) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)).enumerate() {
+        let m = xr.iter().sum::<f32>() / c as f32;
+        let var = xr.iter().map(|v| (v - m) * (v - m)).sum::<f32>() / c as f32;
+        let s = 1.0 / (var + LAYERNORM_EPS).sqrt();
+        for i in 0..c {
+            o[i] = (xr[i] - m) * s * w[i] + b[i];
+        }
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+/// dx += ∂L/∂x, dw += ∂L/∂w, db += ∂L/∂b for `layernorm_forward`.
+#[allow(clippy::too_many_arguments)]
+pub fn layernorm_backward(dx: &mut [f32], dw: &mut [f32], db: &mut [f32], dout: &[f32], x: &[f32], w: &[f32], mean: &[f32], rstd: &[f32], c: usize) {
+    for (n, ((d, xr), dxr)) in dout.chunks_exact(c).zip(x.chunks_exact(c)).zip(dx.chunks_exact_mut(c)).enumerate() {
+        let (m, s) = (mean[n], rstd[n]);
+        // dnorm = dout·w; dx = s·(dnorm − mean(dnorm) − xhat·mean(dnorm·xhat))
+        let (mut dnorm_mean, mut dnorm_xhat_mean) = (0.0, 0.0);
+        for i in 0..c {
+            let xhat = (xr[i] - m) * s;
+            let dnorm = d[i] * w[i];
+            dnorm_mean += dnorm;
+            dnorm_xhat_mean += dnorm * xhat;
+        }
+        dnorm_mean /= c as f32;
+        dnorm_xhat_mean /= c as f32;
+        for i in 0..c {
+            let xhat = (xr[i] - m) * s;
+            db[i] += d[i];
+            dw[i] += d[i] * xhat;
+            dxr[i] += s * (d[i] * w[i] - dnorm_mean - xhat * dnorm_xhat_mean);
+        }
+    }
+}
+
+/// y[n, :] += bias
+pub fn add_bias(y: &mut [f32], bias: &[f32]) {
+    for row in y.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// dbias += Σ_n dy[n, :]
+pub fn bias_backward(dbias: &mut [f32], dy: &[f32]) {
+    for row in dy.chunks_exact(dbias.len()) {
+        for (d, v) in dbias.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+}
+
+/// dst += src
+pub fn add_into(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+}
+
+/// out = a + b
+pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for i in 0..out.len() {
+        out[i] = a[i] + b[i];
+    }
+}
+
+const GELU_SCALE: f32 = 0.797_884_6; // sqrt(2/π)
+
+/// GELU, tanh form (GPT-2's "gelu_new").
+pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = 0.5 * v * (1.0 + (GELU_SCALE * (v + 0.044715 * v * v * v)).tanh());
+    }
+}
+
+/// dx = dy · gelu'(x). Overwrites.
+pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
+    for i in 0..x.len() {
+        let v = x[i];
+        let u = GELU_SCALE * (v + 0.044715 * v * v * v);
+        let th = u.tanh();
+        let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
+        dx[i] = dy[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+    }
+}
+
+/// qkv [B,T,3C] → q, k, v [B,H,T,D] (D = C/H), the layout batched attention matmuls want.
+pub fn split_heads(q: &mut [f32], k: &mut [f32], v: &mut [f32], qkv: &[f32], t: usize, h: usize, d: usize) {
+    let c = h * d;
+    for (n, row) in qkv.chunks_exact(3 * c).enumerate() {
+        let (b, tt) = (n / t, n % t);
+        for hh in 0..h {
+            let dst = ((b * h + hh) * t + tt) * d;
+            q[dst..dst + d].copy_from_slice(&row[hh * d..][..d]);
+            k[dst..dst + d].copy_from_slice(&row[c + hh * d..][..d]);
+            v[dst..dst + d].copy_from_slice(&row[2 * c + hh * d..][..d]);
+        }
+    }
+}
+
+/// The exact inverse of `split_heads`, for gradients: dqkv = merge(dq, dk, dv). Overwrites.
+pub fn merge_heads_qkv(dqkv: &mut [f32], dq: &[f32], dk: &[f32], dv: &[f32], t: usize, h: usize, d: usize) {
+    let c = h * d;
+    for (n, row) in dqkv.chunks_exact_mut(3 * c).enumerate() {
+        let (b, tt) = (n / t, n % t);
+        for hh in 0..h {
+            let src = ((b * h + hh) * t + tt) * d;
+            row[hh * d..][..d].copy_from_slice(&dq[src..src + d]);
+            row[c + hh * d..][..d].copy_from_slice(&dk[src..src + d]);
+            row[2 * c + hh * d..][..d].copy_from_slice(&dv[src..src + d]);
+        }
+    }
+}
+
+/// [B,H,T,D] → [B,T,C] when `to_rows`, else the inverse. Overwrites.
+pub fn permute_heads(dst: &mut [f32], src: &[f32], t: usize, h: usize, d: usize, to_rows: bool) {
+    let n_rows = src.len() / (h * d);
+    for n in 0..n_rows {
+        let (b, tt) = (n / t, n % t);
+        for hh in 0..h {
+            let heads = ((b * h + hh) * t + tt) * d;
+            let rows = n * h * d + hh * d;
+            if to_rows {
+                dst[rows..rows + d].copy_from_slice(&src[heads..heads + d]);
+            } else {
+                dst[heads..heads + d].copy_from_slice(&src[rows..rows + d]);
+            }
+        }
+    }
+}
+
+/// att[r, j] = softmax_j(scale · pre[r, j]) over j ≤ t (t = r mod T), 0 beyond: causal attention weights.
+pub fn causal_softmax_forward(att: &mut [f32], pre: &[f32], t: usize, scale: f32) {
+    for (r, (a, p)) in att.chunks_exact_mut(t).zip(pre.chunks_exact(t)).enumerate() {
+        let last = r % t;
+        let m = p[..=last].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut s = 0.0;
+        for j in 0..=last {
+            a[j] = ((p[j] - m) * scale).exp();
+            s += a[j];
+        }
+        let inv = 1.0 / s;
+        a[..=last].iter_mut().for_each(|v| *v *= inv);
+        a[last + 1..].iter_mut().for_each(|v| *v = 0.0);
+    }
+}
+
+/// dpre = scale · att ⊙ (datt − Σ_j att·datt), 0 beyond the causal edge. Overwrites.
+pub fn causal_softmax_backward(dpre: &mut [f32], datt: &[f32], att: &[f32], t: usize, scale: f32) {
+    for (r, ((dp, da), a)) in dpre.chunks_exact_mut(t).zip(datt.chunks_exact(t)).zip(att.chunks_exact(t)).enumerate() {
+        let last = r % t;
+        let dot: f32 = (0..=last).map(|j| a[j] * da[j]).sum();
+        for j in 0..t {
+            dp[j] = if j <= last { scale * a[j] * (da[j] - dot) } else { 0.0 };
+        }
+    }
+}
+
+/// lp[n] = log softmax(logits[n, :])[targets[n]] — the per-token log-probability of the next token.
+pub fn token_logprobs(lp: &mut [f32], logits: &[f32], targets: &[u32], v: usize) {
+    for ((o, row), &tgt) in lp.iter_mut().zip(logits.chunks_exact(v)).zip(targets) {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+        *o = row[tgt as usize] - lse;
+    }
+}
+
+/// dlogits[n, :] = dlp[n] · (onehot(targets[n]) − softmax(logits[n, :])). Overwrites.
+pub fn token_logprobs_backward(dlogits: &mut [f32], dlp: &[f32], logits: &[f32], targets: &[u32], v: usize) {
+    for (((dl, row), &tgt), &g) in dlogits.chunks_exact_mut(v).zip(logits.chunks_exact(v)).zip(targets).zip(dlp) {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let s: f32 = row.iter().map(|x| (x - m).exp()).sum();
+        for j in 0..v {
+            let p = (row[j] - m).exp() / s;
+            dl[j] = g * (if j == tgt as usize { 1.0 } else { 0.0 } - p);
+        }
+    }
+}
+
+/// out[b] = Σ_t w[b, t] · x[b, t] — the masked sum that turns token log-probs into log π(y|x).
+pub fn weighted_row_sum(out: &mut [f32], x: &[f32], w: &[f32], t: usize) {
+    for (b, o) in out.iter_mut().enumerate() {
+        *o = (0..t).map(|i| w[b * t + i] * x[b * t + i]).sum();
+    }
+}
+
+/// dx[b, t] = dout[b] · w[b, t]. Overwrites.
+pub fn weighted_row_sum_backward(dx: &mut [f32], dout: &[f32], w: &[f32], t: usize) {
+    for (i, d) in dx.iter_mut().enumerate() {
+        *d = dout[i / t] * w[i];
+    }
+}
+
+/// Σ x² (f64 accumulation, so the clip factor does not depend on summation order).
+pub fn sum_squares(x: &[f32]) -> f64 {
+    x.iter().map(|&v| v as f64 * v as f64).sum()
+}
+
+/// One AdamW step with bias correction and decoupled weight decay (as torch.optim.AdamW), on the gradient
+/// times `grad_scale` (the global-norm clip factor).
+#[allow(clippy::too_many_arguments)]
+pub fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamwStep) {
+    let bc1 = 1.0 - h.beta1.powi(h.step as i32);
+    let bc2 = 1.0 - h.beta2.powi(h.step as i32);
+    for i in 0..p.len() {
+        let gi = g[i] * h.grad_scale;
+        m[i] = h.beta1 * m[i] + (1.0 - h.beta1) * gi;
+        v[i] = h.beta2 * v[i] + (1.0 - h.beta2) * gi * gi;
+        p[i] -= h.lr * h.weight_decay * p[i];
+        p[i] -= h.lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + h.eps);
+    }
+}
+
+/// The scalars of one AdamW update of one tensor.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamwStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// 1-based step count, for bias correction.
+    pub step: u32,
+    pub grad_scale: f32,
+}
+
+/// Token ids travel in f32 slots as u32 bit patterns (see `Engine::indices`).
+fn ids(x: &[f32]) -> &[u32] {
+    bytemuck::cast_slice(x)
+}
+
+/// Dispatches an op whose lengths `Op::check` has verified. Inputs and outputs in `Op`'s documented order.
+pub fn run(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
+    match *op {
+        Op::Matmul(spec) => matmul(i[0], i[1], o[0], spec),
+        Op::SoftmaxRows { cols, .. } => softmax_rows(i[0], o[0], cols),
+        Op::EmbedForward { t, c, .. } => embed_forward(o[0], ids(i[0]), i[1], i[2], t, c),
+        Op::EmbedBackward { t, c, .. } => {
+            let [dwte, dwpe] = o else { unreachable!() };
+            embed_backward(dwte, dwpe, i[0], ids(i[1]), t, c)
+        }
+        Op::LayernormForward { c, .. } => {
+            let [out, mean, rstd] = o else { unreachable!() };
+            layernorm_forward(out, mean, rstd, i[0], i[1], i[2], c)
+        }
+        Op::LayernormBackward { c, .. } => {
+            let [dx, dw, db] = o else { unreachable!() };
+            layernorm_backward(dx, dw, db, i[0], i[1], i[2], i[3], i[4], c)
+        }
+        Op::AddBias { .. } => add_bias(o[0], i[0]),
+        Op::BiasBackward { .. } => bias_backward(o[0], i[0]),
+        Op::Add { .. } => add(o[0], i[0], i[1]),
+        Op::AddInto { .. } => add_into(o[0], i[0]),
+        Op::GeluForward { .. } => gelu_forward(o[0], i[0]),
+        Op::GeluBackward { .. } => gelu_backward(o[0], i[0], i[1]),
+        Op::SplitHeads { t, h, d, .. } => {
+            let [q, k, v] = o else { unreachable!() };
+            split_heads(q, k, v, i[0], t, h, d)
+        }
+        Op::MergeHeadsQkv { t, h, d, .. } => merge_heads_qkv(o[0], i[0], i[1], i[2], t, h, d),
+        Op::HeadsToRows { t, h, d, .. } => permute_heads(o[0], i[0], t, h, d, true),
+        Op::RowsToHeads { t, h, d, .. } => permute_heads(o[0], i[0], t, h, d, false),
+        Op::CausalSoftmaxForward { t, scale, .. } => causal_softmax_forward(o[0], i[0], t, scale),
+        Op::CausalSoftmaxBackward { t, scale, .. } => causal_softmax_backward(o[0], i[0], i[1], t, scale),
+        Op::TokenLogprobs { v, .. } => token_logprobs(o[0], i[0], ids(i[1]), v),
+        Op::TokenLogprobsBackward { v, .. } => token_logprobs_backward(o[0], i[0], i[1], ids(i[2]), v),
+        Op::WeightedRowSum { t, .. } => weighted_row_sum(o[0], i[0], i[1], t),
+        Op::WeightedRowSumBackward { t, .. } => weighted_row_sum_backward(o[0], i[0], i[1], t),
+        Op::Adamw { step, .. } => {
+            let [p, m, v] = o else { unreachable!() };
+            adamw(p, i[0], m, v, &step)
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The GPU backend: wgpu on WebGPU (browser) or Vulkan/GL (native). Each op records one compute pass into
 //! a pending command encoder; `read` submits it, so a step costs one submit however many ops it has.
 
-use super::{AdapterRequest, MatmulSpec};
+use super::{AdapterRequest, MatmulSpec, Op};
 use crate::bail;
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -170,6 +170,13 @@ impl GpuBackend {
         GpuTensor { buffer, len: data.len() }
     }
 
+    pub fn write(&self, t: &GpuTensor, data: &[f32]) {
+        self.flush();
+        if !data.is_empty() {
+            self.queue.write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+        }
+    }
+
     fn max_groups(&self) -> usize {
         self.adapter.limits.max_compute_workgroups_per_dimension as usize
     }
@@ -199,7 +206,16 @@ impl GpuBackend {
         pass.dispatch_workgroups(groups[0] as u32, groups[1] as u32, groups[2] as u32);
     }
 
-    pub fn matmul(&self, a: &GpuTensor, b: &GpuTensor, c: &GpuTensor, spec: MatmulSpec) -> Result<()> {
+    /// Records `op` on buffers given as inputs then outputs (lengths already checked by `Op::check`).
+    pub fn run(&self, op: &Op, t: &[&GpuTensor]) -> Result<()> {
+        match *op {
+            Op::Matmul(spec) => self.matmul(t[0], t[1], t[2], spec),
+            Op::SoftmaxRows { rows, cols } => self.softmax_rows(t[0], t[1], rows, cols),
+            _ => bail!("{}: no WGSL kernel yet; use --backend cpu", op.name()),
+        }
+    }
+
+    fn matmul(&self, a: &GpuTensor, b: &GpuTensor, c: &GpuTensor, spec: MatmulSpec) -> Result<()> {
         let groups = [spec.n.div_ceil(32), spec.m.div_ceil(32), spec.batch];
         if let Some(g) = groups.iter().find(|&&g| g > self.max_groups()) {
             bail!("matmul: {spec:?} needs {g} workgroups in one dimension; this adapter allows {}", self.max_groups());
@@ -212,7 +228,7 @@ impl GpuBackend {
         Ok(())
     }
 
-    pub fn softmax_rows(&self, x: &GpuTensor, y: &GpuTensor, rows: usize, cols: usize) -> Result<()> {
+    fn softmax_rows(&self, x: &GpuTensor, y: &GpuTensor, rows: usize, cols: usize) -> Result<()> {
         let per_slice = rows.min(self.max_groups());
         let slices = rows.div_ceil(per_slice);
         if slices > self.max_groups() {

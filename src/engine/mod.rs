@@ -7,6 +7,9 @@
 
 pub mod cpu;
 pub mod gpu;
+mod op;
+
+pub use op::Op;
 
 use crate::bail;
 use crate::error::{Error, Result};
@@ -97,17 +100,6 @@ impl MatmulSpec {
     }
 }
 
-/// Shape check shared by both backends for a row-wise op on a rows×cols matrix.
-pub fn check_rows(op: &str, rows: usize, cols: usize, x: usize, y: usize) -> Result<()> {
-    if rows == 0 || cols == 0 {
-        bail!("{op}: rows and cols must be ≥ 1, got {rows}×{cols}");
-    }
-    if x != rows * cols || y != rows * cols {
-        bail!("{op}: input holds {x} and output {y} values, a {rows}×{cols} matrix needs {}", rows * cols);
-    }
-    Ok(())
-}
-
 /// A flat f32 array living on one backend.
 pub enum Tensor {
     Cpu(RefCell<Vec<f32>>),
@@ -169,32 +161,92 @@ impl Engine {
         }
     }
 
+    /// Overwrites a tensor's contents (lengths must match). On the GPU, work recorded earlier is
+    /// submitted first, so it still sees the old contents.
+    pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
+        if t.len() != data.len() {
+            bail!("write: tensor holds {} values, got {}", t.len(), data.len());
+        }
+        match (self, t) {
+            (Engine::Cpu(_), Tensor::Cpu(v)) => {
+                v.try_borrow_mut().map_err(|_| aliased("write"))?.copy_from_slice(data);
+                Ok(())
+            }
+            (Engine::Gpu(g), Tensor::Gpu(b)) => {
+                g.write(b, data);
+                Ok(())
+            }
+            _ => Err(foreign("write")),
+        }
+    }
+
     pub fn zeros(&self, len: usize) -> Tensor {
         self.tensor(&vec![0.0; len])
     }
 
+    /// Index tensors (token ids, targets) hold u32 bit patterns in the same 4-byte slots.
+    pub fn indices(&self, ids: &[u32]) -> Tensor {
+        self.tensor(bytemuck::cast_slice(ids))
+    }
+
     pub fn matmul(&self, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<()> {
-        spec.check(a.len(), b.len(), c.len())?;
-        match (self, a, b, c) {
-            (Engine::Cpu(_), Tensor::Cpu(a), Tensor::Cpu(b), Tensor::Cpu(c)) => {
-                cpu::matmul(&a.borrow(), &b.borrow(), &mut c.try_borrow_mut().map_err(|_| aliased("matmul"))?, spec);
-                Ok(())
-            }
-            (Engine::Gpu(g), Tensor::Gpu(a), Tensor::Gpu(b), Tensor::Gpu(c)) => g.matmul(a, b, c, spec),
-            _ => Err(foreign("matmul")),
-        }
+        self.run(Op::Matmul(spec), &[a, b], &[c])
     }
 
     /// y[r, :] = softmax(x[r, :]) for each of `rows` rows of `cols` values.
     pub fn softmax_rows(&self, x: &Tensor, y: &Tensor, rows: usize, cols: usize) -> Result<()> {
-        check_rows("softmax_rows", rows, cols, x.len(), y.len())?;
-        match (self, x, y) {
-            (Engine::Cpu(_), Tensor::Cpu(x), Tensor::Cpu(y)) => {
-                cpu::softmax_rows(&x.borrow(), &mut y.try_borrow_mut().map_err(|_| aliased("softmax_rows"))?, cols);
+        self.run(Op::SoftmaxRows { rows, cols }, &[x], &[y])
+    }
+
+    /// Records `op` reading `ins` and writing `outs` (in the order `Op` documents). Lengths are checked
+    /// here, for both backends; an output may not also be an input.
+    pub fn run(&self, op: Op, ins: &[&Tensor], outs: &[&Tensor]) -> Result<()> {
+        op.check(ins, outs)?;
+        match self {
+            Engine::Cpu(_) => {
+                let mut held_in = Vec::with_capacity(ins.len());
+                for t in ins {
+                    match t {
+                        Tensor::Cpu(v) => held_in.push(v.borrow()),
+                        Tensor::Gpu(_) => return Err(foreign(op.name())),
+                    }
+                }
+                let mut held_out = Vec::with_capacity(outs.len());
+                for t in outs {
+                    match t {
+                        Tensor::Cpu(v) => held_out.push(v.try_borrow_mut().map_err(|_| aliased(op.name()))?),
+                        Tensor::Gpu(_) => return Err(foreign(op.name())),
+                    }
+                }
+                let i: Vec<&[f32]> = held_in.iter().map(|r| r.as_slice()).collect();
+                let mut o: Vec<&mut [f32]> = held_out.iter_mut().map(|r| r.as_mut_slice()).collect();
+                cpu::run(&op, &i, &mut o);
                 Ok(())
             }
-            (Engine::Gpu(g), Tensor::Gpu(x), Tensor::Gpu(y)) => g.softmax_rows(x, y, rows, cols),
-            _ => Err(foreign("softmax_rows")),
+            Engine::Gpu(g) => {
+                let mut buffers = Vec::with_capacity(ins.len() + outs.len());
+                for t in ins.iter().chain(outs) {
+                    match t {
+                        Tensor::Gpu(b) => buffers.push(b),
+                        Tensor::Cpu(_) => return Err(foreign(op.name())),
+                    }
+                }
+                for (i, o) in outs.iter().enumerate() {
+                    if ins.iter().chain(&outs[..i]).any(|t| std::ptr::eq(*t, *o)) {
+                        return Err(aliased(op.name()));
+                    }
+                }
+                g.run(&op, &buffers)
+            }
+        }
+    }
+
+    /// Σ x² over a tensor (for the global gradient norm). Submits and reads back on the GPU.
+    pub async fn sum_squares(&self, t: &Tensor) -> Result<f64> {
+        match (self, t) {
+            (Engine::Cpu(_), Tensor::Cpu(v)) => Ok(cpu::sum_squares(&v.borrow())),
+            (Engine::Gpu(_), Tensor::Gpu(_)) => Ok(cpu::sum_squares(&self.read(t).await?)),
+            _ => Err(foreign("sum_squares")),
         }
     }
 

@@ -1,0 +1,154 @@
+//! Every op the engine offers, with its shapes, its inputs and outputs (in the order `Engine::run` takes
+//! them) and the lengths it needs. Both backends dispatch on this one list.
+//! Shapes: B sequences of T positions, N = B·T rows, C channels, H heads of D = C/H, V vocabulary.
+
+use super::{cpu::AdamwStep, MatmulSpec, Tensor};
+use crate::bail;
+use crate::error::Result;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// [a, b] → [c]
+    Matmul(MatmulSpec),
+    /// [x] → [y]
+    SoftmaxRows { rows: usize, cols: usize },
+    /// [tokens (u32), wte, wpe] → [out]
+    EmbedForward { n: usize, t: usize, c: usize, vocab: usize },
+    /// [dout, tokens (u32)] → [dwte +=, dwpe +=]
+    EmbedBackward { n: usize, t: usize, c: usize, vocab: usize },
+    /// [x, w, b] → [out, mean, rstd]
+    LayernormForward { n: usize, c: usize },
+    /// [dout, x, w, mean, rstd] → [dx +=, dw +=, db +=]
+    LayernormBackward { n: usize, c: usize },
+    /// [bias] → [y +=] (in place)
+    AddBias { n: usize, c: usize },
+    /// [dy] → [dbias +=]
+    BiasBackward { n: usize, c: usize },
+    /// [a, b] → [out]
+    Add { len: usize },
+    /// [src] → [dst +=]
+    AddInto { len: usize },
+    /// [x] → [y]
+    GeluForward { len: usize },
+    /// [dy, x] → [dx]
+    GeluBackward { len: usize },
+    /// [qkv] → [q, k, v]
+    SplitHeads { n: usize, t: usize, h: usize, d: usize },
+    /// [dq, dk, dv] → [dqkv]
+    MergeHeadsQkv { n: usize, t: usize, h: usize, d: usize },
+    /// [heads] → [rows]  ([B,H,T,D] → [B,T,C])
+    HeadsToRows { n: usize, t: usize, h: usize, d: usize },
+    /// [rows] → [heads]
+    RowsToHeads { n: usize, t: usize, h: usize, d: usize },
+    /// [pre] → [att]; rows = B·H·T rows of T
+    CausalSoftmaxForward { rows: usize, t: usize, scale: f32 },
+    /// [datt, att] → [dpre]
+    CausalSoftmaxBackward { rows: usize, t: usize, scale: f32 },
+    /// [logits, targets (u32)] → [lp]
+    TokenLogprobs { n: usize, v: usize },
+    /// [dlp, logits, targets (u32)] → [dlogits]
+    TokenLogprobsBackward { n: usize, v: usize },
+    /// [x, w] → [out]; x and w are B×T, out is B
+    WeightedRowSum { b: usize, t: usize },
+    /// [dout, w] → [dx]
+    WeightedRowSumBackward { b: usize, t: usize },
+    /// [grad] → [param, m, v]
+    Adamw { len: usize, step: AdamwStep },
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Matmul(_) => "matmul",
+            Op::SoftmaxRows { .. } => "softmax_rows",
+            Op::EmbedForward { .. } => "embed_forward",
+            Op::EmbedBackward { .. } => "embed_backward",
+            Op::LayernormForward { .. } => "layernorm_forward",
+            Op::LayernormBackward { .. } => "layernorm_backward",
+            Op::AddBias { .. } => "add_bias",
+            Op::BiasBackward { .. } => "bias_backward",
+            Op::Add { .. } => "add",
+            Op::AddInto { .. } => "add_into",
+            Op::GeluForward { .. } => "gelu_forward",
+            Op::GeluBackward { .. } => "gelu_backward",
+            Op::SplitHeads { .. } => "split_heads",
+            Op::MergeHeadsQkv { .. } => "merge_heads_qkv",
+            Op::HeadsToRows { .. } => "heads_to_rows",
+            Op::RowsToHeads { .. } => "rows_to_heads",
+            Op::CausalSoftmaxForward { .. } => "causal_softmax_forward",
+            Op::CausalSoftmaxBackward { .. } => "causal_softmax_backward",
+            Op::TokenLogprobs { .. } => "token_logprobs",
+            Op::TokenLogprobsBackward { .. } => "token_logprobs_backward",
+            Op::WeightedRowSum { .. } => "weighted_row_sum",
+            Op::WeightedRowSumBackward { .. } => "weighted_row_sum_backward",
+            Op::Adamw { .. } => "adamw",
+        }
+    }
+
+    /// The exact lengths of the inputs and outputs.
+    pub fn lengths(&self) -> (Vec<usize>, Vec<usize>) {
+        match *self {
+            Op::Matmul(s) => (vec![s.a_len(), s.b_len()], vec![s.c_len()]),
+            Op::SoftmaxRows { rows, cols } => (vec![rows * cols], vec![rows * cols]),
+            Op::EmbedForward { n, t, c, vocab } => (vec![n, vocab * c, t * c], vec![n * c]),
+            Op::EmbedBackward { n, t, c, vocab } => (vec![n * c, n], vec![vocab * c, t * c]),
+            Op::LayernormForward { n, c } => (vec![n * c, c, c], vec![n * c, n, n]),
+            Op::LayernormBackward { n, c } => (vec![n * c, n * c, c, n, n], vec![n * c, c, c]),
+            Op::AddBias { n, c } => (vec![c], vec![n * c]),
+            Op::BiasBackward { n, c } => (vec![n * c], vec![c]),
+            Op::Add { len } => (vec![len, len], vec![len]),
+            Op::AddInto { len } => (vec![len], vec![len]),
+            Op::GeluForward { len } => (vec![len], vec![len]),
+            Op::GeluBackward { len } => (vec![len, len], vec![len]),
+            Op::SplitHeads { n, h, d, .. } => (vec![3 * n * h * d], vec![n * h * d; 3]),
+            Op::MergeHeadsQkv { n, h, d, .. } => (vec![n * h * d; 3], vec![3 * n * h * d]),
+            Op::HeadsToRows { n, h, d, .. } | Op::RowsToHeads { n, h, d, .. } => (vec![n * h * d], vec![n * h * d]),
+            Op::CausalSoftmaxForward { rows, t, .. } => (vec![rows * t], vec![rows * t]),
+            Op::CausalSoftmaxBackward { rows, t, .. } => (vec![rows * t, rows * t], vec![rows * t]),
+            Op::TokenLogprobs { n, v } => (vec![n * v, n], vec![n]),
+            Op::TokenLogprobsBackward { n, v } => (vec![n, n * v, n], vec![n * v]),
+            Op::WeightedRowSum { b, t } => (vec![b * t, b * t], vec![b]),
+            Op::WeightedRowSumBackward { b, t } => (vec![b, b * t], vec![b * t]),
+            Op::Adamw { len, .. } => (vec![len], vec![len; 3]),
+        }
+    }
+
+    pub fn check(&self, ins: &[&Tensor], outs: &[&Tensor]) -> Result<()> {
+        let name = self.name();
+        match *self {
+            Op::Matmul(s) if s.batch == 0 || s.m == 0 || s.n == 0 || s.k == 0 => {
+                bail!("matmul: batch, m, n and k must all be ≥ 1, got {s:?}")
+            }
+            Op::SoftmaxRows { rows, cols } if rows == 0 || cols == 0 => {
+                bail!("softmax_rows: rows and cols must be ≥ 1, got {rows}×{cols}")
+            }
+            Op::EmbedForward { n, t, .. } | Op::EmbedBackward { n, t, .. } if t == 0 || n % t != 0 => {
+                bail!("{name}: {n} rows are not whole sequences of T = {t}")
+            }
+            Op::SplitHeads { n, t, .. } | Op::MergeHeadsQkv { n, t, .. } | Op::HeadsToRows { n, t, .. } | Op::RowsToHeads { n, t, .. }
+                if t == 0 || n % t != 0 =>
+            {
+                bail!("{name}: {n} rows are not whole sequences of T = {t}")
+            }
+            _ => {}
+        }
+        let (want_in, want_out) = self.lengths();
+        if ins.len() != want_in.len() || outs.len() != want_out.len() {
+            bail!("{name}: takes {} inputs and {} outputs, got {} and {}", want_in.len(), want_out.len(), ins.len(), outs.len());
+        }
+        for (kind, tensors, want) in [("input", ins, &want_in), ("output", outs, &want_out)] {
+            for (i, (t, &w)) in tensors.iter().zip(want.iter()).enumerate() {
+                if t.len() != w {
+                    let which = match (name, kind, i) {
+                        ("matmul", "input", 0) => "A".to_string(),
+                        ("matmul", "input", 1) => "B".to_string(),
+                        ("matmul", "output", 0) => "C".to_string(),
+                        _ => format!("{kind} {i}"),
+                    };
+                    bail!("{name}: {which} holds {t} values but {self:?} needs exactly {w}", t = t.len());
+                }
+            }
+        }
+        Ok(())
+    }
+}
