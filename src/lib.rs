@@ -5,7 +5,9 @@ pub mod engine;
 pub mod error;
 pub mod rng;
 pub mod selfcheck;
+pub mod model;
 pub mod tokenizer;
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -1,0 +1,312 @@
+//! The GPT-2 model on the engine: forward and hand-written backward, layer by layer (as llm.c does).
+//! Every op goes through `Engine::run`, so the same code runs on the CPU twins and on WGSL.
+
+pub mod checkpoint;
+mod config;
+pub mod params;
+
+pub use config::GptConfig;
+pub use params::{param_infos, Head, ParamInfo};
+
+use crate::bail;
+use crate::engine::{Engine, MatmulSpec, Op, Tensor};
+use crate::error::Result;
+use params::*;
+
+pub struct Gpt {
+    pub config: GptConfig,
+    pub head: Head,
+    pub infos: Vec<ParamInfo>,
+    pub params: Vec<Tensor>,
+}
+
+/// Everything the forward pass keeps for the backward pass, for B sequences of T tokens.
+pub struct Activations {
+    pub b: usize,
+    pub t: usize,
+    /// The residual stream entering each block, and leaving the last: L + 1 tensors of N·C.
+    residual: Vec<Tensor>,
+    layers: Vec<LayerActs>,
+    lnf: Tensor,
+    lnf_mean: Tensor,
+    lnf_rstd: Tensor,
+    /// [N, V]
+    pub logits: Tensor,
+    /// log π(token[n+1] | tokens ≤ n), [N]
+    pub token_logprobs: Tensor,
+    /// Σ_t weight·token_logprob per sequence, [B]
+    pub sequence_logprobs: Tensor,
+}
+
+struct LayerActs {
+    ln1: Tensor,
+    ln1_mean: Tensor,
+    ln1_rstd: Tensor,
+    qkv: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    /// q·kᵀ before scaling and masking, [B,H,T,T]
+    scores: Tensor,
+    att: Tensor,
+    /// att·v, [B,H,T,D]
+    heads: Tensor,
+    /// heads back in rows, [N, C]
+    attn_out: Tensor,
+    attn_proj: Tensor,
+    /// residual after attention
+    mid: Tensor,
+    ln2: Tensor,
+    ln2_mean: Tensor,
+    ln2_rstd: Tensor,
+    fc: Tensor,
+    gelu: Tensor,
+    fc_proj: Tensor,
+}
+
+/// Gradient scratch for one backward pass (reused across layers).
+struct Scratch {
+    dres: Tensor,
+    dlnf: Tensor,
+    dlogits: Tensor,
+    dlp: Tensor,
+    dgelu: Tensor,
+    dfc: Tensor,
+    dln: Tensor,
+    dattn_out: Tensor,
+    dheads: Tensor,
+    datt: Tensor,
+    dscores: Tensor,
+    dq: Tensor,
+    dk: Tensor,
+    dv: Tensor,
+    dqkv: Tensor,
+}
+
+impl Gpt {
+    pub fn new(engine: &Engine, config: GptConfig, head: Head, values: &[Vec<f32>]) -> Result<Self> {
+        config.validate()?;
+        let infos = param_infos(&config, head);
+        if values.len() != infos.len() {
+            bail!("model: expected {} parameter tensors, got {}", infos.len(), values.len());
+        }
+        for (info, v) in infos.iter().zip(values) {
+            if v.len() != info.len() {
+                bail!("model: {} has {} values, its shape {:?} needs {}", info.name, v.len(), info.shape, info.len());
+            }
+        }
+        let params = values.iter().map(|v| engine.tensor(v)).collect();
+        Ok(Gpt { config, head, infos, params })
+    }
+
+    /// A freshly initialised model (GPT-2 init, see `params::init_values`).
+    pub fn init(engine: &Engine, config: GptConfig, head: Head, seed: u32) -> Result<Self> {
+        config.validate()?;
+        Gpt::new(engine, config, head, &params::init_values(&config, head, seed))
+    }
+
+    pub fn num_parameters(&self) -> usize {
+        self.infos.iter().map(|i| i.len()).sum()
+    }
+
+    fn layer(&self, l: usize, i: usize) -> &Tensor {
+        &self.params[2 + l * PER_LAYER + i]
+    }
+    fn lnf_w(&self) -> &Tensor {
+        &self.params[2 + self.config.n_layer * PER_LAYER]
+    }
+    fn lnf_b(&self) -> &Tensor {
+        &self.params[3 + self.config.n_layer * PER_LAYER]
+    }
+
+    /// Zeroed gradient tensors, one per parameter.
+    pub fn zero_grads(&self, engine: &Engine) -> Vec<Tensor> {
+        self.infos.iter().map(|i| engine.zeros(i.len())).collect()
+    }
+
+    pub fn activations(&self, engine: &Engine, b: usize, t: usize) -> Result<Activations> {
+        let cfg = &self.config;
+        if b == 0 || t == 0 {
+            bail!("batch and sequence length must be ≥ 1, got {b}×{t}");
+        }
+        if t > cfg.n_positions {
+            bail!("sequence length {t} exceeds the context n_positions = {}", cfg.n_positions);
+        }
+        let (n, c, h) = (b * t, cfg.n_embd, cfg.n_head);
+        let z = |len: usize| engine.zeros(len);
+        Ok(Activations {
+            b,
+            t,
+            residual: (0..=cfg.n_layer).map(|_| z(n * c)).collect(),
+            layers: (0..cfg.n_layer)
+                .map(|_| LayerActs {
+                    ln1: z(n * c),
+                    ln1_mean: z(n),
+                    ln1_rstd: z(n),
+                    qkv: z(3 * n * c),
+                    q: z(n * c),
+                    k: z(n * c),
+                    v: z(n * c),
+                    scores: z(b * h * t * t),
+                    att: z(b * h * t * t),
+                    heads: z(n * c),
+                    attn_out: z(n * c),
+                    attn_proj: z(n * c),
+                    mid: z(n * c),
+                    ln2: z(n * c),
+                    ln2_mean: z(n),
+                    ln2_rstd: z(n),
+                    fc: z(4 * n * c),
+                    gelu: z(4 * n * c),
+                    fc_proj: z(n * c),
+                })
+                .collect(),
+            lnf: z(n * c),
+            lnf_mean: z(n),
+            lnf_rstd: z(n),
+            logits: z(n * cfg.vocab_size),
+            token_logprobs: z(n),
+            sequence_logprobs: z(b),
+        })
+    }
+
+    /// Checks token ids against the vocabulary (on the host, before they reach a kernel).
+    pub fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        if let Some((i, &tok)) = tokens.iter().enumerate().find(|(_, &t)| t as usize >= self.config.vocab_size) {
+            bail!("token id {tok} at position {i} is outside the vocabulary 0..{}", self.config.vocab_size);
+        }
+        Ok(())
+    }
+
+    /// Fills `acts` up to the logits, for `tokens` (B·T ids, an index tensor).
+    pub fn forward(&self, e: &Engine, acts: &Activations, tokens: &Tensor) -> Result<()> {
+        let cfg = &self.config;
+        let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
+        let n = b * t;
+        let scale = 1.0 / (d as f32).sqrt();
+        e.run(Op::EmbedForward { n, t, c, vocab: v }, &[tokens, &self.params[0], &self.params[1]], &[&acts.residual[0]])?;
+        for (l, a) in acts.layers.iter().enumerate() {
+            let x = &acts.residual[l];
+            let p = |i| self.layer(l, i);
+            e.run(Op::LayernormForward { n, c }, &[x, p(LN1_W), p(LN1_B)], &[&a.ln1, &a.ln1_mean, &a.ln1_rstd])?;
+            linear(e, &a.ln1, p(QKV_W), p(QKV_B), &a.qkv, n, c, 3 * c)?;
+            e.run(Op::SplitHeads { n, t, h, d }, &[&a.qkv], &[&a.q, &a.k, &a.v])?;
+            let bh = b * h;
+            e.matmul(&a.q, &a.k, &a.scores, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
+            e.run(Op::CausalSoftmaxForward { rows: bh * t, t, scale }, &[&a.scores], &[&a.att])?;
+            e.matmul(&a.att, &a.v, &a.heads, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
+            e.run(Op::HeadsToRows { n, t, h, d }, &[&a.heads], &[&a.attn_out])?;
+            linear(e, &a.attn_out, p(PROJ_W), p(PROJ_B), &a.attn_proj, n, c, c)?;
+            e.run(Op::Add { len: n * c }, &[x, &a.attn_proj], &[&a.mid])?;
+            e.run(Op::LayernormForward { n, c }, &[&a.mid, p(LN2_W), p(LN2_B)], &[&a.ln2, &a.ln2_mean, &a.ln2_rstd])?;
+            linear(e, &a.ln2, p(FC_W), p(FC_B), &a.fc, n, c, 4 * c)?;
+            e.run(Op::GeluForward { len: 4 * n * c }, &[&a.fc], &[&a.gelu])?;
+            linear(e, &a.gelu, p(FCPROJ_W), p(FCPROJ_B), &a.fc_proj, n, 4 * c, c)?;
+            e.run(Op::Add { len: n * c }, &[&a.mid, &a.fc_proj], &[&acts.residual[l + 1]])?;
+        }
+        let last = &acts.residual[cfg.n_layer];
+        e.run(Op::LayernormForward { n, c }, &[last, self.lnf_w(), self.lnf_b()], &[&acts.lnf, &acts.lnf_mean, &acts.lnf_rstd])?;
+        // Tied head: logits = lnf · wteᵀ
+        e.matmul(&acts.lnf, &self.params[0], &acts.logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })
+    }
+
+    /// After `forward`: per-token log-probs of `targets` and their `weights`-weighted sum per sequence,
+    /// i.e. log π(y|x) summed over the response tokens the weights select.
+    pub fn sequence_logprobs(&self, e: &Engine, acts: &Activations, targets: &Tensor, weights: &Tensor) -> Result<()> {
+        let (b, t, v) = (acts.b, acts.t, self.config.vocab_size);
+        e.run(Op::TokenLogprobs { n: b * t, v }, &[&acts.logits, targets], &[&acts.token_logprobs])?;
+        e.run(Op::WeightedRowSum { b, t }, &[&acts.token_logprobs, weights], &[&acts.sequence_logprobs])
+    }
+
+    /// Backward from d loss / d sequence_logprobs ([B]) through the whole model; gradients are added to
+    /// `grads` (zero them first for a fresh step).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, targets: &Tensor, weights: &Tensor, dseq: &Tensor) -> Result<()> {
+        let cfg = &self.config;
+        let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
+        let (n, bh) = (b * t, b * cfg.n_head);
+        let scale = 1.0 / (d as f32).sqrt();
+        let z = |len: usize| e.zeros(len);
+        let s = Scratch {
+            dres: z(n * c),
+            dlnf: z(n * c),
+            dlogits: z(n * v),
+            dlp: z(n),
+            dgelu: z(4 * n * c),
+            dfc: z(4 * n * c),
+            dln: z(n * c),
+            dattn_out: z(n * c),
+            dheads: z(n * c),
+            datt: z(bh * t * t),
+            dscores: z(bh * t * t),
+            dq: z(n * c),
+            dk: z(n * c),
+            dv: z(n * c),
+            dqkv: z(3 * n * c),
+        };
+        let g = |i: usize| &grads[i];
+        let gl = |l: usize, i: usize| &grads[2 + l * PER_LAYER + i];
+
+        e.run(Op::WeightedRowSumBackward { b, t }, &[dseq, weights], &[&s.dlp])?;
+        e.run(Op::TokenLogprobsBackward { n, v }, &[&s.dlp, &acts.logits, targets], &[&s.dlogits])?;
+        // logits = lnf·wteᵀ  ⇒  dlnf = dlogits·wte,  dwte += dlogitsᵀ·lnf
+        e.matmul(&s.dlogits, &self.params[0], &s.dlnf, MatmulSpec { batch: 1, m: n, n: c, k: v, a_transposed: false, b_transposed: false, accumulate: false })?;
+        e.matmul(&s.dlogits, &acts.lnf, g(0), MatmulSpec { batch: 1, m: v, n: c, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
+        let nl = cfg.n_layer;
+        let lnf_grads = (&grads[2 + nl * PER_LAYER], &grads[3 + nl * PER_LAYER]);
+        e.run(
+            Op::LayernormBackward { n, c },
+            &[&s.dlnf, &acts.residual[nl], self.lnf_w(), &acts.lnf_mean, &acts.lnf_rstd],
+            &[&s.dres, lnf_grads.0, lnf_grads.1],
+        )?;
+        for l in (0..nl).rev() {
+            let a = &acts.layers[l];
+            let p = |i| self.layer(l, i);
+            // s.dres holds d/d residual[l+1]; the residual passes it straight to `mid`.
+            linear_backward(e, &s.dres, &a.gelu, p(FCPROJ_W), &s.dgelu, gl(l, FCPROJ_W), gl(l, FCPROJ_B), n, 4 * c, c)?;
+            e.run(Op::GeluBackward { len: 4 * n * c }, &[&s.dgelu, &a.fc], &[&s.dfc])?;
+            linear_backward(e, &s.dfc, &a.ln2, p(FC_W), &s.dln, gl(l, FC_W), gl(l, FC_B), n, c, 4 * c)?;
+            e.run(Op::LayernormBackward { n, c }, &[&s.dln, &a.mid, p(LN2_W), &a.ln2_mean, &a.ln2_rstd], &[&s.dres, gl(l, LN2_W), gl(l, LN2_B)])?;
+            // s.dres now holds d/d mid.
+            linear_backward(e, &s.dres, &a.attn_out, p(PROJ_W), &s.dattn_out, gl(l, PROJ_W), gl(l, PROJ_B), n, c, c)?;
+            e.run(Op::RowsToHeads { n, t, h, d }, &[&s.dattn_out], &[&s.dheads])?;
+            // heads = att·v  ⇒  datt = dheads·vᵀ,  dv = attᵀ·dheads
+            e.matmul(&s.dheads, &a.v, &s.datt, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
+            e.matmul(&a.att, &s.dheads, &s.dv, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: true, b_transposed: false, accumulate: false })?;
+            e.run(Op::CausalSoftmaxBackward { rows: bh * t, t, scale }, &[&s.datt, &a.att], &[&s.dscores])?;
+            // scores = q·kᵀ  ⇒  dq = dscores·k,  dk = dscoresᵀ·q
+            e.matmul(&s.dscores, &a.k, &s.dq, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
+            e.matmul(&s.dscores, &a.q, &s.dk, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: true, b_transposed: false, accumulate: false })?;
+            e.run(Op::MergeHeadsQkv { n, t, h, d }, &[&s.dq, &s.dk, &s.dv], &[&s.dqkv])?;
+            linear_backward(e, &s.dqkv, &a.ln1, p(QKV_W), &s.dln, gl(l, QKV_W), gl(l, QKV_B), n, c, 3 * c)?;
+            e.run(Op::LayernormBackward { n, c }, &[&s.dln, &acts.residual[l], p(LN1_W), &a.ln1_mean, &a.ln1_rstd], &[&s.dres, gl(l, LN1_W), gl(l, LN1_B)])?;
+        }
+        e.run(Op::EmbedBackward { n, t, c, vocab: v }, &[&s.dres, tokens], &[g(0), g(1)])
+    }
+}
+
+/// y = x·W + b with x [n, k_in], W [k_in, k_out] (Conv1D layout).
+#[allow(clippy::too_many_arguments)]
+fn linear(e: &Engine, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
+    e.matmul(x, w, y, MatmulSpec { batch: 1, m: n, n: k_out, k: k_in, a_transposed: false, b_transposed: false, accumulate: false })?;
+    e.run(Op::AddBias { n, c: k_out }, &[bias], &[y])
+}
+
+/// For y = x·W + b: dx = dy·Wᵀ (overwrites), dW += xᵀ·dy, db += Σ_rows dy.
+#[allow(clippy::too_many_arguments)]
+fn linear_backward(e: &Engine, dy: &Tensor, x: &Tensor, w: &Tensor, dx: &Tensor, dw: &Tensor, db: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
+    e.matmul(dy, w, dx, MatmulSpec { batch: 1, m: n, n: k_in, k: k_out, a_transposed: false, b_transposed: true, accumulate: false })?;
+    e.matmul(x, dy, dw, MatmulSpec { batch: 1, m: k_in, n: k_out, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
+    e.run(Op::BiasBackward { n, c: k_out }, &[dy], &[db])
+}
+
+impl Gpt {
+    /// Copies every parameter back to the host (for checkpoints and tests).
+    pub async fn values(&self, e: &Engine) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            out.push(e.read(p).await?);
+        }
+        Ok(out)
+    }
+}

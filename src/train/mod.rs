@@ -1,0 +1,3 @@
+//! Training: the optimiser and learning-rate schedule (losses and loops follow).
+
+pub mod optim;

@@ -1,0 +1,102 @@
+//! AdamW with global-norm gradient clipping and a warm-up/cosine learning-rate schedule, matching
+//! torch.optim.AdamW + torch.nn.utils.clip_grad_norm_ (the PyTorch fixture test checks the trajectory).
+
+use crate::engine::{cpu::AdamwStep, Engine, Op, Tensor};
+use crate::error::Result;
+use crate::model::ParamInfo;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdamwConfig {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// Clip the global gradient norm to this (None: no clipping).
+    pub max_grad_norm: Option<f32>,
+}
+
+impl Default for AdamwConfig {
+    fn default() -> Self {
+        AdamwConfig { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, max_grad_norm: Some(1.0) }
+    }
+}
+
+/// Linear warm-up over `warmup_steps`, then cosine decay to `min_lr_ratio`·lr at `total_steps`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub warmup_steps: u32,
+    pub total_steps: u32,
+    pub min_lr_ratio: f32,
+}
+
+impl Schedule {
+    pub fn constant() -> Self {
+        Schedule { warmup_steps: 0, total_steps: 0, min_lr_ratio: 1.0 }
+    }
+
+    /// The multiplier of the base lr at (1-based) `step`.
+    pub fn factor(&self, step: u32) -> f32 {
+        if step <= self.warmup_steps {
+            return step as f32 / self.warmup_steps.max(1) as f32;
+        }
+        if self.total_steps <= self.warmup_steps {
+            return 1.0;
+        }
+        let progress = ((step - self.warmup_steps) as f32 / (self.total_steps - self.warmup_steps) as f32).min(1.0);
+        self.min_lr_ratio + (1.0 - self.min_lr_ratio) * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())
+    }
+}
+
+pub struct AdamW {
+    pub config: AdamwConfig,
+    pub schedule: Schedule,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// Steps taken so far.
+    pub step: u32,
+}
+
+/// What one optimiser step did.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StepStats {
+    pub grad_norm: f32,
+    pub lr: f32,
+}
+
+impl AdamW {
+    pub fn new(engine: &Engine, infos: &[ParamInfo], config: AdamwConfig, schedule: Schedule) -> Self {
+        let z = || infos.iter().map(|i| engine.zeros(i.len())).collect();
+        AdamW { config, schedule, m: z(), v: z(), step: 0 }
+    }
+
+    /// One update of `params` from `grads`. Reads back the gradient norm (a metric, and the clip factor).
+    pub async fn step(&mut self, e: &Engine, infos: &[ParamInfo], params: &[Tensor], grads: &[Tensor]) -> Result<StepStats> {
+        let mut sq = 0f64;
+        for g in grads {
+            sq += e.sum_squares(g).await?;
+        }
+        let grad_norm = sq.sqrt() as f32;
+        let grad_scale = match self.config.max_grad_norm {
+            Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
+            _ => 1.0,
+        };
+        self.step += 1;
+        let c = self.config;
+        let lr = c.lr * self.schedule.factor(self.step);
+        for (i, info) in infos.iter().enumerate() {
+            let step = AdamwStep {
+                lr,
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps,
+                weight_decay: if info.decay { c.weight_decay } else { 0.0 },
+                step: self.step,
+                grad_scale,
+            };
+            e.run(Op::Adamw { len: info.len(), step }, &[&grads[i]], &[&params[i], &self.m[i], &self.v[i]])?;
+        }
+        Ok(StepStats { grad_norm, lr })
+    }
+}

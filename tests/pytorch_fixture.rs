@@ -1,0 +1,145 @@
+//! The CPU engine against PyTorch + transformers, tensor by tensor (llm.c's test_gpt2, in Rust).
+//! The fixture is made by tests/pytorch/make_fixture.py (not run by CI); see its docstring.
+#![cfg(not(target_arch = "wasm32"))]
+
+use alignment_gap::engine::{Engine, Tensor};
+use alignment_gap::model::checkpoint::read_all;
+use alignment_gap::model::{Gpt, GptConfig, Head};
+use alignment_gap::selfcheck::relative_error;
+use alignment_gap::train::optim::{AdamW, AdamwConfig, Schedule};
+use std::collections::HashMap;
+
+const TOL: f32 = 1e-4;
+
+struct Fixture {
+    t: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    meta: serde_json::Value,
+}
+
+impl Fixture {
+    fn load() -> Self {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gpt2_tiny.safetensors")).unwrap();
+        let (t, meta) = read_all(&bytes).unwrap();
+        Fixture { t, meta: serde_json::from_str(&meta["fixture"]).unwrap() }
+    }
+    fn get(&self, name: &str) -> &[f32] {
+        &self.t.get(name).unwrap_or_else(|| panic!("fixture lacks {name}")).1
+    }
+    fn ids(&self, name: &str) -> Vec<u32> {
+        self.get(name).iter().map(|&v| v as u32).collect()
+    }
+    fn config(&self) -> GptConfig {
+        serde_json::from_value(self.meta["config"].clone()).unwrap()
+    }
+}
+
+/// One forward + backward of the fixture's loss: returns (loss, grads).
+struct Batch {
+    tokens: Tensor,
+    targets: Tensor,
+    weights: Tensor,
+    dseq: Tensor,
+    b: usize,
+    t: usize,
+}
+
+impl Batch {
+    fn new(e: &Engine, f: &Fixture) -> Self {
+        let (b, t) = (f.meta["batch"].as_u64().unwrap() as usize, f.meta["seq"].as_u64().unwrap() as usize);
+        Batch {
+            tokens: e.indices(&f.ids("tokens")),
+            targets: e.indices(&f.ids("targets")),
+            weights: e.tensor(f.get("weights")),
+            // loss = −mean_b seq_logprob[b]  ⇒  d loss / d seq_logprob[b] = −1/B
+            dseq: e.tensor(&vec![-1.0 / b as f32; b]),
+            b,
+            t,
+        }
+    }
+
+    fn loss_and_grads(&self, e: &Engine, model: &Gpt) -> (f32, Vec<f32>, Vec<Tensor>) {
+        let acts = model.activations(e, self.b, self.t).unwrap();
+        model.forward(e, &acts, &self.tokens).unwrap();
+        model.sequence_logprobs(e, &acts, &self.targets, &self.weights).unwrap();
+        let seq = pollster::block_on(e.read(&acts.sequence_logprobs)).unwrap();
+        let loss = -seq.iter().sum::<f32>() / self.b as f32;
+        let grads = model.zero_grads(e);
+        model.backward(e, &acts, &grads, &self.tokens, &self.targets, &self.weights, &self.dseq).unwrap();
+        (loss, pollster::block_on(e.read(&acts.logits)).unwrap(), grads)
+    }
+}
+
+fn model_from_fixture(e: &Engine, f: &Fixture) -> Gpt {
+    let config = f.config();
+    let infos = alignment_gap::model::param_infos(&config, Head::Lm);
+    let values: Vec<Vec<f32>> = infos.iter().map(|i| f.get(&format!("param.{}", i.name)).to_vec()).collect();
+    Gpt::new(e, config, Head::Lm, &values).unwrap()
+}
+
+fn report(name: &str, got: &[f32], want: &[f32]) -> bool {
+    match relative_error(got, want) {
+        Some(err) if err <= TOL => {
+            println!("OK   {name:<40} max rel err {err:.2e}");
+            true
+        }
+        other => {
+            println!("FAIL {name:<40} max rel err {other:?}");
+            false
+        }
+    }
+}
+
+#[test]
+fn cpu_forward_loss_and_gradients_match_pytorch() {
+    let f = Fixture::load();
+    let e = Engine::cpu();
+    let model = model_from_fixture(&e, &f);
+    let batch = Batch::new(&e, &f);
+    let (loss, logits, grads) = batch.loss_and_grads(&e, &model);
+    let mut ok = report("logits", &logits, f.get("logits"));
+    ok &= report("loss", &[loss], f.get("loss"));
+    for (info, g) in model.infos.iter().zip(&grads) {
+        let got = pollster::block_on(e.read(g)).unwrap();
+        ok &= report(&format!("grad {}", info.name), &got, f.get(&format!("grad.{}", info.name)));
+    }
+    assert!(ok, "some tensors differ from PyTorch by more than {TOL}");
+}
+
+#[test]
+fn cpu_adamw_trajectory_matches_pytorch() {
+    let f = Fixture::load();
+    let e = Engine::cpu();
+    let model = model_from_fixture(&e, &f);
+    let batch = Batch::new(&e, &f);
+    let o = &f.meta["adamw"];
+    let s = &f.meta["schedule"];
+    let num = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
+    let config = AdamwConfig {
+        lr: num(&o["lr"]),
+        beta1: num(&o["beta1"]),
+        beta2: num(&o["beta2"]),
+        eps: num(&o["eps"]),
+        weight_decay: num(&o["weight_decay"]),
+        max_grad_norm: Some(num(&o["max_grad_norm"])),
+    };
+    let schedule = Schedule {
+        warmup_steps: s["warmup_steps"].as_u64().unwrap() as u32,
+        total_steps: s["total_steps"].as_u64().unwrap() as u32,
+        min_lr_ratio: num(&s["min_lr_ratio"]),
+    };
+    let mut opt = AdamW::new(&e, &model.infos, config, schedule);
+    let (mut losses, mut norms) = (vec![], vec![]);
+    for _ in 0..f.meta["steps"].as_u64().unwrap() {
+        let (loss, _, grads) = batch.loss_and_grads(&e, &model);
+        let stats = pollster::block_on(opt.step(&e, &model.infos, &model.params, &grads)).unwrap();
+        losses.push(loss);
+        norms.push(stats.grad_norm);
+    }
+    losses.push(batch.loss_and_grads(&e, &model).0);
+    println!("loss trajectory: {losses:?}");
+    let ok = report("grad norm per step", &norms, f.get("trajectory.grad_norm")) & report("loss per step", &losses, f.get("trajectory.loss"));
+    for (i, (g, w)) in losses.iter().zip(f.get("trajectory.loss")).enumerate() {
+        assert!(((g - w) / w).abs() <= TOL, "step {i}: loss {g} vs PyTorch {w}");
+    }
+    assert!(ok);
+}
