@@ -110,7 +110,7 @@ mod native {
             for r in &report.selfcheck.results {
                 let err = r.relative_error.map(|e| format!("{e:.2e}")).unwrap_or_else(|| "-".into());
                 let msg = r.message.as_deref().map(|m| format!("  ({m})")).unwrap_or_default();
-                println!("  {} {:<34} rel.err {err:>9} vs {}{msg}", if r.passed { "OK  " } else { "FAIL" }, r.name, r.reference);
+                println!("  {} {:<44} rel.err {err:>9} vs {}{msg}", if r.passed { "OK  " } else { "FAIL" }, r.name, r.reference);
             }
             println!("{}", report.selfcheck.summary_line());
         }

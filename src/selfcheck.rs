@@ -5,7 +5,7 @@
 //! On the GPU the reference is the CPU twin; on the CPU backend it is a naive f64 loop. `doctor`, the
 //! page's device panel, and the native and browser tests all run this same list.
 
-use crate::engine::{cpu, gpu::AdapterSummary, AdapterRequest, BackendChoice, Engine, MatmulSpec};
+use crate::engine::{cpu, gpu::AdapterSummary, AdapterRequest, BackendChoice, Engine, MatmulSpec, Op};
 use crate::error::Result;
 use crate::rng::uniform_vec;
 use serde::Serialize;
@@ -37,41 +37,135 @@ impl SelfCheckReport {
     }
 }
 
-enum Case {
-    Matmul(MatmulSpec),
-    Softmax { rows: usize, cols: usize, scale: f32 },
+/// One op on fixed random inputs. `outs` are the outputs' starting contents: NaN where the op overwrites
+/// (an unwritten element stays NaN), random where it accumulates (an unwritten element keeps its start).
+struct Case {
+    name: String,
+    op: Op,
+    ins: Vec<Vec<f32>>,
+    outs: Vec<Vec<f32>>,
 }
 
-impl Case {
-    fn name(&self) -> String {
-        match self {
-            Case::Matmul(s) => format!(
-                "matmul{} {}{} {}x{}x{}{}",
-                if s.batch > 1 { format!(" batch {}", s.batch) } else { String::new() },
-                if s.a_transposed { "T" } else { "N" },
-                if s.b_transposed { "T" } else { "N" },
-                s.m, s.n, s.k,
-                if s.accumulate { " +=" } else { "" },
-            ),
-            Case::Softmax { rows, cols, scale } => format!("softmax_rows {rows}x{cols} (inputs ±{scale})"),
-        }
-    }
+fn random(seed: u32, stream: u32, len: usize, scale: f32) -> Vec<f32> {
+    uniform_vec(seed, stream, len, -scale, scale)
 }
 
-/// The list every self-check runs, small enough for a software adapter in a browser.
+/// Token ids in 0..vocab, as the u32 bit patterns index tensors hold.
+fn random_ids(seed: u32, len: usize, vocab: usize) -> Vec<f32> {
+    (0..len).map(|i| f32::from_bits((crate::rng::uniform(seed, 9, 0, i as u32) * vocab as f32) as u32 % vocab as u32)).collect()
+}
+
+/// Builds a case from the op: inputs random, outputs poisoned or random as the op needs.
+fn case(name: String, op: Op, seed: u32) -> Case {
+    let (in_lens, out_lens) = op.lengths();
+    let ids_at: &[usize] = match op {
+        Op::EmbedForward { .. } => &[0],
+        Op::EmbedBackward { .. } => &[1],
+        Op::TokenLogprobs { .. } => &[1],
+        Op::TokenLogprobsBackward { .. } => &[2],
+        _ => &[],
+    };
+    let vocab = match op {
+        Op::EmbedForward { vocab, .. } | Op::EmbedBackward { vocab, .. } => vocab,
+        Op::TokenLogprobs { v, .. } | Op::TokenLogprobsBackward { v, .. } => v,
+        _ => 0,
+    };
+    let ins = in_lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            if ids_at.contains(&i) {
+                random_ids(seed, len, vocab)
+            } else if matches!(op, Op::LayernormBackward { .. }) && i == 4 {
+                uniform_vec(seed, i as u32, len, 0.5, 2.0) // rstd > 0
+            } else if matches!(op, Op::CausalSoftmaxBackward { .. }) && i == 1 {
+                // att: a real causal softmax, so the backward sees consistent inputs
+                let Op::CausalSoftmaxBackward { t, scale, .. } = op else { unreachable!() };
+                let mut att = vec![0.0; len];
+                cpu::causal_softmax_forward(&mut att, &random(seed, 7, len, 3.0), t, scale);
+                att
+            } else {
+                random(seed, i as u32, len, if matches!(op, Op::SoftmaxRows { .. }) { 5.0 } else { 2.0 })
+            }
+        })
+        .collect();
+    let accumulates = matches!(
+        op,
+        Op::EmbedBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
+    ) || matches!(op, Op::Matmul(s) if s.accumulate);
+    let outs = out_lens
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            if !accumulates {
+                vec![f32::NAN; len]
+            } else if matches!(op, Op::Adamw { .. }) && i == 2 {
+                uniform_vec(seed, 20 + i as u32, len, 0.0, 0.01) // second moment ≥ 0
+            } else {
+                random(seed, 20 + i as u32, len, 1.0)
+            }
+        })
+        .collect();
+    Case { name, op, ins, outs }
+}
+
+fn matmul_name(s: &MatmulSpec) -> String {
+    format!(
+        "matmul{} {}{} {}x{}x{}{}",
+        if s.batch > 1 { format!(" batch {}", s.batch) } else { String::new() },
+        if s.a_transposed { "T" } else { "N" },
+        if s.b_transposed { "T" } else { "N" },
+        s.m, s.n, s.k,
+        if s.accumulate { " +=" } else { "" },
+    )
+}
+
+/// The list every self-check runs, small enough for a software adapter in a browser. Shapes are odd on
+/// purpose: no multiple of a tile or workgroup size, and 1-wide edges.
 fn cases() -> Vec<Case> {
-    let mut out = Vec::new();
-    let shapes = [(1, 1, 1), (1, 37, 5), (37, 1, 5), (33, 65, 17), (5, 7, 130), (64, 32, 48)];
-    for (m, n, k) in shapes {
+    let mut specs = Vec::new();
+    for (m, n, k) in [(1, 1, 1), (1, 37, 5), (37, 1, 5), (33, 65, 17), (5, 7, 130), (64, 32, 48)] {
         for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
-            out.push(Case::Matmul(MatmulSpec { batch: 1, m, n, k, a_transposed, b_transposed, accumulate: false }));
+            specs.push(MatmulSpec { batch: 1, m, n, k, a_transposed, b_transposed, accumulate: false });
         }
     }
-    out.push(Case::Matmul(MatmulSpec { batch: 3, m: 7, n: 13, k: 29, a_transposed: false, b_transposed: true, accumulate: false }));
-    out.push(Case::Matmul(MatmulSpec { batch: 2, m: 9, n: 5, k: 11, a_transposed: true, b_transposed: false, accumulate: true }));
-    out.push(Case::Matmul(MatmulSpec { batch: 1, m: 33, n: 65, k: 17, a_transposed: true, b_transposed: false, accumulate: true }));
-    for (rows, cols, scale) in [(1, 1, 1.0), (1, 300, 5.0), (300, 1, 5.0), (37, 129, 5.0), (3, 1000, 30.0)] {
-        out.push(Case::Softmax { rows, cols, scale });
+    specs.push(MatmulSpec { batch: 3, m: 7, n: 13, k: 29, a_transposed: false, b_transposed: true, accumulate: false });
+    specs.push(MatmulSpec { batch: 2, m: 9, n: 5, k: 11, a_transposed: true, b_transposed: false, accumulate: true });
+    specs.push(MatmulSpec { batch: 1, m: 33, n: 65, k: 17, a_transposed: true, b_transposed: false, accumulate: true });
+    let mut out: Vec<Case> = specs.iter().enumerate().map(|(i, s)| case(matmul_name(s), Op::Matmul(*s), 1000 + i as u32)).collect();
+    for (rows, cols) in [(1, 1), (1, 300), (300, 1), (37, 129), (3, 1000)] {
+        out.push(case(format!("softmax_rows {rows}x{cols}"), Op::SoftmaxRows { rows, cols }, 2000 + rows as u32));
+    }
+    // Model ops at a deliberately awkward size: B 3, T 7, C 12, H 3 (D 4), V 29.
+    let (b, t, c, h, v) = (3usize, 7usize, 12usize, 3usize, 29usize);
+    let (n, d) = (b * t, c / h);
+    let scale = 1.0 / (d as f32).sqrt();
+    let step = cpu::AdamwStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, step: 3, grad_scale: 0.7 };
+    let ops = [
+        Op::EmbedForward { n, t, c, vocab: v },
+        Op::EmbedBackward { n, t, c, vocab: v },
+        Op::LayernormForward { n, c },
+        Op::LayernormBackward { n, c },
+        Op::AddBias { n, c: 3 * c },
+        Op::BiasBackward { n, c: 4 * c },
+        Op::Add { len: n * c },
+        Op::AddInto { len: n * c },
+        Op::GeluForward { len: 4 * n * c },
+        Op::GeluBackward { len: 4 * n * c },
+        Op::SplitHeads { n, t, h, d },
+        Op::MergeHeadsQkv { n, t, h, d },
+        Op::HeadsToRows { n, t, h, d },
+        Op::RowsToHeads { n, t, h, d },
+        Op::CausalSoftmaxForward { rows: b * h * t, t, scale },
+        Op::CausalSoftmaxBackward { rows: b * h * t, t, scale },
+        Op::TokenLogprobs { n, v },
+        Op::TokenLogprobsBackward { n, v },
+        Op::WeightedRowSum { b, t },
+        Op::WeightedRowSumBackward { b, t },
+        Op::Adamw { len: 1001, step },
+    ];
+    for (i, op) in ops.into_iter().enumerate() {
+        out.push(case(format!("{} (B{b} T{t} C{c} H{h} V{v})", op.name()), op, 3000 + i as u32));
     }
     out
 }
@@ -117,54 +211,52 @@ pub fn naive_softmax(x: &[f32], cols: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Runs `case` on `engine`; returns (got, want).
-async fn run_case(engine: &Engine, case: &Case, seed: u32) -> Result<(Vec<f32>, Vec<f32>)> {
-    match *case {
-        Case::Matmul(spec) => {
-            let a = uniform_vec(seed, 0, spec.a_len(), -1.0, 1.0);
-            let b = uniform_vec(seed, 1, spec.b_len(), -1.0, 1.0);
-            let c0 = if spec.accumulate { uniform_vec(seed, 2, spec.c_len(), -1.0, 1.0) } else { vec![f32::NAN; spec.c_len()] };
-            let want = if engine.is_gpu() {
-                let mut c = c0.clone();
-                cpu::matmul(&a, &b, &mut c, spec);
-                c
-            } else {
-                naive_matmul(&a, &b, &c0, spec)
-            };
-            let (ta, tb, tc) = (engine.tensor(&a), engine.tensor(&b), engine.tensor(&c0));
-            engine.matmul(&ta, &tb, &tc, spec)?;
-            Ok((engine.read(&tc).await?, want))
-        }
-        Case::Softmax { rows, cols, scale } => {
-            let x = uniform_vec(seed, 0, rows * cols, -scale, scale);
-            let want = if engine.is_gpu() {
-                let mut y = vec![f32::NAN; x.len()];
-                cpu::softmax_rows(&x, &mut y, cols);
-                y
-            } else {
-                naive_softmax(&x, cols)
-            };
-            let (tx, ty) = (engine.tensor(&x), engine.tensor(&vec![f32::NAN; x.len()]));
-            engine.softmax_rows(&tx, &ty, rows, cols)?;
-            Ok((engine.read(&ty).await?, want))
-        }
+/// The reference outputs of a case: the CPU twin for a GPU engine; for the CPU engine a naive f64 loop
+/// where one exists (other CPU twins are checked against PyTorch by the fixture test instead).
+fn reference(engine: &Engine, case: &Case) -> Option<Vec<Vec<f32>>> {
+    if engine.is_gpu() {
+        let ins: Vec<&[f32]> = case.ins.iter().map(|v| v.as_slice()).collect();
+        let mut outs = case.outs.clone();
+        let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+        cpu::run(&case.op, &ins, &mut o);
+        return Some(outs);
+    }
+    match case.op {
+        Op::Matmul(spec) => Some(vec![naive_matmul(&case.ins[0], &case.ins[1], &case.outs[0], spec)]),
+        Op::SoftmaxRows { cols, .. } => Some(vec![naive_softmax(&case.ins[0], cols)]),
+        _ => None,
     }
 }
 
-/// Runs every case on `engine`.
+/// Runs `case` on `engine`: the worst relative error over its outputs.
+async fn run_case(engine: &Engine, case: &Case, want: &[Vec<f32>]) -> Result<Option<f32>> {
+    let ins: Vec<_> = case.ins.iter().map(|v| engine.tensor(v)).collect();
+    let outs: Vec<_> = case.outs.iter().map(|v| engine.tensor(v)).collect();
+    engine.run(case.op, &ins.iter().collect::<Vec<_>>(), &outs.iter().collect::<Vec<_>>())?;
+    let mut worst = Some(0f32);
+    for (t, w) in outs.iter().zip(want) {
+        let got = engine.read(t).await?;
+        worst = match (worst, relative_error(&got, w)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        };
+    }
+    Ok(worst)
+}
+
+/// Runs every case that has a reference on `engine`.
 pub async fn run(engine: &Engine) -> SelfCheckReport {
-    let reference = if engine.is_gpu() { "CPU twin" } else { "naive f64 loop" };
     let mut results = Vec::new();
-    for (i, case) in cases().iter().enumerate() {
-        let (relative_error, message) = match run_case(engine, case, 1000 + i as u32).await {
-            Ok((got, want)) => match relative_error(&got, &want) {
-                Some(e) => (Some(e), None),
-                None => (None, Some("output holds NaN/inf (an element was not written?)".to_string())),
-            },
+    for case in cases() {
+        let Some(want) = reference(engine, &case) else { continue };
+        let reference = if engine.is_gpu() { "CPU twin" } else { "naive f64 loop" };
+        let (relative_error, message) = match run_case(engine, &case, &want).await {
+            Ok(Some(e)) => (Some(e), None),
+            Ok(None) => (None, Some("output holds NaN/inf (an element was not written?)".to_string())),
             Err(e) => (None, Some(e.to_string())),
         };
         let passed = relative_error.is_some_and(|e| e <= TOLERANCE);
-        results.push(CheckResult { name: case.name(), reference: reference.into(), relative_error, passed, message });
+        results.push(CheckResult { name: case.name, reference: reference.into(), relative_error, passed, message });
     }
     let passed = results.iter().filter(|r| r.passed).count();
     SelfCheckReport { engine: engine.describe(), passed, failed: results.len() - passed, results }

@@ -2,23 +2,12 @@
 //! CPU twins against a naive f64 loop. Run with `cargo test`; output per check with `-- --nocapture`.
 #![cfg(not(target_arch = "wasm32"))]
 
-use alignment_gap::engine::{AdapterRequest, Engine, MatmulSpec};
+mod common;
+
+use alignment_gap::engine::{Engine, MatmulSpec};
+use common::gpu;
 use alignment_gap::rng::uniform_vec;
 use alignment_gap::selfcheck::{self, relative_error, SelfCheckReport};
-
-/// A GPU engine, or a loud failure. Set ALIGNMENT_GAP_ALLOW_NO_GPU=1 to turn "no adapter" into a skip on a
-/// machine that has none; CI never sets it, so a missing lavapipe fails the build.
-fn gpu() -> Option<Engine> {
-    let request = AdapterRequest { software: std::env::var("ALIGNMENT_GAP_SOFTWARE_ADAPTER").is_ok(), name_contains: None };
-    match pollster::block_on(alignment_gap::engine::gpu::GpuBackend::new(&request)) {
-        Ok(g) => Some(Engine::Gpu(g)),
-        Err(e) if std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref() == Ok("1") => {
-            eprintln!("SKIPPED (no GPU adapter, ALIGNMENT_GAP_ALLOW_NO_GPU=1): {e}");
-            None
-        }
-        Err(e) => panic!("no GPU adapter: {e}. Install mesa-vulkan-drivers (lavapipe) or set ALIGNMENT_GAP_ALLOW_NO_GPU=1"),
-    }
-}
 
 fn print(report: &SelfCheckReport) {
     println!("{}", report.engine);

@@ -9,6 +9,8 @@ use alignment_gap::selfcheck::relative_error;
 use alignment_gap::train::optim::{AdamW, AdamwConfig, Schedule};
 use std::collections::HashMap;
 
+mod common;
+
 const TOL: f32 = 1e-4;
 
 struct Fixture {
@@ -89,13 +91,12 @@ fn report(name: &str, got: &[f32], want: &[f32]) -> bool {
     }
 }
 
-#[test]
-fn cpu_forward_loss_and_gradients_match_pytorch() {
+fn forward_loss_and_gradients_match_pytorch(e: &Engine) {
     let f = Fixture::load();
-    let e = Engine::cpu();
-    let model = model_from_fixture(&e, &f);
-    let batch = Batch::new(&e, &f);
-    let (loss, logits, grads) = batch.loss_and_grads(&e, &model);
+    let e = e;
+    let model = model_from_fixture(e, &f);
+    let batch = Batch::new(e, &f);
+    let (loss, logits, grads) = batch.loss_and_grads(e, &model);
     let mut ok = report("logits", &logits, f.get("logits"));
     ok &= report("loss", &[loss], f.get("loss"));
     for (info, g) in model.infos.iter().zip(&grads) {
@@ -105,12 +106,11 @@ fn cpu_forward_loss_and_gradients_match_pytorch() {
     assert!(ok, "some tensors differ from PyTorch by more than {TOL}");
 }
 
-#[test]
-fn cpu_adamw_trajectory_matches_pytorch() {
+fn adamw_trajectory_matches_pytorch(e: &Engine) {
     let f = Fixture::load();
-    let e = Engine::cpu();
-    let model = model_from_fixture(&e, &f);
-    let batch = Batch::new(&e, &f);
+    let e = e;
+    let model = model_from_fixture(e, &f);
+    let batch = Batch::new(e, &f);
     let o = &f.meta["adamw"];
     let s = &f.meta["schedule"];
     let num = |v: &serde_json::Value| v.as_f64().unwrap() as f32;
@@ -127,19 +127,42 @@ fn cpu_adamw_trajectory_matches_pytorch() {
         total_steps: s["total_steps"].as_u64().unwrap() as u32,
         min_lr_ratio: num(&s["min_lr_ratio"]),
     };
-    let mut opt = AdamW::new(&e, &model.infos, config, schedule);
+    let mut opt = AdamW::new(e, &model.infos, config, schedule);
     let (mut losses, mut norms) = (vec![], vec![]);
     for _ in 0..f.meta["steps"].as_u64().unwrap() {
-        let (loss, _, grads) = batch.loss_and_grads(&e, &model);
-        let stats = pollster::block_on(opt.step(&e, &model.infos, &model.params, &grads)).unwrap();
+        let (loss, _, grads) = batch.loss_and_grads(e, &model);
+        let stats = pollster::block_on(opt.step(e, &model.infos, &model.params, &grads)).unwrap();
         losses.push(loss);
         norms.push(stats.grad_norm);
     }
-    losses.push(batch.loss_and_grads(&e, &model).0);
+    losses.push(batch.loss_and_grads(e, &model).0);
     println!("loss trajectory: {losses:?}");
     let ok = report("grad norm per step", &norms, f.get("trajectory.grad_norm")) & report("loss per step", &losses, f.get("trajectory.loss"));
     for (i, (g, w)) in losses.iter().zip(f.get("trajectory.loss")).enumerate() {
         assert!(((g - w) / w).abs() <= TOL, "step {i}: loss {g} vs PyTorch {w}");
     }
     assert!(ok);
+}
+
+#[test]
+fn cpu_forward_loss_and_gradients_match_pytorch() {
+    forward_loss_and_gradients_match_pytorch(&Engine::cpu());
+}
+
+#[test]
+fn cpu_adamw_trajectory_matches_pytorch() {
+    adamw_trajectory_matches_pytorch(&Engine::cpu());
+}
+
+/// The whole model on WGSL (every kernel, composed) against the same PyTorch reference.
+#[test]
+fn gpu_forward_loss_and_gradients_match_pytorch() {
+    let Some(e) = common::gpu() else { return };
+    forward_loss_and_gradients_match_pytorch(&e);
+}
+
+#[test]
+fn gpu_adamw_trajectory_matches_pytorch() {
+    let Some(e) = common::gpu() else { return };
+    adamw_trajectory_matches_pytorch(&e);
 }

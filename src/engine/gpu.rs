@@ -6,10 +6,27 @@ use crate::bail;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use wgpu::util::DeviceExt;
 
-const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
-const SOFTMAX_WGSL: &str = include_str!("../../shaders/softmax.wgsl");
+/// Every kernel: (shader file, its source, entry points). A pipeline is named "file.entry".
+const SHADERS: &[(&str, &str, &[&str])] = &[
+    ("matmul", include_str!("../../shaders/matmul.wgsl"), &["main"]),
+    ("softmax", include_str!("../../shaders/softmax.wgsl"), &["main"]),
+    ("embed", include_str!("../../shaders/embed.wgsl"), &["forward", "backward_wte", "backward_wpe"]),
+    ("layernorm", include_str!("../../shaders/layernorm.wgsl"), &["forward", "backward_input", "backward_params"]),
+    (
+        "elementwise",
+        include_str!("../../shaders/elementwise.wgsl"),
+        &["add", "add_into", "add_bias", "bias_backward", "gelu_forward", "gelu_backward", "weighted_row_sum", "weighted_row_sum_backward"],
+    ),
+    ("heads", include_str!("../../shaders/heads.wgsl"), &["split_heads", "merge_heads_qkv", "heads_to_rows", "rows_to_heads"]),
+    ("attention", include_str!("../../shaders/attention.wgsl"), &["forward", "backward"]),
+    ("logprobs", include_str!("../../shaders/logprobs.wgsl"), &["forward", "backward"]),
+    ("adamw", include_str!("../../shaders/adamw.wgsl"), &["main"]),
+];
+
+const THREADS_PER_GROUP: usize = 64;
 
 /// A buffer of f32 on the device.
 pub struct GpuTensor {
@@ -63,8 +80,7 @@ pub struct GpuBackend {
     pub adapter: AdapterSummary,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    matmul: wgpu::ComputePipeline,
-    softmax: wgpu::ComputePipeline,
+    pipelines: HashMap<String, wgpu::ComputePipeline>,
     pending: RefCell<Option<wgpu::CommandEncoder>>,
 }
 
@@ -134,23 +150,26 @@ impl GpuBackend {
             })
             .await
             .map_err(|e| Error(format!("could not open a device on '{}': {e}", summary.name)))?;
-        let pipeline = |label: &str, source: &str| {
+        let mut pipelines = HashMap::new();
+        for (file, source, entries) in SHADERS {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                label: Some(file),
+                source: wgpu::ShaderSource::Wgsl((*source).into()),
             });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: None,
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let matmul = pipeline("matmul", MATMUL_WGSL);
-        let softmax = pipeline("softmax", SOFTMAX_WGSL);
-        Ok(GpuBackend { adapter: summary, device, queue, matmul, softmax, pending: RefCell::new(None) })
+            for entry in *entries {
+                let name = format!("{file}.{entry}");
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&name),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                pipelines.insert(name, pipeline);
+            }
+        }
+        Ok(GpuBackend { adapter: summary, device, queue, pipelines, pending: RefCell::new(None) })
     }
 
     pub fn upload(&self, data: &[f32]) -> GpuTensor {
@@ -181,20 +200,23 @@ impl GpuBackend {
         self.adapter.limits.max_compute_workgroups_per_dimension as usize
     }
 
-    /// Records one compute pass: `pipeline` over `groups`, with a uniform block and storage buffers bound
-    /// at 0, 1, 2, … in order.
-    fn dispatch(&self, pipeline: &wgpu::ComputePipeline, params: &[u32], buffers: &[&wgpu::Buffer], groups: [usize; 3]) {
+    /// Records one compute pass of pipeline `name` over `groups`, with a uniform block at binding 0 and
+    /// the given (binding, buffer) pairs — exactly the bindings the entry point uses.
+    fn dispatch(&self, name: &str, params: &[u32], buffers: &[(u32, &GpuTensor)], groups: [usize; 3]) {
+        let pipeline = &self.pipelines[name];
+        let mut padded = params.to_vec();
+        padded.resize(params.len().div_ceil(4) * 4, 0);
         let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: None,
-            contents: bytemuck::cast_slice(params),
+            contents: bytemuck::cast_slice(&padded),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        for (binding, t) in buffers {
+            entries.push(wgpu::BindGroupEntry { binding: *binding, resource: t.buffer.as_entire_binding() });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
+            label: Some(name),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
@@ -206,12 +228,81 @@ impl GpuBackend {
         pass.dispatch_workgroups(groups[0] as u32, groups[1] as u32, groups[2] as u32);
     }
 
-    /// Records `op` on buffers given as inputs then outputs (lengths already checked by `Op::check`).
+    /// A 1-D launch of `threads` threads in groups of 64, folded into x and y when it exceeds one
+    /// dimension; kernels recover the index as gid.x + gid.y·(groups.x·64).
+    fn launch(&self, name: &str, params: &[u32], buffers: &[(u32, &GpuTensor)], threads: usize) -> Result<()> {
+        let groups = threads.div_ceil(THREADS_PER_GROUP).max(1);
+        let x = groups.min(self.max_groups());
+        let y = groups.div_ceil(x);
+        if y > self.max_groups() {
+            bail!("{name}: {threads} threads exceed this adapter's dispatch limit");
+        }
+        self.dispatch(name, params, buffers, [x, y, 1]);
+        Ok(())
+    }
+
+    /// Records `op` on buffers given as inputs then outputs (lengths already checked by `Op::check`),
+    /// mapping them onto each kernel's bindings.
     pub fn run(&self, op: &Op, t: &[&GpuTensor]) -> Result<()> {
+        let u = |v: usize| v as u32;
         match *op {
             Op::Matmul(spec) => self.matmul(t[0], t[1], t[2], spec),
             Op::SoftmaxRows { rows, cols } => self.softmax_rows(t[0], t[1], rows, cols),
-            _ => bail!("{}: no WGSL kernel yet; use --backend cpu", op.name()),
+            Op::EmbedForward { n, t: tt, c, vocab } => {
+                let p = [u(n), u(tt), u(c), u(vocab)];
+                self.launch("embed.forward", &p, &[(1, t[0]), (2, t[1]), (3, t[2]), (4, t[3])], n * c)
+            }
+            Op::EmbedBackward { n, t: tt, c, vocab } => {
+                let p = [u(n), u(tt), u(c), u(vocab)];
+                self.launch("embed.backward_wte", &p, &[(1, t[1]), (2, t[2]), (4, t[0])], vocab * c)?;
+                self.launch("embed.backward_wpe", &p, &[(3, t[3]), (4, t[0])], tt * c)
+            }
+            Op::LayernormForward { n, c } => {
+                self.launch("layernorm.forward", &[u(n), u(c)], &[(1, t[0]), (2, t[1]), (3, t[2]), (4, t[3]), (5, t[4]), (6, t[5])], n)
+            }
+            Op::LayernormBackward { n, c } => {
+                // ins [dout, x, w, mean, rstd], outs [dx, dw, db]
+                let p = [u(n), u(c)];
+                self.launch("layernorm.backward_input", &p, &[(1, t[1]), (2, t[2]), (4, t[0]), (5, t[3]), (6, t[4]), (7, t[5])], n)?;
+                self.launch("layernorm.backward_params", &p, &[(1, t[1]), (4, t[0]), (5, t[3]), (6, t[4]), (7, t[6]), (8, t[7])], c)
+            }
+            Op::AddBias { n, c } => self.launch("elementwise.add_bias", &[u(n * c), u(c)], &[(1, t[0]), (3, t[1])], n * c),
+            Op::BiasBackward { n, c } => self.launch("elementwise.bias_backward", &[u(n * c), u(c)], &[(1, t[0]), (3, t[1])], c),
+            Op::Add { len } => self.launch("elementwise.add", &[u(len), 1], &[(1, t[0]), (2, t[1]), (3, t[2])], len),
+            Op::AddInto { len } => self.launch("elementwise.add_into", &[u(len), 1], &[(1, t[0]), (3, t[1])], len),
+            Op::GeluForward { len } => self.launch("elementwise.gelu_forward", &[u(len), 1], &[(1, t[0]), (3, t[1])], len),
+            Op::GeluBackward { len } => self.launch("elementwise.gelu_backward", &[u(len), 1], &[(1, t[0]), (2, t[1]), (3, t[2])], len),
+            Op::WeightedRowSum { b, t: tt } => self.launch("elementwise.weighted_row_sum", &[u(b), u(tt)], &[(1, t[0]), (2, t[1]), (3, t[2])], b),
+            Op::WeightedRowSumBackward { b, t: tt } => {
+                self.launch("elementwise.weighted_row_sum_backward", &[u(b * tt), u(tt)], &[(1, t[0]), (2, t[1]), (3, t[2])], b * tt)
+            }
+            Op::SplitHeads { n, t: tt, h, d } => {
+                self.launch("heads.split_heads", &[u(n), u(tt), u(h), u(d)], &[(1, t[0]), (2, t[1]), (3, t[2]), (4, t[3])], n * h * d)
+            }
+            Op::MergeHeadsQkv { n, t: tt, h, d } => {
+                self.launch("heads.merge_heads_qkv", &[u(n), u(tt), u(h), u(d)], &[(2, t[0]), (3, t[1]), (4, t[2]), (1, t[3])], n * h * d)
+            }
+            Op::HeadsToRows { n, t: tt, h, d } => self.launch("heads.heads_to_rows", &[u(n), u(tt), u(h), u(d)], &[(2, t[0]), (1, t[1])], n * h * d),
+            Op::RowsToHeads { n, t: tt, h, d } => self.launch("heads.rows_to_heads", &[u(n), u(tt), u(h), u(d)], &[(1, t[0]), (2, t[1])], n * h * d),
+            Op::CausalSoftmaxForward { rows, t: tt, scale } => {
+                self.launch("attention.forward", &[u(rows), u(tt), scale.to_bits()], &[(1, t[0]), (2, t[1])], rows)
+            }
+            Op::CausalSoftmaxBackward { rows, t: tt, scale } => {
+                // ins [datt, att], outs [dpre]
+                self.launch("attention.backward", &[u(rows), u(tt), scale.to_bits()], &[(3, t[0]), (2, t[1]), (1, t[2])], rows)
+            }
+            Op::TokenLogprobs { n, v } => self.launch("logprobs.forward", &[u(n), u(v)], &[(1, t[0]), (2, t[1]), (3, t[2])], n),
+            Op::TokenLogprobsBackward { n, v } => {
+                // ins [dlp, logits, targets], outs [dlogits]
+                self.launch("logprobs.backward", &[u(n), u(v)], &[(3, t[0]), (1, t[1]), (2, t[2]), (4, t[3])], n)
+            }
+            Op::Adamw { len, step: h } => {
+                let bc1 = 1.0 - h.beta1.powi(h.step as i32);
+                let bc2 = 1.0 - h.beta2.powi(h.step as i32);
+                let f = |x: f32| x.to_bits();
+                let p = [u(len), f(h.lr), f(h.beta1), f(h.beta2), f(h.eps), f(h.weight_decay), f(bc1), f(bc2), f(h.grad_scale)];
+                self.launch("adamw.main", &p, &[(1, t[0]), (2, t[1]), (3, t[2]), (4, t[3])], len)
+            }
         }
     }
 
@@ -224,7 +315,7 @@ impl GpuBackend {
         let (br, bc) = spec.b_strides();
         let params = [spec.batch, spec.m, spec.n, spec.k, ar, ac, br, bc, spec.accumulate as usize, 0, 0, 0];
         let params: Vec<u32> = params.iter().map(|&v| v as u32).collect();
-        self.dispatch(&self.matmul, &params, &[&a.buffer, &b.buffer, &c.buffer], groups);
+        self.dispatch("matmul.main", &params, &[(1, a), (2, b), (3, c)], groups);
         Ok(())
     }
 
@@ -235,7 +326,7 @@ impl GpuBackend {
             bail!("softmax_rows: {rows} rows exceed this adapter's dispatch limit");
         }
         let params = [rows as u32, cols as u32, per_slice as u32, 0];
-        self.dispatch(&self.softmax, &params, &[&x.buffer, &y.buffer], [per_slice, slices, 1]);
+        self.dispatch("softmax.main", &params, &[(1, x), (2, y)], [per_slice, slices, 1]);
         Ok(())
     }
 

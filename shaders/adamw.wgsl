@@ -1,0 +1,28 @@
+// One AdamW step (torch.optim.AdamW semantics: bias correction, decoupled weight decay) on the gradient
+// times grad_scale (the global-norm clip factor). CPU twin: engine::cpu::adamw.
+
+struct Params {
+    len: u32, lr: f32, beta1: f32, beta2: f32,
+    eps: f32, weight_decay: f32, bias_correction1: f32, bias_correction2: f32,
+    grad_scale: f32, _pad0: u32, _pad1: u32, _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> param: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 64u;
+    if (i >= p.len) { return; }
+    let g = grad[i] * p.grad_scale;
+    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    var w = param[i];
+    w = w - p.lr * p.weight_decay * w;
+    param[i] = w - p.lr * (mi / p.bias_correction1) / (sqrt(vi / p.bias_correction2) + p.eps);
+}

@@ -1,0 +1,97 @@
+// Element-wise and small reduction ops. CPU twins in engine::cpu: add, add_into, add_bias, bias_backward,
+// gelu_forward, gelu_backward, weighted_row_sum, weighted_row_sum_backward.
+
+struct Params { len: u32, c: u32, _pad0: u32, _pad1: u32 }  // c: row width (bias, rows of a weighted sum)
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> a: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 64u;
+}
+
+const GELU_SCALE: f32 = 0.7978846;  // sqrt(2/π)
+
+// tanh through exp of a clamped argument: some drivers return NaN for tanh of large inputs.
+fn safe_tanh(u: f32) -> f32 {
+    let e = exp(2.0 * clamp(u, -15.0, 15.0));
+    return (e - 1.0) / (e + 1.0);
+}
+
+// out = a + b
+@compute @workgroup_size(64)
+fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    out[i] = a[i] + b[i];
+}
+
+// out += a
+@compute @workgroup_size(64)
+fn add_into(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    out[i] = out[i] + a[i];
+}
+
+// out[n, j] += a[j]  (a: bias of width c)
+@compute @workgroup_size(64)
+fn add_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    out[i] = out[i] + a[i % p.c];
+}
+
+// out[j] += Σ_rows a[row, j]; one thread per column
+@compute @workgroup_size(64)
+fn bias_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let j = thread_index(gid, groups);
+    if (j >= p.c) { return; }
+    var s = 0.0;
+    for (var row = 0u; row < p.len / p.c; row = row + 1u) {
+        s = s + a[row * p.c + j];
+    }
+    out[j] = out[j] + s;
+}
+
+// out = gelu(a), tanh form
+@compute @workgroup_size(64)
+fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    let v = a[i];
+    out[i] = 0.5 * v * (1.0 + safe_tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
+}
+
+// out = a · gelu'(b)   (a: dy, b: x)
+@compute @workgroup_size(64)
+fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    let v = b[i];
+    let th = safe_tanh(GELU_SCALE * (v + 0.044715 * v * v * v));
+    let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
+    out[i] = a[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+}
+
+// out[r] = Σ_t a[r, t]·b[r, t]; rows of width c; len = number of rows
+@compute @workgroup_size(64)
+fn weighted_row_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let r = thread_index(gid, groups);
+    if (r >= p.len) { return; }
+    var s = 0.0;
+    for (var t = 0u; t < p.c; t = t + 1u) {
+        s = s + b[r * p.c + t] * a[r * p.c + t];
+    }
+    out[r] = s;
+}
+
+// out[r, t] = a[r]·b[r, t]; len = rows·c
+@compute @workgroup_size(64)
+fn weighted_row_sum_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    out[i] = a[i / p.c] * b[i];
+}

@@ -1,0 +1,79 @@
+// LayerNorm over rows of C (eps 1e-5). CPU twins: engine::cpu::layernorm_forward / layernorm_backward.
+// One thread per row (C is small here); the parameter gradients use one thread per channel, summing over
+// rows, so no thread writes where another does.
+
+struct Params { n: u32, c: u32, _pad0: u32, _pad1: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;    // forward output, or dout
+@group(0) @binding(5) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dx: array<f32>;     // also dw for backward_params
+@group(0) @binding(8) var<storage, read_write> db: array<f32>;
+
+const EPS: f32 = 1e-5;
+
+fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * 64u;
+}
+
+@compute @workgroup_size(64)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = thread_index(gid, groups);
+    if (row >= p.n) { return; }
+    let base = row * p.c;
+    var m = 0.0;
+    for (var i = 0u; i < p.c; i = i + 1u) { m = m + x[base + i]; }
+    m = m / f32(p.c);
+    var var_ = 0.0;
+    for (var i = 0u; i < p.c; i = i + 1u) { let d = x[base + i] - m; var_ = var_ + d * d; }
+    let s = 1.0 / sqrt(var_ / f32(p.c) + EPS);
+    for (var i = 0u; i < p.c; i = i + 1u) {
+        out[base + i] = (x[base + i] - m) * s * w[i] + b[i];
+    }
+    mean[row] = m;
+    rstd[row] = s;
+}
+
+// dx += s·(dnorm − mean(dnorm) − xhat·mean(dnorm·xhat)), dnorm = dout·w
+@compute @workgroup_size(64)
+fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = thread_index(gid, groups);
+    if (row >= p.n) { return; }
+    let base = row * p.c;
+    let m = mean[row];
+    let s = rstd[row];
+    var dnorm_mean = 0.0;
+    var dnorm_xhat_mean = 0.0;
+    for (var i = 0u; i < p.c; i = i + 1u) {
+        let xhat = (x[base + i] - m) * s;
+        let dnorm = out[base + i] * w[i];
+        dnorm_mean = dnorm_mean + dnorm;
+        dnorm_xhat_mean = dnorm_xhat_mean + dnorm * xhat;
+    }
+    dnorm_mean = dnorm_mean / f32(p.c);
+    dnorm_xhat_mean = dnorm_xhat_mean / f32(p.c);
+    for (var i = 0u; i < p.c; i = i + 1u) {
+        let xhat = (x[base + i] - m) * s;
+        dx[base + i] = dx[base + i] + s * (out[base + i] * w[i] - dnorm_mean - xhat * dnorm_xhat_mean);
+    }
+}
+
+// dw[i] += Σ_rows dout·xhat (written to the `dx` binding), db[i] += Σ_rows dout
+@compute @workgroup_size(64)
+fn backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.c) { return; }
+    var sw = 0.0;
+    var sb = 0.0;
+    for (var row = 0u; row < p.n; row = row + 1u) {
+        let d = out[row * p.c + i];
+        sw = sw + d * (x[row * p.c + i] - mean[row]) * rstd[row];
+        sb = sb + d;
+    }
+    dx[i] = dx[i] + sw;
+    db[i] = db[i] + sb;
+}
