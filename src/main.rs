@@ -13,7 +13,11 @@ mod serve;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use alignment_gap::engine::{AdapterRequest, BackendChoice};
+    use alignment_gap::engine::{AdapterRequest, BackendChoice, Engine};
+    use alignment_gap::model::checkpoint::{self, SpecialIds};
+    use alignment_gap::model::params::init_values;
+    use alignment_gap::model::{Gpt, GptConfig, Head};
+    use alignment_gap::tokenizer::{WordTokenizer, SPECIALS};
     use alignment_gap::selfcheck;
     use clap::{Parser, Subcommand};
     use std::path::PathBuf;
@@ -36,6 +40,37 @@ mod native {
             /// Folder holding index.html and www/.
             #[arg(long, default_value = ".")]
             root: PathBuf,
+        },
+        /// Write a randomly initialised checkpoint (GPT-2 init) in Hugging Face's format.
+        InitModel {
+            #[arg(long)]
+            out: PathBuf,
+            #[arg(long, default_value_t = 2)]
+            layers: usize,
+            #[arg(long = "d-model", default_value_t = 64)]
+            d_model: usize,
+            #[arg(long, default_value_t = 4)]
+            heads: usize,
+            #[arg(long, default_value_t = 32)]
+            context: usize,
+            /// Vocabulary size (≥ 5: four special tokens and at least one word).
+            #[arg(long, default_value_t = 44)]
+            vocab: usize,
+            #[arg(long, default_value_t = 0)]
+            seed: u32,
+            /// lm: a policy (GPT2LMHeadModel); score: a preference model (GPT2ForSequenceClassification).
+            #[arg(long, default_value = "lm", value_parser = ["lm", "score"])]
+            head: String,
+        },
+        /// Print, as JSON, the log-prob of each token given the ones before it.
+        Logprobs {
+            #[arg(long)]
+            model: PathBuf,
+            /// Comma-separated token ids, e.g. 1,5,9
+            #[arg(long, value_delimiter = ',', num_args = 1..)]
+            tokens: Vec<u32>,
+            #[command(flatten)]
+            device: DeviceArgs,
         },
         /// List GPU adapters, pick one, and check every kernel against its CPU twin.
         Doctor {
@@ -78,7 +113,71 @@ mod native {
                 }
             },
             Command::Doctor { device, json } => doctor(&device, json),
+            Command::InitModel { out, layers, d_model, heads, context, vocab, seed, head } => {
+                let config = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: context, vocab_size: vocab };
+                let head = if head == "score" { Head::Score } else { Head::Lm };
+                report(init_model(&out, config, head, seed))
+            }
+            Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
         }
+    }
+
+    fn report(r: alignment_gap::Result<()>) -> ExitCode {
+        match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn open_engine(device: &DeviceArgs) -> alignment_gap::Result<Engine> {
+        let (choice, request) = device.choice();
+        let (engine, note) = pollster::block_on(Engine::open(choice, &request))?;
+        if let Some(note) = note {
+            eprintln!("note: {note}");
+        }
+        Ok(engine)
+    }
+
+    fn init_model(out: &std::path::Path, config: GptConfig, head: Head, seed: u32) -> alignment_gap::Result<()> {
+        config.validate()?;
+        if config.vocab_size < 5 {
+            return Err(alignment_gap::Error(format!("vocab = {} is out of range 5..: four ids are special tokens", config.vocab_size)));
+        }
+        let words: Vec<String> = (0..config.vocab_size - SPECIALS.len()).map(|i| format!("w{i}")).collect();
+        let tokenizer = WordTokenizer::new(&words.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let values = init_values(&config, head, seed);
+        let special = SpecialIds { pad: tokenizer.id("<pad>").unwrap_or(0), eos: tokenizer.id("<eos>").unwrap_or(1) };
+        checkpoint::save(out, &config, head, &values, special, Some(&tokenizer.to_json()?))?;
+        let n: usize = values.iter().map(Vec::len).sum();
+        println!("wrote {} ({n} parameters, seed {seed})", out.display());
+        Ok(())
+    }
+
+    fn logprobs(dir: &std::path::Path, tokens: &[u32], device: &DeviceArgs) -> alignment_gap::Result<()> {
+        let (config, head, values) = checkpoint::load(dir)?;
+        if head != Head::Lm {
+            return Err(alignment_gap::Error("logprobs: the checkpoint is a preference model (score head), not a policy".into()));
+        }
+        if tokens.is_empty() {
+            return Err(alignment_gap::Error("tokens: give at least one token id".into()));
+        }
+        let engine = open_engine(device)?;
+        let model = Gpt::new(&engine, config, head, &values)?;
+        model.check_tokens(tokens)?;
+        let t = tokens.len();
+        let acts = model.activations(&engine, 1, t)?;
+        let mut targets = tokens[1..].to_vec();
+        targets.push(0);
+        let (tok, tgt) = (engine.indices(tokens), engine.indices(&targets));
+        model.forward(&engine, &acts, &tok)?;
+        model.sequence_logprobs(&engine, &acts, &tgt, &engine.tensor(&vec![1.0; t]))?;
+        let lp = pollster::block_on(engine.read(&acts.token_logprobs))?;
+        let out: Vec<Option<f32>> = std::iter::once(None).chain(lp[..t - 1].iter().map(|&v| Some(v))).collect();
+        println!("{}", serde_json::json!({ "logprobs": out }));
+        Ok(())
     }
 
     fn doctor(device: &DeviceArgs, json: bool) -> ExitCode {

@@ -142,8 +142,8 @@ fn cases() -> Vec<Case> {
     let scale = 1.0 / (d as f32).sqrt();
     let step = cpu::AdamwStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, step: 3, grad_scale: 0.7 };
     let ops = [
-        Op::EmbedForward { n, t, c, vocab: v },
-        Op::EmbedBackward { n, t, c, vocab: v },
+        Op::EmbedForward { n, t, c, vocab: v, context: t + 2 },
+        Op::EmbedBackward { n, t, c, vocab: v, context: t + 2 },
         Op::LayernormForward { n, c },
         Op::LayernormBackward { n, c },
         Op::AddBias { n, c: 3 * c },

@@ -248,11 +248,11 @@ impl GpuBackend {
         match *op {
             Op::Matmul(spec) => self.matmul(t[0], t[1], t[2], spec),
             Op::SoftmaxRows { rows, cols } => self.softmax_rows(t[0], t[1], rows, cols),
-            Op::EmbedForward { n, t: tt, c, vocab } => {
+            Op::EmbedForward { n, t: tt, c, vocab, .. } => {
                 let p = [u(n), u(tt), u(c), u(vocab)];
                 self.launch("embed.forward", &p, &[(1, t[0]), (2, t[1]), (3, t[2]), (4, t[3])], n * c)
             }
-            Op::EmbedBackward { n, t: tt, c, vocab } => {
+            Op::EmbedBackward { n, t: tt, c, vocab, .. } => {
                 let p = [u(n), u(tt), u(c), u(vocab)];
                 self.launch("embed.backward_wte", &p, &[(1, t[1]), (2, t[2]), (4, t[0])], vocab * c)?;
                 self.launch("embed.backward_wpe", &p, &[(3, t[3]), (4, t[0])], tt * c)

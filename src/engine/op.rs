@@ -12,10 +12,10 @@ pub enum Op {
     Matmul(MatmulSpec),
     /// [x] → [y]
     SoftmaxRows { rows: usize, cols: usize },
-    /// [tokens (u32), wte, wpe] → [out]
-    EmbedForward { n: usize, t: usize, c: usize, vocab: usize },
+    /// [tokens (u32), wte, wpe] → [out]; wpe holds `context` ≥ T positions
+    EmbedForward { n: usize, t: usize, c: usize, vocab: usize, context: usize },
     /// [dout, tokens (u32)] → [dwte +=, dwpe +=]
-    EmbedBackward { n: usize, t: usize, c: usize, vocab: usize },
+    EmbedBackward { n: usize, t: usize, c: usize, vocab: usize, context: usize },
     /// [x, w, b] → [out, mean, rstd]
     LayernormForward { n: usize, c: usize },
     /// [dout, x, w, mean, rstd] → [dx +=, dw +=, db +=]
@@ -90,8 +90,8 @@ impl Op {
         match *self {
             Op::Matmul(s) => (vec![s.a_len(), s.b_len()], vec![s.c_len()]),
             Op::SoftmaxRows { rows, cols } => (vec![rows * cols], vec![rows * cols]),
-            Op::EmbedForward { n, t, c, vocab } => (vec![n, vocab * c, t * c], vec![n * c]),
-            Op::EmbedBackward { n, t, c, vocab } => (vec![n * c, n], vec![vocab * c, t * c]),
+            Op::EmbedForward { n, c, vocab, context, .. } => (vec![n, vocab * c, context * c], vec![n * c]),
+            Op::EmbedBackward { n, c, vocab, context, .. } => (vec![n * c, n], vec![vocab * c, context * c]),
             Op::LayernormForward { n, c } => (vec![n * c, c, c], vec![n * c, n, n]),
             Op::LayernormBackward { n, c } => (vec![n * c, n * c, c, n, n], vec![n * c, c, c]),
             Op::AddBias { n, c } => (vec![c], vec![n * c]),
@@ -122,8 +122,8 @@ impl Op {
             Op::SoftmaxRows { rows, cols } if rows == 0 || cols == 0 => {
                 bail!("softmax_rows: rows and cols must be ≥ 1, got {rows}×{cols}")
             }
-            Op::EmbedForward { n, t, .. } | Op::EmbedBackward { n, t, .. } if t == 0 || n % t != 0 => {
-                bail!("{name}: {n} rows are not whole sequences of T = {t}")
+            Op::EmbedForward { n, t, context, .. } | Op::EmbedBackward { n, t, context, .. } if t == 0 || n % t != 0 || t > context => {
+                bail!("{name}: {n} rows are not whole sequences of T = {t}, or T exceeds the context {context}")
             }
             Op::SplitHeads { n, t, .. } | Op::MergeHeadsQkv { n, t, .. } | Op::HeadsToRows { n, t, .. } | Op::RowsToHeads { n, t, .. }
                 if t == 0 || n % t != 0 =>

@@ -184,7 +184,7 @@ impl Gpt {
         let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
         let n = b * t;
         let scale = 1.0 / (d as f32).sqrt();
-        e.run(Op::EmbedForward { n, t, c, vocab: v }, &[tokens, &self.params[0], &self.params[1]], &[&acts.residual[0]])?;
+        e.run(Op::EmbedForward { n, t, c, vocab: v, context: cfg.n_positions }, &[tokens, &self.params[0], &self.params[1]], &[&acts.residual[0]])?;
         for (l, a) in acts.layers.iter().enumerate() {
             let x = &acts.residual[l];
             let p = |i| self.layer(l, i);
@@ -281,7 +281,7 @@ impl Gpt {
             linear_backward(e, &s.dqkv, &a.ln1, p(QKV_W), &s.dln, gl(l, QKV_W), gl(l, QKV_B), n, c, 3 * c)?;
             e.run(Op::LayernormBackward { n, c }, &[&s.dln, &acts.residual[l], p(LN1_W), &a.ln1_mean, &a.ln1_rstd], &[&s.dres, gl(l, LN1_W), gl(l, LN1_B)])?;
         }
-        e.run(Op::EmbedBackward { n, t, c, vocab: v }, &[&s.dres, tokens], &[g(0), g(1)])
+        e.run(Op::EmbedBackward { n, t, c, vocab: v, context: cfg.n_positions }, &[&s.dres, tokens], &[g(0), g(1)])
     }
 }
 
