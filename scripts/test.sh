@@ -15,4 +15,9 @@ cargo test
 echo "== browser tests (wasm-pack test --headless --chrome) =="
 wasm-pack test --headless --chrome
 
+echo "== page tests (the served page in headless Chromium; screenshots in target/screenshots/) =="
+wasm-pack build --dev --target web --out-dir www/pkg --no-typescript --no-pack
+(cd tests/page && npm ci --no-audit --no-fund --loglevel=error)
+ALIGNMENT_GAP_BIN="$PWD/target/debug/alignment-gap" node --test tests/page/page.test.mjs
+
 echo "== all tests passed in $(( $(date +%s) - start )) s =="

@@ -54,8 +54,8 @@ function showReport(report) {
   $('selfcheck').open = sc.failed > 0;
 
   if (report.note) {
-    setStatus(`WebGPU is unavailable in this browser, so everything will run on the CPU backend (WebAssembly), ` +
-      `which is slower. Details: ${report.note}.`, 'warn');
+    setStatus(`WebGPU is unavailable here, so everything runs on the CPU backend (WebAssembly), which is slower. ` +
+      `(${report.note})`, 'warn');
   } else if (sc.failed > 0) {
     setStatus(`GPU ready, but ${sc.failed} kernel check(s) failed: results on this device cannot be trusted.`, 'error');
   } else {

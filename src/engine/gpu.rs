@@ -60,7 +60,8 @@ impl AdapterSummary {
         let info = adapter.get_info();
         let l = adapter.limits();
         AdapterSummary {
-            name: info.name,
+            // Browsers may withhold the adapter's name (a fingerprinting guard).
+            name: if info.name.is_empty() { "unnamed adapter (the browser withholds its name)".to_string() } else { info.name },
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),

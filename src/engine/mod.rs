@@ -137,7 +137,7 @@ impl Engine {
             BackendChoice::Gpu => Ok((Engine::Gpu(gpu::GpuBackend::new(request).await?), None)),
             BackendChoice::Auto => match gpu::GpuBackend::new(request).await {
                 Ok(g) => Ok((Engine::Gpu(g), None)),
-                Err(e) => Ok((Engine::cpu(), Some(format!("no usable GPU ({e}); using the CPU backend")))),
+                Err(e) => Ok((Engine::cpu(), Some(format!("no usable GPU: {e}")))),
             },
         }
     }

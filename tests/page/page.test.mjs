@@ -47,7 +47,7 @@ test('serve answers with the right MIME types', async () => {
   assert.equal(wasm.status, 200, 'www/pkg is built');
   assert.equal(wasm.headers.get('content-type'), 'application/wasm');
   assert.match((await fetch(`${url}www/worker.js`)).headers.get('content-type'), /^text\/javascript/);
-  assert.equal((await fetch(`${url}../Cargo.toml`)).status, 404);
+  assert.equal((await fetch(`${url}no-such-file.js`)).status, 404);
 });
 
 test('with WebGPU: the device panel shows the adapter and a passing self-check', async () => {
@@ -70,7 +70,7 @@ test('without WebGPU: the page says so plainly and runs the CPU backend', async 
   const { browser, page, errors } = await openPage(['--disable-gpu', '--disable-webgpu'], { width: 1200, height: 800 });
   try {
     const status = await page.textContent('#device-status');
-    assert.match(status, /WebGPU is unavailable.*CPU backend/);
+    assert.match(status, /WebGPU is unavailable here, so everything runs on the CPU backend/);
     assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed');
     assert.match(await page.textContent('#device-facts'), /Backendcpu/);
     await page.screenshot({ path: path.join(shots, 'device-no-webgpu.png'), fullPage: true });
