@@ -63,11 +63,15 @@ fn case(name: String, op: Op, seed: u32) -> Case {
         Op::EmbedBackward { .. } => &[1],
         Op::TokenLogprobs { .. } => &[1],
         Op::TokenLogprobsBackward { .. } => &[2],
+        Op::ScoreHead { .. } => &[1],
+        Op::ScoreHeadBackward { .. } => &[2],
         _ => &[],
     };
     let vocab = match op {
         Op::EmbedForward { vocab, .. } | Op::EmbedBackward { vocab, .. } => vocab,
         Op::TokenLogprobs { v, .. } | Op::TokenLogprobsBackward { v, .. } => v,
+        // "last token" indices must lie inside each sequence
+        Op::ScoreHead { t, .. } | Op::ScoreHeadBackward { t, .. } => t,
         _ => 0,
     };
     let ins = in_lens
@@ -91,7 +95,7 @@ fn case(name: String, op: Op, seed: u32) -> Case {
         .collect();
     let accumulates = matches!(
         op,
-        Op::EmbedBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
+        Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
     ) || matches!(op, Op::Matmul(s) if s.accumulate);
     let outs = out_lens
         .iter()
@@ -162,6 +166,9 @@ fn cases() -> Vec<Case> {
         Op::TokenLogprobsBackward { n, v },
         Op::WeightedRowSum { b, t },
         Op::WeightedRowSumBackward { b, t },
+        Op::TokenKl { n, v },
+        Op::ScoreHead { b, t, c },
+        Op::ScoreHeadBackward { b, t, c },
         Op::Adamw { len: 1001, step },
     ];
     for (i, op) in ops.into_iter().enumerate() {

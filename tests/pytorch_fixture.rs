@@ -166,3 +166,40 @@ fn gpu_adamw_trajectory_matches_pytorch() {
     let Some(e) = common::gpu() else { return };
     adamw_trajectory_matches_pytorch(&e);
 }
+
+/// The preference-model head (GPT2ForSequenceClassification, one label): scores and every gradient.
+fn preference_model_matches_pytorch(e: &Engine) {
+    let f = Fixture::load();
+    let config = f.config();
+    let infos = alignment_gap::model::param_infos(&config, Head::Score);
+    let values: Vec<Vec<f32>> = infos.iter().map(|i| f.get(&format!("pm.param.{}", i.name)).to_vec()).collect();
+    let model = Gpt::new(e, config, Head::Score, &values).unwrap();
+    let b = f.get("pm.last").len();
+    let tokens = f.ids("pm.tokens");
+    let t = tokens.len() / b;
+    let (tok, last) = (e.indices(&tokens), e.indices(&f.ids("pm.last")));
+    let acts = model.activations(e, b, t).unwrap();
+    model.forward(e, &acts, &tok).unwrap();
+    model.score(e, &acts, &last).unwrap();
+    let scores = pollster::block_on(e.read(&acts.scores)).unwrap();
+    let grads = model.zero_grads(e);
+    // loss = Σ_b coef[b]·score[b]  ⇒  d loss / d score = coef
+    model.backward_score(e, &acts, &grads, &tok, &last, &e.tensor(f.get("pm.coef"))).unwrap();
+    let mut ok = report("pm scores", &scores, f.get("pm.scores"));
+    for (info, g) in model.infos.iter().zip(&grads) {
+        let got = pollster::block_on(e.read(g)).unwrap();
+        ok &= report(&format!("pm grad {}", info.name), &got, f.get(&format!("pm.grad.{}", info.name)));
+    }
+    assert!(ok, "some preference-model tensors differ from PyTorch by more than {TOL}");
+}
+
+#[test]
+fn cpu_preference_model_matches_pytorch() {
+    preference_model_matches_pytorch(&Engine::cpu());
+}
+
+#[test]
+fn gpu_preference_model_matches_pytorch() {
+    let Some(e) = common::gpu() else { return };
+    preference_model_matches_pytorch(&e);
+}

@@ -254,6 +254,48 @@ pub fn token_logprobs_backward(dlogits: &mut [f32], dlp: &[f32], logits: &[f32],
     }
 }
 
+/// log softmax of one row, into `out`.
+fn log_softmax(out: &mut [f32], row: &[f32]) {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+    for (o, x) in out.iter_mut().zip(row) {
+        *o = x - lse;
+    }
+}
+
+/// kl[n] = Σ_v p(v)·(log p(v) − log q(v)) with p = softmax(lp[n]), q = softmax(lq[n]): exact, over the vocabulary.
+pub fn token_kl(kl: &mut [f32], logits_p: &[f32], logits_q: &[f32], v: usize) {
+    let (mut a, mut b) = (vec![0.0; v], vec![0.0; v]);
+    for ((o, p), q) in kl.iter_mut().zip(logits_p.chunks_exact(v)).zip(logits_q.chunks_exact(v)) {
+        log_softmax(&mut a, p);
+        log_softmax(&mut b, q);
+        *o = (0..v).map(|j| a[j].exp() * (a[j] - b[j])).sum();
+    }
+}
+
+/// score[b] = lnf[b·T + last[b], :] · w — a scalar read at each sequence's last real token (as Hugging
+/// Face's GPT2ForSequenceClassification does with one label).
+pub fn score_head(score: &mut [f32], lnf: &[f32], last: &[u32], w: &[f32], t: usize) {
+    let c = w.len();
+    for (b, s) in score.iter_mut().enumerate() {
+        let row = &lnf[(b * t + last[b] as usize) * c..][..c];
+        *s = row.iter().zip(w).map(|(x, y)| x * y).sum();
+    }
+}
+
+/// dlnf = dscore[b]·w at each last token and 0 elsewhere (overwrites); dw += Σ_b dscore[b]·lnf[last row].
+pub fn score_head_backward(dlnf: &mut [f32], dw: &mut [f32], dscore: &[f32], lnf: &[f32], last: &[u32], w: &[f32], t: usize) {
+    let c = w.len();
+    dlnf.iter_mut().for_each(|v| *v = 0.0);
+    for (b, &g) in dscore.iter().enumerate() {
+        let r = (b * t + last[b] as usize) * c;
+        for i in 0..c {
+            dlnf[r + i] = g * w[i];
+            dw[i] += g * lnf[r + i];
+        }
+    }
+}
+
 /// out[b] = Σ_t w[b, t] · x[b, t] — the masked sum that turns token log-probs into log π(y|x).
 pub fn weighted_row_sum(out: &mut [f32], x: &[f32], w: &[f32], t: usize) {
     for (b, o) in out.iter_mut().enumerate() {
@@ -341,6 +383,12 @@ pub fn run(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         Op::CausalSoftmaxBackward { t, scale, .. } => causal_softmax_backward(o[0], i[0], i[1], t, scale),
         Op::TokenLogprobs { v, .. } => token_logprobs(o[0], i[0], ids(i[1]), v),
         Op::TokenLogprobsBackward { v, .. } => token_logprobs_backward(o[0], i[0], i[1], ids(i[2]), v),
+        Op::TokenKl { v, .. } => token_kl(o[0], i[0], i[1], v),
+        Op::ScoreHead { t, .. } => score_head(o[0], i[0], ids(i[1]), i[2], t),
+        Op::ScoreHeadBackward { t, .. } => {
+            let [dlnf, dw] = o else { unreachable!() };
+            score_head_backward(dlnf, dw, i[0], i[1], ids(i[2]), i[3], t)
+        }
         Op::WeightedRowSum { t, .. } => weighted_row_sum(o[0], i[0], i[1], t),
         Op::WeightedRowSumBackward { t, .. } => weighted_row_sum_backward(o[0], i[0], i[1], t),
         Op::Adamw { step, .. } => {

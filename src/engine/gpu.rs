@@ -24,6 +24,8 @@ const SHADERS: &[(&str, &str, &[&str])] = &[
     ("attention", include_str!("../../shaders/attention.wgsl"), &["forward", "backward"]),
     ("logprobs", include_str!("../../shaders/logprobs.wgsl"), &["forward", "backward"]),
     ("adamw", include_str!("../../shaders/adamw.wgsl"), &["main"]),
+    ("kl", include_str!("../../shaders/kl.wgsl"), &["main"]),
+    ("score_head", include_str!("../../shaders/score_head.wgsl"), &["forward", "backward_input", "backward_weight"]),
 ];
 
 const THREADS_PER_GROUP: usize = 64;
@@ -296,6 +298,17 @@ impl GpuBackend {
             Op::TokenLogprobsBackward { n, v } => {
                 // ins [dlp, logits, targets], outs [dlogits]
                 self.launch("logprobs.backward", &[u(n), u(v)], &[(3, t[0]), (1, t[1]), (2, t[2]), (4, t[3])], n)
+            }
+            Op::TokenKl { n, v } => self.launch("kl.main", &[u(n), u(v)], &[(1, t[0]), (2, t[1]), (3, t[2])], n),
+            Op::ScoreHead { b, t: tt, c } => {
+                // ins [lnf, last, w], outs [score]
+                self.launch("score_head.forward", &[u(b), u(tt), u(c)], &[(1, t[0]), (2, t[1]), (3, t[2]), (4, t[3])], b)
+            }
+            Op::ScoreHeadBackward { b, t: tt, c } => {
+                // ins [dscore, lnf, last, w], outs [dlnf, dw]
+                let p = [u(b), u(tt), u(c)];
+                self.launch("score_head.backward_input", &p, &[(1, t[4]), (2, t[2]), (3, t[3]), (4, t[0])], b * tt * c)?;
+                self.launch("score_head.backward_weight", &p, &[(2, t[2]), (4, t[0]), (5, t[1]), (6, t[5])], c)
             }
             Op::Adamw { len, step: h } => {
                 let bc1 = 1.0 - h.beta1.powi(h.step as i32);

@@ -48,6 +48,12 @@ pub enum Op {
     TokenLogprobs { n: usize, v: usize },
     /// [dlp, logits, targets (u32)] → [dlogits]
     TokenLogprobsBackward { n: usize, v: usize },
+    /// [logits_p, logits_ref] → [kl]: Σ_v p(v)·(log p(v) − log p_ref(v)) per row, exact over the vocabulary
+    TokenKl { n: usize, v: usize },
+    /// [lnf, last (u32), w] → [score]: score[b] = lnf[b·T + last[b], :]·w (the preference-model head)
+    ScoreHead { b: usize, t: usize, c: usize },
+    /// [dscore, lnf, last (u32), w] → [dlnf, dw +=]; dlnf is zero except at each sequence's last token
+    ScoreHeadBackward { b: usize, t: usize, c: usize },
     /// [x, w] → [out]; x and w are B×T, out is B
     WeightedRowSum { b: usize, t: usize },
     /// [dout, w] → [dx]
@@ -79,6 +85,9 @@ impl Op {
             Op::CausalSoftmaxBackward { .. } => "causal_softmax_backward",
             Op::TokenLogprobs { .. } => "token_logprobs",
             Op::TokenLogprobsBackward { .. } => "token_logprobs_backward",
+            Op::TokenKl { .. } => "token_kl",
+            Op::ScoreHead { .. } => "score_head",
+            Op::ScoreHeadBackward { .. } => "score_head_backward",
             Op::WeightedRowSum { .. } => "weighted_row_sum",
             Op::WeightedRowSumBackward { .. } => "weighted_row_sum_backward",
             Op::Adamw { .. } => "adamw",
@@ -107,6 +116,9 @@ impl Op {
             Op::CausalSoftmaxBackward { rows, t, .. } => (vec![rows * t, rows * t], vec![rows * t]),
             Op::TokenLogprobs { n, v } => (vec![n * v, n], vec![n]),
             Op::TokenLogprobsBackward { n, v } => (vec![n, n * v, n], vec![n * v]),
+            Op::TokenKl { n, v } => (vec![n * v, n * v], vec![n]),
+            Op::ScoreHead { b, t, c } => (vec![b * t * c, b, c], vec![b]),
+            Op::ScoreHeadBackward { b, t, c } => (vec![b, b * t * c, b, c], vec![b * t * c, c]),
             Op::WeightedRowSum { b, t } => (vec![b * t, b * t], vec![b]),
             Op::WeightedRowSumBackward { b, t } => (vec![b, b * t], vec![b * t]),
             Op::Adamw { len, .. } => (vec![len], vec![len; 3]),

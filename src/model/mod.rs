@@ -30,8 +30,10 @@ pub struct Activations {
     lnf: Tensor,
     lnf_mean: Tensor,
     lnf_rstd: Tensor,
-    /// [N, V]
+    /// [N, V] (policies only; a 1-element placeholder for a preference model)
     pub logits: Tensor,
+    /// [B] the scalar head's output (preference models only; 1-element placeholder for a policy)
+    pub scores: Tensor,
     /// log π(token[n+1] | tokens ≤ n), [N]
     pub token_logprobs: Tensor,
     /// Σ_t weight·token_logprob per sequence, [B]
@@ -164,7 +166,8 @@ impl Gpt {
             lnf: z(n * c),
             lnf_mean: z(n),
             lnf_rstd: z(n),
-            logits: z(n * cfg.vocab_size),
+            logits: z(if self.head == Head::Lm { n * cfg.vocab_size } else { 1 }),
+            scores: z(if self.head == Head::Score { b } else { 1 }),
             token_logprobs: z(n),
             sequence_logprobs: z(b),
         })
@@ -206,8 +209,32 @@ impl Gpt {
         }
         let last = &acts.residual[cfg.n_layer];
         e.run(Op::LayernormForward { n, c }, &[last, self.lnf_w(), self.lnf_b()], &[&acts.lnf, &acts.lnf_mean, &acts.lnf_rstd])?;
-        // Tied head: logits = lnf · wteᵀ
-        e.matmul(&acts.lnf, &self.params[0], &acts.logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })
+        if self.head == Head::Lm {
+            // Tied head: logits = lnf · wteᵀ
+            e.matmul(&acts.lnf, &self.params[0], &acts.logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })?;
+        }
+        Ok(())
+    }
+
+    fn score_w(&self) -> &Tensor {
+        &self.params[4 + self.config.n_layer * PER_LAYER]
+    }
+
+    /// After `forward`, for a preference model: scores[b] read at token `last[b]` of each sequence.
+    pub fn score(&self, e: &Engine, acts: &Activations, last: &Tensor) -> Result<()> {
+        if self.head != Head::Score {
+            bail!("score: this model has an LM head, not a scalar head");
+        }
+        e.run(Op::ScoreHead { b: acts.b, t: acts.t, c: self.config.n_embd }, &[&acts.lnf, last, self.score_w()], &[&acts.scores])
+    }
+
+    /// Backward from d loss / d scores ([B]) for a preference model; gradients are added to `grads`.
+    pub fn backward_score(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, last: &Tensor, dscores: &Tensor) -> Result<()> {
+        let (b, t, c) = (acts.b, acts.t, self.config.n_embd);
+        let s = Scratch::new(e, &self.config, b, t, 1);
+        let dw = &grads[4 + self.config.n_layer * PER_LAYER];
+        e.run(Op::ScoreHeadBackward { b, t, c }, &[dscores, &acts.lnf, last, self.score_w()], &[&s.dlnf, dw])?;
+        self.backward_trunk(e, acts, grads, tokens, &s)
     }
 
     /// After `forward`: per-token log-probs of `targets` and their `weights`-weighted sum per sequence,
@@ -223,35 +250,28 @@ impl Gpt {
     #[allow(clippy::too_many_arguments)]
     pub fn backward(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, targets: &Tensor, weights: &Tensor, dseq: &Tensor) -> Result<()> {
         let cfg = &self.config;
-        let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
-        let (n, bh) = (b * t, b * cfg.n_head);
-        let scale = 1.0 / (d as f32).sqrt();
-        let z = |len: usize| e.zeros(len);
-        let s = Scratch {
-            dres: z(n * c),
-            dlnf: z(n * c),
-            dlogits: z(n * v),
-            dlp: z(n),
-            dgelu: z(4 * n * c),
-            dfc: z(4 * n * c),
-            dln: z(n * c),
-            dattn_out: z(n * c),
-            dheads: z(n * c),
-            datt: z(bh * t * t),
-            dscores: z(bh * t * t),
-            dq: z(n * c),
-            dk: z(n * c),
-            dv: z(n * c),
-            dqkv: z(3 * n * c),
-        };
-        let g = |i: usize| &grads[i];
-        let gl = |l: usize, i: usize| &grads[2 + l * PER_LAYER + i];
-
+        let (b, t, c, v) = (acts.b, acts.t, cfg.n_embd, cfg.vocab_size);
+        let n = b * t;
+        if self.head != Head::Lm {
+            bail!("backward: this model has a scalar head; use backward_score");
+        }
+        let s = Scratch::new(e, cfg, b, t, v);
         e.run(Op::WeightedRowSumBackward { b, t }, &[dseq, weights], &[&s.dlp])?;
         e.run(Op::TokenLogprobsBackward { n, v }, &[&s.dlp, &acts.logits, targets], &[&s.dlogits])?;
         // logits = lnf·wteᵀ  ⇒  dlnf = dlogits·wte,  dwte += dlogitsᵀ·lnf
         e.matmul(&s.dlogits, &self.params[0], &s.dlnf, MatmulSpec { batch: 1, m: n, n: c, k: v, a_transposed: false, b_transposed: false, accumulate: false })?;
-        e.matmul(&s.dlogits, &acts.lnf, g(0), MatmulSpec { batch: 1, m: v, n: c, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
+        e.matmul(&s.dlogits, &acts.lnf, &grads[0], MatmulSpec { batch: 1, m: v, n: c, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
+        self.backward_trunk(e, acts, grads, tokens, &s)
+    }
+
+    /// From d loss / d lnf (in `s.dlnf`) down to the embeddings.
+    fn backward_trunk(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, s: &Scratch) -> Result<()> {
+        let cfg = &self.config;
+        let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
+        let (n, bh) = (b * t, b * cfg.n_head);
+        let scale = 1.0 / (d as f32).sqrt();
+        let g = |i: usize| &grads[i];
+        let gl = |l: usize, i: usize| &grads[2 + l * PER_LAYER + i];
         let nl = cfg.n_layer;
         let lnf_grads = (&grads[2 + nl * PER_LAYER], &grads[3 + nl * PER_LAYER]);
         e.run(
@@ -282,6 +302,31 @@ impl Gpt {
             e.run(Op::LayernormBackward { n, c }, &[&s.dln, &acts.residual[l], p(LN1_W), &a.ln1_mean, &a.ln1_rstd], &[&s.dres, gl(l, LN1_W), gl(l, LN1_B)])?;
         }
         e.run(Op::EmbedBackward { n, t, c, vocab: v, context: cfg.n_positions }, &[&s.dres, tokens], &[g(0), g(1)])
+    }
+}
+
+impl Scratch {
+    /// `v`: the vocabulary for an LM head's logit gradients (1 for a scalar head).
+    fn new(e: &Engine, cfg: &GptConfig, b: usize, t: usize, v: usize) -> Self {
+        let (n, c, bh) = (b * t, cfg.n_embd, b * cfg.n_head);
+        let z = |len: usize| e.zeros(len);
+        Scratch {
+            dres: z(n * c),
+            dlnf: z(n * c),
+            dlogits: z(if v > 1 { n * v } else { 1 }),
+            dlp: z(n),
+            dgelu: z(4 * n * c),
+            dfc: z(4 * n * c),
+            dln: z(n * c),
+            dattn_out: z(n * c),
+            dheads: z(n * c),
+            datt: z(bh * t * t),
+            dscores: z(bh * t * t),
+            dq: z(n * c),
+            dk: z(n * c),
+            dv: z(n * c),
+            dqkv: z(3 * n * c),
+        }
     }
 }
 

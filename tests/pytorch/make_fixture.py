@@ -14,7 +14,7 @@ import os
 
 import torch
 from safetensors.torch import save_file
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "gpt2_tiny.safetensors")
 CFG = dict(n_layer=2, n_embd=16, n_head=4, n_positions=8, vocab_size=23)
@@ -30,6 +30,32 @@ def lr_factor(step):  # the same formula as train::optim::Schedule::factor (1-ba
         return step / max(w, 1)
     progress = min((step - w) / (total - w), 1.0)
     return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def preference_model_reference(config):
+    """GPT2ForSequenceClassification (one label): scores read at each sequence's last non-pad token, and the
+    gradients of loss = sum_b coef[b] * score[b]."""
+    torch.manual_seed(1)
+    config = GPT2Config.from_dict({**config.to_dict(), "num_labels": 1, "pad_token_id": 0})
+    config._attn_implementation = "eager"
+    pm = GPT2ForSequenceClassification(config).float()
+    with torch.no_grad():
+        for p in pm.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    tokens = torch.randint(1, CFG["vocab_size"], (B, T))  # no pad inside a sequence...
+    lengths = [T, 5, 3]
+    for b, n in enumerate(lengths):
+        tokens[b, n:] = 0  # ...only after it
+    coef = torch.randn(B)
+    scores = pm(tokens).logits.squeeze(-1)
+    (coef * scores).sum().backward()
+    out = {f"pm.param.{n}": p.detach().clone() for n, p in pm.named_parameters()}
+    out.update({f"pm.grad.{n}": p.grad.detach().clone() for n, p in pm.named_parameters()})
+    out["pm.tokens"] = tokens.to(torch.int32)
+    out["pm.last"] = torch.tensor([n - 1 for n in lengths], dtype=torch.int32)
+    out["pm.coef"] = coef
+    out["pm.scores"] = scores.detach()
+    return out
 
 
 def main():
@@ -91,6 +117,7 @@ def main():
     out["targets"] = targets.to(torch.int32)
     out["weights"] = weights
 
+    out.update(preference_model_reference(config))
     meta = {"config": CFG, "batch": B, "seq": T, "adamw": OPT, "schedule": SCHED, "steps": STEPS,
             "torch": torch.__version__, "param_names": names}
     out = {k: v.contiguous() for k, v in out.items()}
