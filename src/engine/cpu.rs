@@ -343,6 +343,90 @@ pub struct AdamwStep {
     pub grad_scale: f32,
 }
 
+/// out[b] = wte[tokens[b, pos]] + wpe[pos] — the embedding of one position while decoding.
+pub fn embed_position(out: &mut [f32], tokens: &[u32], wte: &[f32], wpe: &[f32], context: usize, pos: usize) {
+    let c = wpe.len() / context;
+    for (b, o) in out.chunks_exact_mut(c).enumerate() {
+        let tok = tokens[b * context + pos] as usize;
+        for i in 0..c {
+            o[i] = wte[tok * c + i] + wpe[pos * c + i];
+        }
+    }
+}
+
+/// Stores this position's k and v into the caches ([B,H,context,D]) and attends over positions 0..=pos.
+#[allow(clippy::too_many_arguments)]
+pub fn cached_attention(kc: &mut [f32], vc: &mut [f32], out: &mut [f32], qkv: &[f32], h: usize, d: usize, context: usize, pos: usize) {
+    let c = h * d;
+    let scale = 1.0 / (d as f32).sqrt();
+    let b_count = out.len() / c;
+    let mut scores = vec![0.0; pos + 1];
+    for b in 0..b_count {
+        let row = &qkv[b * 3 * c..][..3 * c];
+        for hh in 0..h {
+            let cache = (b * h + hh) * context * d;
+            kc[cache + pos * d..][..d].copy_from_slice(&row[c + hh * d..][..d]);
+            vc[cache + pos * d..][..d].copy_from_slice(&row[2 * c + hh * d..][..d]);
+            let q = &row[hh * d..][..d];
+            for (j, s) in scores.iter_mut().enumerate() {
+                *s = (0..d).map(|i| q[i] * kc[cache + j * d + i]).sum();
+            }
+            // as causal_softmax_forward: exp((s − max)·scale)
+            let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut total = 0.0;
+            for s in scores.iter_mut() {
+                *s = ((*s - m) * scale).exp();
+                total += *s;
+            }
+            let o = &mut out[b * c + hh * d..][..d];
+            o.iter_mut().for_each(|v| *v = 0.0);
+            for (j, s) in scores.iter().enumerate() {
+                let w = s / total;
+                for i in 0..d {
+                    o[i] += w * vc[cache + j * d + i];
+                }
+            }
+        }
+    }
+}
+
+/// See `Op::SampleNext`. The draw inverts the CDF of softmax(logits/temperature) at u ~ U[0,1).
+#[allow(clippy::too_many_arguments)]
+pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], logits: &[f32], v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32) {
+    for (b, row) in logits.chunks_exact(v).enumerate() {
+        let slot = b * context + pos + 1;
+        if done[b] != 0.0 {
+            tokens[slot] = pad;
+            logprobs[slot] = 0.0;
+            continue;
+        }
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+        let tok = if temperature == 0.0 {
+            // first maximum
+            row.iter().enumerate().fold(0, |best, (j, &x)| if x > row[best] { j } else { best })
+        } else {
+            let total: f32 = row.iter().map(|x| ((x - m) / temperature).exp()).sum();
+            let target = crate::rng::uniform(seed, stream, b as u32, pos as u32) * total;
+            let mut acc = 0.0;
+            let mut pick = v - 1;
+            for (j, x) in row.iter().enumerate() {
+                acc += ((x - m) / temperature).exp();
+                if target < acc {
+                    pick = j;
+                    break;
+                }
+            }
+            pick
+        };
+        tokens[slot] = tok as u32;
+        logprobs[slot] = row[tok] - lse;
+        if tok as u32 == eos {
+            done[b] = 1.0;
+        }
+    }
+}
+
 /// Token ids travel in f32 slots as u32 bit patterns (see `Engine::indices`).
 fn ids(x: &[f32]) -> &[u32] {
     bytemuck::cast_slice(x)
@@ -391,6 +475,15 @@ pub fn run(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         }
         Op::WeightedRowSum { t, .. } => weighted_row_sum(o[0], i[0], i[1], t),
         Op::WeightedRowSumBackward { t, .. } => weighted_row_sum_backward(o[0], i[0], i[1], t),
+        Op::EmbedPosition { context, pos, .. } => embed_position(o[0], ids(i[0]), i[1], i[2], context, pos),
+        Op::CachedAttention { h, d, context, pos, .. } => {
+            let [kc, vc, out] = o else { unreachable!() };
+            cached_attention(kc, vc, out, i[0], h, d, context, pos)
+        }
+        Op::SampleNext { v, context, pos, temperature, seed, stream, eos, pad, .. } => {
+            let [tokens, done, logprobs] = o else { unreachable!() };
+            sample_next(bytemuck::cast_slice_mut(tokens), done, logprobs, i[0], v, context, pos, temperature, seed, stream, eos, pad)
+        }
         Op::Adamw { step, .. } => {
             let [p, m, v] = o else { unreachable!() };
             adamw(p, i[0], m, v, &step)

@@ -24,6 +24,7 @@ const SHADERS: &[(&str, &str, &[&str])] = &[
     ("attention", include_str!("../../shaders/attention.wgsl"), &["forward", "backward"]),
     ("logprobs", include_str!("../../shaders/logprobs.wgsl"), &["forward", "backward"]),
     ("adamw", include_str!("../../shaders/adamw.wgsl"), &["main"]),
+    ("decode", include_str!("../../shaders/decode.wgsl"), &["embed_position", "cached_attention", "sample_next"]),
     ("kl", include_str!("../../shaders/kl.wgsl"), &["main"]),
     ("score_head", include_str!("../../shaders/score_head.wgsl"), &["forward", "backward_input", "backward_weight"]),
 ];
@@ -153,6 +154,8 @@ impl GpuBackend {
             })
             .await
             .map_err(|e| Error(format!("could not open a device on '{}': {e}", summary.name)))?;
+        // A shader the adapter rejects must be an error the caller can show, not a panic.
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut pipelines = HashMap::new();
         for (file, source, entries) in SHADERS {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -171,6 +174,9 @@ impl GpuBackend {
                 });
                 pipelines.insert(name, pipeline);
             }
+        }
+        if let Some(e) = scope.pop().await {
+            bail!("the GPU rejected a kernel on '{}': {e}", summary.name);
         }
         Ok(GpuBackend { adapter: summary, device, queue, pipelines, pending: RefCell::new(None) })
     }
@@ -309,6 +315,18 @@ impl GpuBackend {
                 let p = [u(b), u(tt), u(c)];
                 self.launch("score_head.backward_input", &p, &[(1, t[4]), (2, t[2]), (3, t[3]), (4, t[0])], b * tt * c)?;
                 self.launch("score_head.backward_weight", &p, &[(2, t[2]), (4, t[0]), (5, t[1]), (6, t[5])], c)
+            }
+            Op::EmbedPosition { b, c, vocab, context, pos } => {
+                let p = [u(b), u(c), u(vocab), u(context), u(pos), 0, 0, 0, 0, 0, 0, 0]; // the whole 48-byte Params block
+                self.launch("decode.embed_position", &p, &[(1, t[0]), (2, t[1]), (3, t[2]), (4, t[3])], b * c)
+            }
+            Op::CachedAttention { b, h, d, context, pos } => {
+                let p = [u(b), u(h * d), 0, u(context), u(pos), u(h), u(d), 0, 0, 0, 0, 0];
+                self.launch("decode.cached_attention", &p, &[(5, t[0]), (6, t[1]), (7, t[2]), (4, t[3])], b * h)
+            }
+            Op::SampleNext { b, v, context, pos, temperature, seed, stream, eos, pad } => {
+                let p = [u(b), 0, u(v), u(context), u(pos), 0, 0, temperature.to_bits(), seed, stream, eos, pad];
+                self.launch("decode.sample_next", &p, &[(8, t[0]), (9, t[1]), (10, t[2]), (11, t[3])], b)
             }
             Op::Adamw { len, step: h } => {
                 let bc1 = 1.0 - h.beta1.powi(h.step as i32);

@@ -58,6 +58,16 @@ pub enum Op {
     WeightedRowSum { b: usize, t: usize },
     /// [dout, w] → [dx]
     WeightedRowSumBackward { b: usize, t: usize },
+    /// Decoding: [tokens (u32, B×context), wte, wpe] → [out (B×C)], embedding token `pos` of each row.
+    EmbedPosition { b: usize, c: usize, vocab: usize, context: usize, pos: usize },
+    /// Decoding: [qkv (B×3C)] → [k cache, v cache (B·H·context·D each), out (B×C)]: stores this position's k
+    /// and v in the caches, then attends over positions 0..=pos.
+    CachedAttention { b: usize, h: usize, d: usize, context: usize, pos: usize },
+    /// Decoding: [logits (B×V)] → [tokens (u32, B×context), done (B), logprobs (B×context)]. Draws token pos+1
+    /// of each unfinished row from softmax(logits/temperature) with the counter-based RNG keyed by
+    /// (seed, stream, row, pos) (greedy when temperature is 0); records its log-prob under the
+    /// temperature-1 distribution; a row that has drawn `eos` is done and gets `pad` from then on.
+    SampleNext { b: usize, v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32 },
     /// [grad] → [param, m, v]
     Adamw { len: usize, step: AdamwStep },
 }
@@ -90,6 +100,9 @@ impl Op {
             Op::ScoreHeadBackward { .. } => "score_head_backward",
             Op::WeightedRowSum { .. } => "weighted_row_sum",
             Op::WeightedRowSumBackward { .. } => "weighted_row_sum_backward",
+            Op::EmbedPosition { .. } => "embed_position",
+            Op::CachedAttention { .. } => "cached_attention",
+            Op::SampleNext { .. } => "sample_next",
             Op::Adamw { .. } => "adamw",
         }
     }
@@ -121,6 +134,9 @@ impl Op {
             Op::ScoreHeadBackward { b, t, c } => (vec![b, b * t * c, b, c], vec![b * t * c, c]),
             Op::WeightedRowSum { b, t } => (vec![b * t, b * t], vec![b]),
             Op::WeightedRowSumBackward { b, t } => (vec![b, b * t], vec![b * t]),
+            Op::EmbedPosition { b, c, vocab, context, .. } => (vec![b * context, vocab * c, context * c], vec![b * c]),
+            Op::CachedAttention { b, h, d, context, .. } => (vec![3 * b * h * d], vec![b * h * context * d, b * h * context * d, b * h * d]),
+            Op::SampleNext { b, v, context, .. } => (vec![b * v], vec![b * context, b, b * context]),
             Op::Adamw { len, .. } => (vec![len], vec![len; 3]),
         }
     }
@@ -141,6 +157,12 @@ impl Op {
                 if t == 0 || n % t != 0 =>
             {
                 bail!("{name}: {n} rows are not whole sequences of T = {t}")
+            }
+            Op::EmbedPosition { pos, context, .. } | Op::CachedAttention { pos, context, .. } if pos >= context => {
+                bail!("{name}: position {pos} is outside the context {context}")
+            }
+            Op::SampleNext { pos, context, temperature, .. } if pos + 1 >= context || !(temperature >= 0.0 && temperature.is_finite()) => {
+                bail!("{name}: position {} must be < context {context} and temperature ({temperature}) finite and ≥ 0", pos + 1)
             }
             _ => {}
         }

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 mod config;
 pub mod params;
+pub mod sample;
 
 pub use config::GptConfig;
 pub use params::{param_infos, Head, ParamInfo};
@@ -332,7 +333,7 @@ impl Scratch {
 
 /// y = x·W + b with x [n, k_in], W [k_in, k_out] (Conv1D layout).
 #[allow(clippy::too_many_arguments)]
-fn linear(e: &Engine, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
+pub(crate) fn linear(e: &Engine, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
     e.matmul(x, w, y, MatmulSpec { batch: 1, m: n, n: k_out, k: k_in, a_transposed: false, b_transposed: false, accumulate: false })?;
     e.run(Op::AddBias { n, c: k_out }, &[bias], &[y])
 }
