@@ -1,6 +1,7 @@
 //! alignment-gap: Tang et al. 2024, "Understanding the performance gap between online and offline
 //! alignment algorithms", reproduced at toy scale — in a browser tab on WebGPU, or natively.
 
+pub mod bench;
 pub mod engine;
 pub mod error;
 pub mod rng;

@@ -72,6 +72,20 @@ mod native {
             #[command(flatten)]
             device: DeviceArgs,
         },
+        /// Time a training step and sampling for model sizes S, M, L (context 32, 128 sequences).
+        Bench {
+            #[command(flatten)]
+            device: DeviceArgs,
+            /// Sizes to run, from S, M, L.
+            #[arg(long, value_delimiter = ',', default_value = "S,M,L")]
+            sizes: Vec<String>,
+            /// Timed repetitions of the training step (after one warm-up).
+            #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+            repeats: u32,
+            /// Also write the table as JSON.
+            #[arg(long)]
+            json: Option<PathBuf>,
+        },
         /// List GPU adapters, pick one, and check every kernel against its CPU twin.
         Doctor {
             #[command(flatten)]
@@ -119,6 +133,7 @@ mod native {
                 report(init_model(&out, config, head, seed))
             }
             Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
+            Command::Bench { device, sizes, repeats, json } => report(bench(&device, &sizes, repeats as usize, json.as_deref())),
         }
     }
 
@@ -139,6 +154,27 @@ mod native {
             eprintln!("note: {note}");
         }
         Ok(engine)
+    }
+
+    fn bench(device: &DeviceArgs, sizes: &[String], repeats: usize, json: Option<&std::path::Path>) -> alignment_gap::Result<()> {
+        use alignment_gap::bench;
+        let engine = open_engine(device)?;
+        let mut rows = Vec::new();
+        for name in sizes {
+            let Some(&(n, l, d, h)) = bench::SIZES.iter().find(|s| s.0.eq_ignore_ascii_case(name)) else {
+                return Err(alignment_gap::Error(format!("sizes: '{name}' is not one of S, M, L")));
+            };
+            eprintln!("bench: size {n} ({l} layers, d_model {d}, {h} heads) on {}", engine.describe());
+            rows.push(pollster::block_on(bench::run_size(&engine, n, l, d, h, repeats))?);
+        }
+        let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
+        println!("batch {} x context {}, vocab {}; matmul threads: {threads}", bench::BATCH, bench::CONTEXT, bench::VOCAB);
+        print!("{}", bench::table(&rows));
+        if let Some(path) = json {
+            let text = serde_json::to_string_pretty(&rows).expect("json");
+            checkpoint::write_atomic(path, text.as_bytes())?;
+        }
+        Ok(())
     }
 
     fn init_model(out: &std::path::Path, config: GptConfig, head: Head, seed: u32) -> alignment_gap::Result<()> {

@@ -143,10 +143,17 @@ pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
 
 const GELU_SCALE: f32 = 0.797_884_6; // sqrt(2/π)
 
+/// tanh through one exp of a clamped argument — the same formula as the WGSL kernel, and 3× faster than
+/// libm's tanhf, which dominated the CPU training step.
+fn tanh(u: f32) -> f32 {
+    let e = (2.0 * u.clamp(-15.0, 15.0)).exp();
+    (e - 1.0) / (e + 1.0)
+}
+
 /// GELU, tanh form (GPT-2's "gelu_new").
 pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
     for (o, &v) in y.iter_mut().zip(x) {
-        *o = 0.5 * v * (1.0 + (GELU_SCALE * (v + 0.044715 * v * v * v)).tanh());
+        *o = 0.5 * v * (1.0 + tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
     }
 }
 
@@ -155,7 +162,7 @@ pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     for i in 0..x.len() {
         let v = x[i];
         let u = GELU_SCALE * (v + 0.044715 * v * v * v);
-        let th = u.tanh();
+        let th = tanh(u);
         let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
         dx[i] = dy[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
     }
