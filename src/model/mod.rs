@@ -356,3 +356,12 @@ impl Gpt {
         Ok(out)
     }
 }
+
+/// Exact KL(π‖π_ref) summed over the positions `weights` selects, per sequence: Σ_t w[b,t]·Σ_v p(v)(log p(v) −
+/// log p_ref(v)), from the logits of two models run on the same tokens. `token_kl` ([B·T]) is scratch;
+/// the result goes to `out` ([B]).
+#[allow(clippy::too_many_arguments)]
+pub fn sequence_kl(e: &Engine, logits: &Tensor, logits_ref: &Tensor, weights: &Tensor, token_kl: &Tensor, out: &Tensor, b: usize, t: usize, v: usize) -> Result<()> {
+    e.run(Op::TokenKl { n: b * t, v }, &[logits, logits_ref], &[token_kl])?;
+    e.run(Op::WeightedRowSum { b, t }, &[token_kl, weights], &[out])
+}
