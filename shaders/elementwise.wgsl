@@ -1,4 +1,4 @@
-// Element-wise and small reduction ops. CPU twins in engine::cpu: add, add_into, add_bias, bias_backward,
+// Element-wise and small reduction ops. CPU twins in engine::cpu: zero (in cpu::run), add, add_into, add_bias, bias_backward,
 // gelu_forward, gelu_backward, weighted_row_sum, weighted_row_sum_backward.
 
 struct Params { len: u32, c: u32, _pad0: u32, _pad1: u32 }  // c: row width (bias, rows of a weighted sum)
@@ -18,6 +18,14 @@ const GELU_SCALE: f32 = 0.7978846;  // sqrt(2/π)
 fn safe_tanh(u: f32) -> f32 {
     let e = exp(2.0 * clamp(u, -15.0, 15.0));
     return (e - 1.0) / (e + 1.0);
+}
+
+// out = 0
+@compute @workgroup_size(64)
+fn zero(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    out[i] = 0.0;
 }
 
 // out = a + b

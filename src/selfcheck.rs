@@ -97,7 +97,7 @@ fn case(name: String, op: Op, seed: u32) -> Case {
         .collect();
     let accumulates = matches!(
         op,
-        Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
+        Op::Zero { .. } | Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
     ) || matches!(op, Op::Matmul(s) if s.accumulate);
     let outs = out_lens
         .iter()
@@ -165,6 +165,7 @@ fn cases() -> Vec<Case> {
         Op::LayernormBackward { n, c },
         Op::AddBias { n, c: 3 * c },
         Op::BiasBackward { n, c: 4 * c },
+        Op::Zero { len: n * c },
         Op::Add { len: n * c },
         Op::AddInto { len: n * c },
         Op::GeluForward { len: 4 * n * c },

@@ -4,7 +4,7 @@
 
 use alignment_gap::engine::{Engine, Tensor};
 use alignment_gap::model::checkpoint::read_all;
-use alignment_gap::model::{Gpt, GptConfig, Head};
+use alignment_gap::model::{Activations, Gpt, GptConfig, Head};
 use alignment_gap::selfcheck::relative_error;
 use alignment_gap::train::optim::{AdamW, AdamwConfig, Schedule};
 use std::collections::HashMap;
@@ -59,14 +59,14 @@ impl Batch {
         }
     }
 
-    fn loss_and_grads(&self, e: &Engine, model: &Gpt) -> (f32, Vec<f32>, Vec<Tensor>) {
-        let acts = model.activations(e, self.b, self.t).unwrap();
-        model.forward(e, &acts, &self.tokens).unwrap();
-        model.sequence_logprobs(e, &acts, &self.targets, &self.weights).unwrap();
+    /// `acts` may be reused across calls, as training does (the backward buffers live in it).
+    fn loss_and_grads(&self, e: &Engine, model: &Gpt, acts: &Activations) -> (f32, Vec<f32>, Vec<Tensor>) {
+        model.forward(e, acts, &self.tokens).unwrap();
+        model.sequence_logprobs(e, acts, &self.targets, &self.weights).unwrap();
         let seq = pollster::block_on(e.read(&acts.sequence_logprobs)).unwrap();
         let loss = -seq.iter().sum::<f32>() / self.b as f32;
         let grads = model.zero_grads(e);
-        model.backward(e, &acts, &grads, &self.tokens, &self.targets, &self.weights, &self.dseq).unwrap();
+        model.backward(e, acts, &grads, &self.tokens, &self.targets, &self.weights, &self.dseq).unwrap();
         (loss, pollster::block_on(e.read(&acts.logits)).unwrap(), grads)
     }
 }
@@ -96,7 +96,8 @@ fn forward_loss_and_gradients_match_pytorch(e: &Engine) {
     let e = e;
     let model = model_from_fixture(e, &f);
     let batch = Batch::new(e, &f);
-    let (loss, logits, grads) = batch.loss_and_grads(e, &model);
+    let acts = model.activations(e, batch.b, batch.t).unwrap();
+    let (loss, logits, grads) = batch.loss_and_grads(e, &model, &acts);
     let mut ok = report("logits", &logits, f.get("logits"));
     ok &= report("loss", &[loss], f.get("loss"));
     for (info, g) in model.infos.iter().zip(&grads) {
@@ -128,14 +129,15 @@ fn adamw_trajectory_matches_pytorch(e: &Engine) {
         min_lr_ratio: num(&s["min_lr_ratio"]),
     };
     let mut opt = AdamW::new(e, &model.infos, config, schedule);
+    let acts = model.activations(e, batch.b, batch.t).unwrap();
     let (mut losses, mut norms) = (vec![], vec![]);
     for _ in 0..f.meta["steps"].as_u64().unwrap() {
-        let (loss, _, grads) = batch.loss_and_grads(e, &model);
+        let (loss, _, grads) = batch.loss_and_grads(e, &model, &acts);
         let stats = pollster::block_on(opt.step(e, &model.infos, &model.params, &grads)).unwrap();
         losses.push(loss);
         norms.push(stats.grad_norm);
     }
-    losses.push(batch.loss_and_grads(e, &model).0);
+    losses.push(batch.loss_and_grads(e, &model, &acts).0);
     println!("loss trajectory: {losses:?}");
     let ok = report("grad norm per step", &norms, f.get("trajectory.grad_norm")) & report("loss per step", &losses, f.get("trajectory.loss"));
     for (i, (g, w)) in losses.iter().zip(f.get("trajectory.loss")).enumerate() {

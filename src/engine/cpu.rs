@@ -12,9 +12,6 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
     let (ars, acs) = spec.a_strides();
     let (brs, bcs) = spec.b_strides();
     let beta = if accumulate { 1.0 } else { 0.0 };
-    if m * n * k <= SMALL_GEMM {
-        return small_matmul(a, b, c, spec);
-    }
     for i in 0..batch {
         let a = &a[i * m * k..(i + 1) * m * k];
         let b = &b[i * k * n..(i + 1) * k * n];
@@ -29,47 +26,6 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
                 beta,
                 c.as_mut_ptr(), n as isize, 1,
             );
-        }
-    }
-}
-
-/// Below this many multiply-adds per product, packing for `sgemm` costs more than the product itself (the
-/// attention products are 512 of these per layer at batch 128): a direct loop is used instead.
-const SMALL_GEMM: usize = 32 * 32 * 32;
-
-/// The same product as `matmul`, by direct loops ordered so the innermost one runs over contiguous memory.
-fn small_matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
-    let MatmulSpec { batch, m, n, k, accumulate, .. } = spec;
-    let (ars, acs) = spec.a_strides();
-    let (brs, bcs) = spec.b_strides();
-    for t in 0..batch {
-        let (a, b) = (&a[t * m * k..][..m * k], &b[t * k * n..][..k * n]);
-        let c = &mut c[t * m * n..][..m * n];
-        if !accumulate {
-            c.iter_mut().for_each(|v| *v = 0.0);
-        }
-        for i in 0..m {
-            let row = &mut c[i * n..][..n];
-            if bcs == 1 {
-                // c[i, :] += a[i, l] · b[l, :], rows of B contiguous
-                for l in 0..k {
-                    let x = a[i * ars + l * acs];
-                    let br = &b[l * brs..][..n];
-                    for j in 0..n {
-                        row[j] += x * br[j];
-                    }
-                }
-            } else {
-                // B transposed: c[i, j] = Σ_l a[i, l] · b[j, l], columns of op(B) contiguous
-                for (j, out) in row.iter_mut().enumerate() {
-                    let bc = &b[j * bcs..][..k];
-                    let mut acc = 0.0;
-                    for l in 0..k {
-                        acc += a[i * ars + l * acs] * bc[l];
-                    }
-                    *out += acc;
-                }
-            }
         }
     }
 }
@@ -503,6 +459,7 @@ pub fn run(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         }
         Op::AddBias { .. } => add_bias(o[0], i[0]),
         Op::BiasBackward { .. } => bias_backward(o[0], i[0]),
+        Op::Zero { .. } => o[0].iter_mut().for_each(|v| *v = 0.0),
         Op::Add { .. } => add(o[0], i[0], i[1]),
         Op::AddInto { .. } => add_into(o[0], i[0]),
         Op::GeluForward { .. } => gelu_forward(o[0], i[0]),

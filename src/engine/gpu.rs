@@ -18,7 +18,7 @@ const SHADERS: &[(&str, &str, &[&str])] = &[
     (
         "elementwise",
         include_str!("../../shaders/elementwise.wgsl"),
-        &["add", "add_into", "add_bias", "bias_backward", "gelu_forward", "gelu_backward", "weighted_row_sum", "weighted_row_sum_backward"],
+        &["zero", "add", "add_into", "add_bias", "bias_backward", "gelu_forward", "gelu_backward", "weighted_row_sum", "weighted_row_sum_backward"],
     ),
     ("heads", include_str!("../../shaders/heads.wgsl"), &["split_heads", "merge_heads_qkv", "heads_to_rows", "rows_to_heads"]),
     ("attention", include_str!("../../shaders/attention.wgsl"), &["forward", "backward"]),
@@ -277,6 +277,7 @@ impl GpuBackend {
             }
             Op::AddBias { n, c } => self.launch("elementwise.add_bias", &[u(n * c), u(c)], &[(1, t[0]), (3, t[1])], n * c),
             Op::BiasBackward { n, c } => self.launch("elementwise.bias_backward", &[u(n * c), u(c)], &[(1, t[0]), (3, t[1])], c),
+            Op::Zero { len } => self.launch("elementwise.zero", &[u(len), 1], &[(3, t[0])], len),
             Op::Add { len } => self.launch("elementwise.add", &[u(len), 1], &[(1, t[0]), (2, t[1]), (3, t[2])], len),
             Op::AddInto { len } => self.launch("elementwise.add_into", &[u(len), 1], &[(1, t[0]), (3, t[1])], len),
             Op::GeluForward { len } => self.launch("elementwise.gelu_forward", &[u(len), 1], &[(1, t[0]), (3, t[1])], len),

@@ -24,6 +24,8 @@ pub enum Op {
     AddBias { n: usize, c: usize },
     /// [dy] → [dbias +=]
     BiasBackward { n: usize, c: usize },
+    /// [] → [x]: x = 0
+    Zero { len: usize },
     /// [a, b] → [out]
     Add { len: usize },
     /// [src] → [dst +=]
@@ -83,6 +85,7 @@ impl Op {
             Op::LayernormBackward { .. } => "layernorm_backward",
             Op::AddBias { .. } => "add_bias",
             Op::BiasBackward { .. } => "bias_backward",
+            Op::Zero { .. } => "zero",
             Op::Add { .. } => "add",
             Op::AddInto { .. } => "add_into",
             Op::GeluForward { .. } => "gelu_forward",
@@ -118,6 +121,7 @@ impl Op {
             Op::LayernormBackward { n, c } => (vec![n * c, n * c, c, n, n], vec![n * c, c, c]),
             Op::AddBias { n, c } => (vec![c], vec![n * c]),
             Op::BiasBackward { n, c } => (vec![n * c], vec![c]),
+            Op::Zero { len } => (vec![], vec![len]),
             Op::Add { len } => (vec![len, len], vec![len]),
             Op::AddInto { len } => (vec![len], vec![len]),
             Op::GeluForward { len } => (vec![len], vec![len]),

@@ -39,6 +39,8 @@ pub struct Activations {
     pub token_logprobs: Tensor,
     /// Σ_t weight·token_logprob per sequence, [B]
     pub sequence_logprobs: Tensor,
+    /// Gradient buffers of the backward pass, allocated once with the activations.
+    scratch: Scratch,
 }
 
 struct LayerActs {
@@ -171,6 +173,7 @@ impl Gpt {
             scores: z(if self.head == Head::Score { b } else { 1 }),
             token_logprobs: z(n),
             sequence_logprobs: z(b),
+            scratch: Scratch::new(engine, cfg, b, t, if self.head == Head::Lm { cfg.vocab_size } else { 1 }),
         })
     }
 
@@ -232,10 +235,10 @@ impl Gpt {
     /// Backward from d loss / d scores ([B]) for a preference model; gradients are added to `grads`.
     pub fn backward_score(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, last: &Tensor, dscores: &Tensor) -> Result<()> {
         let (b, t, c) = (acts.b, acts.t, self.config.n_embd);
-        let s = Scratch::new(e, &self.config, b, t, 1);
+        let s = &acts.scratch;
         let dw = &grads[4 + self.config.n_layer * PER_LAYER];
         e.run(Op::ScoreHeadBackward { b, t, c }, &[dscores, &acts.lnf, last, self.score_w()], &[&s.dlnf, dw])?;
-        self.backward_trunk(e, acts, grads, tokens, &s)
+        self.backward_trunk(e, acts, grads, tokens, s)
     }
 
     /// After `forward`: per-token log-probs of `targets` and their `weights`-weighted sum per sequence,
@@ -256,13 +259,13 @@ impl Gpt {
         if self.head != Head::Lm {
             bail!("backward: this model has a scalar head; use backward_score");
         }
-        let s = Scratch::new(e, cfg, b, t, v);
+        let s = &acts.scratch;
         e.run(Op::WeightedRowSumBackward { b, t }, &[dseq, weights], &[&s.dlp])?;
         e.run(Op::TokenLogprobsBackward { n, v }, &[&s.dlp, &acts.logits, targets], &[&s.dlogits])?;
         // logits = lnf·wteᵀ  ⇒  dlnf = dlogits·wte,  dwte += dlogitsᵀ·lnf
         e.matmul(&s.dlogits, &self.params[0], &s.dlnf, MatmulSpec { batch: 1, m: n, n: c, k: v, a_transposed: false, b_transposed: false, accumulate: false })?;
         e.matmul(&s.dlogits, &acts.lnf, &grads[0], MatmulSpec { batch: 1, m: v, n: c, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
-        self.backward_trunk(e, acts, grads, tokens, &s)
+        self.backward_trunk(e, acts, grads, tokens, s)
     }
 
     /// From d loss / d lnf (in `s.dlnf`) down to the embeddings.
@@ -274,6 +277,8 @@ impl Gpt {
         let g = |i: usize| &grads[i];
         let gl = |l: usize, i: usize| &grads[2 + l * PER_LAYER + i];
         let nl = cfg.n_layer;
+        // The buffers are reused across steps; dres is accumulated into, so it starts from zero.
+        e.run(Op::Zero { len: n * c }, &[], &[&s.dres])?;
         let lnf_grads = (&grads[2 + nl * PER_LAYER], &grads[3 + nl * PER_LAYER]);
         e.run(
             Op::LayernormBackward { n, c },
