@@ -7,6 +7,7 @@ pub mod error;
 pub mod rng;
 pub mod selfcheck;
 pub mod model;
+pub mod task;
 pub mod tokenizer;
 pub mod train;
 

@@ -1,0 +1,331 @@
+//! The toy task, a summarisation analogue (PAPER.md's controlled setting at toy scale).
+//!
+//! A prompt is a "document": distinct words from a small vocabulary, some of them *key* words. A response is
+//! a "summary": words, then <eos>. The golden reward (the stand-in for the paper's golden preference model)
+//! counts the distinct key words of the document the summary covers and charges for hallucinated words (not
+//! in the document), repeats, length beyond the document's key words and a missing <eos>. Every knob is
+//! configuration (`TaskConfig`), so a search over settings is data, not code.
+
+use crate::bail;
+use crate::error::Result;
+use crate::rng::{pcg4d, uniform};
+use crate::tokenizer::{WordTokenizer, SPECIALS};
+use serde::{Deserialize, Serialize};
+
+pub const PAD: u32 = 0;
+pub const EOS: u32 = 1;
+pub const SEP: u32 = 2;
+
+/// Weights of the golden reward's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RewardWeights {
+    /// Per distinct key word of the document that the summary contains.
+    pub coverage: f32,
+    /// Per word not in the document.
+    pub hallucination: f32,
+    /// Per repeated occurrence of a word already used.
+    pub repeat: f32,
+    /// Per word beyond the number of key words in the document.
+    pub length: f32,
+    /// Charged once when the summary has no <eos>.
+    pub missing_eos: f32,
+}
+
+/// How D_golden's labels are drawn from the golden reward r.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LabelNoise {
+    /// y1 ≻ y2 iff r(y1) > r(y2); ties broken by a fair coin.
+    Hard,
+    /// y1 ≻ y2 with probability σ((r(y1) − r(y2)) / tau): the golden labeller as a model of noisy people.
+    Bernoulli { tau: f32 },
+}
+
+/// The noisy summariser whose samples train π_sft.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorConfig {
+    /// Probability of including each key word of the document.
+    pub key_recall: f32,
+    /// Expected number of non-key document words added.
+    pub extra_words: f32,
+    /// Probability, per slot, of a word from outside the document.
+    pub hallucination_rate: f32,
+    /// Probability, per slot, of repeating a word already written.
+    pub repeat_rate: f32,
+    /// Probability of ending without <eos> (running to the maximum length).
+    pub missing_eos_rate: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskConfig {
+    /// Words in the vocabulary (besides the special tokens).
+    pub vocab_words: usize,
+    /// How many of those are key words.
+    pub key_words: usize,
+    /// Words per document.
+    pub doc_len: usize,
+    /// Longest summary, <eos> included.
+    pub max_summary: usize,
+    pub reward: RewardWeights,
+    pub generator: GeneratorConfig,
+    pub labels: LabelNoise,
+}
+
+impl Default for TaskConfig {
+    /// The setting a PyTorch prototype explored (see the Figure-1 issue): 40 words, 16 of them key, 8 per document.
+    fn default() -> Self {
+        TaskConfig {
+            vocab_words: 40,
+            key_words: 16,
+            doc_len: 8,
+            max_summary: 12,
+            reward: RewardWeights { coverage: 1.0, hallucination: 1.0, repeat: 1.0, length: 0.5, missing_eos: 0.5 },
+            generator: GeneratorConfig { key_recall: 0.6, extra_words: 1.0, hallucination_rate: 0.1, repeat_rate: 0.1, missing_eos_rate: 0.05 },
+            labels: LabelNoise::Hard,
+        }
+    }
+}
+
+fn in_range(name: &str, v: f32, lo: f32, hi: f32) -> Result<()> {
+    if !(v >= lo && v <= hi) {
+        bail!("{name} = {v} is out of range {lo}..={hi}");
+    }
+    Ok(())
+}
+
+impl TaskConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.vocab_words < 2 || self.vocab_words > 10_000 {
+            bail!("task.vocab_words = {} is out of range 2..=10000", self.vocab_words);
+        }
+        if self.key_words < 1 || self.key_words > self.vocab_words {
+            bail!("task.key_words = {} is out of range 1..={} (task.vocab_words)", self.key_words, self.vocab_words);
+        }
+        if self.doc_len < 1 || self.doc_len >= self.vocab_words {
+            bail!("task.doc_len = {} is out of range 1..{} (fewer than task.vocab_words)", self.doc_len, self.vocab_words);
+        }
+        if self.max_summary < 1 || self.max_summary > 256 {
+            bail!("task.max_summary = {} is out of range 1..=256", self.max_summary);
+        }
+        let r = &self.reward;
+        for (name, v) in [("coverage", r.coverage), ("hallucination", r.hallucination), ("repeat", r.repeat), ("length", r.length), ("missing_eos", r.missing_eos)] {
+            in_range(&format!("task.reward.{name}"), v, 0.0, 100.0)?;
+        }
+        let g = &self.generator;
+        in_range("task.generator.key_recall", g.key_recall, 0.0, 1.0)?;
+        in_range("task.generator.extra_words", g.extra_words, 0.0, self.doc_len as f32)?;
+        in_range("task.generator.hallucination_rate", g.hallucination_rate, 0.0, 1.0)?;
+        in_range("task.generator.repeat_rate", g.repeat_rate, 0.0, 1.0)?;
+        in_range("task.generator.missing_eos_rate", g.missing_eos_rate, 0.0, 1.0)?;
+        if let LabelNoise::Bernoulli { tau } = self.labels {
+            in_range("task.labels.tau", tau, 1e-3, 100.0)?;
+        }
+        Ok(())
+    }
+
+    /// Prompt length in tokens: the document and <sep>.
+    pub fn prompt_len(&self) -> usize {
+        self.doc_len + 1
+    }
+
+    /// Context a policy needs: prompt + the longest summary.
+    pub fn context(&self) -> usize {
+        self.prompt_len() + self.max_summary
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        SPECIALS.len() + self.vocab_words
+    }
+
+    /// Token id of word `w` (0-based); key words are the first `key_words` words.
+    pub fn word_id(&self, w: usize) -> u32 {
+        (SPECIALS.len() + w) as u32
+    }
+
+    pub fn is_key(&self, id: u32) -> bool {
+        let w = id as usize;
+        w >= SPECIALS.len() && w < SPECIALS.len() + self.key_words
+    }
+
+    /// The tokenizer: specials, then "K0".."K{k-1}" for key words, "w{k}".. for the rest.
+    pub fn tokenizer(&self) -> Result<WordTokenizer> {
+        let words: Vec<String> = (0..self.vocab_words).map(|w| if w < self.key_words { format!("K{w}") } else { format!("w{w}") }).collect();
+        WordTokenizer::new(&words.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Prompt `index` of stream `stream` under `seed`: `doc_len` distinct words, then <sep>. A pure function
+    /// of its coordinates, so evaluation prompt sets are fixed and shared by every run.
+    pub fn prompt(&self, seed: u32, stream: u32, index: u32) -> Vec<u32> {
+        // A partial Fisher–Yates shuffle driven by the counter-based RNG.
+        let mut words: Vec<u32> = (0..self.vocab_words).map(|w| self.word_id(w)).collect();
+        for i in 0..self.doc_len {
+            let r = pcg4d([seed, stream, index, i as u32])[1] as usize % (self.vocab_words - i);
+            words.swap(i, i + r);
+        }
+        let mut p = words[..self.doc_len].to_vec();
+        p.push(SEP);
+        p
+    }
+
+    /// The golden reward of `summary` (tokens after <sep>, possibly ending in <eos> and padding) for `prompt`.
+    pub fn golden_reward(&self, prompt: &[u32], summary: &[u32]) -> f32 {
+        let doc = &prompt[..self.doc_len.min(prompt.len())];
+        let body: Vec<u32> = summary.iter().copied().take_while(|&t| t != EOS && t != PAD).collect();
+        let has_eos = summary.iter().take_while(|&&t| t != PAD).any(|&t| t == EOS);
+        let mut seen: Vec<u32> = Vec::new();
+        let (mut covered, mut hallucinated, mut repeats) = (0, 0, 0);
+        for &t in &body {
+            if seen.contains(&t) {
+                repeats += 1;
+                continue;
+            }
+            seen.push(t);
+            if !doc.contains(&t) {
+                hallucinated += 1;
+            } else if self.is_key(t) {
+                covered += 1;
+            }
+        }
+        let keys_in_doc = doc.iter().filter(|&&t| self.is_key(t)).count();
+        let r = &self.reward;
+        let mut reward = r.coverage * covered as f32 - r.hallucination * hallucinated as f32 - r.repeat * repeats as f32
+            - r.length * body.len().saturating_sub(keys_in_doc) as f32;
+        if !has_eos {
+            reward -= r.missing_eos;
+        }
+        reward
+    }
+
+    /// The golden label for a pair: true when y1 ≻ y2. `coin` is a uniform number in [0, 1) for ties/noise.
+    pub fn golden_label(&self, prompt: &[u32], y1: &[u32], y2: &[u32], coin: f32) -> bool {
+        let d = self.golden_reward(prompt, y1) - self.golden_reward(prompt, y2);
+        match self.labels {
+            LabelNoise::Hard if d == 0.0 => coin < 0.5,
+            LabelNoise::Hard => d > 0.0,
+            LabelNoise::Bernoulli { tau } => coin < 1.0 / (1.0 + (-d / tau).exp()),
+        }
+    }
+
+    /// A summary from the noisy generator (SFT data), for `prompt`, keyed by (seed, stream, index).
+    /// Tokens: the summary's words and <eos> (unless it runs out), at most `max_summary`.
+    pub fn generate(&self, prompt: &[u32], seed: u32, stream: u32, index: u32) -> Vec<u32> {
+        let g = &self.generator;
+        let doc = &prompt[..self.doc_len];
+        let mut draw = 0u32;
+        let mut u = || {
+            draw += 1;
+            uniform(seed, stream, index, draw)
+        };
+        let mut words: Vec<u32> = doc.iter().copied().filter(|&t| self.is_key(t) && u() < g.key_recall).collect();
+        let others: Vec<u32> = doc.iter().copied().filter(|&t| !self.is_key(t)).collect();
+        if !others.is_empty() {
+            let p = (g.extra_words / others.len() as f32).min(1.0);
+            words.extend(others.iter().copied().filter(|_| u() < p));
+        }
+        // Shuffle, then corrupt slots with hallucinations and repeats.
+        for i in (1..words.len()).rev() {
+            let j = (u() * (i + 1) as f32) as usize % (i + 1);
+            words.swap(i, j);
+        }
+        let mut out: Vec<u32> = Vec::new();
+        for w in words {
+            if u() < g.hallucination_rate {
+                let outside: Vec<u32> = (0..self.vocab_words).map(|k| self.word_id(k)).filter(|t| !doc.contains(t)).collect();
+                out.push(outside[(u() * outside.len() as f32) as usize % outside.len()]);
+            }
+            out.push(w);
+            if u() < g.repeat_rate {
+                out.push(out[(u() * out.len() as f32) as usize % out.len()]);
+            }
+        }
+        let missing_eos = u() < g.missing_eos_rate;
+        out.truncate(self.max_summary - 1);
+        if missing_eos {
+            while out.len() < self.max_summary {
+                out.push(doc[(u() * doc.len() as f32) as usize % doc.len()]);
+            }
+        } else {
+            out.push(EOS);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> TaskConfig {
+        TaskConfig::default()
+    }
+
+    #[test]
+    fn prompts_are_distinct_words_then_sep_and_fixed_by_their_key() {
+        let t = task();
+        let p = t.prompt(0, 1, 2);
+        assert_eq!(p.len(), t.prompt_len());
+        assert_eq!(*p.last().unwrap(), SEP);
+        let mut doc = p[..t.doc_len].to_vec();
+        doc.sort();
+        doc.dedup();
+        assert_eq!(doc.len(), t.doc_len);
+        assert!(p[..t.doc_len].iter().all(|&w| w >= 4 && (w as usize) < t.vocab_size()));
+        assert_eq!(p, t.prompt(0, 1, 2));
+        assert_ne!(p, t.prompt(0, 1, 3));
+    }
+
+    #[test]
+    fn golden_reward_counts_each_term() {
+        let t = task();
+        let (k0, k1, w30, w31) = (t.word_id(0), t.word_id(1), t.word_id(30), t.word_id(31));
+        let prompt = vec![k0, k1, w30, t.word_id(20), t.word_id(21), t.word_id(22), t.word_id(23), t.word_id(24), SEP];
+        assert_eq!(t.golden_reward(&prompt, &[k0, k1, EOS]), 2.0);
+        assert_eq!(t.golden_reward(&prompt, &[k0, EOS, PAD]), 1.0);
+        assert_eq!(t.golden_reward(&prompt, &[k0, k0, EOS]), 1.0 - 1.0 - 0.5 * 0.0); // repeat; length 2 = keys in doc
+        assert_eq!(t.golden_reward(&prompt, &[k0, w31, EOS]), 1.0 - 1.0); // hallucination
+        assert_eq!(t.golden_reward(&prompt, &[k0, k1, w30, EOS]), 2.0 - 0.5); // one word too many
+        assert_eq!(t.golden_reward(&prompt, &[k0, k1]), 2.0 - 0.5); // no <eos>
+    }
+
+    #[test]
+    fn labels_follow_the_reward_or_its_noise() {
+        let t = task();
+        let prompt = t.prompt(0, 0, 0);
+        let keys: Vec<u32> = prompt[..t.doc_len].iter().copied().filter(|&w| t.is_key(w)).collect();
+        assert!(!keys.is_empty(), "prompt 0 has a key word");
+        let good = vec![keys[0], EOS];
+        let bad = vec![t.word_id(39), t.word_id(39), EOS];
+        assert!(t.golden_label(&prompt, &good, &bad, 0.99));
+        assert!(!t.golden_label(&prompt, &bad, &good, 0.01));
+        let noisy = TaskConfig { labels: LabelNoise::Bernoulli { tau: 1.0 }, ..task() };
+        let wins = (0..1000).filter(|&i| noisy.golden_label(&prompt, &good, &bad, uniform(1, 0, 0, i))).count();
+        assert!(wins > 800 && wins < 1000, "{wins}");
+    }
+
+    #[test]
+    fn the_generator_is_noisy_but_mostly_sensible() {
+        let t = task();
+        let (mut rewards, mut eos) = (vec![], 0);
+        for i in 0..500 {
+            let p = t.prompt(3, 0, i);
+            let y = t.generate(&p, 3, 1, i);
+            assert!(!y.is_empty() && y.len() <= t.max_summary);
+            eos += y.contains(&EOS) as usize;
+            rewards.push(t.golden_reward(&p, &y));
+        }
+        let mean = rewards.iter().sum::<f32>() / rewards.len() as f32;
+        let spread = rewards.iter().fold(f32::MIN, |a, &b| a.max(b)) - rewards.iter().fold(f32::MAX, |a, &b| a.min(b));
+        assert!(mean > 0.0 && spread >= 3.0, "mean {mean}, spread {spread}");
+        assert!(eos > 400 && eos < 500, "{eos} of 500 end in <eos>");
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let bad = TaskConfig { key_words: 50, ..task() };
+        assert!(bad.validate().unwrap_err().0.contains("task.key_words = 50 is out of range 1..=40"));
+        let bad = TaskConfig { labels: LabelNoise::Bernoulli { tau: 0.0 }, ..task() };
+        assert!(bad.validate().unwrap_err().0.contains("task.labels.tau"));
+        assert!(task().validate().is_ok());
+        assert_eq!(task().tokenizer().unwrap().vocab_size(), task().vocab_size());
+    }
+}
