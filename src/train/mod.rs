@@ -1,3 +1,5 @@
-//! Training: the optimiser and learning-rate schedule (losses and loops follow).
+//! Training: batches, the optimiser and schedule, SFT (the alignment losses and loops follow).
 
+pub mod batch;
 pub mod optim;
+pub mod sft;

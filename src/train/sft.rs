@@ -1,0 +1,57 @@
+//! Supervised fine-tuning on the noisy generator's summaries: the π_sft every alignment run starts from and
+//! is regularised towards (PAPER.md). Loss: −mean_b log π(y_b | x_b) over response tokens.
+
+use super::batch::SequenceBatch;
+use super::optim::{AdamW, AdamwConfig, Schedule};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::{Gpt, GptConfig, Head};
+use crate::task::TaskConfig;
+use serde::{Deserialize, Serialize};
+
+/// RNG streams, so SFT data never coincides with other draws of the same seed.
+const PROMPT_STREAM: u32 = 0x5F7_0001;
+const RESPONSE_STREAM: u32 = 0x5F7_0002;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SftConfig {
+    pub steps: u32,
+    pub batch: usize,
+    pub adamw: AdamwConfig,
+    pub warmup_steps: u32,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig { steps: 400, batch: 64, adamw: AdamwConfig { lr: 2e-3, weight_decay: 0.0, ..AdamwConfig::default() }, warmup_steps: 20 }
+    }
+}
+
+/// Trains a fresh policy; `on_step(step, loss)` sees every step (progress bars, the page's live plot).
+pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft: &SftConfig, seed: u32, mut on_step: impl FnMut(u32, f32)) -> Result<Gpt> {
+    task.validate()?;
+    let model = Gpt::init(e, model_cfg, Head::Lm, seed)?;
+    let t = task.context();
+    let schedule = Schedule { warmup_steps: sft.warmup_steps, total_steps: sft.steps, min_lr_ratio: 0.1 };
+    let mut opt = AdamW::new(e, &model.infos, sft.adamw, schedule);
+    let acts = model.activations(e, sft.batch, t)?;
+    let grads = model.zero_grads(e);
+    let dseq = e.tensor(&vec![-1.0 / sft.batch as f32; sft.batch]);
+    for step in 0..sft.steps {
+        let first = step * sft.batch as u32;
+        let prompts: Vec<Vec<u32>> = (0..sft.batch as u32).map(|i| task.prompt(seed, PROMPT_STREAM, first + i)).collect();
+        let responses: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, seed, RESPONSE_STREAM, first + i as u32)).collect();
+        let batch = SequenceBatch::new(&prompts, &responses, t);
+        let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
+        for g in &grads {
+            e.run(crate::engine::Op::Zero { len: g.len() }, &[], &[g])?;
+        }
+        model.forward(e, &acts, &tokens)?;
+        model.sequence_logprobs(e, &acts, &targets, &weights)?;
+        model.backward(e, &acts, &grads, &tokens, &targets, &weights, &dseq)?;
+        let seq = e.read(&acts.sequence_logprobs).await?;
+        opt.step(e, &model.infos, &model.params, &grads).await?;
+        on_step(step, -seq.iter().sum::<f32>() / sft.batch as f32);
+    }
+    Ok(model)
+}
