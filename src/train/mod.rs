@@ -1,6 +1,9 @@
 //! Training: batches, the optimiser and schedule, SFT (the alignment losses and loops follow).
 
 pub mod batch;
+pub mod data;
+pub mod eval;
 pub mod losses;
 pub mod optim;
+pub mod pm;
 pub mod sft;
