@@ -1,5 +1,6 @@
 //! Training: batches, the optimiser and schedule, SFT (the alignment losses and loops follow).
 
+pub mod align;
 pub mod batch;
 pub mod data;
 pub mod eval;

@@ -1,0 +1,205 @@
+//! Online and offline alignment (PAPER.md), one loss and one update for both so that the comparison is
+//! fair: the same GPO loss, β, learning rate and batch. Offline: batches of D_golden in order. Online: each
+//! step samples two responses per prompt from the current policy and labels them with the proxy (or, for
+//! the reference "golden policy", with the golden preference). The online stream is kept for replay.
+
+use super::batch::SequenceBatch;
+use super::eval::{golden_win_rate, kl_to_reference, response_stats, sample_responses, ResponseStats};
+use super::losses::{gpo, Loss};
+use super::optim::{AdamW, AdamwConfig, Schedule};
+use super::pm::{prefers, Pairs};
+use crate::bail;
+use crate::engine::{Engine, Op};
+use crate::error::Result;
+use crate::model::{Activations, Gpt, Head};
+use crate::rng::uniform;
+use crate::task::TaskConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlignConfig {
+    pub loss: Loss,
+    pub beta: f32,
+    pub adamw: AdamwConfig,
+    pub steps: u32,
+    /// Pairs per step.
+    pub batch: usize,
+    /// Evaluate every this many steps (and at step 0 and the last step).
+    pub eval_every: u32,
+}
+
+/// Fixed evaluation data shared by every run of an experiment.
+pub struct EvalSet {
+    /// Prompts for the golden win rate, and the baseline policy's responses to them.
+    pub win_prompts: Vec<Vec<u32>>,
+    pub baseline: Vec<Vec<u32>>,
+    /// Prompts for the KL estimate.
+    pub kl_prompts: Vec<Vec<u32>>,
+    /// Held-out golden pairs for policy-as-classifier accuracy.
+    pub heldout: Pairs,
+    /// Seed of the evaluation samplers (the same for every checkpoint of every run).
+    pub seed: u32,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Checkpoint {
+    pub step: u32,
+    pub kl: f32,
+    pub golden_win_rate: f32,
+    pub ties: f32,
+    pub classifier_accuracy: f32,
+    /// Mean training loss since the previous checkpoint (none at step 0).
+    pub train_loss: Option<f32>,
+    pub responses: ResponseStats,
+}
+
+/// Where a run's pairs come from.
+pub enum Source<'a> {
+    /// D_golden (or any fixed dataset), in order, cycling.
+    Offline(&'a Pairs),
+    /// Two samples per prompt from the current policy, labelled by the proxy.
+    OnlineProxy(&'a Gpt),
+    /// Two samples per prompt from the current policy, labelled by the golden preference.
+    OnlineGolden,
+}
+
+const PROMPT_STREAM: u32 = 0xA11_0000;
+const SAMPLE_STREAM: u32 = 0xA12_0000;
+const COIN_STREAM: u32 = 0xA13_0000;
+const WIN_STREAM: u32 = 0xE0_0001;
+const KL_STREAM: u32 = 0xE0_0002;
+
+/// Summed response log-probs of `ys` under `model` for `prompts` (batched in one pass).
+async fn response_logprobs(e: &Engine, model: &Gpt, acts: &Activations, batch: &SequenceBatch) -> Result<Vec<f32>> {
+    model.forward(e, acts, &e.indices(&batch.tokens))?;
+    model.sequence_logprobs(e, acts, &e.indices(&batch.targets), &e.tensor(&batch.weights))?;
+    e.read(&acts.sequence_logprobs).await
+}
+
+/// Policy-as-classifier accuracy (PAPER.md): predict y1 ≻ y2 iff [log π(y1) − log π(y2)] − [log π_sft(y1) −
+/// log π_sft(y2)] > 0, against the golden labels.
+pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<f32> {
+    let t = task.context();
+    let mut correct = 0;
+    let chunk = 256;
+    for start in (0..pairs.len()).step_by(chunk) {
+        let end = (start + chunk).min(pairs.len());
+        let prompts: Vec<Vec<u32>> = pairs.prompts[start..end].iter().chain(&pairs.prompts[start..end]).cloned().collect();
+        let ys: Vec<Vec<u32>> = pairs.y1[start..end].iter().chain(&pairs.y2[start..end]).cloned().collect();
+        let batch = SequenceBatch::new(&prompts, &ys, t);
+        let n = end - start;
+        let (a, b) = (policy.activations(e, 2 * n, t)?, sft.activations(e, 2 * n, t)?);
+        let lp = response_logprobs(e, policy, &a, &batch).await?;
+        let lr = response_logprobs(e, sft, &b, &batch).await?;
+        for i in 0..n {
+            let f = (lp[i] - lp[n + i]) - (lr[i] - lr[n + i]);
+            correct += ((f > 0.0) == pairs.first_wins[start + i]) as usize;
+        }
+    }
+    Ok(correct as f32 / pairs.len().max(1) as f32)
+}
+
+pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet, step: u32, train_loss: Option<f32>) -> Result<Checkpoint> {
+    let ys = sample_responses(e, policy, task, &set.win_prompts, set.seed, WIN_STREAM).await?;
+    let (golden_win_rate, ties) = golden_win_rate(task, &set.win_prompts, &ys, &set.baseline);
+    let kl_ys = sample_responses(e, policy, task, &set.kl_prompts, set.seed, KL_STREAM).await?;
+    let kl = kl_to_reference(e, policy, sft, task, &set.kl_prompts, &kl_ys).await?;
+    let classifier_accuracy = classifier_accuracy(e, policy, sft, task, &set.heldout).await?;
+    Ok(Checkpoint { step, kl, golden_win_rate, ties, classifier_accuracy, train_loss, responses: response_stats(task, &set.win_prompts, &ys) })
+}
+
+/// Runs one alignment run from π_sft. `on_checkpoint` sees each evaluation as it happens. Returns the final
+/// policy, the checkpoints and, for online runs, the stream of labelled pairs in training order.
+#[allow(clippy::too_many_arguments)]
+pub async fn align(
+    e: &Engine,
+    task: &TaskConfig,
+    sft: &Gpt,
+    source: Source<'_>,
+    cfg: &AlignConfig,
+    eval: &EvalSet,
+    seed: u32,
+    mut on_checkpoint: impl FnMut(&Checkpoint),
+) -> Result<(Gpt, Vec<Checkpoint>, Pairs)> {
+    if sft.head != Head::Lm {
+        bail!("align: π_sft must be a policy");
+    }
+    if !(cfg.beta > 0.0 && cfg.beta.is_finite()) {
+        bail!("beta = {} is out of range: finite and > 0", cfg.beta);
+    }
+    if let Source::Offline(d) = &source {
+        if d.len() < cfg.batch {
+            bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch);
+        }
+    }
+    let t = task.context();
+    let b = cfg.batch;
+    let policy = Gpt::new(e, sft.config, Head::Lm, &sft.values(e).await?)?;
+    let mut opt = AdamW::new(e, &policy.infos, cfg.adamw, Schedule::constant());
+    let (acts, acts_ref) = (policy.activations(e, 2 * b, t)?, sft.activations(e, 2 * b, t)?);
+    let grads = policy.zero_grads(e);
+    let mut checkpoints = vec![evaluate(e, &policy, sft, task, eval, 0, None).await?];
+    on_checkpoint(&checkpoints[0]);
+    let mut stream = Pairs::default();
+    let mut loss_sum = 0.0;
+    let mut since = 0;
+    for step in 0..cfg.steps {
+        // The pairs of this step.
+        let pairs = match &source {
+            Source::Offline(d) => {
+                let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % d.len()).collect();
+                Pairs {
+                    prompts: idx.iter().map(|&i| d.prompts[i].clone()).collect(),
+                    y1: idx.iter().map(|&i| d.y1[i].clone()).collect(),
+                    y2: idx.iter().map(|&i| d.y2[i].clone()).collect(),
+                    first_wins: idx.iter().map(|&i| d.first_wins[i]).collect(),
+                }
+            }
+            online => {
+                let prompts: Vec<Vec<u32>> = (0..b).map(|i| task.prompt(seed, PROMPT_STREAM, step * b as u32 + i as u32)).collect();
+                let y1 = sample_responses(e, &policy, task, &prompts, seed, SAMPLE_STREAM + 2 * step).await?;
+                let y2 = sample_responses(e, &policy, task, &prompts, seed, SAMPLE_STREAM + 2 * step + 1).await?;
+                let first_wins = match online {
+                    Source::OnlineProxy(pm) => prefers(e, pm, task, &prompts, &y1, &y2).await?,
+                    _ => (0..b).map(|i| task.golden_label(&prompts[i], &y1[i], &y2[i], uniform(seed, COIN_STREAM, step, i as u32))).collect(),
+                };
+                Pairs { prompts, y1, y2, first_wins }
+            }
+        };
+        // Winners in rows 0..b, losers in rows b..2b.
+        let prompts: Vec<Vec<u32>> = pairs.prompts.iter().chain(&pairs.prompts).cloned().collect();
+        let ys: Vec<Vec<u32>> = (0..b).map(|i| pairs.ordered(i).0.to_vec()).chain((0..b).map(|i| pairs.ordered(i).1.to_vec())).collect();
+        let batch = SequenceBatch::new(&prompts, &ys, t);
+        let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
+        let reference = response_logprobs(e, sft, &acts_ref, &batch).await?;
+        for g in &grads {
+            e.run(Op::Zero { len: g.len() }, &[], &[g])?;
+        }
+        policy.forward(e, &acts, &tokens)?;
+        policy.sequence_logprobs(e, &acts, &targets, &weights)?;
+        let lp = e.read(&acts.sequence_logprobs).await?;
+        let (loss, dw, dl) = gpo(cfg.loss, cfg.beta, &lp[..b], &lp[b..], &reference[..b], &reference[b..]);
+        if !loss.is_finite() {
+            bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);
+        }
+        let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
+        policy.backward(e, &acts, &grads, &tokens, &targets, &weights, &e.tensor(&dseq))?;
+        opt.step(e, &policy.infos, &policy.params, &grads).await?;
+        loss_sum += loss;
+        since += 1;
+        if !matches!(source, Source::Offline(_)) {
+            stream.prompts.extend(pairs.prompts);
+            stream.y1.extend(pairs.y1);
+            stream.y2.extend(pairs.y2);
+            stream.first_wins.extend(pairs.first_wins);
+        }
+        if (step + 1) % cfg.eval_every == 0 || step + 1 == cfg.steps {
+            let c = evaluate(e, &policy, sft, task, eval, step + 1, Some(loss_sum / since as f32)).await?;
+            on_checkpoint(&c);
+            checkpoints.push(c);
+            loss_sum = 0.0;
+            since = 0;
+        }
+    }
+    Ok((policy, checkpoints, stream))
+}
