@@ -28,7 +28,7 @@ pub struct BenchRow {
     pub sample_tokens_per_s: f64,
 }
 
-fn now_ms() -> f64 {
+pub fn now_ms() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     {
         use std::sync::OnceLock;

@@ -4,9 +4,11 @@
 pub mod bench;
 pub mod engine;
 pub mod error;
+pub mod experiments;
 pub mod rng;
 pub mod selfcheck;
 pub mod model;
+pub mod report;
 pub mod task;
 pub mod tokenizer;
 pub mod train;

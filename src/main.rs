@@ -86,6 +86,23 @@ mod native {
             #[arg(long)]
             json: Option<PathBuf>,
         },
+        /// Run a paper figure end to end and write results.json, metrics.csv, the figure (SVG), summary.md and
+        /// the trained models.
+        Reproduce {
+            /// fig1 (the full figure) or fig1-tiny (seconds; used by the tests).
+            #[arg(long, default_value = "fig1")]
+            preset: String,
+            #[arg(long)]
+            out: PathBuf,
+            /// Seeds, e.g. 0,1,2 (default: the preset's).
+            #[arg(long, value_delimiter = ',')]
+            seeds: Option<Vec<u32>>,
+            /// Override a setting: --set key=value (dotted keys into the config, e.g. task.doc_len=10, betas=[0.1]).
+            #[arg(long = "set", value_name = "KEY=VALUE")]
+            sets: Vec<String>,
+            #[command(flatten)]
+            device: DeviceArgs,
+        },
         /// List GPU adapters, pick one, and check every kernel against its CPU twin.
         Doctor {
             #[command(flatten)]
@@ -133,6 +150,7 @@ mod native {
                 report(init_model(&out, config, head, seed))
             }
             Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
+            Command::Reproduce { preset, out, seeds, sets, device } => report(reproduce(&preset, &out, seeds, &sets, &device)),
             Command::Bench { device, sizes, repeats, json } => report(bench(&device, &sizes, repeats as usize, json.as_deref())),
         }
     }
@@ -174,6 +192,67 @@ mod native {
             let text = serde_json::to_string_pretty(&rows).expect("json");
             checkpoint::write_atomic(path, text.as_bytes())?;
         }
+        Ok(())
+    }
+
+    fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], device: &DeviceArgs) -> alignment_gap::Result<()> {
+        use alignment_gap::experiments::{apply_overrides, fig1};
+        use alignment_gap::report::{figure, metrics_csv, summary};
+        use indicatif::{ProgressBar, ProgressStyle};
+        let mut cfg = fig1::Fig1Config::preset(preset)?;
+        if let Some(seeds) = seeds {
+            cfg.seeds = seeds;
+        }
+        let cfg = apply_overrides(&cfg, sets)?;
+        cfg.validate()?;
+        let engine = open_engine(device)?;
+        eprintln!("reproduce {preset}: seeds {:?}, backend {}", cfg.seeds, engine.describe());
+        std::fs::create_dir_all(out).map_err(|e| alignment_gap::Error(format!("{}: {e}", out.display())))?;
+        let tokenizer = cfg.task.tokenizer()?.to_json()?;
+        let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
+        let style = ProgressStyle::with_template("{msg:<40} {bar:30} {pos}/{len} [{elapsed_precise}, {per_sec}, eta {eta}]").expect("template");
+        let mut bar: Option<(String, ProgressBar)> = None;
+        let started = std::time::Instant::now();
+        let results = pollster::block_on(fig1::run(
+            &engine,
+            &cfg,
+            |p| {
+                if let fig1::Progress::Stage { name, step, total } = p {
+                    if bar.as_ref().map(|(n, _)| n != &name).unwrap_or(true) {
+                        if let Some((_, b)) = bar.take() {
+                            b.finish();
+                        }
+                        let b = ProgressBar::new(total).with_style(style.clone()).with_message(name.clone());
+                        bar = Some((name, b));
+                    }
+                    if let Some((_, b)) = &bar {
+                        b.set_position(step);
+                    }
+                }
+            },
+            |models| {
+                let dir = out.join("models").join(format!("seed{}", models.seed));
+                let mut all = vec![("sft".to_string(), &models.sft), ("proxy".to_string(), &models.proxy)];
+                all.extend(models.policies.iter().map(|(n, m)| (n.clone(), m)));
+                for (name, m) in all {
+                    let values = pollster::block_on(m.values(&engine))?;
+                    checkpoint::save(&dir.join(name), &m.config, m.head, &values, special, Some(&tokenizer))?;
+                }
+                Ok(())
+            },
+        ))?;
+        if let Some((_, b)) = bar.take() {
+            b.finish();
+        }
+        let bins = summary::binned(&results.checkpoints, 6);
+        let json = serde_json::to_string_pretty(&results).map_err(|e| alignment_gap::Error(e.to_string()))?;
+        checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
+        checkpoint::write_atomic(&out.join("metrics.csv"), metrics_csv(&results.checkpoints).as_bytes())?;
+        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints, &bins)?.as_bytes())?;
+        let md = summary::summary_md(&results, &bins);
+        checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;
+        println!("{}", md.lines().skip_while(|l| !l.starts_with("## Verdict")).collect::<Vec<_>>().join("\n"));
+        println!("wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
         Ok(())
     }
 

@@ -41,3 +41,51 @@ fn bad_arguments_name_the_field() {
     let (ok, _, stderr) = cli(&["serve", "--root", "/nonexistent"]);
     assert!(!ok && stderr.contains("index.html"), "{stderr}");
 }
+
+/// `reproduce --preset fig1-tiny`: every output is written and sane (structure, not the scientific
+/// outcome), and a rerun with the same seed reproduces every checkpoint exactly on the CPU backend.
+#[test]
+fn reproduce_fig1_tiny_writes_sane_results() {
+    let out = std::env::temp_dir().join(format!("alignment-gap-fig1-tiny-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = || {
+        let (ok, stdout, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", out.to_str().unwrap()]);
+        assert!(ok, "{stdout}\n{stderr}");
+        let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let r = run();
+    let cps = r["checkpoints"].as_array().unwrap();
+    // 1 seed × 1 β × 1 lr × 3 methods × (12 steps / 6 + 1) checkpoints
+    assert_eq!(cps.len(), 9);
+    for c in cps {
+        let kl = c["kl"].as_f64().unwrap();
+        assert!(kl.is_finite() && kl >= -1e-4, "{c}");
+        for k in ["golden_win_rate", "ties", "classifier_accuracy"] {
+            let v = c[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+        }
+    }
+    assert!(r["proxy"][0]["heldout_accuracy"].as_f64().unwrap() > 0.55, "proxy at chance: {}", r["proxy"]);
+    let sft: Vec<f64> = r["sft_loss"][0][1].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let (first, last) = (sft[..5].iter().sum::<f64>(), sft[sft.len() - 5..].iter().sum::<f64>());
+    assert!(last < first, "SFT loss did not fall: {sft:?}");
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + cps.len());
+    assert!(std::fs::read_to_string(out.join("fig1.svg")).unwrap().contains("<svg"));
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("## Verdict (computed)"));
+    for m in ["sft", "proxy", "online_beta0.1_lr0.0005", "offline_beta0.1_lr0.0005"] {
+        assert!(out.join("models/seed0").join(m).join("model.safetensors").is_file(), "{m}");
+    }
+    assert_eq!(run()["checkpoints"], r["checkpoints"], "a rerun with the same seed differs");
+}
+
+#[test]
+fn reproduce_rejects_unknown_settings_by_name() {
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--out", "/tmp/x", "--set", "task.doc_lenght=9"]);
+    assert!(!ok && stderr.contains("unknown key 'task.doc_lenght'") && stderr.contains("doc_len"), "{stderr}");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--out", "/tmp/x", "--set", "task.key_words=99"]);
+    assert!(!ok && stderr.contains("task.key_words = 99 is out of range"), "{stderr}");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig9", "--out", "/tmp/x"]);
+    assert!(!ok && stderr.contains("preset 'fig9'"), "{stderr}");
+}
