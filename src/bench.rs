@@ -2,7 +2,7 @@
 //! 128 sequences of 32 tokens) and batched sampling. `alignment-gap bench` prints these as a table; the
 //! page uses the same numbers to estimate run times. bench/pytorch_bench.py runs the same step in PyTorch.
 
-use crate::engine::{Engine, Op};
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::sample::SampleSpec;
 use crate::model::{Gpt, GptConfig, Head};
@@ -63,9 +63,7 @@ pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, hea
     let mut train_step_ms = 0.0;
     for i in 0..=repeats {
         let start = now_ms();
-        for g in &grads {
-            e.run(Op::Zero { len: g.len() }, &[], &[g])?;
-        }
+        Gpt::clear_grads(e, &grads)?;
         model.forward(e, &acts, &tokens)?;
         model.sequence_logprobs(e, &acts, &targets, &weights)?;
         model.backward(e, &acts, &grads, &tokens, &targets, &weights, &dseq)?;

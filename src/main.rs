@@ -222,6 +222,10 @@ mod native {
                         if let Some((_, b)) = bar.take() {
                             b.finish();
                         }
+                        // indicatif draws nothing when stderr is not a terminal (CI logs, pipes): say the stage.
+                        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                            eprintln!("[{:>6.0} s] {name}", started.elapsed().as_secs_f64());
+                        }
                         let b = ProgressBar::new(total).with_style(style.clone()).with_message(name.clone());
                         bar = Some((name, b));
                     }

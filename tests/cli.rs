@@ -74,7 +74,7 @@ fn reproduce_fig1_tiny_writes_sane_results() {
     assert_eq!(csv.lines().count(), 1 + cps.len());
     assert!(std::fs::read_to_string(out.join("fig1.svg")).unwrap().contains("<svg"));
     assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("## Verdict (computed)"));
-    for m in ["sft", "proxy", "online_beta0.1_lr0.0005", "offline_beta0.1_lr0.0005"] {
+    for m in ["sft", "proxy", "online_beta0.1_lr0.0005_steps12", "offline_beta0.1_lr0.0005_steps12"] {
         assert!(out.join("models/seed0").join(m).join("model.safetensors").is_file(), "{m}");
     }
     assert_eq!(run()["checkpoints"], r["checkpoints"], "a rerun with the same seed differs");

@@ -37,7 +37,11 @@ pub struct Fig1Config {
     pub loss: Loss,
     pub betas: Vec<f32>,
     pub lrs: Vec<f32>,
+    /// Steps of each online run.
     pub steps: u32,
+    /// Steps of the offline runs, one run per value (the paper sweeps offline over steps too; offline moves
+    /// less in KL per step, so it needs longer runs to cover the same KL range).
+    pub offline_steps: Vec<u32>,
     pub batch: usize,
     pub eval_every: u32,
     pub win_prompts: usize,
@@ -62,6 +66,7 @@ impl Fig1Config {
             betas: vec![0.03, 0.1, 0.5],
             lrs: vec![5e-4],
             steps: 800,
+            offline_steps: vec![800, 3200],
             batch: 64,
             eval_every: 50,
             win_prompts: 512,
@@ -79,6 +84,7 @@ impl Fig1Config {
                 proxy: PmConfig { steps: 30, batch: 32, eval_every: 15, ..PmConfig::default() },
                 betas: vec![0.1],
                 steps: 12,
+                offline_steps: vec![12],
                 batch: 16,
                 eval_every: 6,
                 win_prompts: 64,
@@ -112,8 +118,11 @@ impl Fig1Config {
         if self.policy.d_model % self.policy.heads != 0 {
             bail!("policy.d_model = {} must be divisible by policy.heads = {}", self.policy.d_model, self.policy.heads);
         }
-        if self.seeds.is_empty() || self.betas.is_empty() || self.lrs.is_empty() {
-            bail!("seeds, betas and lrs must each hold at least one value");
+        if self.seeds.is_empty() || self.betas.is_empty() || self.lrs.is_empty() || self.offline_steps.is_empty() {
+            bail!("seeds, betas, lrs and offline_steps must each hold at least one value");
+        }
+        if let Some(s) = self.offline_steps.iter().find(|s| **s == 0 || **s > 1 << 20) {
+            bail!("offline_steps: {s} is out of range 1..={}", 1 << 20);
         }
         if let Some(b) = self.betas.iter().find(|b| !(**b > 0.0 && **b <= 100.0)) {
             bail!("betas: {b} is out of range (0, 100]");
@@ -136,6 +145,8 @@ pub struct Row {
     pub seed: u32,
     pub beta: f32,
     pub lr: f32,
+    /// Length of the run this checkpoint belongs to.
+    pub run_steps: u32,
     #[serde(flatten)]
     pub checkpoint: Checkpoint,
 }
@@ -215,23 +226,25 @@ pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress
         for &beta in &cfg.betas {
             for &lr in &cfg.lrs {
                 let run_cfg = AlignConfig { loss: cfg.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps: cfg.steps, batch: cfg.batch, eval_every: cfg.eval_every };
-                let mut methods = vec![("online", Source::OnlineProxy(&proxy)), ("offline", Source::Offline(&d_golden))];
+                let mut methods = vec![("online", Source::OnlineProxy(&proxy), cfg.steps)];
+                methods.extend(cfg.offline_steps.iter().map(|&s| ("offline", Source::Offline(&d_golden), s)));
                 if cfg.golden_reference {
-                    methods.push(("online_golden", Source::OnlineGolden));
+                    methods.push(("online_golden", Source::OnlineGolden, cfg.steps));
                 }
-                for (method, source) in methods {
+                for (method, source, steps) in methods {
                     let t0 = now_ms();
-                    let name = format!("seed {seed}: {method} β={beta} lr={lr}");
+                    let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps)");
+                    let run_cfg = AlignConfig { steps, ..run_cfg.clone() };
                     let mut rows = vec![];
                     let (policy, _, _) = align(e, task, &sft, source, &run_cfg, &eval, seed, |c| {
-                        let row = Row { method: method.into(), seed, beta, lr, checkpoint: c.clone() };
-                        progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: cfg.steps as u64 });
+                        let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
+                        progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
                         progress(Progress::Checkpoint(&row));
                         rows.push(row);
                     })
                     .await?;
                     results.checkpoints.extend(rows);
-                    policies.push((format!("{method}_beta{beta}_lr{lr}"), policy));
+                    policies.push((format!("{method}_beta{beta}_lr{lr}_steps{steps}"), policy));
                     time(method, now_ms() - t0);
                 }
             }

@@ -129,6 +129,14 @@ impl Gpt {
         self.infos.iter().map(|i| engine.zeros(i.len())).collect()
     }
 
+    /// Sets gradient tensors back to zero on the device (before each step's backward pass).
+    pub fn clear_grads(e: &Engine, grads: &[Tensor]) -> Result<()> {
+        for g in grads {
+            e.run(Op::Zero { len: g.len() }, &[], &[g])?;
+        }
+        Ok(())
+    }
+
     pub fn activations(&self, engine: &Engine, b: usize, t: usize) -> Result<Activations> {
         let cfg = &self.config;
         if b == 0 || t == 0 {

@@ -117,8 +117,8 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
     let c = &results.config;
     let mut s = String::from("# Figure 1 — online vs offline IPO: golden win rate against KL\n\n");
     s += &format!(
-        "Seeds {:?}; loss {:?}; β {:?}; lr {:?}; {} steps of {} pairs; policy {} layers × d {}; D_golden {} pairs. Backend: {}.\n\n",
-        c.seeds, c.loss, c.betas, c.lrs, c.steps, c.batch, c.policy.layers, c.policy.d_model, c.d_golden, results.backend
+        "Seeds {:?}; loss {:?}; β {:?}; lr {:?}; online {} steps, offline {:?} steps, of {} pairs; policy {} layers × d {}; D_golden {} pairs. Every checkpoint of every setting is pooled, as in the paper. Backend: {}.\n\n",
+        c.seeds, c.loss, c.betas, c.lrs, c.steps, c.offline_steps, c.batch, c.policy.layers, c.policy.d_model, c.d_golden, results.backend
     );
     s += "Proxy preference model, held-out accuracy on golden labels: ";
     s += &results.proxy.iter().map(|p| format!("seed {} {:.3}", p.seed, p.heldout_accuracy)).collect::<Vec<_>>().join(", ");

@@ -9,7 +9,7 @@ use super::losses::{gpo, Loss};
 use super::optim::{AdamW, AdamwConfig, Schedule};
 use super::pm::{prefers, Pairs};
 use crate::bail;
-use crate::engine::{Engine, Op};
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Activations, Gpt, Head};
 use crate::rng::uniform;
@@ -172,9 +172,7 @@ pub async fn align(
         let batch = SequenceBatch::new(&prompts, &ys, t);
         let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
         let reference = response_logprobs(e, sft, &acts_ref, &batch).await?;
-        for g in &grads {
-            e.run(Op::Zero { len: g.len() }, &[], &[g])?;
-        }
+        Gpt::clear_grads(e, &grads)?;
         policy.forward(e, &acts, &tokens)?;
         policy.sequence_logprobs(e, &acts, &targets, &weights)?;
         let lp = e.read(&acts.sequence_logprobs).await?;

@@ -5,7 +5,7 @@
 use super::losses::{pairwise_pm, prefers_first};
 use super::optim::{AdamW, AdamwConfig, Schedule};
 use crate::bail;
-use crate::engine::{Engine, Op};
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{param_infos, params::init_values, Gpt, GptConfig, Head};
 use crate::task::{TaskConfig, PAD};
@@ -143,9 +143,7 @@ pub async fn train_pm(
         let second: Vec<Vec<u32>> = l.iter().chain(&w).cloned().collect();
         let (tokens, last) = pm_inputs(task, &prompts, &first, &second);
         let (tokens, last) = (e.indices(&tokens), e.indices(&last));
-        for g in &grads {
-            e.run(Op::Zero { len: g.len() }, &[], &[g])?;
-        }
+        Gpt::clear_grads(e, &grads)?;
         pm.forward(e, &acts, &tokens)?;
         pm.score(e, &acts, &last)?;
         let s = e.read(&acts.scores).await?;

@@ -43,9 +43,7 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
         let responses: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, seed, RESPONSE_STREAM, first + i as u32)).collect();
         let batch = SequenceBatch::new(&prompts, &responses, t);
         let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
-        for g in &grads {
-            e.run(crate::engine::Op::Zero { len: g.len() }, &[], &[g])?;
-        }
+        Gpt::clear_grads(e, &grads)?;
         model.forward(e, &acts, &tokens)?;
         model.sequence_logprobs(e, &acts, &targets, &weights)?;
         model.backward(e, &acts, &grads, &tokens, &targets, &weights, &dseq)?;
