@@ -97,7 +97,7 @@ fn case(name: String, op: Op, seed: u32) -> Case {
         .collect();
     let accumulates = matches!(
         op,
-        Op::Zero { .. } | Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
+        Op::Zero { .. } | Op::SumSquares { .. } | Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
     ) || matches!(op, Op::Matmul(s) if s.accumulate);
     let outs = out_lens
         .iter()
@@ -184,6 +184,7 @@ fn cases() -> Vec<Case> {
         Op::ScoreHead { b, t, c },
         Op::ScoreHeadBackward { b, t, c },
         Op::Adamw { len: 1001, step },
+        Op::SumSquares { len: 1001, slot: 2, slots: 5 },
         Op::EmbedPosition { b, c, vocab: v, context: t + 2, pos: t - 1 },
         Op::CachedAttention { b, h, d, context: t + 2, pos: 0 },
         Op::CachedAttention { b, h, d, context: t + 2, pos: t },

@@ -492,6 +492,7 @@ pub fn run(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
             let [tokens, done, logprobs] = o else { unreachable!() };
             sample_next(bytemuck::cast_slice_mut(tokens), done, logprobs, i[0], v, context, pos, temperature, seed, stream, eos, pad)
         }
+        Op::SumSquares { slot, .. } => o[0][slot] = sum_squares(i[0]) as f32,
         Op::Adamw { step, .. } => {
             let [p, m, v] = o else { unreachable!() };
             adamw(p, i[0], m, v, &step)

@@ -25,6 +25,7 @@ const SHADERS: &[(&str, &str, &[&str])] = &[
     ("logprobs", include_str!("../../shaders/logprobs.wgsl"), &["forward", "backward"]),
     ("adamw", include_str!("../../shaders/adamw.wgsl"), &["main"]),
     ("decode", include_str!("../../shaders/decode.wgsl"), &["embed_position", "cached_attention", "sample_next"]),
+    ("sum_squares", include_str!("../../shaders/sum_squares.wgsl"), &["main"]),
     ("kl", include_str!("../../shaders/kl.wgsl"), &["main"]),
     ("score_head", include_str!("../../shaders/score_head.wgsl"), &["forward", "backward_input", "backward_weight"]),
 ];
@@ -328,6 +329,12 @@ impl GpuBackend {
             Op::SampleNext { b, v, context, pos, temperature, seed, stream, eos, pad } => {
                 let p = [u(b), 0, u(v), u(context), u(pos), 0, 0, temperature.to_bits(), seed, stream, eos, pad];
                 self.launch("decode.sample_next", &p, &[(8, t[0]), (9, t[1]), (10, t[2]), (11, t[3])], b)
+            }
+            Op::SumSquares { len, slot, .. } => {
+                // One workgroup strides over the whole tensor: gradients here are small, and a single group
+                // needs no second reduction pass.
+                self.dispatch("sum_squares.main", &[u(len), u(slot)], &[(1, t[0]), (2, t[1])], [1, 1, 1]);
+                Ok(())
             }
             Op::Adamw { len, step: h } => {
                 let bc1 = 1.0 - h.beta1.powi(h.step as i32);

@@ -241,15 +241,6 @@ impl Engine {
         }
     }
 
-    /// Σ x² over a tensor (for the global gradient norm). Submits and reads back on the GPU.
-    pub async fn sum_squares(&self, t: &Tensor) -> Result<f64> {
-        match (self, t) {
-            (Engine::Cpu(_), Tensor::Cpu(v)) => Ok(cpu::sum_squares(&v.borrow())),
-            (Engine::Gpu(_), Tensor::Gpu(_)) => Ok(cpu::sum_squares(&self.read(t).await?)),
-            _ => Err(foreign("sum_squares")),
-        }
-    }
-
     /// Copies a tensor back to the host; on the GPU this submits everything recorded so far.
     pub async fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
         match (self, t) {

@@ -70,6 +70,9 @@ pub enum Op {
     /// (seed, stream, row, pos) (greedy when temperature is 0); records its log-prob under the
     /// temperature-1 distribution; a row that has drawn `eos` is done and gets `pad` from then on.
     SampleNext { b: usize, v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32 },
+    /// [x] → [sums]: sums[slot] = Σ x² (other slots untouched), so the squared norms of many tensors land in
+    /// one buffer and the global gradient norm costs one readback per step
+    SumSquares { len: usize, slot: usize, slots: usize },
     /// [grad] → [param, m, v]
     Adamw { len: usize, step: AdamwStep },
 }
@@ -106,6 +109,7 @@ impl Op {
             Op::EmbedPosition { .. } => "embed_position",
             Op::CachedAttention { .. } => "cached_attention",
             Op::SampleNext { .. } => "sample_next",
+            Op::SumSquares { .. } => "sum_squares",
             Op::Adamw { .. } => "adamw",
         }
     }
@@ -141,6 +145,7 @@ impl Op {
             Op::EmbedPosition { b, c, vocab, context, .. } => (vec![b * context, vocab * c, context * c], vec![b * c]),
             Op::CachedAttention { b, h, d, context, .. } => (vec![3 * b * h * d], vec![b * h * context * d, b * h * context * d, b * h * d]),
             Op::SampleNext { b, v, context, .. } => (vec![b * v], vec![b * context, b, b * context]),
+            Op::SumSquares { len, slots, .. } => (vec![len], vec![slots]),
             Op::Adamw { len, .. } => (vec![len], vec![len; 3]),
         }
     }
@@ -168,6 +173,7 @@ impl Op {
             Op::SampleNext { pos, context, temperature, .. } if pos + 1 >= context || !(temperature >= 0.0 && temperature.is_finite()) => {
                 bail!("{name}: position {} must be < context {context} and temperature ({temperature}) finite and ≥ 0", pos + 1)
             }
+            Op::SumSquares { slot, slots, .. } if slot >= slots => bail!("{name}: slot {slot} is outside 0..{slots}"),
             _ => {}
         }
         let (want_in, want_out) = self.lengths();

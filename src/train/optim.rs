@@ -54,6 +54,8 @@ pub struct AdamW {
     pub schedule: Schedule,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
+    /// Σ g² of each gradient tensor, filled on the device and read back once per step.
+    squared_norms: Tensor,
     /// Steps taken so far.
     pub step: u32,
 }
@@ -68,15 +70,16 @@ pub struct StepStats {
 impl AdamW {
     pub fn new(engine: &Engine, infos: &[ParamInfo], config: AdamwConfig, schedule: Schedule) -> Self {
         let z = || infos.iter().map(|i| engine.zeros(i.len())).collect();
-        AdamW { config, schedule, m: z(), v: z(), step: 0 }
+        AdamW { config, schedule, m: z(), v: z(), squared_norms: engine.zeros(infos.len()), step: 0 }
     }
 
     /// One update of `params` from `grads`. Reads back the gradient norm (a metric, and the clip factor).
     pub async fn step(&mut self, e: &Engine, infos: &[ParamInfo], params: &[Tensor], grads: &[Tensor]) -> Result<StepStats> {
-        let mut sq = 0f64;
-        for g in grads {
-            sq += e.sum_squares(g).await?;
+        let slots = grads.len();
+        for (slot, g) in grads.iter().enumerate() {
+            e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
         }
+        let sq: f64 = e.read(&self.squared_norms).await?.iter().map(|&v| v as f64).sum();
         let grad_norm = sq.sqrt() as f32;
         let grad_scale = match self.config.max_grad_norm {
             Some(max) if grad_norm > max => max / (grad_norm + 1e-6),

@@ -1,0 +1,31 @@
+// sums[slot] = Σ x², one workgroup striding over the tensor, then a tree reduction in workgroup memory.
+// CPU twin: engine::cpu::sum_squares (through cpu::run).
+
+struct Params { len: u32, slot: u32, _pad0: u32, _pad1: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sums: array<f32>;
+
+const THREADS: u32 = 64u;
+var<workgroup> partial: array<f32, THREADS>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
+    let lid = lid3.x;
+    var s = 0.0;
+    for (var i = lid; i < p.len; i = i + THREADS) {
+        s = s + x[i] * x[i];
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) {
+            partial[lid] = partial[lid] + partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        sums[p.slot] = partial[0];
+    }
+}
