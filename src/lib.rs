@@ -2,6 +2,7 @@
 //! alignment algorithms", reproduced at toy scale — in a browser tab on WebGPU, or natively.
 
 pub mod bench;
+pub mod control;
 pub mod engine;
 pub mod error;
 pub mod experiments;

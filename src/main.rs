@@ -89,7 +89,7 @@ mod native {
         /// Run a paper figure end to end and write results.json, metrics.csv, the figure (SVG), summary.md and
         /// the trained models.
         Reproduce {
-            /// fig1 (the full figure) or fig1-tiny (seconds; used by the tests).
+            /// fig1 (the full figure), fig1-quick (one seed, two β) or fig1-tiny (seconds; used by the tests).
             #[arg(long, default_value = "fig1")]
             preset: String,
             #[arg(long)]
@@ -100,6 +100,13 @@ mod native {
             /// Override a setting: --set key=value (dotted keys into the config, e.g. task.doc_len=10, betas=[0.1]).
             #[arg(long = "set", value_name = "KEY=VALUE")]
             sets: Vec<String>,
+            /// Seeds run in parallel on the CPU backend, one thread each (default: the number of cores;
+            /// always 1 on a GPU).
+            #[arg(long)]
+            jobs: Option<usize>,
+            /// Where trained SFT and proxy models are kept by their config's hash (default: OUT/cache).
+            #[arg(long)]
+            cache: Option<PathBuf>,
             #[command(flatten)]
             device: DeviceArgs,
         },
@@ -150,7 +157,7 @@ mod native {
                 report(init_model(&out, config, head, seed))
             }
             Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
-            Command::Reproduce { preset, out, seeds, sets, device } => report(reproduce(&preset, &out, seeds, &sets, &device)),
+            Command::Reproduce { preset, out, seeds, sets, jobs, cache, device } => report(reproduce(&preset, &out, seeds, &sets, jobs, cache, &device)),
             Command::Bench { device, sizes, repeats, json } => report(bench(&device, &sizes, repeats as usize, json.as_deref())),
         }
     }
@@ -195,10 +202,29 @@ mod native {
         Ok(())
     }
 
-    fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], device: &DeviceArgs) -> alignment_gap::Result<()> {
+    /// Stage cache in a directory: one folder per key holding the model (HF format) and meta.json, which is
+    /// written last, so a folder without it is an interrupted write and is ignored.
+    struct DirCache(PathBuf);
+
+    impl alignment_gap::experiments::fig1::StageCache for DirCache {
+        fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
+            let dir = self.0.join(key);
+            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
+            let (config, head, values) = checkpoint::load(&dir).ok()?;
+            Some((config, head, values, meta))
+        }
+        fn put(&mut self, key: &str, model: &alignment_gap::model::Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
+            let dir = self.0.join(key);
+            let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
+            checkpoint::save(&dir, &model.config, model.head, values, special, None)?;
+            checkpoint::write_atomic(&dir.join("meta.json"), meta.to_string().as_bytes())
+        }
+    }
+
+    fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], jobs: Option<usize>, cache: Option<PathBuf>, device: &DeviceArgs) -> alignment_gap::Result<()> {
         use alignment_gap::experiments::{apply_overrides, fig1};
         use alignment_gap::report::{figure, metrics_csv, summary};
-        use indicatif::{ProgressBar, ProgressStyle};
+        use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
         let mut cfg = fig1::Fig1Config::preset(preset)?;
         if let Some(seeds) = seeds {
             cfg.seeds = seeds;
@@ -206,48 +232,87 @@ mod native {
         let cfg = apply_overrides(&cfg, sets)?;
         cfg.validate()?;
         let engine = open_engine(device)?;
-        eprintln!("reproduce {preset}: seeds {:?}, backend {}", cfg.seeds, engine.describe());
+        let on_cpu = matches!(engine, Engine::Cpu(_));
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let jobs = match jobs {
+            Some(0) => return Err(alignment_gap::Error("jobs = 0 is out of range 1..".into())),
+            Some(j) if on_cpu => j,
+            Some(_) | None if !on_cpu => 1,
+            _ => cores,
+        }
+        .min(cfg.seeds.len());
+        if jobs > 1 && std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+            // One thread per seed already fills the cores; GEMM threads on top would only contend.
+            std::env::set_var("MATMUL_NUM_THREADS", "1");
+        }
+        eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time", cfg.seeds, engine.describe());
         std::fs::create_dir_all(out).map_err(|e| alignment_gap::Error(format!("{}: {e}", out.display())))?;
+        let cache_dir = cache.unwrap_or_else(|| out.join("cache"));
         let tokenizer = cfg.task.tokenizer()?.to_json()?;
         let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
-        let style = ProgressStyle::with_template("{msg:<40} {bar:30} {pos}/{len} [{elapsed_precise}, {per_sec}, eta {eta}]").expect("template");
-        let mut bar: Option<(String, ProgressBar)> = None;
+        let style = ProgressStyle::with_template("{msg:<44} {bar:30} {pos}/{len} [{elapsed_precise}, {per_sec}, eta {eta}]").expect("template");
+        let bars = MultiProgress::new();
         let started = std::time::Instant::now();
-        let results = pollster::block_on(fig1::run(
-            &engine,
-            &cfg,
-            |p| {
-                if let fig1::Progress::Stage { name, step, total } = p {
-                    if bar.as_ref().map(|(n, _)| n != &name).unwrap_or(true) {
-                        if let Some((_, b)) = bar.take() {
-                            b.finish();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let backend = engine.describe();
+        // Each worker takes the next seed; a CPU worker has its own engine, the GPU one shares the device.
+        let worker = |engine: &Engine| -> alignment_gap::Result<Vec<fig1::SeedResults>> {
+            let mut done = vec![];
+            let bar = bars.add(ProgressBar::new(1).with_style(style.clone()));
+            let mut stage = String::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&seed) = cfg.seeds.get(i) else { break };
+                let r = pollster::block_on(fig1::run_seed(
+                    engine,
+                    &cfg,
+                    seed,
+                    &mut DirCache(cache_dir.clone()),
+                    |p| {
+                        if let fig1::Progress::Stage { name, step, total } = p {
+                            if stage != name {
+                                // indicatif draws nothing when stderr is not a terminal (CI logs, pipes): say the stage.
+                                if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                                    eprintln!("[{:>6.0} s] {name}", started.elapsed().as_secs_f64());
+                                }
+                                bar.reset();
+                                bar.set_length(total);
+                                bar.set_message(name.clone());
+                                stage = name;
+                            }
+                            bar.set_position(step);
                         }
-                        // indicatif draws nothing when stderr is not a terminal (CI logs, pipes): say the stage.
-                        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                            eprintln!("[{:>6.0} s] {name}", started.elapsed().as_secs_f64());
+                    },
+                    |models| {
+                        let dir = out.join("models").join(format!("seed{}", models.seed));
+                        let mut all = vec![("sft".to_string(), &models.sft), ("proxy".to_string(), &models.proxy)];
+                        all.extend(models.policies.iter().map(|(n, m)| (n.clone(), m)));
+                        for (name, m) in all {
+                            let values = pollster::block_on(m.values(engine))?;
+                            checkpoint::save(&dir.join(name), &m.config, m.head, &values, special, Some(&tokenizer))?;
                         }
-                        let b = ProgressBar::new(total).with_style(style.clone()).with_message(name.clone());
-                        bar = Some((name, b));
-                    }
-                    if let Some((_, b)) = &bar {
-                        b.set_position(step);
-                    }
-                }
-            },
-            |models| {
-                let dir = out.join("models").join(format!("seed{}", models.seed));
-                let mut all = vec![("sft".to_string(), &models.sft), ("proxy".to_string(), &models.proxy)];
-                all.extend(models.policies.iter().map(|(n, m)| (n.clone(), m)));
-                for (name, m) in all {
-                    let values = pollster::block_on(m.values(&engine))?;
-                    checkpoint::save(&dir.join(name), &m.config, m.head, &values, special, Some(&tokenizer))?;
-                }
-                Ok(())
-            },
-        ))?;
-        if let Some((_, b)) = bar.take() {
-            b.finish();
-        }
+                        Ok(())
+                    },
+                ))?;
+                done.push(r);
+            }
+            bar.finish_and_clear();
+            Ok(done)
+        };
+        let per_seed: Vec<fig1::SeedResults> = if jobs == 1 {
+            worker(&engine)?
+        } else {
+            let outcomes: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..jobs).map(|_| s.spawn(|| worker(&Engine::cpu()))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(alignment_gap::Error("a seed's worker thread panicked".into())))).collect()
+            });
+            let mut all = vec![];
+            for o in outcomes {
+                all.extend(o?);
+            }
+            all
+        };
+        let results = fig1::merge(&cfg, backend, per_seed);
         let bins = summary::binned(&results.checkpoints, 6);
         let json = serde_json::to_string_pretty(&results).map_err(|e| alignment_gap::Error(e.to_string()))?;
         checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;

@@ -1,12 +1,34 @@
-//! The wasm-bindgen surface the page's Web Worker calls. Results cross as plain JS objects
-//! (serde-wasm-bindgen); errors cross as strings, so the page can show them instead of failing.
+//! The wasm-bindgen surface the page calls. The Web Worker runs the device report and the training
+//! (`doctor`, `measureSpeed`, `runFigure`); the page's main thread uses the pure functions (configs, URL
+//! state, figures, CSV). Results cross as plain JS objects (serde-wasm-bindgen); errors cross as strings,
+//! so the page can show them instead of failing.
 
-use crate::engine::{AdapterRequest, BackendChoice};
+use crate::engine::{AdapterRequest, BackendChoice, Engine};
+use crate::experiments::fig1::{self, Fig1Config, Progress, PRESETS};
+use crate::experiments::apply_overrides;
+use crate::model::checkpoint::{config_json, safetensors_bytes, SpecialIds};
+use crate::report::{figure, metrics_csv, summary};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    // Maps as plain objects, so the page reads `config.task.doc_len`, not a Map.
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+}
+
+fn config_from_js(config: JsValue) -> Result<Fig1Config, JsValue> {
+    let cfg: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("config: {e}")))?;
+    cfg.validate().map_err(|e| js_err(e.0))?;
+    Ok(cfg)
 }
 
 /// True when the worker's global scope exposes WebGPU.
@@ -19,8 +41,308 @@ pub fn has_webgpu() -> bool {
 /// `backend` is "auto", "gpu" or "cpu".
 #[wasm_bindgen]
 pub async fn doctor(backend: String) -> Result<JsValue, JsValue> {
-    let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| JsValue::from_str(&e.0))?;
-    let report = crate::selfcheck::doctor(choice, &AdapterRequest::default()).await.map_err(|e| JsValue::from_str(&e.0))?;
+    let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_err(e.0))?;
+    let report = crate::selfcheck::doctor(choice, &AdapterRequest::default()).await.map_err(|e| js_err(e.0))?;
     web_sys::console::log_1(&report.selfcheck.summary_line().into());
-    serde_wasm_bindgen::to_value(&report).map_err(|e| JsValue::from_str(&e.to_string()))
+    to_js(&report)
+}
+
+async fn open(backend: &str) -> Result<(Engine, Option<String>), JsValue> {
+    let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_err(e.0))?;
+    Engine::open(choice, &AdapterRequest::default()).await.map_err(|e| js_err(e.0))
+}
+
+/// The S-size bench on this device (a training step of 128 × 32 tokens, and sampling), for run-time estimates.
+#[wasm_bindgen(js_name = measureSpeed)]
+pub async fn measure_speed(backend: String) -> Result<JsValue, JsValue> {
+    let (e, _) = open(&backend).await?;
+    let (name, l, d, h) = crate::bench::SIZES[0];
+    to_js(&crate::bench::run_size(&e, name, l, d, h, 2).await.map_err(|e| js_err(e.0))?)
+}
+
+#[derive(Serialize)]
+struct PresetInfo {
+    name: &'static str,
+    description: &'static str,
+    config: Fig1Config,
+}
+
+/// Every preset: name, one-line description, full config.
+#[wasm_bindgen]
+pub fn presets() -> Result<JsValue, JsValue> {
+    let list: Vec<PresetInfo> = PRESETS
+        .iter()
+        .map(|&name| Ok(PresetInfo { name, description: fig1::preset_description(name), config: Fig1Config::preset(name).map_err(|e| js_err(e.0))? }))
+        .collect::<Result<_, JsValue>>()?;
+    to_js(&list)
+}
+
+/// Seconds `config` should take on a device with the given bench numbers.
+#[wasm_bindgen(js_name = estimateSeconds)]
+pub fn estimate_seconds(config: JsValue, train_step_ms: f64, sample_tokens_per_s: f64) -> Result<f64, JsValue> {
+    Ok(config_from_js(config)?.estimate_seconds(train_step_ms, sample_tokens_per_s))
+}
+
+#[derive(Serialize)]
+struct FieldError {
+    field: String,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ParsedQuery {
+    preset: String,
+    config: Fig1Config,
+    errors: Vec<FieldError>,
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match v.as_object() {
+        Some(map) => {
+            for (k, child) in map {
+                leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, child, out);
+            }
+        }
+        None => out.push((prefix.to_string(), v.clone())),
+    }
+}
+
+/// Reads the page's URL query: `preset=NAME` and any `key=value` with the CLI's `--set` keys (lists as
+/// `0.1,0.3`). Each bad value is reported by field and left at the preset's value; nothing is dropped
+/// silently and nothing throws.
+#[wasm_bindgen(js_name = configFromQuery)]
+pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
+    let pairs: Vec<(String, String)> = query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect();
+    let mut errors = vec![];
+    let mut preset = "fig1-quick".to_string();
+    if let Some((_, name)) = pairs.iter().find(|(k, _)| k == "preset") {
+        if PRESETS.contains(&name.as_str()) {
+            preset = name.clone();
+        } else {
+            errors.push(FieldError { field: "preset".into(), message: format!("'{name}' is not one of {}; using {preset}", PRESETS.join(", ")) });
+        }
+    }
+    let mut cfg = Fig1Config::preset(&preset).map_err(|e| js_err(e.0))?;
+    let known = {
+        let mut l = vec![];
+        leaves("", &serde_json::to_value(&cfg).map_err(js_err)?, &mut l);
+        l
+    };
+    for (key, value) in pairs.iter().filter(|(k, _)| k != "preset") {
+        let is_list = known.iter().any(|(k, v)| k == key && v.is_array());
+        let value = if is_list && !value.trim_start().starts_with('[') { format!("[{value}]") } else { value.clone() };
+        let attempt = apply_overrides(&cfg, &[format!("{key}={value}")]).and_then(|c| c.validate().map(|_| c));
+        match attempt {
+            Ok(c) => cfg = c,
+            Err(e) => errors.push(FieldError { field: key.clone(), message: format!("{}; the preset's value is used", e.0.trim_start_matches("--set ")) }),
+        }
+    }
+    to_js(&ParsedQuery { preset, config: cfg, errors })
+}
+
+/// The URL query for `config`: the preset and every setting that differs from it (so links stay short).
+#[wasm_bindgen(js_name = queryFromConfig)]
+pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValue> {
+    let cfg: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
+    let base = Fig1Config::preset(preset).map_err(|e| js_err(e.0))?;
+    let (mut a, mut b) = (vec![], vec![]);
+    leaves("", &serde_json::to_value(&cfg).map_err(js_err)?, &mut a);
+    leaves("", &serde_json::to_value(&base).map_err(js_err)?, &mut b);
+    let mut q = format!("preset={preset}");
+    for ((key, v), (_, w)) in a.iter().zip(&b) {
+        if v != w {
+            let text = match v {
+                serde_json::Value::Array(items) => items.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            q += &format!("&{key}={}", text.replace('%', "%25").replace('&', "%26").replace('#', "%23").replace(' ', "%20"));
+        }
+    }
+    Ok(q)
+}
+
+/// Checks a whole config; the error names the field and its allowed range.
+#[wasm_bindgen(js_name = validateConfig)]
+pub fn validate_config(config: JsValue) -> Result<(), JsValue> {
+    config_from_js(config).map(|_| ())
+}
+
+fn rows_from_js(rows: JsValue) -> Result<Vec<fig1::Row>, JsValue> {
+    #[derive(serde::Deserialize)]
+    struct RowIn {
+        method: String,
+        seed: u32,
+        beta: f32,
+        lr: f32,
+        run_steps: u32,
+        step: u32,
+        kl: f32,
+        golden_win_rate: f32,
+        ties: f32,
+        classifier_accuracy: f32,
+        proxy_win_rate: Option<f32>,
+        train_loss: Option<f32>,
+        responses: crate::train::eval::ResponseStats,
+    }
+    let rows: Vec<RowIn> = serde_wasm_bindgen::from_value(rows).map_err(|e| js_err(format!("rows: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| fig1::Row {
+            method: r.method,
+            seed: r.seed,
+            beta: r.beta,
+            lr: r.lr,
+            run_steps: r.run_steps,
+            checkpoint: crate::train::align::Checkpoint {
+                step: r.step,
+                kl: r.kl,
+                golden_win_rate: r.golden_win_rate,
+                ties: r.ties,
+                classifier_accuracy: r.classifier_accuracy,
+                proxy_win_rate: r.proxy_win_rate,
+                train_loss: r.train_loss,
+                responses: r.responses,
+                samples: vec![],
+            },
+        })
+        .collect())
+}
+
+/// Figure 1 (the CLI's fig1.svg) from checkpoint rows, with `bins` log-KL bins.
+#[wasm_bindgen(js_name = figureSvg)]
+pub fn figure_svg(rows: JsValue, bins: usize) -> Result<String, JsValue> {
+    let rows = rows_from_js(rows)?;
+    figure::fig1_svg(&rows, &summary::binned(&rows, bins.max(1))).map_err(|e| js_err(e.0))
+}
+
+/// The computed comparison (summary.md's verdict and table) for the rows so far; `proxy_accuracy` is
+/// `[[seed, held-out accuracy], ...]`.
+#[wasm_bindgen(js_name = summaryMarkdown)]
+pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_accuracy: JsValue, bins: usize) -> Result<String, JsValue> {
+    let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
+    let rows = rows_from_js(rows)?;
+    let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
+    let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| fig1::ProxyReport { seed, heldout_accuracy }).collect();
+    let bins = summary::binned(&rows, bins.max(1));
+    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![] };
+    Ok(summary::summary_md(&results, &bins))
+}
+
+/// A line plot; `series` is `[{label, points: [[x, y], ...]}]`.
+#[wasm_bindgen(js_name = linesSvg)]
+pub fn lines_svg(title: &str, x_desc: &str, y_desc: &str, series: JsValue, width: u32, height: u32) -> Result<String, JsValue> {
+    let series: Vec<figure::Series> = serde_wasm_bindgen::from_value(series).map_err(|e| js_err(format!("series: {e}")))?;
+    figure::lines_svg(title, x_desc, y_desc, &series, (width.clamp(200, 2000), height.clamp(150, 1500))).map_err(|e| js_err(e.0))
+}
+
+/// metrics.csv (the CLI's) from checkpoint rows.
+#[wasm_bindgen(js_name = metricsCsv)]
+pub fn metrics_csv_js(rows: JsValue) -> Result<String, JsValue> {
+    Ok(metrics_csv(&rows_from_js(rows)?))
+}
+
+fn emit(on_event: &js_sys::Function, event: &impl Serialize) {
+    if let Ok(v) = to_js(event) {
+        let _ = on_event.call1(&JsValue::NULL, &v);
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event<'a> {
+    Backend { backend: String, note: Option<String> },
+    Stage { name: String, step: u64, total: u64 },
+    SftLoss { seed: u32, step: u32, loss: f32 },
+    ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
+    Checkpoint { row: &'a fig1::Row },
+    Seed { seed: u32, heldout_accuracy: f32, timings: &'a [(String, f64)] },
+}
+
+/// Runs Figure 1 in this worker. `on_event(event)` sees the backend, every stage's progress, SFT losses,
+/// proxy evaluations, checkpoints and finished seeds; `on_model(seed, name, safetensors: Uint8Array,
+/// config_json, tokenizer_json)` receives every trained model. `control()` is awaited once per step and
+/// resolves to `true` to stop (pause by not resolving). Returns results.json's object.
+#[wasm_bindgen(js_name = runFigure)]
+pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Function, on_model: js_sys::Function, control: js_sys::Function) -> Result<JsValue, JsValue> {
+    let cfg = config_from_js(config)?;
+    let (e, note) = open(&backend).await?;
+    emit(&on_event, &Event::Backend { backend: e.describe(), note });
+    crate::control::set_hook(Some(control));
+    let result = run_seeds(&e, &cfg, &on_event, &on_model).await;
+    crate::control::set_hook(None);
+    to_js(&result.map_err(|e| js_err(e.0))?)
+}
+
+async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on_model: &js_sys::Function) -> crate::Result<fig1::Fig1Results> {
+    let tokenizer = cfg.task.tokenizer()?.to_json()?;
+    let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
+    let mut seeds = vec![];
+    for &seed in &cfg.seeds {
+        let mut models = None;
+        let progress = |p: Progress<'_>| match p {
+            Progress::Stage { name, step, total } => emit(on_event, &Event::Stage { name, step, total }),
+            Progress::SftLoss { seed, step, loss } => emit(on_event, &Event::SftLoss { seed, step, loss }),
+            Progress::ProxyEval { seed, step, loss, heldout_accuracy } => emit(on_event, &Event::ProxyEval { seed, step, loss, heldout_accuracy }),
+            Progress::Checkpoint(row) => emit(on_event, &Event::Checkpoint { row }),
+        };
+        let r = fig1::run_seed(e, cfg, seed, &mut fig1::NoCache, progress, |m| {
+            models = Some(m);
+            Ok(())
+        })
+        .await?;
+        if let Some(m) = models {
+            let mut all = vec![("sft".to_string(), &m.sft), ("proxy".to_string(), &m.proxy)];
+            all.extend(m.policies.iter().map(|(n, p)| (n.clone(), p)));
+            for (name, model) in all {
+                let bytes = safetensors_bytes(&model.config, model.head, &model.values(e).await?)?;
+                let args = js_sys::Array::of5(
+                    &JsValue::from(seed),
+                    &JsValue::from_str(&name),
+                    &js_sys::Uint8Array::from(&bytes[..]).into(),
+                    &JsValue::from_str(&config_json(&model.config, model.head, special)),
+                    &JsValue::from_str(&tokenizer),
+                );
+                let _ = on_model.apply(&JsValue::NULL, &args);
+            }
+        }
+        emit(on_event, &Event::Seed { seed, heldout_accuracy: r.proxy.heldout_accuracy, timings: &r.timings });
+        seeds.push(r);
+    }
+    Ok(fig1::merge(cfg, e.describe(), seeds))
+}
+
+/// The error text a stopped run ends with.
+#[wasm_bindgen(js_name = stoppedMessage)]
+pub fn stopped_message() -> String {
+    crate::control::STOPPED.into()
 }

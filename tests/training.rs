@@ -75,7 +75,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let (proxy, _) = pollster::block_on(train_pm(&e, &task, &sft, &d_golden, &heldout, &pm_cfg, 0, |_, _, _| {})).unwrap();
     let win_prompts: Vec<Vec<u32>> = (0..64).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
-    let eval = EvalSet { win_prompts, baseline, kl_prompts: (0..32).map(|i| task.prompt(9, 2, i)).collect(), heldout, seed: 9 };
+    let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, win_prompts, baseline, (0..32).map(|i| task.prompt(9, 2, i)).collect(), heldout, Some(&proxy), 9)).unwrap();
     let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10 };
     let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, 0, |_| {})).unwrap();
     let (_, online, stream) = run(Source::OnlineProxy(&proxy));

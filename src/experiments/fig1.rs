@@ -7,7 +7,8 @@ use crate::bail;
 use crate::bench::now_ms;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::model::{Gpt, GptConfig};
+use crate::model::{Gpt, GptConfig, Head};
+
 use crate::task::TaskConfig;
 use crate::train::align::{align, AlignConfig, Checkpoint, EvalSet, Source};
 use crate::train::data::golden_pairs;
@@ -51,7 +52,17 @@ pub struct Fig1Config {
     pub golden_reference: bool,
 }
 
-pub const PRESETS: [&str; 2] = ["fig1", "fig1-tiny"];
+pub const PRESETS: [&str; 3] = ["fig1", "fig1-quick", "fig1-tiny"];
+
+/// What each preset is for, in a line (the CLI's help and the page's preset picker).
+pub fn preset_description(name: &str) -> &'static str {
+    match name {
+        "fig1" => "The full figure: 3 seeds, 3 values of β, online, offline and golden-labelled IPO.",
+        "fig1-quick" => "One seed and two values of β at the full model size: the figure's shape in a fraction of the time.",
+        "fig1-tiny" => "A smoke test: a tiny model and a few steps of every stage, to see the pipeline work end to end.",
+        _ => "",
+    }
+}
 
 impl Fig1Config {
     pub fn preset(name: &str) -> Result<Self> {
@@ -76,6 +87,19 @@ impl Fig1Config {
         };
         match name {
             "fig1" => Ok(full),
+            "fig1-quick" => Ok(Fig1Config {
+                sft: SftConfig { steps: 1000, batch: 64, ..SftConfig::default() },
+                d_golden: 8192,
+                heldout: 512,
+                proxy: PmConfig { steps: 800, batch: 64, eval_every: 200, ..PmConfig::default() },
+                betas: vec![0.03, 0.3],
+                steps: 200,
+                offline_steps: vec![200],
+                eval_every: 25,
+                seeds: vec![0],
+                golden_reference: false,
+                ..full.clone()
+            }),
             "fig1-tiny" => Ok(Fig1Config {
                 policy: ModelSize { layers: 1, d_model: 32, heads: 2 },
                 sft: SftConfig { steps: 60, batch: 32, ..SftConfig::default() },
@@ -133,6 +157,38 @@ impl Fig1Config {
         Ok(())
     }
 
+    /// Seconds this config should take on a device whose S-size bench (`crate::bench`) measured
+    /// `train_step_ms` per training step and `sample_tokens_per_s`: a count of the work in each stage,
+    /// scaled from the bench's shape. An estimate (attention and the vocabulary are not in the scaling).
+    pub fn estimate_seconds(&self, train_step_ms: f64, sample_tokens_per_s: f64) -> f64 {
+        use crate::bench::{BATCH, CONTEXT};
+        let (t, y) = (self.task.context() as f64, self.task.max_summary as f64);
+        let pm_t = crate::train::pm::pm_context(&self.task) as f64;
+        let scale = (self.policy.layers * self.policy.d_model * self.policy.d_model) as f64 / (2.0 * 64.0 * 64.0);
+        // ms per token of forward + backward + update; a forward alone is about a third of it.
+        let fb = train_step_ms / (BATCH * CONTEXT) as f64 * scale;
+        let fwd = fb / 3.0;
+        let sample = 1e3 / sample_tokens_per_s.max(1e-9) * scale;
+        let b = self.batch as f64;
+        let sft = self.sft.steps as f64 * self.sft.batch as f64 * t * fb;
+        let d_golden = 2.0 * (self.d_golden + self.heldout) as f64 * y * sample;
+        let heldout_acc = 4.0 * self.heldout as f64 * pm_t * fwd;
+        let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * heldout_acc;
+        let eval = (self.win_prompts + self.kl_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
+        let evals = |steps: u32| (steps / self.eval_every + 2) as f64 * eval;
+        let offline_step = 2.0 * b * t * (fb + fwd);
+        let golden_step = 2.0 * b * y * sample + offline_step;
+        let online_step = golden_step + 4.0 * b * pm_t * fwd;
+        let steps = self.steps as f64;
+        let mut runs = steps * online_step + evals(self.steps);
+        runs += self.offline_steps.iter().map(|&s| s as f64 * offline_step + evals(s)).sum::<f64>();
+        if self.golden_reference {
+            runs += steps * golden_step + evals(self.steps);
+        }
+        let per_seed = sft + d_golden + proxy + (self.betas.len() * self.lrs.len()) as f64 * runs;
+        per_seed * self.seeds.len() as f64 / 1e3
+    }
+
     pub fn model_config(&self) -> GptConfig {
         GptConfig { n_layer: self.policy.layers, n_embd: self.policy.d_model, n_head: self.policy.heads, n_positions: self.task.context(), vocab_size: self.task.vocab_size() }
     }
@@ -171,6 +227,8 @@ pub struct Fig1Results {
 /// What the pipeline reports as it goes: (stage, step, total) and each finished checkpoint.
 pub enum Progress<'a> {
     Stage { name: String, step: u64, total: u64 },
+    SftLoss { seed: u32, step: u32, loss: f32 },
+    ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
     Checkpoint(&'a Row),
 }
 
@@ -182,75 +240,180 @@ pub struct SeedModels {
     pub policies: Vec<(String, Gpt)>,
 }
 
-pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress), mut keep: impl FnMut(SeedModels) -> Result<()>) -> Result<Fig1Results> {
-    cfg.validate()?;
-    let task = &cfg.task;
-    let mut results = Fig1Results { config: cfg.clone(), backend: e.describe(), checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![] };
-    let mut timings: Vec<(String, f64)> = vec![];
-    let mut time = |name: &str, ms: f64| match timings.iter_mut().find(|(n, _)| n == name) {
+/// Everything one seed contributes to [`Fig1Results`].
+pub struct SeedResults {
+    pub seed: u32,
+    pub checkpoints: Vec<Row>,
+    pub proxy: ProxyReport,
+    pub sft_loss: Vec<f32>,
+    pub timings: Vec<(String, f64)>,
+}
+
+/// Trained stages (SFT, proxy) stored by the hash of everything that determines them, so that a sweep over
+/// the alignment runs never redoes SFT or the proxy. `meta` carries what the stage reported (its loss
+/// curve, its accuracy).
+pub trait StageCache {
+    fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)>;
+    fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> Result<()>;
+}
+
+/// No caching (the page, the tests).
+pub struct NoCache;
+
+impl StageCache for NoCache {
+    fn get(&mut self, _: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
+        None
+    }
+    fn put(&mut self, _: &str, _: &Gpt, _: &[Vec<f32>], _: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// 64-bit FNV-1a of a JSON value's canonical text, as 16 hex digits: stable across runs and machines.
+pub fn hash_json(v: &serde_json::Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Cache keys of the SFT and proxy stages of one seed. The backend is part of the key: the CPU and GPU
+/// backends agree to rounding, not bit for bit.
+pub fn stage_keys(cfg: &Fig1Config, seed: u32, backend: &str) -> (String, String) {
+    let sft = serde_json::json!({"stage": "sft", "task": cfg.task, "policy": cfg.policy, "sft": cfg.sft, "seed": seed, "backend": backend, "version": 1});
+    let sft_key = format!("sft-{}", hash_json(&sft));
+    let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": cfg.d_golden, "heldout": cfg.heldout, "proxy": cfg.proxy, "version": 1});
+    (sft_key.clone(), format!("proxy-{}", hash_json(&proxy)))
+}
+
+/// Accumulates seconds per stage name.
+fn add_time(timings: &mut Vec<(String, f64)>, name: &str, ms: f64) {
+    match timings.iter_mut().find(|(n, _)| n == name) {
         Some((_, t)) => *t += ms / 1e3,
         None => timings.push((name.to_string(), ms / 1e3)),
+    }
+}
+
+/// One seed of the figure: SFT → D_golden → proxy → every (β, lr) run. Seeds are independent, so callers may
+/// run them in parallel and [`merge`] the results.
+pub async fn run_seed(
+    e: &Engine,
+    cfg: &Fig1Config,
+    seed: u32,
+    cache: &mut dyn StageCache,
+    mut progress: impl FnMut(Progress),
+    mut keep: impl FnMut(SeedModels) -> Result<()>,
+) -> Result<SeedResults> {
+    cfg.validate()?;
+    let task = &cfg.task;
+    let mut timings: Vec<(String, f64)> = vec![];
+    let (sft_key, proxy_key) = stage_keys(cfg, seed, &e.describe());
+
+    let t0 = now_ms();
+    let (sft, sft_loss) = match cache.get(&sft_key) {
+        Some((config, head, values, meta)) => {
+            progress(Progress::Stage { name: format!("seed {seed}: SFT (cached)"), step: 1, total: 1 });
+            (Gpt::new(e, config, head, &values)?, serde_json::from_value(meta).unwrap_or_default())
+        }
+        None => {
+            let mut losses = vec![];
+            let sft = train_sft(e, task, cfg.model_config(), &cfg.sft, seed, |s, l| {
+                losses.push(l);
+                progress(Progress::Stage { name: format!("seed {seed}: SFT"), step: s as u64 + 1, total: cfg.sft.steps as u64 });
+                progress(Progress::SftLoss { seed, step: s + 1, loss: l });
+            })
+            .await?;
+            cache.put(&sft_key, &sft, &sft.values(e).await?, serde_json::json!(losses))?;
+            (sft, losses)
+        }
     };
-    for &seed in &cfg.seeds {
-        let t0 = now_ms();
-        let mut losses = vec![];
-        let sft = train_sft(e, task, cfg.model_config(), &cfg.sft, seed, |s, l| {
-            losses.push(l);
-            progress(Progress::Stage { name: format!("seed {seed}: SFT"), step: s as u64 + 1, total: cfg.sft.steps as u64 });
-        })
-        .await?;
-        results.sft_loss.push((seed, losses));
-        time("sft", now_ms() - t0);
+    add_time(&mut timings, "sft", now_ms() - t0);
 
-        let t0 = now_ms();
-        progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 0, total: 1 });
-        let d_golden = golden_pairs(e, task, &sft, cfg.d_golden, seed, 0xD0_0000, 512).await?;
-        let heldout = golden_pairs(e, task, &sft, cfg.heldout, seed, 0xD1_0000, 512).await?;
-        progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 1, total: 1 });
-        time("d_golden", now_ms() - t0);
+    let t0 = now_ms();
+    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 0, total: 1 });
+    let d_golden = golden_pairs(e, task, &sft, cfg.d_golden, seed, 0xD0_0000, 512).await?;
+    let heldout = golden_pairs(e, task, &sft, cfg.heldout, seed, 0xD1_0000, 512).await?;
+    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 1, total: 1 });
+    add_time(&mut timings, "d_golden", now_ms() - t0);
 
-        let t0 = now_ms();
-        let (proxy, accuracy) = train_pm(e, task, &sft, &d_golden, &heldout, &cfg.proxy, seed, |s, _, _| {
-            progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: cfg.proxy.steps as u64 });
-        })
-        .await?;
-        results.proxy.push(ProxyReport { seed, heldout_accuracy: accuracy });
-        time("proxy", now_ms() - t0);
+    let t0 = now_ms();
+    let (proxy, accuracy) = match cache.get(&proxy_key) {
+        Some((config, head, values, meta)) => {
+            progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
+            (Gpt::new(e, config, head, &values)?, meta.as_f64().unwrap_or(f64::NAN) as f32)
+        }
+        None => {
+            let (proxy, accuracy) = train_pm(e, task, &sft, &d_golden, &heldout, &cfg.proxy, seed, |s, loss, acc| {
+                progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: cfg.proxy.steps as u64 });
+                progress(Progress::ProxyEval { seed, step: s, loss, heldout_accuracy: acc });
+            })
+            .await?;
+            cache.put(&proxy_key, &proxy, &proxy.values(e).await?, serde_json::json!(accuracy))?;
+            (proxy, accuracy)
+        }
+    };
+    add_time(&mut timings, "proxy", now_ms() - t0);
 
-        // Fixed evaluation data: the same prompts and SFT baseline for every run of this seed.
-        let win: Vec<Vec<u32>> = (0..cfg.win_prompts as u32).map(|i| task.prompt(seed, 0xE1_0000, i)).collect();
-        let baseline = sample_responses(e, &sft, task, &win, seed, 0xE2_0000).await?;
-        let eval = EvalSet { win_prompts: win, baseline, kl_prompts: (0..cfg.kl_prompts as u32).map(|i| task.prompt(seed, 0xE3_0000, i)).collect(), heldout, seed };
+    // Fixed evaluation data: the same prompts and SFT baseline for every run of this seed.
+    let win: Vec<Vec<u32>> = (0..cfg.win_prompts as u32).map(|i| task.prompt(seed, 0xE1_0000, i)).collect();
+    let baseline = sample_responses(e, &sft, task, &win, seed, 0xE2_0000).await?;
+    let kl_prompts = (0..cfg.kl_prompts as u32).map(|i| task.prompt(seed, 0xE3_0000, i)).collect();
+    let eval = EvalSet::new(e, &sft, task, win, baseline, kl_prompts, heldout, Some(&proxy), seed).await?;
 
-        let mut policies = vec![];
-        for &beta in &cfg.betas {
-            for &lr in &cfg.lrs {
-                let run_cfg = AlignConfig { loss: cfg.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps: cfg.steps, batch: cfg.batch, eval_every: cfg.eval_every };
-                let mut methods = vec![("online", Source::OnlineProxy(&proxy), cfg.steps)];
-                methods.extend(cfg.offline_steps.iter().map(|&s| ("offline", Source::Offline(&d_golden), s)));
-                if cfg.golden_reference {
-                    methods.push(("online_golden", Source::OnlineGolden, cfg.steps));
-                }
-                for (method, source, steps) in methods {
-                    let t0 = now_ms();
-                    let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps)");
-                    let run_cfg = AlignConfig { steps, ..run_cfg.clone() };
-                    let mut rows = vec![];
-                    let (policy, _, _) = align(e, task, &sft, source, &run_cfg, &eval, seed, |c| {
-                        let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
-                        progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
-                        progress(Progress::Checkpoint(&row));
-                        rows.push(row);
-                    })
-                    .await?;
-                    results.checkpoints.extend(rows);
-                    policies.push((format!("{method}_beta{beta}_lr{lr}_steps{steps}"), policy));
-                    time(method, now_ms() - t0);
-                }
+    let mut checkpoints = vec![];
+    let mut policies = vec![];
+    for &beta in &cfg.betas {
+        for &lr in &cfg.lrs {
+            let run_cfg = AlignConfig { loss: cfg.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps: cfg.steps, batch: cfg.batch, eval_every: cfg.eval_every };
+            let mut methods = vec![("online", Source::OnlineProxy(&proxy), cfg.steps)];
+            methods.extend(cfg.offline_steps.iter().map(|&s| ("offline", Source::Offline(&d_golden), s)));
+            if cfg.golden_reference {
+                methods.push(("online_golden", Source::OnlineGolden, cfg.steps));
+            }
+            for (method, source, steps) in methods {
+                let t0 = now_ms();
+                let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps)");
+                let run_cfg = AlignConfig { steps, ..run_cfg.clone() };
+                let mut rows = vec![];
+                let (policy, _, _) = align(e, task, &sft, source, &run_cfg, &eval, seed, |c| {
+                    let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
+                    progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
+                    progress(Progress::Checkpoint(&row));
+                    rows.push(row);
+                })
+                .await?;
+                checkpoints.extend(rows);
+                policies.push((format!("{method}_beta{beta}_lr{lr}_steps{steps}"), policy));
+                add_time(&mut timings, method, now_ms() - t0);
             }
         }
-        keep(SeedModels { seed, sft, proxy, policies })?;
     }
-    results.timings = timings;
-    Ok(results)
+    keep(SeedModels { seed, sft, proxy, policies })?;
+    Ok(SeedResults { seed, checkpoints, proxy: ProxyReport { seed, heldout_accuracy: accuracy }, sft_loss, timings })
+}
+
+/// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
+pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
+    seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));
+    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![] };
+    for s in seeds {
+        results.checkpoints.extend(s.checkpoints);
+        results.proxy.push(s.proxy);
+        results.sft_loss.push((s.seed, s.sft_loss));
+        for (name, secs) in s.timings {
+            add_time(&mut results.timings, &name, secs * 1e3);
+        }
+    }
+    results
+}
+
+/// Every seed in turn on one engine, no cache.
+pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress), mut keep: impl FnMut(SeedModels) -> Result<()>) -> Result<Fig1Results> {
+    let mut seeds = vec![];
+    for &seed in &cfg.seeds {
+        seeds.push(run_seed(e, cfg, seed, &mut NoCache, &mut progress, &mut keep).await?);
+    }
+    Ok(merge(cfg, e.describe(), seeds))
 }

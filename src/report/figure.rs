@@ -60,3 +60,57 @@ pub fn fig1_svg(rows: &[Row], bins: &[Bin]) -> Result<String> {
     }
     Ok(svg)
 }
+
+/// One named line of a [`lines_svg`] plot.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f32, f32)>,
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(230, 120, 20),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// A small line plot (training losses, proxy accuracy, KL over steps): non-finite points are left out.
+pub fn lines_svg(title: &str, x_desc: &str, y_desc: &str, series: &[Series], size: (u32, u32)) -> Result<String> {
+    let finite = |p: &&(f32, f32)| p.0.is_finite() && p.1.is_finite();
+    let all: Vec<(f32, f32)> = series.iter().flat_map(|s| s.points.iter().filter(finite).copied()).collect();
+    let (x0, x1, y0, y1) = all.iter().fold((f32::MAX, f32::MIN, f32::MAX, f32::MIN), |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)));
+    let (x0, x1, y0, y1) = if all.is_empty() { (0.0, 1.0, 0.0, 1.0) } else { (x0, x1.max(x0 + 1e-6), y0, y1.max(y0 + 1e-6)) };
+    let pad = (y1 - y0) * 0.05;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+            .map_err(err)?;
+        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).x_labels(6).y_labels(6).draw().map_err(err)?;
+        for (i, s) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let pts: Vec<(f32, f32)> = s.points.iter().filter(finite).copied().collect();
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map_err(err)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+        }
+        if series.len() > 1 {
+            chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 11)).draw().map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}

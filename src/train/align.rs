@@ -29,14 +29,18 @@ pub struct AlignConfig {
 }
 
 /// Fixed evaluation data shared by every run of an experiment.
-pub struct EvalSet {
+pub struct EvalSet<'a> {
     /// Prompts for the golden win rate, and the baseline policy's responses to them.
     pub win_prompts: Vec<Vec<u32>>,
     pub baseline: Vec<Vec<u32>>,
     /// Prompts for the KL estimate.
     pub kl_prompts: Vec<Vec<u32>>,
-    /// Held-out golden pairs for policy-as-classifier accuracy.
+    /// Held-out golden pairs for policy-as-classifier accuracy, and π_sft's margins on them (fixed, so
+    /// computed once: see [`EvalSet::new`]).
     pub heldout: Pairs,
+    pub heldout_sft_margins: Vec<f32>,
+    /// The proxy PM, to report how often it prefers the policy over the baseline (none: not reported).
+    pub proxy: Option<&'a Gpt>,
     /// Seed of the evaluation samplers (the same for every checkpoint of every run).
     pub seed: u32,
 }
@@ -48,9 +52,13 @@ pub struct Checkpoint {
     pub golden_win_rate: f32,
     pub ties: f32,
     pub classifier_accuracy: f32,
+    /// How often the proxy PM prefers the policy's response to the baseline's (identical responses count
+    /// half); beside the golden win rate it shows the proxy being exploited.
+    pub proxy_win_rate: Option<f32>,
     /// Mean training loss since the previous checkpoint (none at step 0).
     pub train_loss: Option<f32>,
     pub responses: ResponseStats,
+    pub samples: Vec<SampleText>,
 }
 
 /// Where a run's pairs come from.
@@ -76,11 +84,35 @@ async fn response_logprobs(e: &Engine, model: &Gpt, acts: &Activations, batch: &
     e.read(&acts.sequence_logprobs).await
 }
 
-/// Policy-as-classifier accuracy (PAPER.md): predict y1 ≻ y2 iff [log π(y1) − log π(y2)] − [log π_sft(y1) −
-/// log π_sft(y2)] > 0, against the golden labels.
-pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<f32> {
+impl<'a> EvalSet<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, win_prompts: Vec<Vec<u32>>, baseline: Vec<Vec<u32>>, kl_prompts: Vec<Vec<u32>>, heldout: Pairs, proxy: Option<&'a Gpt>, seed: u32) -> Result<Self> {
+        let heldout_sft_margins = pair_margins(e, sft, task, &heldout).await?;
+        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_margins, proxy, seed })
+    }
+}
+
+/// How many of the win-rate prompts each checkpoint keeps as text, for the page's sample viewer.
+pub const SAMPLES_KEPT: usize = 4;
+
+/// One response of a checkpoint's policy beside the baseline's, as text, with both judges' views.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SampleText {
+    pub prompt: String,
+    pub response: String,
+    pub baseline: String,
+    /// The document's key words (what a good summary covers).
+    pub key_words: Vec<String>,
+    pub golden_reward: f32,
+    pub baseline_golden_reward: f32,
+    /// Whether the proxy prefers this response to the baseline's (none without a proxy).
+    pub proxy_prefers: Option<bool>,
+}
+
+/// log π(y1) − log π(y2) for every pair.
+pub async fn pair_margins(e: &Engine, model: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<Vec<f32>> {
     let t = task.context();
-    let mut correct = 0;
+    let mut margins = Vec::with_capacity(pairs.len());
     let chunk = 256;
     for start in (0..pairs.len()).step_by(chunk) {
         let end = (start + chunk).min(pairs.len());
@@ -88,24 +120,51 @@ pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft: &Gpt, task: &Tas
         let ys: Vec<Vec<u32>> = pairs.y1[start..end].iter().chain(&pairs.y2[start..end]).cloned().collect();
         let batch = SequenceBatch::new(&prompts, &ys, t);
         let n = end - start;
-        let (a, b) = (policy.activations(e, 2 * n, t)?, sft.activations(e, 2 * n, t)?);
-        let lp = response_logprobs(e, policy, &a, &batch).await?;
-        let lr = response_logprobs(e, sft, &b, &batch).await?;
-        for i in 0..n {
-            let f = (lp[i] - lp[n + i]) - (lr[i] - lr[n + i]);
-            correct += ((f > 0.0) == pairs.first_wins[start + i]) as usize;
-        }
+        let acts = model.activations(e, 2 * n, t)?;
+        let lp = response_logprobs(e, model, &acts, &batch).await?;
+        margins.extend((0..n).map(|i| lp[i] - lp[n + i]));
     }
+    Ok(margins)
+}
+
+/// Policy-as-classifier accuracy (PAPER.md): predict y1 ≻ y2 iff [log π(y1) − log π(y2)] − [log π_sft(y1) −
+/// log π_sft(y2)] > 0, against the golden labels. `sft_margins` are π_sft's [`pair_margins`].
+pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft_margins: &[f32], task: &TaskConfig, pairs: &Pairs) -> Result<f32> {
+    let margins = pair_margins(e, policy, task, pairs).await?;
+    let correct = margins.iter().zip(sft_margins).zip(&pairs.first_wins).filter(|((m, r), &first)| ((*m - *r) > 0.0) == first).count();
     Ok(correct as f32 / pairs.len().max(1) as f32)
 }
 
-pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet, step: u32, train_loss: Option<f32>) -> Result<Checkpoint> {
+pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, step: u32, train_loss: Option<f32>) -> Result<Checkpoint> {
     let ys = sample_responses(e, policy, task, &set.win_prompts, set.seed, WIN_STREAM).await?;
     let (golden_win_rate, ties) = golden_win_rate(task, &set.win_prompts, &ys, &set.baseline);
     let kl_ys = sample_responses(e, policy, task, &set.kl_prompts, set.seed, KL_STREAM).await?;
     let kl = kl_to_reference(e, policy, sft, task, &set.kl_prompts, &kl_ys).await?;
-    let classifier_accuracy = classifier_accuracy(e, policy, sft, task, &set.heldout).await?;
-    Ok(Checkpoint { step, kl, golden_win_rate, ties, classifier_accuracy, train_loss, responses: response_stats(task, &set.win_prompts, &ys) })
+    let classifier_accuracy = classifier_accuracy(e, policy, &set.heldout_sft_margins, task, &set.heldout).await?;
+    let proxy_prefers = match set.proxy {
+        Some(pm) => Some(prefers(e, pm, task, &set.win_prompts, &ys, &set.baseline).await?),
+        None => None,
+    };
+    let proxy_win_rate = proxy_prefers.as_ref().map(|p| {
+        let score: f32 = p.iter().zip(ys.iter().zip(&set.baseline)).map(|(&w, (y, z))| if y == z { 0.5 } else { w as u32 as f32 }).sum();
+        score / ys.len().max(1) as f32
+    });
+    let words = task.tokenizer()?;
+    let text = |p: &[u32]| words.decode(p);
+    let mut samples = vec![];
+    for i in 0..SAMPLES_KEPT.min(ys.len()) {
+        let (p, y, z) = (&set.win_prompts[i], &ys[i], &set.baseline[i]);
+        samples.push(SampleText {
+            prompt: text(p)?,
+            response: text(y)?,
+            baseline: text(z)?,
+            key_words: p[..task.doc_len].iter().filter(|&&w| task.is_key(w)).map(|&w| text(&[w])).collect::<Result<_>>()?,
+            golden_reward: task.golden_reward(p, y),
+            baseline_golden_reward: task.golden_reward(p, z),
+            proxy_prefers: proxy_prefers.as_ref().map(|v| v[i]),
+        });
+    }
+    Ok(Checkpoint { step, kl, golden_win_rate, ties, classifier_accuracy, proxy_win_rate, train_loss, responses: response_stats(task, &set.win_prompts, &ys), samples })
 }
 
 /// Runs one alignment run from π_sft. `on_checkpoint` sees each evaluation as it happens. Returns the final
@@ -117,7 +176,7 @@ pub async fn align(
     sft: &Gpt,
     source: Source<'_>,
     cfg: &AlignConfig,
-    eval: &EvalSet,
+    eval: &EvalSet<'_>,
     seed: u32,
     mut on_checkpoint: impl FnMut(&Checkpoint),
 ) -> Result<(Gpt, Vec<Checkpoint>, Pairs)> {
@@ -144,6 +203,7 @@ pub async fn align(
     let mut loss_sum = 0.0;
     let mut since = 0;
     for step in 0..cfg.steps {
+        crate::control::yield_point().await?;
         // The pairs of this step.
         let pairs = match &source {
             Source::Offline(d) => {

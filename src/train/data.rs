@@ -14,6 +14,7 @@ use crate::task::TaskConfig;
 pub async fn golden_pairs(e: &Engine, task: &TaskConfig, sft: &Gpt, n: usize, seed: u32, stream: u32, chunk: usize) -> Result<Pairs> {
     let mut pairs = Pairs::default();
     for start in (0..n).step_by(chunk.max(1)) {
+        crate::control::yield_point().await?;
         let end = (start + chunk).min(n);
         let prompts: Vec<Vec<u32>> = (start..end).map(|i| task.prompt(seed, stream, i as u32)).collect();
         // The chunk index keys the sampler so that chunks draw independently.

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::model::sample::SampleSpec;
 use crate::model::{sequence_kl, Gpt};
 use crate::task::{TaskConfig, EOS, PAD};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One response per prompt from `policy` at temperature 1, cut after <eos>.
 pub async fn sample_responses(e: &Engine, policy: &Gpt, task: &TaskConfig, prompts: &[Vec<u32>], seed: u32, stream: u32) -> Result<Vec<Vec<u32>>> {
@@ -49,7 +49,7 @@ pub async fn kl_to_reference(e: &Engine, policy: &Gpt, reference: &Gpt, task: &T
 }
 
 /// What a policy's responses look like, by the task's own counts.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ResponseStats {
     pub golden_reward: f32,
     pub length: f32,

@@ -136,6 +136,7 @@ pub async fn train_pm(
     let grads = pm.zero_grads(e);
     let (mut best, mut best_values, mut loss_sum) = (-1.0f32, pm.values(e).await?, 0.0f32);
     for step in 0..cfg.steps {
+        crate::control::yield_point().await?;
         let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % train.len()).collect();
         let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| train.prompts[i].clone()).chain(idx.iter().map(|&i| train.prompts[i].clone())).collect();
         let (w, l): (Vec<Vec<u32>>, Vec<Vec<u32>>) = idx.iter().map(|&i| (train.ordered(i).0.to_vec(), train.ordered(i).1.to_vec())).unzip();

@@ -38,6 +38,7 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
     let grads = model.zero_grads(e);
     let dseq = e.tensor(&vec![-1.0 / sft.batch as f32; sft.batch]);
     for step in 0..sft.steps {
+        crate::control::yield_point().await?;
         let first = step * sft.batch as u32;
         let prompts: Vec<Vec<u32>> = (0..sft.batch as u32).map(|i| task.prompt(seed, PROMPT_STREAM, first + i)).collect();
         let responses: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, seed, RESPONSE_STREAM, first + i as u32)).collect();

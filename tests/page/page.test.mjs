@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -32,12 +32,12 @@ before(async () => {
 
 after(() => server?.kill());
 
-async function openPage(extraArgs, viewport) {
+async function openPage(extraArgs, viewport, query = '') {
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: [...baseArgs, ...extraArgs] });
-  const page = await browser.newPage({ viewport });
+  const page = await browser.newPage({ viewport, acceptDownloads: true });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(url);
+  await page.goto(url + query);
   await page.waitForFunction(() => document.body.dataset.doctor, null, { timeout: 180000 });
   return { browser, page, errors };
 }
@@ -74,6 +74,76 @@ test('without WebGPU: the page says so plainly and runs the CPU backend', async 
     assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed');
     assert.match(await page.textContent('#device-facts'), /Backendcpu/);
     await page.screenshot({ path: path.join(shots, 'device-no-webgpu.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+// The product's main path: the tiny preset trained to the end through WebGPU (SwiftShader here), then the
+// plot, the sample viewer, the download and the saved-runs list checked.
+test('the tiny preset runs to the end on WebGPU; plot, samples, download and saved run agree', async () => {
+  const { browser, page, errors } = await openPage(['--enable-unsafe-webgpu'], { width: 1200, height: 1000 }, '?preset=fig1-tiny');
+  try {
+    assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed');
+    await page.click('#start');
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
+    const status = await page.textContent('#run-status');
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', status);
+    const fig = await page.evaluate(() => ({ ...document.getElementById('fig1').dataset }));
+    assert.ok(Number(fig.pointsOnline) > 0 && Number(fig.pointsOffline) > 0, `points per method: ${JSON.stringify(fig)}`);
+    // Checkpoints past step 0 are drawn as circles of the figure's SVG.
+    assert.ok(await page.locator('#fig1 svg circle').count() >= Number(fig.pointsOnline) + Number(fig.pointsOffline));
+    assert.match(await page.textContent('#verdict'), /Verdict \(computed\)/);
+    assert.ok(await page.locator('#sample-table table.samples tr').count() > 1, 'the sample viewer shows responses');
+    assert.ok(await page.locator('#models button').count() >= 3, 'trained models are offered for download');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+    const json = JSON.parse(readFileSync(await download.path(), 'utf8'));
+    assert.equal(json.checkpoints.length, Number(fig.checkpoints), 'results.json holds every checkpoint the page has');
+    assert.equal(json.config.steps, 12);
+    assert.match(await page.textContent('#saved-list'), /fig1-tiny.*finished/s);
+    await page.screenshot({ path: path.join(shots, 'run-tiny-desktop.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(shots, 'run-tiny-phone.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a changed setting goes into the URL and comes back from it', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny');
+  try {
+    await page.click('#knobs-box summary');
+    await page.fill('#knob-steps', '7');
+    await page.dispatchEvent('#knob-steps', 'change');
+    await page.fill('#knob-betas', '0.05,0.2');
+    await page.dispatchEvent('#knob-betas', 'change');
+    const link = page.url();
+    assert.match(link, /preset=fig1-tiny/);
+    assert.match(link, /steps=7/);
+    const again = await browser.newPage();
+    await again.goto(link);
+    await again.waitForFunction(() => document.getElementById('knob-steps')?.value);
+    assert.equal(await again.inputValue('#knob-steps'), '7');
+    assert.equal(await again.inputValue('#knob-betas'), '0.05,0.2');
+    assert.equal(await again.inputValue('#preset'), 'fig1-tiny');
+    assert.equal(await again.isVisible('#url-errors'), false);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('bad URL values are reported by field, and the preset values are used', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&steps=-5&betas=abc&no_such_knob=1&backend=tpu');
+  try {
+    assert.equal(await page.isVisible('#url-errors'), true);
+    const text = await page.textContent('#url-errors');
+    for (const field of ['steps', 'betas', 'no_such_knob', 'backend']) assert.match(text, new RegExp(`${field}:`), text);
+    assert.equal(await page.inputValue('#knob-steps'), '12', 'the preset value is kept');
+    assert.match(await page.textContent('#knob-steps-error'), /steps/);
+    await page.screenshot({ path: path.join(shots, 'bad-url.png'), fullPage: false });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

@@ -1,0 +1,36 @@
+//! Cooperative pause and stop. Long loops await [`yield_point`] once per step. Natively it costs nothing; in
+//! the page's Web Worker it awaits a hook the worker installs, which lets the worker read its messages (pause,
+//! resume, stop) between steps and keeps a CPU-backend run from starving the worker's event loop.
+
+use crate::error::Result;
+
+/// The error a run ends with when the user stops it; the page tells it apart from failures.
+pub const STOPPED: &str = "stopped by the user";
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    static HOOK: std::cell::RefCell<Option<js_sys::Function>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (or removes) the hook: a JS function returning a Promise of `true` to stop, `false` to go on.
+#[cfg(target_arch = "wasm32")]
+pub fn set_hook(f: Option<js_sys::Function>) {
+    HOOK.with(|h| *h.borrow_mut() = f);
+}
+
+pub async fn yield_point() -> Result<()> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use crate::error::Error;
+        let hook = HOOK.with(|h| h.borrow().clone());
+        if let Some(f) = hook {
+            let js = |e: wasm_bindgen::JsValue| Error(format!("control hook: {e:?}"));
+            let promise = js_sys::Promise::from(f.call0(&wasm_bindgen::JsValue::NULL).map_err(js)?);
+            let stop = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(js)?;
+            if stop.as_bool() == Some(true) {
+                return Err(Error(STOPPED.into()));
+            }
+        }
+    }
+    Ok(())
+}
