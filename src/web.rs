@@ -5,7 +5,7 @@
 
 use crate::engine::{AdapterRequest, BackendChoice, Engine};
 use crate::experiments::fig1::{self, Fig1Config, Progress, PRESETS};
-use crate::experiments::apply_overrides;
+use crate::experiments::{apply_overrides, json_value};
 use crate::model::checkpoint::{config_json, safetensors_bytes, SpecialIds};
 use crate::report::{figure, metrics_csv, summary};
 use serde::Serialize;
@@ -21,8 +21,9 @@ fn js_err(e: impl std::fmt::Display) -> JsValue {
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    // Maps as plain objects, so the page reads `config.task.doc_len`, not a Map.
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+    // Through JSON text: plain objects (not Maps), and f32 fields as their shortest decimal (β 0.05, not
+    // 0.05000000074505806), exactly as results.json prints them.
+    js_sys::JSON::parse(&serde_json::to_string(v).map_err(js_err)?)
 }
 
 fn config_from_js(config: JsValue) -> Result<Fig1Config, JsValue> {
@@ -154,7 +155,7 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
     let mut cfg = Fig1Config::preset(&preset).map_err(|e| js_err(e.0))?;
     let known = {
         let mut l = vec![];
-        leaves("", &serde_json::to_value(&cfg).map_err(js_err)?, &mut l);
+        leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut l);
         l
     };
     for (key, value) in pairs.iter().filter(|(k, _)| k != "preset") {
@@ -175,8 +176,8 @@ pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValu
     let cfg: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
     let base = Fig1Config::preset(preset).map_err(|e| js_err(e.0))?;
     let (mut a, mut b) = (vec![], vec![]);
-    leaves("", &serde_json::to_value(&cfg).map_err(js_err)?, &mut a);
-    leaves("", &serde_json::to_value(&base).map_err(js_err)?, &mut b);
+    leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut a);
+    leaves("", &json_value(&base).map_err(|e| js_err(e.0))?, &mut b);
     let mut q = format!("preset={preset}");
     for ((key, v), (_, w)) in a.iter().zip(&b) {
         if v != w {

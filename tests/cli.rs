@@ -48,20 +48,24 @@ fn bad_arguments_name_the_field() {
 fn reproduce_fig1_tiny_writes_sane_results() {
     let out = std::env::temp_dir().join(format!("alignment-gap-fig1-tiny-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let run = || {
-        let (ok, stdout, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", out.to_str().unwrap()]);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let (ok, stdout, stderr) = cli(&args);
         assert!(ok, "{stdout}\n{stderr}");
         let text = std::fs::read_to_string(out.join("results.json")).unwrap();
-        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        (serde_json::from_str::<serde_json::Value>(&text).unwrap(), stderr)
     };
-    let r = run();
+    let (r, stderr) = run(&[]);
+    assert!(!stderr.contains("(cached)"), "{stderr}");
     let cps = r["checkpoints"].as_array().unwrap();
     // 1 seed × 1 β × 1 lr × 3 methods × (12 steps / 6 + 1) checkpoints
     assert_eq!(cps.len(), 9);
     for c in cps {
         let kl = c["kl"].as_f64().unwrap();
         assert!(kl.is_finite() && kl >= -1e-4, "{c}");
-        for k in ["golden_win_rate", "ties", "classifier_accuracy"] {
+        assert!(c["samples"].as_array().is_some_and(|s| !s.is_empty() && s[0]["response"].is_string()), "{c}");
+        for k in ["golden_win_rate", "ties", "classifier_accuracy", "proxy_win_rate"] {
             let v = c[k].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&v), "{k} = {v}");
         }
@@ -77,7 +81,16 @@ fn reproduce_fig1_tiny_writes_sane_results() {
     for m in ["sft", "proxy", "online_beta0.1_lr0.0005_steps12", "offline_beta0.1_lr0.0005_steps12"] {
         assert!(out.join("models/seed0").join(m).join("model.safetensors").is_file(), "{m}");
     }
-    assert_eq!(run()["checkpoints"], r["checkpoints"], "a rerun with the same seed differs");
+    // A rerun takes SFT and the proxy from the stage cache and reproduces every checkpoint exactly.
+    let (again, stderr) = run(&[]);
+    assert!(stderr.contains("SFT (cached)") && stderr.contains("proxy PM (cached)"), "{stderr}");
+    assert_eq!(again["checkpoints"], r["checkpoints"], "a rerun with the same seed differs");
+    // Seeds in parallel threads, with a fresh cache: seed 0's checkpoints are the same again.
+    let fresh = out.join("fresh-cache");
+    let (two, _) = run(&["--seeds", "0,1", "--jobs", "2", "--cache", fresh.to_str().unwrap()]);
+    let seed0: Vec<&serde_json::Value> = two["checkpoints"].as_array().unwrap().iter().filter(|c| c["seed"] == 0).collect();
+    assert_eq!(seed0, cps.iter().collect::<Vec<_>>(), "seed 0 differs when run beside seed 1");
+    assert_eq!(two["proxy"].as_array().unwrap().len(), 2);
 }
 
 #[test]
