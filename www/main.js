@@ -246,7 +246,7 @@ function onEvent(ev) {
     (run.proxyEval[ev.seed] ||= []).push([ev.step, ev.heldout_accuracy]);
     renderSoon();
   } else if (ev.type === 'checkpoint') {
-    run.rows.push(flatRow(ev.row));
+    run.rows.push(ev.row); // as results.json holds it: the Rust Row, its checkpoint flattened
     renderSoon();
     saveSoon();
   } else if (ev.type === 'seed') {
@@ -254,9 +254,6 @@ function onEvent(ev) {
     saveSoon();
   }
 }
-
-// A checkpoint row as results.json holds it (the Rust Row, flattened).
-function flatRow(row) { return row; }
 
 // ---------- drawing ----------
 
