@@ -146,17 +146,36 @@ function fmtTime(s) {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
+// Finished runs teach the estimate: the ratio of measured to estimated time, per backend, kept in this browser.
+const calibrationKey = () => `calibration-${state.bench?.backend}`;
+function calibration() {
+  const c = JSON.parse(localStorage.getItem(calibrationKey()) || 'null');
+  return c && c.runs > 0 ? c : { ratio: 1, runs: 0 };
+}
+function learnFromRun(config, seconds) {
+  if (!state.bench) return;
+  const estimate = estimateSeconds(config, state.bench.train_step_ms, state.bench.sample_tokens_per_s);
+  if (!(estimate > 0 && seconds > 0)) return;
+  const c = calibration();
+  // A running geometric mean of measured / estimated.
+  const ratio = Math.exp((Math.log(c.ratio) * c.runs + Math.log(seconds / estimate)) / (c.runs + 1));
+  localStorage.setItem(calibrationKey(), JSON.stringify({ ratio, runs: c.runs + 1 }));
+}
+
 function updateEstimate() {
   if (!state.bench) return;
   const { train_step_ms: ms, sample_tokens_per_s: tps } = state.bench;
+  const c = calibration();
+  const seconds = (config) => estimateSeconds(config, ms, tps) * c.ratio;
   for (const opt of $('preset').options) {
     const p = state.presets.find((x) => x.name === opt.value);
-    opt.textContent = `${p.title} — about ${fmtTime(estimateSeconds(p.config, ms, tps))} here`;
+    opt.textContent = `${p.title} — about ${fmtTime(seconds(p.config))} here`;
   }
   let est = '—';
-  try { est = fmtTime(estimateSeconds(state.config, ms, tps)); } catch (e) { est = `— (${e})`; }
+  try { est = fmtTime(seconds(state.config)); } catch (e) { est = `— (${e})`; }
   $('estimate').textContent = `With these settings: about ${est} on this device (${state.bench.backend}: a training step of ` +
-    `128 × 32 tokens took ${ms.toFixed(0)} ms, sampling ran at ${Math.round(tps)} tokens/s). An estimate from a short measurement.`;
+    `128 × 32 tokens took ${ms.toFixed(0)} ms, sampling ran at ${Math.round(tps)} tokens/s` +
+    (c.runs ? `; corrected by ${c.runs} finished run${c.runs > 1 ? 's' : ''} here, ×${c.ratio.toFixed(2)}` : '') + '). An estimate.';
 }
 
 // ---------- the run ----------
@@ -534,6 +553,8 @@ function onWorkerMessage({ data }) {
     saveSoon();
   } else if (data.type === 'done') {
     state.run.results = data.results;
+    learnFromRun(state.run.config, (performance.now() - state.startedAt) / 1000);
+    updateEstimate();
     finish('finished', `Finished in ${fmtTime((performance.now() - state.startedAt) / 1000)}: ${state.run.rows.length} checkpoints. Stored in this browser (Saved runs).`, 'ok');
   } else if (data.type === 'stopped') {
     finish('stopped', `Stopped. The ${state.run.rows.length} checkpoints so far are kept (plots, downloads, Saved runs).`, 'warn');

@@ -136,6 +136,11 @@ impl Engine {
             BackendChoice::Cpu => Ok((Engine::cpu(), None)),
             BackendChoice::Gpu => Ok((Engine::Gpu(gpu::GpuBackend::new(request).await?), None)),
             BackendChoice::Auto => match gpu::GpuBackend::new(request).await {
+                // A software rasteriser (lavapipe) runs our kernels several times slower than the CPU backend;
+                // asking for it by name or with --software still gets it. (Browsers do not report the type.)
+                Ok(g) if cfg!(not(target_arch = "wasm32")) && g.adapter.device_type == "Cpu" && !request.software && request.name_contains.is_none() => {
+                    Ok((Engine::cpu(), Some(format!("the only GPU adapter is a software one ({}); the CPU backend is faster", g.adapter.name))))
+                }
                 Ok(g) => Ok((Engine::Gpu(g), None)),
                 Err(e) => Ok((Engine::cpu(), Some(format!("no usable GPU: {e}")))),
             },
