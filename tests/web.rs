@@ -38,3 +38,29 @@ async fn doctor_reports_the_adapter() {
     assert_eq!(report.adapters.len(), 1);
     assert!(report.adapters[0].limits.max_storage_buffers_per_shader_stage >= 8);
 }
+
+/// The page's link state: a query names the preset and the changed settings; bad values are reported by
+/// field and leave the preset's value; the query written for a config reads back as that config.
+#[wasm_bindgen_test]
+fn url_query_round_trips_and_reports_bad_fields() {
+    use alignment_gap::web::{config_from_query, query_from_config};
+    let get = |v: &wasm_bindgen::JsValue, path: &[&str]| path.iter().fold(v.clone(), |o, k| js_sys::Reflect::get(&o, &(*k).into()).unwrap());
+    let parsed = config_from_query("?preset=fig1-tiny&steps=7&betas=0.05,0.2&seeds=3,4").unwrap();
+    assert_eq!(get(&parsed, &["errors", "length"]).as_f64(), Some(0.0));
+    let config = get(&parsed, &["config"]);
+    assert_eq!(get(&config, &["steps"]).as_f64(), Some(7.0));
+    assert_eq!(get(&config, &["betas", "0"]).as_f64(), Some(0.05));
+    let query = query_from_config("fig1-tiny", config.clone()).unwrap();
+    assert_eq!(query, "preset=fig1-tiny&betas=0.05,0.2&seeds=3,4&steps=7");
+    let again = config_from_query(&query).unwrap();
+    assert_eq!(js_sys::JSON::stringify(&get(&again, &["config"])).unwrap(), js_sys::JSON::stringify(&config).unwrap());
+
+    let bad = config_from_query("preset=fig1-tiny&steps=0&policy.heads=3&nope=1").unwrap();
+    let errors = js_sys::JSON::stringify(&get(&bad, &["errors"])).unwrap().as_string().unwrap();
+    for field in ["\"steps\"", "\"policy.heads\"", "\"nope\""] {
+        assert!(errors.contains(field), "{errors}");
+    }
+    assert!(errors.contains("out of range 1..=1048576"), "{errors}");
+    assert_eq!(get(&bad, &["config", "steps"]).as_f64(), Some(12.0), "the preset's value is kept");
+    assert_eq!(get(&bad, &["config", "policy", "heads"]).as_f64(), Some(2.0));
+}
