@@ -110,6 +110,11 @@ mod native {
             #[command(flatten)]
             device: DeviceArgs,
         },
+        /// Rewrite metrics.csv, fig1.svg and summary.md of a reproduce output from its results.json.
+        Summarize {
+            /// The folder reproduce wrote (it holds results.json).
+            dir: PathBuf,
+        },
         /// List GPU adapters, pick one, and check every kernel against its CPU twin.
         Doctor {
             #[command(flatten)]
@@ -158,6 +163,7 @@ mod native {
             }
             Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
             Command::Reproduce { preset, out, seeds, sets, jobs, cache, device } => report(reproduce(&preset, &out, seeds, &sets, jobs, cache, &device)),
+            Command::Summarize { dir } => report(summarize(&dir)),
             Command::Bench { device, sizes, repeats, json } => report(bench(&device, &sizes, repeats as usize, json.as_deref())),
         }
     }
@@ -223,7 +229,6 @@ mod native {
 
     fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], jobs: Option<usize>, cache: Option<PathBuf>, device: &DeviceArgs) -> alignment_gap::Result<()> {
         use alignment_gap::experiments::{apply_overrides, fig1};
-        use alignment_gap::report::{figure, metrics_csv, summary};
         use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
         let mut cfg = fig1::Fig1Config::preset(preset)?;
         if let Some(seeds) = seeds {
@@ -314,15 +319,33 @@ mod native {
             all
         };
         let results = fig1::merge(&cfg, backend, per_seed);
-        let bins = summary::binned(&results.checkpoints, 6);
         let json = serde_json::to_string_pretty(&results).map_err(|e| alignment_gap::Error(e.to_string()))?;
         checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
+        write_reports(out, &results)?;
+        println!("wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// metrics.csv, fig1.svg and summary.md from the results; prints the verdict.
+    fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
+        use alignment_gap::report::{figure, metrics_csv, summary};
+        let bins = summary::binned(&results.checkpoints, 6);
         checkpoint::write_atomic(&out.join("metrics.csv"), metrics_csv(&results.checkpoints).as_bytes())?;
         checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints, &bins)?.as_bytes())?;
-        let md = summary::summary_md(&results, &bins);
+        let md = summary::summary_md(results, &bins);
         checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;
         println!("{}", md.lines().skip_while(|l| !l.starts_with("## Verdict")).collect::<Vec<_>>().join("\n"));
-        println!("wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Rewrites metrics.csv, fig1.svg and summary.md of DIR from DIR/results.json (no training).
+    fn summarize(dir: &std::path::Path) -> alignment_gap::Result<()> {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+        let results: alignment_gap::experiments::fig1::Fig1Results =
+            serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+        write_reports(dir, &results)?;
+        println!("rewrote {}/metrics.csv, fig1.svg and summary.md from results.json", dir.display());
         Ok(())
     }
 

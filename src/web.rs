@@ -199,44 +199,7 @@ pub fn validate_config(config: JsValue) -> Result<(), JsValue> {
 }
 
 fn rows_from_js(rows: JsValue) -> Result<Vec<fig1::Row>, JsValue> {
-    #[derive(serde::Deserialize)]
-    struct RowIn {
-        method: String,
-        seed: u32,
-        beta: f32,
-        lr: f32,
-        run_steps: u32,
-        step: u32,
-        kl: f32,
-        golden_win_rate: f32,
-        ties: f32,
-        classifier_accuracy: f32,
-        proxy_win_rate: Option<f32>,
-        train_loss: Option<f32>,
-        responses: crate::train::eval::ResponseStats,
-    }
-    let rows: Vec<RowIn> = serde_wasm_bindgen::from_value(rows).map_err(|e| js_err(format!("rows: {e}")))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| fig1::Row {
-            method: r.method,
-            seed: r.seed,
-            beta: r.beta,
-            lr: r.lr,
-            run_steps: r.run_steps,
-            checkpoint: crate::train::align::Checkpoint {
-                step: r.step,
-                kl: r.kl,
-                golden_win_rate: r.golden_win_rate,
-                ties: r.ties,
-                classifier_accuracy: r.classifier_accuracy,
-                proxy_win_rate: r.proxy_win_rate,
-                train_loss: r.train_loss,
-                responses: r.responses,
-                samples: vec![],
-            },
-        })
-        .collect())
+    serde_wasm_bindgen::from_value(rows).map_err(|e| js_err(format!("rows: {e}")))
 }
 
 /// Figure 1 (the CLI's fig1.svg) from checkpoint rows, with `bins` log-KL bins.

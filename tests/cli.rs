@@ -91,6 +91,13 @@ fn reproduce_fig1_tiny_writes_sane_results() {
     let seed0: Vec<&serde_json::Value> = two["checkpoints"].as_array().unwrap().iter().filter(|c| c["seed"] == 0).collect();
     assert_eq!(seed0, cps.iter().collect::<Vec<_>>(), "seed 0 differs when run beside seed 1");
     assert_eq!(two["proxy"].as_array().unwrap().len(), 2);
+    // summarize rebuilds the reports from results.json alone, byte for byte.
+    let before: Vec<String> = ["metrics.csv", "fig1.svg", "summary.md"].iter().map(|f| std::fs::read_to_string(out.join(f)).unwrap()).collect();
+    std::fs::remove_file(out.join("summary.md")).unwrap();
+    let (ok, stdout, stderr) = cli(&["summarize", out.to_str().unwrap()]);
+    assert!(ok && stdout.contains("## Verdict"), "{stdout}\n{stderr}");
+    let after: Vec<String> = ["metrics.csv", "fig1.svg", "summary.md"].iter().map(|f| std::fs::read_to_string(out.join(f)).unwrap()).collect();
+    assert_eq!(before, after);
 }
 
 #[test]

@@ -195,7 +195,7 @@ impl Fig1Config {
 }
 
 /// One checkpoint of one run, as results.json and metrics.csv hold it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     pub method: String,
     pub seed: u32,
@@ -207,13 +207,13 @@ pub struct Row {
     pub checkpoint: Checkpoint,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ProxyReport {
     pub seed: u32,
     pub heldout_accuracy: f32,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Fig1Results {
     pub config: Fig1Config,
     pub backend: String,

@@ -45,7 +45,7 @@ pub struct EvalSet<'a> {
     pub seed: u32,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Checkpoint {
     pub step: u32,
     pub kl: f32,
@@ -58,6 +58,7 @@ pub struct Checkpoint {
     /// Mean training loss since the previous checkpoint (none at step 0).
     pub train_loss: Option<f32>,
     pub responses: ResponseStats,
+    #[serde(default)]
     pub samples: Vec<SampleText>,
 }
 
@@ -96,7 +97,7 @@ impl<'a> EvalSet<'a> {
 pub const SAMPLES_KEPT: usize = 4;
 
 /// One response of a checkpoint's policy beside the baseline's, as text, with both judges' views.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SampleText {
     pub prompt: String,
     pub response: String,
