@@ -51,7 +51,11 @@ fn proxy_learns_golden_preferences() {
     let train = pollster::block_on(golden_pairs(&e, &task, &sft, 2048, 0, 100, 256)).unwrap();
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 1, 200, 256)).unwrap();
     let pm_cfg = PmConfig { steps: 300, batch: 32, eval_every: 100, ..PmConfig::default() };
-    let (_, acc) = pollster::block_on(train_pm(&e, &task, &sft, &train, &heldout, &pm_cfg, 0, |s, l, a| println!("PM step {s}: loss {l:.3}, held-out accuracy {a:.3}"))).unwrap();
+    let (_, acc) = pollster::block_on(train_pm(&e, &task, &sft, &train, &heldout, &pm_cfg, 0, |s, eval| {
+        if let Some((l, a)) = eval {
+            println!("PM step {s}: loss {l:.3}, held-out accuracy {a:.3}");
+        }
+    })).unwrap();
     assert!(acc > 0.65, "held-out accuracy {acc}");
 }
 
@@ -72,7 +76,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let d_golden = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 0, 100, 256)).unwrap();
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 128, 1, 200, 256)).unwrap();
     let pm_cfg = PmConfig { steps: 60, batch: 32, eval_every: 30, ..PmConfig::default() };
-    let (proxy, _) = pollster::block_on(train_pm(&e, &task, &sft, &d_golden, &heldout, &pm_cfg, 0, |_, _, _| {})).unwrap();
+    let (proxy, _) = pollster::block_on(train_pm(&e, &task, &sft, &d_golden, &heldout, &pm_cfg, 0, |_, _| {})).unwrap();
     let win_prompts: Vec<Vec<u32>> = (0..64).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, win_prompts, baseline, (0..32).map(|i| task.prompt(9, 2, i)).collect(), heldout, Some(&proxy), 9)).unwrap();

@@ -345,9 +345,11 @@ pub async fn run_seed(
             (Gpt::new(e, config, head, &values)?, meta.as_f64().unwrap_or(f64::NAN) as f32)
         }
         None => {
-            let (proxy, accuracy) = train_pm(e, task, &sft, &d_golden, &heldout, &cfg.proxy, seed, |s, loss, acc| {
+            let (proxy, accuracy) = train_pm(e, task, &sft, &d_golden, &heldout, &cfg.proxy, seed, |s, eval| {
                 progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: cfg.proxy.steps as u64 });
-                progress(Progress::ProxyEval { seed, step: s, loss, heldout_accuracy: acc });
+                if let Some((loss, heldout_accuracy)) = eval {
+                    progress(Progress::ProxyEval { seed, step: s, loss, heldout_accuracy });
+                }
             })
             .await?;
             cache.put(&proxy_key, &proxy, &proxy.values(e).await?, serde_json::json!(accuracy))?;

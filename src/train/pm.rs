@@ -112,7 +112,8 @@ pub async fn accuracy(e: &Engine, pm: &Gpt, task: &TaskConfig, pairs: &Pairs) ->
 }
 
 /// Trains the proxy on `train` (cycling through it in order), keeping the parameters with the best held-out
-/// accuracy. `on_eval(step, train_loss, heldout_accuracy)` sees each evaluation. Returns (model, best accuracy).
+/// accuracy. `on_step(step, evaluation)` sees every step (1-based); `evaluation` is `Some((train_loss,
+/// heldout_accuracy))` at each evaluation. Returns (model, best accuracy).
 #[allow(clippy::too_many_arguments)]
 pub async fn train_pm(
     e: &Engine,
@@ -122,7 +123,7 @@ pub async fn train_pm(
     heldout: &Pairs,
     cfg: &PmConfig,
     seed: u32,
-    mut on_eval: impl FnMut(u32, f32, f32),
+    mut on_step: impl FnMut(u32, Option<(f32, f32)>),
 ) -> Result<(Gpt, f32)> {
     if train.len() < cfg.batch || heldout.is_empty() {
         bail!("proxy training needs ≥ batch ({}) training pairs and some held-out pairs; got {} and {}", cfg.batch, train.len(), heldout.len());
@@ -153,9 +154,11 @@ pub async fn train_pm(
         let dscores: Vec<f32> = d1.into_iter().chain(d2).collect();
         pm.backward_score(e, &acts, &grads, &tokens, &last, &e.tensor(&dscores))?;
         opt.step(e, &pm.infos, &pm.params, &grads).await?;
-        if (step + 1) % cfg.eval_every == 0 || step + 1 == cfg.steps {
+        if (step + 1) % cfg.eval_every != 0 && step + 1 != cfg.steps {
+            on_step(step + 1, None);
+        } else {
             let acc = accuracy(e, &pm, task, heldout).await?;
-            on_eval(step + 1, loss_sum / cfg.eval_every as f32, acc);
+            on_step(step + 1, Some((loss_sum / cfg.eval_every as f32, acc)));
             loss_sum = 0.0;
             if acc > best {
                 best = acc;
