@@ -282,7 +282,9 @@ pub fn hash_json(v: &serde_json::Value) -> String {
 /// Cache keys of the SFT and proxy stages of one seed. The backend is part of the key: the CPU and GPU
 /// backends agree to rounding, not bit for bit.
 pub fn stage_keys(cfg: &Fig1Config, seed: u32, backend: &str) -> (String, String) {
-    let sft = serde_json::json!({"stage": "sft", "task": cfg.task, "policy": cfg.policy, "sft": cfg.sft, "seed": seed, "backend": backend, "version": 1});
+    // How golden labels are drawn does not touch SFT, so a label-noise sweep reuses the SFT stage.
+    let task = crate::task::TaskConfig { labels: crate::task::LabelNoise::Hard, ..cfg.task.clone() };
+    let sft = serde_json::json!({"stage": "sft", "task": task, "policy": cfg.policy, "sft": cfg.sft, "seed": seed, "backend": backend, "version": 1});
     let sft_key = format!("sft-{}", hash_json(&sft));
     let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": cfg.d_golden, "heldout": cfg.heldout, "proxy": cfg.proxy, "version": 1});
     (sft_key.clone(), format!("proxy-{}", hash_json(&proxy)))

@@ -41,6 +41,8 @@ pub struct EvalSet<'a> {
     pub heldout_sft_margins: Vec<f32>,
     /// The proxy PM, to report how often it prefers the policy over the baseline (none: not reported).
     pub proxy: Option<&'a Gpt>,
+    /// The task's tokenizer, built once, for the sample texts.
+    pub words: crate::tokenizer::WordTokenizer,
     /// Seed of the evaluation samplers (the same for every checkpoint of every run).
     pub seed: u32,
 }
@@ -89,7 +91,7 @@ impl<'a> EvalSet<'a> {
     #[allow(clippy::too_many_arguments)]
     pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, win_prompts: Vec<Vec<u32>>, baseline: Vec<Vec<u32>>, kl_prompts: Vec<Vec<u32>>, heldout: Pairs, proxy: Option<&'a Gpt>, seed: u32) -> Result<Self> {
         let heldout_sft_margins = pair_margins(e, sft, task, &heldout).await?;
-        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_margins, proxy, seed })
+        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_margins, proxy, words: task.tokenizer()?, seed })
     }
 }
 
@@ -150,8 +152,7 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
         let score: f32 = p.iter().zip(ys.iter().zip(&set.baseline)).map(|(&w, (y, z))| if y == z { 0.5 } else { w as u32 as f32 }).sum();
         score / ys.len().max(1) as f32
     });
-    let words = task.tokenizer()?;
-    let text = |p: &[u32]| words.decode(p);
+    let text = |p: &[u32]| set.words.decode(p);
     let mut samples = vec![];
     for i in 0..SAMPLES_KEPT.min(ys.len()) {
         let (p, y, z) = (&set.win_prompts[i], &ys[i], &set.baseline[i]);
