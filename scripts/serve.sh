@@ -9,4 +9,6 @@ echo "[serve] building the wasm package into www/pkg/"
 wasm-pack build --release --target web --out-dir www/pkg --no-typescript --no-pack
 echo "[serve] building the CLI"
 cargo build --release --bin alignment-gap
-exec target/release/alignment-gap serve "$@"
+# Ask cargo where it put the binary: CARGO_TARGET_DIR (or a config) may move it out of ./target.
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+exec "$target_dir/release/alignment-gap" serve "$@"

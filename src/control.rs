@@ -18,7 +18,23 @@ pub fn set_hook(f: Option<js_sys::Function>) {
     HOOK.with(|h| *h.borrow_mut() = f);
 }
 
+/// Natively: a reason every running pipeline stops for at its next step (a failed results write makes
+/// further training pointless); set once, first reason kept.
+#[cfg(not(target_arch = "wasm32"))]
+static ABORT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Stops every native pipeline at its next step with `reason` as its error.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn abort(reason: String) {
+    let mut a = ABORT.lock().unwrap_or_else(|p| p.into_inner());
+    a.get_or_insert(reason);
+}
+
 pub async fn yield_point() -> Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(reason) = ABORT.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        return Err(crate::error::Error(reason));
+    }
     #[cfg(target_arch = "wasm32")]
     {
         use crate::error::Error;

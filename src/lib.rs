@@ -6,6 +6,7 @@ pub mod control;
 pub mod engine;
 pub mod error;
 pub mod experiments;
+pub mod limits;
 pub mod rng;
 pub mod selfcheck;
 pub mod model;

@@ -104,9 +104,13 @@ mod native {
             /// 4 per core; always 1 on a GPU).
             #[arg(long)]
             jobs: Option<usize>,
-            /// Where trained SFT and proxy models are kept by their config's hash (default: OUT/cache).
+            /// Where trained SFT, proxy and policy models are kept by their config's hash, so a rerun resumes
+            /// (default: OUT/cache).
             #[arg(long)]
             cache: Option<PathBuf>,
+            /// OUT holds results of another config: replace them (results files and models/; the cache is kept).
+            #[arg(long)]
+            overwrite: bool,
             #[command(flatten)]
             device: DeviceArgs,
         },
@@ -162,7 +166,9 @@ mod native {
                 report(init_model(&out, config, head, seed))
             }
             Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
-            Command::Reproduce { preset, out, seeds, sets, jobs, cache, device } => report(reproduce(&preset, &out, seeds, &sets, jobs, cache, &device)),
+            Command::Reproduce { preset, out, seeds, sets, jobs, cache, overwrite, device } => {
+                report(reproduce(&preset, &out, seeds, &sets, Options { jobs, cache, overwrite }, &device))
+            }
             Command::Summarize { dir } => report(summarize(&dir)),
             Command::Bench { device, sizes, repeats, json } => report(bench(&device, &sizes, repeats as usize, json.as_deref())),
         }
@@ -208,26 +214,188 @@ mod native {
         Ok(())
     }
 
-    /// Stage cache in a directory: one folder per key holding the model (HF format) and meta.json, which is
-    /// written last, so a folder without it is an interrupted write and is ignored.
+    /// Stage cache in a directory: one folder per key holding the model (HF format) and meta.json. A folder
+    /// is written under a unique temporary name and renamed into place whole, so concurrent writers (seeds
+    /// in threads, two runs sharing `--cache`) never see or clobber a half-written entry. An entry that does
+    /// not load (missing meta.json, non-finite weights, a damaged file) is rebuilt.
     struct DirCache(PathBuf);
 
     impl alignment_gap::experiments::fig1::StageCache for DirCache {
         fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
             let dir = self.0.join(key);
-            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
-            let (config, head, values) = checkpoint::load(&dir).ok()?;
-            Some((config, head, values, meta))
+            if !dir.exists() {
+                return None;
+            }
+            let loaded = (|| -> alignment_gap::Result<_> {
+                let meta_path = dir.join("meta.json");
+                let bytes = std::fs::read(&meta_path).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
+                let meta: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
+                let (config, head, values) = checkpoint::load(&dir)?;
+                Ok((config, head, values, meta))
+            })();
+            match loaded {
+                Ok(entry) => Some(entry),
+                Err(e) => {
+                    eprintln!("note: cache entry {} is unusable ({e}); rebuilding it", dir.display());
+                    None
+                }
+            }
         }
         fn put(&mut self, key: &str, model: &alignment_gap::model::Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
             let dir = self.0.join(key);
+            let tmp = checkpoint::unique_temp(&dir);
             let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
-            checkpoint::save(&dir, &model.config, model.head, values, special, None)?;
-            checkpoint::write_atomic(&dir.join("meta.json"), meta.to_string().as_bytes())
+            let entry = |e: alignment_gap::Error| alignment_gap::Error(format!("cache entry {}: {e}", dir.display()));
+            checkpoint::save(&tmp, &model.config, model.head, values, special, None).map_err(entry)?;
+            checkpoint::write_atomic(&tmp.join("meta.json"), meta.to_string().as_bytes()).map_err(entry)?;
+            if dir.exists() && self.get(key).is_none() {
+                let _ = std::fs::remove_dir_all(&dir); // unusable: replaced below
+            }
+            if std::fs::rename(&tmp, &dir).is_err() {
+                // Another writer put the same entry first; entries of one key are identical, keep theirs.
+                let _ = std::fs::remove_dir_all(&tmp);
+                if self.get(key).is_none() {
+                    return Err(alignment_gap::Error(format!("{}: could not store the cache entry", dir.display())));
+                }
+            }
+            Ok(())
         }
     }
 
-    fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], jobs: Option<usize>, cache: Option<PathBuf>, device: &DeviceArgs) -> alignment_gap::Result<()> {
+    struct Options {
+        jobs: Option<usize>,
+        cache: Option<PathBuf>,
+        overwrite: bool,
+    }
+
+    /// The files reproduce writes in OUT (besides models/ and the default cache/).
+    const RESULT_FILES: [&str; 4] = ["results.json", "metrics.csv", "fig1.svg", "summary.md"];
+
+    /// Makes OUT ready: created, writable (checked now, not after an hour of training), and either empty of
+    /// results, holding results of this same config (resumed: finished runs come from the cache), or
+    /// cleared when `overwrite` says so. Results of another config are never silently replaced.
+    fn prepare_output(out: &std::path::Path, cfg: &alignment_gap::experiments::fig1::Fig1Config, overwrite: bool) -> alignment_gap::Result<()> {
+        use alignment_gap::experiments::{differing_keys, fig1::Fig1Results};
+        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
+        checkpoint::create_dir_all(out)?;
+        let probe = checkpoint::unique_temp(&out.join("write-test"));
+        std::fs::write(&probe, b"").map_err(|e| alignment_gap::Error(format!("out: {} is not writable ({e})", out.display())))?;
+        std::fs::remove_file(&probe).map_err(|e| err(&probe, e))?;
+        let results = out.join("results.json");
+        let previous = std::fs::read_to_string(&results).ok();
+        let Some(text) = previous else { return Ok(()) };
+        let same = match serde_json::from_str::<Fig1Results>(&text) {
+            Ok(prev) if &prev.config == cfg => {
+                eprintln!("note: {} holds results of this config ({} checkpoints); resuming: finished stages and runs come from the cache", out.display(), prev.checkpoints.len());
+                return Ok(());
+            }
+            Ok(prev) => format!("another config (differs in: {})", differing_keys(&prev.config, cfg)?.join(", ")),
+            Err(e) => format!("a results.json this version cannot read ({e})"),
+        };
+        if !overwrite {
+            return Err(alignment_gap::Error(format!(
+                "out: {} holds {same}; pass --overwrite to replace its results and models (the cache is kept), or choose another --out",
+                out.display()
+            )));
+        }
+        eprintln!("note: --overwrite: removing the results and models of {same} from {}", out.display());
+        for f in RESULT_FILES {
+            let p = out.join(f);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| err(&p, e))?;
+            }
+        }
+        let models = out.join("models");
+        if models.exists() {
+            std::fs::remove_dir_all(&models).map_err(|e| err(&models, e))?;
+        }
+        Ok(())
+    }
+
+    /// results.json as the run goes: the seeds' workers report rows and stage results here, and each report
+    /// rewrites results.json and metrics.csv atomically, so a failure later (a full disk, a read-only
+    /// remount, a kill) keeps every checkpoint finished before it. The first write error stops every worker.
+    struct LiveResults<'a> {
+        out: &'a std::path::Path,
+        cfg: &'a alignment_gap::experiments::fig1::Fig1Config,
+        backend: String,
+        /// Test hook: once this many finished runs are written (and so cached), every later write fails as
+        /// on a read-only disk.
+        read_only_after_runs: Option<usize>,
+        state: std::sync::Mutex<LiveState>,
+    }
+
+    #[derive(Default)]
+    struct LiveState {
+        results: Option<alignment_gap::experiments::fig1::Fig1Results>,
+        /// Finished runs in the last results.json written.
+        written_runs: usize,
+        error: Option<alignment_gap::Error>,
+    }
+
+    impl LiveResults<'_> {
+        fn update(&self, change: impl FnOnce(&mut alignment_gap::experiments::fig1::Fig1Results)) {
+            use alignment_gap::experiments::fig1::Fig1Results;
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.error.is_some() {
+                return;
+            }
+            if self.read_only_after_runs.is_some_and(|n| st.written_runs >= n) {
+                checkpoint::simulate_read_only();
+            }
+            let r = st.results.get_or_insert_with(|| Fig1Results {
+                config: self.cfg.clone(),
+                backend: self.backend.clone(),
+                checkpoints: vec![],
+                proxy: vec![],
+                sft_loss: vec![],
+                timings: vec![],
+                complete: false,
+            });
+            change(r);
+            // Seeds in the config's order, each seed's rows in arrival (run) order.
+            let order = |seed: u32| self.cfg.seeds.iter().position(|&s| s == seed);
+            r.checkpoints.sort_by_key(|row| order(row.seed));
+            let runs = r.checkpoints.iter().filter(|row| row.checkpoint.step == row.run_steps).count();
+            let written = write_results(self.out, r);
+            match written {
+                Ok(()) => st.written_runs = runs,
+                Err(e) => {
+                    alignment_gap::control::abort(e.0.clone());
+                    st.error = Some(e);
+                }
+            }
+        }
+
+        /// The error to end with: `e`, and what results.json kept.
+        fn failed(&self, e: alignment_gap::Error) -> alignment_gap::Error {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let e = st.error.clone().unwrap_or(e);
+            alignment_gap::Error(format!(
+                "{e}\n{}/results.json keeps the {} alignment run(s) finished before the failure; run the same command again to resume (finished stages and runs come from the cache)",
+                self.out.display(),
+                st.written_runs
+            ))
+        }
+    }
+
+    /// results.json and metrics.csv, each written whole or not at all.
+    fn write_results(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
+        let json = serde_json::to_string_pretty(results).map_err(|e| alignment_gap::Error(e.to_string()))?;
+        checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
+        checkpoint::write_atomic(&out.join("metrics.csv"), alignment_gap::report::metrics_csv(&results.checkpoints).as_bytes())
+    }
+
+    /// A trained model, read back from its engine, waiting to be saved once the results are safe.
+    struct TrainedModel {
+        seed: u32,
+        name: String,
+        config: GptConfig,
+        head: Head,
+        values: Vec<Vec<f32>>,
+    }
+
+    fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], options: Options, device: &DeviceArgs) -> alignment_gap::Result<()> {
         use alignment_gap::experiments::{apply_overrides, fig1};
         use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
         let mut cfg = fig1::Fig1Config::preset(preset)?;
@@ -236,11 +404,12 @@ mod native {
         }
         let cfg = apply_overrides(&cfg, sets)?;
         cfg.validate()?;
+        prepare_output(out, &cfg, options.overwrite)?;
         let engine = open_engine(device)?;
         let on_cpu = matches!(engine, Engine::Cpu(_));
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let jobs = match jobs {
-            Some(0) => return Err(alignment_gap::Error("jobs = 0 is out of range 1..".into())),
+        let jobs = match options.jobs {
+            Some(0) => return Err(alignment_gap::Error("jobs = 0 is out of range 1.. (seeds run in parallel)".into())),
             Some(j) if on_cpu => j,
             Some(_) | None if !on_cpu => 1,
             // All seeds at once: with 3 seeds on 2 cores that finishes in 1.5 seed-times, not 2.
@@ -252,8 +421,7 @@ mod native {
             std::env::set_var("MATMUL_NUM_THREADS", "1");
         }
         eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time", cfg.seeds, engine.describe());
-        std::fs::create_dir_all(out).map_err(|e| alignment_gap::Error(format!("{}: {e}", out.display())))?;
-        let cache_dir = cache.unwrap_or_else(|| out.join("cache"));
+        let cache_dir = options.cache.unwrap_or_else(|| out.join("cache"));
         let tokenizer = cfg.task.tokenizer()?.to_json()?;
         let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
         let style = ProgressStyle::with_template("{msg:<44} {bar:30} {pos}/{len} [{elapsed_precise}, {per_sec}, eta {eta}]").expect("template");
@@ -261,6 +429,9 @@ mod native {
         let started = std::time::Instant::now();
         let next = std::sync::atomic::AtomicUsize::new(0);
         let backend = engine.describe();
+        let read_only_after_runs = std::env::var("ALIGNMENT_GAP_FAULT_READONLY_AFTER_RUNS").ok().and_then(|v| v.parse().ok());
+        let live = LiveResults { out, cfg: &cfg, backend: backend.clone(), read_only_after_runs, state: Default::default() };
+        let trained = std::sync::Mutex::new(Vec::<TrainedModel>::new());
         // Each worker takes the next seed; a CPU worker has its own engine, the GPU one shares the device.
         let worker = |engine: &Engine| -> alignment_gap::Result<Vec<fig1::SeedResults>> {
             let mut done = vec![];
@@ -274,8 +445,8 @@ mod native {
                     &cfg,
                     seed,
                     &mut DirCache(cache_dir.clone()),
-                    |p| {
-                        if let fig1::Progress::Stage { name, step, total } = p {
+                    |p| match p {
+                        fig1::Progress::Stage { name, step, total } => {
                             if stage != name {
                                 // indicatif draws nothing when stderr is not a terminal (CI logs, pipes): say the stage.
                                 if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -288,40 +459,54 @@ mod native {
                             }
                             bar.set_position(step);
                         }
+                        fig1::Progress::Checkpoint(row) => live.update(|r| r.checkpoints.push(row.clone())),
+                        fig1::Progress::StagesReady { seed, sft_loss, heldout_accuracy } => live.update(|r| {
+                            r.proxy.push(fig1::ProxyReport { seed, heldout_accuracy });
+                            r.sft_loss.push((seed, sft_loss.to_vec()));
+                        }),
+                        fig1::Progress::SftLoss { .. } | fig1::Progress::ProxyEval { .. } => {}
                     },
                     |models| {
-                        let dir = out.join("models").join(format!("seed{}", models.seed));
                         let mut all = vec![("sft".to_string(), &models.sft), ("proxy".to_string(), &models.proxy)];
                         all.extend(models.policies.iter().map(|(n, m)| (n.clone(), m)));
                         for (name, m) in all {
                             let values = pollster::block_on(m.values(engine))?;
-                            checkpoint::save(&dir.join(name), &m.config, m.head, &values, special, Some(&tokenizer))?;
+                            let model = TrainedModel { seed: models.seed, name, config: m.config, head: m.head, values };
+                            trained.lock().unwrap_or_else(|p| p.into_inner()).push(model);
                         }
                         Ok(())
                     },
-                ))?;
+                ))
+                .inspect_err(|e| alignment_gap::control::abort(e.0.clone()))?;
                 done.push(r);
             }
             bar.finish_and_clear();
             Ok(done)
         };
-        let per_seed: Vec<fig1::SeedResults> = if jobs == 1 {
-            worker(&engine)?
+        let outcome: alignment_gap::Result<Vec<fig1::SeedResults>> = if jobs == 1 {
+            worker(&engine)
         } else {
             let outcomes: Vec<_> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..jobs).map(|_| s.spawn(|| worker(&Engine::cpu()))).collect();
                 handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(alignment_gap::Error("a seed's worker thread panicked".into())))).collect()
             });
-            let mut all = vec![];
-            for o in outcomes {
+            outcomes.into_iter().try_fold(vec![], |mut all, o| {
                 all.extend(o?);
-            }
-            all
+                Ok(all)
+            })
         };
+        let per_seed = outcome.map_err(|e| live.failed(e))?;
+        // Everything finished: the complete results, then the reports, then the models.
         let results = fig1::merge(&cfg, backend, per_seed);
-        let json = serde_json::to_string_pretty(&results).map_err(|e| alignment_gap::Error(e.to_string()))?;
-        checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
+        write_results(out, &results).map_err(|e| live.failed(e))?;
         write_reports(out, &results)?;
+        let mut models = trained.into_inner().unwrap_or_else(|p| p.into_inner());
+        models.sort_by_key(|m| cfg.seeds.iter().position(|&s| s == m.seed));
+        for m in &models {
+            let dir = out.join("models").join(format!("seed{}", m.seed)).join(&m.name);
+            checkpoint::save(&dir, &m.config, m.head, &m.values, special, Some(&tokenizer))
+                .map_err(|e| alignment_gap::Error(format!("{e}\nresults.json, metrics.csv, fig1.svg and summary.md are written; the models are not all saved: rerun the same command to write them (every stage comes from the cache)")))?;
+        }
         println!("wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -354,6 +539,19 @@ mod native {
         if config.vocab_size < 5 {
             return Err(alignment_gap::Error(format!("vocab = {} is out of range 5..: four ids are special tokens", config.vocab_size)));
         }
+        // The values, their safetensors bytes and the file buffer are alive at once: about 3 × 4 bytes per
+        // parameter. Refuse up front rather than abort on allocation.
+        let params: usize = alignment_gap::model::param_infos(&config, head).iter().map(|i| i.len()).sum();
+        let need = params as u64 * 12;
+        if let Some(avail) = available_memory() {
+            if need > avail {
+                return Err(alignment_gap::Error(format!(
+                    "init-model: {params} parameters need about {:.1} GiB to initialise and write; this machine has {:.1} GiB available (lower --layers, --d-model, --context or --vocab)",
+                    need as f64 / (1u64 << 30) as f64,
+                    avail as f64 / (1u64 << 30) as f64
+                )));
+            }
+        }
         let words: Vec<String> = (0..config.vocab_size - SPECIALS.len()).map(|i| format!("w{i}")).collect();
         let tokenizer = WordTokenizer::new(&words.iter().map(String::as_str).collect::<Vec<_>>())?;
         let values = init_values(&config, head, seed);
@@ -362,6 +560,13 @@ mod native {
         let n: usize = values.iter().map(Vec::len).sum();
         println!("wrote {} ({n} parameters, seed {seed})", out.display());
         Ok(())
+    }
+
+    /// MemAvailable from /proc/meminfo (Linux), in bytes.
+    fn available_memory() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
     }
 
     fn logprobs(dir: &std::path::Path, tokens: &[u32], device: &DeviceArgs) -> alignment_gap::Result<()> {

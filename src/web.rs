@@ -5,7 +5,7 @@
 
 use crate::engine::{AdapterRequest, BackendChoice, Engine};
 use crate::experiments::fig1::{self, Fig1Config, Progress, PRESETS};
-use crate::experiments::{apply_overrides, json_value};
+use crate::experiments::{apply_overrides, json_value, setting_leaves};
 use crate::model::checkpoint::{config_json, safetensors_bytes, SpecialIds};
 use crate::report::{figure, metrics_csv, summary};
 use serde::Serialize;
@@ -118,17 +118,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
-    match v.as_object() {
-        Some(map) => {
-            for (k, child) in map {
-                leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, child, out);
-            }
-        }
-        None => out.push((prefix.to_string(), v.clone())),
-    }
-}
-
 /// Reads the page's URL query: `preset=NAME` and any `key=value` with the CLI's `--set` keys (lists as
 /// `0.1,0.3`). Each bad value is reported by field and left at the preset's value; nothing is dropped
 /// silently and nothing throws.
@@ -155,7 +144,7 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
     let mut cfg = Fig1Config::preset(&preset).map_err(|e| js_err(e.0))?;
     let known = {
         let mut l = vec![];
-        leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut l);
+        setting_leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut l);
         l
     };
     for (key, value) in pairs.iter().filter(|(k, _)| k != "preset") {
@@ -176,8 +165,8 @@ pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValu
     let cfg: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
     let base = Fig1Config::preset(preset).map_err(|e| js_err(e.0))?;
     let (mut a, mut b) = (vec![], vec![]);
-    leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut a);
-    leaves("", &json_value(&base).map_err(|e| js_err(e.0))?, &mut b);
+    setting_leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut a);
+    setting_leaves("", &json_value(&base).map_err(|e| js_err(e.0))?, &mut b);
     let mut q = format!("preset={preset}");
     for ((key, v), (_, w)) in a.iter().zip(&b) {
         if v != w {
@@ -218,7 +207,7 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
     let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| fig1::ProxyReport { seed, heldout_accuracy }).collect();
     let bins = summary::binned(&rows, bins.max(1));
-    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![] };
+    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true };
     Ok(summary::summary_md(&results, &bins))
 }
 
@@ -278,6 +267,7 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
             Progress::SftLoss { seed, step, loss } => emit(on_event, &Event::SftLoss { seed, step, loss }),
             Progress::ProxyEval { seed, step, loss, heldout_accuracy } => emit(on_event, &Event::ProxyEval { seed, step, loss, heldout_accuracy }),
             Progress::Checkpoint(row) => emit(on_event, &Event::Checkpoint { row }),
+            Progress::StagesReady { .. } => {}
         };
         let r = fig1::run_seed(e, cfg, seed, &mut fig1::NoCache, progress, |m| {
             models = Some(m);

@@ -24,7 +24,8 @@ fn checkpoints_round_trip_for_both_heads() {
         let (cfg, h, back) = checkpoint::load(&dir).unwrap();
         assert_eq!((cfg, h), (CFG, head));
         assert_eq!(back, values);
-        assert!(!dir.join("model.partial").exists(), "no temporary file is left behind");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().ends_with(".partial")).collect();
+        assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
         let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
         assert_eq!(config["model_type"], "gpt2");
         assert_eq!(config["activation_function"], "gelu_new");
@@ -49,6 +50,79 @@ fn checkpoints_with_missing_or_misshapen_tensors_are_refused_by_name() {
     std::fs::write(dir.join("config.json"), checkpoint::config_json(&GptConfig { n_head: 3, ..CFG }, Head::Lm, SpecialIds::default())).unwrap();
     let err = checkpoint::load(&dir).unwrap_err().to_string();
     assert!(err.contains("divisible"), "{err}");
+}
+
+/// A checkpoint is refused rather than run as a different model than it describes: non-finite weights,
+/// tensors the config does not use, and config values the engine does not implement, each named.
+#[test]
+fn checkpoints_the_engine_would_misread_are_refused_by_name() {
+    let dir = tmp("strict");
+    let mut values = init_values(&CFG, Head::Lm, 4);
+    let special = SpecialIds::default();
+    let write_config = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(&checkpoint::config_json(&CFG, Head::Lm, special)).unwrap();
+        edit(&mut v);
+        std::fs::write(dir.join("config.json"), v.to_string()).unwrap();
+    };
+    let load_err = || checkpoint::load(&dir).err().expect("must be refused").to_string();
+    // Non-finite weights: the tensor and the place are named (logprobs would otherwise print nulls).
+    for bad in [f32::NAN, f32::INFINITY] {
+        values[4][3] = bad;
+        checkpoint::save(&dir, &CFG, Head::Lm, &values, special, None).unwrap();
+        let err = load_err();
+        assert!(err.contains("transformer.h.0.attn.c_attn.weight") && err.contains("non-finite") && err.contains("index 3"), "{err}");
+    }
+    values[4][3] = 0.5;
+    checkpoint::save(&dir, &CFG, Head::Lm, &values, special, None).unwrap();
+    assert!(checkpoint::load(&dir).is_ok());
+    // n_layer smaller than the tensors present: the extra layer is named, not silently dropped.
+    write_config(&|v| v["n_layer"] = 1.into());
+    let err = load_err();
+    assert!(err.contains("transformer.h.1.") && err.contains("not used by this config"), "{err}");
+    // Config values that change the computation.
+    let cases: [(&str, serde_json::Value); 7] = [
+        ("activation_function", "relu".into()),
+        ("layer_norm_epsilon", 1e-6.into()),
+        ("n_inner", 100.into()),
+        ("tie_word_embeddings", false.into()),
+        ("model_type", "llama".into()),
+        ("scale_attn_by_inverse_layer_idx", true.into()),
+        ("architectures", serde_json::json!(["GPT2ForTokenClassification"])),
+    ];
+    for (key, value) in cases {
+        write_config(&|v| v[key] = value.clone());
+        let err = load_err();
+        assert!(err.contains(key) && err.contains("not supported"), "{key}: {err}");
+    }
+    // Values the engine computes identically are accepted: n_inner = 4·n_embd, absent optional fields.
+    write_config(&|v| v["n_inner"] = (4 * CFG.n_embd).into());
+    assert!(checkpoint::load(&dir).is_ok());
+    write_config(&|v| {
+        for k in ["activation_function", "layer_norm_epsilon", "n_inner", "tie_word_embeddings", "model_type"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+    });
+    assert!(checkpoint::load(&dir).is_ok());
+    // An untied LM head is refused; a stored copy of the tied one is not.
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = alignment_gap::model::param_infos(&CFG, Head::Lm).into_iter().zip(&values).map(|(i, v)| (i.name, i.shape, v.clone())).collect();
+    let write_with_head = |tensors: &[(String, Vec<usize>, Vec<f32>)], head: Vec<f32>| {
+        let mut all: Vec<(String, Vec<usize>, Vec<f32>)> = tensors.to_vec();
+        all.push(("lm_head.weight".into(), vec![CFG.vocab_size, CFG.n_embd], head));
+        let views: Vec<(String, safetensors::tensor::TensorView)> = all
+            .iter()
+            .map(|(n, shape, v)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytemuck::cast_slice(v)).unwrap()))
+            .collect();
+        std::fs::write(dir.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+    };
+    write_config(&|_| {});
+    write_with_head(&tensors, values[0].clone());
+    assert!(checkpoint::load(&dir).is_ok(), "a tied copy of the embedding is fine");
+    let mut untied = values[0].clone();
+    untied[0] += 1.0;
+    write_with_head(&tensors, untied);
+    let err = load_err();
+    assert!(err.contains("lm_head.weight") && err.contains("untied"), "{err}");
+    tensors.clear();
 }
 
 #[test]

@@ -40,6 +40,9 @@ const state = {
   presets: [], preset: 'fig1-quick', config: null, backend: 'auto',
   run: null, // {id, created, preset, config, query, status, rows, sftLoss, proxyEval, models, results, timings, backend}
   running: false, paused: false, bench: null, stage: null,
+  // Settings that could not be used, by field: from the link (until the visitor accepts the preset's values)
+  // and from the knobs. While either holds any, the run does not start: it would not be the run asked for.
+  urlErrors: [], knobErrors: [],
 };
 let worker;
 
@@ -97,8 +100,17 @@ function writeUrl() {
 function onKnobChange() {
   const parsed = configFromQuery(knobQuery());
   state.config = parsed.config;
+  state.knobErrors = parsed.errors;
   showFieldErrors(parsed.errors);
   writeUrl();
+  setButtons();
+}
+
+// The visitor accepts the preset's values for the link's unusable settings: the run may start.
+function acceptUrlDefaults() {
+  state.urlErrors = [];
+  $('url-errors').hidden = true;
+  setButtons();
 }
 
 function applyPreset(name) {
@@ -107,6 +119,8 @@ function applyPreset(name) {
   $('preset-description').textContent = state.presets.find((p) => p.name === name).description;
   fillKnobs();
   showFieldErrors([]);
+  state.knobErrors = [];
+  acceptUrlDefaults();
   writeUrl();
 }
 
@@ -130,9 +144,13 @@ function readUrl() {
   fillKnobs();
   showFieldErrors(parsed.errors);
   const box = $('url-errors');
+  state.urlErrors = problems;
   if (problems.length) {
+    const accept = el('button', { id: 'accept-url-defaults', textContent: "Use the preset's values" });
+    accept.addEventListener('click', acceptUrlDefaults);
     box.replaceChildren(el('b', { textContent: 'Some settings in this link were not usable:' }),
-      el('ul', {}, ...problems.map((p) => el('li', { textContent: `${p.field}: ${p.message}` }))));
+      el('ul', {}, ...problems.map((p) => el('li', { textContent: `${p.field}: ${p.message}` }))),
+      el('p', { textContent: 'The run will not start with them: fix the link, pick a preset, or ' }, accept));
     box.hidden = false;
     $('knobs-box').open = true;
   }
@@ -187,7 +205,9 @@ function setRunStatus(text, kind) {
 }
 
 function setButtons() {
-  $('start').disabled = state.running || !document.body.dataset.doctor || document.body.dataset.doctor === 'error';
+  const blocked = state.urlErrors.length > 0 || state.knobErrors.length > 0;
+  $('start').disabled = state.running || blocked || !document.body.dataset.doctor || document.body.dataset.doctor === 'error';
+  $('start').title = blocked ? `Fix first: ${[...state.urlErrors, ...state.knobErrors].map((e) => e.field).join(', ')}` : '';
   $('pause').disabled = !state.running || state.paused;
   $('resume').disabled = !state.running || !state.paused;
   $('stop').disabled = !state.running;
@@ -209,6 +229,8 @@ async function saveNow() {
 }
 
 function start() {
+  const bad = [...state.urlErrors, ...state.knobErrors];
+  if (bad.length) { setRunStatus(`Cannot start: fix ${bad.map((e) => e.field).join(', ')} first`, 'error'); return; }
   try { validateConfig(state.config); } catch (e) { setRunStatus(`Cannot start: ${e}`, 'error'); return; }
   state.run = {
     id: `${Date.now()}`, created: new Date().toISOString(), preset: state.preset, config: state.config,

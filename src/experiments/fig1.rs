@@ -120,40 +120,44 @@ impl Fig1Config {
         }
     }
 
+    /// Every setting against its range (each with its reason), then the settings that constrain each
+    /// other; the error names the key at fault. Runs before anything is trained.
     pub fn validate(&self) -> Result<()> {
+        use crate::limits::{adamw, int, list, real, Interval};
+        const MAX_STEPS: u64 = 1 << 20;
         self.task.validate()?;
-        let ranges: [(&str, usize, usize, usize); 10] = [
-            ("policy.layers", self.policy.layers, 1, 12),
-            ("policy.d_model", self.policy.d_model, 8, 1024),
-            ("policy.heads", self.policy.heads, 1, 16),
-            ("d_golden", self.d_golden, self.proxy.batch.max(self.batch), 1 << 20),
-            ("heldout", self.heldout, 16, 1 << 16),
-            ("batch", self.batch, 1, 1024),
-            ("win_prompts", self.win_prompts, 16, 1 << 16),
-            ("kl_prompts", self.kl_prompts, 8, 1 << 16),
-            ("steps", self.steps as usize, 1, 1 << 20),
-            ("eval_every", self.eval_every as usize, 1, 1 << 20),
-        ];
-        for (name, v, lo, hi) in ranges {
-            if v < lo || v > hi {
-                bail!("{name} = {v} is out of range {lo}..={hi}");
+        let p = &self.policy;
+        int("policy.layers", p.layers as u64, 1, 12, "GPT-2 small's depth; deeper models do not fit a browser tab's memory")?;
+        int("policy.d_model", p.d_model as u64, 8, 1024, "a width of at least 8, at most GPT-2 medium's")?;
+        int("policy.heads", p.heads as u64, 1, 16, "attention heads; each needs d_model / heads ≥ 1 dimensions")?;
+        if p.d_model % p.heads != 0 {
+            bail!("policy.d_model = {} must be divisible by policy.heads = {} (each head gets d_model / heads dimensions)", p.d_model, p.heads);
+        }
+        int("sft.steps", self.sft.steps as u64, 1, MAX_STEPS, "SFT needs at least one step; every alignment run starts from its policy")?;
+        int("sft.batch", self.sft.batch as u64, 1, 1024, "sequences per step; memory grows with it")?;
+        int("sft.warmup_steps", self.sft.warmup_steps as u64, 0, self.sft.steps as u64, "a warm-up longer than sft.steps never reaches the learning rate")?;
+        adamw("sft.adamw", &self.sft.adamw)?;
+        int("proxy.steps", self.proxy.steps as u64, 1, MAX_STEPS, "the proxy needs at least one step to be more than its initialisation")?;
+        int("proxy.batch", self.proxy.batch as u64, 1, 1024, "pairs per step, each scored in both orders; memory grows with it")?;
+        int("proxy.eval_every", self.proxy.eval_every as u64, 1, self.proxy.steps as u64, "held-out accuracy is measured every this many steps and the best model kept; at most proxy.steps")?;
+        adamw("proxy.adamw", &self.proxy.adamw)?;
+        int("batch", self.batch as u64, 1, 1024, "pairs per alignment step; memory grows with it")?;
+        int("steps", self.steps as u64, 1, MAX_STEPS, "steps of each online run")?;
+        int("eval_every", self.eval_every as u64, 1, MAX_STEPS, "a checkpoint every this many alignment steps (and at the first and last)")?;
+        int("heldout", self.heldout as u64, 16, 1 << 16, "held-out golden pairs for the proxy's early stopping and classifier accuracy; fewer make them noise")?;
+        int("win_prompts", self.win_prompts as u64, 16, 1 << 16, "prompts per golden win-rate estimate; fewer make it noise")?;
+        int("kl_prompts", self.kl_prompts as u64, 8, 1 << 16, "prompts per KL estimate; fewer make it noise")?;
+        let need = self.proxy.batch.max(self.batch);
+        int("d_golden", self.d_golden as u64, need as u64, 1 << 20, "one batch of distinct pairs for the proxy (proxy.batch) and for offline IPO (batch)")?;
+        list("seeds", &self.seeds, 64, "independent replicates", |_, _| Ok(()))?;
+        for (i, s) in self.seeds.iter().enumerate() {
+            if self.seeds[..i].contains(s) {
+                bail!("seeds: {s} appears twice (each seed is one independent replicate; a repeat would duplicate its rows)");
             }
         }
-        if self.policy.d_model % self.policy.heads != 0 {
-            bail!("policy.d_model = {} must be divisible by policy.heads = {}", self.policy.d_model, self.policy.heads);
-        }
-        if self.seeds.is_empty() || self.betas.is_empty() || self.lrs.is_empty() || self.offline_steps.is_empty() {
-            bail!("seeds, betas, lrs and offline_steps must each hold at least one value");
-        }
-        if let Some(s) = self.offline_steps.iter().find(|s| **s == 0 || **s > 1 << 20) {
-            bail!("offline_steps: {s} is out of range 1..={}", 1 << 20);
-        }
-        if let Some(b) = self.betas.iter().find(|b| !(**b > 0.0 && **b <= 100.0)) {
-            bail!("betas: {b} is out of range (0, 100]");
-        }
-        if let Some(l) = self.lrs.iter().find(|l| !(**l > 0.0 && **l <= 1.0)) {
-            bail!("lrs: {l} is out of range (0, 1]");
-        }
+        list("betas", &self.betas, 32, "one run per value", |k, b| real(k, b, Interval::above(0.0, 100.0), "IPO's target margin is 1/(2β); β = 0 has none"))?;
+        list("lrs", &self.lrs, 32, "one run per value", |k, l| real(k, l, Interval::above(0.0, 1.0), "a step as large as the weights themselves diverges at once"))?;
+        list("offline_steps", &self.offline_steps, 32, "one offline run per value", |k, s| int(k, s as u64, 1, MAX_STEPS, "steps of an offline run"))?;
         Ok(())
     }
 
@@ -222,6 +226,18 @@ pub struct Fig1Results {
     pub sft_loss: Vec<(u32, Vec<f32>)>,
     /// Seconds per stage, summed over seeds.
     pub timings: Vec<(String, f64)>,
+    /// False in a results.json written while the run is under way (or after it failed): it then holds the
+    /// checkpoints finished so far. Absent (true) in a finished one.
+    #[serde(default = "finished", skip_serializing_if = "is_finished")]
+    pub complete: bool,
+}
+
+fn finished() -> bool {
+    true
+}
+
+fn is_finished(complete: &bool) -> bool {
+    *complete
 }
 
 /// What the pipeline reports as it goes: (stage, step, total) and each finished checkpoint.
@@ -230,6 +246,8 @@ pub enum Progress<'a> {
     SftLoss { seed: u32, step: u32, loss: f32 },
     ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
     Checkpoint(&'a Row),
+    /// A seed's SFT and proxy are ready (trained or from the cache): what results.json records of them.
+    StagesReady { seed: u32, sft_loss: &'a [f32], heldout_accuracy: f32 },
 }
 
 /// Trained models of one seed, for saving.
@@ -288,6 +306,43 @@ pub fn stage_keys(cfg: &Fig1Config, seed: u32, backend: &str) -> (String, String
     let sft_key = format!("sft-{}", hash_json(&sft));
     let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": cfg.d_golden, "heldout": cfg.heldout, "proxy": cfg.proxy, "version": 1});
     (sft_key.clone(), format!("proxy-{}", hash_json(&proxy)))
+}
+
+/// Cache key of one alignment run: everything that determines its checkpoints and policy (the SFT and
+/// proxy keys, the evaluation sets' sizes, the run's own setting).
+pub fn run_key(cfg: &Fig1Config, seed: u32, backend: &str, method: &str, beta: f32, lr: f32, steps: u32) -> String {
+    let (sft, proxy) = stage_keys(cfg, seed, backend);
+    let run = serde_json::json!({
+        "stage": "run", "sft": sft, "proxy": proxy, "task": cfg.task, "d_golden": cfg.d_golden, "heldout": cfg.heldout,
+        "loss": cfg.loss, "batch": cfg.batch, "eval_every": cfg.eval_every, "win_prompts": cfg.win_prompts,
+        "kl_prompts": cfg.kl_prompts, "method": method, "beta": beta, "lr": lr, "steps": steps, "version": 1,
+    });
+    format!("run-{}", hash_json(&run))
+}
+
+/// Refuses a checkpoint with a non-finite metric, naming the run, the step and the metric: JSON would
+/// write it as `null`, indistinguishable from "not measured".
+pub fn check_finite(row: &Row) -> Result<()> {
+    let c = &row.checkpoint;
+    let r = &c.responses;
+    let mut metrics = vec![
+        ("kl", Some(c.kl)),
+        ("golden_win_rate", Some(c.golden_win_rate)),
+        ("ties", Some(c.ties)),
+        ("classifier_accuracy", Some(c.classifier_accuracy)),
+        ("proxy_win_rate", c.proxy_win_rate),
+        ("train_loss", c.train_loss),
+        ("responses.golden_reward", Some(r.golden_reward)),
+        ("responses.length", Some(r.length)),
+        ("responses.repeats", Some(r.repeats)),
+        ("responses.hallucinations", Some(r.hallucinations)),
+        ("responses.eos_rate", Some(r.eos_rate)),
+    ];
+    metrics.extend(c.samples.iter().flat_map(|s| [("samples.golden_reward", Some(s.golden_reward)), ("samples.baseline_golden_reward", Some(s.baseline_golden_reward))]));
+    if let Some((name, v)) = metrics.into_iter().find_map(|(n, v)| v.filter(|v| !v.is_finite()).map(|v| (n, v))) {
+        bail!("seed {} {} β={} lr={} step {}: {name} is not finite ({v}); the policy diverged (lower lrs)", row.seed, row.method, row.beta, row.lr, c.step);
+    }
+    Ok(())
 }
 
 /// Accumulates seconds per stage name.
@@ -359,6 +414,10 @@ pub async fn run_seed(
         }
     };
     add_time(&mut timings, "proxy", now_ms() - t0);
+    if !accuracy.is_finite() {
+        bail!("seed {seed}: the proxy's held-out accuracy is not finite ({accuracy})");
+    }
+    progress(Progress::StagesReady { seed, sft_loss: &sft_loss, heldout_accuracy: accuracy });
 
     // Fixed evaluation data: the same prompts and SFT baseline for every run of this seed.
     let win: Vec<Vec<u32>> = (0..cfg.win_prompts as u32).map(|i| task.prompt(seed, 0xE1_0000, i)).collect();
@@ -379,15 +438,38 @@ pub async fn run_seed(
             for (method, source, steps) in methods {
                 let t0 = now_ms();
                 let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps)");
-                let run_cfg = AlignConfig { steps, ..run_cfg.clone() };
-                let mut rows = vec![];
-                let (policy, _, _) = align(e, task, &sft, source, &run_cfg, &eval, seed, |c| {
-                    let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
-                    progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
-                    progress(Progress::Checkpoint(&row));
-                    rows.push(row);
-                })
-                .await?;
+                let key = run_key(cfg, seed, &e.describe(), method, beta, lr, steps);
+                let (policy, rows) = match cache.get(&key).and_then(|(config, head, values, meta)| Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?))) {
+                    Some((config, head, values, rows)) => {
+                        progress(Progress::Stage { name: format!("{name} (cached)"), step: steps as u64, total: steps as u64 });
+                        for row in &rows {
+                            check_finite(row)?;
+                            progress(Progress::Checkpoint(row));
+                        }
+                        (Gpt::new(e, config, head, &values)?, rows)
+                    }
+                    None => {
+                        let run_cfg = AlignConfig { steps, ..run_cfg.clone() };
+                        let mut rows = vec![];
+                        let mut bad = Ok(());
+                        let (policy, _, _) = align(e, task, &sft, source, &run_cfg, &eval, seed, |c| {
+                            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
+                            if bad.is_ok() {
+                                bad = check_finite(&row);
+                            }
+                            if bad.is_ok() {
+                                progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
+                                progress(Progress::Checkpoint(&row));
+                            }
+                            rows.push(row);
+                        })
+                        .await?;
+                        bad?;
+                        let values = policy.values(e).await?;
+                        cache.put(&key, &policy, &values, serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?)?;
+                        (policy, rows)
+                    }
+                };
                 checkpoints.extend(rows);
                 policies.push((format!("{method}_beta{beta}_lr{lr}_steps{steps}"), policy));
                 add_time(&mut timings, method, now_ms() - t0);
@@ -401,7 +483,7 @@ pub async fn run_seed(
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
 pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
     seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));
-    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![] };
+    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true };
     for s in seeds {
         results.checkpoints.extend(s.checkpoints);
         results.proxy.push(s.proxy);

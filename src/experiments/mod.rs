@@ -42,3 +42,25 @@ pub fn json_value<T: Serialize>(config: &T) -> Result<serde_json::Value> {
     let text = serde_json::to_string(config).map_err(|e| Error(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| Error(e.to_string()))
 }
+
+/// Every leaf of a config's JSON form as (dotted key, value): the `--set` keys and the page's URL keys.
+pub fn setting_leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match v.as_object() {
+        Some(map) => {
+            for (k, child) in map {
+                setting_leaves(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, child, out);
+            }
+        }
+        None => out.push((prefix.to_string(), v.clone())),
+    }
+}
+
+/// The keys whose values differ between two configs (for "this folder holds another config" messages).
+pub fn differing_keys<T: Serialize>(a: &T, b: &T) -> Result<Vec<String>> {
+    let (mut x, mut y) = (vec![], vec![]);
+    setting_leaves("", &json_value(a)?, &mut x);
+    setting_leaves("", &json_value(b)?, &mut y);
+    let mut keys: Vec<String> = x.iter().filter(|(k, v)| y.iter().find(|(k2, _)| k2 == k).map(|(_, w)| w) != Some(v)).map(|(k, _)| k.clone()).collect();
+    keys.extend(y.iter().filter(|(k, _)| !x.iter().any(|(k2, _)| k2 == k)).map(|(k, _)| k.clone()));
+    Ok(keys)
+}

@@ -116,6 +116,9 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
     let rows = &results.checkpoints;
     let c = &results.config;
     let mut s = String::from("# Figure 1 — online vs offline IPO: golden win rate against KL\n\n");
+    if !results.complete {
+        s += "**Partial results**: the run has not finished (or stopped on an error); these are the checkpoints written so far. Rerun the same command to complete them.\n\n";
+    }
     s += &format!(
         "Seeds {:?}; loss {:?}; β {:?}; lr {:?}; online {} steps, offline {:?} steps, of {} pairs; policy {} layers × d {}; D_golden {} pairs. Every checkpoint of every setting is pooled, as in the paper. Backend: {}.\n\n",
         c.seeds, c.loss, c.betas, c.lrs, c.steps, c.offline_steps, c.batch, c.policy.layers, c.policy.d_model, c.d_golden, results.backend
@@ -191,7 +194,7 @@ mod tests {
                 rows.push(row("offline", seed, kl, off - j));
             }
         }
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![] };
+        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
@@ -207,7 +210,7 @@ mod tests {
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![] };
+        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true };
         assert!(summary_md(&results, &binned(&rows, 4)).contains("reached no common KL range"));
     }
 

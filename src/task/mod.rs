@@ -6,7 +6,6 @@
 //! in the document), repeats, length beyond the document's key words and a missing <eos>. Every knob is
 //! configuration (`TaskConfig`), so a search over settings is data, not code.
 
-use crate::bail;
 use crate::error::Result;
 use crate::rng::{pcg4d, uniform};
 use crate::tokenizer::{WordTokenizer, SPECIALS};
@@ -86,39 +85,27 @@ impl Default for TaskConfig {
     }
 }
 
-fn in_range(name: &str, v: f32, lo: f32, hi: f32) -> Result<()> {
-    if !(v >= lo && v <= hi) {
-        bail!("{name} = {v} is out of range {lo}..={hi}");
-    }
-    Ok(())
-}
-
 impl TaskConfig {
+    /// Every task setting against its range, each with its reason; the error names the key.
     pub fn validate(&self) -> Result<()> {
-        if self.vocab_words < 2 || self.vocab_words > 10_000 {
-            bail!("task.vocab_words = {} is out of range 2..=10000", self.vocab_words);
-        }
-        if self.key_words < 1 || self.key_words > self.vocab_words {
-            bail!("task.key_words = {} is out of range 1..={} (task.vocab_words)", self.key_words, self.vocab_words);
-        }
-        if self.doc_len < 1 || self.doc_len >= self.vocab_words {
-            bail!("task.doc_len = {} is out of range 1..{} (fewer than task.vocab_words)", self.doc_len, self.vocab_words);
-        }
-        if self.max_summary < 1 || self.max_summary > 256 {
-            bail!("task.max_summary = {} is out of range 1..=256", self.max_summary);
-        }
+        use crate::limits::{int, real, Interval};
+        int("task.vocab_words", self.vocab_words as u64, 2, 10_000, "words besides the special tokens; the vocabulary is the LM head's width")?;
+        int("task.key_words", self.key_words as u64, 1, self.vocab_words as u64, "key words are drawn from the vocabulary (at most task.vocab_words)")?;
+        int("task.doc_len", self.doc_len as u64, 1, self.vocab_words as u64 - 1, "a document's words are distinct, so fewer than task.vocab_words")?;
+        int("task.max_summary", self.max_summary as u64, 1, 256, "the longest summary, <eos> included; it sets the context")?;
         let r = &self.reward;
         for (name, v) in [("coverage", r.coverage), ("hallucination", r.hallucination), ("repeat", r.repeat), ("length", r.length), ("missing_eos", r.missing_eos)] {
-            in_range(&format!("task.reward.{name}"), v, 0.0, 100.0)?;
+            real(&format!("task.reward.{name}"), v, Interval::closed(0.0, 100.0), "a weight of the golden reward; negative would reward the fault")?;
         }
         let g = &self.generator;
-        in_range("task.generator.key_recall", g.key_recall, 0.0, 1.0)?;
-        in_range("task.generator.extra_words", g.extra_words, 0.0, self.doc_len as f32)?;
-        in_range("task.generator.hallucination_rate", g.hallucination_rate, 0.0, 1.0)?;
-        in_range("task.generator.repeat_rate", g.repeat_rate, 0.0, 1.0)?;
-        in_range("task.generator.missing_eos_rate", g.missing_eos_rate, 0.0, 1.0)?;
+        let p = "a probability";
+        real("task.generator.key_recall", g.key_recall, Interval::closed(0.0, 1.0), p)?;
+        real("task.generator.extra_words", g.extra_words, Interval::closed(0.0, self.doc_len as f32), "expected non-key document words added, at most task.doc_len")?;
+        real("task.generator.hallucination_rate", g.hallucination_rate, Interval::closed(0.0, 1.0), p)?;
+        real("task.generator.repeat_rate", g.repeat_rate, Interval::closed(0.0, 1.0), p)?;
+        real("task.generator.missing_eos_rate", g.missing_eos_rate, Interval::closed(0.0, 1.0), p)?;
         if let LabelNoise::Bernoulli { tau } = self.labels {
-            in_range("task.labels.tau", tau, 1e-3, 100.0)?;
+            real("task.labels.tau", tau, Interval::closed(1e-3, 100.0), "the labeller's temperature; near 0 it is the hard rule, large it is a coin")?;
         }
         Ok(())
     }

@@ -125,6 +125,9 @@ pub async fn train_pm(
     seed: u32,
     mut on_step: impl FnMut(u32, Option<(f32, f32)>),
 ) -> Result<(Gpt, f32)> {
+    if cfg.steps == 0 || cfg.eval_every == 0 {
+        bail!("proxy.steps = {} and proxy.eval_every = {} must both be ≥ 1", cfg.steps, cfg.eval_every);
+    }
     if train.len() < cfg.batch || heldout.is_empty() {
         bail!("proxy training needs ≥ batch ({}) training pairs and some held-out pairs; got {} and {}", cfg.batch, train.len(), heldout.len());
     }
@@ -150,6 +153,9 @@ pub async fn train_pm(
         pm.score(e, &acts, &last)?;
         let s = e.read(&acts.scores).await?;
         let (loss, d1, d2) = pairwise_pm(&s[..b], &s[b..]);
+        if !loss.is_finite() {
+            bail!("proxy PM: the loss is not finite ({loss}) at step {step}: training diverged; lower proxy.adamw.lr (now {})", cfg.adamw.lr);
+        }
         loss_sum += loss;
         let dscores: Vec<f32> = d1.into_iter().chain(d2).collect();
         pm.backward_score(e, &acts, &grads, &tokens, &last, &e.tensor(&dscores))?;

@@ -3,6 +3,7 @@
 
 use super::batch::SequenceBatch;
 use super::optim::{AdamW, AdamwConfig, Schedule};
+use crate::bail;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Gpt, GptConfig, Head};
@@ -49,8 +50,12 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
         model.sequence_logprobs(e, &acts, &targets, &weights)?;
         model.backward(e, &acts, &grads, &tokens, &targets, &weights, &dseq)?;
         let seq = e.read(&acts.sequence_logprobs).await?;
+        let loss = -seq.iter().sum::<f32>() / sft.batch as f32;
+        if !loss.is_finite() {
+            bail!("SFT: the loss is not finite ({loss}) at step {step}: training diverged; lower sft.adamw.lr (now {})", sft.adamw.lr);
+        }
         opt.step(e, &model.infos, &model.params, &grads).await?;
-        on_step(step, -seq.iter().sum::<f32>() / sft.batch as f32);
+        on_step(step, loss);
     }
     Ok(model)
 }

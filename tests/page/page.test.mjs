@@ -135,15 +135,23 @@ test('a changed setting goes into the URL and comes back from it', async () => {
   }
 });
 
-test('bad URL values are reported by field, and the preset values are used', async () => {
-  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&steps=-5&betas=abc&no_such_knob=1&backend=tpu');
+test('bad URL values are reported by field and the run does not start until the visitor decides', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 },
+    '?preset=fig1-tiny&steps=-5&betas=abc&no_such_knob=1&backend=tpu&proxy.eval_every=0&sft.adamw.lr=1e30');
   try {
     assert.equal(await page.isVisible('#url-errors'), true);
     const text = await page.textContent('#url-errors');
-    for (const field of ['steps', 'betas', 'no_such_knob', 'backend']) assert.match(text, new RegExp(`${field}:`), text);
-    assert.equal(await page.inputValue('#knob-steps'), '12', 'the preset value is kept');
+    for (const field of ['steps', 'betas', 'no_such_knob', 'backend', 'proxy.eval_every', 'sft.adamw.lr']) assert.match(text, new RegExp(`${field.replace('.', '\\.')}:`), text);
+    assert.match(text, /proxy\.eval_every = 0 is out of range 1\.\.=30/, text);
+    assert.match(text, /will not start/, text);
+    assert.equal(await page.inputValue('#knob-steps'), '12', 'the knob shows the preset value');
     assert.match(await page.textContent('#knob-steps-error'), /steps/);
+    assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed');
+    assert.equal(await page.isDisabled('#start'), true, 'a link with unusable settings does not start a run');
     await page.screenshot({ path: path.join(shots, 'bad-url.png'), fullPage: false });
+    await page.click('#accept-url-defaults');
+    assert.equal(await page.isVisible('#url-errors'), false);
+    assert.equal(await page.isDisabled('#start'), false, "after accepting the preset's values the run can start");
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
