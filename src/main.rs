@@ -226,14 +226,7 @@ mod native {
             if !dir.exists() {
                 return None;
             }
-            let loaded = (|| -> alignment_gap::Result<_> {
-                let meta_path = dir.join("meta.json");
-                let bytes = std::fs::read(&meta_path).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
-                let meta: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
-                let (config, head, values) = checkpoint::load(&dir)?;
-                Ok((config, head, values, meta))
-            })();
-            match loaded {
+            match load_cache_entry(&dir) {
                 Ok(entry) => Some(entry),
                 Err(e) => {
                     eprintln!("note: cache entry {} is unusable ({e}); rebuilding it", dir.display());
@@ -248,18 +241,27 @@ mod native {
             let entry = |e: alignment_gap::Error| alignment_gap::Error(format!("cache entry {}: {e}", dir.display()));
             checkpoint::save(&tmp, &model.config, model.head, values, special, None).map_err(entry)?;
             checkpoint::write_atomic(&tmp.join("meta.json"), meta.to_string().as_bytes()).map_err(entry)?;
-            if dir.exists() && self.get(key).is_none() {
+            if dir.exists() && load_cache_entry(&dir).is_err() {
                 let _ = std::fs::remove_dir_all(&dir); // unusable: replaced below
             }
             if std::fs::rename(&tmp, &dir).is_err() {
                 // Another writer put the same entry first; entries of one key are identical, keep theirs.
                 let _ = std::fs::remove_dir_all(&tmp);
-                if self.get(key).is_none() {
+                if load_cache_entry(&dir).is_err() {
                     return Err(alignment_gap::Error(format!("{}: could not store the cache entry", dir.display())));
                 }
             }
             Ok(())
         }
+    }
+
+    /// A cache entry's model and meta.json, or why it cannot be used.
+    fn load_cache_entry(dir: &std::path::Path) -> alignment_gap::Result<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
+        let meta_path = dir.join("meta.json");
+        let bytes = std::fs::read(&meta_path).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
+        let meta = serde_json::from_slice(&bytes).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
+        let (config, head, values) = checkpoint::load(dir)?;
+        Ok((config, head, values, meta))
     }
 
     struct Options {

@@ -85,9 +85,10 @@ fn reproduce_fig1_tiny_writes_sane_results() {
     let (again, stderr) = run(&[]);
     assert!(stderr.contains("SFT (cached)") && stderr.contains("proxy PM (cached)"), "{stderr}");
     assert_eq!(again["checkpoints"], r["checkpoints"], "a rerun with the same seed differs");
-    // Seeds in parallel threads, with a fresh cache: seed 0's checkpoints are the same again.
+    // Seeds in parallel threads, with a fresh cache: seed 0's checkpoints are the same again. (Another
+    // seed list is another config: the folder's results are replaced only when asked.)
     let fresh = out.join("fresh-cache");
-    let (two, _) = run(&["--seeds", "0,1", "--jobs", "2", "--cache", fresh.to_str().unwrap()]);
+    let (two, _) = run(&["--seeds", "0,1", "--jobs", "2", "--cache", fresh.to_str().unwrap(), "--overwrite"]);
     let seed0: Vec<&serde_json::Value> = two["checkpoints"].as_array().unwrap().iter().filter(|c| c["seed"] == 0).collect();
     assert_eq!(seed0, cps.iter().collect::<Vec<_>>(), "seed 0 differs when run beside seed 1");
     assert_eq!(two["proxy"].as_array().unwrap().len(), 2);

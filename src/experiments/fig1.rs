@@ -503,3 +503,43 @@ pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress
     }
     Ok(merge(cfg, e.describe(), seeds))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::eval::ResponseStats;
+
+    fn row(kl: f32, proxy_win_rate: Option<f32>) -> Row {
+        let checkpoint = Checkpoint {
+            step: 6,
+            kl,
+            golden_win_rate: 0.5,
+            ties: 0.0,
+            classifier_accuracy: 0.6,
+            proxy_win_rate,
+            train_loss: None,
+            responses: ResponseStats::default(),
+            samples: vec![],
+        };
+        Row { method: "online".into(), seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, checkpoint }
+    }
+
+    #[test]
+    fn non_finite_metrics_are_refused_by_name_not_written_as_null() {
+        assert!(check_finite(&row(0.5, Some(0.7))).is_ok());
+        assert!(check_finite(&row(0.5, None)).is_ok(), "an unmeasured metric is not an error");
+        let e = check_finite(&row(f32::NAN, None)).unwrap_err().0;
+        assert!(e.contains("seed 3 online β=0.1 lr=0.0005 step 6: kl is not finite (NaN)"), "{e}");
+        let e = check_finite(&row(0.5, Some(f32::INFINITY))).unwrap_err().0;
+        assert!(e.contains("proxy_win_rate is not finite (inf)"), "{e}");
+    }
+
+    #[test]
+    fn every_preset_passes_its_own_checks_and_duplicate_seeds_do_not() {
+        for name in PRESETS {
+            Fig1Config::preset(name).unwrap().validate().unwrap();
+        }
+        let cfg = Fig1Config { seeds: vec![1, 2, 1], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        assert!(cfg.validate().unwrap_err().0.contains("seeds: 1 appears twice"));
+    }
+}
