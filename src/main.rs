@@ -111,8 +111,25 @@ mod native {
             /// OUT holds results of another config: replace them (results files and models/; the cache is kept).
             #[arg(long)]
             overwrite: bool,
+            /// Run only the i-th of n disjoint slices of the runs (seed × setting), e.g. 2/3; combine the n
+            /// outputs with `merge`. For job arrays (Slurm, GNU parallel, Kubernetes indexed jobs).
+            #[arg(long, value_name = "I/N")]
+            shard: Option<alignment_gap::experiments::fig1::Shard>,
             #[command(flatten)]
             device: DeviceArgs,
+        },
+        /// Combine the outputs of `reproduce --shard 1/n … n/n` into one: results.json, the reports and the
+        /// models, exactly as one unsharded run writes them.
+        Merge {
+            /// Where the combined results go.
+            #[arg(long)]
+            out: PathBuf,
+            /// OUT holds results of another config: replace them.
+            #[arg(long)]
+            overwrite: bool,
+            /// The shards' output folders (each holds results.json).
+            #[arg(required = true)]
+            shards: Vec<PathBuf>,
         },
         /// Rewrite metrics.csv, fig1.svg and summary.md of a reproduce output from its results.json.
         Summarize {
@@ -166,9 +183,10 @@ mod native {
                 report(init_model(&out, config, head, seed))
             }
             Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
-            Command::Reproduce { preset, out, seeds, sets, jobs, cache, overwrite, device } => {
-                report(reproduce(&preset, &out, seeds, &sets, Options { jobs, cache, overwrite }, &device))
+            Command::Reproduce { preset, out, seeds, sets, jobs, cache, overwrite, shard, device } => {
+                report(reproduce(&preset, &out, seeds, &sets, Options { jobs, cache, overwrite, shard }, &device))
             }
+            Command::Merge { out, overwrite, shards } => report(merge(&out, overwrite, &shards)),
             Command::Summarize { dir } => report(summarize(&dir)),
             Command::Bench { device, sizes, repeats, json } => report(bench(&device, &sizes, repeats as usize, json.as_deref())),
         }
@@ -220,7 +238,7 @@ mod native {
     /// not load (missing meta.json, non-finite weights, a damaged file) is rebuilt.
     struct DirCache(PathBuf);
 
-    impl alignment_gap::experiments::fig1::StageCache for DirCache {
+    impl alignment_gap::experiments::pipeline::StageCache for DirCache {
         fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
             let dir = self.0.join(key);
             if !dir.exists() {
@@ -268,6 +286,7 @@ mod native {
         jobs: Option<usize>,
         cache: Option<PathBuf>,
         overwrite: bool,
+        shard: Option<alignment_gap::experiments::fig1::Shard>,
     }
 
     /// The files reproduce writes in OUT (besides models/ and the default cache/).
@@ -276,7 +295,7 @@ mod native {
     /// Makes OUT ready: created, writable (checked now, not after an hour of training), and either empty of
     /// results, holding results of this same config (resumed: finished runs come from the cache), or
     /// cleared when `overwrite` says so. Results of another config are never silently replaced.
-    fn prepare_output(out: &std::path::Path, cfg: &alignment_gap::experiments::fig1::Fig1Config, overwrite: bool) -> alignment_gap::Result<()> {
+    fn prepare_output(out: &std::path::Path, cfg: &alignment_gap::experiments::fig1::Fig1Config, shard: Option<alignment_gap::experiments::fig1::Shard>, overwrite: bool) -> alignment_gap::Result<()> {
         use alignment_gap::experiments::{differing_keys, fig1::Fig1Results};
         let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
         checkpoint::create_dir_all(out)?;
@@ -287,10 +306,11 @@ mod native {
         let previous = std::fs::read_to_string(&results).ok();
         let Some(text) = previous else { return Ok(()) };
         let same = match serde_json::from_str::<Fig1Results>(&text) {
-            Ok(prev) if &prev.config == cfg => {
+            Ok(prev) if &prev.config == cfg && prev.shard == shard => {
                 eprintln!("note: {} holds results of this config ({} checkpoints); resuming: finished stages and runs come from the cache", out.display(), prev.checkpoints.len());
                 return Ok(());
             }
+            Ok(prev) if &prev.config == cfg => format!("results of this config's shard {} (this run: {})", show_shard(prev.shard), show_shard(shard)),
             Ok(prev) => format!("another config (differs in: {})", differing_keys(&prev.config, cfg)?.join(", ")),
             Err(e) => format!("a results.json this version cannot read ({e})"),
         };
@@ -314,12 +334,17 @@ mod native {
         Ok(())
     }
 
+    fn show_shard(shard: Option<alignment_gap::experiments::fig1::Shard>) -> String {
+        shard.map(|s| s.to_string()).unwrap_or_else(|| "none (all runs)".into())
+    }
+
     /// results.json as the run goes: the seeds' workers report rows and stage results here, and each report
     /// rewrites results.json and metrics.csv atomically, so a failure later (a full disk, a read-only
     /// remount, a kill) keeps every checkpoint finished before it. The first write error stops every worker.
     struct LiveResults<'a> {
         out: &'a std::path::Path,
         cfg: &'a alignment_gap::experiments::fig1::Fig1Config,
+        shard: Option<alignment_gap::experiments::fig1::Shard>,
         backend: String,
         /// Test hook: once this many finished runs are written (and so cached), every later write fails as
         /// on a read-only disk.
@@ -353,6 +378,7 @@ mod native {
                 sft_loss: vec![],
                 timings: vec![],
                 complete: false,
+                shard: self.shard,
             });
             change(r);
             // Seeds in the config's order, each seed's rows in arrival (run) order.
@@ -398,7 +424,7 @@ mod native {
     }
 
     fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], options: Options, device: &DeviceArgs) -> alignment_gap::Result<()> {
-        use alignment_gap::experiments::{apply_overrides, fig1};
+        use alignment_gap::experiments::{apply_overrides, fig1, pipeline};
         use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
         let mut cfg = fig1::Fig1Config::preset(preset)?;
         if let Some(seeds) = seeds {
@@ -406,7 +432,9 @@ mod native {
         }
         let cfg = apply_overrides(&cfg, sets)?;
         cfg.validate()?;
-        prepare_output(out, &cfg, options.overwrite)?;
+        prepare_output(out, &cfg, options.shard, options.overwrite)?;
+        // This run's seeds and their runs: all of them, or the shard's slice.
+        let assignments = cfg.runs_by_seed(options.shard);
         let engine = open_engine(device)?;
         let on_cpu = matches!(engine, Engine::Cpu(_));
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -415,14 +443,16 @@ mod native {
             Some(j) if on_cpu => j,
             Some(_) | None if !on_cpu => 1,
             // All seeds at once: with 3 seeds on 2 cores that finishes in 1.5 seed-times, not 2.
-            _ => cfg.seeds.len().min(4 * cores),
+            _ => assignments.len().min(4 * cores),
         }
-        .min(cfg.seeds.len());
+        .min(assignments.len())
+        .max(1);
         if jobs > 1 && std::env::var_os("MATMUL_NUM_THREADS").is_none() {
             // One thread per seed already fills the cores; GEMM threads on top would only contend.
             std::env::set_var("MATMUL_NUM_THREADS", "1");
         }
-        eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time", cfg.seeds, engine.describe());
+        let shard_note = options.shard.map(|s| format!(", shard {s}: {} of {} runs", assignments.iter().map(|(_, r)| r.len()).sum::<usize>(), cfg.seeds.len() * cfg.runs().len())).unwrap_or_default();
+        eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time{shard_note}", cfg.seeds, engine.describe());
         let cache_dir = options.cache.unwrap_or_else(|| out.join("cache"));
         let tokenizer = cfg.task.tokenizer()?.to_json()?;
         let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
@@ -432,23 +462,24 @@ mod native {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let backend = engine.describe();
         let read_only_after_runs = std::env::var("ALIGNMENT_GAP_FAULT_READONLY_AFTER_RUNS").ok().and_then(|v| v.parse().ok());
-        let live = LiveResults { out, cfg: &cfg, backend: backend.clone(), read_only_after_runs, state: Default::default() };
+        let live = LiveResults { out, cfg: &cfg, shard: options.shard, backend: backend.clone(), read_only_after_runs, state: Default::default() };
         let trained = std::sync::Mutex::new(Vec::<TrainedModel>::new());
         // Each worker takes the next seed; a CPU worker has its own engine, the GPU one shares the device.
-        let worker = |engine: &Engine| -> alignment_gap::Result<Vec<fig1::SeedResults>> {
+        let worker = |engine: &Engine| -> alignment_gap::Result<Vec<pipeline::SeedResults>> {
             let mut done = vec![];
             let bar = bars.add(ProgressBar::new(1).with_style(style.clone()));
             let mut stage = String::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(&seed) = cfg.seeds.get(i) else { break };
+                let Some((seed, runs)) = assignments.get(i) else { break };
                 let r = pollster::block_on(fig1::run_seed(
                     engine,
                     &cfg,
-                    seed,
+                    *seed,
+                    runs,
                     &mut DirCache(cache_dir.clone()),
                     |p| match p {
-                        fig1::Progress::Stage { name, step, total } => {
+                        pipeline::Progress::Stage { name, step, total } => {
                             if stage != name {
                                 // indicatif draws nothing when stderr is not a terminal (CI logs, pipes): say the stage.
                                 if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -461,19 +492,17 @@ mod native {
                             }
                             bar.set_position(step);
                         }
-                        fig1::Progress::Checkpoint(row) => live.update(|r| r.checkpoints.push(row.clone())),
-                        fig1::Progress::StagesReady { seed, sft_loss, heldout_accuracy } => live.update(|r| {
-                            r.proxy.push(fig1::ProxyReport { seed, heldout_accuracy });
+                        pipeline::Progress::Checkpoint(row) => live.update(|r| r.checkpoints.push(row.clone())),
+                        pipeline::Progress::StagesReady { seed, sft_loss, heldout_accuracy } => live.update(|r| {
+                            r.proxy.push(pipeline::ProxyReport { seed, heldout_accuracy });
                             r.sft_loss.push((seed, sft_loss.to_vec()));
                         }),
-                        fig1::Progress::SftLoss { .. } | fig1::Progress::ProxyEval { .. } => {}
+                        pipeline::Progress::SftLoss { .. } | pipeline::Progress::ProxyEval { .. } => {}
                     },
                     |models| {
-                        let mut all = vec![("sft".to_string(), &models.sft), ("proxy".to_string(), &models.proxy)];
-                        all.extend(models.policies.iter().map(|(n, m)| (n.clone(), m)));
-                        for (name, m) in all {
+                        for (name, m) in models.named() {
                             let values = pollster::block_on(m.values(engine))?;
-                            let model = TrainedModel { seed: models.seed, name, config: m.config, head: m.head, values };
+                            let model = TrainedModel { seed: models.seed, name: name.to_string(), config: m.config, head: m.head, values };
                             trained.lock().unwrap_or_else(|p| p.into_inner()).push(model);
                         }
                         Ok(())
@@ -485,7 +514,7 @@ mod native {
             bar.finish_and_clear();
             Ok(done)
         };
-        let outcome: alignment_gap::Result<Vec<fig1::SeedResults>> = if jobs == 1 {
+        let outcome: alignment_gap::Result<Vec<pipeline::SeedResults>> = if jobs == 1 {
             worker(&engine)
         } else {
             let outcomes: Vec<_> = std::thread::scope(|s| {
@@ -499,7 +528,8 @@ mod native {
         };
         let per_seed = outcome.map_err(|e| live.failed(e))?;
         // Everything finished: the complete results, then the reports, then the models.
-        let results = fig1::merge(&cfg, backend, per_seed);
+        let mut results = fig1::merge(&cfg, backend, per_seed);
+        results.shard = options.shard;
         write_results(out, &results).map_err(|e| live.failed(e))?;
         write_reports(out, &results)?;
         let mut models = trained.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -510,6 +540,47 @@ mod native {
                 .map_err(|e| alignment_gap::Error(format!("{e}\nresults.json, metrics.csv, fig1.svg and summary.md are written; the models are not all saved: rerun the same command to write them (every stage comes from the cache)")))?;
         }
         println!("wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// `merge`: the shards' results.json combined (checked: one config, every shard once, all finished), the
+    /// reports rebuilt, and each shard's models copied.
+    fn merge(out: &std::path::Path, overwrite: bool, shards: &[PathBuf]) -> alignment_gap::Result<()> {
+        use alignment_gap::experiments::fig1::{self, Fig1Results};
+        let read = |dir: &PathBuf| -> alignment_gap::Result<Fig1Results> {
+            let path = dir.join("results.json");
+            let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+            serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))
+        };
+        let parts = shards.iter().map(read).collect::<alignment_gap::Result<Vec<_>>>()?;
+        let results = fig1::merge_shards(parts)?;
+        prepare_output(out, &results.config, None, overwrite)?;
+        write_results(out, &results)?;
+        write_reports(out, &results)?;
+        for dir in shards {
+            copy_models(&dir.join("models"), &out.join("models"))?;
+        }
+        println!("merged {} shards into {}", shards.len(), out.display());
+        Ok(())
+    }
+
+    /// Copies every model folder (`seed*/NAME/`) under `from` into `to`, leaving ones already there.
+    fn copy_models(from: &std::path::Path, to: &std::path::Path) -> alignment_gap::Result<()> {
+        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
+        let Ok(seeds) = std::fs::read_dir(from) else { return Ok(()) };
+        for seed in seeds.flatten() {
+            for model in std::fs::read_dir(seed.path()).map_err(|e| err(&seed.path(), e))?.flatten() {
+                let target = to.join(seed.file_name()).join(model.file_name());
+                if target.exists() {
+                    continue;
+                }
+                checkpoint::create_dir_all(&target)?;
+                for file in std::fs::read_dir(model.path()).map_err(|e| err(&model.path(), e))?.flatten() {
+                    let bytes = std::fs::read(file.path()).map_err(|e| err(&file.path(), e))?;
+                    checkpoint::write_atomic(&target.join(file.file_name()), &bytes)?;
+                }
+            }
+        }
         Ok(())
     }
 

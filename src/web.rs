@@ -4,7 +4,8 @@
 //! so the page can show them instead of failing.
 
 use crate::engine::{AdapterRequest, BackendChoice, Engine};
-use crate::experiments::fig1::{self, Fig1Config, Progress, PRESETS};
+use crate::experiments::fig1::{self, Fig1Config, PRESETS};
+use crate::experiments::pipeline::{NoCache, Progress, ProxyReport, Row};
 use crate::experiments::{apply_overrides, json_value, setting_leaves};
 use crate::model::checkpoint::{config_json, safetensors_bytes, SpecialIds};
 use crate::report::{figure, metrics_csv, summary};
@@ -153,7 +154,7 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
         let attempt = apply_overrides(&cfg, &[format!("{key}={value}")]).and_then(|c| c.validate().map(|_| c));
         match attempt {
             Ok(c) => cfg = c,
-            Err(e) => errors.push(FieldError { field: key.clone(), message: format!("{}; the preset's value is used", e.0.trim_start_matches("--set ")) }),
+            Err(e) => errors.push(FieldError { field: key.clone(), message: format!("{}; the preset's value stands in", e.0.trim_start_matches("--set ")) }),
         }
     }
     to_js(&ParsedQuery { preset, config: cfg, errors })
@@ -187,7 +188,7 @@ pub fn validate_config(config: JsValue) -> Result<(), JsValue> {
     config_from_js(config).map(|_| ())
 }
 
-fn rows_from_js(rows: JsValue) -> Result<Vec<fig1::Row>, JsValue> {
+fn rows_from_js(rows: JsValue) -> Result<Vec<Row>, JsValue> {
     serde_wasm_bindgen::from_value(rows).map_err(|e| js_err(format!("rows: {e}")))
 }
 
@@ -205,9 +206,9 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
     let rows = rows_from_js(rows)?;
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
-    let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| fig1::ProxyReport { seed, heldout_accuracy }).collect();
+    let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy }).collect();
     let bins = summary::binned(&rows, bins.max(1));
-    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true };
+    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None };
     Ok(summary::summary_md(&results, &bins))
 }
 
@@ -237,7 +238,7 @@ enum Event<'a> {
     Stage { name: String, step: u64, total: u64 },
     SftLoss { seed: u32, step: u32, loss: f32 },
     ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
-    Checkpoint { row: &'a fig1::Row },
+    Checkpoint { row: &'a Row },
     Seed { seed: u32, heldout_accuracy: f32, timings: &'a [(String, f64)] },
 }
 
@@ -260,6 +261,7 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
     let tokenizer = cfg.task.tokenizer()?.to_json()?;
     let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
     let mut seeds = vec![];
+    let runs = cfg.runs();
     for &seed in &cfg.seeds {
         let mut models = None;
         let progress = |p: Progress<'_>| match p {
@@ -269,19 +271,17 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
             Progress::Checkpoint(row) => emit(on_event, &Event::Checkpoint { row }),
             Progress::StagesReady { .. } => {}
         };
-        let r = fig1::run_seed(e, cfg, seed, &mut fig1::NoCache, progress, |m| {
+        let r = fig1::run_seed(e, cfg, seed, &runs, &mut NoCache, progress, |m| {
             models = Some(m);
             Ok(())
         })
         .await?;
         if let Some(m) = models {
-            let mut all = vec![("sft".to_string(), &m.sft), ("proxy".to_string(), &m.proxy)];
-            all.extend(m.policies.iter().map(|(n, p)| (n.clone(), p)));
-            for (name, model) in all {
+            for (name, model) in m.named() {
                 let bytes = safetensors_bytes(&model.config, model.head, &model.values(e).await?)?;
                 let args = js_sys::Array::of5(
                     &JsValue::from(seed),
-                    &JsValue::from_str(&name),
+                    &JsValue::from_str(name),
                     &js_sys::Uint8Array::from(&bytes[..]).into(),
                     &JsValue::from_str(&config_json(&model.config, model.head, special)),
                     &JsValue::from_str(&tokenizer),

@@ -3,28 +3,16 @@
 //! labels, offline IPO on D_golden, and (optionally) online IPO with golden labels as the reference.
 //! Online and offline share the loss, β, lr, batch and steps.
 
+use super::pipeline::{self, Method, ModelSize, NoCache, Progress, ProxyReport, Row, RunSpec, SeedModels, SeedResults, StageCache, StageSpec};
 use crate::bail;
-use crate::bench::now_ms;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::model::{Gpt, GptConfig, Head};
-
+use crate::model::GptConfig;
 use crate::task::TaskConfig;
-use crate::train::align::{align, AlignConfig, Checkpoint, EvalSet, Source};
-use crate::train::data::golden_pairs;
-use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
-use crate::train::optim::AdamwConfig;
-use crate::train::pm::{train_pm, PmConfig};
-use crate::train::sft::{train_sft, SftConfig};
+use crate::train::pm::PmConfig;
+use crate::train::sft::SftConfig;
 use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelSize {
-    pub layers: usize,
-    pub d_model: usize,
-    pub heads: usize,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fig1Config {
@@ -194,27 +182,94 @@ impl Fig1Config {
     }
 
     pub fn model_config(&self) -> GptConfig {
-        GptConfig { n_layer: self.policy.layers, n_embd: self.policy.d_model, n_head: self.policy.heads, n_positions: self.task.context(), vocab_size: self.task.vocab_size() }
+        self.stage_spec().model_config()
+    }
+
+    /// What the shared stages and every run depend on.
+    pub fn stage_spec(&self) -> StageSpec<'_> {
+        StageSpec {
+            task: &self.task,
+            policy: self.policy,
+            sft: &self.sft,
+            d_golden: self.d_golden,
+            heldout: self.heldout,
+            proxy: &self.proxy,
+            win_prompts: self.win_prompts,
+            kl_prompts: self.kl_prompts,
+            loss: self.loss,
+            batch: self.batch,
+            eval_every: self.eval_every,
+        }
+    }
+
+    /// The runs the figure needs from each seed, in results order: for each (β, lr), online IPO with
+    /// proxy labels, offline IPO for each length in `offline_steps`, and the golden-labelled reference.
+    /// Online and offline share the loss, β, lr, batch and (for the first offline length) steps.
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let mut runs = vec![];
+        for &beta in &self.betas {
+            for &lr in &self.lrs {
+                runs.push(RunSpec { method: Method::Online, beta, lr, steps: self.steps });
+                runs.extend(self.offline_steps.iter().map(|&steps| RunSpec { method: Method::Offline, beta, lr, steps }));
+                if self.golden_reference {
+                    runs.push(RunSpec { method: Method::OnlineGolden, beta, lr, steps: self.steps });
+                }
+            }
+        }
+        runs
+    }
+
+    /// The runs of `shard` (all when none), by seed, in results order; seeds with no run are left out.
+    pub fn runs_by_seed(&self, shard: Option<Shard>) -> Vec<(u32, Vec<RunSpec>)> {
+        let runs = self.runs();
+        let mut k = 0;
+        let mut out = vec![];
+        for &seed in &self.seeds {
+            let mine: Vec<RunSpec> = runs
+                .iter()
+                .filter(|_| {
+                    k += 1;
+                    shard.is_none_or(|s| s.takes(k - 1))
+                })
+                .copied()
+                .collect();
+            if !mine.is_empty() {
+                out.push((seed, mine));
+            }
+        }
+        out
     }
 }
 
-/// One checkpoint of one run, as results.json and metrics.csv hold it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Row {
-    pub method: String,
-    pub seed: u32,
-    pub beta: f32,
-    pub lr: f32,
-    /// Length of the run this checkpoint belongs to.
-    pub run_steps: u32,
-    #[serde(flatten)]
-    pub checkpoint: Checkpoint,
+/// The i-th (1-based) of n disjoint slices of an experiment's runs: run k of the list "each seed × each
+/// run" belongs to shard k mod n + 1, so shards get a balanced mix of seeds and methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ProxyReport {
-    pub seed: u32,
-    pub heldout_accuracy: f32,
+impl Shard {
+    pub fn takes(&self, k: usize) -> bool {
+        k % self.count == self.index - 1
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let parsed = s.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+        match parsed {
+            Some((index, count)) if (1..=1024).contains(&count) && (1..=count).contains(&index) => Ok(Shard { index, count }),
+            _ => bail!("shard: '{s}' is not i/n with 1 ≤ i ≤ n ≤ 1024 (e.g. 2/3: the second of three slices)"),
+        }
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -230,6 +285,9 @@ pub struct Fig1Results {
     /// checkpoints finished so far. Absent (true) in a finished one.
     #[serde(default = "finished", skip_serializing_if = "is_finished")]
     pub complete: bool,
+    /// Set when these are the results of one shard (`reproduce --shard i/n`); `merge` combines them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 fn finished() -> bool {
@@ -240,256 +298,30 @@ fn is_finished(complete: &bool) -> bool {
     *complete
 }
 
-/// What the pipeline reports as it goes: (stage, step, total) and each finished checkpoint.
-pub enum Progress<'a> {
-    Stage { name: String, step: u64, total: u64 },
-    SftLoss { seed: u32, step: u32, loss: f32 },
-    ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
-    Checkpoint(&'a Row),
-    /// A seed's SFT and proxy are ready (trained or from the cache): what results.json records of them.
-    StagesReady { seed: u32, sft_loss: &'a [f32], heldout_accuracy: f32 },
-}
-
-/// Trained models of one seed, for saving.
-pub struct SeedModels {
-    pub seed: u32,
-    pub sft: Gpt,
-    pub proxy: Gpt,
-    pub policies: Vec<(String, Gpt)>,
-}
-
-/// Everything one seed contributes to [`Fig1Results`].
-pub struct SeedResults {
-    pub seed: u32,
-    pub checkpoints: Vec<Row>,
-    pub proxy: ProxyReport,
-    pub sft_loss: Vec<f32>,
-    pub timings: Vec<(String, f64)>,
-}
-
-/// Trained stages (SFT, proxy) stored by the hash of everything that determines them, so that a sweep over
-/// the alignment runs never redoes SFT or the proxy. `meta` carries what the stage reported (its loss
-/// curve, its accuracy).
-pub trait StageCache {
-    fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)>;
-    fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> Result<()>;
-}
-
-/// No caching (the page, the tests).
-pub struct NoCache;
-
-impl StageCache for NoCache {
-    fn get(&mut self, _: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
-        None
-    }
-    fn put(&mut self, _: &str, _: &Gpt, _: &[Vec<f32>], _: serde_json::Value) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// 64-bit FNV-1a of a JSON value's canonical text, as 16 hex digits: stable across runs and machines.
-pub fn hash_json(v: &serde_json::Value) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in v.to_string().bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// Cache keys of the SFT and proxy stages of one seed. The backend is part of the key: the CPU and GPU
-/// backends agree to rounding, not bit for bit.
-pub fn stage_keys(cfg: &Fig1Config, seed: u32, backend: &str) -> (String, String) {
-    // How golden labels are drawn does not touch SFT, so a label-noise sweep reuses the SFT stage.
-    let task = crate::task::TaskConfig { labels: crate::task::LabelNoise::Hard, ..cfg.task.clone() };
-    let sft = serde_json::json!({"stage": "sft", "task": task, "policy": cfg.policy, "sft": cfg.sft, "seed": seed, "backend": backend, "version": 1});
-    let sft_key = format!("sft-{}", hash_json(&sft));
-    let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": cfg.d_golden, "heldout": cfg.heldout, "proxy": cfg.proxy, "version": 1});
-    (sft_key.clone(), format!("proxy-{}", hash_json(&proxy)))
-}
-
-/// Cache key of one alignment run: everything that determines its checkpoints and policy (the SFT and
-/// proxy keys, the evaluation sets' sizes, the run's own setting).
-pub fn run_key(cfg: &Fig1Config, seed: u32, backend: &str, method: &str, beta: f32, lr: f32, steps: u32) -> String {
-    let (sft, proxy) = stage_keys(cfg, seed, backend);
-    let run = serde_json::json!({
-        "stage": "run", "sft": sft, "proxy": proxy, "task": cfg.task, "d_golden": cfg.d_golden, "heldout": cfg.heldout,
-        "loss": cfg.loss, "batch": cfg.batch, "eval_every": cfg.eval_every, "win_prompts": cfg.win_prompts,
-        "kl_prompts": cfg.kl_prompts, "method": method, "beta": beta, "lr": lr, "steps": steps, "version": 1,
-    });
-    format!("run-{}", hash_json(&run))
-}
-
-/// Refuses a checkpoint with a non-finite metric, naming the run, the step and the metric: JSON would
-/// write it as `null`, indistinguishable from "not measured".
-pub fn check_finite(row: &Row) -> Result<()> {
-    let c = &row.checkpoint;
-    let r = &c.responses;
-    let mut metrics = vec![
-        ("kl", Some(c.kl)),
-        ("golden_win_rate", Some(c.golden_win_rate)),
-        ("ties", Some(c.ties)),
-        ("classifier_accuracy", Some(c.classifier_accuracy)),
-        ("proxy_win_rate", c.proxy_win_rate),
-        ("train_loss", c.train_loss),
-        ("responses.golden_reward", Some(r.golden_reward)),
-        ("responses.length", Some(r.length)),
-        ("responses.repeats", Some(r.repeats)),
-        ("responses.hallucinations", Some(r.hallucinations)),
-        ("responses.eos_rate", Some(r.eos_rate)),
-    ];
-    metrics.extend(c.samples.iter().flat_map(|s| [("samples.golden_reward", Some(s.golden_reward)), ("samples.baseline_golden_reward", Some(s.baseline_golden_reward))]));
-    if let Some((name, v)) = metrics.into_iter().find_map(|(n, v)| v.filter(|v| !v.is_finite()).map(|v| (n, v))) {
-        bail!("seed {} {} β={} lr={} step {}: {name} is not finite ({v}); the policy diverged (lower lrs)", row.seed, row.method, row.beta, row.lr, c.step);
-    }
-    Ok(())
-}
-
-/// Accumulates seconds per stage name.
-fn add_time(timings: &mut Vec<(String, f64)>, name: &str, ms: f64) {
-    match timings.iter_mut().find(|(n, _)| n == name) {
-        Some((_, t)) => *t += ms / 1e3,
-        None => timings.push((name.to_string(), ms / 1e3)),
-    }
-}
-
-/// One seed of the figure: SFT → D_golden → proxy → every (β, lr) run. Seeds are independent, so callers may
-/// run them in parallel and [`merge`] the results.
+/// One seed of the figure: its shared stages, then `runs` (all of [`Fig1Config::runs`], or a shard's).
 pub async fn run_seed(
     e: &Engine,
     cfg: &Fig1Config,
     seed: u32,
+    runs: &[RunSpec],
     cache: &mut dyn StageCache,
     mut progress: impl FnMut(Progress),
     mut keep: impl FnMut(SeedModels) -> Result<()>,
 ) -> Result<SeedResults> {
     cfg.validate()?;
-    let task = &cfg.task;
-    let mut timings: Vec<(String, f64)> = vec![];
-    let (sft_key, proxy_key) = stage_keys(cfg, seed, &e.describe());
-
-    let t0 = now_ms();
-    let (sft, sft_loss) = match cache.get(&sft_key) {
-        Some((config, head, values, meta)) => {
-            progress(Progress::Stage { name: format!("seed {seed}: SFT (cached)"), step: 1, total: 1 });
-            (Gpt::new(e, config, head, &values)?, serde_json::from_value(meta).unwrap_or_default())
-        }
-        None => {
-            let mut losses = vec![];
-            let sft = train_sft(e, task, cfg.model_config(), &cfg.sft, seed, |s, l| {
-                losses.push(l);
-                progress(Progress::Stage { name: format!("seed {seed}: SFT"), step: s as u64 + 1, total: cfg.sft.steps as u64 });
-                progress(Progress::SftLoss { seed, step: s + 1, loss: l });
-            })
-            .await?;
-            cache.put(&sft_key, &sft, &sft.values(e).await?, serde_json::json!(losses))?;
-            (sft, losses)
-        }
-    };
-    add_time(&mut timings, "sft", now_ms() - t0);
-
-    let t0 = now_ms();
-    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 0, total: 1 });
-    let d_golden = golden_pairs(e, task, &sft, cfg.d_golden, seed, 0xD0_0000, 512).await?;
-    let heldout = golden_pairs(e, task, &sft, cfg.heldout, seed, 0xD1_0000, 512).await?;
-    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 1, total: 1 });
-    add_time(&mut timings, "d_golden", now_ms() - t0);
-
-    let t0 = now_ms();
-    let (proxy, accuracy) = match cache.get(&proxy_key) {
-        Some((config, head, values, meta)) => {
-            progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
-            (Gpt::new(e, config, head, &values)?, meta.as_f64().unwrap_or(f64::NAN) as f32)
-        }
-        None => {
-            let (proxy, accuracy) = train_pm(e, task, &sft, &d_golden, &heldout, &cfg.proxy, seed, |s, eval| {
-                progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: cfg.proxy.steps as u64 });
-                if let Some((loss, heldout_accuracy)) = eval {
-                    progress(Progress::ProxyEval { seed, step: s, loss, heldout_accuracy });
-                }
-            })
-            .await?;
-            cache.put(&proxy_key, &proxy, &proxy.values(e).await?, serde_json::json!(accuracy))?;
-            (proxy, accuracy)
-        }
-    };
-    add_time(&mut timings, "proxy", now_ms() - t0);
-    if !accuracy.is_finite() {
-        bail!("seed {seed}: the proxy's held-out accuracy is not finite ({accuracy})");
-    }
-    progress(Progress::StagesReady { seed, sft_loss: &sft_loss, heldout_accuracy: accuracy });
-
-    // Fixed evaluation data: the same prompts and SFT baseline for every run of this seed.
-    let win: Vec<Vec<u32>> = (0..cfg.win_prompts as u32).map(|i| task.prompt(seed, 0xE1_0000, i)).collect();
-    let baseline = sample_responses(e, &sft, task, &win, seed, 0xE2_0000).await?;
-    let kl_prompts = (0..cfg.kl_prompts as u32).map(|i| task.prompt(seed, 0xE3_0000, i)).collect();
-    let eval = EvalSet::new(e, &sft, task, win, baseline, kl_prompts, heldout, Some(&proxy), seed).await?;
-
-    let mut checkpoints = vec![];
-    let mut policies = vec![];
-    for &beta in &cfg.betas {
-        for &lr in &cfg.lrs {
-            let run_cfg = AlignConfig { loss: cfg.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps: cfg.steps, batch: cfg.batch, eval_every: cfg.eval_every };
-            let mut methods = vec![("online", Source::OnlineProxy(&proxy), cfg.steps)];
-            methods.extend(cfg.offline_steps.iter().map(|&s| ("offline", Source::Offline(&d_golden), s)));
-            if cfg.golden_reference {
-                methods.push(("online_golden", Source::OnlineGolden, cfg.steps));
-            }
-            for (method, source, steps) in methods {
-                let t0 = now_ms();
-                let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps)");
-                let key = run_key(cfg, seed, &e.describe(), method, beta, lr, steps);
-                let (policy, rows) = match cache.get(&key).and_then(|(config, head, values, meta)| Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?))) {
-                    Some((config, head, values, rows)) => {
-                        progress(Progress::Stage { name: format!("{name} (cached)"), step: steps as u64, total: steps as u64 });
-                        for row in &rows {
-                            check_finite(row)?;
-                            progress(Progress::Checkpoint(row));
-                        }
-                        (Gpt::new(e, config, head, &values)?, rows)
-                    }
-                    None => {
-                        let run_cfg = AlignConfig { steps, ..run_cfg.clone() };
-                        let mut rows = vec![];
-                        let mut bad = Ok(());
-                        let (policy, _, _) = align(e, task, &sft, source, &run_cfg, &eval, seed, |c| {
-                            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
-                            if bad.is_ok() {
-                                bad = check_finite(&row);
-                            }
-                            if bad.is_ok() {
-                                progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
-                                progress(Progress::Checkpoint(&row));
-                            }
-                            rows.push(row);
-                        })
-                        .await?;
-                        bad?;
-                        let values = policy.values(e).await?;
-                        cache.put(&key, &policy, &values, serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?)?;
-                        (policy, rows)
-                    }
-                };
-                checkpoints.extend(rows);
-                policies.push((format!("{method}_beta{beta}_lr{lr}_steps{steps}"), policy));
-                add_time(&mut timings, method, now_ms() - t0);
-            }
-        }
-    }
-    keep(SeedModels { seed, sft, proxy, policies })?;
-    Ok(SeedResults { seed, checkpoints, proxy: ProxyReport { seed, heldout_accuracy: accuracy }, sft_loss, timings })
+    pipeline::run_seed(e, &cfg.stage_spec(), seed, runs, cache, &mut progress, &mut keep).await
 }
 
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
 pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
     seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));
-    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true };
+    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
     for s in seeds {
         results.checkpoints.extend(s.checkpoints);
         results.proxy.push(s.proxy);
         results.sft_loss.push((s.seed, s.sft_loss));
         for (name, secs) in s.timings {
-            add_time(&mut results.timings, &name, secs * 1e3);
+            pipeline::add_time(&mut results.timings, &name, secs * 1e3);
         }
     }
     results
@@ -498,15 +330,87 @@ pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> 
 /// Every seed in turn on one engine, no cache.
 pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress), mut keep: impl FnMut(SeedModels) -> Result<()>) -> Result<Fig1Results> {
     let mut seeds = vec![];
+    let runs = cfg.runs();
     for &seed in &cfg.seeds {
-        seeds.push(run_seed(e, cfg, seed, &mut NoCache, &mut progress, &mut keep).await?);
+        seeds.push(run_seed(e, cfg, seed, &runs, &mut NoCache, &mut progress, &mut keep).await?);
     }
     Ok(merge(cfg, e.describe(), seeds))
+}
+
+/// Combines the results of every shard of one experiment (`reproduce --shard i/n`, i = 1..n) into the
+/// results an unsharded run writes: the same checkpoints in the same order. Refuses parts of different
+/// configs or backends, a missing, repeated or unfinished shard, and shards that disagree on a seed's
+/// shared stages.
+pub fn merge_shards(parts: Vec<Fig1Results>) -> Result<Fig1Results> {
+    let Some(first) = parts.first() else { bail!("merge: no results given") };
+    let (cfg, backend) = (first.config.clone(), first.backend.clone());
+    let count = match first.shard {
+        Some(s) => s.count,
+        None => bail!("merge: the first results are not a shard (reproduce --shard i/n writes shards)"),
+    };
+    let mut seen = vec![false; count];
+    for p in &parts {
+        if p.config != cfg {
+            bail!("merge: shard {} has another config (differs in: {})", show(p.shard), super::differing_keys(&cfg, &p.config)?.join(", "));
+        }
+        if p.backend != backend {
+            bail!("merge: shard {} ran on '{}', shard {} on '{backend}'; the backends agree to rounding, not bit for bit", show(p.shard), p.backend, show(first.shard));
+        }
+        let Some(s) = p.shard.filter(|s| s.count == count) else { bail!("merge: results {} are not one of {count} shards", show(p.shard)) };
+        if !p.complete {
+            bail!("merge: shard {s} has not finished (its results.json is partial); rerun it first");
+        }
+        if std::mem::replace(&mut seen[s.index - 1], true) {
+            bail!("merge: shard {s} is given twice");
+        }
+    }
+    if let Some(i) = seen.iter().position(|s| !s) {
+        bail!("merge: shard {}/{count} is missing", i + 1);
+    }
+    let runs = cfg.runs();
+    let seed_pos = |seed: u32| cfg.seeds.iter().position(|&s| s == seed).unwrap_or(usize::MAX);
+    let run_pos = |row: &Row| runs.iter().position(|r| row.is_of(r)).unwrap_or(usize::MAX);
+    let mut merged = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
+    for p in parts {
+        merged.checkpoints.extend(p.checkpoints);
+        for r in p.proxy {
+            match merged.proxy.iter().find(|q| q.seed == r.seed) {
+                Some(q) if q != &r => bail!("merge: shards disagree on seed {}'s proxy accuracy ({} vs {})", r.seed, q.heldout_accuracy, r.heldout_accuracy),
+                Some(_) => {}
+                None => merged.proxy.push(r),
+            }
+        }
+        for (seed, loss) in p.sft_loss {
+            match merged.sft_loss.iter().find(|(s, _)| *s == seed) {
+                Some((_, l)) if l != &loss => bail!("merge: shards disagree on seed {seed}'s SFT losses"),
+                Some(_) => {}
+                None => merged.sft_loss.push((seed, loss)),
+            }
+        }
+        for (name, secs) in p.timings {
+            pipeline::add_time(&mut merged.timings, &name, secs * 1e3);
+        }
+    }
+    merged.checkpoints.sort_by_key(|row| (seed_pos(row.seed), run_pos(row), row.checkpoint.step));
+    merged.proxy.sort_by_key(|p| seed_pos(p.seed));
+    merged.sft_loss.sort_by_key(|(s, _)| seed_pos(*s));
+    let mut finished: Vec<(u32, usize)> = merged.checkpoints.iter().filter(|r| r.checkpoint.step == r.run_steps).map(|r| (r.seed, run_pos(r))).collect();
+    finished.dedup();
+    if finished.len() != cfg.seeds.len() * runs.len() {
+        bail!("merge: the shards hold {} finished runs; the config needs {}", finished.len(), cfg.seeds.len() * runs.len());
+    }
+    Ok(merged)
+}
+
+fn show(shard: Option<Shard>) -> String {
+    shard.map(|s| s.to_string()).unwrap_or_else(|| "(unsharded)".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiments::pipeline::check_finite;
+    use crate::train::align::Checkpoint;
     use crate::train::eval::ResponseStats;
 
     fn row(kl: f32, proxy_win_rate: Option<f32>) -> Row {
@@ -541,5 +445,27 @@ mod tests {
         }
         let cfg = Fig1Config { seeds: vec![1, 2, 1], ..Fig1Config::preset("fig1-tiny").unwrap() };
         assert!(cfg.validate().unwrap_err().0.contains("seeds: 1 appears twice"));
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_disjoint_and_cover_every_run() {
+        let cfg = Fig1Config { seeds: vec![4, 5], betas: vec![0.1, 0.2], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        let all: Vec<(u32, RunSpec)> = cfg.runs_by_seed(None).into_iter().flat_map(|(s, r)| r.into_iter().map(move |r| (s, r))).collect();
+        assert_eq!(all.len(), 2 * 2 * 3);
+        let mut union = vec![];
+        for i in 1..=5 {
+            let shard: Shard = format!("{i}/5").parse().unwrap();
+            union.extend(cfg.runs_by_seed(Some(shard)).into_iter().flat_map(|(s, r)| r.into_iter().map(move |r| (s, r))));
+        }
+        assert_eq!(union.len(), all.len());
+        assert!(all.iter().all(|x| union.contains(x)));
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/2"] {
+            assert!(bad.parse::<Shard>().unwrap_err().0.contains("is not i/n"), "{bad}");
+        }
     }
 }

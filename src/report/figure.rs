@@ -2,7 +2,7 @@
 
 use super::summary::{Bin, MIN_KL};
 use crate::error::{Error, Result};
-use crate::experiments::fig1::Row;
+use crate::experiments::pipeline::Row;
 use plotters::prelude::*;
 
 const STYLE: [(&str, &str, RGBColor); 3] = [

@@ -4,7 +4,7 @@
 pub mod figure;
 pub mod summary;
 
-use crate::experiments::fig1::Row;
+use crate::experiments::pipeline::Row;
 
 /// metrics.csv: one line per checkpoint.
 pub fn metrics_csv(rows: &[Row]) -> String {

@@ -1,7 +1,8 @@
 //! The comparison the figure makes, as numbers: golden win rate binned by log KL, per method, mean over
 //! seeds with a 95 % t-interval, and each method's peak. The verdict in summary.md is computed here.
 
-use crate::experiments::fig1::{Fig1Results, Row};
+use crate::experiments::fig1::Fig1Results;
+use crate::experiments::pipeline::Row;
 
 /// Checkpoints with KL below this (the untrained start) have no log KL and are left out of bins and plots.
 pub const MIN_KL: f32 = 1e-3;
@@ -175,7 +176,8 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiments::fig1::{Fig1Config, Fig1Results, Row};
+    use crate::experiments::fig1::{Fig1Config, Fig1Results};
+    use crate::experiments::pipeline::Row;
     use crate::train::align::Checkpoint;
 
     fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
@@ -194,7 +196,7 @@ mod tests {
                 rows.push(row("offline", seed, kl, off - j));
             }
         }
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true };
+        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
@@ -210,7 +212,7 @@ mod tests {
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true };
+        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
         assert!(summary_md(&results, &binned(&rows, 4)).contains("reached no common KL range"));
     }
 

@@ -1,0 +1,410 @@
+//! The stages every experiment is built from, and their cache (docs/method.md):
+//!
+//! per seed, once: SFT → D_golden and the held-out pairs → the proxy PM → the fixed evaluation set;
+//! then any number of alignment runs, each a [`RunSpec`] (method, β, lr, steps) from those stages.
+//!
+//! An experiment (e.g. [`super::fig1`]) is data: a config with presets, the list of runs it needs per
+//! seed, and the analysis that turns their checkpoints into its figure. Trained stages and finished runs
+//! are cached by the hash of everything that determines them, so a rerun resumes and a sweep never
+//! retrains what it shares.
+
+use crate::bail;
+use crate::bench::now_ms;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::{Gpt, GptConfig, Head};
+use crate::task::TaskConfig;
+use crate::train::align::{align, AlignConfig, Checkpoint, EvalSet, Source};
+use crate::train::data::golden_pairs;
+use crate::train::eval::sample_responses;
+use crate::train::losses::Loss;
+use crate::train::optim::AdamwConfig;
+use crate::train::pm::{train_pm, Pairs, PmConfig};
+use crate::train::sft::{train_sft, SftConfig};
+use serde::{Deserialize, Serialize};
+
+/// The policy's shape (its context and vocabulary come from the task).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSize {
+    pub layers: usize,
+    pub d_model: usize,
+    pub heads: usize,
+}
+
+/// What a seed's shared stages and every alignment run of an experiment depend on, borrowed from the
+/// experiment's config.
+#[derive(Clone, Copy, Debug)]
+pub struct StageSpec<'a> {
+    pub task: &'a TaskConfig,
+    pub policy: ModelSize,
+    pub sft: &'a SftConfig,
+    /// Pairs in D_golden, and held-out pairs (proxy early stopping, classifier accuracy).
+    pub d_golden: usize,
+    pub heldout: usize,
+    pub proxy: &'a PmConfig,
+    pub win_prompts: usize,
+    pub kl_prompts: usize,
+    /// Shared by every alignment run: the loss, pairs per step, steps between checkpoints.
+    pub loss: Loss,
+    pub batch: usize,
+    pub eval_every: u32,
+}
+
+impl StageSpec<'_> {
+    pub fn model_config(&self) -> GptConfig {
+        let p = self.policy;
+        GptConfig { n_layer: p.layers, n_embd: p.d_model, n_head: p.heads, n_positions: self.task.context(), vocab_size: self.task.vocab_size() }
+    }
+}
+
+/// Where a run's pairs come from (the paper's three policies of Figure 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Online IPO: two samples per prompt from the current policy, labelled by the proxy PM.
+    Online,
+    /// Offline IPO on D_golden.
+    Offline,
+    /// Online IPO labelled by the golden preference (the paper's "golden policy").
+    OnlineGolden,
+}
+
+impl Method {
+    /// The name results.json and metrics.csv use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Online => "online",
+            Method::Offline => "offline",
+            Method::OnlineGolden => "online_golden",
+        }
+    }
+}
+
+/// One alignment run an experiment asks for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunSpec {
+    pub method: Method,
+    pub beta: f32,
+    pub lr: f32,
+    pub steps: u32,
+}
+
+impl RunSpec {
+    /// The folder name of its model under `models/seed*/`.
+    pub fn model_name(&self) -> String {
+        format!("{}_beta{}_lr{}_steps{}", self.method.name(), self.beta, self.lr, self.steps)
+    }
+}
+
+/// One checkpoint of one run, as results.json and metrics.csv hold it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    pub method: String,
+    pub seed: u32,
+    pub beta: f32,
+    pub lr: f32,
+    /// Length of the run this checkpoint belongs to.
+    pub run_steps: u32,
+    #[serde(flatten)]
+    pub checkpoint: Checkpoint,
+}
+
+impl Row {
+    /// True when this row is of the run `run`.
+    pub fn is_of(&self, run: &RunSpec) -> bool {
+        self.method == run.method.name() && self.beta == run.beta && self.lr == run.lr && self.run_steps == run.steps
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProxyReport {
+    pub seed: u32,
+    pub heldout_accuracy: f32,
+}
+
+/// What the pipeline reports as it goes: (stage, step, total) and each finished checkpoint.
+pub enum Progress<'a> {
+    Stage { name: String, step: u64, total: u64 },
+    SftLoss { seed: u32, step: u32, loss: f32 },
+    ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
+    Checkpoint(&'a Row),
+    /// A seed's SFT and proxy are ready (trained or from the cache): what results.json records of them.
+    StagesReady { seed: u32, sft_loss: &'a [f32], heldout_accuracy: f32 },
+}
+
+/// Trained models of one seed, for saving.
+pub struct SeedModels {
+    pub seed: u32,
+    pub sft: Gpt,
+    pub proxy: Gpt,
+    pub policies: Vec<(String, Gpt)>,
+}
+
+impl SeedModels {
+    /// Every model with the folder name it is saved under (`sft`, `proxy`, then each run's).
+    pub fn named(&self) -> Vec<(&str, &Gpt)> {
+        let mut all = vec![("sft", &self.sft), ("proxy", &self.proxy)];
+        all.extend(self.policies.iter().map(|(n, m)| (n.as_str(), m)));
+        all
+    }
+}
+
+/// Everything one seed contributes to an experiment's results.
+pub struct SeedResults {
+    pub seed: u32,
+    pub checkpoints: Vec<Row>,
+    pub proxy: ProxyReport,
+    pub sft_loss: Vec<f32>,
+    pub timings: Vec<(String, f64)>,
+}
+
+/// Trained stages and finished runs stored by the hash of everything that determines them. `meta` carries
+/// what the stage reported (its loss curve, its accuracy, a run's checkpoints).
+pub trait StageCache {
+    fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)>;
+    fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> Result<()>;
+}
+
+/// No caching (the page, the tests).
+pub struct NoCache;
+
+impl StageCache for NoCache {
+    fn get(&mut self, _: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
+        None
+    }
+    fn put(&mut self, _: &str, _: &Gpt, _: &[Vec<f32>], _: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// 64-bit FNV-1a of a JSON value's canonical text, as 16 hex digits: stable across runs and machines.
+pub fn hash_json(v: &serde_json::Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Cache keys of the SFT and proxy stages of one seed. The backend is part of the key: the CPU and GPU
+/// backends agree to rounding, not bit for bit.
+pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String) {
+    // How golden labels are drawn does not touch SFT, so a label-noise sweep reuses the SFT stage.
+    let task = TaskConfig { labels: crate::task::LabelNoise::Hard, ..spec.task.clone() };
+    let sft = serde_json::json!({"stage": "sft", "task": task, "policy": spec.policy, "sft": spec.sft, "seed": seed, "backend": backend, "version": 1});
+    let sft_key = format!("sft-{}", hash_json(&sft));
+    let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": spec.d_golden, "heldout": spec.heldout, "proxy": spec.proxy, "version": 1});
+    (sft_key.clone(), format!("proxy-{}", hash_json(&proxy)))
+}
+
+/// Cache key of one alignment run: everything that determines its checkpoints and policy (the SFT and
+/// proxy keys, the evaluation sets' sizes, the run's own setting).
+pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> String {
+    let (sft, proxy) = stage_keys(spec, seed, backend);
+    let key = serde_json::json!({
+        "stage": "run", "sft": sft, "proxy": proxy, "task": spec.task, "d_golden": spec.d_golden, "heldout": spec.heldout,
+        "loss": spec.loss, "batch": spec.batch, "eval_every": spec.eval_every, "win_prompts": spec.win_prompts,
+        "kl_prompts": spec.kl_prompts, "method": run.method.name(), "beta": run.beta, "lr": run.lr, "steps": run.steps, "version": 1,
+    });
+    format!("run-{}", hash_json(&key))
+}
+
+/// Refuses a checkpoint with a non-finite metric, naming the run, the step and the metric: JSON would
+/// write it as `null`, indistinguishable from "not measured".
+pub fn check_finite(row: &Row) -> Result<()> {
+    let c = &row.checkpoint;
+    let r = &c.responses;
+    let mut metrics = vec![
+        ("kl", Some(c.kl)),
+        ("golden_win_rate", Some(c.golden_win_rate)),
+        ("ties", Some(c.ties)),
+        ("classifier_accuracy", Some(c.classifier_accuracy)),
+        ("proxy_win_rate", c.proxy_win_rate),
+        ("train_loss", c.train_loss),
+        ("responses.golden_reward", Some(r.golden_reward)),
+        ("responses.length", Some(r.length)),
+        ("responses.repeats", Some(r.repeats)),
+        ("responses.hallucinations", Some(r.hallucinations)),
+        ("responses.eos_rate", Some(r.eos_rate)),
+    ];
+    metrics.extend(c.samples.iter().flat_map(|s| [("samples.golden_reward", Some(s.golden_reward)), ("samples.baseline_golden_reward", Some(s.baseline_golden_reward))]));
+    if let Some((name, v)) = metrics.into_iter().find_map(|(n, v)| v.filter(|v| !v.is_finite()).map(|v| (n, v))) {
+        bail!("seed {} {} β={} lr={} step {}: {name} is not finite ({v}); the policy diverged (lower lrs)", row.seed, row.method, row.beta, row.lr, c.step);
+    }
+    Ok(())
+}
+
+/// Accumulates seconds per stage name.
+pub fn add_time(timings: &mut Vec<(String, f64)>, name: &str, ms: f64) {
+    match timings.iter_mut().find(|(n, _)| n == name) {
+        Some((_, t)) => *t += ms / 1e3,
+        None => timings.push((name.to_string(), ms / 1e3)),
+    }
+}
+
+/// A seed's shared stages, trained or from the cache.
+pub struct SeedStages {
+    pub seed: u32,
+    pub sft: Gpt,
+    pub sft_loss: Vec<f32>,
+    pub d_golden: Pairs,
+    pub heldout: Pairs,
+    pub proxy: Gpt,
+    pub proxy_accuracy: f32,
+    pub timings: Vec<(String, f64)>,
+}
+
+// RNG streams of the stages, disjoint from each other and from the trainers' own.
+const D_GOLDEN_STREAM: u32 = 0xD0_0000;
+const HELDOUT_STREAM: u32 = 0xD1_0000;
+const WIN_PROMPT_STREAM: u32 = 0xE1_0000;
+const BASELINE_STREAM: u32 = 0xE2_0000;
+const KL_PROMPT_STREAM: u32 = 0xE3_0000;
+
+/// SFT → D_golden and held-out pairs → proxy PM for one seed.
+pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<SeedStages> {
+    let task = spec.task;
+    let mut timings: Vec<(String, f64)> = vec![];
+    let (sft_key, proxy_key) = stage_keys(spec, seed, &e.describe());
+
+    let t0 = now_ms();
+    let (sft, sft_loss) = match cache.get(&sft_key) {
+        Some((config, head, values, meta)) => {
+            progress(Progress::Stage { name: format!("seed {seed}: SFT (cached)"), step: 1, total: 1 });
+            (Gpt::new(e, config, head, &values)?, serde_json::from_value(meta).unwrap_or_default())
+        }
+        None => {
+            let mut losses = vec![];
+            let sft = train_sft(e, task, spec.model_config(), spec.sft, seed, |s, l| {
+                losses.push(l);
+                progress(Progress::Stage { name: format!("seed {seed}: SFT"), step: s as u64 + 1, total: spec.sft.steps as u64 });
+                progress(Progress::SftLoss { seed, step: s + 1, loss: l });
+            })
+            .await?;
+            cache.put(&sft_key, &sft, &sft.values(e).await?, serde_json::json!(losses))?;
+            (sft, losses)
+        }
+    };
+    add_time(&mut timings, "sft", now_ms() - t0);
+
+    let t0 = now_ms();
+    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 0, total: 1 });
+    let d_golden = golden_pairs(e, task, &sft, spec.d_golden, seed, D_GOLDEN_STREAM, 512).await?;
+    let heldout = golden_pairs(e, task, &sft, spec.heldout, seed, HELDOUT_STREAM, 512).await?;
+    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 1, total: 1 });
+    add_time(&mut timings, "d_golden", now_ms() - t0);
+
+    let t0 = now_ms();
+    let (proxy, proxy_accuracy) = match cache.get(&proxy_key) {
+        Some((config, head, values, meta)) => {
+            progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
+            (Gpt::new(e, config, head, &values)?, meta.as_f64().unwrap_or(f64::NAN) as f32)
+        }
+        None => {
+            let (proxy, accuracy) = train_pm(e, task, &sft, &d_golden, &heldout, spec.proxy, seed, |s, eval| {
+                progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: spec.proxy.steps as u64 });
+                if let Some((loss, heldout_accuracy)) = eval {
+                    progress(Progress::ProxyEval { seed, step: s, loss, heldout_accuracy });
+                }
+            })
+            .await?;
+            cache.put(&proxy_key, &proxy, &proxy.values(e).await?, serde_json::json!(accuracy))?;
+            (proxy, accuracy)
+        }
+    };
+    add_time(&mut timings, "proxy", now_ms() - t0);
+    if !proxy_accuracy.is_finite() {
+        bail!("seed {seed}: the proxy's held-out accuracy is not finite ({proxy_accuracy})");
+    }
+    progress(Progress::StagesReady { seed, sft_loss: &sft_loss, heldout_accuracy: proxy_accuracy });
+    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_accuracy, timings })
+}
+
+impl SeedStages {
+    /// The fixed evaluation data of this seed: the same prompts and π_sft baseline for every run.
+    pub async fn eval_set(&self, e: &Engine, spec: &StageSpec<'_>) -> Result<EvalSet<'_>> {
+        let (task, seed) = (spec.task, self.seed);
+        let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, WIN_PROMPT_STREAM, i)).collect();
+        let baseline = sample_responses(e, &self.sft, task, &win, seed, BASELINE_STREAM).await?;
+        let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, KL_PROMPT_STREAM, i)).collect();
+        EvalSet::new(e, &self.sft, task, win, baseline, kl_prompts, self.heldout.clone(), Some(&self.proxy), seed).await
+    }
+
+    /// One alignment run from these stages: from the cache when it finished before, else trained (and
+    /// cached). Its checkpoints are reported as they arrive and returned with the policy.
+    pub async fn align_run(
+        &self,
+        e: &Engine,
+        spec: &StageSpec<'_>,
+        eval: &EvalSet<'_>,
+        run: &RunSpec,
+        cache: &mut dyn StageCache,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Gpt, Vec<Row>)> {
+        let seed = self.seed;
+        let (method, beta, lr, steps) = (run.method.name(), run.beta, run.lr, run.steps);
+        let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps)");
+        let key = run_key(spec, seed, &e.describe(), run);
+        let cached = cache.get(&key).and_then(|(config, head, values, meta)| Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?)));
+        if let Some((config, head, values, rows)) = cached {
+            progress(Progress::Stage { name: format!("{name} (cached)"), step: steps as u64, total: steps as u64 });
+            for row in &rows {
+                check_finite(row)?;
+                progress(Progress::Checkpoint(row));
+            }
+            return Ok((Gpt::new(e, config, head, &values)?, rows));
+        }
+        let source = match run.method {
+            Method::Online => Source::OnlineProxy(&self.proxy),
+            Method::Offline => Source::Offline(&self.d_golden),
+            Method::OnlineGolden => Source::OnlineGolden,
+        };
+        let run_cfg = AlignConfig { loss: spec.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps, batch: spec.batch, eval_every: spec.eval_every };
+        let mut rows = vec![];
+        let mut bad = Ok(());
+        let (policy, _, _) = align(e, spec.task, &self.sft, source, &run_cfg, eval, seed, |c| {
+            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
+            if bad.is_ok() {
+                bad = check_finite(&row);
+            }
+            if bad.is_ok() {
+                progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
+                progress(Progress::Checkpoint(&row));
+            }
+            rows.push(row);
+        })
+        .await?;
+        bad?;
+        let meta = serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?;
+        cache.put(&key, &policy, &policy.values(e).await?, meta)?;
+        Ok((policy, rows))
+    }
+}
+
+/// One seed of an experiment: its shared stages, then each of `runs` in order. Seeds are independent, so
+/// callers may run them in parallel and merge the results.
+pub async fn run_seed(
+    e: &Engine,
+    spec: &StageSpec<'_>,
+    seed: u32,
+    runs: &[RunSpec],
+    cache: &mut dyn StageCache,
+    progress: &mut dyn FnMut(Progress),
+    keep: &mut dyn FnMut(SeedModels) -> Result<()>,
+) -> Result<SeedResults> {
+    let stages = seed_stages(e, spec, seed, cache, progress).await?;
+    let eval = stages.eval_set(e, spec).await?;
+    let (mut checkpoints, mut policies, mut timings) = (vec![], vec![], stages.timings.clone());
+    for run in runs {
+        let t0 = now_ms();
+        let (policy, rows) = stages.align_run(e, spec, &eval, run, cache, progress).await?;
+        checkpoints.extend(rows);
+        policies.push((run.model_name(), policy));
+        add_time(&mut timings, run.method.name(), now_ms() - t0);
+    }
+    drop(eval);
+    let report = ProxyReport { seed, heldout_accuracy: stages.proxy_accuracy };
+    let sft_loss = stages.sft_loss.clone();
+    keep(SeedModels { seed, sft: stages.sft, proxy: stages.proxy, policies })?;
+    Ok(SeedResults { seed, checkpoints, proxy: report, sft_loss, timings })
+}

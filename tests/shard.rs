@@ -1,0 +1,78 @@
+//! Sweeps that outgrow one machine: `reproduce --shard i/n` runs disjoint slices of an experiment's runs and
+//! `merge` combines them into exactly what one unsharded run writes.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_alignment-gap")).args(args).env("XDG_RUNTIME_DIR", "/tmp").output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("alignment-gap-shard-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Two seeds × two β × three methods = 12 runs, so each of three shards holds runs of both seeds.
+fn sweep(out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--seeds", "0,1", "--set", "betas=[0.1,0.2]", "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    cli(&args)
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn three_shards_merged_equal_one_unsharded_run() {
+    let whole = tmp("whole");
+    let (ok, _, stderr) = sweep(&whole, &[]);
+    assert!(ok, "{stderr}");
+    let shards: Vec<PathBuf> = (1..=3).map(|i| tmp(&format!("part{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        let (ok, _, stderr) = sweep(dir, &["--shard", &format!("{}/3", i + 1)]);
+        assert!(ok, "{stderr}");
+        assert!(stderr.contains(&format!("shard {}/3: 4 of 12 runs", i + 1)), "{stderr}");
+        let part = json(&dir.join("results.json"));
+        assert_eq!(part["shard"], serde_json::json!({"index": i + 1, "count": 3}));
+        assert_eq!(part["checkpoints"].as_array().unwrap().len(), 4 * 3, "4 runs of 3 checkpoints");
+    }
+    // Merging refuses an incomplete set before writing anything.
+    let merged = tmp("merged");
+    let args = |dirs: &[&PathBuf]| -> Vec<String> {
+        let mut a = vec!["merge".to_string(), "--out".into(), merged.to_str().unwrap().into()];
+        a.extend(dirs.iter().map(|d| d.to_str().unwrap().to_string()));
+        a
+    };
+    let run = |a: Vec<String>| cli(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, _, stderr) = run(args(&[&shards[0], &shards[2]]));
+    assert!(!ok && stderr.contains("shard 2/3 is missing"), "{stderr}");
+    let (ok, _, stderr) = run(args(&[&shards[0], &shards[0], &shards[1]]));
+    assert!(!ok && stderr.contains("shard 1/3 is given twice"), "{stderr}");
+    assert!(!merged.exists());
+
+    let (ok, stdout, stderr) = run(args(&[&shards[2], &shards[0], &shards[1]]));
+    assert!(ok, "{stdout}\n{stderr}");
+    let (a, b) = (json(&whole.join("results.json")), json(&merged.join("results.json")));
+    for key in ["config", "backend", "checkpoints", "proxy", "sft_loss"] {
+        assert_eq!(a[key], b[key], "merged {key} differs from the unsharded run's");
+    }
+    assert!(b.get("shard").is_none() && b.get("complete").is_none());
+    for f in ["metrics.csv", "summary.md", "fig1.svg"] {
+        assert_eq!(std::fs::read(whole.join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap(), "merged {f} differs");
+    }
+    for seed in ["seed0", "seed1"] {
+        let names = |root: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(root.join("models").join(seed)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&whole), names(&merged), "{seed}'s models");
+        let m = "online_beta0.2_lr0.0005_steps12/model.safetensors";
+        assert_eq!(std::fs::read(whole.join("models").join(seed).join(m)).unwrap(), std::fs::read(merged.join("models").join(seed).join(m)).unwrap());
+    }
+}
