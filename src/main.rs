@@ -259,11 +259,21 @@ mod native {
             let entry = |e: alignment_gap::Error| alignment_gap::Error(format!("cache entry {}: {e}", dir.display()));
             checkpoint::save(&tmp, &model.config, model.head, values, special, None).map_err(entry)?;
             checkpoint::write_atomic(&tmp.join("meta.json"), meta.to_string().as_bytes()).map_err(entry)?;
-            if dir.exists() && load_cache_entry(&dir).is_err() {
-                let _ = std::fs::remove_dir_all(&dir); // unusable: replaced below
+            if dir.exists() {
+                match load_cache_entry(&dir) {
+                    // Another writer stored the same entry (entries of one key are identical): keep theirs.
+                    Ok((.., theirs)) if theirs == meta => {
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        return Ok(());
+                    }
+                    // Unusable or different (a damaged meta.json): replaced below.
+                    _ => {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                }
             }
             if std::fs::rename(&tmp, &dir).is_err() {
-                // Another writer put the same entry first; entries of one key are identical, keep theirs.
+                // Another writer renamed its entry in between; use it if it loads.
                 let _ = std::fs::remove_dir_all(&tmp);
                 if load_cache_entry(&dir).is_err() {
                     return Err(alignment_gap::Error(format!("{}: could not store the cache entry", dir.display())));
@@ -295,7 +305,14 @@ mod native {
     /// Makes OUT ready: created, writable (checked now, not after an hour of training), and either empty of
     /// results, holding results of this same config (resumed: finished runs come from the cache), or
     /// cleared when `overwrite` says so. Results of another config are never silently replaced.
-    fn prepare_output(out: &std::path::Path, cfg: &alignment_gap::experiments::fig1::Fig1Config, shard: Option<alignment_gap::experiments::fig1::Shard>, overwrite: bool) -> alignment_gap::Result<()> {
+    /// Returns the results already there when resuming.
+    fn prepare_output(
+        out: &std::path::Path,
+        cfg: &alignment_gap::experiments::fig1::Fig1Config,
+        shard: Option<alignment_gap::experiments::fig1::Shard>,
+        backend: &str,
+        overwrite: bool,
+    ) -> alignment_gap::Result<Option<alignment_gap::experiments::fig1::Fig1Results>> {
         use alignment_gap::experiments::{differing_keys, fig1::Fig1Results};
         let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
         checkpoint::create_dir_all(out)?;
@@ -303,16 +320,19 @@ mod native {
         std::fs::write(&probe, b"").map_err(|e| alignment_gap::Error(format!("out: {} is not writable ({e})", out.display())))?;
         std::fs::remove_file(&probe).map_err(|e| err(&probe, e))?;
         let results = out.join("results.json");
+        let models = out.join("models");
         let previous = std::fs::read_to_string(&results).ok();
-        let Some(text) = previous else { return Ok(()) };
-        let same = match serde_json::from_str::<Fig1Results>(&text) {
-            Ok(prev) if &prev.config == cfg && prev.shard == shard => {
-                eprintln!("note: {} holds results of this config ({} checkpoints); resuming: finished stages and runs come from the cache", out.display(), prev.checkpoints.len());
-                return Ok(());
+        let same = match previous.map(|text| serde_json::from_str::<Fig1Results>(&text)) {
+            None if !models.exists() => return Ok(None),
+            None => "models/ but no results.json (models of unknown settings)".to_string(),
+            Some(Ok(prev)) if &prev.config == cfg && prev.shard == shard && prev.backend == backend => {
+                eprintln!("note: {} holds results of this config ({} checkpoints); resuming: they are kept, and finished stages and runs come from the cache", out.display(), prev.checkpoints.len());
+                return Ok(Some(prev));
             }
-            Ok(prev) if &prev.config == cfg => format!("results of this config's shard {} (this run: {})", show_shard(prev.shard), show_shard(shard)),
-            Ok(prev) => format!("another config (differs in: {})", differing_keys(&prev.config, cfg)?.join(", ")),
-            Err(e) => format!("a results.json this version cannot read ({e})"),
+            Some(Ok(prev)) if &prev.config == cfg && prev.shard != shard => format!("results of this config's shard {} (this run: {})", show_shard(prev.shard), show_shard(shard)),
+            Some(Ok(prev)) if &prev.config == cfg => format!("results of this config from another backend ('{}'; this run: '{backend}')", prev.backend),
+            Some(Ok(prev)) => format!("another config (differs in: {})", differing_keys(&prev.config, cfg)?.join(", ")),
+            Some(Err(e)) => format!("a results.json this version cannot read ({e})"),
         };
         if !overwrite {
             return Err(alignment_gap::Error(format!(
@@ -327,11 +347,10 @@ mod native {
                 std::fs::remove_file(&p).map_err(|e| err(&p, e))?;
             }
         }
-        let models = out.join("models");
         if models.exists() {
             std::fs::remove_dir_all(&models).map_err(|e| err(&models, e))?;
         }
-        Ok(())
+        Ok(None)
     }
 
     fn show_shard(shard: Option<alignment_gap::experiments::fig1::Shard>) -> String {
@@ -343,18 +362,15 @@ mod native {
     /// remount, a kill) keeps every checkpoint finished before it. The first write error stops every worker.
     struct LiveResults<'a> {
         out: &'a std::path::Path,
-        cfg: &'a alignment_gap::experiments::fig1::Fig1Config,
-        shard: Option<alignment_gap::experiments::fig1::Shard>,
-        backend: String,
         /// Test hook: once this many finished runs are written (and so cached), every later write fails as
         /// on a read-only disk.
         read_only_after_runs: Option<usize>,
         state: std::sync::Mutex<LiveState>,
     }
 
-    #[derive(Default)]
     struct LiveState {
-        results: Option<alignment_gap::experiments::fig1::Fig1Results>,
+        /// Starts from the folder's earlier results when resuming, so no row written before is lost.
+        results: alignment_gap::experiments::fig1::Fig1Results,
         /// Finished runs in the last results.json written.
         written_runs: usize,
         error: Option<alignment_gap::Error>,
@@ -362,7 +378,6 @@ mod native {
 
     impl LiveResults<'_> {
         fn update(&self, change: impl FnOnce(&mut alignment_gap::experiments::fig1::Fig1Results)) {
-            use alignment_gap::experiments::fig1::Fig1Results;
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if st.error.is_some() {
                 return;
@@ -370,20 +385,9 @@ mod native {
             if self.read_only_after_runs.is_some_and(|n| st.written_runs >= n) {
                 checkpoint::simulate_read_only();
             }
-            let r = st.results.get_or_insert_with(|| Fig1Results {
-                config: self.cfg.clone(),
-                backend: self.backend.clone(),
-                checkpoints: vec![],
-                proxy: vec![],
-                sft_loss: vec![],
-                timings: vec![],
-                complete: false,
-                shard: self.shard,
-            });
+            let r = &mut st.results;
             change(r);
-            // Seeds in the config's order, each seed's rows in arrival (run) order.
-            let order = |seed: u32| self.cfg.seeds.iter().position(|&s| s == seed);
-            r.checkpoints.sort_by_key(|row| order(row.seed));
+            r.sort();
             let runs = r.checkpoints.iter().filter(|row| row.checkpoint.step == row.run_steps).count();
             let written = write_results(self.out, r);
             match written {
@@ -427,12 +431,14 @@ mod native {
         use alignment_gap::experiments::{apply_overrides, fig1, pipeline};
         use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
         let mut cfg = fig1::Fig1Config::preset(preset)?;
+        if seeds.is_some() && sets.iter().any(|s| s.trim_start().starts_with("seeds=")) {
+            return Err(alignment_gap::Error("seeds: given twice (--seeds and --set seeds=…); give it once".into()));
+        }
         if let Some(seeds) = seeds {
             cfg.seeds = seeds;
         }
         let cfg = apply_overrides(&cfg, sets)?;
         cfg.validate()?;
-        prepare_output(out, &cfg, options.shard, options.overwrite)?;
         // This run's seeds and their runs: all of them, or the shard's slice.
         let assignments = cfg.runs_by_seed(options.shard);
         let engine = open_engine(device)?;
@@ -452,6 +458,8 @@ mod native {
             std::env::set_var("MATMUL_NUM_THREADS", "1");
         }
         let shard_note = options.shard.map(|s| format!(", shard {s}: {} of {} runs", assignments.iter().map(|(_, r)| r.len()).sum::<usize>(), cfg.seeds.len() * cfg.runs().len())).unwrap_or_default();
+        // Only now, with every argument checked and the engine open, is anything in OUT touched.
+        let previous = prepare_output(out, &cfg, options.shard, &engine.describe(), options.overwrite)?;
         eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time{shard_note}", cfg.seeds, engine.describe());
         let cache_dir = options.cache.unwrap_or_else(|| out.join("cache"));
         let tokenizer = cfg.task.tokenizer()?.to_json()?;
@@ -462,7 +470,10 @@ mod native {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let backend = engine.describe();
         let read_only_after_runs = std::env::var("ALIGNMENT_GAP_FAULT_READONLY_AFTER_RUNS").ok().and_then(|v| v.parse().ok());
-        let live = LiveResults { out, cfg: &cfg, shard: options.shard, backend: backend.clone(), read_only_after_runs, state: Default::default() };
+        let mut start = previous.unwrap_or_else(|| fig1::Fig1Results::empty(&cfg, backend.clone()));
+        (start.complete, start.shard, start.backend) = (false, options.shard, backend.clone());
+        let state = std::sync::Mutex::new(LiveState { results: start, written_runs: 0, error: None });
+        let live = LiveResults { out, read_only_after_runs, state };
         let trained = std::sync::Mutex::new(Vec::<TrainedModel>::new());
         // Each worker takes the next seed; a CPU worker has its own engine, the GPU one shares the device.
         let worker = |engine: &Engine| -> alignment_gap::Result<Vec<pipeline::SeedResults>> {
@@ -492,11 +503,8 @@ mod native {
                             }
                             bar.set_position(step);
                         }
-                        pipeline::Progress::Checkpoint(row) => live.update(|r| r.checkpoints.push(row.clone())),
-                        pipeline::Progress::StagesReady { seed, sft_loss, heldout_accuracy } => live.update(|r| {
-                            r.proxy.push(pipeline::ProxyReport { seed, heldout_accuracy });
-                            r.sft_loss.push((seed, sft_loss.to_vec()));
-                        }),
+                        pipeline::Progress::Checkpoint(row) => live.update(|r| r.upsert_row(row.clone())),
+                        pipeline::Progress::StagesReady { seed, sft_loss, heldout_accuracy } => live.update(|r| r.upsert_stages(seed, sft_loss.to_vec(), heldout_accuracy)),
                         pipeline::Progress::SftLoss { .. } | pipeline::Progress::ProxyEval { .. } => {}
                     },
                     |models| {
@@ -554,7 +562,7 @@ mod native {
         };
         let parts = shards.iter().map(read).collect::<alignment_gap::Result<Vec<_>>>()?;
         let results = fig1::merge_shards(parts)?;
-        prepare_output(out, &results.config, None, overwrite)?;
+        prepare_output(out, &results.config, None, &results.backend, overwrite)?;
         write_results(out, &results)?;
         write_reports(out, &results)?;
         for dir in shards {

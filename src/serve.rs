@@ -24,6 +24,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 64;
 /// The longest request head (request line and headers) read.
 const MAX_HEAD_BYTES: u64 = 16 * 1024;
+/// The longest a whole response may take: the largest file (the 2.7 MB wasm) needs milliseconds on
+/// loopback, so only a client reading a trickle reaches it.
+const RESPONSE_DEADLINE: Duration = Duration::from_secs(120);
 
 fn mime(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
@@ -88,7 +91,9 @@ fn resolve(root: &Path, target: &str) -> Option<PathBuf> {
 /// True when the Host header names this server: 127.0.0.1:PORT or localhost:PORT.
 fn host_allowed(host: &str, port: u16) -> bool {
     let host = host.trim().to_ascii_lowercase();
-    host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}")
+    let names = ["127.0.0.1", "localhost"];
+    // On port 80 browsers leave the port out of the Host header.
+    names.iter().any(|n| host == format!("{n}:{port}") || (port == 80 && host == *n))
 }
 
 /// An HTTP date (RFC 9110 IMF-fixdate), e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
@@ -121,17 +126,38 @@ fn http_date(t: SystemTime) -> String {
 struct Request {
     method: String,
     target: String,
-    host: Option<String>,
+    /// Every Host header (more than one is a malformed request).
+    hosts: Vec<String>,
     if_none_match: Option<String>,
+    if_modified_since: Option<String>,
+}
+
+/// The stream, for reading a request head, with one deadline for the whole head: the per-read timeout is
+/// what is left of it, so a client that sends a byte every few seconds is cut off all the same.
+struct HeadReader<'a> {
+    stream: &'a TcpStream,
+    deadline: std::time::Instant,
+}
+
+impl Read for HeadReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        (&mut &*self.stream).read(buf)
+    }
 }
 
 fn read_request(stream: &TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?.take(MAX_HEAD_BYTES));
+    let head = HeadReader { stream, deadline: std::time::Instant::now() + TIMEOUT };
+    let mut reader = BufReader::new(head.take(MAX_HEAD_BYTES));
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut words = line.split_whitespace();
     let (method, target) = (words.next()?.to_string(), words.next()?.to_string());
-    let mut request = Request { method, target, host: None, if_none_match: None };
+    let mut request = Request { method, target, hosts: vec![], if_none_match: None, if_modified_since: None };
     loop {
         line.clear();
         if reader.read_line(&mut line).ok()? == 0 {
@@ -143,8 +169,9 @@ fn read_request(stream: &TcpStream) -> Option<Request> {
         }
         if let Some((k, v)) = l.split_once(':') {
             match k.trim().to_ascii_lowercase().as_str() {
-                "host" => request.host = Some(v.trim().to_string()),
+                "host" => request.hosts.push(v.trim().to_string()),
                 "if-none-match" => request.if_none_match = Some(v.trim().to_string()),
+                "if-modified-since" => request.if_modified_since = Some(v.trim().to_string()),
                 _ => {}
             }
         }
@@ -159,7 +186,18 @@ fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], bod
     head += "\r\n";
     stream.write_all(head.as_bytes())?;
     if let Some(body) = body {
-        std::io::copy(body, stream)?;
+        let deadline = std::time::Instant::now() + RESPONSE_DEADLINE;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = body.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            stream.write_all(&buf[..n])?;
+        }
     }
     stream.flush()
 }
@@ -178,14 +216,26 @@ fn handle(mut stream: TcpStream, root: &Path, port: u16) -> std::io::Result<()> 
         return text_response(&mut stream, "400 Bad Request", "bad request\n", false, &[]);
     };
     let head_only = req.method == "HEAD";
-    if !req.host.as_deref().is_some_and(|h| host_allowed(h, port)) {
+    if req.hosts.len() > 1 {
+        return text_response(&mut stream, "400 Bad Request", "more than one Host header\n", head_only, &[]);
+    }
+    // An absolute-form target (GET http://host/path) names its host itself, and must name this server too.
+    let (target, target_host) = match req.target.strip_prefix("http://") {
+        Some(rest) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            (if path.is_empty() { "/".to_string() } else { path.to_string() }, Some(authority.to_string()))
+        }
+        None => (req.target.clone(), None),
+    };
+    let host_ok = |h: &Option<String>| h.as_deref().is_none_or(|h| host_allowed(h, port));
+    if req.hosts.is_empty() || !host_ok(&req.hosts.first().cloned()) || !host_ok(&target_host) {
         let msg = format!("this server answers only requests to 127.0.0.1:{port} or localhost:{port}\n");
         return text_response(&mut stream, "403 Forbidden", &msg, head_only, &[]);
     }
     if req.method != "GET" && !head_only {
         return text_response(&mut stream, "405 Method Not Allowed", "only GET and HEAD\n", false, &[("Allow", "GET, HEAD".into())]);
     }
-    let Some(path) = resolve(root, &req.target) else {
+    let Some(path) = resolve(root, &target) else {
         return text_response(&mut stream, "404 Not Found", "not found\n", head_only, &[]);
     };
     let mut file = std::fs::File::open(&path)?;
@@ -200,7 +250,14 @@ fn handle(mut stream: TcpStream, root: &Path, port: u16) -> std::io::Result<()> 
         ("ETag", etag.clone()),
         ("Last-Modified", http_date(modified)),
     ];
-    if req.if_none_match.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    // If-None-Match compares weakly (a W/ prefix matches); If-Modified-Since counts only without it, and
+    // browsers send back the Last-Modified text they were given.
+    let not_modified = match (&req.if_none_match, &req.if_modified_since) {
+        (Some(tags), _) => tags.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == etag || t == "*"),
+        (None, Some(since)) => *since == http_date(modified),
+        (None, None) => false,
+    };
+    if not_modified {
         return respond(&mut stream, "304 Not Modified", &headers, None);
     }
     headers.push(("Content-Length", meta.len().to_string()));
@@ -232,15 +289,22 @@ pub fn serve(root: &Path, port: u16) -> Result<(), String> {
         let Ok(mut stream) = stream else { continue };
         if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             open.fetch_sub(1, Ordering::SeqCst);
+            // Read what the client sent (briefly) so closing does not reset the connection before it
+            // sees the 503.
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = stream.read(&mut [0u8; 16 * 1024]);
             let _ = text_response(&mut stream, "503 Service Unavailable", "too many connections\n", false, &[("Retry-After", "1".into())]);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
             continue;
         }
         let (slot, root) = (Slot(open.clone()), root.clone());
         std::thread::spawn(move || {
             let _slot = slot;
             if let Err(e) = handle(stream, &root, port) {
-                if !matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) {
+                // A client that left or stalled past the timeouts is not the server's problem to report.
+                use std::io::ErrorKind::*;
+                if !matches!(e.kind(), BrokenPipe | ConnectionReset | TimedOut | WouldBlock) {
                     eprintln!("serve: {e}");
                 }
             }
@@ -272,6 +336,7 @@ mod tests {
     #[test]
     fn hosts_and_dates() {
         assert!(host_allowed("127.0.0.1:8080", 8080) && host_allowed("LOCALHOST:8080", 8080));
+        assert!(host_allowed("127.0.0.1", 80) && host_allowed("localhost:80", 80) && !host_allowed("127.0.0.1", 8080));
         assert!(!host_allowed("evil.example", 8080) && !host_allowed("127.0.0.1:8081", 8080) && !host_allowed("evil.example:8080", 8080));
         assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(784_111_777)), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");

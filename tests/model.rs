@@ -117,6 +117,16 @@ fn checkpoints_the_engine_would_misread_are_refused_by_name() {
     write_config(&|_| {});
     write_with_head(&tensors, values[0].clone());
     assert!(checkpoint::load(&dir).is_ok(), "a tied copy of the embedding is fine");
+    // Causal-mask buffers of older transformers versions are fine for the config's layers, not beyond.
+    let mask = |layer: usize| (format!("transformer.h.{layer}.attn.bias"), vec![1, 1, CFG.n_positions, CFG.n_positions], vec![1.0; CFG.n_positions * CFG.n_positions]);
+    let mut with_masks = tensors.clone();
+    with_masks.push(mask(1));
+    write_with_head(&with_masks, values[0].clone());
+    assert!(checkpoint::load(&dir).is_ok(), "a mask buffer of layer 1 of 2");
+    with_masks.push(mask(5));
+    write_with_head(&with_masks, values[0].clone());
+    let err = load_err();
+    assert!(err.contains("transformer.h.5.attn.bias") && err.contains("not used"), "{err}");
     let mut untied = values[0].clone();
     untied[0] += 1.0;
     write_with_head(&tensors, untied);

@@ -110,6 +110,14 @@ fn a_late_write_failure_keeps_finished_runs_and_a_rerun_completes_them() {
     assert!(stderr.contains("is unusable") && stderr.contains("non-finite") && !stderr.contains("SFT (cached)"), "{stderr}");
     assert_eq!(results(&out)["checkpoints"], resumed["checkpoints"]);
     assert!(alignment_gap::model::checkpoint::load(&sft).is_ok(), "the rebuilt entry replaced the damaged one");
+
+    // A run entry whose meta.json is valid JSON but not its checkpoints is retrained and repaired.
+    let run = std::fs::read_dir(out.join("cache")).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("run-")).unwrap();
+    std::fs::write(run.join("meta.json"), "{}").unwrap();
+    let (ok, _, stderr) = tiny(&out, &[], &[]);
+    assert!(ok && stderr.matches("steps) (cached)").count() == 2, "{stderr}");
+    assert!(std::fs::read_to_string(run.join("meta.json")).unwrap().starts_with('['), "the entry was repaired");
+    assert_eq!(results(&out)["checkpoints"], resumed["checkpoints"]);
 }
 
 /// Two runs sharing one cache (and two seeds inside each) write the same entries at the same time; every
@@ -140,6 +148,16 @@ fn concurrent_runs_sharing_a_cache_do_not_collide() {
 fn results_of_another_config_are_not_silently_overwritten() {
     let out = tmp("other-config");
     assert!(tiny(&out, &[], &[]).0);
+    let finished = results(&out);
+    // Resuming without the cache (another --cache) and failing at once loses none of the rows written.
+    let other_cache = tmp("other-cache");
+    let (ok, _, stderr) = tiny(&out, &["--cache", other_cache.to_str().unwrap()], &[("ALIGNMENT_GAP_FAULT_READONLY_AFTER_RUNS", "1")]);
+    assert!(!ok && stderr.contains("resuming"), "{stderr}");
+    assert_eq!(results(&out)["checkpoints"], finished["checkpoints"], "a resumed run dropped rows it had not recomputed");
+    // A refusal after --overwrite deletes nothing: every argument is checked before OUT is touched.
+    let (ok, _, stderr) = tiny(&out, &["--set", "betas=[0.2]", "--overwrite", "--jobs", "0"], &[]);
+    assert!(!ok && stderr.contains("jobs = 0") && !stderr.contains("removing"), "{stderr}");
+    assert!(out.join("models/seed0/sft/model.safetensors").is_file());
     let (ok, _, stderr) = tiny(&out, &["--set", "betas=[0.2]"], &[]);
     assert!(!ok && stderr.contains("another config (differs in: betas") && stderr.contains("--overwrite"), "{stderr}");
     let (ok, _, stderr) = tiny(&out, &["--set", "betas=[0.2]", "--overwrite"], &[]);
@@ -147,6 +165,10 @@ fn results_of_another_config_are_not_silently_overwritten() {
     assert!(!out.join("models/seed0/online_beta0.1_lr0.0005_steps12").exists(), "models of the old config are cleared");
     assert!(out.join("models/seed0/online_beta0.2_lr0.0005_steps12/model.safetensors").is_file());
     assert_eq!(results(&out)["config"]["betas"], serde_json::json!([0.2]));
+    // Models with no results.json beside them are of unknown settings: not mixed with new ones.
+    std::fs::remove_file(out.join("results.json")).unwrap();
+    let (ok, _, stderr) = tiny(&out, &["--set", "betas=[0.2]"], &[]);
+    assert!(!ok && stderr.contains("models/ but no results.json"), "{stderr}");
     // --out under a regular file cannot be created.
     let file = tmp("a-file");
     std::fs::write(&file, "x").unwrap();

@@ -97,6 +97,13 @@ fn serves_the_page_and_nothing_else() {
         assert_eq!(request(s.port, &format!("GET / HTTP/1.1\r\nHost: {host}")).0, 403, "Host {host}");
     }
     assert_eq!(request(s.port, "GET / HTTP/1.0").0, 403, "no Host header");
+    let two_hosts = format!("GET /.git/config HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1:{}", s.port);
+    assert_eq!(request(s.port, &two_hosts).0, 400, "two Host headers");
+    // Absolute-form targets: the host they name must be this server too.
+    let absolute = |host: &str, path: &str| request(s.port, &format!("GET http://{host}{path} HTTP/1.1\r\nHost: 127.0.0.1:{}", s.port)).0;
+    assert_eq!(absolute(&format!("127.0.0.1:{}", s.port), "/www/main.js"), 200);
+    assert_eq!(absolute(&format!("127.0.0.1:{}", s.port), "/.git/config"), 404);
+    assert_eq!(absolute("evil.example", "/www/main.js"), 403);
     assert_eq!(request(s.port, &format!("GET / HTTP/1.1\r\nHost: localhost:{}", s.port)).0, 200);
     for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
         let (status, head, _) = request(s.port, &format!("{method} / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0", s.port));
@@ -119,8 +126,17 @@ fn the_wasm_is_revalidated_not_downloaded_again() {
     // The header was lower-cased by `request`; ETags here are lower-case hex already.
     let (status, _, body) = request(s.port, &format!("GET /www/pkg/alignment_gap_bg.wasm HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nIf-None-Match: {etag}", s.port));
     assert_eq!((status, body.len()), (304, 0));
+    let (status, _, body) = request(s.port, &format!("GET /www/pkg/alignment_gap_bg.wasm HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nIf-None-Match: W/{etag}", s.port));
+    assert_eq!((status, body.len()), (304, 0), "a weak match is a match for If-None-Match");
     let (status, _, body) = request(s.port, &format!("GET /www/pkg/alignment_gap_bg.wasm HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nIf-None-Match: \"other\"", s.port));
     assert_eq!((status, body.len()), (200, 64 << 20));
+    // Without an ETag the browser sends back Last-Modified; the header was lower-cased by `request`.
+    let modified = header(&head, "last-modified").unwrap();
+    let original = modified.split(' ').map(|w| { let mut c = w.chars(); c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default() }).collect::<Vec<_>>().join(" ").replace("Gmt", "GMT");
+    let (status, _, _) = request(s.port, &format!("GET /www/main.js HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nIf-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT", s.port));
+    assert_eq!(status, 200, "an older date is not a match");
+    let (status, _, _) = request(s.port, &format!("GET /www/pkg/alignment_gap_bg.wasm HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nIf-Modified-Since: {original}", s.port));
+    assert_eq!(status, 304, "If-Modified-Since {original}");
 }
 
 #[test]
@@ -141,13 +157,26 @@ fn a_client_that_stops_reading_blocks_no_one_else() {
         assert_eq!(get(s.port, "/www/main.js").0, 200);
         assert!(t.elapsed() < Duration::from_secs(5), "a stalled reader delayed another client by {:?}", t.elapsed());
     }
-    // A client that sends half a request and stops is not waited on for ever either: the server closes it.
-    let mut half = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    half.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(half, "GET / HTTP/1.1\r\n").unwrap();
+    // A client that drips its request head (a header line every 2 s, each within the per-read timeout) is
+    // cut off when the head's 10 s deadline passes, not held for ever.
+    let mut drip = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    drip.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let t = Instant::now();
-    let mut buf = vec![];
-    let _ = half.read_to_end(&mut buf);
-    assert!(t.elapsed() < Duration::from_secs(25), "a half-sent request held its connection {:?}", t.elapsed());
+    write!(drip, "GET / HTTP/1.1\r\n").unwrap();
+    let mut next_line = t + Duration::from_secs(2);
+    let closed = loop {
+        let mut buf = [0u8; 256];
+        match drip.read(&mut buf) {
+            Ok(_) => break t.elapsed(), // the answer (400) or the close
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break t.elapsed(),
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "a dripping client held its connection for 30 s");
+        if Instant::now() >= next_line {
+            let _ = write!(drip, "X-Drip: {}\r\n", t.elapsed().as_millis());
+            next_line += Duration::from_secs(2);
+        }
+    };
+    assert!(closed >= Duration::from_secs(9) && closed < Duration::from_secs(15), "closed after {closed:?}");
     drop(stalled);
 }

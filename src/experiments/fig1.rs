@@ -290,6 +290,42 @@ pub struct Fig1Results {
     pub shard: Option<Shard>,
 }
 
+impl Fig1Results {
+    /// No checkpoints yet (a run under way).
+    pub fn empty(cfg: &Fig1Config, backend: String) -> Self {
+        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None }
+    }
+
+    /// Results order, whatever order the parts arrived in: seeds as in the config, each seed's runs as in
+    /// [`Fig1Config::runs`], each run's checkpoints by step.
+    pub fn sort(&mut self) {
+        let runs = self.config.runs();
+        let seeds = &self.config.seeds;
+        let seed_pos = |seed: u32| seeds.iter().position(|&s| s == seed).unwrap_or(usize::MAX);
+        self.checkpoints.sort_by_key(|row| (seed_pos(row.seed), runs.iter().position(|r| row.is_of(r)).unwrap_or(usize::MAX), row.checkpoint.step));
+        self.proxy.sort_by_key(|p| seed_pos(p.seed));
+        self.sft_loss.sort_by_key(|(s, _)| seed_pos(*s));
+    }
+
+    /// Adds a checkpoint, replacing the same checkpoint of the same run if it is there (a resumed run
+    /// reports again what an earlier attempt wrote).
+    pub fn upsert_row(&mut self, row: Row) {
+        let same = |r: &Row| r.seed == row.seed && r.method == row.method && r.beta == row.beta && r.lr == row.lr && r.run_steps == row.run_steps && r.checkpoint.step == row.checkpoint.step;
+        match self.checkpoints.iter_mut().find(|r| same(r)) {
+            Some(r) => *r = row,
+            None => self.checkpoints.push(row),
+        }
+    }
+
+    /// Records a seed's shared stages, replacing an earlier record of the same seed.
+    pub fn upsert_stages(&mut self, seed: u32, sft_loss: Vec<f32>, heldout_accuracy: f32) {
+        self.proxy.retain(|p| p.seed != seed);
+        self.sft_loss.retain(|(s, _)| *s != seed);
+        self.proxy.push(ProxyReport { seed, heldout_accuracy });
+        self.sft_loss.push((seed, sft_loss));
+    }
+}
+
 fn finished() -> bool {
     true
 }
@@ -368,9 +404,9 @@ pub fn merge_shards(parts: Vec<Fig1Results>) -> Result<Fig1Results> {
         bail!("merge: shard {}/{count} is missing", i + 1);
     }
     let runs = cfg.runs();
-    let seed_pos = |seed: u32| cfg.seeds.iter().position(|&s| s == seed).unwrap_or(usize::MAX);
     let run_pos = |row: &Row| runs.iter().position(|r| row.is_of(r)).unwrap_or(usize::MAX);
-    let mut merged = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
+    let mut merged = Fig1Results::empty(&cfg, backend);
+    merged.complete = true;
     for p in parts {
         merged.checkpoints.extend(p.checkpoints);
         for r in p.proxy {
@@ -391,9 +427,7 @@ pub fn merge_shards(parts: Vec<Fig1Results>) -> Result<Fig1Results> {
             pipeline::add_time(&mut merged.timings, &name, secs * 1e3);
         }
     }
-    merged.checkpoints.sort_by_key(|row| (seed_pos(row.seed), run_pos(row), row.checkpoint.step));
-    merged.proxy.sort_by_key(|p| seed_pos(p.seed));
-    merged.sft_loss.sort_by_key(|(s, _)| seed_pos(*s));
+    merged.sort();
     let mut finished: Vec<(u32, usize)> = merged.checkpoints.iter().filter(|r| r.checkpoint.step == r.run_steps).map(|r| (r.seed, run_pos(r))).collect();
     finished.dedup();
     if finished.len() != cfg.seeds.len() * runs.len() {

@@ -24,7 +24,8 @@ pub fn apply_overrides<T: Serialize + DeserializeOwned>(config: &T, overrides: &
             node = next;
         }
         let parsed: serde_json::Value = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
-        if std::mem::discriminant(node) != std::mem::discriminant(&parsed) && !node.is_null() {
+        // null is for optional settings (e.g. max_grad_norm = null: no clipping); parsing below refuses it elsewhere.
+        if std::mem::discriminant(node) != std::mem::discriminant(&parsed) && !node.is_null() && !parsed.is_null() {
             bail!("--set {key}={value}: expected a value like {node}");
         }
         *node = parsed;

@@ -160,8 +160,10 @@ pub fn values_from_safetensors(bytes: &[u8], config: &GptConfig, head: Head) -> 
     let mut extra: Vec<String> = st.names().into_iter().filter(|n| !infos.iter().any(|i| i.name == *n)).map(str::to_string).collect();
     extra.sort();
     for name in extra {
-        // Older transformers versions store the causal mask as a buffer; it carries no parameters.
-        if name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") {
+        // Older transformers versions store each layer's causal mask as a buffer; it carries no parameters,
+        // but one of a layer the config does not have means the file is of a deeper model.
+        let layer = name.strip_prefix("transformer.h.").and_then(|r| r.split_once('.')).filter(|(_, rest)| *rest == "attn.bias" || *rest == "attn.masked_bias");
+        if layer.and_then(|(l, _)| l.parse::<usize>().ok()).is_some_and(|l| l < config.n_layer) {
             continue;
         }
         // A tied LM head may be stored as a copy of the embedding; only an untied one changes the model.
