@@ -36,9 +36,78 @@ pub fn uniform_vec(seed: u32, stream: u32, len: usize, lo: f32, hi: f32) -> Vec<
     (0..len).map(|i| lo + (hi - lo) * uniform(seed, stream, 0, i as u32)).collect()
 }
 
+/// Every stream id the experiments draw from, in one place. Each purpose owns a half-open range
+/// `[start, end)` of stream ids, and the ranges are disjoint (tested), so no two purposes ever share random
+/// numbers. Where a purpose derives several streams from its base (per step, per chunk), the limit that
+/// keeps it inside its range is here too, and the config validators enforce it.
+pub mod streams {
+    /// Parameter initialisation: stream = the tensor's index in the parameter list.
+    pub const INIT: (u32, u32) = (0, 0x1_0000);
+    /// SFT: prompts (base + 1) and the noisy generator's responses (base + 2).
+    pub const SFT: (u32, u32) = (0x5F7_0000, 0x5F8_0000);
+    pub const SFT_PROMPTS: u32 = SFT.0 + 1;
+    pub const SFT_RESPONSES: u32 = SFT.0 + 2;
+    /// Online alignment: prompts (one stream, indexed by step · batch + row).
+    pub const ALIGN_PROMPTS: u32 = 0xA11_0000;
+    /// Online alignment: the two samples of step s from streams base + 2s and base + 2s + 1.
+    pub const ALIGN_SAMPLES: (u32, u32) = (0xA12_0000, 0xA13_0000);
+    /// Online steps that fit in [`ALIGN_SAMPLES`].
+    pub const MAX_ONLINE_STEPS: u32 = (ALIGN_SAMPLES.1 - ALIGN_SAMPLES.0) / 2;
+    /// Online alignment with Bernoulli golden labels: the label coins.
+    pub const ALIGN_COINS: u32 = 0xA13_0000;
+    /// D_golden and the held-out pairs (`train::data::golden_pairs`): prompts from the base, the two
+    /// responses of chunk c from base + 1 + 256c and base + 2 + 256c, label coins from base + 3.
+    pub const D_GOLDEN: (u32, u32) = (0xD0_0000, 0xD1_0000);
+    pub const HELDOUT: (u32, u32) = (0xD1_0000, 0xD2_0000);
+    /// Prompts per chunk of `golden_pairs`.
+    pub const PAIR_CHUNK: usize = 512;
+    /// Pairs that fit in one of those ranges: 256 chunks.
+    pub const MAX_PAIRS: usize = ((D_GOLDEN.1 - D_GOLDEN.0) as usize >> 8) * PAIR_CHUNK;
+    /// Evaluation: each checkpoint's samples for the win rate and for the KL (the same streams at every
+    /// checkpoint: common random numbers make checkpoints comparable).
+    pub const EVAL_WIN_SAMPLES: u32 = 0xE0_0001;
+    pub const EVAL_KL_SAMPLES: u32 = 0xE0_0002;
+    /// Evaluation data fixed per seed: win-rate prompts, π_sft's baseline responses, KL prompts.
+    pub const EVAL_WIN_PROMPTS: u32 = 0xE1_0000;
+    pub const EVAL_BASELINE: u32 = 0xE2_0000;
+    pub const EVAL_KL_PROMPTS: u32 = 0xE3_0000;
+
+    /// (purpose, start, end) of every range; single streams are ranges of one.
+    pub const RANGES: [(&str, u32, u32); 12] = [
+        ("init", INIT.0, INIT.1),
+        ("sft", SFT.0, SFT.1),
+        ("align prompts", ALIGN_PROMPTS, ALIGN_PROMPTS + 1),
+        ("align samples", ALIGN_SAMPLES.0, ALIGN_SAMPLES.1),
+        ("align coins", ALIGN_COINS, ALIGN_COINS + 1),
+        ("d_golden", D_GOLDEN.0, D_GOLDEN.1),
+        ("heldout", HELDOUT.0, HELDOUT.1),
+        ("eval win samples", EVAL_WIN_SAMPLES, EVAL_WIN_SAMPLES + 1),
+        ("eval kl samples", EVAL_KL_SAMPLES, EVAL_KL_SAMPLES + 1),
+        ("eval win prompts", EVAL_WIN_PROMPTS, EVAL_WIN_PROMPTS + 1),
+        ("eval baseline", EVAL_BASELINE, EVAL_BASELINE + 1),
+        ("eval kl prompts", EVAL_KL_PROMPTS, EVAL_KL_PROMPTS + 1),
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_ranges_are_disjoint() {
+        for (i, a) in streams::RANGES.iter().enumerate() {
+            assert!(a.1 < a.2, "{a:?} is empty");
+            for b in &streams::RANGES[i + 1..] {
+                assert!(a.2 <= b.1 || b.2 <= a.1, "streams of {} and {} overlap", a.0, b.0);
+            }
+        }
+        // The derived streams stay inside their ranges at the limits the validators enforce.
+        let last_sample = streams::ALIGN_SAMPLES.0 + 2 * (streams::MAX_ONLINE_STEPS - 1) + 1;
+        assert!(last_sample < streams::ALIGN_SAMPLES.1);
+        let last_chunk = (streams::MAX_PAIRS / streams::PAIR_CHUNK - 1) as u32;
+        assert!(streams::D_GOLDEN.0 + 3 + (last_chunk << 8) < streams::D_GOLDEN.1);
+        assert!(streams::HELDOUT.0 + 3 + (last_chunk << 8) < streams::HELDOUT.1);
+    }
 
     #[test]
     fn deterministic_and_spread() {

@@ -130,13 +130,15 @@ impl Fig1Config {
         int("proxy.eval_every", self.proxy.eval_every as u64, 1, self.proxy.steps as u64, "held-out accuracy is measured every this many steps and the best model kept; at most proxy.steps")?;
         adamw("proxy.adamw", &self.proxy.adamw)?;
         int("batch", self.batch as u64, 1, 1024, "pairs per alignment step; memory grows with it")?;
-        int("steps", self.steps as u64, 1, MAX_STEPS, "steps of each online run")?;
+        let online_max = crate::rng::streams::MAX_ONLINE_STEPS as u64;
+        int("steps", self.steps as u64, 1, online_max, "steps of each online run; each step's samples have their own random stream, and this many fit")?;
         int("eval_every", self.eval_every as u64, 1, MAX_STEPS, "a checkpoint every this many alignment steps (and at the first and last)")?;
         int("heldout", self.heldout as u64, 16, 1 << 16, "held-out golden pairs for the proxy's early stopping and classifier accuracy; fewer make them noise")?;
         int("win_prompts", self.win_prompts as u64, 16, 1 << 16, "prompts per golden win-rate estimate; fewer make it noise")?;
         int("kl_prompts", self.kl_prompts as u64, 8, 1 << 16, "prompts per KL estimate; fewer make it noise")?;
         let need = self.proxy.batch.max(self.batch);
-        int("d_golden", self.d_golden as u64, need as u64, 1 << 20, "one batch of distinct pairs for the proxy (proxy.batch) and for offline IPO (batch)")?;
+        let pairs_max = crate::rng::streams::MAX_PAIRS as u64;
+        int("d_golden", self.d_golden as u64, need as u64, pairs_max, "at least one batch of distinct pairs for the proxy (proxy.batch) and offline IPO (batch); at most what its random streams hold")?;
         list("seeds", &self.seeds, 64, "independent replicates", |_, _| Ok(()))?;
         for (i, s) in self.seeds.iter().enumerate() {
             if self.seeds[..i].contains(s) {

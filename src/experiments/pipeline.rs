@@ -254,12 +254,7 @@ pub struct SeedStages {
     pub timings: Vec<(String, f64)>,
 }
 
-// RNG streams of the stages, disjoint from each other and from the trainers' own.
-const D_GOLDEN_STREAM: u32 = 0xD0_0000;
-const HELDOUT_STREAM: u32 = 0xD1_0000;
-const WIN_PROMPT_STREAM: u32 = 0xE1_0000;
-const BASELINE_STREAM: u32 = 0xE2_0000;
-const KL_PROMPT_STREAM: u32 = 0xE3_0000;
+use crate::rng::streams;
 
 /// SFT → D_golden and held-out pairs → proxy PM for one seed.
 pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<SeedStages> {
@@ -289,8 +284,8 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
 
     let t0 = now_ms();
     progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 0, total: 1 });
-    let d_golden = golden_pairs(e, task, &sft, spec.d_golden, seed, D_GOLDEN_STREAM, 512).await?;
-    let heldout = golden_pairs(e, task, &sft, spec.heldout, seed, HELDOUT_STREAM, 512).await?;
+    let d_golden = golden_pairs(e, task, &sft, spec.d_golden, seed, streams::D_GOLDEN.0, streams::PAIR_CHUNK).await?;
+    let heldout = golden_pairs(e, task, &sft, spec.heldout, seed, streams::HELDOUT.0, streams::PAIR_CHUNK).await?;
     progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 1, total: 1 });
     add_time(&mut timings, "d_golden", now_ms() - t0);
 
@@ -324,9 +319,9 @@ impl SeedStages {
     /// The fixed evaluation data of this seed: the same prompts and π_sft baseline for every run.
     pub async fn eval_set(&self, e: &Engine, spec: &StageSpec<'_>) -> Result<EvalSet<'_>> {
         let (task, seed) = (spec.task, self.seed);
-        let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, WIN_PROMPT_STREAM, i)).collect();
-        let baseline = sample_responses(e, &self.sft, task, &win, seed, BASELINE_STREAM).await?;
-        let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, KL_PROMPT_STREAM, i)).collect();
+        let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_WIN_PROMPTS, i)).collect();
+        let baseline = sample_responses(e, &self.sft, task, &win, seed, streams::EVAL_BASELINE).await?;
+        let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_KL_PROMPTS, i)).collect();
         EvalSet::new(e, &self.sft, task, win, baseline, kl_prompts, self.heldout.clone(), Some(&self.proxy), seed).await
     }
 

@@ -74,11 +74,7 @@ pub enum Source<'a> {
     OnlineGolden,
 }
 
-const PROMPT_STREAM: u32 = 0xA11_0000;
-const SAMPLE_STREAM: u32 = 0xA12_0000;
-const COIN_STREAM: u32 = 0xA13_0000;
-const WIN_STREAM: u32 = 0xE0_0001;
-const KL_STREAM: u32 = 0xE0_0002;
+use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
 
 /// Summed response log-probs of `ys` under `model` for `prompts` (batched in one pass).
 async fn response_logprobs(e: &Engine, model: &Gpt, acts: &Activations, batch: &SequenceBatch) -> Result<Vec<f32>> {
@@ -139,9 +135,9 @@ pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft_margins: &[f32], 
 }
 
 pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, step: u32, train_loss: Option<f32>) -> Result<Checkpoint> {
-    let ys = sample_responses(e, policy, task, &set.win_prompts, set.seed, WIN_STREAM).await?;
+    let ys = sample_responses(e, policy, task, &set.win_prompts, set.seed, EVAL_WIN_SAMPLES).await?;
     let (golden_win_rate, ties) = golden_win_rate(task, &set.win_prompts, &ys, &set.baseline);
-    let kl_ys = sample_responses(e, policy, task, &set.kl_prompts, set.seed, KL_STREAM).await?;
+    let kl_ys = sample_responses(e, policy, task, &set.kl_prompts, set.seed, EVAL_KL_SAMPLES).await?;
     let kl = kl_to_reference(e, policy, sft, task, &set.kl_prompts, &kl_ys).await?;
     let classifier_accuracy = classifier_accuracy(e, policy, &set.heldout_sft_margins, task, &set.heldout).await?;
     let proxy_prefers = match set.proxy {
@@ -188,10 +184,12 @@ pub async fn align(
     if !(cfg.beta > 0.0 && cfg.beta.is_finite()) {
         bail!("beta = {} is out of range: finite and > 0", cfg.beta);
     }
-    if let Source::Offline(d) = &source {
-        if d.len() < cfg.batch {
-            bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch);
+    match &source {
+        Source::Offline(d) if d.len() < cfg.batch => bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch),
+        Source::OnlineProxy(_) | Source::OnlineGolden if cfg.steps > MAX_ONLINE_STEPS => {
+            bail!("steps = {} is out of range 1..={MAX_ONLINE_STEPS} for an online run (each step's samples have their own random stream)", cfg.steps)
         }
+        _ => {}
     }
     let t = task.context();
     let b = cfg.batch;
@@ -218,12 +216,12 @@ pub async fn align(
                 }
             }
             online => {
-                let prompts: Vec<Vec<u32>> = (0..b).map(|i| task.prompt(seed, PROMPT_STREAM, step * b as u32 + i as u32)).collect();
-                let y1 = sample_responses(e, &policy, task, &prompts, seed, SAMPLE_STREAM + 2 * step).await?;
-                let y2 = sample_responses(e, &policy, task, &prompts, seed, SAMPLE_STREAM + 2 * step + 1).await?;
+                let prompts: Vec<Vec<u32>> = (0..b).map(|i| task.prompt(seed, ALIGN_PROMPTS, step * b as u32 + i as u32)).collect();
+                let y1 = sample_responses(e, &policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step).await?;
+                let y2 = sample_responses(e, &policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step + 1).await?;
                 let first_wins = match online {
                     Source::OnlineProxy(pm) => prefers(e, pm, task, &prompts, &y1, &y2).await?,
-                    _ => (0..b).map(|i| task.golden_label(&prompts[i], &y1[i], &y2[i], uniform(seed, COIN_STREAM, step, i as u32))).collect(),
+                    _ => (0..b).map(|i| task.golden_label(&prompts[i], &y1[i], &y2[i], uniform(seed, ALIGN_COINS, step, i as u32))).collect(),
                 };
                 Pairs { prompts, y1, y2, first_wins }
             }

@@ -9,8 +9,9 @@ use crate::rng::uniform;
 use crate::task::TaskConfig;
 
 /// `n` golden-labelled pairs of SFT samples, keyed by (seed, stream): prompts from `stream`, the two
-/// responses from streams `stream + 1` and `stream + 2`, label coins from `stream + 3`. Sampled in chunks
-/// of `chunk` prompts.
+/// responses of chunk c from streams `stream + 1 + 256c` and `stream + 2 + 256c`, label coins from
+/// `stream + 3`. Sampled in chunks of `chunk` prompts; `crate::rng::streams` gives each purpose a range
+/// that holds its chunks.
 pub async fn golden_pairs(e: &Engine, task: &TaskConfig, sft: &Gpt, n: usize, seed: u32, stream: u32, chunk: usize) -> Result<Pairs> {
     let mut pairs = Pairs::default();
     for start in (0..n).step_by(chunk.max(1)) {

@@ -10,9 +10,7 @@ use crate::model::{Gpt, GptConfig, Head};
 use crate::task::TaskConfig;
 use serde::{Deserialize, Serialize};
 
-/// RNG streams, so SFT data never coincides with other draws of the same seed.
-const PROMPT_STREAM: u32 = 0x5F7_0001;
-const RESPONSE_STREAM: u32 = 0x5F7_0002;
+use crate::rng::streams::{SFT_PROMPTS, SFT_RESPONSES};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SftConfig {
@@ -41,8 +39,8 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
     for step in 0..sft.steps {
         crate::control::yield_point().await?;
         let first = step * sft.batch as u32;
-        let prompts: Vec<Vec<u32>> = (0..sft.batch as u32).map(|i| task.prompt(seed, PROMPT_STREAM, first + i)).collect();
-        let responses: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, seed, RESPONSE_STREAM, first + i as u32)).collect();
+        let prompts: Vec<Vec<u32>> = (0..sft.batch as u32).map(|i| task.prompt(seed, SFT_PROMPTS, first + i)).collect();
+        let responses: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, seed, SFT_RESPONSES, first + i as u32)).collect();
         let batch = SequenceBatch::new(&prompts, &responses, t);
         let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
         Gpt::clear_grads(e, &grads)?;
