@@ -199,13 +199,6 @@ impl GpuBackend {
         GpuTensor { buffer, len: data.len() }
     }
 
-    pub fn write(&self, t: &GpuTensor, data: &[f32]) {
-        self.flush();
-        if !data.is_empty() {
-            self.queue.write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
-        }
-    }
-
     fn max_groups(&self) -> usize {
         self.adapter.limits.max_compute_workgroups_per_dimension as usize
     }

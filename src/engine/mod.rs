@@ -166,25 +166,6 @@ impl Engine {
         }
     }
 
-    /// Overwrites a tensor's contents (lengths must match). On the GPU, work recorded earlier is
-    /// submitted first, so it still sees the old contents.
-    pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
-        if t.len() != data.len() {
-            bail!("write: tensor holds {} values, got {}", t.len(), data.len());
-        }
-        match (self, t) {
-            (Engine::Cpu(_), Tensor::Cpu(v)) => {
-                v.try_borrow_mut().map_err(|_| aliased("write"))?.copy_from_slice(data);
-                Ok(())
-            }
-            (Engine::Gpu(g), Tensor::Gpu(b)) => {
-                g.write(b, data);
-                Ok(())
-            }
-            _ => Err(foreign("write")),
-        }
-    }
-
     pub fn zeros(&self, len: usize) -> Tensor {
         self.tensor(&vec![0.0; len])
     }
