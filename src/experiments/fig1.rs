@@ -1,4 +1,4 @@
-//! Figure 1 (PAPER.md): golden win rate against KL for online and offline IPO, every checkpoint of every
+//! Figure 1 (docs/method.md §6): golden win rate against KL for online and offline IPO, every checkpoint of every
 //! setting, from one config. Per seed: SFT → D_golden → proxy PM → for each (β, lr): online IPO with proxy
 //! labels, offline IPO on D_golden, and (optionally) online IPO with golden labels as the reference.
 //! Online and offline share the loss, β, lr, batch and steps.
@@ -54,29 +54,50 @@ pub fn preset_description(name: &str) -> &'static str {
 
 impl Fig1Config {
     pub fn preset(name: &str) -> Result<Self> {
-        // The setting chosen by the search in results/fig1/SEARCH.md (seeds 100, 101), confirmed on 0, 1, 2.
+        // The full figure: the setting the search in results/fig1/SEARCH.md chose on seeds 100 and 101,
+        // confirmed once on 0, 1, 2. One line per value, with why it is what it is.
         let full = Fig1Config {
+            // 40 words, 16 key, 8 per document, summaries ≤ 12 tokens: the setting the PyTorch
+            // prototype explored; the search varied it (p3, p5) and kept it.
             task: TaskConfig::default(),
+            // Bench size S: small enough that the 3-seed figure fits the search's 30-minute CPU budget.
             policy: ModelSize { layers: 2, d_model: 64, heads: 4 },
+            // The search's SFT length (SEARCH.md, shared by every probe).
             sft: SftConfig { steps: 1500, batch: 64, ..SftConfig::default() },
+            // The search's D_golden: the proxy's accuracy decides online's behaviour, so it gets much data.
             d_golden: 65_536,
+            // Held-out pairs for early stopping and classifier accuracy: accuracy in steps of 1/1024.
             heldout: 1024,
+            // 3000 steps of 64 pairs ≈ 3 passes over D_golden; early stopping keeps the best of 12 evaluations.
             proxy: PmConfig { steps: 3000, batch: 64, eval_every: 250, ..PmConfig::default() },
+            // The paper's loss for Figure 1.
             loss: Loss::Ipo,
+            // The search's choice: offline IPO needs β 0.01 to reach online's KL range (its target margin
+            // 1/(2β) bounds how far it moves); 0.1 is the paper's online β.
             betas: vec![0.01, 0.1],
+            // One learning rate for online and offline alike (the comparison's fairness rule).
             lrs: vec![5e-4],
+            // The search's run length (online over-optimised within it when the proxy was weak).
             steps: 300,
+            // Offline for as many steps as online; the paper also sweeps longer offline runs (offline_steps).
             offline_steps: vec![300],
+            // Pairs per step, the same for both methods.
             batch: 64,
+            // 11 checkpoints per run (steps 0, 30, …, 300).
             eval_every: 30,
+            // Win rate in steps of 1/512 (ties ½); KL over 256 prompts, as in the paper.
             win_prompts: 512,
             kl_prompts: 256,
+            // Confirmation seeds, disjoint from the search seeds (100, 101).
             seeds: vec![0, 1, 2],
+            // Online IPO with golden labels: the reference curve the paper draws.
             golden_reference: true,
         };
         match name {
             "fig1" => Ok(full),
+            // One seed and a smaller proxy, for a page visitor: its weaker proxy (≈ 0.79) is over-optimised.
             "fig1-quick" => Ok(Fig1Config {
+                // Every stage shorter than the full figure's, to fit a browser tab.
                 sft: SftConfig { steps: 1000, batch: 64, ..SftConfig::default() },
                 d_golden: 8192,
                 heldout: 512,
@@ -85,9 +106,11 @@ impl Fig1Config {
                 offline_steps: vec![200],
                 eval_every: 25,
                 seeds: vec![0],
+                // The reference run would add half again to the time.
                 golden_reference: false,
                 ..full.clone()
             }),
+            // Seconds: every stage runs a few steps of a tiny model; for tests and smoke checks, not results.
             "fig1-tiny" => Ok(Fig1Config {
                 policy: ModelSize { layers: 1, d_model: 32, heads: 2 },
                 sft: SftConfig { steps: 60, batch: 32, ..SftConfig::default() },

@@ -1,4 +1,4 @@
-//! The toy task, a summarisation analogue (PAPER.md's controlled setting at toy scale).
+//! The toy task, a summarisation analogue (docs/method.md §2: the controlled setting at toy scale).
 //!
 //! A prompt is a "document": distinct words from a small vocabulary, some of them *key* words. A response is
 //! a "summary": words, then <eos>. The golden reward (the stand-in for the paper's golden preference model)

@@ -1,4 +1,4 @@
-//! Online and offline alignment (PAPER.md), one loss and one update for both so that the comparison is
+//! Online and offline alignment (docs/method.md §2), one loss and one update for both so that the comparison is
 //! fair: the same GPO loss, β, learning rate and batch. Offline: batches of D_golden in order. Online: each
 //! step samples two responses per prompt from the current policy and labels them with the proxy (or, for
 //! the reference "golden policy", with the golden preference). The online stream is kept for replay.
@@ -126,7 +126,7 @@ pub async fn pair_margins(e: &Engine, model: &Gpt, task: &TaskConfig, pairs: &Pa
     Ok(margins)
 }
 
-/// Policy-as-classifier accuracy (PAPER.md): predict y1 ≻ y2 iff [log π(y1) − log π(y2)] − [log π_sft(y1) −
+/// Policy-as-classifier accuracy (docs/method.md §4): predict y1 ≻ y2 iff [log π(y1) − log π(y2)] − [log π_sft(y1) −
 /// log π_sft(y2)] > 0, against the golden labels. `sft_margins` are π_sft's [`pair_margins`].
 pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft_margins: &[f32], task: &TaskConfig, pairs: &Pairs) -> Result<f32> {
     let margins = pair_margins(e, policy, task, pairs).await?;

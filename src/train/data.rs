@@ -1,4 +1,4 @@
-//! D_golden: prompts, two samples from π_sft each, labelled by the golden preference (PAPER.md).
+//! D_golden: prompts, two samples from π_sft each, labelled by the golden preference (docs/method.md §2).
 
 use super::eval::sample_responses;
 use super::pm::Pairs;

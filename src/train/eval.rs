@@ -1,4 +1,4 @@
-//! Measurements (PAPER.md): golden win rate against a baseline policy, exact KL(π‖π_sft), and what the
+//! Measurements (docs/method.md §4): golden win rate against a baseline policy, exact KL(π‖π_sft), and what the
 //! samples look like (golden reward, length, repeats, hallucinations).
 
 use super::batch::SequenceBatch;
@@ -32,7 +32,7 @@ pub fn golden_win_rate(task: &TaskConfig, prompts: &[Vec<u32>], ys: &[Vec<u32>],
     (score / n, ties as f32 / n)
 }
 
-/// Exact KL(π‖π_ref) per PAPER.md: responses y ~ π, then Σ over response positions of the full-vocabulary
+/// Exact KL(π‖π_ref) (docs/method.md §4): responses y ~ π, then Σ over response positions of the full-vocabulary
 /// KL of the next-token distributions, averaged over prompts.
 pub async fn kl_to_reference(e: &Engine, policy: &Gpt, reference: &Gpt, task: &TaskConfig, prompts: &[Vec<u32>], responses: &[Vec<u32>]) -> Result<f32> {
     let t = task.context();

@@ -1,4 +1,4 @@
-//! The GPO family (PAPER.md) on summed response log-probs. Each returns the mean loss over pairs and its
+//! The GPO family (docs/method.md §3.1) on summed response log-probs. Each returns the mean loss over pairs and its
 //! gradient with respect to the policy's log π(y_w|x) and log π(y_l|x), which `Gpt::backward` takes.
 //! h = [log π(y_w) − log π_ref(y_w)] − [log π(y_l) − log π_ref(y_l)].
 
@@ -47,7 +47,7 @@ pub fn gpo(loss: Loss, beta: f32, policy_w: &[f32], policy_l: &[f32], ref_w: &[f
     ((total / n as f64) as f32, dw, dl)
 }
 
-/// The pairwise preference model's position-debiased loss (PAPER.md):
+/// The pairwise preference model's position-debiased loss (docs/method.md §3.2):
 /// −[½·log r(x, y_w, y_l) + ½·log(1 − r(x, y_l, y_w))] with r = σ(score). `forward` holds the scores of
 /// (x, y_w, y_l), `swapped` those of (x, y_l, y_w). Returns the mean loss and d loss / d score for each.
 pub fn pairwise_pm(forward: &[f32], swapped: &[f32]) -> (f32, Vec<f32>, Vec<f32>) {

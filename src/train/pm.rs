@@ -1,4 +1,4 @@
-//! The pairwise proxy preference model r(x, y1, y2) = σ(score(x ⊕ y1 ⊕ y2)) (PAPER.md): a GPT-2 with a scalar
+//! The pairwise proxy preference model r(x, y1, y2) = σ(score(x ⊕ y1 ⊕ y2)) (docs/method.md §3.2): a GPT-2 with a scalar
 //! head read at the last real token, initialised from the SFT trunk, trained on D_golden with the
 //! position-debiased loss, and used through the sign rule y1 ≻ y2 iff r(x,y1,y2) − r(x,y2,y1) > 0.
 

@@ -1,5 +1,5 @@
 //! Supervised fine-tuning on the noisy generator's summaries: the π_sft every alignment run starts from and
-//! is regularised towards (PAPER.md). Loss: −mean_b log π(y_b | x_b) over response tokens.
+//! is regularised towards (docs/method.md §2). Loss: −mean_b log π(y_b | x_b) over response tokens.
 
 use super::batch::SequenceBatch;
 use super::optim::{AdamW, AdamwConfig, Schedule};
