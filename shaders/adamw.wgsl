@@ -13,9 +13,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = gid.x + gid.y * groups.x * 64u;
+    let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
     let g = grad[i] * p.grad_scale;
     let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;

@@ -8,11 +8,7 @@ struct Params { rows: u32, t: u32, scale: f32, _pad: u32 }
 @group(0) @binding(2) var<storage, read_write> att: array<f32>;
 @group(0) @binding(3) var<storage, read_write> datt: array<f32>;
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = thread_index(gid, groups);
     if (r >= p.rows) { return; }
@@ -33,7 +29,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 }
 
 // dpre = scale·att·(datt − Σ att·datt) on and below the diagonal, 0 above
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = thread_index(gid, groups);
     if (r >= p.rows) { return; }

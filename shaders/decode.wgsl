@@ -21,10 +21,6 @@ struct Params {
 @group(0) @binding(10) var<storage, read_write> done: array<f32>;       // [B]
 @group(0) @binding(11) var<storage, read_write> logprobs: array<f32>;   // [B, context]
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
 // The same counter-based generator as rng::pcg4d on the CPU.
 fn pcg4d(input: vec4<u32>) -> vec4<u32> {
     var v = input * 1664525u + 1013904223u;
@@ -38,7 +34,7 @@ fn uniform01(seed: u32, stream: u32, row: u32, index: u32) -> f32 {
     return f32(pcg4d(vec4<u32>(seed, stream, row, index)).x >> 8u) * (1.0 / 16777216.0);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn embed_position(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.b * p.c) { return; }
@@ -48,7 +44,7 @@ fn embed_position(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 }
 
 // One thread per (sequence, head): store k and v at `pos`, then softmax over positions 0..=pos.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn cached_attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.b * p.h) { return; }
@@ -84,7 +80,7 @@ fn cached_attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn sample_next(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let b = thread_index(gid, groups);
     if (b >= p.b) { return; }

@@ -8,10 +8,6 @@ struct Params { len: u32, c: u32, _pad0: u32, _pad1: u32 }  // c: row width (bia
 @group(0) @binding(2) var<storage, read_write> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
 const GELU_SCALE: f32 = 0.7978846;  // sqrt(2/π)
 
 // tanh through exp of a clamped argument: some drivers return NaN for tanh of large inputs.
@@ -21,7 +17,7 @@ fn safe_tanh(u: f32) -> f32 {
 }
 
 // out = 0
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn zero(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
@@ -29,7 +25,7 @@ fn zero(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // out = a + b
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
@@ -37,7 +33,7 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
 }
 
 // out += a
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn add_into(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
@@ -45,7 +41,7 @@ fn add_into(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 }
 
 // out[n, j] += a[j]  (a: bias of width c)
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn add_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
@@ -53,7 +49,7 @@ fn add_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 }
 
 // out[j] += Σ_rows a[row, j]; one thread per column
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn bias_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let j = thread_index(gid, groups);
     if (j >= p.c) { return; }
@@ -65,7 +61,7 @@ fn bias_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 }
 
 // out = gelu(a), tanh form
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
@@ -74,7 +70,7 @@ fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 }
 
 // out = a · gelu'(b)   (a: dy, b: x)
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
@@ -85,7 +81,7 @@ fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 }
 
 // out[r] = Σ_t a[r, t]·b[r, t]; rows of width c; len = number of rows
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn weighted_row_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = thread_index(gid, groups);
     if (r >= p.len) { return; }
@@ -97,7 +93,7 @@ fn weighted_row_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 }
 
 // out[r, t] = a[r]·b[r, t]; len = rows·c
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn weighted_row_sum_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }

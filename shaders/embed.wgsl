@@ -10,11 +10,7 @@ struct Params { n: u32, t: u32, c: u32, vocab: u32 }
 @group(0) @binding(3) var<storage, read_write> wpe: array<f32>;
 @group(0) @binding(4) var<storage, read_write> act: array<f32>;   // out (forward) or dout (backward)
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.n * p.c) { return; }
@@ -23,7 +19,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     act[i] = wte[tokens[row] * p.c + ch] + wpe[(row % p.t) * p.c + ch];
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_wte(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.vocab * p.c) { return; }
@@ -38,7 +34,7 @@ fn backward_wte(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     wte[i] = wte[i] + s;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_wpe(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.t * p.c) { return; }

@@ -9,10 +9,6 @@ struct Params { n: u32, t: u32, h: u32, d: u32 }
 @group(0) @binding(3) var<storage, read_write> k: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
 // Index of head element i in a row layout of width `width`, for part `part` (0 = q, 1 = k, 2 = v).
 fn row_index(i: u32, width: u32, part: u32) -> u32 {
     let c = p.h * p.d;
@@ -23,7 +19,7 @@ fn row_index(i: u32, width: u32, part: u32) -> u32 {
     return (bb * p.t + tt) * width + part * c + hh * p.d + dd;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn split_heads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.n * p.h * p.d) { return; }
@@ -33,7 +29,7 @@ fn split_heads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     v[i] = rows[row_index(i, w, 2u)];
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn merge_heads_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.n * p.h * p.d) { return; }
@@ -43,14 +39,14 @@ fn merge_heads_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     rows[row_index(i, w, 2u)] = v[i];
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn heads_to_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.n * p.h * p.d) { return; }
     rows[row_index(i, p.h * p.d, 0u)] = q[i];
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn rows_to_heads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.n * p.h * p.d) { return; }

@@ -7,9 +7,9 @@ struct Params { n: u32, v: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(2) var<storage, read_write> logits_q: array<f32>;
 @group(0) @binding(3) var<storage, read_write> kl: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let r = gid.x + gid.y * groups.x * 64u;
+    let r = thread_index(gid, groups);
     if (r >= p.n) { return; }
     let base = r * p.v;
     var mp = logits_p[base];

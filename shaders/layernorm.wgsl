@@ -16,11 +16,7 @@ struct Params { n: u32, c: u32, _pad0: u32, _pad1: u32 }
 
 const EPS: f32 = 1e-5;
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let row = thread_index(gid, groups);
     if (row >= p.n) { return; }
@@ -39,7 +35,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 }
 
 // dx += s·(dnorm − mean(dnorm) − xhat·mean(dnorm·xhat)), dnorm = dout·w
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let row = thread_index(gid, groups);
     if (row >= p.n) { return; }
@@ -63,7 +59,7 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 }
 
 // dw[i] += Σ_rows dout·xhat (written to the `dx` binding), db[i] += Σ_rows dout
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.c) { return; }

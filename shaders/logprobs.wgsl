@@ -9,10 +9,6 @@ struct Params { n: u32, v: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(3) var<storage, read_write> lp: array<f32>;       // forward output, or dlp
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
 fn row_max(base: u32) -> f32 {
     var m = logits[base];
     for (var j = 1u; j < p.v; j = j + 1u) { m = max(m, logits[base + j]); }
@@ -25,7 +21,7 @@ fn row_sum_exp(base: u32, m: f32) -> f32 {
     return s;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = thread_index(gid, groups);
     if (r >= p.n) { return; }
@@ -35,7 +31,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 }
 
 // dlogits = dlp·(onehot(target) − softmax)
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = thread_index(gid, groups);
     if (r >= p.n) { return; }

@@ -11,11 +11,7 @@ struct Params { b: u32, t: u32, c: u32, _pad: u32 }
 @group(0) @binding(5) var<storage, read_write> lnf_in: array<f32>;  // lnf, for dw
 @group(0) @binding(6) var<storage, read_write> dw: array<f32>;
 
-fn thread_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
-    return gid.x + gid.y * groups.x * 64u;
-}
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let b = thread_index(gid, groups);
     if (b >= p.b) { return; }
@@ -26,7 +22,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 }
 
 // dlnf[row, i] = dscore[b]·w[i] if row is b's last token, else 0; one thread per element
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let k = thread_index(gid, groups);
     if (k >= p.b * p.t * p.c) { return; }
@@ -38,7 +34,7 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 }
 
 // dw[i] += Σ_b dscore[b]·lnf[last row of b, i]; one thread per channel
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.c) { return; }

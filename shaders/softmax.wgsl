@@ -7,11 +7,7 @@ struct Params { rows: u32, cols: u32, rows_per_slice: u32, _pad: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-const THREADS: u32 = 64u;
-var<workgroup> row_max: array<f32, THREADS>;
-var<workgroup> row_sum: array<f32, THREADS>;
-
-@compute @workgroup_size(64, 1, 1)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
     // Rows beyond 65535 continue in the y dimension of the dispatch.
     let row = wg.x + wg.y * p.rows_per_slice;
@@ -23,34 +19,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
 
     // Every thread starts from the row's first value, so no ±infinity constant is needed.
     var m = x[base];
-    for (var j = lid; j < p.cols; j = j + THREADS) {
+    for (var j = lid; j < p.cols; j = j + WORKGROUP_SIZE) {
         m = max(m, x[base + j]);
     }
-    row_max[lid] = m;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            row_max[lid] = max(row_max[lid], row_max[lid + stride]);
-        }
-        workgroupBarrier();
-    }
-    m = row_max[0];
+    m = workgroup_max(lid, m);
 
     var s = 0.0;
-    for (var j = lid; j < p.cols; j = j + THREADS) {
+    for (var j = lid; j < p.cols; j = j + WORKGROUP_SIZE) {
         s = s + exp(x[base + j] - m);
     }
-    row_sum[lid] = s;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            row_sum[lid] = row_sum[lid] + row_sum[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let inv = 1.0 / row_sum[0];
+    let inv = 1.0 / workgroup_sum(lid, s);
 
-    for (var j = lid; j < p.cols; j = j + THREADS) {
+    for (var j = lid; j < p.cols; j = j + WORKGROUP_SIZE) {
         y[base + j] = exp(x[base + j] - m) * inv;
     }
 }

@@ -7,25 +7,15 @@ struct Params { len: u32, slot: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sums: array<f32>;
 
-const THREADS: u32 = 64u;
-var<workgroup> partial: array<f32, THREADS>;
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
     let lid = lid3.x;
     var s = 0.0;
-    for (var i = lid; i < p.len; i = i + THREADS) {
+    for (var i = lid; i < p.len; i = i + WORKGROUP_SIZE) {
         s = s + x[i] * x[i];
     }
-    partial[lid] = s;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            partial[lid] = partial[lid] + partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid, s);
     if (lid == 0u) {
-        sums[p.slot] = partial[0];
+        sums[p.slot] = total;
     }
 }

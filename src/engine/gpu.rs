@@ -30,7 +30,16 @@ const SHADERS: &[(&str, &str, &[&str])] = &[
     ("score_head", include_str!("../../shaders/score_head.wgsl"), &["forward", "backward_input", "backward_weight"]),
 ];
 
+/// Threads per workgroup of every 1-D kernel; shaders see it as WORKGROUP_SIZE through the prelude.
 const THREADS_PER_GROUP: usize = 64;
+
+/// Helpers every shader shares (thread index, workgroup reductions), prepended to each one.
+const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+
+/// A shader's source as compiled: the workgroup size from Rust, the prelude, then the shader.
+fn with_prelude(source: &str) -> String {
+    format!("const WORKGROUP_SIZE: u32 = {THREADS_PER_GROUP}u;\n{PRELUDE}\n{source}")
+}
 
 /// A buffer of f32 on the device.
 pub struct GpuTensor {
@@ -161,7 +170,7 @@ impl GpuBackend {
         for (file, source, entries) in SHADERS {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(file),
-                source: wgpu::ShaderSource::Wgsl((*source).into()),
+                source: wgpu::ShaderSource::Wgsl(with_prelude(source).into()),
             });
             for entry in *entries {
                 let name = format!("{file}.{entry}");
