@@ -12,7 +12,7 @@ pub use params::{param_infos, Head, ParamInfo};
 use crate::bail;
 use crate::engine::{Engine, MatmulSpec, Op, Tensor};
 use crate::error::Result;
-use params::*;
+use params::{Block, Named};
 
 pub struct Gpt {
     pub config: GptConfig,
@@ -114,14 +114,9 @@ impl Gpt {
         self.infos.iter().map(|i| i.len()).sum()
     }
 
-    fn layer(&self, l: usize, i: usize) -> &Tensor {
-        &self.params[2 + l * PER_LAYER + i]
-    }
-    fn lnf_w(&self) -> &Tensor {
-        &self.params[2 + self.config.n_layer * PER_LAYER]
-    }
-    fn lnf_b(&self) -> &Tensor {
-        &self.params[3 + self.config.n_layer * PER_LAYER]
+    /// The parameters by name.
+    pub fn named(&self) -> Named<'_, Tensor> {
+        params::named(&self.params, self.config.n_layer)
     }
 
     /// Zeroed gradient tensors, one per parameter.
@@ -199,37 +194,44 @@ impl Gpt {
         let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
         let n = b * t;
         let scale = 1.0 / (d as f32).sqrt();
-        e.run(Op::EmbedForward { n, t, c, vocab: v, context: cfg.n_positions }, &[tokens, &self.params[0], &self.params[1]], &[&acts.residual[0]])?;
-        for (l, a) in acts.layers.iter().enumerate() {
-            let x = &acts.residual[l];
-            let p = |i| self.layer(l, i);
-            e.run(Op::LayernormForward { n, c }, &[x, p(LN1_W), p(LN1_B)], &[&a.ln1, &a.ln1_mean, &a.ln1_rstd])?;
-            linear(e, &a.ln1, p(QKV_W), p(QKV_B), &a.qkv, n, c, 3 * c)?;
-            e.run(Op::SplitHeads { n, t, h, d }, &[&a.qkv], &[&a.q, &a.k, &a.v])?;
-            let bh = b * h;
-            e.matmul(&a.q, &a.k, &a.scores, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
-            e.run(Op::CausalSoftmaxForward { rows: bh * t, t, scale }, &[&a.scores], &[&a.att])?;
-            e.matmul(&a.att, &a.v, &a.heads, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
-            e.run(Op::HeadsToRows { n, t, h, d }, &[&a.heads], &[&a.attn_out])?;
-            linear(e, &a.attn_out, p(PROJ_W), p(PROJ_B), &a.attn_proj, n, c, c)?;
-            e.run(Op::Add { len: n * c }, &[x, &a.attn_proj], &[&a.mid])?;
-            e.run(Op::LayernormForward { n, c }, &[&a.mid, p(LN2_W), p(LN2_B)], &[&a.ln2, &a.ln2_mean, &a.ln2_rstd])?;
-            linear(e, &a.ln2, p(FC_W), p(FC_B), &a.fc, n, c, 4 * c)?;
-            e.run(Op::GeluForward { len: 4 * n * c }, &[&a.fc], &[&a.gelu])?;
-            linear(e, &a.gelu, p(FCPROJ_W), p(FCPROJ_B), &a.fc_proj, n, 4 * c, c)?;
-            e.run(Op::Add { len: n * c }, &[&a.mid, &a.fc_proj], &[&acts.residual[l + 1]])?;
+        let w = self.named();
+        e.run(Op::EmbedForward { n, t, c, vocab: v, context: cfg.n_positions }, &[tokens, w.wte, w.wpe], &[&acts.residual[0]])?;
+        for (l, (a, p)) in acts.layers.iter().zip(&w.blocks).enumerate() {
+            let out = BlockBuffers {
+                ln1: (&a.ln1, &a.ln1_mean, &a.ln1_rstd),
+                qkv: &a.qkv,
+                attn_out: &a.attn_out,
+                attn_proj: &a.attn_proj,
+                mid: &a.mid,
+                ln2: (&a.ln2, &a.ln2_mean, &a.ln2_rstd),
+                fc: &a.fc,
+                gelu: &a.gelu,
+                fc_proj: &a.fc_proj,
+                out: &acts.residual[l + 1],
+            };
+            // Causal self-attention over the whole sequence, keeping q, k, v, the scores and the
+            // attention weights for the backward pass.
+            let attention = |qkv: &Tensor, attn_out: &Tensor| -> Result<()> {
+                let bh = b * h;
+                e.run(Op::SplitHeads { n, t, h, d }, &[qkv], &[&a.q, &a.k, &a.v])?;
+                e.matmul(&a.q, &a.k, &a.scores, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
+                e.run(Op::CausalSoftmaxForward { rows: bh * t, t, scale }, &[&a.scores], &[&a.att])?;
+                e.matmul(&a.att, &a.v, &a.heads, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
+                e.run(Op::HeadsToRows { n, t, h, d }, &[&a.heads], &[attn_out])
+            };
+            block_forward(e, p, &acts.residual[l], &out, n, c, attention)?;
         }
         let last = &acts.residual[cfg.n_layer];
-        e.run(Op::LayernormForward { n, c }, &[last, self.lnf_w(), self.lnf_b()], &[&acts.lnf, &acts.lnf_mean, &acts.lnf_rstd])?;
+        e.run(Op::LayernormForward { n, c }, &[last, w.ln_f_weight, w.ln_f_bias], &[&acts.lnf, &acts.lnf_mean, &acts.lnf_rstd])?;
         if self.head == Head::Lm {
             // Tied head: logits = lnf · wteᵀ
-            e.matmul(&acts.lnf, &self.params[0], &acts.logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })?;
+            e.matmul(&acts.lnf, w.wte, &acts.logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })?;
         }
         Ok(())
     }
 
-    fn score_w(&self) -> &Tensor {
-        &self.params[4 + self.config.n_layer * PER_LAYER]
+    fn score_w(&self) -> Result<&Tensor> {
+        self.named().score.ok_or_else(|| crate::Error("this model has an LM head, not a scalar head".into()))
     }
 
     /// After `forward`, for a preference model: scores[b] read at token `last[b]` of each sequence.
@@ -237,15 +239,15 @@ impl Gpt {
         if self.head != Head::Score {
             bail!("score: this model has an LM head, not a scalar head");
         }
-        e.run(Op::ScoreHead { b: acts.b, t: acts.t, c: self.config.n_embd }, &[&acts.lnf, last, self.score_w()], &[&acts.scores])
+        e.run(Op::ScoreHead { b: acts.b, t: acts.t, c: self.config.n_embd }, &[&acts.lnf, last, self.score_w()?], &[&acts.scores])
     }
 
     /// Backward from d loss / d scores ([B]) for a preference model; gradients are added to `grads`.
     pub fn backward_score(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, last: &Tensor, dscores: &Tensor) -> Result<()> {
         let (b, t, c) = (acts.b, acts.t, self.config.n_embd);
         let s = &acts.scratch;
-        let dw = &grads[4 + self.config.n_layer * PER_LAYER];
-        e.run(Op::ScoreHeadBackward { b, t, c }, &[dscores, &acts.lnf, last, self.score_w()], &[&s.dlnf, dw])?;
+        let dw = params::named(grads, self.config.n_layer).score.ok_or_else(|| crate::Error("backward_score: no gradient for score.weight".into()))?;
+        e.run(Op::ScoreHeadBackward { b, t, c }, &[dscores, &acts.lnf, last, self.score_w()?], &[&s.dlnf, dw])?;
         self.backward_trunk(e, acts, grads, tokens, s)
     }
 
@@ -271,8 +273,8 @@ impl Gpt {
         e.run(Op::WeightedRowSumBackward { b, t }, &[dseq, weights], &[&s.dlp])?;
         e.run(Op::TokenLogprobsBackward { n, v }, &[&s.dlp, &acts.logits, targets], &[&s.dlogits])?;
         // logits = lnf·wteᵀ  ⇒  dlnf = dlogits·wte,  dwte += dlogitsᵀ·lnf
-        e.matmul(&s.dlogits, &self.params[0], &s.dlnf, MatmulSpec { batch: 1, m: n, n: c, k: v, a_transposed: false, b_transposed: false, accumulate: false })?;
-        e.matmul(&s.dlogits, &acts.lnf, &grads[0], MatmulSpec { batch: 1, m: v, n: c, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
+        e.matmul(&s.dlogits, self.named().wte, &s.dlnf, MatmulSpec { batch: 1, m: n, n: c, k: v, a_transposed: false, b_transposed: false, accumulate: false })?;
+        e.matmul(&s.dlogits, &acts.lnf, params::named(grads, cfg.n_layer).wte, MatmulSpec { batch: 1, m: v, n: c, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
         self.backward_trunk(e, acts, grads, tokens, s)
     }
 
@@ -282,27 +284,24 @@ impl Gpt {
         let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
         let (n, bh) = (b * t, b * cfg.n_head);
         let scale = 1.0 / (d as f32).sqrt();
-        let g = |i: usize| &grads[i];
-        let gl = |l: usize, i: usize| &grads[2 + l * PER_LAYER + i];
+        let (w, g) = (self.named(), params::named(grads, cfg.n_layer));
         let nl = cfg.n_layer;
         // The buffers are reused across steps; dres is accumulated into, so it starts from zero.
         e.run(Op::Zero { len: n * c }, &[], &[&s.dres])?;
-        let lnf_grads = (&grads[2 + nl * PER_LAYER], &grads[3 + nl * PER_LAYER]);
         e.run(
             Op::LayernormBackward { n, c },
-            &[&s.dlnf, &acts.residual[nl], self.lnf_w(), &acts.lnf_mean, &acts.lnf_rstd],
-            &[&s.dres, lnf_grads.0, lnf_grads.1],
+            &[&s.dlnf, &acts.residual[nl], w.ln_f_weight, &acts.lnf_mean, &acts.lnf_rstd],
+            &[&s.dres, g.ln_f_weight, g.ln_f_bias],
         )?;
         for l in (0..nl).rev() {
-            let a = &acts.layers[l];
-            let p = |i| self.layer(l, i);
+            let (a, p, gl) = (&acts.layers[l], &w.blocks[l], &g.blocks[l]);
             // s.dres holds d/d residual[l+1]; the residual passes it straight to `mid`.
-            linear_backward(e, &s.dres, &a.gelu, p(FCPROJ_W), &s.dgelu, gl(l, FCPROJ_W), gl(l, FCPROJ_B), n, 4 * c, c)?;
+            linear_backward(e, &s.dres, &a.gelu, (p.mlp_c_proj_weight, gl.mlp_c_proj_weight, gl.mlp_c_proj_bias), &s.dgelu, n, 4 * c, c)?;
             e.run(Op::GeluBackward { len: 4 * n * c }, &[&s.dgelu, &a.fc], &[&s.dfc])?;
-            linear_backward(e, &s.dfc, &a.ln2, p(FC_W), &s.dln, gl(l, FC_W), gl(l, FC_B), n, c, 4 * c)?;
-            e.run(Op::LayernormBackward { n, c }, &[&s.dln, &a.mid, p(LN2_W), &a.ln2_mean, &a.ln2_rstd], &[&s.dres, gl(l, LN2_W), gl(l, LN2_B)])?;
+            linear_backward(e, &s.dfc, &a.ln2, (p.mlp_c_fc_weight, gl.mlp_c_fc_weight, gl.mlp_c_fc_bias), &s.dln, n, c, 4 * c)?;
+            e.run(Op::LayernormBackward { n, c }, &[&s.dln, &a.mid, p.ln_2_weight, &a.ln2_mean, &a.ln2_rstd], &[&s.dres, gl.ln_2_weight, gl.ln_2_bias])?;
             // s.dres now holds d/d mid.
-            linear_backward(e, &s.dres, &a.attn_out, p(PROJ_W), &s.dattn_out, gl(l, PROJ_W), gl(l, PROJ_B), n, c, c)?;
+            linear_backward(e, &s.dres, &a.attn_out, (p.attn_c_proj_weight, gl.attn_c_proj_weight, gl.attn_c_proj_bias), &s.dattn_out, n, c, c)?;
             e.run(Op::RowsToHeads { n, t, h, d }, &[&s.dattn_out], &[&s.dheads])?;
             // heads = att·v  ⇒  datt = dheads·vᵀ,  dv = attᵀ·dheads
             e.matmul(&s.dheads, &a.v, &s.datt, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
@@ -312,10 +311,10 @@ impl Gpt {
             e.matmul(&s.dscores, &a.k, &s.dq, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
             e.matmul(&s.dscores, &a.q, &s.dk, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: true, b_transposed: false, accumulate: false })?;
             e.run(Op::MergeHeadsQkv { n, t, h, d }, &[&s.dq, &s.dk, &s.dv], &[&s.dqkv])?;
-            linear_backward(e, &s.dqkv, &a.ln1, p(QKV_W), &s.dln, gl(l, QKV_W), gl(l, QKV_B), n, c, 3 * c)?;
-            e.run(Op::LayernormBackward { n, c }, &[&s.dln, &acts.residual[l], p(LN1_W), &a.ln1_mean, &a.ln1_rstd], &[&s.dres, gl(l, LN1_W), gl(l, LN1_B)])?;
+            linear_backward(e, &s.dqkv, &a.ln1, (p.attn_c_attn_weight, gl.attn_c_attn_weight, gl.attn_c_attn_bias), &s.dln, n, c, 3 * c)?;
+            e.run(Op::LayernormBackward { n, c }, &[&s.dln, &acts.residual[l], p.ln_1_weight, &a.ln1_mean, &a.ln1_rstd], &[&s.dres, gl.ln_1_weight, gl.ln_1_bias])?;
         }
-        e.run(Op::EmbedBackward { n, t, c, vocab: v, context: cfg.n_positions }, &[&s.dres, tokens], &[g(0), g(1)])
+        e.run(Op::EmbedBackward { n, t, c, vocab: v, context: cfg.n_positions }, &[&s.dres, tokens], &[g.wte, g.wpe])
     }
 }
 
@@ -344,16 +343,54 @@ impl Scratch {
     }
 }
 
-/// y = x·W + b with x [n, k_in], W [k_in, k_out] (Conv1D layout).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn linear(e: &Engine, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
+/// Where one block's forward pass writes: (output, mean, rstd) of each LayerNorm and every intermediate.
+/// Training keeps each in its own buffer for the backward pass; sampling reuses buffers.
+pub(crate) struct BlockBuffers<'a> {
+    pub ln1: (&'a Tensor, &'a Tensor, &'a Tensor),
+    pub qkv: &'a Tensor,
+    pub attn_out: &'a Tensor,
+    pub attn_proj: &'a Tensor,
+    pub mid: &'a Tensor,
+    pub ln2: (&'a Tensor, &'a Tensor, &'a Tensor),
+    pub fc: &'a Tensor,
+    pub gelu: &'a Tensor,
+    pub fc_proj: &'a Tensor,
+    /// The residual stream leaving the block.
+    pub out: &'a Tensor,
+}
+
+/// One GPT-2 block on n rows of c channels: x → LN → qkv → attention → projection (+x) → LN → MLP (+).
+/// `attention(qkv, attn_out)` is the only part training and KV-cache sampling do differently.
+pub(crate) fn block_forward(
+    e: &Engine,
+    p: &Block<'_, Tensor>,
+    x: &Tensor,
+    o: &BlockBuffers,
+    n: usize,
+    c: usize,
+    attention: impl FnOnce(&Tensor, &Tensor) -> Result<()>,
+) -> Result<()> {
+    e.run(Op::LayernormForward { n, c }, &[x, p.ln_1_weight, p.ln_1_bias], &[o.ln1.0, o.ln1.1, o.ln1.2])?;
+    linear(e, o.ln1.0, (p.attn_c_attn_weight, p.attn_c_attn_bias), o.qkv, n, c, 3 * c)?;
+    attention(o.qkv, o.attn_out)?;
+    linear(e, o.attn_out, (p.attn_c_proj_weight, p.attn_c_proj_bias), o.attn_proj, n, c, c)?;
+    e.run(Op::Add { len: n * c }, &[x, o.attn_proj], &[o.mid])?;
+    e.run(Op::LayernormForward { n, c }, &[o.mid, p.ln_2_weight, p.ln_2_bias], &[o.ln2.0, o.ln2.1, o.ln2.2])?;
+    linear(e, o.ln2.0, (p.mlp_c_fc_weight, p.mlp_c_fc_bias), o.fc, n, c, 4 * c)?;
+    e.run(Op::GeluForward { len: 4 * n * c }, &[o.fc], &[o.gelu])?;
+    linear(e, o.gelu, (p.mlp_c_proj_weight, p.mlp_c_proj_bias), o.fc_proj, n, 4 * c, c)?;
+    e.run(Op::Add { len: n * c }, &[o.mid, o.fc_proj], &[o.out])
+}
+
+/// y = x·W + b with x [n, k_in], W [k_in, k_out] (Conv1D layout); `(w, bias)` are the layer's tensors.
+pub(crate) fn linear(e: &Engine, x: &Tensor, (w, bias): (&Tensor, &Tensor), y: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
     e.matmul(x, w, y, MatmulSpec { batch: 1, m: n, n: k_out, k: k_in, a_transposed: false, b_transposed: false, accumulate: false })?;
     e.run(Op::AddBias { n, c: k_out }, &[bias], &[y])
 }
 
-/// For y = x·W + b: dx = dy·Wᵀ (overwrites), dW += xᵀ·dy, db += Σ_rows dy.
-#[allow(clippy::too_many_arguments)]
-fn linear_backward(e: &Engine, dy: &Tensor, x: &Tensor, w: &Tensor, dx: &Tensor, dw: &Tensor, db: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
+/// For y = x·W + b: dx = dy·Wᵀ (overwrites), dW += xᵀ·dy, db += Σ_rows dy; `(w, dw, db)` are the layer's
+/// weight and its two gradients.
+fn linear_backward(e: &Engine, dy: &Tensor, x: &Tensor, (w, dw, db): (&Tensor, &Tensor, &Tensor), dx: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
     e.matmul(dy, w, dx, MatmulSpec { batch: 1, m: n, n: k_in, k: k_out, a_transposed: false, b_transposed: true, accumulate: false })?;
     e.matmul(x, dy, dw, MatmulSpec { batch: 1, m: k_in, n: k_out, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
     e.run(Op::BiasBackward { n, c: k_out }, &[dy], &[db])

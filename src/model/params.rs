@@ -28,20 +28,58 @@ impl ParamInfo {
     }
 }
 
-/// Index of each tensor of one block in the parameter list.
-pub const LN1_W: usize = 0;
-pub const LN1_B: usize = 1;
-pub const QKV_W: usize = 2;
-pub const QKV_B: usize = 3;
-pub const PROJ_W: usize = 4;
-pub const PROJ_B: usize = 5;
-pub const LN2_W: usize = 6;
-pub const LN2_B: usize = 7;
-pub const FC_W: usize = 8;
-pub const FC_B: usize = 9;
-pub const FCPROJ_W: usize = 10;
-pub const FCPROJ_B: usize = 11;
-pub const PER_LAYER: usize = 12;
+/// Tensors per transformer block in the parameter list.
+const PER_LAYER: usize = 12;
+
+/// One transformer block's tensors, by their Hugging Face names under `transformer.h.{l}.` (shapes for C
+/// channels; Conv1D weights are [in, out]). Generic over what is held: parameters, gradients, infos.
+pub struct Block<'a, T> {
+    pub ln_1_weight: &'a T,        // [C]
+    pub ln_1_bias: &'a T,          // [C]
+    pub attn_c_attn_weight: &'a T, // [C, 3C]: the q, k and v projections side by side
+    pub attn_c_attn_bias: &'a T,   // [3C]
+    pub attn_c_proj_weight: &'a T, // [C, C]
+    pub attn_c_proj_bias: &'a T,   // [C]
+    pub ln_2_weight: &'a T,        // [C]
+    pub ln_2_bias: &'a T,          // [C]
+    pub mlp_c_fc_weight: &'a T,    // [C, 4C]
+    pub mlp_c_fc_bias: &'a T,      // [4C]
+    pub mlp_c_proj_weight: &'a T,  // [4C, C]
+    pub mlp_c_proj_bias: &'a T,    // [C]
+}
+
+/// The whole parameter list by name, in [`param_infos`] order (the one place that order is read).
+pub struct Named<'a, T> {
+    pub wte: &'a T,             // transformer.wte.weight [V, C], also the tied LM head
+    pub wpe: &'a T,             // transformer.wpe.weight [context, C]
+    pub blocks: Vec<Block<'a, T>>,
+    pub ln_f_weight: &'a T,     // transformer.ln_f.weight [C]
+    pub ln_f_bias: &'a T,       // transformer.ln_f.bias [C]
+    pub score: Option<&'a T>,   // score.weight [1, C] (preference models)
+}
+
+/// Names the entries of a list laid out as [`param_infos`] lays it out for `n_layer` blocks.
+pub fn named<T>(list: &[T], n_layer: usize) -> Named<'_, T> {
+    let block = |l: usize| {
+        let b = &list[2 + l * PER_LAYER..2 + (l + 1) * PER_LAYER];
+        Block {
+            ln_1_weight: &b[0],
+            ln_1_bias: &b[1],
+            attn_c_attn_weight: &b[2],
+            attn_c_attn_bias: &b[3],
+            attn_c_proj_weight: &b[4],
+            attn_c_proj_bias: &b[5],
+            ln_2_weight: &b[6],
+            ln_2_bias: &b[7],
+            mlp_c_fc_weight: &b[8],
+            mlp_c_fc_bias: &b[9],
+            mlp_c_proj_weight: &b[10],
+            mlp_c_proj_bias: &b[11],
+        }
+    };
+    let end = 2 + n_layer * PER_LAYER;
+    Named { wte: &list[0], wpe: &list[1], blocks: (0..n_layer).map(block).collect(), ln_f_weight: &list[end], ln_f_bias: &list[end + 1], score: list.get(end + 2) }
+}
 
 /// [wte, wpe, blocks…, ln_f.weight, ln_f.bias, (score.weight)]
 pub fn param_infos(cfg: &GptConfig, head: Head) -> Vec<ParamInfo> {
@@ -99,4 +137,32 @@ fn normal(seed: u32, stream: u32, index: u32) -> f32 {
     let u1 = rng::uniform(seed, stream, 1, index).max(1e-7);
     let u2 = rng::uniform(seed, stream, 2, index);
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `named` and `param_infos` agree on every name, for both heads.
+    #[test]
+    fn names_follow_the_parameter_list() {
+        let cfg = GptConfig { n_layer: 2, n_embd: 8, n_head: 2, n_positions: 4, vocab_size: 7 };
+        for head in [Head::Lm, Head::Score] {
+            let infos = param_infos(&cfg, head);
+            let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+            let n = named(&names, cfg.n_layer);
+            assert_eq!((*n.wte, *n.wpe, *n.ln_f_weight, *n.ln_f_bias), ("transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight", "transformer.ln_f.bias"));
+            assert_eq!(n.score.copied(), if head == Head::Score { Some("score.weight") } else { None });
+            for (l, b) in n.blocks.iter().enumerate() {
+                let fields = [
+                    (b.ln_1_weight, "ln_1.weight"), (b.ln_1_bias, "ln_1.bias"), (b.attn_c_attn_weight, "attn.c_attn.weight"), (b.attn_c_attn_bias, "attn.c_attn.bias"),
+                    (b.attn_c_proj_weight, "attn.c_proj.weight"), (b.attn_c_proj_bias, "attn.c_proj.bias"), (b.ln_2_weight, "ln_2.weight"), (b.ln_2_bias, "ln_2.bias"),
+                    (b.mlp_c_fc_weight, "mlp.c_fc.weight"), (b.mlp_c_fc_bias, "mlp.c_fc.bias"), (b.mlp_c_proj_weight, "mlp.c_proj.weight"), (b.mlp_c_proj_bias, "mlp.c_proj.bias"),
+                ];
+                for (got, suffix) in fields {
+                    assert_eq!(*got, format!("transformer.h.{l}.{suffix}"));
+                }
+            }
+        }
+    }
 }

@@ -2,7 +2,6 @@
 //! device: the sampled token is written where the next step's embedding reads it, and only the finished
 //! tokens and their log-probs are read back at the end.
 
-use super::params::*;
 use super::{Gpt, Head};
 use crate::bail;
 use crate::engine::{Engine, MatmulSpec, Op, Tensor};
@@ -76,28 +75,33 @@ impl Gpt {
         let (x, mid, ln, mean, rstd) = ([z(b * c), z(b * c)], z(b * c), z(b * c), z(b), z(b));
         let (qkv, attn, proj, fc, gelu, fc_proj, logits) = (z(3 * b * c), z(b * c), z(b * c), z(4 * b * c), z(4 * b * c), z(b * c), z(b * v));
         let n = b;
+        let w = self.named();
         for pos in 0..spec.max_len - 1 {
-            e.run(Op::EmbedPosition { b, c, vocab: v, context: ctx, pos }, &[&tokens, &self.params[0], &self.params[1]], &[&x[0]])?;
+            e.run(Op::EmbedPosition { b, c, vocab: v, context: ctx, pos }, &[&tokens, w.wte, w.wpe], &[&x[0]])?;
             let mut cur = 0;
-            for (l, (kc, vc)) in caches.iter().enumerate() {
-                let w = |i| self.layer(l, i);
-                e.run(Op::LayernormForward { n, c }, &[&x[cur], w(LN1_W), w(LN1_B)], &[&ln, &mean, &rstd])?;
-                super::linear(e, &ln, w(QKV_W), w(QKV_B), &qkv, n, c, 3 * c)?;
-                e.run(Op::CachedAttention { b, h, d, context: ctx, pos }, &[&qkv], &[kc, vc, &attn])?;
-                super::linear(e, &attn, w(PROJ_W), w(PROJ_B), &proj, n, c, c)?;
-                e.run(Op::Add { len: n * c }, &[&x[cur], &proj], &[&mid])?;
-                e.run(Op::LayernormForward { n, c }, &[&mid, w(LN2_W), w(LN2_B)], &[&ln, &mean, &rstd])?;
-                super::linear(e, &ln, w(FC_W), w(FC_B), &fc, n, c, 4 * c)?;
-                e.run(Op::GeluForward { len: 4 * n * c }, &[&fc], &[&gelu])?;
-                super::linear(e, &gelu, w(FCPROJ_W), w(FCPROJ_B), &fc_proj, n, 4 * c, c)?;
-                e.run(Op::Add { len: n * c }, &[&mid, &fc_proj], &[&x[1 - cur]])?;
+            for ((kc, vc), p) in caches.iter().zip(&w.blocks) {
+                // One position per row: attend over the cached keys and values of positions 0..=pos.
+                let attention = |qkv: &Tensor, attn_out: &Tensor| e.run(Op::CachedAttention { b, h, d, context: ctx, pos }, &[qkv], &[kc, vc, attn_out]);
+                let out = super::BlockBuffers {
+                    ln1: (&ln, &mean, &rstd),
+                    qkv: &qkv,
+                    attn_out: &attn,
+                    attn_proj: &proj,
+                    mid: &mid,
+                    ln2: (&ln, &mean, &rstd),
+                    fc: &fc,
+                    gelu: &gelu,
+                    fc_proj: &fc_proj,
+                    out: &x[1 - cur],
+                };
+                super::block_forward(e, p, &x[cur], &out, n, c, attention)?;
                 cur = 1 - cur;
             }
             if pos + 1 < p {
                 continue; // still reading the prompt: the caches are filled, nothing to draw
             }
-            e.run(Op::LayernormForward { n, c }, &[&x[cur], self.lnf_w(), self.lnf_b()], &[&ln, &mean, &rstd])?;
-            e.matmul(&ln, &self.params[0], &logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })?;
+            e.run(Op::LayernormForward { n, c }, &[&x[cur], w.ln_f_weight, w.ln_f_bias], &[&ln, &mean, &rstd])?;
+            e.matmul(&ln, w.wte, &logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })?;
             let op = Op::SampleNext { b, v, context: ctx, pos, temperature: spec.temperature, seed: spec.seed, stream: spec.stream, eos: spec.eos, pad: spec.pad };
             e.run(op, &[&logits], &[&tokens, &done, &logprobs])?;
         }
