@@ -66,7 +66,7 @@ pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, hea
         Gpt::clear_grads(e, &grads)?;
         model.forward(e, &acts, &tokens)?;
         model.sequence_logprobs(e, &acts, &targets, &weights)?;
-        model.backward(e, &acts, &grads, &tokens, &targets, &weights, &dseq)?;
+        model.backward(e, &acts, &grads, &crate::model::TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq)?;
         // The optimiser reads back the gradient norm, so the step has finished when this returns.
         opt.step(e, &model.infos, &model.params, &grads).await?;
         if i > 0 {

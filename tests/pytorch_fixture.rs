@@ -66,7 +66,8 @@ impl Batch {
         let seq = pollster::block_on(e.read(&acts.sequence_logprobs)).unwrap();
         let loss = -seq.iter().sum::<f32>() / self.b as f32;
         let grads = model.zero_grads(e);
-        model.backward(e, acts, &grads, &self.tokens, &self.targets, &self.weights, &self.dseq).unwrap();
+        let batch = alignment_gap::model::TokenBatch { tokens: &self.tokens, targets: &self.targets, weights: &self.weights };
+        model.backward(e, acts, &grads, &batch, &self.dseq).unwrap();
         (loss, pollster::block_on(e.read(&acts.logits)).unwrap(), grads)
     }
 }

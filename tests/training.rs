@@ -43,7 +43,7 @@ fn sft_learns_the_generator() {
 /// The pairwise proxy learns the golden preference from D_golden: held-out accuracy well above chance.
 #[test]
 fn proxy_learns_golden_preferences() {
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig}};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
     let e = Engine::cpu();
     let task = TaskConfig::default();
     let cfg = GptConfig { n_layer: 2, n_embd: 64, n_head: 4, n_positions: task.context(), vocab_size: task.vocab_size() };
@@ -51,7 +51,7 @@ fn proxy_learns_golden_preferences() {
     let train = pollster::block_on(golden_pairs(&e, &task, &sft, 2048, 0, 100, 256)).unwrap();
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 1, 200, 256)).unwrap();
     let pm_cfg = PmConfig { steps: 300, batch: 32, eval_every: 100, ..PmConfig::default() };
-    let (_, acc) = pollster::block_on(train_pm(&e, &task, &sft, &train, &heldout, &pm_cfg, 0, |s, eval| {
+    let (_, acc) = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, heldout: &heldout }, &pm_cfg, 0, |s, eval| {
         if let Some((l, a)) = eval {
             println!("PM step {s}: loss {l:.3}, held-out accuracy {a:.3}");
         }
@@ -64,11 +64,11 @@ fn proxy_learns_golden_preferences() {
 /// and a seed reproduces a run exactly.
 #[test]
 fn online_and_offline_ipo_produce_sane_checkpoints() {
-    use alignment_gap::train::align::{align, AlignConfig, EvalSet, Source};
+    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Source};
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig}};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
     let e = Engine::cpu();
     let task = TaskConfig::default();
     let cfg = GptConfig { n_layer: 2, n_embd: 32, n_head: 4, n_positions: task.context(), vocab_size: task.vocab_size() };
@@ -76,12 +76,12 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let d_golden = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 0, 100, 256)).unwrap();
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 128, 1, 200, 256)).unwrap();
     let pm_cfg = PmConfig { steps: 60, batch: 32, eval_every: 30, ..PmConfig::default() };
-    let (proxy, _) = pollster::block_on(train_pm(&e, &task, &sft, &d_golden, &heldout, &pm_cfg, 0, |_, _| {})).unwrap();
+    let (proxy, _) = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &d_golden, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap();
     let win_prompts: Vec<Vec<u32>> = (0..64).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
-    let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, win_prompts, baseline, (0..32).map(|i| task.prompt(9, 2, i)).collect(), heldout, Some(&proxy), 9)).unwrap();
-    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10 };
-    let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, 0, |_| {})).unwrap();
+    let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, EvalPrompts { win_prompts, baseline, kl_prompts: (0..32).map(|i| task.prompt(9, 2, i)).collect() }, heldout, Some(&proxy), 9)).unwrap();
+    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0 };
+    let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
     let (_, online, stream) = run(Source::OnlineProxy(&proxy));
     let (_, offline, none) = run(Source::Offline(&d_golden));
     for (name, cps) in [("online", &online), ("offline", &offline)] {

@@ -88,8 +88,7 @@ pub fn layernorm_forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], x:
 }
 
 /// dx += ∂L/∂x, dw += ∂L/∂w, db += ∂L/∂b for `layernorm_forward`.
-#[allow(clippy::too_many_arguments)]
-pub fn layernorm_backward(dx: &mut [f32], dw: &mut [f32], db: &mut [f32], dout: &[f32], x: &[f32], w: &[f32], mean: &[f32], rstd: &[f32], c: usize) {
+pub fn layernorm_backward((dx, dw, db): (&mut [f32], &mut [f32], &mut [f32]), dout: &[f32], x: &[f32], w: &[f32], (mean, rstd): (&[f32], &[f32]), c: usize) {
     for (n, ((d, xr), dxr)) in dout.chunks_exact(c).zip(x.chunks_exact(c)).zip(dx.chunks_exact_mut(c)).enumerate() {
         let (m, s) = (mean[n], rstd[n]);
         // dnorm = dout·w; dx = s·(dnorm − mean(dnorm) − xhat·mean(dnorm·xhat))
@@ -324,7 +323,6 @@ pub fn sum_squares(x: &[f32]) -> f64 {
 
 /// One AdamW step with bias correction and decoupled weight decay (as torch.optim.AdamW), on the gradient
 /// times `grad_scale` (the global-norm clip factor).
-#[allow(clippy::too_many_arguments)]
 pub fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamwStep) {
     let bc1 = 1.0 - h.beta1.powi(h.step as i32);
     let bc2 = 1.0 - h.beta2.powi(h.step as i32);
@@ -362,8 +360,17 @@ pub fn embed_position(out: &mut [f32], tokens: &[u32], wte: &[f32], wpe: &[f32],
 }
 
 /// Stores this position's k and v into the caches ([B,H,context,D]) and attends over positions 0..=pos.
-#[allow(clippy::too_many_arguments)]
-pub fn cached_attention(kc: &mut [f32], vc: &mut [f32], out: &mut [f32], qkv: &[f32], h: usize, d: usize, context: usize, pos: usize) {
+/// Where a decoding step attends: H heads of D, caches of `context` positions, the current position.
+#[derive(Clone, Copy, Debug)]
+pub struct CachePosition {
+    pub h: usize,
+    pub d: usize,
+    pub context: usize,
+    pub pos: usize,
+}
+
+pub fn cached_attention(kc: &mut [f32], vc: &mut [f32], out: &mut [f32], qkv: &[f32], at: CachePosition) {
+    let CachePosition { h, d, context, pos } = at;
     let c = h * d;
     let scale = 1.0 / (d as f32).sqrt();
     let b_count = out.len() / c;
@@ -398,8 +405,21 @@ pub fn cached_attention(kc: &mut [f32], vc: &mut [f32], out: &mut [f32], qkv: &[
 }
 
 /// See `Op::SampleNext`. The draw inverts the CDF of softmax(logits/temperature) at u ~ U[0,1).
-#[allow(clippy::too_many_arguments)]
-pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], logits: &[f32], v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32) {
+/// One decoding draw's settings (the scalars of `Op::SampleNext`).
+#[derive(Clone, Copy, Debug)]
+pub struct SampleStep {
+    pub v: usize,
+    pub context: usize,
+    pub pos: usize,
+    pub temperature: f32,
+    pub seed: u32,
+    pub stream: u32,
+    pub eos: u32,
+    pub pad: u32,
+}
+
+pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], logits: &[f32], step: &SampleStep) {
+    let SampleStep { v, context, pos, temperature, seed, stream, eos, pad } = *step;
     for (b, row) in logits.chunks_exact(v).enumerate() {
         let slot = b * context + pos + 1;
         if done[b] != 0.0 {
@@ -455,7 +475,7 @@ pub fn run(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         }
         Op::LayernormBackward { c, .. } => {
             let [dx, dw, db] = o else { unreachable!() };
-            layernorm_backward(dx, dw, db, i[0], i[1], i[2], i[3], i[4], c)
+            layernorm_backward((dx, dw, db), i[0], i[1], i[2], (i[3], i[4]), c)
         }
         Op::AddBias { .. } => add_bias(o[0], i[0]),
         Op::BiasBackward { .. } => bias_backward(o[0], i[0]),
@@ -486,11 +506,12 @@ pub fn run(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         Op::EmbedPosition { context, pos, .. } => embed_position(o[0], ids(i[0]), i[1], i[2], context, pos),
         Op::CachedAttention { h, d, context, pos, .. } => {
             let [kc, vc, out] = o else { unreachable!() };
-            cached_attention(kc, vc, out, i[0], h, d, context, pos)
+            cached_attention(kc, vc, out, i[0], CachePosition { h, d, context, pos })
         }
         Op::SampleNext { v, context, pos, temperature, seed, stream, eos, pad, .. } => {
             let [tokens, done, logprobs] = o else { unreachable!() };
-            sample_next(bytemuck::cast_slice_mut(tokens), done, logprobs, i[0], v, context, pos, temperature, seed, stream, eos, pad)
+            let step = SampleStep { v, context, pos, temperature, seed, stream, eos, pad };
+            sample_next(bytemuck::cast_slice_mut(tokens), done, logprobs, i[0], &step)
         }
         Op::SumSquares { slot, .. } => o[0][slot] = sum_squares(i[0]) as f32,
         Op::Adamw { step, .. } => {

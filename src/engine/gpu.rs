@@ -80,7 +80,7 @@ impl AdapterSummary {
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             limits: KeyLimits {
                 max_buffer_size: l.max_buffer_size,
-                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
                 max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
                 max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
                 max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,

@@ -141,7 +141,7 @@ impl Fig1Config {
         int("policy.layers", p.layers as u64, 1, 12, "GPT-2 small's depth; deeper models do not fit a browser tab's memory")?;
         int("policy.d_model", p.d_model as u64, 8, 1024, "a width of at least 8, at most GPT-2 medium's")?;
         int("policy.heads", p.heads as u64, 1, 16, "attention heads; each needs d_model / heads ≥ 1 dimensions")?;
-        if p.d_model % p.heads != 0 {
+        if !p.d_model.is_multiple_of(p.heads) {
             bail!("policy.d_model = {} must be divisible by policy.heads = {} (each head gets d_model / heads dimensions)", p.d_model, p.heads);
         }
         int("sft.steps", self.sft.steps as u64, 1, MAX_STEPS, "SFT needs at least one step; every alignment run starts from its policy")?;

@@ -14,12 +14,12 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Gpt, GptConfig, Head};
 use crate::task::TaskConfig;
-use crate::train::align::{align, AlignConfig, Checkpoint, EvalSet, Source};
+use crate::train::align::{align, AlignConfig, Checkpoint, EvalPrompts, EvalSet, Source};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
 use crate::train::optim::AdamwConfig;
-use crate::train::pm::{train_pm, Pairs, PmConfig};
+use crate::train::pm::{train_pm, Pairs, PmConfig, PmData};
 use crate::train::sft::{train_sft, SftConfig};
 use serde::{Deserialize, Serialize};
 
@@ -296,7 +296,7 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
             (Gpt::new(e, config, head, &values)?, meta.as_f64().unwrap_or(f64::NAN) as f32)
         }
         None => {
-            let (proxy, accuracy) = train_pm(e, task, &sft, &d_golden, &heldout, spec.proxy, seed, |s, eval| {
+            let (proxy, accuracy) = train_pm(e, task, &sft, PmData { train: &d_golden, heldout: &heldout }, spec.proxy, seed, |s, eval| {
                 progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: spec.proxy.steps as u64 });
                 if let Some((loss, heldout_accuracy)) = eval {
                     progress(Progress::ProxyEval { seed, step: s, loss, heldout_accuracy });
@@ -322,7 +322,7 @@ impl SeedStages {
         let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_WIN_PROMPTS, i)).collect();
         let baseline = sample_responses(e, &self.sft, task, &win, seed, streams::EVAL_BASELINE).await?;
         let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_KL_PROMPTS, i)).collect();
-        EvalSet::new(e, &self.sft, task, win, baseline, kl_prompts, self.heldout.clone(), Some(&self.proxy), seed).await
+        EvalSet::new(e, &self.sft, task, EvalPrompts { win_prompts: win, baseline, kl_prompts }, self.heldout.clone(), Some(&self.proxy), seed).await
     }
 
     /// One alignment run from these stages: from the cache when it finished before, else trained (and
@@ -354,10 +354,10 @@ impl SeedStages {
             Method::Offline => Source::Offline(&self.d_golden),
             Method::OnlineGolden => Source::OnlineGolden,
         };
-        let run_cfg = AlignConfig { loss: spec.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps, batch: spec.batch, eval_every: spec.eval_every };
+        let run_cfg = AlignConfig { loss: spec.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps, batch: spec.batch, eval_every: spec.eval_every, seed };
         let mut rows = vec![];
         let mut bad = Ok(());
-        let (policy, _, _) = align(e, spec.task, &self.sft, source, &run_cfg, eval, seed, |c| {
+        let (policy, _, _) = align(e, spec.task, &self.sft, source, &run_cfg, eval, |c| {
             let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
             if bad.is_ok() {
                 bad = check_finite(&row);

@@ -29,7 +29,7 @@ impl GptConfig {
                 bail!("{name} = {v} is out of range {lo}..={hi}");
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             bail!("n_embd (d_model) = {} must be divisible by n_head (heads) = {}", self.n_embd, self.n_head);
         }
         Ok(())

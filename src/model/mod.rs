@@ -21,6 +21,14 @@ pub struct Gpt {
     pub params: Vec<Tensor>,
 }
 
+/// One batch on the device: token ids, next-token targets (index tensors, B·T) and the weights that select
+/// the response positions (B·T).
+pub struct TokenBatch<'a> {
+    pub tokens: &'a Tensor,
+    pub targets: &'a Tensor,
+    pub weights: &'a Tensor,
+}
+
 /// Everything the forward pass keeps for the backward pass, for B sequences of T tokens.
 pub struct Activations {
     pub b: usize,
@@ -219,7 +227,7 @@ impl Gpt {
                 e.matmul(&a.att, &a.v, &a.heads, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
                 e.run(Op::HeadsToRows { n, t, h, d }, &[&a.heads], &[attn_out])
             };
-            block_forward(e, p, &acts.residual[l], &out, n, c, attention)?;
+            block_forward(e, p, &acts.residual[l], &out, (n, c), attention)?;
         }
         let last = &acts.residual[cfg.n_layer];
         e.run(Op::LayernormForward { n, c }, &[last, w.ln_f_weight, w.ln_f_bias], &[&acts.lnf, &acts.lnf_mean, &acts.lnf_rstd])?;
@@ -261,8 +269,8 @@ impl Gpt {
 
     /// Backward from d loss / d sequence_logprobs ([B]) through the whole model; gradients are added to
     /// `grads` (zero them first for a fresh step).
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, targets: &Tensor, weights: &Tensor, dseq: &Tensor) -> Result<()> {
+    pub fn backward(&self, e: &Engine, acts: &Activations, grads: &[Tensor], batch: &TokenBatch, dseq: &Tensor) -> Result<()> {
+        let (tokens, targets, weights) = (batch.tokens, batch.targets, batch.weights);
         let cfg = &self.config;
         let (b, t, c, v) = (acts.b, acts.t, cfg.n_embd, cfg.vocab_size);
         let n = b * t;
@@ -296,12 +304,12 @@ impl Gpt {
         for l in (0..nl).rev() {
             let (a, p, gl) = (&acts.layers[l], &w.blocks[l], &g.blocks[l]);
             // s.dres holds d/d residual[l+1]; the residual passes it straight to `mid`.
-            linear_backward(e, &s.dres, &a.gelu, (p.mlp_c_proj_weight, gl.mlp_c_proj_weight, gl.mlp_c_proj_bias), &s.dgelu, n, 4 * c, c)?;
+            linear_backward(e, &s.dres, &a.gelu, (p.mlp_c_proj_weight, gl.mlp_c_proj_weight, gl.mlp_c_proj_bias), &s.dgelu, (n, 4 * c, c))?;
             e.run(Op::GeluBackward { len: 4 * n * c }, &[&s.dgelu, &a.fc], &[&s.dfc])?;
-            linear_backward(e, &s.dfc, &a.ln2, (p.mlp_c_fc_weight, gl.mlp_c_fc_weight, gl.mlp_c_fc_bias), &s.dln, n, c, 4 * c)?;
+            linear_backward(e, &s.dfc, &a.ln2, (p.mlp_c_fc_weight, gl.mlp_c_fc_weight, gl.mlp_c_fc_bias), &s.dln, (n, c, 4 * c))?;
             e.run(Op::LayernormBackward { n, c }, &[&s.dln, &a.mid, p.ln_2_weight, &a.ln2_mean, &a.ln2_rstd], &[&s.dres, gl.ln_2_weight, gl.ln_2_bias])?;
             // s.dres now holds d/d mid.
-            linear_backward(e, &s.dres, &a.attn_out, (p.attn_c_proj_weight, gl.attn_c_proj_weight, gl.attn_c_proj_bias), &s.dattn_out, n, c, c)?;
+            linear_backward(e, &s.dres, &a.attn_out, (p.attn_c_proj_weight, gl.attn_c_proj_weight, gl.attn_c_proj_bias), &s.dattn_out, (n, c, c))?;
             e.run(Op::RowsToHeads { n, t, h, d }, &[&s.dattn_out], &[&s.dheads])?;
             // heads = att·v  ⇒  datt = dheads·vᵀ,  dv = attᵀ·dheads
             e.matmul(&s.dheads, &a.v, &s.datt, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
@@ -311,7 +319,7 @@ impl Gpt {
             e.matmul(&s.dscores, &a.k, &s.dq, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
             e.matmul(&s.dscores, &a.q, &s.dk, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: true, b_transposed: false, accumulate: false })?;
             e.run(Op::MergeHeadsQkv { n, t, h, d }, &[&s.dq, &s.dk, &s.dv], &[&s.dqkv])?;
-            linear_backward(e, &s.dqkv, &a.ln1, (p.attn_c_attn_weight, gl.attn_c_attn_weight, gl.attn_c_attn_bias), &s.dln, n, c, 3 * c)?;
+            linear_backward(e, &s.dqkv, &a.ln1, (p.attn_c_attn_weight, gl.attn_c_attn_weight, gl.attn_c_attn_bias), &s.dln, (n, c, 3 * c))?;
             e.run(Op::LayernormBackward { n, c }, &[&s.dln, &acts.residual[l], p.ln_1_weight, &a.ln1_mean, &a.ln1_rstd], &[&s.dres, gl.ln_1_weight, gl.ln_1_bias])?;
         }
         e.run(Op::EmbedBackward { n, t, c, vocab: v, context: cfg.n_positions }, &[&s.dres, tokens], &[g.wte, g.wpe])
@@ -366,31 +374,30 @@ pub(crate) fn block_forward(
     p: &Block<'_, Tensor>,
     x: &Tensor,
     o: &BlockBuffers,
-    n: usize,
-    c: usize,
+    (n, c): (usize, usize),
     attention: impl FnOnce(&Tensor, &Tensor) -> Result<()>,
 ) -> Result<()> {
     e.run(Op::LayernormForward { n, c }, &[x, p.ln_1_weight, p.ln_1_bias], &[o.ln1.0, o.ln1.1, o.ln1.2])?;
-    linear(e, o.ln1.0, (p.attn_c_attn_weight, p.attn_c_attn_bias), o.qkv, n, c, 3 * c)?;
+    linear(e, o.ln1.0, (p.attn_c_attn_weight, p.attn_c_attn_bias), o.qkv, (n, c, 3 * c))?;
     attention(o.qkv, o.attn_out)?;
-    linear(e, o.attn_out, (p.attn_c_proj_weight, p.attn_c_proj_bias), o.attn_proj, n, c, c)?;
+    linear(e, o.attn_out, (p.attn_c_proj_weight, p.attn_c_proj_bias), o.attn_proj, (n, c, c))?;
     e.run(Op::Add { len: n * c }, &[x, o.attn_proj], &[o.mid])?;
     e.run(Op::LayernormForward { n, c }, &[o.mid, p.ln_2_weight, p.ln_2_bias], &[o.ln2.0, o.ln2.1, o.ln2.2])?;
-    linear(e, o.ln2.0, (p.mlp_c_fc_weight, p.mlp_c_fc_bias), o.fc, n, c, 4 * c)?;
+    linear(e, o.ln2.0, (p.mlp_c_fc_weight, p.mlp_c_fc_bias), o.fc, (n, c, 4 * c))?;
     e.run(Op::GeluForward { len: 4 * n * c }, &[o.fc], &[o.gelu])?;
-    linear(e, o.gelu, (p.mlp_c_proj_weight, p.mlp_c_proj_bias), o.fc_proj, n, 4 * c, c)?;
+    linear(e, o.gelu, (p.mlp_c_proj_weight, p.mlp_c_proj_bias), o.fc_proj, (n, 4 * c, c))?;
     e.run(Op::Add { len: n * c }, &[o.mid, o.fc_proj], &[o.out])
 }
 
 /// y = x·W + b with x [n, k_in], W [k_in, k_out] (Conv1D layout); `(w, bias)` are the layer's tensors.
-pub(crate) fn linear(e: &Engine, x: &Tensor, (w, bias): (&Tensor, &Tensor), y: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
+pub(crate) fn linear(e: &Engine, x: &Tensor, (w, bias): (&Tensor, &Tensor), y: &Tensor, (n, k_in, k_out): (usize, usize, usize)) -> Result<()> {
     e.matmul(x, w, y, MatmulSpec { batch: 1, m: n, n: k_out, k: k_in, a_transposed: false, b_transposed: false, accumulate: false })?;
     e.run(Op::AddBias { n, c: k_out }, &[bias], &[y])
 }
 
 /// For y = x·W + b: dx = dy·Wᵀ (overwrites), dW += xᵀ·dy, db += Σ_rows dy; `(w, dw, db)` are the layer's
 /// weight and its two gradients.
-fn linear_backward(e: &Engine, dy: &Tensor, x: &Tensor, (w, dw, db): (&Tensor, &Tensor, &Tensor), dx: &Tensor, n: usize, k_in: usize, k_out: usize) -> Result<()> {
+fn linear_backward(e: &Engine, dy: &Tensor, x: &Tensor, (w, dw, db): (&Tensor, &Tensor, &Tensor), dx: &Tensor, (n, k_in, k_out): (usize, usize, usize)) -> Result<()> {
     e.matmul(dy, w, dx, MatmulSpec { batch: 1, m: n, n: k_in, k: k_out, a_transposed: false, b_transposed: true, accumulate: false })?;
     e.matmul(x, dy, dw, MatmulSpec { batch: 1, m: k_in, n: k_out, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
     e.run(Op::BiasBackward { n, c: k_out }, &[dy], &[db])
@@ -409,9 +416,8 @@ impl Gpt {
 
 /// Exact KL(π‖π_ref) summed over the positions `weights` selects, per sequence: Σ_t w[b,t]·Σ_v p(v)(log p(v) −
 /// log p_ref(v)), from the logits of two models run on the same tokens. `token_kl` ([B·T]) is scratch;
-/// the result goes to `out` ([B]).
-#[allow(clippy::too_many_arguments)]
-pub fn sequence_kl(e: &Engine, logits: &Tensor, logits_ref: &Tensor, weights: &Tensor, token_kl: &Tensor, out: &Tensor, b: usize, t: usize, v: usize) -> Result<()> {
+/// the result goes to `out` ([B]). `(b, t, v)`: sequences, positions, vocabulary.
+pub fn sequence_kl(e: &Engine, (logits, logits_ref): (&Tensor, &Tensor), weights: &Tensor, token_kl: &Tensor, out: &Tensor, (b, t, v): (usize, usize, usize)) -> Result<()> {
     e.run(Op::TokenKl { n: b * t, v }, &[logits, logits_ref], &[token_kl])?;
     e.run(Op::WeightedRowSum { b, t }, &[token_kl, weights], &[out])
 }

@@ -94,7 +94,7 @@ impl Gpt {
                     fc_proj: &fc_proj,
                     out: &x[1 - cur],
                 };
-                super::block_forward(e, p, &x[cur], &out, n, c, attention)?;
+                super::block_forward(e, p, &x[cur], &out, (n, c), attention)?;
                 cur = 1 - cur;
             }
             if pos + 1 < p {

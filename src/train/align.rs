@@ -11,7 +11,7 @@ use super::pm::{prefers, Pairs};
 use crate::bail;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::model::{Activations, Gpt, Head};
+use crate::model::{Activations, Gpt, Head, TokenBatch};
 use crate::rng::uniform;
 use crate::task::TaskConfig;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,8 @@ pub struct AlignConfig {
     pub batch: usize,
     /// Evaluate every this many steps (and at step 0 and the last step).
     pub eval_every: u32,
+    /// The replicate's seed: it keys the run's prompts, samples and label coins.
+    pub seed: u32,
 }
 
 /// Fixed evaluation data shared by every run of an experiment.
@@ -83,9 +85,16 @@ async fn response_logprobs(e: &Engine, model: &Gpt, acts: &Activations, batch: &
     e.read(&acts.sequence_logprobs).await
 }
 
+/// The fixed prompts of an evaluation set, and the baseline policy's responses to the win-rate ones.
+pub struct EvalPrompts {
+    pub win_prompts: Vec<Vec<u32>>,
+    pub baseline: Vec<Vec<u32>>,
+    pub kl_prompts: Vec<Vec<u32>>,
+}
+
 impl<'a> EvalSet<'a> {
-    #[allow(clippy::too_many_arguments)]
-    pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, win_prompts: Vec<Vec<u32>>, baseline: Vec<Vec<u32>>, kl_prompts: Vec<Vec<u32>>, heldout: Pairs, proxy: Option<&'a Gpt>, seed: u32) -> Result<Self> {
+    pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, prompts: EvalPrompts, heldout: Pairs, proxy: Option<&'a Gpt>, seed: u32) -> Result<Self> {
+        let EvalPrompts { win_prompts, baseline, kl_prompts } = prompts;
         let heldout_sft_margins = pair_margins(e, sft, task, &heldout).await?;
         Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_margins, proxy, words: task.tokenizer()?, seed })
     }
@@ -167,7 +176,6 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
 
 /// Runs one alignment run from π_sft. `on_checkpoint` sees each evaluation as it happens. Returns the final
 /// policy, the checkpoints and, for online runs, the stream of labelled pairs in training order.
-#[allow(clippy::too_many_arguments)]
 pub async fn align(
     e: &Engine,
     task: &TaskConfig,
@@ -175,7 +183,6 @@ pub async fn align(
     source: Source<'_>,
     cfg: &AlignConfig,
     eval: &EvalSet<'_>,
-    seed: u32,
     mut on_checkpoint: impl FnMut(&Checkpoint),
 ) -> Result<(Gpt, Vec<Checkpoint>, Pairs)> {
     if sft.head != Head::Lm {
@@ -191,6 +198,7 @@ pub async fn align(
         }
         _ => {}
     }
+    let seed = cfg.seed;
     let t = task.context();
     let b = cfg.batch;
     let policy = Gpt::new(e, sft.config, Head::Lm, &sft.values(e).await?)?;
@@ -241,7 +249,7 @@ pub async fn align(
             bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);
         }
         let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
-        policy.backward(e, &acts, &grads, &tokens, &targets, &weights, &e.tensor(&dseq))?;
+        policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&dseq))?;
         opt.step(e, &policy.infos, &policy.params, &grads).await?;
         loss_sum += loss;
         since += 1;

@@ -43,7 +43,7 @@ pub async fn kl_to_reference(e: &Engine, policy: &Gpt, reference: &Gpt, task: &T
     policy.forward(e, &acts, &tokens)?;
     reference.forward(e, &acts_ref, &tokens)?;
     let out = e.zeros(b);
-    sequence_kl(e, &acts.logits, &acts_ref.logits, &e.tensor(&batch.weights), &e.zeros(b * t), &out, b, t, v)?;
+    sequence_kl(e, (&acts.logits, &acts_ref.logits), &e.tensor(&batch.weights), &e.zeros(b * t), &out, (b, t, v))?;
     let kl = e.read(&out).await?;
     Ok(kl.iter().sum::<f32>() / b as f32)
 }

@@ -33,6 +33,13 @@ impl Pairs {
     }
 }
 
+/// What a preference model learns from: training pairs, and held-out pairs for early stopping.
+#[derive(Clone, Copy)]
+pub struct PmData<'a> {
+    pub train: &'a Pairs,
+    pub heldout: &'a Pairs,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PmConfig {
     pub steps: u32,
@@ -114,13 +121,11 @@ pub async fn accuracy(e: &Engine, pm: &Gpt, task: &TaskConfig, pairs: &Pairs) ->
 /// Trains the proxy on `train` (cycling through it in order), keeping the parameters with the best held-out
 /// accuracy. `on_step(step, evaluation)` sees every step (1-based); `evaluation` is `Some((train_loss,
 /// heldout_accuracy))` at each evaluation. Returns (model, best accuracy).
-#[allow(clippy::too_many_arguments)]
 pub async fn train_pm(
     e: &Engine,
     task: &TaskConfig,
     policy: &Gpt,
-    train: &Pairs,
-    heldout: &Pairs,
+    PmData { train, heldout }: PmData<'_>,
     cfg: &PmConfig,
     seed: u32,
     mut on_step: impl FnMut(u32, Option<(f32, f32)>),

@@ -6,7 +6,7 @@ use super::optim::{AdamW, AdamwConfig, Schedule};
 use crate::bail;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::model::{Gpt, GptConfig, Head};
+use crate::model::{Gpt, GptConfig, Head, TokenBatch};
 use crate::task::TaskConfig;
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +46,7 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
         Gpt::clear_grads(e, &grads)?;
         model.forward(e, &acts, &tokens)?;
         model.sequence_logprobs(e, &acts, &targets, &weights)?;
-        model.backward(e, &acts, &grads, &tokens, &targets, &weights, &dseq)?;
+        model.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq)?;
         let seq = e.read(&acts.sequence_logprobs).await?;
         let loss = -seq.iter().sum::<f32>() / sft.batch as f32;
         if !loss.is_finite() {
