@@ -5,7 +5,7 @@
 //! On the GPU the reference is the CPU twin; on the CPU backend it is a naive f64 loop. `doctor`, the
 //! page's device panel, and the native and browser tests all run this same list.
 
-use crate::engine::{cpu, gpu::AdapterSummary, AdapterRequest, BackendChoice, Engine, MatmulSpec, Op};
+use crate::engine::{gpu::AdapterSummary, kernels, AdapterRequest, BackendChoice, Engine, MatmulSpec, Op};
 use crate::error::Result;
 use crate::rng::uniform_vec;
 use serde::Serialize;
@@ -88,7 +88,7 @@ fn case(name: String, op: Op, seed: u32) -> Case {
                 // att: a real causal softmax, so the backward sees consistent inputs
                 let Op::CausalSoftmaxBackward { t, scale, .. } = op else { unreachable!() };
                 let mut att = vec![0.0; len];
-                cpu::causal_softmax_forward(&mut att, &random(seed, 7, len, 3.0), t, scale);
+                kernels::attention::causal_softmax_forward(&mut att, &random(seed, 7, len, 3.0), t, scale);
                 att
             } else {
                 random(seed, i as u32, len, if matches!(op, Op::SoftmaxRows { .. }) { 5.0 } else { 2.0 })
@@ -137,70 +137,26 @@ fn matmul_name(s: &MatmulSpec) -> String {
     )
 }
 
-/// The list every self-check runs, small enough for a software adapter in a browser. Shapes are odd on
-/// purpose: no multiple of a tile or workgroup size, and 1-wide edges.
+/// The list every self-check runs, small enough for a software adapter in a browser: each kernel
+/// family's cases (`engine::kernels::<family>::selfcheck_ops`), model ops at a deliberately awkward size
+/// (B 3, T 7, C 12, H 3 (D 4), V 29: no multiple of a tile or workgroup size).
 fn cases() -> Vec<Case> {
-    let mut specs = Vec::new();
-    for (m, n, k) in [(1, 1, 1), (1, 37, 5), (37, 1, 5), (33, 65, 17), (5, 7, 130), (64, 32, 48)] {
-        for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
-            specs.push(MatmulSpec { batch: 1, m, n, k, a_transposed, b_transposed, accumulate: false });
-        }
-    }
-    specs.push(MatmulSpec { batch: 3, m: 7, n: 13, k: 29, a_transposed: false, b_transposed: true, accumulate: false });
-    specs.push(MatmulSpec { batch: 2, m: 9, n: 5, k: 11, a_transposed: true, b_transposed: false, accumulate: true });
-    specs.push(MatmulSpec { batch: 1, m: 33, n: 65, k: 17, a_transposed: true, b_transposed: false, accumulate: true });
-    let mut out: Vec<Case> = specs.iter().enumerate().map(|(i, s)| case(matmul_name(s), Op::Matmul(*s), 1000 + i as u32)).collect();
-    for (rows, cols) in [(1, 1), (1, 300), (300, 1), (37, 129), (3, 1000)] {
-        out.push(case(format!("softmax_rows {rows}x{cols}"), Op::SoftmaxRows { rows, cols }, 2000 + rows as u32));
-    }
-    // Model ops at a deliberately awkward size: B 3, T 7, C 12, H 3 (D 4), V 29.
-    let (b, t, c, h, v) = (3usize, 7usize, 12usize, 3usize, 29usize);
-    let (n, d) = (b * t, c / h);
-    let scale = 1.0 / (d as f32).sqrt();
-    let step = cpu::AdamwStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, step: 3, grad_scale: 0.7 };
-    let ops = [
-        Op::EmbedForward { n, t, c, vocab: v, context: t + 2 },
-        Op::EmbedBackward { n, t, c, vocab: v, context: t + 2 },
-        Op::LayernormForward { n, c },
-        Op::LayernormBackward { n, c },
-        Op::AddBias { n, c: 3 * c },
-        Op::BiasBackward { n, c: 4 * c },
-        Op::Zero { len: n * c },
-        Op::Add { len: n * c },
-        Op::AddInto { len: n * c },
-        Op::GeluForward { len: 4 * n * c },
-        Op::GeluBackward { len: 4 * n * c },
-        Op::SplitHeads { n, t, h, d },
-        Op::MergeHeadsQkv { n, t, h, d },
-        Op::HeadsToRows { n, t, h, d },
-        Op::RowsToHeads { n, t, h, d },
-        Op::CausalSoftmaxForward { rows: b * h * t, t, scale },
-        Op::CausalSoftmaxBackward { rows: b * h * t, t, scale },
-        Op::TokenLogprobs { n, v },
-        Op::TokenLogprobsBackward { n, v },
-        Op::WeightedRowSum { b, t },
-        Op::WeightedRowSumBackward { b, t },
-        Op::TokenKl { n, v },
-        Op::ScoreHead { b, t, c },
-        Op::ScoreHeadBackward { b, t, c },
-        Op::Adamw { len: 1001, step },
-        Op::SumSquares { len: 1001, slot: 2, slots: 5 },
-        Op::EmbedPosition { b, c, vocab: v, context: t + 2, pos: t - 1 },
-        Op::CachedAttention { b, h, d, context: t + 2, pos: 0 },
-        Op::CachedAttention { b, h, d, context: t + 2, pos: t },
-        Op::SampleNext { b: 4, v, context: t, pos: t - 3, temperature: 1.0, seed: 7, stream: 3, eos: 5, pad: 0 },
-        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.0, seed: 7, stream: 3, eos: 5, pad: 0 },
-        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.7, seed: 8, stream: 4, eos: 5, pad: 0 },
-    ];
-    for (i, op) in ops.into_iter().enumerate() {
-        let detail = match op {
-            Op::EmbedPosition { pos, .. } | Op::CachedAttention { pos, .. } => format!(" pos {pos}"),
-            Op::SampleNext { pos, temperature, .. } => format!(" pos {pos}, temperature {temperature}"),
-            _ => String::new(),
-        };
-        out.push(case(format!("{} (B{b} T{t} C{c} H{h} V{v}){detail}", op.name()), op, 3000 + i as u32));
-    }
-    out
+    let shape = kernels::CheckShape { b: 3, t: 7, c: 12, h: 3, v: 29 };
+    let kernels::CheckShape { b, t, c, h, v } = shape;
+    kernels::selfcheck_ops(&shape)
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let name = match op {
+                Op::Matmul(s) => matmul_name(&s),
+                Op::SoftmaxRows { rows, cols } => format!("softmax_rows {rows}x{cols}"),
+                Op::EmbedPosition { pos, .. } | Op::CachedAttention { pos, .. } => format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}", op.name()),
+                Op::SampleNext { pos, temperature, .. } => format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}, temperature {temperature}", op.name()),
+                _ => format!("{} (B{b} T{t} C{c} H{h} V{v})", op.name()),
+            };
+            case(name, op, 1000 + i as u32)
+        })
+        .collect()
 }
 
 /// max|got − want| / max|want|, or None if `got` holds a non-finite value (a poisoned, unwritten slot).
@@ -251,7 +207,7 @@ fn reference(engine: &Engine, case: &Case) -> Option<Vec<Vec<f32>>> {
         let ins: Vec<&[f32]> = case.ins.iter().map(|v| v.as_slice()).collect();
         let mut outs = case.outs.clone();
         let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-        cpu::run(&case.op, &ins, &mut o);
+        kernels::run_cpu(&case.op, &ins, &mut o);
         return Some(outs);
     }
     match case.op {

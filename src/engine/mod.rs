@@ -7,6 +7,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod kernels;
 mod op;
 
 pub use op::Op;

@@ -2,7 +2,8 @@
 //! them) and the lengths it needs. Both backends dispatch on this one list.
 //! Shapes: B sequences of T positions, N = B·T rows, C channels, H heads of D = C/H, V vocabulary.
 
-use super::{cpu::AdamwStep, MatmulSpec, Tensor};
+use super::kernels::{adamw::AdamwStep, Family};
+use super::{MatmulSpec, Tensor};
 use crate::bail;
 use crate::error::Result;
 
@@ -111,6 +112,33 @@ impl Op {
             Op::SampleNext { .. } => "sample_next",
             Op::SumSquares { .. } => "sum_squares",
             Op::Adamw { .. } => "adamw",
+        }
+    }
+
+    /// The kernel family (module under `engine/kernels/` and shader) that runs it.
+    pub fn family(&self) -> Family {
+        match self {
+            Op::Matmul(_) => Family::Matmul,
+            Op::SoftmaxRows { .. } => Family::Softmax,
+            Op::EmbedForward { .. } | Op::EmbedBackward { .. } => Family::Embed,
+            Op::LayernormForward { .. } | Op::LayernormBackward { .. } => Family::Layernorm,
+            Op::AddBias { .. }
+            | Op::BiasBackward { .. }
+            | Op::Zero { .. }
+            | Op::Add { .. }
+            | Op::AddInto { .. }
+            | Op::GeluForward { .. }
+            | Op::GeluBackward { .. }
+            | Op::WeightedRowSum { .. }
+            | Op::WeightedRowSumBackward { .. } => Family::Elementwise,
+            Op::SplitHeads { .. } | Op::MergeHeadsQkv { .. } | Op::HeadsToRows { .. } | Op::RowsToHeads { .. } => Family::Heads,
+            Op::CausalSoftmaxForward { .. } | Op::CausalSoftmaxBackward { .. } => Family::Attention,
+            Op::TokenLogprobs { .. } | Op::TokenLogprobsBackward { .. } => Family::Logprobs,
+            Op::TokenKl { .. } => Family::Kl,
+            Op::ScoreHead { .. } | Op::ScoreHeadBackward { .. } => Family::ScoreHead,
+            Op::EmbedPosition { .. } | Op::CachedAttention { .. } | Op::SampleNext { .. } => Family::Decode,
+            Op::SumSquares { .. } => Family::SumSquares,
+            Op::Adamw { .. } => Family::Adamw,
         }
     }
 

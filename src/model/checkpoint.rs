@@ -47,7 +47,7 @@ pub fn config_json(config: &GptConfig, head: Head, special: SpecialIds) -> Strin
         "resid_pdrop": 0.0,
         "embd_pdrop": 0.0,
         "attn_pdrop": 0.0,
-        "layer_norm_epsilon": crate::engine::cpu::LAYERNORM_EPS,
+        "layer_norm_epsilon": crate::engine::kernels::layernorm::LAYERNORM_EPS,
         "initializer_range": 0.02,
         "scale_attn_weights": true,
         "tie_word_embeddings": true,
@@ -109,7 +109,7 @@ fn check_supported(v: &serde_json::Value, config: &GptConfig) -> Result<()> {
         }
     }
     if let Some(eps) = v.get("layer_norm_epsilon") {
-        let want = crate::engine::cpu::LAYERNORM_EPS as f64;
+        let want = crate::engine::kernels::layernorm::LAYERNORM_EPS as f64;
         if !eps.as_f64().is_some_and(|e| (e - want).abs() <= want * 1e-3) {
             return Err(unsupported("layer_norm_epsilon", &format!("the engine's LayerNorm uses ε = {want:e}")));
         }

@@ -1,7 +1,8 @@
 //! AdamW with global-norm gradient clipping and a warm-up/cosine learning-rate schedule, matching
 //! torch.optim.AdamW + torch.nn.utils.clip_grad_norm_ (the PyTorch fixture test checks the trajectory).
 
-use crate::engine::{cpu::AdamwStep, Engine, Op, Tensor};
+use crate::engine::kernels::adamw::AdamwStep;
+use crate::engine::{Engine, Op, Tensor};
 use crate::error::Result;
 use crate::model::ParamInfo;
 use serde::{Deserialize, Serialize};
