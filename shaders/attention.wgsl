@@ -6,7 +6,7 @@ struct Params { rows: u32, t: u32, scale: f32, _pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> scores: array<f32>;  // forward input, or backward output (dpre)
 @group(0) @binding(2) var<storage, read_write> att: array<f32>;
-@group(0) @binding(3) var<storage, read_write> datt: array<f32>;
+@group(0) @binding(3) var<storage, read> datt: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {

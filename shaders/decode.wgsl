@@ -10,13 +10,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tokens_in: array<u32>;         // [B, context]
-@group(0) @binding(2) var<storage, read_write> wte: array<f32>;
-@group(0) @binding(3) var<storage, read_write> wpe: array<f32>;
+@group(0) @binding(2) var<storage, read> wte: array<f32>;
+@group(0) @binding(3) var<storage, read> wpe: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;         // [B, C]
-@group(0) @binding(5) var<storage, read_write> qkv: array<f32>;         // [B, 3C]
+@group(0) @binding(5) var<storage, read> qkv: array<f32>;         // [B, 3C]
 @group(0) @binding(6) var<storage, read_write> kcache: array<f32>;      // [B, H, context, D]
 @group(0) @binding(7) var<storage, read_write> vcache: array<f32>;
-@group(0) @binding(8) var<storage, read_write> logits: array<f32>;      // [B, V]
+@group(0) @binding(8) var<storage, read> logits: array<f32>;      // [B, V]
 @group(0) @binding(9) var<storage, read_write> tokens_out: array<u32>;  // [B, context]
 @group(0) @binding(10) var<storage, read_write> done: array<f32>;       // [B]
 @group(0) @binding(11) var<storage, read_write> logprobs: array<f32>;   // [B, context]

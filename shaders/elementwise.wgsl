@@ -4,8 +4,8 @@
 struct Params { len: u32, c: u32, _pad0: u32, _pad1: u32 }  // c: row width (bias, rows of a weighted sum)
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 const GELU_SCALE: f32 = 0.7978846;  // sqrt(2/π)

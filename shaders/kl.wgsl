@@ -3,8 +3,8 @@
 struct Params { n: u32, v: u32, _pad0: u32, _pad1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> logits_p: array<f32>;
-@group(0) @binding(2) var<storage, read_write> logits_q: array<f32>;
+@group(0) @binding(1) var<storage, read> logits_p: array<f32>;
+@group(0) @binding(2) var<storage, read> logits_q: array<f32>;
 @group(0) @binding(3) var<storage, read_write> kl: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -4,7 +4,7 @@
 struct Params { n: u32, v: u32, _pad0: u32, _pad1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> lp: array<f32>;       // forward output, or dlp
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;

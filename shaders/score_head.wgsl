@@ -6,9 +6,9 @@ struct Params { b: u32, t: u32, c: u32, _pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> lnf: array<f32>;     // or dlnf (backward_input)
 @group(0) @binding(2) var<storage, read> last: array<u32>;
-@group(0) @binding(3) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(4) var<storage, read_write> score: array<f32>;   // or dscore
-@group(0) @binding(5) var<storage, read_write> lnf_in: array<f32>;  // lnf, for dw
+@group(0) @binding(5) var<storage, read> lnf_in: array<f32>;  // lnf, for dw
 @group(0) @binding(6) var<storage, read_write> dw: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)

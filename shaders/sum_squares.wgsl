@@ -4,7 +4,7 @@
 struct Params { len: u32, slot: u32, _pad0: u32, _pad1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sums: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
