@@ -79,6 +79,21 @@ pub fn presets() -> Result<JsValue, JsValue> {
     to_js(&list)
 }
 
+/// Facts the page shows that Rust owns: the knobs with their ranges, each method's label, the smallest
+/// KL a checkpoint is plotted at, and the shape of the speed probe.
+#[wasm_bindgen(js_name = pageFacts)]
+pub fn page_facts() -> Result<JsValue, JsValue> {
+    use crate::experiments::pipeline::Method;
+    let methods: serde_json::Map<String, serde_json::Value> = Method::ALL.iter().map(|m| (m.name().to_string(), m.label().into())).collect();
+    let (_, layers, d_model, heads) = crate::bench::SIZES[0];
+    to_js(&serde_json::json!({
+        "knobs": fig1::knobs(),
+        "methods": methods,
+        "min_kl": summary::MIN_KL,
+        "bench": { "batch": crate::bench::BATCH, "context": crate::bench::CONTEXT, "layers": layers, "d_model": d_model, "heads": heads },
+    }))
+}
+
 /// Seconds `config` should take on a device with the given bench numbers.
 #[wasm_bindgen(js_name = estimateSeconds)]
 pub fn estimate_seconds(config: JsValue, train_step_ms: f64, sample_tokens_per_s: f64) -> Result<f64, JsValue> {

@@ -134,43 +134,41 @@ impl Fig1Config {
     /// Every setting against its range (each with its reason), then the settings that constrain each
     /// other; the error names the key at fault. Runs before anything is trained.
     pub fn validate(&self) -> Result<()> {
-        use crate::limits::{adamw, int, list, real, Interval};
-        const MAX_STEPS: u64 = 1 << 20;
+        use crate::limits::{adamw, int, list, real};
+        use range::*;
         self.task.validate()?;
         let p = &self.policy;
-        int("policy.layers", p.layers as u64, 1, 12, "GPT-2 small's depth; deeper models do not fit a browser tab's memory")?;
-        int("policy.d_model", p.d_model as u64, 8, 1024, "a width of at least 8, at most GPT-2 medium's")?;
-        int("policy.heads", p.heads as u64, 1, 16, "attention heads; each needs d_model / heads ≥ 1 dimensions")?;
+        int("policy.layers", p.layers as u64, LAYERS.0, LAYERS.1, "GPT-2 small's depth; deeper models do not fit a browser tab's memory")?;
+        int("policy.d_model", p.d_model as u64, D_MODEL.0, D_MODEL.1, "a width of at least 8, at most GPT-2 medium's")?;
+        int("policy.heads", p.heads as u64, HEADS.0, HEADS.1, "attention heads; each needs d_model / heads ≥ 1 dimensions")?;
         if !p.d_model.is_multiple_of(p.heads) {
             bail!("policy.d_model = {} must be divisible by policy.heads = {} (each head gets d_model / heads dimensions)", p.d_model, p.heads);
         }
         int("sft.steps", self.sft.steps as u64, 1, MAX_STEPS, "SFT needs at least one step; every alignment run starts from its policy")?;
-        int("sft.batch", self.sft.batch as u64, 1, 1024, "sequences per step; memory grows with it")?;
+        int("sft.batch", self.sft.batch as u64, BATCH.0, BATCH.1, "sequences per step; memory grows with it")?;
         int("sft.warmup_steps", self.sft.warmup_steps as u64, 0, self.sft.steps as u64, "a warm-up longer than sft.steps never reaches the learning rate")?;
         adamw("sft.adamw", &self.sft.adamw)?;
         int("proxy.steps", self.proxy.steps as u64, 1, MAX_STEPS, "the proxy needs at least one step to be more than its initialisation")?;
-        int("proxy.batch", self.proxy.batch as u64, 1, 1024, "pairs per step, each scored in both orders; memory grows with it")?;
+        int("proxy.batch", self.proxy.batch as u64, BATCH.0, BATCH.1, "pairs per step, each scored in both orders; memory grows with it")?;
         int("proxy.eval_every", self.proxy.eval_every as u64, 1, self.proxy.steps as u64, "held-out accuracy is measured every this many steps and the best model kept; at most proxy.steps")?;
         adamw("proxy.adamw", &self.proxy.adamw)?;
-        int("batch", self.batch as u64, 1, 1024, "pairs per alignment step; memory grows with it")?;
-        let online_max = crate::rng::streams::MAX_ONLINE_STEPS as u64;
-        int("steps", self.steps as u64, 1, online_max, "steps of each online run; each step's samples have their own random stream, and this many fit")?;
+        int("batch", self.batch as u64, BATCH.0, BATCH.1, "pairs per alignment step; memory grows with it")?;
+        int("steps", self.steps as u64, 1, ONLINE_STEPS, "steps of each online run; each step's samples have their own random stream, and this many fit")?;
         int("eval_every", self.eval_every as u64, 1, MAX_STEPS, "a checkpoint every this many alignment steps (and at the first and last)")?;
-        int("heldout", self.heldout as u64, 16, 1 << 16, "held-out golden pairs for the proxy's early stopping and classifier accuracy; fewer make them noise")?;
-        int("win_prompts", self.win_prompts as u64, 16, 1 << 16, "prompts per golden win-rate estimate; fewer make it noise")?;
-        int("kl_prompts", self.kl_prompts as u64, 8, 1 << 16, "prompts per KL estimate; fewer make it noise")?;
+        int("heldout", self.heldout as u64, HELDOUT.0, HELDOUT.1, "held-out golden pairs for the proxy's early stopping and classifier accuracy; fewer make them noise")?;
+        int("win_prompts", self.win_prompts as u64, WIN_PROMPTS.0, WIN_PROMPTS.1, "prompts per golden win-rate estimate; fewer make it noise")?;
+        int("kl_prompts", self.kl_prompts as u64, KL_PROMPTS.0, KL_PROMPTS.1, "prompts per KL estimate; fewer make it noise")?;
         let need = self.proxy.batch.max(self.batch);
-        let pairs_max = crate::rng::streams::MAX_PAIRS as u64;
-        int("d_golden", self.d_golden as u64, need as u64, pairs_max, "at least one batch of distinct pairs for the proxy (proxy.batch) and offline IPO (batch); at most what its random streams hold")?;
-        list("seeds", &self.seeds, 64, "independent replicates", |_, _| Ok(()))?;
+        int("d_golden", self.d_golden as u64, need as u64, PAIRS, "at least one batch of distinct pairs for the proxy (proxy.batch) and offline IPO (batch); at most what its random streams hold")?;
+        list("seeds", &self.seeds, SEEDS, "independent replicates", |_, _| Ok(()))?;
         for (i, s) in self.seeds.iter().enumerate() {
             if self.seeds[..i].contains(s) {
                 bail!("seeds: {s} appears twice (each seed is one independent replicate; a repeat would duplicate its rows)");
             }
         }
-        list("betas", &self.betas, 32, "one run per value", |k, b| real(k, b, Interval::above(0.0, 100.0), "IPO's target margin is 1/(2β); β = 0 has none"))?;
-        list("lrs", &self.lrs, 32, "one run per value", |k, l| real(k, l, Interval::above(0.0, 1.0), "a step as large as the weights themselves diverges at once"))?;
-        list("offline_steps", &self.offline_steps, 32, "one offline run per value", |k, s| int(k, s as u64, 1, MAX_STEPS, "steps of an offline run"))?;
+        list("betas", &self.betas, LIST, "one run per value", |k, b| real(k, b, BETA, "IPO's target margin is 1/(2β); β = 0 has none"))?;
+        list("lrs", &self.lrs, LIST, "one run per value", |k, l| real(k, l, LR, "a step as large as the weights themselves diverges at once"))?;
+        list("offline_steps", &self.offline_steps, LIST, "one offline run per value", |k, s| int(k, s as u64, 1, MAX_STEPS, "steps of an offline run"))?;
         Ok(())
     }
 
@@ -264,6 +262,66 @@ impl Fig1Config {
         }
         out
     }
+}
+
+/// The ranges `validate` enforces that do not depend on other settings, shared with the page's knobs.
+pub mod range {
+    use crate::limits::Interval;
+    /// Steps of SFT, the proxy, an offline run, and between checkpoints.
+    pub const MAX_STEPS: u64 = 1 << 20;
+    /// Steps of an online run: each step's samples have their own random stream (`rng::streams`).
+    pub const ONLINE_STEPS: u64 = crate::rng::streams::MAX_ONLINE_STEPS as u64;
+    /// Pairs in D_golden: as many as its random streams hold.
+    pub const PAIRS: u64 = crate::rng::streams::MAX_PAIRS as u64;
+    pub const BATCH: (u64, u64) = (1, 1024);
+    pub const HELDOUT: (u64, u64) = (16, 1 << 16);
+    pub const WIN_PROMPTS: (u64, u64) = (16, 1 << 16);
+    pub const KL_PROMPTS: (u64, u64) = (8, 1 << 16);
+    pub const LAYERS: (u64, u64) = (1, 12);
+    pub const D_MODEL: (u64, u64) = (8, 1024);
+    pub const HEADS: (u64, u64) = (1, 16);
+    /// Values in `seeds`, and in each other list (`betas`, `lrs`, `offline_steps`).
+    pub const SEEDS: usize = 64;
+    pub const LIST: usize = 32;
+    pub const BETA: Interval = Interval::above(0.0, 100.0);
+    pub const LR: Interval = Interval::above(0.0, 1.0);
+}
+
+/// A setting the page offers as a knob: its `--set` key, label, input kind and the help a visitor sees,
+/// with the range `validate` enforces.
+#[derive(Clone, Debug, Serialize)]
+pub struct Knob {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// "int", "list", "bool" or "text".
+    pub kind: &'static str,
+    pub help: String,
+}
+
+/// The page's knobs, in the order it shows them (any other key can still be set in the URL).
+pub fn knobs() -> Vec<Knob> {
+    use range::*;
+    let k = |key, label, kind, help: String| Knob { key, label, kind, help };
+    vec![
+        k("seeds", "Seeds", "list", format!("one run per seed, up to {SEEDS}; intervals need ≥ 2")),
+        k("betas", "β values", "list", format!("IPO regularisation, each in {BETA}; larger stays closer to SFT")),
+        k("lrs", "Learning rates", "list", format!("each in {LR}; the same for online and offline")),
+        k("steps", "Online steps", "int", format!("1 – {ONLINE_STEPS} per online run")),
+        k("offline_steps", "Offline steps", "list", format!("one offline run per value, each 1 – {MAX_STEPS}")),
+        k("batch", "Batch (pairs)", "int", format!("{} – {} pairs per step, online and offline", BATCH.0, BATCH.1)),
+        k("eval_every", "Evaluate every", "int", format!("1 – {MAX_STEPS} steps between checkpoints")),
+        k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
+        k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),
+        k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),
+        k("d_golden", "D_golden pairs", "int", format!("from one batch to {PAIRS} labelled pairs")),
+        k("heldout", "Held-out pairs", "int", format!("{} – {} (proxy early stopping, classifier accuracy)", HELDOUT.0, HELDOUT.1)),
+        k("proxy.steps", "Proxy PM steps", "int", format!("1 – {MAX_STEPS} training steps of the proxy preference model")),
+        k("win_prompts", "Win-rate prompts", "int", format!("{} – {} prompts per checkpoint", WIN_PROMPTS.0, WIN_PROMPTS.1)),
+        k("kl_prompts", "KL prompts", "int", format!("{} – {} prompts per checkpoint", KL_PROMPTS.0, KL_PROMPTS.1)),
+        k("policy.layers", "Layers", "int", format!("{} – {} transformer blocks", LAYERS.0, LAYERS.1)),
+        k("policy.d_model", "Width (d_model)", "int", format!("{} – {}, divisible by the heads", D_MODEL.0, D_MODEL.1)),
+        k("policy.heads", "Heads", "int", format!("{} – {} attention heads", HEADS.0, HEADS.1)),
+    ]
 }
 
 /// The i-th (1-based) of n disjoint slices of an experiment's runs: run k of the list "each seed × each
@@ -495,6 +553,17 @@ mod tests {
         assert!(e.contains("seed 3 online β=0.1 lr=0.0005 step 6: kl is not finite (NaN)"), "{e}");
         let e = check_finite(&row(0.5, Some(f32::INFINITY))).unwrap_err().0;
         assert!(e.contains("proxy_win_rate is not finite (inf)"), "{e}");
+    }
+
+    #[test]
+    fn every_knob_is_a_setting_and_shows_its_range() {
+        let mut leaves = vec![];
+        crate::experiments::setting_leaves("", &crate::experiments::json_value(&Fig1Config::preset("fig1").unwrap()).unwrap(), &mut leaves);
+        for k in knobs() {
+            assert!(leaves.iter().any(|(key, _)| key == k.key), "knob {} is not a setting", k.key);
+        }
+        let steps = knobs().into_iter().find(|k| k.key == "steps").unwrap();
+        assert!(steps.help.contains(&range::ONLINE_STEPS.to_string()), "{}", steps.help);
     }
 
     #[test]

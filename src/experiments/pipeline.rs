@@ -69,6 +69,17 @@ pub enum Method {
 }
 
 impl Method {
+    pub const ALL: [Method; 3] = [Method::Online, Method::Offline, Method::OnlineGolden];
+
+    /// What the page and figures call it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Online => "online IPO (proxy labels)",
+            Method::Offline => "offline IPO (D_golden)",
+            Method::OnlineGolden => "online IPO (golden labels)",
+        }
+    }
+
     /// The name results.json and metrics.csv use.
     pub fn name(self) -> &'static str {
         match self {

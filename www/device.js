@@ -1,0 +1,86 @@
+// The device panel (adapter, limits, kernel self-check, measured speed) and every message from the worker.
+import { $, el, fmtTime, fact, mib } from './ui.js';
+import { state, facts } from './state.js';
+import { learnFromRun, updateEstimate } from './settings.js';
+import { setRunStatus, setButtons, saveSoon, finish, onEvent } from './run.js';
+import { renderModels } from './render.js';
+
+export function setDeviceStatus(text, kind) {
+  const s = $('device-status');
+  s.textContent = text;
+  s.className = `status ${kind || ''}`;
+}
+
+export function showReport(report) {
+  const dl = $('device-facts');
+  dl.replaceChildren();
+  fact(dl, 'Backend', report.backend);
+  const adapter = report.adapters[0];
+  if (adapter) {
+    const l = adapter.limits;
+    fact(dl, 'Adapter', `${adapter.name} (${adapter.backend}, ${adapter.device_type})`);
+    fact(dl, 'Limits', `buffer ${mib(l.max_buffer_size)}, storage binding ${mib(l.max_storage_buffer_binding_size)}, ` +
+      `${l.max_storage_buffers_per_shader_stage} storage buffers/stage, workgroup memory ${l.max_compute_workgroup_storage_size / 1024} KiB, ` +
+      `${l.max_compute_invocations_per_workgroup} invocations/workgroup`);
+  }
+  const sc = report.selfcheck;
+  fact(dl, 'Self-check', `${sc.passed} passed, ${sc.failed} failed`);
+  dl.hidden = false;
+  $('selfcheck-rows').replaceChildren(...sc.results.map((r) => {
+    const err = r.relative_error == null ? '—' : r.relative_error.toExponential(2);
+    const verdict = r.passed ? 'OK' : `FAIL${r.message ? ': ' + r.message : ''}`;
+    return el('tr', { className: r.passed ? 'ok' : 'fail' }, ...[r.name, err, r.reference, verdict].map((t) => el('td', { textContent: t })));
+  }));
+  $('selfcheck-summary').textContent = `Kernel self-check: ${sc.passed} passed, ${sc.failed} failed (against the ${sc.results[0]?.reference ?? 'reference'})`;
+  $('selfcheck').hidden = false;
+  $('selfcheck').open = sc.failed > 0;
+  if (report.note) {
+    setDeviceStatus(`WebGPU is unavailable here, so everything runs on the CPU backend (WebAssembly), which is slower. (${report.note})`, 'warn');
+  } else if (sc.failed > 0) {
+    setDeviceStatus(`GPU ready, but ${sc.failed} kernel check(s) failed: results on this device cannot be trusted.`, 'error');
+  } else {
+    setDeviceStatus(`GPU ready: ${adapter ? adapter.name : report.backend}. All ${sc.passed} kernel checks passed.`, 'ok');
+  }
+  document.body.dataset.doctor = sc.failed === 0 ? 'passed' : 'failed';
+  if (!state.running) setRunStatus('Ready: pick a preset and press Start.', 'ok');
+  setButtons();
+}
+
+export function onWorkerMessage({ data }) {
+  if (data.type === 'ready') {
+    if (data.webgpu) setDeviceStatus('WebGPU found; checking the kernels on this GPU…');
+  } else if (data.type === 'doctor') {
+    showReport(data.report);
+    const cached = sessionStorage.getItem(`bench-${state.backend}`);
+    if (cached) { state.bench = JSON.parse(cached); updateEstimate(); } else state.worker.postMessage({ type: 'speed', backend: state.backend });
+  } else if (data.type === 'speed') {
+    state.bench = data.bench;
+    sessionStorage.setItem(`bench-${state.backend}`, JSON.stringify(data.bench));
+    fact($('device-facts'), `Measured speed (${data.bench.backend})`, `training step (${facts.bench.batch} × ${facts.bench.context} tokens, ${facts.bench.layers} layers × d ${facts.bench.d_model}) ${data.bench.train_step_ms.toFixed(0)} ms; sampling ${Math.round(data.bench.sample_tokens_per_s)} tokens/s`);
+    updateEstimate();
+  } else if (data.type === 'event') {
+    onEvent(data.event);
+  } else if (data.type === 'model') {
+    state.run?.models.push({ seed: data.seed, name: data.name, safetensors: data.safetensors, config: data.config, tokenizer: data.tokenizer });
+    renderModels();
+    saveSoon();
+  } else if (data.type === 'done') {
+    state.run.results = data.results;
+    learnFromRun(state.run.config, (performance.now() - state.startedAt) / 1000);
+    updateEstimate();
+    finish('finished', `Finished in ${fmtTime((performance.now() - state.startedAt) / 1000)}: ${state.run.rows.length} checkpoints. Stored in this browser (Saved runs).`, 'ok');
+  } else if (data.type === 'stopped') {
+    finish('stopped', `Stopped. The ${state.run.rows.length} checkpoints so far are kept (plots, downloads, Saved runs).`, 'warn');
+  } else if (data.type === 'error') {
+    if (data.during === 'run' && state.run) {
+      const lost = /lost|device/i.test(data.message) ? ' The GPU device was lost;' : '';
+      finish('failed', `The run failed:${lost} ${data.message}. The ${state.run.rows.length} checkpoints up to then are kept.`, 'error');
+    } else if (data.during === 'speed') {
+      $('estimate').textContent = `Could not measure this device's speed: ${data.message}`;
+    } else {
+      setDeviceStatus(`Error: ${data.message}`, 'error');
+      document.body.dataset.doctor = 'error';
+      setRunStatus('The device check failed; see Device below.', 'error');
+    }
+  }
+}

@@ -1,0 +1,107 @@
+// The run: start, pause, stop, the worker's progress events, and keeping the run in IndexedDB as it goes.
+import { validateConfig } from './pkg/alignment_gap.js';
+import { putRun } from './store.js';
+import { $, fmtTime } from './ui.js';
+import { state } from './state.js';
+import { renderSoon, renderAll } from './render.js';
+import { listSaved } from './saved.js';
+
+export function setRunStatus(text, kind) {
+  const s = $('run-status');
+  s.textContent = text;
+  s.className = `status ${kind || ''}`;
+}
+
+export function setButtons() {
+  const blocked = state.urlErrors.length > 0 || state.knobErrors.length > 0;
+  $('start').disabled = state.running || blocked || !document.body.dataset.doctor || document.body.dataset.doctor === 'error';
+  $('start').title = blocked ? `Fix first: ${[...state.urlErrors, ...state.knobErrors].map((e) => e.field).join(', ')}` : '';
+  $('pause').disabled = !state.running || state.paused;
+  $('resume').disabled = !state.running || !state.paused;
+  $('stop').disabled = !state.running;
+  const has = !!state.run && state.run.rows.length > 0;
+  for (const id of ['dl-json', 'dl-csv', 'dl-svg', 'dl-png', 'dl-plots']) $(id).disabled = !has;
+  $('preset').disabled = $('backend').disabled = state.running;
+  for (const i of $('knobs').querySelectorAll('input')) i.disabled = state.running;
+}
+
+let saveTimer = null;
+
+export function saveSoon() {
+  if (saveTimer) return;
+  saveTimer = setTimeout(() => { saveTimer = null; saveNow(); }, 1000);
+}
+
+export async function saveNow() {
+  if (!state.run) return;
+  try { await putRun(state.run); } catch (e) { console.warn('could not store the run', e); }
+  listSaved();
+}
+
+export function start() {
+  const bad = [...state.urlErrors, ...state.knobErrors];
+  if (bad.length) { setRunStatus(`Cannot start: fix ${bad.map((e) => e.field).join(', ')} first`, 'error'); return; }
+  try { validateConfig(state.config); } catch (e) { setRunStatus(`Cannot start: ${e}`, 'error'); return; }
+  state.run = {
+    id: `${Date.now()}`, created: new Date().toISOString(), preset: state.preset, config: state.config,
+    query: location.search, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null,
+    timings: [], backend: state.backend, elapsed: 0,
+  };
+  state.running = true;
+  state.paused = false;
+  state.startedAt = performance.now();
+  state.stage = null;
+  state.pickedByUser = false;
+  $('progress').hidden = false;
+  setRunStatus('Running…');
+  document.body.dataset.run = 'running';
+  renderAll();
+  setButtons();
+  saveNow();
+  state.worker.postMessage({ type: 'run', config: state.config, backend: state.backend });
+}
+
+export function finish(status, message, kind) {
+  state.running = false;
+  state.paused = false;
+  state.run.status = status;
+  state.run.elapsed = (performance.now() - state.startedAt) / 1000;
+  setRunStatus(message, kind);
+  document.body.dataset.run = status;
+  setButtons();
+  renderAll();
+  saveNow();
+}
+
+export function onEvent(ev) {
+  const run = state.run;
+  if (!run) return;
+  if (ev.type === 'backend') {
+    run.backendUsed = ev.backend;
+    setRunStatus(`Running on ${ev.backend}${ev.note ? ` (${ev.note})` : ''}…`);
+  } else if (ev.type === 'stage') {
+    const now = performance.now();
+    if (!state.stage || state.stage.name !== ev.name) state.stage = { name: ev.name, t0: now, s0: ev.step };
+    const { t0, s0 } = state.stage;
+    const rate = (ev.step - s0) / ((now - t0) / 1000);
+    const left = rate > 0 ? (ev.total - ev.step) / rate : NaN;
+    $('stage').textContent = ev.name;
+    $('stage-bar').max = ev.total;
+    $('stage-bar').value = ev.step;
+    $('stage-numbers').textContent = `step ${ev.step} of ${ev.total}` + (rate > 0 ? ` · ${rate.toFixed(1)} steps/s · ${fmtTime(left)} left in this stage` : '') +
+      ` · ${fmtTime((now - state.startedAt) / 1000)} elapsed`;
+  } else if (ev.type === 'sft_loss') {
+    (run.sftLoss[ev.seed] ||= []).push([ev.step, ev.loss]);
+    renderSoon();
+  } else if (ev.type === 'proxy_eval') {
+    (run.proxyEval[ev.seed] ||= []).push([ev.step, ev.heldout_accuracy]);
+    renderSoon();
+  } else if (ev.type === 'checkpoint') {
+    run.rows.push(ev.row); // as results.json holds it: the Rust Row, its checkpoint flattened
+    renderSoon();
+    saveSoon();
+  } else if (ev.type === 'seed') {
+    run.timings.push({ seed: ev.seed, timings: ev.timings, proxy_heldout_accuracy: ev.heldout_accuracy });
+    saveSoon();
+  }
+}

@@ -1,0 +1,24 @@
+// Saved runs: the runs kept in IndexedDB, to show again, link to or delete.
+import { getRun, deleteRun, allRuns } from './store.js';
+import { $, el } from './ui.js';
+import { state } from './state.js';
+import { setRunStatus } from './run.js';
+import { renderAll } from './render.js';
+
+export async function listSaved() {
+  let runs = [];
+  try { runs = await allRuns(); } catch (e) { $('saved-list').textContent = `IndexedDB is not available here: ${e}`; return; }
+  runs.sort((a, b) => b.created.localeCompare(a.created));
+  if (!runs.length) { $('saved-list').replaceChildren(el('span', { className: 'hint', textContent: 'none yet' })); return; }
+  $('saved-list').replaceChildren(el('table', {}, ...runs.map((r) => {
+    const showBtn = el('button', { textContent: 'Show' });
+    showBtn.addEventListener('click', async () => { if (!state.running) { state.run = await getRun(r.id); state.pickedByUser = false; renderAll(); setRunStatus(`Showing the saved run of ${r.created} (${r.status}).`); } });
+    const linkBtn = el('a', { href: r.query || '?', textContent: 'settings' });
+    const delBtn = el('button', { textContent: 'Delete' });
+    delBtn.addEventListener('click', async () => { await deleteRun(r.id); listSaved(); });
+    const status = r.status === 'interrupted' ? 'interrupted (the page was closed or reloaded; checkpoints up to then are kept)' : r.status;
+    return el('tr', {}, el('td', { textContent: new Date(r.created).toLocaleString() }), el('td', { textContent: r.preset }),
+      el('td', { textContent: status, className: `run-${r.status}` }), el('td', { textContent: `${r.rows.length} checkpoints` }),
+      el('td', {}, showBtn, ' ', linkBtn, ' ', delBtn));
+  })));
+}

@@ -1,0 +1,146 @@
+// Settings, validation and the link: the knobs, the URL query (the CLI's --set keys), presets, and the
+// time estimate from the measured speed.
+import { presets, configFromQuery, queryFromConfig, estimateSeconds } from './pkg/alignment_gap.js';
+import { $, el, get, show, fmtTime } from './ui.js';
+import { state, facts } from './state.js';
+import { setButtons, start } from './run.js';
+
+export function buildKnobs() {
+  const form = $('knobs');
+  form.replaceChildren();
+  for (const { key, label, kind, help } of facts.knobs) {
+    const id = `knob-${key.replace('.', '-')}`;
+    const input = kind === 'bool' ? el('input', { type: 'checkbox', id }) : el('input', { type: 'text', id, inputMode: kind === 'int' ? 'numeric' : 'text' });
+    input.dataset.key = key;
+    input.addEventListener('change', onKnobChange);
+    form.append(el('div', { className: 'knob' },
+      el('label', { htmlFor: id, textContent: label }), input,
+      el('span', { className: 'hint', textContent: help }),
+      el('span', { className: 'field-error', id: `${id}-error`, role: 'alert' })));
+  }
+}
+
+export function fillKnobs() {
+  for (const input of $('knobs').querySelectorAll('input')) {
+    const v = get(state.config, input.dataset.key);
+    if (input.type === 'checkbox') input.checked = !!v; else input.value = show(v);
+  }
+}
+
+export function knobQuery() {
+  const params = [`preset=${encodeURIComponent(state.preset)}`];
+  for (const input of $('knobs').querySelectorAll('input')) {
+    const v = input.type === 'checkbox' ? String(input.checked) : input.value.trim();
+    params.push(`${input.dataset.key}=${encodeURIComponent(v)}`);
+  }
+  return params.join('&');
+}
+
+export function showFieldErrors(errors) {
+  for (const e of $('knobs').querySelectorAll('.field-error')) e.textContent = '';
+  for (const { field, message } of errors) {
+    const target = $(`knob-${field.replace('.', '-')}-error`);
+    if (target) target.textContent = message;
+  }
+}
+
+export function writeUrl() {
+  let q = queryFromConfig(state.preset, state.config);
+  if (state.backend !== 'auto') q += `&backend=${state.backend}`;
+  history.replaceState(null, '', `?${q}`);
+  updateEstimate();
+}
+
+export function onKnobChange() {
+  const parsed = configFromQuery(knobQuery());
+  state.config = parsed.config;
+  state.knobErrors = parsed.errors;
+  showFieldErrors(parsed.errors);
+  writeUrl();
+  setButtons();
+}
+
+// The visitor accepts the preset's values for the link's unusable settings: the run may start.
+export function acceptUrlDefaults() {
+  state.urlErrors = [];
+  $('url-errors').hidden = true;
+  setButtons();
+}
+
+export function applyPreset(name) {
+  state.preset = name;
+  state.config = presets().find((p) => p.name === name).config;
+  $('preset-description').textContent = state.presets.find((p) => p.name === name).description;
+  fillKnobs();
+  showFieldErrors([]);
+  state.knobErrors = [];
+  acceptUrlDefaults();
+  writeUrl();
+}
+
+// Reads the page's own URL; bad values are listed at the top of the page and the preset's values are used.
+export function readUrl() {
+  const params = new URLSearchParams(location.search);
+  const problems = [];
+  const backend = params.get('backend');
+  if (backend !== null) {
+    if (['auto', 'gpu', 'cpu'].includes(backend)) state.backend = backend;
+    else problems.push({ field: 'backend', message: `'${backend}' is not one of auto, gpu, cpu; using auto` });
+    params.delete('backend');
+  }
+  const parsed = configFromQuery(params.toString());
+  state.preset = parsed.preset;
+  state.config = parsed.config;
+  problems.push(...parsed.errors);
+  $('preset').value = state.preset;
+  $('backend').value = state.backend;
+  $('preset-description').textContent = state.presets.find((p) => p.name === state.preset).description;
+  fillKnobs();
+  showFieldErrors(parsed.errors);
+  const box = $('url-errors');
+  state.urlErrors = problems;
+  if (problems.length) {
+    const accept = el('button', { id: 'accept-url-defaults', textContent: "Use the preset's values" });
+    accept.addEventListener('click', acceptUrlDefaults);
+    box.replaceChildren(el('b', { textContent: 'Some settings in this link were not usable:' }),
+      el('ul', {}, ...problems.map((p) => el('li', { textContent: `${p.field}: ${p.message}` }))),
+      el('p', { textContent: 'The run will not start with them: fix the link, pick a preset, or ' }, accept));
+    box.hidden = false;
+    $('knobs-box').open = true;
+  }
+  writeUrl();
+}
+
+// Finished runs teach the estimate: the ratio of measured to estimated time, per backend, kept in this browser.
+export const calibrationKey = () => `calibration-${state.bench?.backend}`;
+
+export function calibration() {
+  const c = JSON.parse(localStorage.getItem(calibrationKey()) || 'null');
+  return c && c.runs > 0 ? c : { ratio: 1, runs: 0 };
+}
+
+export function learnFromRun(config, seconds) {
+  if (!state.bench) return;
+  const estimate = estimateSeconds(config, state.bench.train_step_ms, state.bench.sample_tokens_per_s);
+  if (!(estimate > 0 && seconds > 0)) return;
+  const c = calibration();
+  // A running geometric mean of measured / estimated.
+  const ratio = Math.exp((Math.log(c.ratio) * c.runs + Math.log(seconds / estimate)) / (c.runs + 1));
+  localStorage.setItem(calibrationKey(), JSON.stringify({ ratio, runs: c.runs + 1 }));
+}
+
+export function updateEstimate() {
+  if (!state.bench) return;
+  const { train_step_ms: ms, sample_tokens_per_s: tps } = state.bench;
+  const c = calibration();
+  const seconds = (config) => estimateSeconds(config, ms, tps) * c.ratio;
+  for (const opt of $('preset').options) {
+    const p = state.presets.find((x) => x.name === opt.value);
+    opt.textContent = `${p.title} — about ${fmtTime(seconds(p.config))} here`;
+  }
+  let est = '—';
+  try { est = fmtTime(seconds(state.config)); } catch (e) { est = `— (${e})`; }
+  $('estimate').textContent = `With these settings: about ${est} on this device (${state.bench.backend}: a training step of ` +
+    `${facts.bench.batch} × ${facts.bench.context} tokens took ${ms.toFixed(0)} ms, sampling ran at ${Math.round(tps)} tokens/s` +
+    (c.runs ? `; corrected by ${c.runs} finished run${c.runs > 1 ? 's' : ''} here, ×${c.ratio.toFixed(2)}` : '') + '). An estimate.';
+}

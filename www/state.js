@@ -1,0 +1,20 @@
+// The page's state, every field declared here; and the facts Rust owns (knobs and their ranges, method
+// labels, the smallest plotted KL, the speed probe's shape), filled from the wasm module at start.
+import { pageFacts } from './pkg/alignment_gap.js';
+import { start } from './run.js';
+
+export const state = {
+  presets: [], preset: 'fig1-quick', config: null, backend: 'auto',
+  run: null, // {id, created, preset, config, query, status, rows, sftLoss, proxyEval, models, results, timings, backend, backendUsed, elapsed}
+  running: false, paused: false, bench: null,
+  stage: null, // the progress bar's stage: {name, t0, s0}
+  startedAt: 0, // performance.now() at Start
+  pickedByUser: false, // the sample viewer shows the visitor's checkpoint, not the newest
+  // Settings that could not be used, by field: from the link (until the visitor accepts the preset's values)
+  // and from the knobs. While either holds any, the run does not start: it would not be the run asked for.
+  urlErrors: [], knobErrors: [],
+  worker: null, // the Web Worker that trains (worker.js)
+};
+
+// Filled from pageFacts() (src/web.rs) when the wasm module has loaded.
+export const facts = { knobs: [], methods: {}, min_kl: 0, bench: { batch: 0, context: 0, layers: 0, d_model: 0, heads: 0 } };
