@@ -1,5 +1,5 @@
 // One AdamW step (torch.optim.AdamW semantics: bias correction, decoupled weight decay) on the gradient
-// times grad_scale (the global-norm clip factor). CPU twin: engine::cpu::adamw.
+// times grad_scale (the global-norm clip factor). CPU twin: engine::kernels::adamw::adamw.
 
 struct Params {
     len: u32, lr: f32, beta1: f32, beta2: f32,

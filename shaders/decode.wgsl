@@ -1,6 +1,6 @@
 // Autoregressive decoding with a KV cache: one position of B sequences per step, everything on the device
 // (the sampled token is written where the next step's embedding reads it, so nothing is read back per
-// token). CPU twins: engine::cpu::embed_position, cached_attention, sample_next.
+// token). CPU twins: engine::kernels::decode::embed_position, cached_attention, sample_next.
 
 struct Params {
     b: u32, c: u32, vocab: u32, context: u32,

@@ -1,4 +1,4 @@
-// Element-wise and small reduction ops. CPU twins in engine::cpu: zero (in cpu::run), add, add_into, add_bias, bias_backward,
+// Element-wise and small reduction ops. CPU twins in engine::kernels::elementwise: zero (in run_cpu), add, add_into, add_bias, bias_backward,
 // gelu_forward, gelu_backward, weighted_row_sum, weighted_row_sum_backward.
 
 struct Params { len: u32, c: u32, _pad0: u32, _pad1: u32 }  // c: row width (bias, rows of a weighted sum)

@@ -1,4 +1,4 @@
-// Exact per-token KL(p ‖ q) over the whole vocabulary, one thread per row. CPU twin: engine::cpu::token_kl.
+// Exact per-token KL(p ‖ q) over the whole vocabulary, one thread per row. CPU twin: engine::kernels::kl::token_kl.
 
 struct Params { n: u32, v: u32, _pad0: u32, _pad1: u32 }
 

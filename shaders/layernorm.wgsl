@@ -1,4 +1,4 @@
-// LayerNorm over rows of C (eps 1e-5). CPU twins: engine::cpu::layernorm_forward / layernorm_backward.
+// LayerNorm over rows of C (eps 1e-5). CPU twins: engine::kernels::layernorm::layernorm_forward / layernorm_backward.
 // One thread per row (C is small here); the parameter gradients use one thread per channel, summing over
 // rows, so no thread writes where another does.
 
@@ -8,11 +8,15 @@ struct Params { n: u32, c: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;    // forward output, or dout
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;    // forward outputs: out, mean, rstd
 @group(0) @binding(5) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dx: array<f32>;     // also dw for backward_params
+@group(0) @binding(7) var<storage, read_write> dx: array<f32>;     // backward outputs (accumulated)
 @group(0) @binding(8) var<storage, read_write> db: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(10) var<storage, read> dout: array<f32>;        // backward inputs
+@group(0) @binding(11) var<storage, read> mean_in: array<f32>;
+@group(0) @binding(12) var<storage, read> rstd_in: array<f32>;
 
 const EPS: f32 = 1e-5;
 
@@ -40,13 +44,13 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let row = thread_index(gid, groups);
     if (row >= p.n) { return; }
     let base = row * p.c;
-    let m = mean[row];
-    let s = rstd[row];
+    let m = mean_in[row];
+    let s = rstd_in[row];
     var dnorm_mean = 0.0;
     var dnorm_xhat_mean = 0.0;
     for (var i = 0u; i < p.c; i = i + 1u) {
         let xhat = (x[base + i] - m) * s;
-        let dnorm = out[base + i] * w[i];
+        let dnorm = dout[base + i] * w[i];
         dnorm_mean = dnorm_mean + dnorm;
         dnorm_xhat_mean = dnorm_xhat_mean + dnorm * xhat;
     }
@@ -54,11 +58,11 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     dnorm_xhat_mean = dnorm_xhat_mean / f32(p.c);
     for (var i = 0u; i < p.c; i = i + 1u) {
         let xhat = (x[base + i] - m) * s;
-        dx[base + i] = dx[base + i] + s * (out[base + i] * w[i] - dnorm_mean - xhat * dnorm_xhat_mean);
+        dx[base + i] = dx[base + i] + s * (dout[base + i] * w[i] - dnorm_mean - xhat * dnorm_xhat_mean);
     }
 }
 
-// dw[i] += Σ_rows dout·xhat (written to the `dx` binding), db[i] += Σ_rows dout
+// dw[i] += Σ_rows dout·xhat, db[i] += Σ_rows dout
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
@@ -66,10 +70,10 @@ fn backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     var sw = 0.0;
     var sb = 0.0;
     for (var row = 0u; row < p.n; row = row + 1u) {
-        let d = out[row * p.c + i];
-        sw = sw + d * (x[row * p.c + i] - mean[row]) * rstd[row];
+        let d = dout[row * p.c + i];
+        sw = sw + d * (x[row * p.c + i] - mean_in[row]) * rstd_in[row];
         sb = sb + d;
     }
-    dx[i] = dx[i] + sw;
+    dw[i] = dw[i] + sw;
     db[i] = db[i] + sb;
 }

@@ -2,7 +2,7 @@
 // Transposes are expressed as strides, so one kernel serves x·W, dy·Wᵀ and xᵀ·dy.
 // Each thread computes a 4×4 block of C from registers, with no workgroup memory: on software adapters
 // (lavapipe, SwiftShader) barrier-free register blocking measured fastest, and it is a fair start on GPUs.
-// CPU twin: engine::cpu::matmul.
+// CPU twin: engine::kernels::matmul::matmul.
 
 struct Params {
     batch: u32, m: u32, n: u32, k: u32,

@@ -1,15 +1,16 @@
 // The preference model's scalar head: a dot product at each sequence's last real token.
-// CPU twins: engine::cpu::score_head / score_head_backward.
+// CPU twins: engine::kernels::score_head::score_head / score_head_backward.
 
 struct Params { b: u32, t: u32, c: u32, _pad: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> lnf: array<f32>;     // or dlnf (backward_input)
+@group(0) @binding(1) var<storage, read> lnf: array<f32>;
 @group(0) @binding(2) var<storage, read> last: array<u32>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read_write> score: array<f32>;   // or dscore
-@group(0) @binding(5) var<storage, read> lnf_in: array<f32>;  // lnf, for dw
-@group(0) @binding(6) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(4) var<storage, read_write> score: array<f32>;   // forward output
+@group(0) @binding(5) var<storage, read> dscore: array<f32>;        // backward input
+@group(0) @binding(6) var<storage, read_write> dw: array<f32>;      // backward outputs
+@group(0) @binding(7) var<storage, read_write> dlnf: array<f32>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -29,8 +30,8 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let row = k / p.c;
     let b = row / p.t;
     var g = 0.0;
-    if (row % p.t == last[b]) { g = score[b] * w[k % p.c]; }
-    lnf[k] = g;
+    if (row % p.t == last[b]) { g = dscore[b] * w[k % p.c]; }
+    dlnf[k] = g;
 }
 
 // dw[i] += Σ_b dscore[b]·lnf[last row of b, i]; one thread per channel
@@ -40,7 +41,7 @@ fn backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     if (i >= p.c) { return; }
     var s = 0.0;
     for (var b = 0u; b < p.b; b = b + 1u) {
-        s = s + score[b] * lnf_in[(b * p.t + last[b]) * p.c + i];
+        s = s + dscore[b] * lnf[(b * p.t + last[b]) * p.c + i];
     }
     dw[i] = dw[i] + s;
 }

@@ -1,5 +1,5 @@
 // y[r, :] = softmax(x[r, :]), one workgroup per row; 64 threads stride over the columns and reduce the
-// row max and the sum of exponentials through workgroup memory. CPU twin: engine::cpu::softmax_rows.
+// row max and the sum of exponentials through workgroup memory. CPU twin: engine::kernels::softmax::softmax_rows.
 
 struct Params { rows: u32, cols: u32, rows_per_slice: u32, _pad: u32 }
 

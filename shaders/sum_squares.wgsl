@@ -1,5 +1,5 @@
 // sums[slot] = Σ x², one workgroup striding over the tensor, then a tree reduction in workgroup memory.
-// CPU twin: engine::cpu::sum_squares (through cpu::run).
+// CPU twin: engine::kernels::sum_squares::sum_squares.
 
 struct Params { len: u32, slot: u32, _pad0: u32, _pad1: u32 }
 

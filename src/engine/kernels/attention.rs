@@ -57,6 +57,8 @@ mod binding {
     pub const SCORES: u32 = 1;
     pub const ATT: u32 = 2;
     pub const DATT: u32 = 3;
+    pub const ATT_IN: u32 = 4;
+    pub const DSCORES: u32 = 5;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
@@ -67,7 +69,6 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     }
 }
 
-/// `SCORES` is the forward input (pre-softmax scores) and the backward output (their gradient).
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     match *op {
@@ -78,7 +79,7 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Op::CausalSoftmaxBackward { rows, t: tt, scale } => {
             // ins [datt, att], outs [dpre]
             let p = Params { rows: rows as u32, t: tt as u32, scale, _pad: 0 };
-            g.launch("attention.backward", bytemuck::bytes_of(&p), &[(DATT, t[0]), (ATT, t[1]), (SCORES, t[2])], rows)
+            g.launch("attention.backward", bytemuck::bytes_of(&p), &[(DATT, t[0]), (ATT_IN, t[1]), (DSCORES, t[2])], rows)
         }
         _ => unreachable!("attention::run_gpu got {}", op.name()),
     }

@@ -54,7 +54,10 @@ mod binding {
     pub const TOKENS: u32 = 1;
     pub const WTE: u32 = 2;
     pub const WPE: u32 = 3;
-    pub const ACT: u32 = 4;
+    pub const OUT: u32 = 4;
+    pub const DOUT: u32 = 5;
+    pub const DWTE: u32 = 6;
+    pub const DWPE: u32 = 7;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
@@ -68,20 +71,19 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     }
 }
 
-/// `ACT` is the output of the forward pass and the incoming gradient of the backward pass.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     let params = |n: usize, tt: usize, c: usize, vocab: usize| Params { n: n as u32, t: tt as u32, c: c as u32, vocab: vocab as u32 };
     match *op {
         Op::EmbedForward { n, t: tt, c, vocab, .. } => {
             let p = params(n, tt, c, vocab);
-            g.launch("embed.forward", bytemuck::bytes_of(&p), &[(TOKENS, t[0]), (WTE, t[1]), (WPE, t[2]), (ACT, t[3])], n * c)
+            g.launch("embed.forward", bytemuck::bytes_of(&p), &[(TOKENS, t[0]), (WTE, t[1]), (WPE, t[2]), (OUT, t[3])], n * c)
         }
         Op::EmbedBackward { n, t: tt, c, vocab, .. } => {
             // ins [dout, tokens], outs [dwte, dwpe]
             let p = params(n, tt, c, vocab);
-            g.launch("embed.backward_wte", bytemuck::bytes_of(&p), &[(TOKENS, t[1]), (WTE, t[2]), (ACT, t[0])], vocab * c)?;
-            g.launch("embed.backward_wpe", bytemuck::bytes_of(&p), &[(WPE, t[3]), (ACT, t[0])], tt * c)
+            g.launch("embed.backward_wte", bytemuck::bytes_of(&p), &[(TOKENS, t[1]), (DWTE, t[2]), (DOUT, t[0])], vocab * c)?;
+            g.launch("embed.backward_wpe", bytemuck::bytes_of(&p), &[(DWPE, t[3]), (DOUT, t[0])], tt * c)
         }
         _ => unreachable!("embed::run_gpu got {}", op.name()),
     }

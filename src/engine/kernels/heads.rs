@@ -72,10 +72,14 @@ struct Params {
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
 mod binding {
-    pub const ROWS: u32 = 1;
+    pub const ROWS_IN: u32 = 1;
     pub const Q: u32 = 2;
     pub const K: u32 = 3;
     pub const V: u32 = 4;
+    pub const Q_IN: u32 = 5;
+    pub const K_IN: u32 = 6;
+    pub const V_IN: u32 = 7;
+    pub const ROWS: u32 = 8;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
@@ -91,8 +95,7 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     }
 }
 
-/// `ROWS` holds rows ([N, 3C] for q|k|v, else [N, C]); `Q` also serves as the one heads tensor of the
-/// plain permutations.
+/// Rows are [N, 3C] for q|k|v, else [N, C]; `Q`/`Q_IN` are the one heads tensor of the plain permutations.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     let (Op::SplitHeads { n, t: tt, h, d } | Op::MergeHeadsQkv { n, t: tt, h, d } | Op::HeadsToRows { n, t: tt, h, d } | Op::RowsToHeads { n, t: tt, h, d }) = *op else {
@@ -100,10 +103,10 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     };
     let p = Params { n: n as u32, t: tt as u32, h: h as u32, d: d as u32 };
     let (entry, buffers): (&str, Vec<(u32, &GpuTensor)>) = match op {
-        Op::SplitHeads { .. } => ("heads.split_heads", vec![(ROWS, t[0]), (Q, t[1]), (K, t[2]), (V, t[3])]),
-        Op::MergeHeadsQkv { .. } => ("heads.merge_heads_qkv", vec![(Q, t[0]), (K, t[1]), (V, t[2]), (ROWS, t[3])]),
-        Op::HeadsToRows { .. } => ("heads.heads_to_rows", vec![(Q, t[0]), (ROWS, t[1])]),
-        _ => ("heads.rows_to_heads", vec![(ROWS, t[0]), (Q, t[1])]),
+        Op::SplitHeads { .. } => ("heads.split_heads", vec![(ROWS_IN, t[0]), (Q, t[1]), (K, t[2]), (V, t[3])]),
+        Op::MergeHeadsQkv { .. } => ("heads.merge_heads_qkv", vec![(Q_IN, t[0]), (K_IN, t[1]), (V_IN, t[2]), (ROWS, t[3])]),
+        Op::HeadsToRows { .. } => ("heads.heads_to_rows", vec![(Q_IN, t[0]), (ROWS, t[1])]),
+        _ => ("heads.rows_to_heads", vec![(ROWS_IN, t[0]), (Q, t[1])]),
     };
     g.launch(entry, bytemuck::bytes_of(&p), &buffers, n * h * d)
 }

@@ -73,6 +73,10 @@ mod binding {
     pub const RSTD: u32 = 6;
     pub const DX: u32 = 7;
     pub const DB: u32 = 8;
+    pub const DW: u32 = 9;
+    pub const DOUT: u32 = 10;
+    pub const MEAN_IN: u32 = 11;
+    pub const RSTD_IN: u32 = 12;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
@@ -89,8 +93,6 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     }
 }
 
-/// `OUT` is the forward output and the incoming gradient of the backward pass; `DX` holds dx for
-/// `backward_input` and dw for `backward_params`.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     match *op {
@@ -101,8 +103,8 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Op::LayernormBackward { n, c } => {
             // ins [dout, x, w, mean, rstd], outs [dx, dw, db]
             let p = Params { n: n as u32, c: c as u32, _pad: [0; 2] };
-            g.launch("layernorm.backward_input", bytemuck::bytes_of(&p), &[(X, t[1]), (W, t[2]), (OUT, t[0]), (MEAN, t[3]), (RSTD, t[4]), (DX, t[5])], n)?;
-            g.launch("layernorm.backward_params", bytemuck::bytes_of(&p), &[(X, t[1]), (OUT, t[0]), (MEAN, t[3]), (RSTD, t[4]), (DX, t[6]), (DB, t[7])], c)
+            g.launch("layernorm.backward_input", bytemuck::bytes_of(&p), &[(X, t[1]), (W, t[2]), (DOUT, t[0]), (MEAN_IN, t[3]), (RSTD_IN, t[4]), (DX, t[5])], n)?;
+            g.launch("layernorm.backward_params", bytemuck::bytes_of(&p), &[(X, t[1]), (DOUT, t[0]), (MEAN_IN, t[3]), (RSTD_IN, t[4]), (DW, t[6]), (DB, t[7])], c)
         }
         _ => unreachable!("layernorm::run_gpu got {}", op.name()),
     }

@@ -60,6 +60,7 @@ mod binding {
     pub const TARGETS: u32 = 2;
     pub const LP: u32 = 3;
     pub const DLOGITS: u32 = 4;
+    pub const DLP: u32 = 5;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
@@ -70,7 +71,6 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     }
 }
 
-/// `LP` is the forward output and the incoming gradient of the backward pass.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     match *op {
@@ -81,7 +81,7 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Op::TokenLogprobsBackward { n, v } => {
             // ins [dlp, logits, targets], outs [dlogits]
             let p = Params { n: n as u32, v: v as u32, _pad: [0; 2] };
-            g.launch("logprobs.backward", bytemuck::bytes_of(&p), &[(LP, t[0]), (LOGITS, t[1]), (TARGETS, t[2]), (DLOGITS, t[3])], n)
+            g.launch("logprobs.backward", bytemuck::bytes_of(&p), &[(DLP, t[0]), (LOGITS, t[1]), (TARGETS, t[2]), (DLOGITS, t[3])], n)
         }
         _ => unreachable!("logprobs::run_gpu got {}", op.name()),
     }

@@ -54,8 +54,9 @@ mod binding {
     pub const LAST: u32 = 2;
     pub const W: u32 = 3;
     pub const SCORE: u32 = 4;
-    pub const LNF_IN: u32 = 5;
+    pub const DSCORE: u32 = 5;
     pub const DW: u32 = 6;
+    pub const DLNF: u32 = 7;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
@@ -69,8 +70,6 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     }
 }
 
-/// `LNF` is the forward input and the gradient `backward_input` writes; `SCORE` is the forward output
-/// and the incoming gradient.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     match *op {
@@ -82,8 +81,8 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Op::ScoreHeadBackward { b, t: tt, c } => {
             // ins [dscore, lnf, last, w], outs [dlnf, dw]
             let p = Params { b: b as u32, t: tt as u32, c: c as u32, _pad: 0 };
-            g.launch("score_head.backward_input", bytemuck::bytes_of(&p), &[(LNF, t[4]), (LAST, t[2]), (W, t[3]), (SCORE, t[0])], b * tt * c)?;
-            g.launch("score_head.backward_weight", bytemuck::bytes_of(&p), &[(LAST, t[2]), (SCORE, t[0]), (LNF_IN, t[1]), (DW, t[5])], c)
+            g.launch("score_head.backward_input", bytemuck::bytes_of(&p), &[(DLNF, t[4]), (LAST, t[2]), (W, t[3]), (DSCORE, t[0])], b * tt * c)?;
+            g.launch("score_head.backward_weight", bytemuck::bytes_of(&p), &[(LAST, t[2]), (DSCORE, t[0]), (LNF, t[1]), (DW, t[5])], c)
         }
         _ => unreachable!("score_head::run_gpu got {}", op.name()),
     }
