@@ -48,27 +48,105 @@ pub fn train_step_flops(cfg: &GptConfig, b: usize, t: usize) -> f64 {
     3.0 * (l * per_layer + 2 * n * c * v) as f64
 }
 
+/// The f32 rate attainable here, in GFLOP/s: the best of three 1024³ GEMMs after a warm-up (on the CPU,
+/// matrixmultiply with this process's GEMM threads, `MATMUL_NUM_THREADS`; on a GPU, our matmul kernel).
+/// Train-step GFLOP/s are reported as a fraction of it.
+pub async fn peak_gflops(e: &Engine) -> Result<f64> {
+    let n = 1024;
+    let a = e.tensor(&crate::rng::uniform_vec(1, 1, n * n, -1.0, 1.0));
+    let b = e.tensor(&crate::rng::uniform_vec(1, 2, n * n, -1.0, 1.0));
+    let c = e.zeros(n * n);
+    let spec = crate::engine::MatmulSpec { batch: 1, m: n, n, k: n, a_transposed: false, b_transposed: false, accumulate: false };
+    let mut best = f64::INFINITY;
+    for i in 0..4 {
+        let start = now_ms();
+        e.matmul(&a, &b, &c, spec)?;
+        e.read(&c).await?; // waits for the GEMM (the copy of 4 MiB is small beside 2.1 GFLOP)
+        if i > 0 {
+            best = best.min(now_ms() - start);
+        }
+    }
+    Ok(2.0 * (n * n * n) as f64 / (best / 1e3) / 1e9)
+}
+
+/// One training step of the bench's model at size `name`, profiled op by op (see `engine::profile`):
+/// per op, calls and milliseconds per step.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn profile_size(e: &Engine, layers: usize, d_model: usize, heads: usize, steps: usize) -> Result<Vec<crate::engine::profile::OpTime>> {
+    let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
+    let setup = StepSetup::new(e, cfg)?;
+    setup.step(e).await?; // warm-up, not profiled
+    crate::engine::profile::start();
+    for _ in 0..steps {
+        setup.step(e).await?;
+    }
+    let mut times = crate::engine::profile::stop();
+    for t in &mut times {
+        t.calls /= steps as u64;
+        t.seconds /= steps as f64;
+        t.flops /= steps as f64;
+    }
+    Ok(times)
+}
+
+/// The bench's model, batch and optimiser: one training step of 128 × 32 tokens.
+struct StepSetup {
+    model: Gpt,
+    tokens: crate::engine::Tensor,
+    targets: crate::engine::Tensor,
+    weights: crate::engine::Tensor,
+    dseq: crate::engine::Tensor,
+    acts: crate::model::Activations,
+    grads: Vec<crate::engine::Tensor>,
+    opt: std::cell::RefCell<AdamW>,
+    ids: Vec<u32>,
+}
+
+impl StepSetup {
+    fn new(e: &Engine, cfg: GptConfig) -> Result<Self> {
+        let model = Gpt::init(e, cfg, Head::Lm, 0)?;
+        let (b, t) = (BATCH, CONTEXT);
+        let ids: Vec<u32> = (0..b * t).map(|i| (crate::rng::uniform(1, 0, 0, i as u32) * VOCAB as f32) as u32 % VOCAB as u32).collect();
+        let targets: Vec<u32> = (0..b * t).map(|i| if (i + 1) % t == 0 { 0 } else { ids[i + 1] }).collect();
+        let weights: Vec<f32> = (0..b * t).map(|i| if i % t >= PROMPT && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect();
+        let acts = model.activations(e, b, t)?;
+        let grads = model.zero_grads(e);
+        let opt = std::cell::RefCell::new(AdamW::new(e, &model.infos, AdamwConfig::default(), Schedule::constant()));
+        Ok(StepSetup {
+            tokens: e.indices(&ids),
+            targets: e.indices(&targets),
+            weights: e.tensor(&weights),
+            dseq: e.tensor(&vec![-1.0 / b as f32; b]),
+            model,
+            acts,
+            grads,
+            opt,
+            ids,
+        })
+    }
+
+    /// One step; the optimiser reads back the gradient norm, so the step has finished when this returns.
+    async fn step(&self, e: &Engine) -> Result<()> {
+        let (model, acts, grads) = (&self.model, &self.acts, &self.grads);
+        Gpt::clear_grads(e, grads)?;
+        model.forward(e, acts, &self.tokens)?;
+        model.sequence_logprobs(e, acts, &self.targets, &self.weights)?;
+        model.backward(e, acts, grads, &crate::model::TokenBatch { tokens: &self.tokens, targets: &self.targets, weights: &self.weights }, &self.dseq)?;
+        let mut opt = self.opt.borrow_mut();
+        opt.step(e, &model.infos, &model.params, grads).await?;
+        Ok(())
+    }
+}
+
 pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, heads: usize, repeats: usize) -> Result<BenchRow> {
     let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
-    let model = Gpt::init(e, cfg, Head::Lm, 0)?;
+    let setup = StepSetup::new(e, cfg)?;
+    let (model, ids) = (&setup.model, &setup.ids);
     let (b, t) = (BATCH, CONTEXT);
-    let ids: Vec<u32> = (0..b * t).map(|i| (crate::rng::uniform(1, 0, 0, i as u32) * VOCAB as f32) as u32 % VOCAB as u32).collect();
-    let targets: Vec<u32> = (0..b * t).map(|i| if (i + 1) % t == 0 { 0 } else { ids[i + 1] }).collect();
-    let weights: Vec<f32> = (0..b * t).map(|i| if i % t >= PROMPT && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect();
-    let (tokens, targets, weights) = (e.indices(&ids), e.indices(&targets), e.tensor(&weights));
-    let dseq = e.tensor(&vec![-1.0 / b as f32; b]);
-    let acts = model.activations(e, b, t)?;
-    let grads = model.zero_grads(e);
-    let mut opt = AdamW::new(e, &model.infos, AdamwConfig::default(), Schedule::constant());
     let mut train_step_ms = 0.0;
     for i in 0..=repeats {
         let start = now_ms();
-        Gpt::clear_grads(e, &grads)?;
-        model.forward(e, &acts, &tokens)?;
-        model.sequence_logprobs(e, &acts, &targets, &weights)?;
-        model.backward(e, &acts, &grads, &crate::model::TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq)?;
-        // The optimiser reads back the gradient norm, so the step has finished when this returns.
-        opt.step(e, &model.infos, &model.params, &grads).await?;
+        setup.step(e).await?;
         if i > 0 {
             train_step_ms += (now_ms() - start) / repeats as f64; // step 0 is the warm-up
         }
@@ -97,16 +175,31 @@ pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, hea
     })
 }
 
-pub fn table(rows: &[BenchRow]) -> String {
+/// The bench table; with `peak` (GFLOP/s, from [`peak_gflops`]) each train step's share of it.
+pub fn table(rows: &[BenchRow], peak: Option<f64>) -> String {
     let mut s = format!(
-        "{:<5} {:>10} {:>16} {:>16} {:>10} {:>18}  {}\n",
-        "size", "params", "train step (ms)", "train tokens/s", "GFLOP/s", "sample tokens/s", "backend"
+        "{:<5} {:>10} {:>16} {:>16} {:>10} {:>8} {:>18}  {}\n",
+        "size", "params", "train step (ms)", "train tokens/s", "GFLOP/s", "of peak", "sample tokens/s", "backend"
     );
     for r in rows {
+        let share = peak.map(|p| format!("{:.0} %", 100.0 * r.train_gflops / p)).unwrap_or_else(|| "-".into());
         s += &format!(
-            "{:<5} {:>10} {:>16.1} {:>16.0} {:>10.2} {:>18.0}  {}\n",
-            r.size, r.parameters, r.train_step_ms, r.train_tokens_per_s, r.train_gflops, r.sample_tokens_per_s, r.backend
+            "{:<5} {:>10} {:>16.1} {:>16.0} {:>10.2} {:>8} {:>18.0}  {}\n",
+            r.size, r.parameters, r.train_step_ms, r.train_tokens_per_s, r.train_gflops, share, r.sample_tokens_per_s, r.backend
         );
+    }
+    s
+}
+
+/// The per-op profile of one size as a table: per op, calls and ms per step, share of the step, GFLOP/s.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn profile_table(size: &str, times: &[crate::engine::profile::OpTime]) -> String {
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    let mut s = format!("size {size}: {:.1} ms per profiled step (each op run to completion)\n", total * 1e3);
+    s += &format!("  {:<26} {:>6} {:>10} {:>7} {:>9}\n", "op", "calls", "ms/step", "share", "GFLOP/s");
+    for t in times {
+        let gflops = if t.flops > 0.0 { format!("{:.1}", t.flops / t.seconds / 1e9) } else { "-".into() };
+        s += &format!("  {:<26} {:>6} {:>10.2} {:>6.1}% {:>9}\n", t.name, t.calls, t.seconds * 1e3, 100.0 * t.seconds / total, gflops);
     }
     s
 }

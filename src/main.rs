@@ -85,6 +85,9 @@ mod native {
             /// Also write the table as JSON.
             #[arg(long)]
             json: Option<PathBuf>,
+            /// Also time every op of a train step (each run to completion) and print its share.
+            #[arg(long)]
+            profile: bool,
         },
         /// Run a paper figure end to end and write results.json, metrics.csv, the figure (SVG), summary.md and
         /// the trained models.
@@ -188,7 +191,7 @@ mod native {
             }
             Command::Merge { out, overwrite, shards } => report(merge(&out, overwrite, &shards)),
             Command::Summarize { dir } => report(summarize(&dir)),
-            Command::Bench { device, sizes, repeats, json } => report(bench(&device, &sizes, repeats as usize, json.as_deref())),
+            Command::Bench { device, sizes, repeats, json, profile } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile)),
         }
     }
 
@@ -211,22 +214,35 @@ mod native {
         Ok(engine)
     }
 
-    fn bench(device: &DeviceArgs, sizes: &[String], repeats: usize, json: Option<&std::path::Path>) -> alignment_gap::Result<()> {
+    fn bench(device: &DeviceArgs, sizes: &[String], repeats: usize, json: Option<&std::path::Path>, profile: bool) -> alignment_gap::Result<()> {
         use alignment_gap::bench;
         let engine = open_engine(device)?;
-        let mut rows = Vec::new();
+        let mut chosen = vec![];
         for name in sizes {
-            let Some(&(n, l, d, h)) = bench::SIZES.iter().find(|s| s.0.eq_ignore_ascii_case(name)) else {
+            let Some(&size) = bench::SIZES.iter().find(|s| s.0.eq_ignore_ascii_case(name)) else {
                 return Err(alignment_gap::Error(format!("sizes: '{name}' is not one of S, M, L")));
             };
+            chosen.push(size);
+        }
+        eprintln!("bench: the attainable f32 rate here (best of three 1024³ GEMMs) on {}", engine.describe());
+        let peak = pollster::block_on(bench::peak_gflops(&engine))?;
+        let mut rows = Vec::new();
+        for &(n, l, d, h) in &chosen {
             eprintln!("bench: size {n} ({l} layers, d_model {d}, {h} heads) on {}", engine.describe());
             rows.push(pollster::block_on(bench::run_size(&engine, n, l, d, h, repeats))?);
         }
         let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "all cores".into());
         println!("batch {} x context {}, vocab {}; matmul threads: {threads}", bench::BATCH, bench::CONTEXT, bench::VOCAB);
-        print!("{}", bench::table(&rows));
+        println!("peak: a 1024³ GEMM runs at {peak:.1} GFLOP/s here (matrixmultiply on the CPU, our matmul kernel on a GPU)");
+        print!("{}", bench::table(&rows, Some(peak)));
+        if profile {
+            for &(n, l, d, h) in &chosen {
+                let times = pollster::block_on(bench::profile_size(&engine, l, d, h, repeats.min(3)))?;
+                print!("{}", bench::profile_table(n, &times));
+            }
+        }
         if let Some(path) = json {
-            let text = serde_json::to_string_pretty(&rows).expect("json");
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "peak_gflops": peak, "sizes": rows })).expect("json");
             checkpoint::write_atomic(path, text.as_bytes())?;
         }
         Ok(())

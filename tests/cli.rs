@@ -110,3 +110,17 @@ fn reproduce_rejects_unknown_settings_by_name() {
     let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig9", "--out", "/tmp/x"]);
     assert!(!ok && stderr.contains("preset 'fig9'"), "{stderr}");
 }
+
+/// `bench --profile` prints the attainable GEMM rate, each step's share of it, and a per-op table whose
+/// matmul row carries its GFLOP/s (what the numbers are is the bench's business, not a test's).
+#[test]
+fn bench_reports_peak_share_and_per_op_profile() {
+    let (ok, stdout, stderr) = cli(&["bench", "--backend", "cpu", "--sizes", "S", "--repeats", "1", "--profile"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("peak: a 1024³ GEMM runs at") && stdout.contains("of peak"), "{stdout}");
+    let profile: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("size S:")).collect();
+    assert!(profile.iter().any(|l| l.trim_start().starts_with("matmul") && !l.trim_end().ends_with('-')), "{stdout}");
+    for op in ["layernorm_forward", "gelu_backward", "adamw", "causal_softmax_forward"] {
+        assert!(profile.iter().any(|l| l.trim_start().starts_with(op)), "{op} missing: {stdout}");
+    }
+}

@@ -240,6 +240,13 @@ impl GpuBackend {
         super::kernels::run_gpu(self, op, t)
     }
 
+    /// Submits what has been recorded and waits until the device has run it (per-op profiling).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait_idle(&self) -> Result<()> {
+        self.flush();
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| Error(format!("GPU device poll failed: {e}")))
+    }
+
     /// Submits what has been recorded (if anything).
     pub fn flush(&self) {
         if let Some(encoder) = self.pending.borrow_mut().take() {

@@ -8,6 +8,8 @@
 pub mod cpu;
 pub mod gpu;
 pub mod kernels;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod profile;
 mod op;
 
 pub use op::Op;
@@ -186,8 +188,23 @@ impl Engine {
     }
 
     /// Records `op` reading `ins` and writing `outs` (in the order `Op` documents). Lengths are checked
-    /// here, for both backends; an output may not also be an input.
+    /// here, for both backends; an output may not also be an input. While a profile is on (natively), each
+    /// op is run to completion and timed.
     pub fn run(&self, op: Op, ins: &[&Tensor], outs: &[&Tensor]) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if profile::active() {
+            let start = std::time::Instant::now();
+            self.run_op(op, ins, outs)?;
+            if let Engine::Gpu(g) = self {
+                g.wait_idle()?;
+            }
+            profile::record(&op, start.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        self.run_op(op, ins, outs)
+    }
+
+    fn run_op(&self, op: Op, ins: &[&Tensor], outs: &[&Tensor]) -> Result<()> {
         op.check(ins, outs)?;
         match self {
             Engine::Cpu(_) => {

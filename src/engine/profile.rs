@@ -1,0 +1,56 @@
+//! Per-op timing (`alignment-gap bench --profile`): while on, `Engine::run` runs each op to completion
+//! (on a GPU: one submit and a wait per op) and adds its wall time here, by op name. It changes how work
+//! is submitted, so profiled step times are slower than the bench's; the shares are what it is for.
+
+use super::Op;
+use std::cell::RefCell;
+
+/// One op name's total over the profiled steps.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct OpTime {
+    pub name: &'static str,
+    pub calls: u64,
+    pub seconds: f64,
+    /// Multiply-adds ×2 of the matmuls (0 for other ops).
+    pub flops: f64,
+}
+
+thread_local! {
+    static PROFILE: RefCell<Option<Vec<OpTime>>> = const { RefCell::new(None) };
+}
+
+/// Starts collecting (clearing anything collected before).
+pub fn start() {
+    PROFILE.with(|p| *p.borrow_mut() = Some(Vec::new()));
+}
+
+/// Stops collecting and returns the totals, largest first.
+pub fn stop() -> Vec<OpTime> {
+    let mut times = PROFILE.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    times.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    times
+}
+
+pub(crate) fn active() -> bool {
+    PROFILE.with(|p| p.borrow().is_some())
+}
+
+pub(crate) fn record(op: &Op, seconds: f64) {
+    let flops = match op {
+        Op::Matmul(s) => 2.0 * (s.batch * s.m * s.n * s.k) as f64,
+        _ => 0.0,
+    };
+    PROFILE.with(|p| {
+        if let Some(times) = p.borrow_mut().as_mut() {
+            let name = op.name();
+            match times.iter_mut().find(|t| t.name == name) {
+                Some(t) => {
+                    t.calls += 1;
+                    t.seconds += seconds;
+                    t.flops += flops;
+                }
+                None => times.push(OpTime { name, calls: 1, seconds, flops }),
+            }
+        }
+    });
+}
