@@ -74,7 +74,7 @@ pub async fn peak_gflops(e: &Engine) -> Result<f64> {
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn profile_size(e: &Engine, layers: usize, d_model: usize, heads: usize, steps: usize) -> Result<Vec<crate::engine::profile::OpTime>> {
     let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
-    let setup = StepSetup::new(e, cfg)?;
+    let mut setup = StepSetup::new(e, cfg)?;
     setup.step(e).await?; // warm-up, not profiled
     crate::engine::profile::start();
     for _ in 0..steps {
@@ -98,7 +98,7 @@ struct StepSetup {
     dseq: crate::engine::Tensor,
     acts: crate::model::Activations,
     grads: Vec<crate::engine::Tensor>,
-    opt: std::cell::RefCell<AdamW>,
+    opt: AdamW,
     ids: Vec<u32>,
 }
 
@@ -111,7 +111,7 @@ impl StepSetup {
         let weights: Vec<f32> = (0..b * t).map(|i| if i % t >= PROMPT && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect();
         let acts = model.activations(e, b, t)?;
         let grads = model.zero_grads(e);
-        let opt = std::cell::RefCell::new(AdamW::new(e, &model.infos, AdamwConfig::default(), Schedule::constant()));
+        let opt = AdamW::new(e, &model.infos, AdamwConfig::default(), Schedule::constant());
         Ok(StepSetup {
             tokens: e.indices(&ids),
             targets: e.indices(&targets),
@@ -126,22 +126,20 @@ impl StepSetup {
     }
 
     /// One step; the optimiser reads back the gradient norm, so the step has finished when this returns.
-    async fn step(&self, e: &Engine) -> Result<()> {
+    async fn step(&mut self, e: &Engine) -> Result<()> {
         let (model, acts, grads) = (&self.model, &self.acts, &self.grads);
         Gpt::clear_grads(e, grads)?;
         model.forward(e, acts, &self.tokens)?;
         model.sequence_logprobs(e, acts, &self.targets, &self.weights)?;
         model.backward(e, acts, grads, &crate::model::TokenBatch { tokens: &self.tokens, targets: &self.targets, weights: &self.weights }, &self.dseq)?;
-        let mut opt = self.opt.borrow_mut();
-        opt.step(e, &model.infos, &model.params, grads).await?;
+        self.opt.step(e, &model.infos, &model.params, grads).await?;
         Ok(())
     }
 }
 
 pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, heads: usize, repeats: usize) -> Result<BenchRow> {
     let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
-    let setup = StepSetup::new(e, cfg)?;
-    let (model, ids) = (&setup.model, &setup.ids);
+    let mut setup = StepSetup::new(e, cfg)?;
     let (b, t) = (BATCH, CONTEXT);
     let mut train_step_ms = 0.0;
     for i in 0..=repeats {
@@ -151,6 +149,7 @@ pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, hea
             train_step_ms += (now_ms() - start) / repeats as f64; // step 0 is the warm-up
         }
     }
+    let (model, ids) = (&setup.model, &setup.ids);
     let prompts: Vec<Vec<u32>> = (0..b).map(|r| ids[r * t..r * t + PROMPT].to_vec()).collect();
     // Every row runs all CONTEXT − PROMPT positions (finished rows keep stepping, emitting padding), so the
     // count of positions is exact whatever the samples are.
