@@ -10,5 +10,5 @@ wasm-pack build --release --target web --out-dir www/pkg --no-typescript --no-pa
 echo "[serve] building the CLI"
 cargo build --release --bin alignment-gap
 # Ask cargo where it put the binary: CARGO_TARGET_DIR (or a config) may move it out of ./target.
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+target_dir=$(bash scripts/target-dir.sh)
 exec "$target_dir/release/alignment-gap" serve "$@"

@@ -18,7 +18,7 @@ wasm-pack test --headless --chrome
 echo "== page tests (the served page in headless Chromium; screenshots in target/screenshots/) =="
 wasm-pack build --dev --target web --out-dir www/pkg --no-typescript --no-pack
 (cd tests/page && npm ci --no-audit --no-fund --loglevel=error)
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+target_dir=$(bash scripts/target-dir.sh)
 ALIGNMENT_GAP_BIN="$target_dir/debug/alignment-gap" node --test tests/page/page.test.mjs
 
 echo "== all tests passed in $(( $(date +%s) - start )) s =="

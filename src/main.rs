@@ -431,6 +431,10 @@ mod native {
     fn write_results(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
         let json = serde_json::to_string_pretty(results).map_err(|e| alignment_gap::Error(e.to_string()))?;
         checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
+        write_metrics(out, results)
+    }
+
+    fn write_metrics(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
         checkpoint::write_atomic(&out.join("metrics.csv"), alignment_gap::report::metrics_csv(&results.checkpoints).as_bytes())
     }
 
@@ -608,11 +612,10 @@ mod native {
         Ok(())
     }
 
-    /// metrics.csv, fig1.svg and summary.md from the results; prints the verdict.
+    /// fig1.svg and summary.md from the results (metrics.csv goes with results.json); prints the verdict.
     fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
-        use alignment_gap::report::{figure, metrics_csv, summary};
+        use alignment_gap::report::{figure, summary};
         let bins = summary::binned(&results.checkpoints, 6);
-        checkpoint::write_atomic(&out.join("metrics.csv"), metrics_csv(&results.checkpoints).as_bytes())?;
         checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints, &bins)?.as_bytes())?;
         let md = summary::summary_md(results, &bins);
         checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;
@@ -626,6 +629,7 @@ mod native {
         let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
         let results: alignment_gap::experiments::fig1::Fig1Results =
             serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+        write_metrics(dir, &results)?;
         write_reports(dir, &results)?;
         println!("rewrote {}/metrics.csv, fig1.svg and summary.md from results.json", dir.display());
         Ok(())

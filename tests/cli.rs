@@ -124,3 +124,27 @@ fn bench_reports_peak_share_and_per_op_profile() {
         assert!(profile.iter().any(|l| l.trim_start().starts_with(op)), "{op} missing: {stdout}");
     }
 }
+
+/// The scripts find the binary where cargo put it: `CARGO_TARGET_DIR` (common among Rust users) moves it
+/// out of ./target, and `scripts/serve.sh` used to fail then.
+#[test]
+fn scripts_ask_cargo_where_the_binary_is() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target_dir = |env: Option<&str>| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(format!("{root}/scripts/target-dir.sh"));
+        match env {
+            Some(dir) => cmd.env("CARGO_TARGET_DIR", dir),
+            None => cmd.env_remove("CARGO_TARGET_DIR"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(target_dir(Some("/tmp/alignment-gap-elsewhere")), "/tmp/alignment-gap-elsewhere");
+    assert!(target_dir(None).ends_with("target"), "{}", target_dir(None));
+    for script in ["serve.sh", "test.sh"] {
+        let text = std::fs::read_to_string(format!("{root}/scripts/{script}")).unwrap();
+        assert!(text.contains("scripts/target-dir.sh") && !text.contains("target/release/alignment-gap") && !text.contains("target/debug/alignment-gap"), "{script}");
+    }
+}

@@ -3,7 +3,7 @@
 import { presets, configFromQuery, queryFromConfig, estimateSeconds } from './pkg/alignment_gap.js';
 import { $, el, get, show, fmtTime } from './ui.js';
 import { state, facts } from './state.js';
-import { setButtons, start } from './run.js';
+import { setButtons } from './run.js';
 
 export function buildKnobs() {
   const form = $('knobs');

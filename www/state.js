@@ -1,7 +1,5 @@
 // The page's state, every field declared here; and the facts Rust owns (knobs and their ranges, method
 // labels, the smallest plotted KL, the speed probe's shape), filled from the wasm module at start.
-import { pageFacts } from './pkg/alignment_gap.js';
-import { start } from './run.js';
 
 export const state = {
   presets: [], preset: 'fig1-quick', config: null, backend: 'auto',
