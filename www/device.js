@@ -2,7 +2,7 @@
 import { $, el, fmtTime, fact, mib } from './ui.js';
 import { state, facts } from './state.js';
 import { learnFromRun, updateEstimate } from './settings.js';
-import { setRunStatus, setButtons, saveSoon, finish, onEvent } from './run.js';
+import { setRunStatus, setButtons, saveSoon, finish, onEvent, showReadiness } from './run.js';
 import { renderModels } from './render.js';
 
 export function setDeviceStatus(text, kind) {
@@ -42,7 +42,7 @@ export function showReport(report) {
     setDeviceStatus(`GPU ready: ${adapter ? adapter.name : report.backend}. All ${sc.passed} kernel checks passed.`, 'ok');
   }
   document.body.dataset.doctor = sc.failed === 0 ? 'passed' : 'failed';
-  if (!state.running) setRunStatus('Ready: pick a preset and press Start.', 'ok');
+  showReadiness();
   setButtons();
 }
 

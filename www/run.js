@@ -12,6 +12,14 @@ export function setRunStatus(text, kind) {
   s.className = `status ${kind || ''}`;
 }
 
+// The status line while no run is going: ready, or what blocks Start (and it agrees with the button).
+export function showReadiness() {
+  if (state.running || !['passed', 'failed'].includes(document.body.dataset.doctor)) return;
+  const bad = [...state.urlErrors, ...state.knobErrors];
+  if (bad.length) setRunStatus(`Start is off until ${bad.map((e) => e.field).join(', ')} ${bad.length > 1 ? 'are' : 'is'} fixed (or the preset's values are used).`, 'warn');
+  else setRunStatus('Ready: pick a preset and press Start.', 'ok');
+}
+
 export function setButtons() {
   const blocked = state.urlErrors.length > 0 || state.knobErrors.length > 0;
   $('start').disabled = state.running || blocked || !document.body.dataset.doctor || document.body.dataset.doctor === 'error';

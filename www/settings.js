@@ -3,7 +3,7 @@
 import { presets, configFromQuery, queryFromConfig, estimateSeconds } from './pkg/alignment_gap.js';
 import { $, el, get, show, fmtTime } from './ui.js';
 import { state, facts } from './state.js';
-import { setButtons } from './run.js';
+import { setButtons, showReadiness } from './run.js';
 
 export function buildKnobs() {
   const form = $('knobs');
@@ -58,6 +58,7 @@ export function onKnobChange() {
   showFieldErrors(parsed.errors);
   writeUrl();
   setButtons();
+  showReadiness();
 }
 
 // The visitor accepts the preset's values for the link's unusable settings: the run may start.
@@ -65,6 +66,7 @@ export function acceptUrlDefaults() {
   state.urlErrors = [];
   $('url-errors').hidden = true;
   setButtons();
+  showReadiness();
 }
 
 export function applyPreset(name) {

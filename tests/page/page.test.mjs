@@ -148,10 +148,12 @@ test('bad URL values are reported by field and the run does not start until the 
     assert.match(await page.textContent('#knob-steps-error'), /steps/);
     assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed');
     assert.equal(await page.isDisabled('#start'), true, 'a link with unusable settings does not start a run');
+    assert.match(await page.textContent('#run-status'), /Start is off until .*proxy\.eval_every/, 'the status line says why');
     await page.screenshot({ path: path.join(shots, 'bad-url.png'), fullPage: false });
     await page.click('#accept-url-defaults');
     assert.equal(await page.isVisible('#url-errors'), false);
     assert.equal(await page.isDisabled('#start'), false, "after accepting the preset's values the run can start");
+    assert.match(await page.textContent('#run-status'), /Ready/);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
