@@ -100,3 +100,22 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     // A seed reproduces the run exactly on the CPU backend.
     assert_eq!(run(Source::OnlineProxy(&proxy)).1, online);
 }
+
+/// Training that diverges anyway (here: a policy whose weights are already NaN) stops at once with an error
+/// naming the stage and the learning-rate key, instead of training on and caching a NaN model.
+#[test]
+fn a_diverged_proxy_stops_naming_its_stage() {
+    use alignment_gap::model::{params::init_values, Gpt, Head};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    let e = Engine::cpu();
+    let task = TaskConfig::default();
+    let cfg = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+    let policy = Gpt::init(&e, cfg, Head::Lm, 0).unwrap();
+    let pairs = pollster::block_on(golden_pairs(&e, &task, &policy, 64, 0, 100, 64)).unwrap();
+    let mut values = init_values(&cfg, Head::Lm, 0);
+    values[2].iter_mut().for_each(|v| *v = f32::NAN); // the first LayerNorm's gain
+    let diverged = Gpt::new(&e, cfg, Head::Lm, &values).unwrap();
+    let pm_cfg = PmConfig { steps: 5, batch: 16, eval_every: 5, ..PmConfig::default() };
+    let err = pollster::block_on(train_pm(&e, &task, &diverged, PmData { train: &pairs, heldout: &pairs }, &pm_cfg, 0, |_, _| {})).err().map(|e| e.0).unwrap_or_default();
+    assert!(err.contains("proxy PM: the loss is not finite") && err.contains("at step 0") && err.contains("proxy.adamw.lr"), "{err}");
+}
