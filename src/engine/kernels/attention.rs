@@ -4,6 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/attention.wgsl`), and the self-check cases.
 
+use super::cpu_math::{exp, for_row_chunks};
 use super::{CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -15,29 +16,35 @@ pub const SHADER: Shader = Shader { name: "attention", source: include_str!("../
 
 /// att[r, j] = softmax_j(scale · pre[r, j]) over j ≤ t (t = r mod T), 0 beyond: causal attention weights.
 pub fn causal_softmax_forward(att: &mut [f32], pre: &[f32], t: usize, scale: f32) {
-    for (r, (a, p)) in att.chunks_exact_mut(t).zip(pre.chunks_exact(t)).enumerate() {
-        let last = r % t;
-        let m = p[..=last].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut s = 0.0;
-        for j in 0..=last {
-            a[j] = ((p[j] - m) * scale).exp();
-            s += a[j];
+    for_row_chunks(att, t, |first, att| {
+        let pre = &pre[first * t..first * t + att.len()];
+        for (r, (a, p)) in att.chunks_exact_mut(t).zip(pre.chunks_exact(t)).enumerate() {
+            let last = (first + r) % t;
+            let m = p[..=last].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            for j in 0..=last {
+                a[j] = exp((p[j] - m) * scale);
+            }
+            let s: f32 = a[..=last].iter().sum();
+            let inv = 1.0 / s;
+            a[..=last].iter_mut().for_each(|v| *v *= inv);
+            a[last + 1..].iter_mut().for_each(|v| *v = 0.0);
         }
-        let inv = 1.0 / s;
-        a[..=last].iter_mut().for_each(|v| *v *= inv);
-        a[last + 1..].iter_mut().for_each(|v| *v = 0.0);
-    }
+    });
 }
 
 /// dpre = scale · att ⊙ (datt − Σ_j att·datt), 0 beyond the causal edge. Overwrites.
 pub fn causal_softmax_backward(dpre: &mut [f32], datt: &[f32], att: &[f32], t: usize, scale: f32) {
-    for (r, ((dp, da), a)) in dpre.chunks_exact_mut(t).zip(datt.chunks_exact(t)).zip(att.chunks_exact(t)).enumerate() {
-        let last = r % t;
-        let dot: f32 = (0..=last).map(|j| a[j] * da[j]).sum();
-        for j in 0..t {
-            dp[j] = if j <= last { scale * a[j] * (da[j] - dot) } else { 0.0 };
+    for_row_chunks(dpre, t, |first, dpre| {
+        let range = first * t..first * t + dpre.len();
+        let (datt, att) = (&datt[range.clone()], &att[range]);
+        for (r, ((dp, da), a)) in dpre.chunks_exact_mut(t).zip(datt.chunks_exact(t)).zip(att.chunks_exact(t)).enumerate() {
+            let last = (first + r) % t;
+            let dot: f32 = (0..=last).map(|j| a[j] * da[j]).sum();
+            for j in 0..t {
+                dp[j] = if j <= last { scale * a[j] * (da[j] - dot) } else { 0.0 };
+            }
         }
-    }
+    });
 }
 
 // ---- GPU launch

@@ -4,6 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/decode.wgsl`), and the self-check cases.
 
+use super::cpu_math::exp;
 use super::{ids, CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -54,7 +55,7 @@ pub fn cached_attention(kc: &mut [f32], vc: &mut [f32], out: &mut [f32], qkv: &[
             let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut total = 0.0;
             for s in scores.iter_mut() {
-                *s = ((*s - m) * scale).exp();
+                *s = exp((*s - m) * scale);
                 total += *s;
             }
             let o = &mut out[b * c + hh * d..][..d];
@@ -93,17 +94,17 @@ pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], l
             continue;
         }
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+        let lse = m + row.iter().map(|x| exp(x - m)).sum::<f32>().ln();
         let tok = if temperature == 0.0 {
             // first maximum
             row.iter().enumerate().fold(0, |best, (j, &x)| if x > row[best] { j } else { best })
         } else {
-            let total: f32 = row.iter().map(|x| ((x - m) / temperature).exp()).sum();
+            let total: f32 = row.iter().map(|x| exp((x - m) / temperature)).sum();
             let target = crate::rng::uniform(seed, stream, b as u32, pos as u32) * total;
             let mut acc = 0.0;
             let mut pick = v - 1;
             for (j, x) in row.iter().enumerate() {
-                acc += ((x - m) / temperature).exp();
+                acc += exp((x - m) / temperature);
                 if target < acc {
                     pick = j;
                     break;

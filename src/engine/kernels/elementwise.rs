@@ -4,6 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/elementwise.wgsl`), and the self-check cases.
 
+use super::cpu_math::{for_row_chunks, tanh, vectorised};
 use super::{CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -45,29 +46,31 @@ pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
 
 const GELU_SCALE: f32 = 0.797_884_6; // sqrt(2/π)
 
-/// tanh through one exp of a clamped argument — the same formula as the WGSL kernel, and 3× faster than
-/// libm's tanhf, which dominated the CPU training step.
-fn tanh(u: f32) -> f32 {
-    let e = (2.0 * u.clamp(-15.0, 15.0)).exp();
-    (e - 1.0) / (e + 1.0)
-}
-
-/// GELU, tanh form (GPT-2's "gelu_new").
+/// GELU, tanh form (GPT-2's "gelu_new"). Vectorised (`cpu_math::tanh`) and split over the run's threads.
 pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
-    for (o, &v) in y.iter_mut().zip(x) {
-        *o = 0.5 * v * (1.0 + tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
-    }
+    for_row_chunks(y, 1, |first, y| {
+        let x = &x[first..first + y.len()];
+        vectorised(|| {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = 0.5 * v * (1.0 + tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
+            }
+        })
+    });
 }
 
 /// dx = dy · gelu'(x). Overwrites.
 pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
-    for i in 0..x.len() {
-        let v = x[i];
-        let u = GELU_SCALE * (v + 0.044715 * v * v * v);
-        let th = tanh(u);
-        let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
-        dx[i] = dy[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
-    }
+    for_row_chunks(dx, 1, |first, dx| {
+        let (dy, x) = (&dy[first..first + dx.len()], &x[first..first + dx.len()]);
+        vectorised(|| {
+            for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+                let u = GELU_SCALE * (v + 0.044715 * v * v * v);
+                let th = tanh(u);
+                let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
+                *d = g * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+            }
+        })
+    });
 }
 
 /// out[b] = Σ_t w[b, t] · x[b, t] — the masked sum that turns token log-probs into log π(y|x).

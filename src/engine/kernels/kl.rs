@@ -5,6 +5,7 @@
 //! `shaders/kl.wgsl`), and the self-check cases.
 
 use super::logprobs::log_softmax;
+use super::cpu_math::exp;
 use super::{CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -20,7 +21,7 @@ pub fn token_kl(kl: &mut [f32], logits_p: &[f32], logits_q: &[f32], v: usize) {
     for ((o, p), q) in kl.iter_mut().zip(logits_p.chunks_exact(v)).zip(logits_q.chunks_exact(v)) {
         log_softmax(&mut a, p);
         log_softmax(&mut b, q);
-        *o = (0..v).map(|j| a[j].exp() * (a[j] - b[j])).sum();
+        *o = (0..v).map(|j| exp(a[j]) * (a[j] - b[j])).sum();
     }
 }
 

@@ -4,6 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/logprobs.wgsl`), and the self-check cases.
 
+use super::cpu_math::exp;
 use super::{ids, CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -17,7 +18,7 @@ pub const SHADER: Shader = Shader { name: "logprobs", source: include_str!("../.
 pub fn token_logprobs(lp: &mut [f32], logits: &[f32], targets: &[u32], v: usize) {
     for ((o, row), &tgt) in lp.iter_mut().zip(logits.chunks_exact(v)).zip(targets) {
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+        let lse = m + row.iter().map(|x| exp(x - m)).sum::<f32>().ln();
         *o = row[tgt as usize] - lse;
     }
 }
@@ -26,9 +27,9 @@ pub fn token_logprobs(lp: &mut [f32], logits: &[f32], targets: &[u32], v: usize)
 pub fn token_logprobs_backward(dlogits: &mut [f32], dlp: &[f32], logits: &[f32], targets: &[u32], v: usize) {
     for (((dl, row), &tgt), &g) in dlogits.chunks_exact_mut(v).zip(logits.chunks_exact(v)).zip(targets).zip(dlp) {
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let s: f32 = row.iter().map(|x| (x - m).exp()).sum();
+        let s: f32 = row.iter().map(|x| exp(x - m)).sum();
         for j in 0..v {
-            let p = (row[j] - m).exp() / s;
+            let p = exp(row[j] - m) / s;
             dl[j] = g * (if j == tgt as usize { 1.0 } else { 0.0 } - p);
         }
     }
@@ -37,7 +38,7 @@ pub fn token_logprobs_backward(dlogits: &mut [f32], dlp: &[f32], logits: &[f32],
 /// log softmax of one row, into `out`.
 pub(crate) fn log_softmax(out: &mut [f32], row: &[f32]) {
     let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f32>().ln();
+    let lse = m + row.iter().map(|x| exp(x - m)).sum::<f32>().ln();
     for (o, x) in out.iter_mut().zip(row) {
         *o = x - lse;
     }

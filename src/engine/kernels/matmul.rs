@@ -4,6 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/matmul.wgsl`), and the self-check cases.
 
+use super::cpu_math::{for_row_chunks, vectorised};
 use super::{CheckShape, Shader};
 use crate::bail;
 use crate::engine::gpu::{GpuBackend, GpuTensor};
@@ -15,8 +16,15 @@ pub const SHADER: Shader = Shader { name: "matmul", source: include_str!("../../
 // ---- CPU twin
 
 /// C = op(A)·op(B) (+ C), see [`MatmulSpec`]. Transposes are just other strides.
+///
+/// Many small products (attention's per-head products: 32×32×16, hundreds per call) go to
+/// [`small_products`]: matrixmultiply packs both operands for every product, which costs more than the
+/// product itself at these sizes.
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
     let MatmulSpec { batch, m, n, k, accumulate, .. } = spec;
+    if batch > 1 && m * n * k <= SMALL_PRODUCT {
+        return small_products(a, b, c, spec);
+    }
     let (ars, acs) = spec.a_strides();
     let (brs, bcs) = spec.b_strides();
     let beta = if accumulate { 1.0 } else { 0.0 };
@@ -36,6 +44,44 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
             );
         }
     }
+}
+
+/// Products up to this many multiply-adds (64³) count as small.
+const SMALL_PRODUCT: usize = 64 * 64 * 64;
+
+/// Each product row by row: C[i, :] += A[i, p] · B[p, :] over p, so the inner loop runs along a row of B
+/// and of C (vectorised). A transposed B is first copied to row-major (k·n values). Products are split over
+/// the run's threads, each computed whole by one thread.
+fn small_products(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
+    let MatmulSpec { m, n, k, accumulate, b_transposed, .. } = spec;
+    let (ars, acs) = spec.a_strides();
+    for_row_chunks(c, m * n, |first, c| vectorised(|| {
+        let mut b_rows = if b_transposed { vec![0.0; k * n] } else { Vec::new() };
+        for (i, c) in c.chunks_exact_mut(m * n).enumerate() {
+            let batch = first + i;
+            let a = &a[batch * m * k..(batch + 1) * m * k];
+            let mut b = &b[batch * k * n..(batch + 1) * k * n];
+            if b_transposed {
+                for (j, col) in b.chunks_exact(k).enumerate() {
+                    for (p, &v) in col.iter().enumerate() {
+                        b_rows[p * n + j] = v;
+                    }
+                }
+                b = &b_rows;
+            }
+            if !accumulate {
+                c.iter_mut().for_each(|v| *v = 0.0);
+            }
+            for (row, c_row) in c.chunks_exact_mut(n).enumerate() {
+                for (p, b_row) in b.chunks_exact(n).enumerate() {
+                    let a_ip = a[row * ars + p * acs];
+                    for (o, &v) in c_row.iter_mut().zip(b_row) {
+                        *o += a_ip * v;
+                    }
+                }
+            }
+        }
+    }));
 }
 
 // ---- GPU launch

@@ -9,6 +9,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod cpu_math;
 pub mod decode;
 pub mod elementwise;
 pub mod embed;

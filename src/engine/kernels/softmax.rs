@@ -4,6 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/softmax.wgsl`), and the self-check cases.
 
+use super::cpu_math::exp;
 use super::{CheckShape, Shader};
 use crate::bail;
 use crate::engine::gpu::{GpuBackend, GpuTensor};
@@ -20,7 +21,7 @@ pub fn softmax_rows(x: &[f32], y: &mut [f32], cols: usize) {
         let max = xr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
         for (o, &v) in yr.iter_mut().zip(xr) {
-            *o = (v - max).exp();
+            *o = exp(v - max);
             sum += *o;
         }
         let inv = 1.0 / sum;
