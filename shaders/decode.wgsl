@@ -6,6 +6,12 @@ struct Params {
     b: u32, c: u32, vocab: u32, context: u32,
     pos: u32, h: u32, d: u32, temperature: f32,
     seed: u32, stream: u32, eos: u32, pad: u32,
+    banned: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+}
+
+// Token ids < 32 whose bit is set in `banned` are never drawn.
+fn allowed(j: u32) -> bool {
+    return j >= 32u || ((p.banned >> j) & 1u) == 0u;
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -91,23 +97,32 @@ fn sample_next(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         return;
     }
     let base = b * p.vocab;
-    var m = logits[base];
-    for (var j = 1u; j < p.vocab; j = j + 1u) { m = max(m, logits[base + j]); }
+    // The log-prob is under the model's whole distribution; the draw is among the allowed tokens.
+    var m_all = logits[base];
+    for (var j = 1u; j < p.vocab; j = j + 1u) { m_all = max(m_all, logits[base + j]); }
     var s = 0.0;
-    for (var j = 0u; j < p.vocab; j = j + 1u) { s = s + exp(logits[base + j] - m); }
-    let lse = m + log(s);
-    var pick = 0u;
+    for (var j = 0u; j < p.vocab; j = j + 1u) { s = s + exp(logits[base + j] - m_all); }
+    let lse = m_all + log(s);
+    var m = -3.0e38;
+    var last = 0u;
+    for (var j = 0u; j < p.vocab; j = j + 1u) {
+        if (allowed(j)) { m = max(m, logits[base + j]); last = j; }
+    }
+    var pick = last;
     if (p.temperature == 0.0) {
-        for (var j = 1u; j < p.vocab; j = j + 1u) {
-            if (logits[base + j] > logits[base + pick]) { pick = j; }
+        var found = false;
+        for (var j = 0u; j < p.vocab; j = j + 1u) {
+            if (allowed(j) && (!found || logits[base + j] > logits[base + pick])) { pick = j; found = true; }
         }
     } else {
         var total = 0.0;
-        for (var j = 0u; j < p.vocab; j = j + 1u) { total = total + exp((logits[base + j] - m) / p.temperature); }
+        for (var j = 0u; j < p.vocab; j = j + 1u) {
+            if (allowed(j)) { total = total + exp((logits[base + j] - m) / p.temperature); }
+        }
         let threshold = uniform01(p.seed, p.stream, b, p.pos) * total;
         var acc = 0.0;
-        pick = p.vocab - 1u;
         for (var j = 0u; j < p.vocab; j = j + 1u) {
+            if (!allowed(j)) { continue; }
             acc = acc + exp((logits[base + j] - m) / p.temperature);
             if (threshold < acc) { pick = j; break; }
         }

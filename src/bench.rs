@@ -85,6 +85,7 @@ pub async fn profile_size(e: &Engine, layers: usize, d_model: usize, heads: usiz
         t.calls /= steps as u64;
         t.seconds /= steps as f64;
         t.flops /= steps as f64;
+        t.bytes /= steps as f64;
     }
     Ok(times)
 }
@@ -153,7 +154,7 @@ pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, hea
     let prompts: Vec<Vec<u32>> = (0..b).map(|r| ids[r * t..r * t + PROMPT].to_vec()).collect();
     // Every row runs all CONTEXT − PROMPT positions (finished rows keep stepping, emitting padding), so the
     // count of positions is exact whatever the samples are.
-    let spec = SampleSpec { temperature: 1.0, max_len: CONTEXT, seed: 0, stream: 0, eos: 1, pad: 0 };
+    let spec = SampleSpec { temperature: 1.0, max_len: CONTEXT, seed: 0, stream: 0, eos: 1, pad: 0, banned: crate::task::NEVER_SAMPLED };
     let sample_repeats = repeats.div_ceil(2);
     let mut sample_ms = 0.0;
     for i in 0..=sample_repeats {
@@ -190,15 +191,20 @@ pub fn table(rows: &[BenchRow], peak: Option<f64>) -> String {
     s
 }
 
-/// The per-op profile of one size as a table: per op, calls and ms per step, share of the step, GFLOP/s.
+/// The per-op profile of one size as a table: per op, calls (dispatches on a GPU) and ms per step, share of
+/// the step, GFLOP/s, and the bytes each op must move with the rate that makes.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn profile_table(size: &str, times: &[crate::engine::profile::OpTime]) -> String {
     let total: f64 = times.iter().map(|t| t.seconds).sum();
-    let mut s = format!("size {size}: {:.1} ms per profiled step (each op run to completion)\n", total * 1e3);
-    s += &format!("  {:<26} {:>6} {:>10} {:>7} {:>9}\n", "op", "calls", "ms/step", "share", "GFLOP/s");
+    let calls: u64 = times.iter().map(|t| t.calls).sum();
+    let mut s = format!("size {size}: {:.1} ms per profiled step (each op run to completion), {calls} ops (dispatches) per step\n", total * 1e3);
+    s += &format!("  {:<26} {:>6} {:>10} {:>7} {:>9} {:>9} {:>7}\n", "op", "calls", "ms/step", "share", "GFLOP/s", "MB/step", "GB/s");
     for t in times {
         let gflops = if t.flops > 0.0 { format!("{:.1}", t.flops / t.seconds / 1e9) } else { "-".into() };
-        s += &format!("  {:<26} {:>6} {:>10.2} {:>6.1}% {:>9}\n", t.name, t.calls, t.seconds * 1e3, 100.0 * t.seconds / total, gflops);
+        s += &format!(
+            "  {:<26} {:>6} {:>10.2} {:>6.1}% {:>9} {:>9.1} {:>7.1}\n",
+            t.name, t.calls, t.seconds * 1e3, 100.0 * t.seconds / total, gflops, t.bytes / 1e6, t.bytes / t.seconds / 1e9
+        );
     }
     s
 }

@@ -524,7 +524,7 @@ mod native {
                             bar.set_position(step);
                         }
                         pipeline::Progress::Checkpoint(row) => live.update(|r| r.upsert_row(row.clone())),
-                        pipeline::Progress::StagesReady { seed, sft_loss, heldout_accuracy } => live.update(|r| r.upsert_stages(seed, sft_loss.to_vec(), heldout_accuracy)),
+                        pipeline::Progress::StagesReady { seed, sft_loss, proxy } => live.update(|r| r.upsert_stages(seed, sft_loss.to_vec(), proxy.clone())),
                         pipeline::Progress::SftLoss { .. } | pipeline::Progress::ProxyEval { .. } => {}
                     },
                     |models| {
@@ -616,7 +616,7 @@ mod native {
     fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
         use alignment_gap::report::{figure, summary};
         let bins = summary::binned(&results.checkpoints, 6);
-        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints, &bins)?.as_bytes())?;
+        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints)?.as_bytes())?;
         let md = summary::summary_md(results, &bins);
         checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;
         println!("{}", md.lines().skip_while(|l| !l.starts_with("## Verdict")).collect::<Vec<_>>().join("\n"));

@@ -62,6 +62,20 @@ pub async fn measure_speed(backend: String) -> Result<JsValue, JsValue> {
     to_js(&crate::bench::run_size(&e, name, l, d, h, 2).await.map_err(|e| js_err(e.0))?)
 }
 
+/// One bench size (S, M or L) on this device, `repeats` timed steps: what `bench/wasm.mjs` runs in headless
+/// Chromium to compare the page's WebAssembly with the native CLI.
+#[wasm_bindgen(js_name = benchSize)]
+pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result<JsValue, JsValue> {
+    let (e, _) = open(&backend).await?;
+    let Some(&(name, l, d, h)) = crate::bench::SIZES.iter().find(|s| s.0 == size) else {
+        return Err(js_err(format!("size: '{size}' is not one of {}", crate::bench::SIZES.map(|s| s.0).join(", "))));
+    };
+    if !(1..=50).contains(&repeats) {
+        return Err(js_err(format!("repeats = {repeats} is out of range 1..=50")));
+    }
+    to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(|e| js_err(e.0))?)
+}
+
 #[derive(Serialize)]
 struct PresetInfo {
     name: &'static str,
@@ -207,11 +221,11 @@ fn rows_from_js(rows: JsValue) -> Result<Vec<Row>, JsValue> {
     serde_wasm_bindgen::from_value(rows).map_err(|e| js_err(format!("rows: {e}")))
 }
 
-/// Figure 1 (the CLI's fig1.svg) from checkpoint rows, with `bins` log-KL bins.
+/// Figure 1 (the CLI's fig1.svg) from checkpoint rows.
 #[wasm_bindgen(js_name = figureSvg)]
-pub fn figure_svg(rows: JsValue, bins: usize) -> Result<String, JsValue> {
+pub fn figure_svg(rows: JsValue) -> Result<String, JsValue> {
     let rows = rows_from_js(rows)?;
-    figure::fig1_svg(&rows, &summary::binned(&rows, bins.max(1))).map_err(|e| js_err(e.0))
+    figure::fig1_svg(&rows).map_err(|e| js_err(e.0))
 }
 
 /// The computed comparison (summary.md's verdict and table) for the rows so far; `proxy_accuracy` is
@@ -221,7 +235,7 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
     let rows = rows_from_js(rows)?;
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
-    let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy }).collect();
+    let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy, ..ProxyReport::default() }).collect();
     let bins = summary::binned(&rows, bins.max(1));
     let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None };
     Ok(summary::summary_md(&results, &bins))
@@ -252,7 +266,7 @@ enum Event<'a> {
     Backend { backend: String, note: Option<String> },
     Stage { name: String, step: u64, total: u64 },
     SftLoss { seed: u32, step: u32, loss: f32 },
-    ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
+    ProxyEval { seed: u32, step: u32, train_loss: f32, validation_loss: f32, validation_accuracy: f32 },
     Checkpoint { row: &'a Row },
     Seed { seed: u32, heldout_accuracy: f32, timings: &'a [(String, f64)] },
 }
@@ -282,7 +296,10 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
         let progress = |p: Progress<'_>| match p {
             Progress::Stage { name, step, total } => emit(on_event, &Event::Stage { name, step, total }),
             Progress::SftLoss { seed, step, loss } => emit(on_event, &Event::SftLoss { seed, step, loss }),
-            Progress::ProxyEval { seed, step, loss, heldout_accuracy } => emit(on_event, &Event::ProxyEval { seed, step, loss, heldout_accuracy }),
+            Progress::ProxyEval { seed, step, eval } => emit(
+                on_event,
+                &Event::ProxyEval { seed, step, train_loss: eval.train_loss, validation_loss: eval.validation_loss, validation_accuracy: eval.validation_accuracy },
+            ),
             Progress::Checkpoint(row) => emit(on_event, &Event::Checkpoint { row }),
             Progress::StagesReady { .. } => {}
         };
@@ -308,6 +325,15 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
         seeds.push(r);
     }
     Ok(fig1::merge(cfg, e.describe(), seeds))
+}
+
+/// Results of one config run over disjoint groups of its seeds, one group per Web Worker, merged into the
+/// results one worker running every seed would return (`fig1::merge_seed_groups`).
+#[wasm_bindgen(js_name = mergeSeedGroups)]
+pub fn merge_seed_groups(config: JsValue, parts: JsValue) -> Result<JsValue, JsValue> {
+    let cfg = config_from_js(config)?;
+    let parts: Vec<fig1::Fig1Results> = serde_wasm_bindgen::from_value(parts).map_err(|e| js_err(format!("parts: {e}")))?;
+    to_js(&fig1::merge_seed_groups(&cfg, parts).map_err(|e| js_err(e.0))?)
 }
 
 /// The error text a stopped run ends with.

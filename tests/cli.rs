@@ -112,16 +112,22 @@ fn reproduce_rejects_unknown_settings_by_name() {
 }
 
 /// `bench --profile` prints the attainable GEMM rate, each step's share of it, and a per-op table whose
-/// matmul row carries its GFLOP/s (what the numbers are is the bench's business, not a test's).
+/// matmul row carries its GFLOP/s and every row the bytes it moves (what the numbers are is the bench's
+/// business, not a test's).
 #[test]
 fn bench_reports_peak_share_and_per_op_profile() {
     let (ok, stdout, stderr) = cli(&["bench", "--backend", "cpu", "--sizes", "S", "--repeats", "1", "--profile"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("peak: a 1024³ GEMM runs at") && stdout.contains("of peak"), "{stdout}");
     let profile: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("size S:")).collect();
-    assert!(profile.iter().any(|l| l.trim_start().starts_with("matmul") && !l.trim_end().ends_with('-')), "{stdout}");
+    assert!(profile[0].contains("ops (dispatches) per step"), "{stdout}");
+    // Columns: op, calls, ms/step, share, GFLOP/s (matmul only), MB/step, GB/s.
+    let row = |op: &str| profile.iter().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|c| c[0] == op);
+    let matmul = row("matmul").unwrap_or_else(|| panic!("matmul missing: {stdout}"));
+    assert!(matmul.len() == 7 && matmul[4].parse::<f64>().is_ok() && matmul[5].parse::<f64>().unwrap() > 0.0, "{stdout}");
     for op in ["layernorm_forward", "gelu_backward", "adamw", "causal_softmax_forward"] {
-        assert!(profile.iter().any(|l| l.trim_start().starts_with(op)), "{op} missing: {stdout}");
+        let r = row(op).unwrap_or_else(|| panic!("{op} missing: {stdout}"));
+        assert!(r.len() == 7 && r[4] == "-" && r[5].parse::<f64>().unwrap() > 0.0, "{op}: {stdout}");
     }
 }
 

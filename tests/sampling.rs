@@ -17,7 +17,7 @@ fn prompts() -> Vec<Vec<u32>> {
 }
 
 fn spec(seed: u32, stream: u32) -> SampleSpec {
-    SampleSpec { temperature: 1.0, max_len: 14, seed, stream, eos: EOS, pad: PAD }
+    SampleSpec { temperature: 1.0, max_len: 14, seed, stream, eos: EOS, pad: PAD, banned: 0 }
 }
 
 /// A model whose samples are varied: init with larger weights than GPT-2's so the distribution is not flat.
@@ -112,4 +112,44 @@ fn bad_sampling_requests_name_the_problem() {
     assert!(bad(vec![vec![99]], spec(0, 0)).contains("outside the vocabulary"));
     assert!(bad(vec![vec![2]], SampleSpec { temperature: -1.0, ..spec(0, 0) }).contains("temperature"));
     assert!(bad(vec![vec![2]], SampleSpec { max_len: 17, ..spec(0, 0) }).contains("max_len = 17"));
+}
+
+/// Banned tokens (padding, the separator) are never drawn, even where the model puts most of its mass on
+/// them, at temperature 1 and greedily, on both backends; their log-prob is still the model's.
+fn banned_tokens_are_never_drawn(e: &Engine) {
+    use alignment_gap::engine::Op;
+    let (b, v, context) = (64, 13, 4);
+    // Token 0 and 2 get logit 6, every other token 0 (so each banned token holds ~45 % of the mass).
+    let logits: Vec<f32> = (0..b * v).map(|i| if i % v == 0 || i % v == 2 { 6.0 } else { 0.0 }).collect();
+    for temperature in [1.0, 0.0] {
+        let (tokens, done, lp) = (e.indices(&vec![7; b * context]), e.zeros(b), e.zeros(b * context));
+        let op = Op::SampleNext { b, v, context, pos: 0, temperature, seed: 5, stream: 1, eos: EOS, pad: PAD, banned: 1 << 0 | 1 << 2 };
+        e.run(op, &[&e.tensor(&logits)], &[&tokens, &done, &lp]).unwrap();
+        let drawn: Vec<u32> = pollster::block_on(e.read(&tokens)).unwrap().iter().map(|x| x.to_bits()).collect();
+        let firsts: Vec<u32> = (0..b).map(|r| drawn[r * context + 1]).collect();
+        assert!(firsts.iter().all(|&t| t != 0 && t != 2 && (t as usize) < v), "temperature {temperature}: {firsts:?}");
+        if temperature == 1.0 {
+            assert!(firsts.iter().collect::<std::collections::HashSet<_>>().len() > 3, "the draw still varies: {firsts:?}");
+        } else {
+            assert!(firsts.iter().all(|&t| t == 1), "greedy takes the first allowed maximum: {firsts:?}");
+        }
+        let lse = (2.0 * 6f32.exp() + (v - 2) as f32).ln();
+        let lp = pollster::block_on(e.read(&lp)).unwrap();
+        assert!((lp[1] - (0.0 - lse)).abs() < 1e-5, "log-prob under the whole distribution: {}", lp[1]);
+    }
+    let none_left = Op::SampleNext { b, v: 3, context, pos: 0, temperature: 1.0, seed: 5, stream: 1, eos: 9, pad: PAD, banned: 0b111 };
+    let (tokens, done, lp) = (e.indices(&vec![7; b * context]), e.zeros(b), e.zeros(b * context));
+    let err = e.run(none_left, &[&e.zeros(b * 3)], &[&tokens, &done, &lp]).unwrap_err();
+    assert!(err.0.contains("leaves no token"), "{err}");
+}
+
+#[test]
+fn cpu_never_draws_banned_tokens() {
+    banned_tokens_are_never_drawn(&Engine::cpu());
+}
+
+#[test]
+fn gpu_never_draws_banned_tokens() {
+    let Some(e) = common::gpu() else { return };
+    banned_tokens_are_never_drawn(&e);
 }

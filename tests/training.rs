@@ -24,7 +24,7 @@ fn sft_learns_the_generator() {
     assert!(late < 0.9 * early, "SFT loss {early} -> {late}");
 
     let prompts: Vec<Vec<u32>> = (0..128).map(|i| task.prompt(77, 9, i)).collect();
-    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed: 1, stream: 0, eos: EOS, pad: PAD };
+    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed: 1, stream: 0, eos: EOS, pad: PAD, banned: 0 };
     let reward = |m: &alignment_gap::model::Gpt| {
         let s = pollster::block_on(m.sample(&e, &prompts, &spec)).unwrap();
         let mean = (0..128).map(|r| task.golden_reward(&prompts[r], s.response(r, EOS))).sum::<f32>() / 128.0;
@@ -50,13 +50,47 @@ fn proxy_learns_golden_preferences() {
     let sft = pollster::block_on(train_sft(&e, &task, cfg, &SftConfig { steps: 200, batch: 32, ..SftConfig::default() }, 0, |_, _| {})).unwrap();
     let train = pollster::block_on(golden_pairs(&e, &task, &sft, 2048, 0, 100, 256)).unwrap();
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 1, 200, 256)).unwrap();
+    let (train, validation) = train.split_tail(256);
     let pm_cfg = PmConfig { steps: 300, batch: 32, eval_every: 100, ..PmConfig::default() };
-    let (_, acc) = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, heldout: &heldout }, &pm_cfg, 0, |s, eval| {
-        if let Some((l, a)) = eval {
-            println!("PM step {s}: loss {l:.3}, held-out accuracy {a:.3}");
+    let trained = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |s, eval| {
+        if let Some(v) = eval {
+            println!("PM step {s}: train loss {:.3}, validation loss {:.3}, validation accuracy {:.3}", v.train_loss, v.validation_loss, v.validation_accuracy);
         }
     })).unwrap();
-    assert!(acc > 0.65, "held-out accuracy {acc}");
+    assert!(trained.heldout_accuracy > 0.65, "held-out accuracy {}", trained.heldout_accuracy);
+    assert_eq!(trained.steps_run, 300);
+}
+
+/// Early stopping selects on the validation loss and stops after `patience` evaluations without a lower
+/// one: evaluated every 5 steps, a small proxy's validation loss soon fails to fall twice in a row (its
+/// steps are noisy), so it stops early and keeps the model of the lowest validation loss, whose held-out
+/// accuracy is measured once, at the end.
+#[test]
+fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    use alignment_gap::train::optim::AdamwConfig;
+    let e = Engine::cpu();
+    let task = TaskConfig::default();
+    let cfg = GptConfig { n_layer: 1, n_embd: 32, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+    let sft = pollster::block_on(train_sft(&e, &task, cfg, &SftConfig { steps: 60, batch: 32, ..SftConfig::default() }, 0, |_, _| {})).unwrap();
+    let pairs = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 0, 100, 256)).unwrap();
+    let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 128, 1, 200, 256)).unwrap();
+    let (train, validation) = pairs.split_tail(128);
+    assert_eq!((train.len(), validation.len()), (384, 128));
+    assert_eq!(validation.prompts[0], pairs.prompts[384], "the validation split is D_golden's tail");
+    let pm_cfg = PmConfig { steps: 400, batch: 32, eval_every: 5, patience: 2, adamw: AdamwConfig { lr: 3e-3, ..AdamwConfig::default() }, ..PmConfig::default() };
+    let mut losses = vec![];
+    let trained = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |s, eval| {
+        if let Some(v) = eval {
+            losses.push((s, v.validation_loss));
+        }
+    }))
+    .unwrap();
+    println!("validation losses {losses:?}; kept step {}, ran {}", trained.best_step, trained.steps_run);
+    let best = losses.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert_eq!(trained.best_step, best.0, "the kept model is the one of the lowest validation loss");
+    assert!(trained.steps_run < 400 && trained.steps_run == trained.best_step + 10, "stopped 2 evaluations after the best");
+    assert!((0.0..=1.0).contains(&trained.heldout_accuracy));
 }
 
 /// Online (proxy-labelled) and offline IPO from the same π_sft on a tiny setting: checkpoints are sane
@@ -76,11 +110,12 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let d_golden = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 0, 100, 256)).unwrap();
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 128, 1, 200, 256)).unwrap();
     let pm_cfg = PmConfig { steps: 60, batch: 32, eval_every: 30, ..PmConfig::default() };
-    let (proxy, _) = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &d_golden, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap();
+    let (train, validation) = d_golden.split_tail(64);
+    let proxy = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap().model;
     let win_prompts: Vec<Vec<u32>> = (0..64).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, EvalPrompts { win_prompts, baseline, kl_prompts: (0..32).map(|i| task.prompt(9, 2, i)).collect() }, heldout, Some(&proxy), 9)).unwrap();
-    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0 };
+    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0, warmup_steps: 0, log_evals: 0 };
     let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
     let (_, online, stream) = run(Source::OnlineProxy(&proxy));
     let (_, offline, none) = run(Source::Offline(&d_golden));
@@ -116,6 +151,6 @@ fn a_diverged_proxy_stops_naming_its_stage() {
     values[2].iter_mut().for_each(|v| *v = f32::NAN); // the first LayerNorm's gain
     let diverged = Gpt::new(&e, cfg, Head::Lm, &values).unwrap();
     let pm_cfg = PmConfig { steps: 5, batch: 16, eval_every: 5, ..PmConfig::default() };
-    let err = pollster::block_on(train_pm(&e, &task, &diverged, PmData { train: &pairs, heldout: &pairs }, &pm_cfg, 0, |_, _| {})).err().map(|e| e.0).unwrap_or_default();
+    let err = pollster::block_on(train_pm(&e, &task, &diverged, PmData { train: &pairs, validation: &pairs, heldout: &pairs }, &pm_cfg, 0, |_, _| {})).err().map(|e| e.0).unwrap_or_default();
     assert!(err.contains("proxy PM: the loss is not finite") && err.contains("at step 0") && err.contains("proxy.adamw.lr"), "{err}");
 }

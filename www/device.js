@@ -2,7 +2,8 @@
 import { $, el, fmtTime, fact, mib } from './ui.js';
 import { state, facts } from './state.js';
 import { learnFromRun, updateEstimate } from './settings.js';
-import { setRunStatus, setButtons, saveSoon, finish, onEvent, showReadiness } from './run.js';
+import { mergeSeedGroups } from './pkg/alignment_gap.js';
+import { setRunStatus, setButtons, saveSoon, finish, onEvent, showReadiness, broadcast } from './run.js';
 import { renderModels } from './render.js';
 
 export function setDeviceStatus(text, kind) {
@@ -41,12 +42,53 @@ export function showReport(report) {
   } else {
     setDeviceStatus(`GPU ready: ${adapter ? adapter.name : report.backend}. All ${sc.passed} kernel checks passed.`, 'ok');
   }
+  state.cpuOnly = !!report.note || report.backend.startsWith('cpu');
   document.body.dataset.doctor = sc.failed === 0 ? 'passed' : 'failed';
   showReadiness();
   setButtons();
 }
 
-export function onWorkerMessage({ data }) {
+// How a run's worker ended: results, stopped or failed. A run split over workers by seed ends when every
+// worker has, with the parts merged by Rust into the results one worker would have returned.
+function runEnded(from, data) {
+  const g = state.group;
+  if (!g || g.workers.length === 1) return runOutcome(data);
+  g.ended += 1;
+  if (data.type === 'done') g.parts.set(from, data.results);
+  else if (data.type === 'stopped') g.stopped = true;
+  else if (!g.error) { g.error = data; broadcast({ type: 'resume' }); broadcast({ type: 'stop' }); }
+  if (g.ended < g.workers.length) return;
+  if (g.error) return runOutcome(g.error);
+  if (g.stopped) return runOutcome({ type: 'stopped' });
+  try {
+    runOutcome({ type: 'done', results: mergeSeedGroups(state.run.config, g.workers.map((w) => g.parts.get(w))) });
+  } catch (e) {
+    runOutcome({ type: 'error', during: 'run', message: `could not merge the seeds' results: ${e}` });
+  }
+}
+
+function runOutcome(data) {
+  if (data.type === 'done') {
+    state.run.results = data.results;
+    // The estimate is for one worker; a run split over several would teach it a wrong speed.
+    if (!state.group || state.group.workers.length === 1) learnFromRun(state.run.config, (performance.now() - state.startedAt) / 1000);
+    updateEstimate();
+    finish('finished', `Finished in ${fmtTime((performance.now() - state.startedAt) / 1000)}: ${state.run.rows.length} checkpoints. Stored in this browser (Saved runs).`, 'ok');
+  } else if (data.type === 'stopped') {
+    finish('stopped', `Stopped. The ${state.run.rows.length} checkpoints so far are kept (plots, downloads, Saved runs).`, 'warn');
+  } else {
+    const lost = /lost|device/i.test(data.message) ? ' The GPU device was lost;' : '';
+    finish('failed', `The run failed:${lost} ${data.message}. The ${state.run.rows.length} checkpoints up to then are kept.`, 'error');
+  }
+}
+
+export function onWorkerMessage({ data, target }) {
+  // Workers started for a group of seeds report only their run (any error of theirs ends it); the progress
+  // bar follows the first worker.
+  if (target !== state.worker) {
+    if (data.type === 'error') { if (state.group?.workers.includes(target)) runEnded(target, { ...data, during: 'run' }); return; }
+    if (['ready', 'doctor', 'speed'].includes(data.type) || (data.type === 'event' && data.event.type === 'stage')) return;
+  }
   if (data.type === 'ready') {
     if (data.webgpu) setDeviceStatus('WebGPU found; checking the kernels on this GPU…');
   } else if (data.type === 'doctor') {
@@ -64,17 +106,11 @@ export function onWorkerMessage({ data }) {
     state.run?.models.push({ seed: data.seed, name: data.name, safetensors: data.safetensors, config: data.config, tokenizer: data.tokenizer });
     renderModels();
     saveSoon();
-  } else if (data.type === 'done') {
-    state.run.results = data.results;
-    learnFromRun(state.run.config, (performance.now() - state.startedAt) / 1000);
-    updateEstimate();
-    finish('finished', `Finished in ${fmtTime((performance.now() - state.startedAt) / 1000)}: ${state.run.rows.length} checkpoints. Stored in this browser (Saved runs).`, 'ok');
-  } else if (data.type === 'stopped') {
-    finish('stopped', `Stopped. The ${state.run.rows.length} checkpoints so far are kept (plots, downloads, Saved runs).`, 'warn');
+  } else if (data.type === 'done' || data.type === 'stopped') {
+    if (state.run) runEnded(target, data);
   } else if (data.type === 'error') {
     if (data.during === 'run' && state.run) {
-      const lost = /lost|device/i.test(data.message) ? ' The GPU device was lost;' : '';
-      finish('failed', `The run failed:${lost} ${data.message}. The ${state.run.rows.length} checkpoints up to then are kept.`, 'error');
+      runEnded(target, data);
     } else if (data.during === 'speed') {
       $('estimate').textContent = `Could not measure this device's speed: ${data.message}`;
     } else {

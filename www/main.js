@@ -7,7 +7,7 @@ import { markInterrupted } from './store.js';
 import { $, el } from './ui.js';
 import { state, facts } from './state.js';
 import { buildKnobs, writeUrl, applyPreset, readUrl } from './settings.js';
-import { setRunStatus, setButtons, start, finish } from './run.js';
+import { setRunStatus, setButtons, start, finish, broadcast } from './run.js';
 import { plotRows, renderAll, renderSamples } from './render.js';
 import { download, resultsJson, svgText, pngOf } from './downloads.js';
 import { listSaved } from './saved.js';
@@ -30,9 +30,9 @@ async function main() {
   $('preset').addEventListener('change', () => applyPreset($('preset').value));
   $('backend').addEventListener('change', () => { state.backend = $('backend').value; state.bench = null; writeUrl(); state.worker.postMessage({ type: 'speed', backend: state.backend }); });
   $('start').addEventListener('click', start);
-  $('pause').addEventListener('click', () => { state.worker.postMessage({ type: 'pause' }); state.paused = true; state.run.status = 'paused'; setRunStatus('Paused (resume or stop).', 'warn'); setButtons(); });
-  $('resume').addEventListener('click', () => { state.worker.postMessage({ type: 'resume' }); state.paused = false; state.run.status = 'running'; setRunStatus('Running…'); setButtons(); });
-  $('stop').addEventListener('click', () => { state.worker.postMessage({ type: 'resume' }); state.worker.postMessage({ type: 'stop' }); setRunStatus('Stopping at the end of this step…', 'warn'); });
+  $('pause').addEventListener('click', () => { broadcast({ type: 'pause' }); state.paused = true; state.run.status = 'paused'; setRunStatus('Paused (resume or stop).', 'warn'); setButtons(); });
+  $('resume').addEventListener('click', () => { broadcast({ type: 'resume' }); state.paused = false; state.run.status = 'running'; setRunStatus('Running…'); setButtons(); });
+  $('stop').addEventListener('click', () => { broadcast({ type: 'resume' }); broadcast({ type: 'stop' }); setRunStatus('Stopping at the end of this step…', 'warn'); });
   $('copy-link').addEventListener('click', async () => {
     try { await navigator.clipboard.writeText(location.href); setRunStatus('Link copied: it opens this page with these settings and seeds.', 'ok'); } catch { setRunStatus(`Link: ${location.href}`); }
   });

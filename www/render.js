@@ -30,7 +30,7 @@ export function renderAll() {
   const rows = plotRows();
   const fig = $('fig1');
   try {
-    setSvg(fig, figureSvg(rows, 6));
+    setSvg(fig, figureSvg(rows));
   } catch (e) {
     fig.textContent = `Could not draw the figure: ${e}`;
   }
@@ -94,7 +94,7 @@ export function renderSmallPlots(rows) {
   };
   const seedsOf = (obj) => Object.entries(obj || {}).map(([seed, pts]) => ({ label: `seed ${seed}`, points: pts }));
   draw('plot-sft', 'SFT loss', 'step', 'NLL per response (nats)', seedsOf(run?.sftLoss));
-  draw('plot-proxy', 'Proxy PM: held-out accuracy', 'step', 'accuracy', seedsOf(run?.proxyEval));
+  draw('plot-proxy', 'Proxy PM: validation accuracy (a split of D_golden)', 'step', 'accuracy', seedsOf(run?.proxyEval));
   const runs = [...groupBy(rows, runLabel).entries()].slice(0, 8);
   draw('plot-kl', 'KL(π ‖ π_sft) over steps', 'step', 'KL', runs.map(([label, rs]) => ({ label, points: rs.map((r) => [r.step, r.kl]) })));
   draw('plot-loss', 'Alignment loss (mean since last checkpoint)', 'step', 'loss',

@@ -66,10 +66,35 @@ export function start() {
   renderAll();
   setButtons();
   saveNow();
-  state.worker.postMessage({ type: 'run', config: state.config, backend: state.backend });
+  // On the CPU backend a worker computes on one core: seeds go to workers of their own, up to one per core
+  // but one (left to the page). On a GPU one worker keeps the device to itself.
+  const cpu = state.backend === 'cpu' || (state.backend === 'auto' && state.cpuOnly);
+  const seeds = state.config.seeds;
+  const count = cpu ? Math.max(1, Math.min(seeds.length, (navigator.hardwareConcurrency || 2) - 1)) : 1;
+  const workers = [state.worker];
+  for (let i = 1; i < count; i++) {
+    const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'seed-group' });
+    w.onmessage = state.worker.onmessage;
+    // A seed worker that cannot start fails the run like any worker's error (the others are stopped).
+    w.onerror = (e) => state.worker.onmessage({ data: { type: 'error', during: 'run', message: `a seed worker failed: ${e.message || 'could not load'}` }, target: w });
+    workers.push(w);
+  }
+  state.group = { workers, parts: new Map(), ended: 0, stopped: false, error: null };
+  document.body.dataset.workers = String(count);
+  workers.forEach((w, i) => {
+    const group = seeds.filter((_, j) => j % count === i);
+    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend });
+  });
+}
+
+// A message to every worker of the run (pause, resume, stop), or to the page's worker when none runs.
+export function broadcast(msg) {
+  for (const w of state.group?.workers || [state.worker]) w.postMessage(msg);
 }
 
 export function finish(status, message, kind) {
+  for (const w of state.group?.workers.slice(1) || []) w.terminate();
+  state.group = null;
   state.running = false;
   state.paused = false;
   state.run.status = status;
@@ -102,7 +127,7 @@ export function onEvent(ev) {
     (run.sftLoss[ev.seed] ||= []).push([ev.step, ev.loss]);
     renderSoon();
   } else if (ev.type === 'proxy_eval') {
-    (run.proxyEval[ev.seed] ||= []).push([ev.step, ev.heldout_accuracy]);
+    (run.proxyEval[ev.seed] ||= []).push([ev.step, ev.validation_accuracy]);
     renderSoon();
   } else if (ev.type === 'checkpoint') {
     run.rows.push(ev.row); // as results.json holds it: the Rust Row, its checkpoint flattened

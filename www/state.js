@@ -12,6 +12,9 @@ export const state = {
   // and from the knobs. While either holds any, the run does not start: it would not be the run asked for.
   urlErrors: [], knobErrors: [],
   worker: null, // the Web Worker that trains (worker.js)
+  cpuOnly: false, // the device check found no usable WebGPU: runs go to the CPU backend (WebAssembly)
+  // A run split over Web Workers by seed (CPU backend): {workers, parts: Map(worker → results), ended, stopped, error}
+  group: null,
 };
 
 // Filled from pageFacts() (src/web.rs) when the wasm module has loaded.

@@ -1,17 +1,21 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
-// In:  {type: 'speed', backend} | {type: 'run', config, backend} | {type: 'pause'|'resume'|'stop'}
-// Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'event', event}
+// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend}
+//      | {type: 'pause'|'resume'|'stop'}
+// Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
-import init, { doctor, hasWebGpu, measureSpeed, runFigure, stoppedMessage } from './pkg/alignment_gap.js';
+import init, { benchSize, doctor, hasWebGpu, measureSpeed, runFigure, stoppedMessage } from './pkg/alignment_gap.js';
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 
 let paused = false;
 let stopRequested = false;
 let lastYield = 0;
-let busy = Promise.resolve();
+// Every job waits for the wasm module: a message can arrive before it has loaded (a seed-group worker
+// is sent its run as soon as it is created).
+const loaded = init();
+let busy = loaded.then(() => {}, () => {});
 
 // Awaited by the Rust loops once per step: resolves false to go on, true to stop; while paused it waits.
 // It gives the event loop a turn (so pause/stop messages arrive) at most every 50 ms.
@@ -30,8 +34,6 @@ function control() {
 }
 
 async function run(config, backend) {
-  paused = false;
-  stopRequested = false;
   try {
     const results = await runFigure(config, backend,
       (event) => post({ type: 'event', event }),
@@ -51,8 +53,21 @@ self.onmessage = ({ data }) => {
   else if (data.type === 'resume') paused = false;
   else if (data.type === 'stop') stopRequested = true;
   // One job at a time, in order.
-  else if (data.type === 'run') busy = busy.then(() => run(data.config, data.backend));
-  else if (data.type === 'speed') {
+  else if (data.type === 'run') {
+    // A new run starts unpaused; a stop sent after this message (even before the run begins) holds.
+    paused = false;
+    stopRequested = false;
+    busy = busy.then(() => run(data.config, data.backend));
+  }
+  else if (data.type === 'bench') {
+    busy = busy.then(async () => {
+      try {
+        post({ type: 'bench', row: await benchSize(data.backend, data.size, data.repeats) });
+      } catch (e) {
+        post({ type: 'error', message: String(e), during: 'bench' });
+      }
+    });
+  } else if (data.type === 'speed') {
     busy = busy.then(async () => {
       try {
         post({ type: 'speed', bench: await measureSpeed(data.backend) });
@@ -65,12 +80,15 @@ self.onmessage = ({ data }) => {
 
 async function main() {
   try {
-    await init();
+    await loaded;
   } catch (e) {
     post({ type: 'error', message: `could not load the wasm package (www/pkg/): ${e}`, during: 'load' });
     return;
   }
   post({ type: 'ready', webgpu: hasWebGpu() });
+  // A worker started for a group of seeds (run.js, CPU backend) trains only: the page's first worker has
+  // already checked the device.
+  if (self.name === 'seed-group') return;
   busy = busy.then(async () => {
     try {
       post({ type: 'doctor', report: await doctor('auto') });

@@ -69,8 +69,10 @@ pub enum Op {
     /// Decoding: [logits (B×V)] → [tokens (u32, B×context), done (B), logprobs (B×context)]. Draws token pos+1
     /// of each unfinished row from softmax(logits/temperature) with the counter-based RNG keyed by
     /// (seed, stream, row, pos) (greedy when temperature is 0); records its log-prob under the
-    /// temperature-1 distribution; a row that has drawn `eos` is done and gets `pad` from then on.
-    SampleNext { b: usize, v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32 },
+    /// temperature-1 distribution; a row that has drawn `eos` is done and gets `pad` from then on. Token ids
+    /// below 32 whose bit is set in `banned` are never drawn (padding and separators are not words): the draw
+    /// is from the distribution renormalised over the other tokens.
+    SampleNext { b: usize, v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32, banned: u32 },
     /// [x] → [sums]: sums[slot] = Σ x² (other slots untouched), so the squared norms of many tensors land in
     /// one buffer and the global gradient norm costs one readback per step
     SumSquares { len: usize, slot: usize, slots: usize },
@@ -200,6 +202,9 @@ impl Op {
             }
             Op::SampleNext { pos, context, temperature, .. } if pos + 1 >= context || !(temperature >= 0.0 && temperature.is_finite()) => {
                 bail!("{name}: position {} must be < context {context} and temperature ({temperature}) finite and ≥ 0", pos + 1)
+            }
+            Op::SampleNext { v, banned, eos, .. } if (v <= 32 && (0..v).all(|j| banned >> j & 1 == 1)) || (eos < 32 && banned >> eos & 1 == 1) => {
+                bail!("{name}: banned = {banned:#b} leaves no token of the {v} to draw, or bans <eos> ({eos})")
             }
             Op::SumSquares { slot, slots, .. } if slot >= slots => bail!("{name}: slot {slot} is outside 0..{slots}"),
             _ => {}

@@ -13,6 +13,8 @@ pub struct OpTime {
     pub seconds: f64,
     /// Multiply-adds ×2 of the matmuls (0 for other ops).
     pub flops: f64,
+    /// Bytes the op must read and write at least: each input and output value once.
+    pub bytes: f64,
 }
 
 thread_local! {
@@ -40,6 +42,8 @@ pub(crate) fn record(op: &Op, seconds: f64) {
         Op::Matmul(s) => 2.0 * (s.batch * s.m * s.n * s.k) as f64,
         _ => 0.0,
     };
+    let (ins, outs) = op.lengths();
+    let bytes = 4.0 * ins.iter().chain(&outs).sum::<usize>() as f64;
     PROFILE.with(|p| {
         if let Some(times) = p.borrow_mut().as_mut() {
             let name = op.name();
@@ -48,8 +52,9 @@ pub(crate) fn record(op: &Op, seconds: f64) {
                     t.calls += 1;
                     t.seconds += seconds;
                     t.flops += flops;
+                    t.bytes += bytes;
                 }
-                None => times.push(OpTime { name, calls: 1, seconds, flops }),
+                None => times.push(OpTime { name, calls: 1, seconds, flops, bytes }),
             }
         }
     });

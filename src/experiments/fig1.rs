@@ -38,6 +38,16 @@ pub struct Fig1Config {
     pub seeds: Vec<u32>,
     /// Also run online IPO with golden labels (the paper's "golden policy").
     pub golden_reference: bool,
+    /// Checkpoints at this many log-spaced steps of every run besides every `eval_every` (dense early, so
+    /// every method has points at low KL).
+    #[serde(default)]
+    pub log_evals: u32,
+    /// The fraction of each alignment run's steps spent warming the lr up linearly from 0.
+    #[serde(default)]
+    pub warmup: f32,
+    /// Learning rates of the offline sweep (empty: offline uses `lrs`, run beside online at each lr).
+    #[serde(default)]
+    pub offline_lrs: Vec<f32>,
 }
 
 pub const PRESETS: [&str; 3] = ["fig1", "fig1-quick", "fig1-tiny"];
@@ -92,6 +102,10 @@ impl Fig1Config {
             seeds: vec![0, 1, 2],
             // Online IPO with golden labels: the reference curve the paper draws.
             golden_reference: true,
+            // As the search ran: checkpoints every eval_every only, constant lr from step 0.
+            log_evals: 0,
+            warmup: 0.0,
+            offline_lrs: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -150,16 +164,24 @@ impl Fig1Config {
         adamw("sft.adamw", &self.sft.adamw)?;
         int("proxy.steps", self.proxy.steps as u64, 1, MAX_STEPS, "the proxy needs at least one step to be more than its initialisation")?;
         int("proxy.batch", self.proxy.batch as u64, BATCH.0, BATCH.1, "pairs per step, each scored in both orders; memory grows with it")?;
-        int("proxy.eval_every", self.proxy.eval_every as u64, 1, self.proxy.steps as u64, "held-out accuracy is measured every this many steps and the best model kept; at most proxy.steps")?;
+        int("proxy.eval_every", self.proxy.eval_every as u64, 1, self.proxy.steps as u64, "the validation loss is measured every this many steps and the best model kept; at most proxy.steps")?;
+        real("proxy.validation", self.proxy.validation, crate::limits::Interval::closed(0.01, 0.5), "the fraction of D_golden held back for early stopping: enough pairs to select on, most left to train on")?;
+        int("proxy.patience", self.proxy.patience as u64, 0, 1000, "evaluations without a lower validation loss before stopping (0: train every step)")?;
         adamw("proxy.adamw", &self.proxy.adamw)?;
         int("batch", self.batch as u64, BATCH.0, BATCH.1, "pairs per alignment step; memory grows with it")?;
         int("steps", self.steps as u64, 1, ONLINE_STEPS, "steps of each online run; each step's samples have their own random stream, and this many fit")?;
         int("eval_every", self.eval_every as u64, 1, MAX_STEPS, "a checkpoint every this many alignment steps (and at the first and last)")?;
-        int("heldout", self.heldout as u64, HELDOUT.0, HELDOUT.1, "held-out golden pairs for the proxy's early stopping and classifier accuracy; fewer make them noise")?;
+        int("log_evals", self.log_evals as u64, 0, 64, "extra checkpoints at log-spaced steps; each costs an evaluation")?;
+        real("warmup", self.warmup, crate::limits::Interval::closed(0.0, 0.5), "the fraction of each run's steps with a linearly rising lr; more than half leaves little at full lr")?;
+        int("heldout", self.heldout as u64, HELDOUT.0, HELDOUT.1, "held-out golden pairs the proxy's accuracy and the policies' classifier accuracy are measured on; fewer make them noise")?;
         int("win_prompts", self.win_prompts as u64, WIN_PROMPTS.0, WIN_PROMPTS.1, "prompts per golden win-rate estimate; fewer make it noise")?;
         int("kl_prompts", self.kl_prompts as u64, KL_PROMPTS.0, KL_PROMPTS.1, "prompts per KL estimate; fewer make it noise")?;
         let need = self.proxy.batch.max(self.batch);
         int("d_golden", self.d_golden as u64, need as u64, PAIRS, "at least one batch of distinct pairs for the proxy (proxy.batch) and offline IPO (batch); at most what its random streams hold")?;
+        let train = self.d_golden - self.proxy.validation_pairs(self.d_golden);
+        if train < self.proxy.batch {
+            bail!("proxy.validation = {} leaves {train} of D_golden's {} pairs to train the proxy on, fewer than one batch (proxy.batch = {}); lower it or raise d_golden", self.proxy.validation, self.d_golden, self.proxy.batch);
+        }
         list("seeds", &self.seeds, SEEDS, "independent replicates", |_, _| Ok(()))?;
         for (i, s) in self.seeds.iter().enumerate() {
             if self.seeds[..i].contains(s) {
@@ -168,6 +190,9 @@ impl Fig1Config {
         }
         list("betas", &self.betas, LIST, "one run per value", |k, b| real(k, b, BETA, "IPO's target margin is 1/(2β); β = 0 has none"))?;
         list("lrs", &self.lrs, LIST, "one run per value", |k, l| real(k, l, LR, "a step as large as the weights themselves diverges at once"))?;
+        if !self.offline_lrs.is_empty() {
+            list("offline_lrs", &self.offline_lrs, LIST, "one offline run per value and length", |k, l| real(k, l, LR, "a step as large as the weights themselves diverges at once"))?;
+        }
         list("offline_steps", &self.offline_steps, LIST, "one offline run per value", |k, s| int(k, s as u64, 1, MAX_STEPS, "steps of an offline run"))?;
         Ok(())
     }
@@ -187,20 +212,27 @@ impl Fig1Config {
         let b = self.batch as f64;
         let sft = self.sft.steps as f64 * self.sft.batch as f64 * t * fb;
         let d_golden = 2.0 * (self.d_golden + self.heldout) as f64 * y * sample;
-        let heldout_acc = 4.0 * self.heldout as f64 * pm_t * fwd;
-        let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * heldout_acc;
+        let validation = 2.0 * self.proxy.validation_pairs(self.d_golden) as f64 * pm_t * fwd;
+        let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * validation + 2.0 * self.heldout as f64 * pm_t * fwd;
         let eval = (self.win_prompts + self.kl_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
-        let evals = |steps: u32| (steps / self.eval_every + 2) as f64 * eval;
+        let evals = |steps: u32| (steps / self.eval_every + 2 + self.log_evals) as f64 * eval;
         let offline_step = 2.0 * b * t * (fb + fwd);
         let golden_step = 2.0 * b * y * sample + offline_step;
         let online_step = golden_step + 4.0 * b * pm_t * fwd;
-        let steps = self.steps as f64;
-        let mut runs = steps * online_step + evals(self.steps);
-        runs += self.offline_steps.iter().map(|&s| s as f64 * offline_step + evals(s)).sum::<f64>();
-        if self.golden_reference {
-            runs += steps * golden_step + evals(self.steps);
-        }
-        let per_seed = sft + d_golden + proxy + (self.betas.len() * self.lrs.len()) as f64 * runs;
+        // Every run the config asks for, each at its cost.
+        let runs: f64 = self
+            .runs()
+            .iter()
+            .map(|r| {
+                let per_step = match r.method {
+                    Method::Online => online_step,
+                    Method::Offline => offline_step,
+                    Method::OnlineGolden => golden_step,
+                };
+                r.steps as f64 * per_step + evals(r.steps)
+            })
+            .sum();
+        let per_seed = sft + d_golden + proxy + runs;
         per_seed * self.seeds.len() as f64 / 1e3
     }
 
@@ -222,15 +254,31 @@ impl Fig1Config {
             loss: self.loss,
             batch: self.batch,
             eval_every: self.eval_every,
+            log_evals: self.log_evals,
+            warmup: self.warmup,
         }
     }
 
     /// The runs the figure needs from each seed, in results order: for each (β, lr), online IPO with
     /// proxy labels, offline IPO for each length in `offline_steps`, and the golden-labelled reference.
-    /// Online and offline share the loss, β, lr, batch and (for the first offline length) steps.
+    /// Online and offline share the loss, β, lr, batch and (for the first offline length) steps. With
+    /// `offline_lrs`, offline is instead swept over offline_lrs × offline_steps at each β (the paper's
+    /// offline sweep), after that β's online runs.
     pub fn runs(&self) -> Vec<RunSpec> {
         let mut runs = vec![];
         for &beta in &self.betas {
+            if !self.offline_lrs.is_empty() {
+                for &lr in &self.lrs {
+                    runs.push(RunSpec { method: Method::Online, beta, lr, steps: self.steps });
+                    if self.golden_reference {
+                        runs.push(RunSpec { method: Method::OnlineGolden, beta, lr, steps: self.steps });
+                    }
+                }
+                for &lr in &self.offline_lrs {
+                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec { method: Method::Offline, beta, lr, steps }));
+                }
+                continue;
+            }
             for &lr in &self.lrs {
                 runs.push(RunSpec { method: Method::Online, beta, lr, steps: self.steps });
                 runs.extend(self.offline_steps.iter().map(|&steps| RunSpec { method: Method::Offline, beta, lr, steps }));
@@ -308,13 +356,16 @@ pub fn knobs() -> Vec<Knob> {
         k("lrs", "Learning rates", "list", format!("each in {LR}; the same for online and offline")),
         k("steps", "Online steps", "int", format!("1 – {ONLINE_STEPS} per online run")),
         k("offline_steps", "Offline steps", "list", format!("one offline run per value, each 1 – {MAX_STEPS}")),
+        k("offline_lrs", "Offline sweep lrs", "list", format!("empty: offline uses the online lrs; else an offline run per value × length, each in {LR}")),
         k("batch", "Batch (pairs)", "int", format!("{} – {} pairs per step, online and offline", BATCH.0, BATCH.1)),
         k("eval_every", "Evaluate every", "int", format!("1 – {MAX_STEPS} steps between checkpoints")),
+        k("log_evals", "Log-spaced checkpoints", "int", "0 – 64 extra checkpoints per run, dense early".into()),
+        k("warmup", "Warm-up (fraction)", "real", "0 – 0.5 of each run's steps with a rising lr".into()),
         k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
         k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),
         k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),
         k("d_golden", "D_golden pairs", "int", format!("from one batch to {PAIRS} labelled pairs")),
-        k("heldout", "Held-out pairs", "int", format!("{} – {} (proxy early stopping, classifier accuracy)", HELDOUT.0, HELDOUT.1)),
+        k("heldout", "Held-out pairs", "int", format!("{} – {} (proxy accuracy, classifier accuracy)", HELDOUT.0, HELDOUT.1)),
         k("proxy.steps", "Proxy PM steps", "int", format!("1 – {MAX_STEPS} training steps of the proxy preference model")),
         k("win_prompts", "Win-rate prompts", "int", format!("{} – {} prompts per checkpoint", WIN_PROMPTS.0, WIN_PROMPTS.1)),
         k("kl_prompts", "KL prompts", "int", format!("{} – {} prompts per checkpoint", KL_PROMPTS.0, KL_PROMPTS.1)),
@@ -401,10 +452,10 @@ impl Fig1Results {
     }
 
     /// Records a seed's shared stages, replacing an earlier record of the same seed.
-    pub fn upsert_stages(&mut self, seed: u32, sft_loss: Vec<f32>, heldout_accuracy: f32) {
+    pub fn upsert_stages(&mut self, seed: u32, sft_loss: Vec<f32>, proxy: ProxyReport) {
         self.proxy.retain(|p| p.seed != seed);
         self.sft_loss.retain(|(s, _)| *s != seed);
-        self.proxy.push(ProxyReport { seed, heldout_accuracy });
+        self.proxy.push(proxy);
         self.sft_loss.push((seed, sft_loss));
     }
 }
@@ -454,6 +505,39 @@ pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress
         seeds.push(run_seed(e, cfg, seed, &runs, &mut NoCache, &mut progress, &mut keep).await?);
     }
     Ok(merge(cfg, e.describe(), seeds))
+}
+
+/// The figure's results from runs of the same config over disjoint groups of its seeds (the page runs
+/// each group in its own Web Worker): each part's config must equal `cfg` but for its seeds, and the parts'
+/// seeds together must be exactly `cfg`'s.
+pub fn merge_seed_groups(cfg: &Fig1Config, parts: Vec<Fig1Results>) -> Result<Fig1Results> {
+    let Some(first) = parts.first() else { bail!("merge: no results given") };
+    let mut merged = Fig1Results::empty(cfg, first.backend.clone());
+    merged.complete = true;
+    let mut seen = vec![];
+    for p in parts {
+        let mut same = p.config.clone();
+        same.seeds = cfg.seeds.clone();
+        if same != *cfg {
+            bail!("merge: a part has another config (differs in: {})", super::differing_keys(cfg, &p.config)?.join(", "));
+        }
+        if let Some(s) = p.config.seeds.iter().find(|s| seen.contains(*s) || !cfg.seeds.contains(s)) {
+            bail!("merge: seed {s} is in two parts, or not in the config's seeds {:?}", cfg.seeds);
+        }
+        seen.extend(p.config.seeds.iter().copied());
+        merged.complete &= p.complete;
+        merged.checkpoints.extend(p.checkpoints);
+        merged.proxy.extend(p.proxy);
+        merged.sft_loss.extend(p.sft_loss);
+        for (name, secs) in p.timings {
+            pipeline::add_time(&mut merged.timings, &name, secs * 1e3);
+        }
+    }
+    if seen.len() != cfg.seeds.len() {
+        bail!("merge: the parts hold seeds {seen:?}; the config needs {:?}", cfg.seeds);
+    }
+    merged.sort();
+    Ok(merged)
 }
 
 /// Combines the results of every shard of one experiment (`reproduce --shard i/n`, i = 1..n) into the
@@ -595,5 +679,52 @@ mod shard_tests {
         for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/2"] {
             assert!(bad.parse::<Shard>().unwrap_err().0.contains("is not i/n"), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn the_offline_sweep_runs_every_lr_and_length_at_each_beta() {
+        let cfg = Fig1Config { betas: vec![0.1, 0.5], lrs: vec![1e-3], offline_lrs: vec![1e-4, 3e-4, 1e-3], offline_steps: vec![12, 60], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        cfg.validate().unwrap();
+        let runs = cfg.runs();
+        let offline: Vec<&RunSpec> = runs.iter().filter(|r| r.method == Method::Offline).collect();
+        assert_eq!(offline.len(), 2 * 3 * 2);
+        assert_eq!(runs.iter().filter(|r| r.method == Method::Online).count(), 2, "online at its one lr over the β grid");
+        for beta in [0.1, 0.5] {
+            for lr in [1e-4, 3e-4, 1e-3] {
+                for steps in [12, 60] {
+                    assert!(offline.iter().any(|r| r.beta == beta && r.lr == lr && r.steps == steps));
+                }
+            }
+        }
+        // Without a sweep, the runs are what they were: online, offline, golden per (β, lr).
+        let plain = Fig1Config::preset("fig1").unwrap().runs();
+        assert_eq!(plain.iter().map(|r| r.method).collect::<Vec<_>>(), [Method::Online, Method::Offline, Method::OnlineGolden].repeat(2));
+    }
+
+    fn part(cfg: &Fig1Config, seeds: Vec<u32>) -> Fig1Results {
+        let mut r = Fig1Results::empty(&Fig1Config { seeds: seeds.clone(), ..cfg.clone() }, "cpu".into());
+        r.complete = true;
+        for s in seeds {
+            r.proxy.push(ProxyReport { seed: s, heldout_accuracy: 0.9, ..ProxyReport::default() });
+        }
+        r
+    }
+
+    #[test]
+    fn seed_groups_merge_only_when_they_cover_the_seeds_once() {
+        let cfg = Fig1Config { seeds: vec![3, 4, 5], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        let merged = merge_seed_groups(&cfg, vec![part(&cfg, vec![3, 5]), part(&cfg, vec![4])]).unwrap();
+        assert_eq!(merged.proxy.iter().map(|p| p.seed).collect::<Vec<_>>(), vec![3, 4, 5], "in the config's seed order");
+        assert_eq!(merged.config, cfg);
+        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3, 4]), part(&cfg, vec![4, 5])]).unwrap_err().0.contains("seed 4 is in two parts"));
+        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3])]).unwrap_err().0.contains("the config needs"));
+        let mut other = part(&cfg, vec![4, 5]);
+        other.config.steps += 1;
+        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3]), other]).unwrap_err().0.contains("another config"));
     }
 }

@@ -19,7 +19,7 @@ use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
 use crate::train::optim::AdamwConfig;
-use crate::train::pm::{train_pm, Pairs, PmConfig, PmData};
+use crate::train::pm::{train_pm, Pairs, PmConfig, PmData, PmEval};
 use crate::train::sft::{train_sft, SftConfig};
 use serde::{Deserialize, Serialize};
 
@@ -44,10 +44,13 @@ pub struct StageSpec<'a> {
     pub proxy: &'a PmConfig,
     pub win_prompts: usize,
     pub kl_prompts: usize,
-    /// Shared by every alignment run: the loss, pairs per step, steps between checkpoints.
+    /// Shared by every alignment run: the loss, pairs per step, steps between checkpoints, extra
+    /// log-spaced checkpoints, and the fraction of each run's steps spent warming up the lr.
     pub loss: Loss,
     pub batch: usize,
     pub eval_every: u32,
+    pub log_evals: u32,
+    pub warmup: f32,
 }
 
 impl StageSpec<'_> {
@@ -126,20 +129,28 @@ impl Row {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// What results.json records of a seed's proxy.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProxyReport {
     pub seed: u32,
+    /// Accuracy on the held-out golden pairs of the model kept, measured once.
     pub heldout_accuracy: f32,
+    /// The step of the lowest validation loss (the model kept), and the steps trained.
+    #[serde(default)]
+    pub best_step: u32,
+    #[serde(default)]
+    pub steps_run: u32,
 }
 
 /// What the pipeline reports as it goes: (stage, step, total) and each finished checkpoint.
 pub enum Progress<'a> {
     Stage { name: String, step: u64, total: u64 },
     SftLoss { seed: u32, step: u32, loss: f32 },
-    ProxyEval { seed: u32, step: u32, loss: f32, heldout_accuracy: f32 },
+    /// A proxy evaluation on its validation split (a part of D_golden).
+    ProxyEval { seed: u32, step: u32, eval: PmEval },
     Checkpoint(&'a Row),
     /// A seed's SFT and proxy are ready (trained or from the cache): what results.json records of them.
-    StagesReady { seed: u32, sft_loss: &'a [f32], heldout_accuracy: f32 },
+    StagesReady { seed: u32, sft_loss: &'a [f32], proxy: &'a ProxyReport },
 }
 
 /// Trained models of one seed, for saving.
@@ -215,7 +226,8 @@ pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> Str
     let key = serde_json::json!({
         "stage": "run", "sft": sft, "proxy": proxy, "task": spec.task, "d_golden": spec.d_golden, "heldout": spec.heldout,
         "loss": spec.loss, "batch": spec.batch, "eval_every": spec.eval_every, "win_prompts": spec.win_prompts,
-        "kl_prompts": spec.kl_prompts, "method": run.method.name(), "beta": run.beta, "lr": run.lr, "steps": run.steps, "version": 1,
+        "kl_prompts": spec.kl_prompts, "method": run.method.name(), "beta": run.beta, "lr": run.lr, "steps": run.steps,
+        "log_evals": spec.log_evals, "warmup": spec.warmup, "version": 2,
     });
     format!("run-{}", hash_json(&key))
 }
@@ -261,7 +273,7 @@ pub struct SeedStages {
     pub d_golden: Pairs,
     pub heldout: Pairs,
     pub proxy: Gpt,
-    pub proxy_accuracy: f32,
+    pub proxy_report: ProxyReport,
     pub timings: Vec<(String, f64)>,
 }
 
@@ -301,29 +313,34 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
     add_time(&mut timings, "d_golden", now_ms() - t0);
 
     let t0 = now_ms();
-    let (proxy, proxy_accuracy) = match cache.get(&proxy_key) {
+    let (proxy, proxy_report) = match cache.get(&proxy_key) {
         Some((config, head, values, meta)) => {
             progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
-            (Gpt::new(e, config, head, &values)?, meta.as_f64().unwrap_or(f64::NAN) as f32)
+            let report = serde_json::from_value(meta).unwrap_or(ProxyReport { seed, heldout_accuracy: f32::NAN, ..ProxyReport::default() });
+            (Gpt::new(e, config, head, &values)?, report)
         }
         None => {
-            let (proxy, accuracy) = train_pm(e, task, &sft, PmData { train: &d_golden, heldout: &heldout }, spec.proxy, seed, |s, eval| {
+            // The proxy selects on a validation split held back from D_golden; the held-out pairs are
+            // only reported on.
+            let (train, validation) = d_golden.split_tail(spec.proxy.validation_pairs(d_golden.len()));
+            let trained = train_pm(e, task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, spec.proxy, seed, |s, eval| {
                 progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: spec.proxy.steps as u64 });
-                if let Some((loss, heldout_accuracy)) = eval {
-                    progress(Progress::ProxyEval { seed, step: s, loss, heldout_accuracy });
+                if let Some(eval) = eval {
+                    progress(Progress::ProxyEval { seed, step: s, eval });
                 }
             })
             .await?;
-            cache.put(&proxy_key, &proxy, &proxy.values(e).await?, serde_json::json!(accuracy))?;
-            (proxy, accuracy)
+            let report = ProxyReport { seed, heldout_accuracy: trained.heldout_accuracy, best_step: trained.best_step, steps_run: trained.steps_run };
+            cache.put(&proxy_key, &trained.model, &trained.model.values(e).await?, serde_json::json!(report))?;
+            (trained.model, report)
         }
     };
     add_time(&mut timings, "proxy", now_ms() - t0);
-    if !proxy_accuracy.is_finite() {
-        bail!("seed {seed}: the proxy's held-out accuracy is not finite ({proxy_accuracy})");
+    if !proxy_report.heldout_accuracy.is_finite() {
+        bail!("seed {seed}: the proxy's held-out accuracy is not finite ({})", proxy_report.heldout_accuracy);
     }
-    progress(Progress::StagesReady { seed, sft_loss: &sft_loss, heldout_accuracy: proxy_accuracy });
-    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_accuracy, timings })
+    progress(Progress::StagesReady { seed, sft_loss: &sft_loss, proxy: &proxy_report });
+    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, timings })
 }
 
 impl SeedStages {
@@ -365,7 +382,18 @@ impl SeedStages {
             Method::Offline => Source::Offline(&self.d_golden),
             Method::OnlineGolden => Source::OnlineGolden,
         };
-        let run_cfg = AlignConfig { loss: spec.loss, beta, adamw: AdamwConfig { lr, ..AdamwConfig::default() }, steps, batch: spec.batch, eval_every: spec.eval_every, seed };
+        let warmup_steps = (spec.warmup as f64 * steps as f64).round() as u32;
+        let run_cfg = AlignConfig {
+            loss: spec.loss,
+            beta,
+            adamw: AdamwConfig { lr, ..AdamwConfig::default() },
+            steps,
+            batch: spec.batch,
+            eval_every: spec.eval_every,
+            seed,
+            warmup_steps,
+            log_evals: spec.log_evals,
+        };
         let mut rows = vec![];
         let mut bad = Ok(());
         let (policy, _, _) = align(e, spec.task, &self.sft, source, &run_cfg, eval, |c| {
@@ -409,7 +437,7 @@ pub async fn run_seed(
         add_time(&mut timings, run.method.name(), now_ms() - t0);
     }
     drop(eval);
-    let report = ProxyReport { seed, heldout_accuracy: stages.proxy_accuracy };
+    let report = stages.proxy_report.clone();
     let sft_loss = stages.sft_loss.clone();
     keep(SeedModels { seed, sft: stages.sft, proxy: stages.proxy, policies })?;
     Ok(SeedResults { seed, checkpoints, proxy: report, sft_loss, timings })

@@ -19,6 +19,8 @@ pub struct SampleSpec {
     pub stream: u32,
     pub eos: u32,
     pub pad: u32,
+    /// Token ids < 32 never drawn (bit j bans id j), e.g. padding and separators.
+    pub banned: u32,
 }
 
 /// Sequences of `max_len` tokens: the prompt, the response, then `pad` after EOS.
@@ -102,7 +104,7 @@ impl Gpt {
             }
             e.run(Op::LayernormForward { n, c }, &[&x[cur], w.ln_f_weight, w.ln_f_bias], &[&ln, &mean, &rstd])?;
             e.matmul(&ln, w.wte, &logits, MatmulSpec { batch: 1, m: n, n: v, k: c, a_transposed: false, b_transposed: true, accumulate: false })?;
-            let op = Op::SampleNext { b, v, context: ctx, pos, temperature: spec.temperature, seed: spec.seed, stream: spec.stream, eos: spec.eos, pad: spec.pad };
+            let op = Op::SampleNext { b, v, context: ctx, pos, temperature: spec.temperature, seed: spec.seed, stream: spec.stream, eos: spec.eos, pad: spec.pad, banned: spec.banned };
             e.run(op, &[&logits], &[&tokens, &done, &logprobs])?;
         }
         let all: Vec<u32> = e.read(&tokens).await?.iter().map(|t| t.to_bits()).collect();

@@ -1,8 +1,15 @@
-//! Figure 1 as SVG (plotters): every checkpoint as a point, the binned means with their 95 % intervals.
+//! Figure 1 as SVG (plotters), the same code for the CLI's fig1.svg and the page. Left: golden win rate
+//! against KL on a log axis; every checkpoint a marker (colour: method, shape: β); each seed's
+//! kernel-smoothed curve as a thin line; the mean of the seeds' curves with a 95 % band; Gao et al.'s
+//! fitted form dashed. Right: the frontier, the best win rate reached within each KL budget. No curve
+//! is drawn across a KL region without checkpoints.
 
-use super::summary::{Bin, MIN_KL};
+use super::summary::{estimate, MIN_KL};
+use super::{gao, verdict};
 use crate::error::{Error, Result};
 use crate::experiments::pipeline::Row;
+use plotters::coord::types::RangedCoordf32;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 const STYLE: [(&str, &str, RGBColor); 3] = [
@@ -11,54 +18,183 @@ const STYLE: [(&str, &str, RGBColor); 3] = [
     ("online_golden", "online IPO (golden labels)", RGBColor(44, 160, 44)),
 ];
 
+/// Points of the curves' grid, log-spaced over the KL range.
+const GRID: usize = 80;
+
 fn err(e: impl std::fmt::Display) -> Error {
     Error(format!("figure: {e}"))
 }
 
-pub fn fig1_svg(rows: &[Row], bins: &[Bin]) -> Result<String> {
-    let pts: Vec<&Row> = rows.iter().filter(|r| r.checkpoint.kl > MIN_KL && r.checkpoint.golden_win_rate.is_finite()).collect();
-    let (lo, hi) = pts.iter().fold((f32::MAX, f32::MIN), |(a, b), r| (a.min(r.checkpoint.kl.ln()), b.max(r.checkpoint.kl.ln())));
-    let (lo, hi) = if pts.is_empty() { (-1.0, 1.0) } else { (lo - 0.2, hi + 0.2) };
+/// The checkpoints that can be drawn: past the start, with finite values.
+fn drawable(rows: &[Row]) -> Vec<&Row> {
+    rows.iter().filter(|r| r.checkpoint.kl > MIN_KL && r.checkpoint.kl.is_finite() && r.checkpoint.golden_win_rate.is_finite()).collect()
+}
+
+fn seeds_of(rows: &[&Row], method: &str) -> Vec<u32> {
+    let mut s: Vec<u32> = rows.iter().filter(|r| r.method == method).map(|r| r.seed).collect();
+    s.sort_unstable();
+    s.dedup();
+    s
+}
+
+/// Splits a curve with gaps (None) into the runs of defined points.
+fn segments(points: impl Iterator<Item = (f32, Option<f32>)>) -> Vec<Vec<(f32, f32)>> {
+    let mut out: Vec<Vec<(f32, f32)>> = vec![vec![]];
+    for (x, y) in points {
+        match y {
+            Some(y) => out.last_mut().unwrap().push((x, y)),
+            None if !out.last().unwrap().is_empty() => out.push(vec![]),
+            None => {}
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// The mean across seeds of each seed's smoothed curve at `x` (where at least half the seeds, and at
+/// least one, have checkpoints near x), with the 95 % half-width where all of two or more seeds do.
+fn mean_curve(per_seed: &[Vec<verdict::Point>], x: f32) -> Option<(f32, Option<f32>)> {
+    let values: Vec<f32> = per_seed.iter().filter_map(|p| verdict::smoothed(p, x)).collect();
+    if values.is_empty() || 2 * values.len() < per_seed.len() {
+        return None;
+    }
+    let e = estimate(&values);
+    // The band only where every seed has a curve: an interval from a subset of seeds would mislead.
+    Some((e.mean, e.ci.filter(|_| values.len() == per_seed.len())))
+}
+
+pub fn fig1_svg(rows: &[Row]) -> Result<String> {
+    let pts = drawable(rows);
+    let (lo, hi) = pts.iter().fold((f32::MAX, f32::MIN), |(a, b), r| (a.min(r.checkpoint.kl), b.max(r.checkpoint.kl)));
+    let (lo, hi) = if pts.is_empty() { (0.1, 10.0) } else { (lo / 1.2, (hi * 1.2).max(lo * 1.5)) };
+    let grid: Vec<f32> = (0..GRID).map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f32 / (GRID - 1) as f32).exp()).collect();
+    let (y_lo, y_hi) = pts.iter().fold((1f32, 0f32), |(a, b), r| (a.min(r.checkpoint.golden_win_rate), b.max(r.checkpoint.golden_win_rate)));
+    let (y_lo, y_hi) = if pts.is_empty() { (0.0, 1.0) } else { ((y_lo - 0.04).max(0.0), (y_hi + 0.04).min(1.0)) };
+    let mut betas: Vec<f32> = pts.iter().map(|r| r.beta).collect();
+    betas.sort_by(f32::total_cmp);
+    betas.dedup();
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 580)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (1200, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Golden win rate against π_sft vs KL — online vs offline IPO", ("sans-serif", 20))
-            .margin(18)
-            .x_label_area_size(48)
-            .y_label_area_size(64)
-            .build_cartesian_2d(lo..hi, 0f32..1f32)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("ln KL(π ‖ π_sft)")
-            .y_desc("golden win rate vs π_sft (ties ½)")
-            .draw()
-            .map_err(err)?;
-        for (method, label, color) in STYLE {
-            let mine: Vec<(f32, f32)> = pts.iter().filter(|r| r.method == method).map(|r| (r.checkpoint.kl.ln(), r.checkpoint.golden_win_rate)).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            chart.draw_series(mine.iter().map(|&p| Circle::new(p, 3, color.mix(0.35).filled()))).map_err(err)?;
-            let means: Vec<(f32, f32, Option<f32>)> =
-                bins.iter().filter_map(|b| b.get(method).map(|e| ((b.lo + b.hi) / 2.0, e.mean, e.ci))).collect();
-            chart
-                .draw_series(LineSeries::new(means.iter().map(|&(x, y, _)| (x, y)), color.stroke_width(3)))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
-            for &(x, y, ci) in &means {
-                if let Some(ci) = ci {
-                    chart.draw_series(std::iter::once(PathElement::new(vec![(x, (y - ci).max(0.0)), (x, (y + ci).min(1.0))], color.stroke_width(2)))).map_err(err)?;
-                }
-            }
-        }
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).draw().map_err(err)?;
+        let root = root.titled("Golden win rate against π_sft vs KL(π ‖ π_sft) — online vs offline IPO", ("sans-serif", 20)).map_err(err)?;
+        let (left, right) = root.split_horizontally(740);
+        curves_panel(&left, &pts, &grid, (lo, hi), (y_lo, y_hi), &betas)?;
+        frontier_panel(&right, &pts, &grid, (lo, hi), (y_lo, y_hi))?;
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// A checkpoint's marker: its β's shape (circle, triangle, square, cross).
+fn draw_marker(area: &DrawingArea<SVGBackend, Cartesian2d<LogCoord<f32>, RangedCoordf32>>, p: (f32, f32), beta_index: usize, style: ShapeStyle) -> Result<()> {
+    match beta_index % 4 {
+        0 => area.draw(&Circle::new(p, 3, style)),
+        1 => area.draw(&TriangleMarker::new(p, 4, style)),
+        2 => area.draw(&(EmptyElement::at(p) + Rectangle::new([(-3, -3), (3, 3)], style))),
+        _ => area.draw(&Cross::new(p, 3, style)),
+    }
+    .map_err(err)
+}
+
+fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32]) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption("checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", ("sans-serif", 14))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d((lo..hi).log_scale(), y_lo..y_hi)
+        .map_err(err)?;
+    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("KL(π ‖ π_sft), log scale").y_desc("golden win rate vs π_sft (ties ½)").x_label_formatter(&|x| format!("{x}")).draw().map_err(err)?;
+    for (method, label, color) in STYLE {
+        let seeds = seeds_of(pts, method);
+        if seeds.is_empty() {
+            continue;
+        }
+        for r in pts.iter().filter(|r| r.method == method) {
+            let bi = betas.iter().position(|&b| b == r.beta).unwrap_or(0);
+            draw_marker(chart.plotting_area(), (r.checkpoint.kl, r.checkpoint.golden_win_rate), bi, color.mix(0.35).filled())?;
+        }
+        let rows: Vec<Row> = pts.iter().map(|r| (*r).clone()).collect();
+        let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(&rows, method, s)).collect();
+        for p in &per_seed {
+            for seg in segments(grid.iter().map(|&x| (x, verdict::smoothed(p, x.ln())))) {
+                chart.draw_series(LineSeries::new(seg, color.mix(0.45).stroke_width(1))).map_err(err)?;
+            }
+        }
+        let mean: Vec<(f32, Option<(f32, Option<f32>)>)> = grid.iter().map(|&x| (x, mean_curve(&per_seed, x.ln()))).collect();
+        for seg in segments(mean.iter().map(|&(x, m)| (x, m.and_then(|(_, ci)| ci.map(|_| 0.0))))) {
+            // The band where two or more seeds have a curve: upper edge out, lower edge back.
+            let at = |x: f32| mean.iter().find(|m| m.0 == x).and_then(|m| m.1).and_then(|(y, ci)| Some((y, ci?)));
+            let mut band: Vec<(f32, f32)> = seg.iter().filter_map(|&(x, _)| at(x).map(|(y, ci)| (x, (y + ci).min(y_hi)))).collect();
+            band.extend(seg.iter().rev().filter_map(|&(x, _)| at(x).map(|(y, ci)| (x, (y - ci).max(y_lo)))));
+            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15).filled()))).map_err(err)?;
+        }
+        let mut first = true;
+        for seg in segments(mean.iter().map(|&(x, m)| (x, m.map(|(y, _)| y)))) {
+            let series = chart.draw_series(LineSeries::new(seg, color.stroke_width(3))).map_err(err)?;
+            if std::mem::take(&mut first) {
+                series.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            }
+        }
+        if let (_, Some((alpha, beta_g))) = gao::across_seeds(&rows, method, &seeds) {
+            let fit = gao::GaoFit { alpha: alpha.mean, beta_g: beta_g.mean, points: 0 };
+            let (m_lo, m_hi) = per_seed.iter().flatten().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p.ln_kl), b.max(p.ln_kl)));
+            let curve: Vec<(f32, f32)> = grid.iter().filter(|x| x.ln() >= m_lo && x.ln() <= m_hi).map(|&x| (x, fit.win_rate(x).clamp(y_lo, y_hi))).collect();
+            chart.draw_series(DashedLineSeries::new(curve, 6, 4, color.stroke_width(2))).map_err(err)?;
+        }
+    }
+    if betas.len() > 1 {
+        for (i, &b) in betas.iter().enumerate() {
+            chart
+                .draw_series(std::iter::empty::<Circle<(f32, f32), i32>>())
+                .map_err(err)?
+                .label(format!("β = {b}"))
+                .legend(move |(x, y)| marker_at((x + 10, y), i));
+        }
+    }
+    chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
+    Ok(())
+}
+
+/// A β marker in the legend (pixel coordinates).
+fn marker_at<DB: DrawingBackend>(p: (i32, i32), beta_index: usize) -> DynElement<'static, DB, (i32, i32)> {
+    let style = BLACK.mix(0.6).filled();
+    match beta_index % 4 {
+        0 => Circle::new(p, 4, style).into_dyn(),
+        1 => TriangleMarker::new(p, 5, style).into_dyn(),
+        2 => Rectangle::new([(p.0 - 4, p.1 - 4), (p.0 + 4, p.1 + 4)], style).into_dyn(),
+        _ => Cross::new(p, 4, style).into_dyn(),
+    }
+}
+
+/// Per method, the mean over seeds of each seed's best win rate among checkpoints with KL ≤ x, from the
+/// smallest KL any seed reached to the largest (a seed counts from its own first checkpoint on).
+fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32)) -> Result<()> {
+    let mut chart = ChartBuilder::on(area)
+        .caption("frontier: best win rate within each KL budget", ("sans-serif", 14))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(50)
+        .build_cartesian_2d((lo..hi).log_scale(), y_lo..y_hi)
+        .map_err(err)?;
+    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("KL budget, log scale").y_desc("best golden win rate so far").x_label_formatter(&|x| format!("{x}")).draw().map_err(err)?;
+    for (method, _, color) in STYLE {
+        let seeds = seeds_of(pts, method);
+        let per_seed: Vec<Vec<(f32, f32)>> = seeds.iter().map(|&s| pts.iter().filter(|r| r.method == method && r.seed == s).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect()).collect();
+        let top = per_seed.iter().flatten().fold(0f32, |a, p| a.max(p.0));
+        let line: Vec<(f32, Option<f32>)> = grid
+            .iter()
+            .map(|&x| {
+                let best: Vec<f32> = per_seed.iter().filter_map(|p| p.iter().filter(|q| q.0 <= x).map(|q| q.1).reduce(f32::max)).collect();
+                (x, (!best.is_empty() && x <= top * 1.0001).then(|| best.iter().sum::<f32>() / best.len() as f32))
+            })
+            .collect();
+        for seg in segments(line.into_iter()) {
+            chart.draw_series(LineSeries::new(seg, color.stroke_width(3))).map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 /// One named line of a [`lines_svg`] plot.

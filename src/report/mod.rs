@@ -2,7 +2,9 @@
 //! summary.md, whose verdicts are computed from the data.
 
 pub mod figure;
+pub mod gao;
 pub mod summary;
+pub mod verdict;
 
 use crate::experiments::pipeline::Row;
 

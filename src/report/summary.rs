@@ -2,6 +2,7 @@
 //! seeds with a 95 % t-interval, and each method's peak. The verdict in summary.md is computed here.
 
 use crate::experiments::fig1::Fig1Results;
+use super::{gao, verdict};
 use crate::experiments::pipeline::Row;
 
 /// Checkpoints with KL below this (the untrained start) have no log KL and are left out of bins and plots.
@@ -132,45 +133,91 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
     for b in bins {
         s += &format!("| {:.2} … {:.2} | {} |\n", b.lo, b.hi, ms.iter().map(|m| show(b.get(m))).collect::<Vec<_>>().join(" | "));
     }
-    let shared: Vec<&Bin> = bins.iter().filter(|b| b.get("online").is_some() && b.get("offline").is_some()).collect();
-    let above = shared.iter().filter(|b| b.get("online").unwrap().mean > b.get("offline").unwrap().mean).count();
-    let separated = shared
-        .iter()
-        .filter(|b| {
-            let (on, off) = (b.get("online").unwrap(), b.get("offline").unwrap());
-            matches!((on.ci, off.ci), (Some(a), Some(c)) if on.mean - a > off.mean + c)
-        })
-        .count();
     let (p_on, p_off) = (peak(rows, "online"), peak(rows, "offline"));
     s += &format!("\nPeak (each seed's best checkpoint): online {}, offline {}", show(p_on.as_ref()), show(p_off.as_ref()));
     if let Some(g) = peak(rows, "online_golden") {
         s += &format!(", online with golden labels {}", show(Some(&g)));
     }
-    s += ".\n\n## Verdict (computed)\n\n";
-    if shared.is_empty() {
-        s += "Online and offline runs reached no common KL range, so they cannot be compared at matched KL.\n";
-    } else {
-        s += &format!(
-            "Online IPO is above offline IPO at matched KL in {above} of {} shared bins; in {separated} of them the 95 % intervals do not overlap.\n",
-            shared.len()
-        );
-        let peak_higher = matches!((&p_on, &p_off), (Some(a), Some(b)) if a.mean > b.mean);
-        let n = shared.len();
-        let verdict = if above == n && peak_higher && separated == n {
-            "The paper's finding (online higher at equal KL, with the higher peak) **holds** in this run, in every shared bin beyond the seed-to-seed spread.".to_string()
-        } else if above == n && peak_higher {
-            format!(
-                "The paper's finding **holds in direction only**: online is above offline in every shared bin and its peak is higher, but {separated} of {n} bins are separated beyond the seed-to-seed spread, so with these seeds it is not significant."
-            )
-        } else if above == 0 && !peak_higher {
-            "The paper's finding **does not hold** in this run: offline is at or above online at matched KL, and its peak is at least as high.".to_string()
-        } else {
-            format!("The comparison is **mixed** in this run (online above offline in {above} of {n} shared bins; online's peak {} offline's).", if peak_higher { "above" } else { "not above" })
-        };
-        s += &verdict;
-        s += "\n";
+    s += ".\n\n";
+    for m in ["offline", "online"] {
+        let (last, runs) = best_at_last_checkpoint(rows, m);
+        if runs > 0 {
+            s += &format!("{m} runs whose best checkpoint is their last (still rising when they stopped): {last} of {runs}.\n");
+        }
+    }
+    s += "\n## Verdict (computed)\n\n";
+    s += "The paper's finding: online IPO reaches a higher golden win rate than offline IPO at the same KL. Each matching below is computed per seed, only inside the KL range both methods reached on that seed, then across seeds (mean, 95 % t-interval).\n\n";
+    let seeds = &c.seeds;
+    s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", "offline"));
+    let has_golden = rows.iter().any(|r| r.method == "online_golden");
+    if has_golden {
+        s += "\n### Online with golden labels against offline\n\n";
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online_golden", "offline"));
+        s += "\n### What the proxy costs: online against online with golden labels\n\n";
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", "online_golden"));
+    }
+    s += "\n### Peaks within the KL range both reached\n\n";
+    s += &shared_peaks_md(rows, seeds, "online", "offline");
+    s += "\n### Gao et al.'s form R(d) = d(α − β_g ln d), d = √KL, R = win rate − ½\n\n";
+    s += "Fitted by least squares to each seed's pooled checkpoints of a method; α is the initial rise, β_g the bend back (over-optimisation), the peak at d* = exp(α/β_g − 1).\n\n| method | α | β_g | seeds fitted |\n|---|---|---|---|\n";
+    for m in &ms {
+        let (fits, across) = gao::across_seeds(rows, m, seeds);
+        if let Some((a, b)) = across {
+            s += &format!("| {m} | {} | {} | {} |\n", show_plain(&a), show_plain(&b), fits.len());
+        }
     }
     s
+}
+
+/// Of `method`'s runs (seed, β, lr, length), how many reach their best golden win rate at their last
+/// checkpoint, and how many runs there are: a run still improving when it stopped was cut short.
+pub fn best_at_last_checkpoint(rows: &[Row], method: &str) -> (usize, usize) {
+    let mut runs: Vec<((u32, u32, u32, u32), u32, f32, u32)> = vec![]; // (run, best step, best win, last step)
+    for r in rows.iter().filter(|r| r.method == method) {
+        let key = (r.seed, r.beta.to_bits(), r.lr.to_bits(), r.run_steps);
+        let c = &r.checkpoint;
+        match runs.iter_mut().find(|x| x.0 == key) {
+            Some(x) => {
+                if c.golden_win_rate > x.2 {
+                    (x.1, x.2) = (c.step, c.golden_win_rate);
+                }
+                x.3 = x.3.max(c.step);
+            }
+            None => runs.push((key, c.step, c.golden_win_rate, c.step)),
+        }
+    }
+    (runs.iter().filter(|x| x.1 == x.3 && x.3 > 0).count(), runs.len())
+}
+
+fn show_plain(e: &Estimate) -> String {
+    match e.ci {
+        Some(ci) => format!("{:.3} ± {ci:.3}", e.mean),
+        None => format!("{:.3}", e.mean),
+    }
+}
+
+/// Each seed's best win rate of A and of B among checkpoints inside the ln-KL range both reached, and
+/// the difference across seeds: the peak comparison that does not credit a region only one visited.
+fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> String {
+    let mut diffs = vec![];
+    let mut per = vec![];
+    for &seed in seeds {
+        let (pa, pb) = (verdict::points(rows, a, seed), verdict::points(rows, b, seed));
+        let range = |p: &[verdict::Point]| p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), q| (lo.min(q.ln_kl), hi.max(q.ln_kl)));
+        let ((a_lo, a_hi), (b_lo, b_hi)) = (range(&pa), range(&pb));
+        let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
+        if lo > hi {
+            continue;
+        }
+        let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).fold(f32::NEG_INFINITY, f32::max);
+        let (ba, bb) = (best(&pa), best(&pb));
+        per.push(format!("{seed}: {ba:.3} vs {bb:.3} (KL {:.2} … {:.2})", lo.exp(), hi.exp()));
+        diffs.push(ba - bb);
+    }
+    if diffs.is_empty() {
+        return format!("{a} and {b} reached no common KL range.\n");
+    }
+    format!("{a} vs {b}, best checkpoint inside the shared range, per seed: {}. Difference across seeds: {}.\n", per.join("; "), show_plain(&estimate(&diffs)))
 }
 
 #[cfg(test)]
@@ -196,24 +243,26 @@ mod tests {
                 rows.push(row("offline", seed, kl, off - j));
             }
         }
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
+        let config = Fig1Config { seeds: vec![0, 1, 2], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
 
     #[test]
     fn verdict_follows_the_data() {
-        assert!(verdict(0.8, 0.6, 0.01).contains("**holds** in this run"), "{}", verdict(0.8, 0.6, 0.01));
+        assert!(verdict(0.8, 0.6, 0.01).contains("online > offline **holds**"), "{}", verdict(0.8, 0.6, 0.01));
         let direction = verdict(0.62, 0.6, 0.1);
-        assert!(direction.contains("**holds in direction only**") && direction.contains("0 of 3 bins"), "{direction}");
-        assert!(verdict(0.5, 0.7, 0.01).contains("**does not hold**"));
+        assert!(direction.contains("online > offline **holds in direction only**") && direction.contains("2 of 3"), "{direction}");
+        assert!(verdict(0.5, 0.7, 0.01).contains("online > offline **is reversed**"));
     }
 
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
         let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
-        assert!(summary_md(&results, &binned(&rows, 4)).contains("reached no common KL range"));
+        let md = summary_md(&results, &binned(&rows, 4));
+        assert!(md.contains("online > offline **cannot be judged (no shared KL range)**") && md.contains("reached no common KL range"), "{md}");
     }
 
     #[test]

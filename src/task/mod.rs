@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub const PAD: u32 = 0;
 pub const EOS: u32 = 1;
 pub const SEP: u32 = 2;
+/// The special tokens a policy never writes in a response (a bit per id, for `SampleSpec::banned`):
+/// padding and the prompt/response separator. <eos> ends a response and stays.
+pub const NEVER_SAMPLED: u32 = 1 << PAD | 1 << SEP;
 
 /// Weights of the golden reward's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

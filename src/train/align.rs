@@ -28,6 +28,28 @@ pub struct AlignConfig {
     pub eval_every: u32,
     /// The replicate's seed: it keys the run's prompts, samples and label coins.
     pub seed: u32,
+    /// Steps of linear learning-rate warm-up from 0, then the constant lr.
+    #[serde(default)]
+    pub warmup_steps: u32,
+    /// Also evaluate at this many log-spaced steps (dense early, where KL moves fastest): see
+    /// [`AlignConfig::is_eval_step`].
+    #[serde(default)]
+    pub log_evals: u32,
+}
+
+impl AlignConfig {
+    /// Whether `step` (1-based) ends with a checkpoint: every `eval_every` steps, the last step, and the
+    /// steps round(steps^(i/log_evals)) for i = 1..=log_evals.
+    pub fn is_eval_step(&self, step: u32) -> bool {
+        step % self.eval_every == 0 || step == self.steps || log_spaced(self.steps, self.log_evals).contains(&step)
+    }
+}
+
+/// `n` steps spaced evenly in log between 1 and `steps` (duplicates merged).
+pub fn log_spaced(steps: u32, n: u32) -> Vec<u32> {
+    let mut v: Vec<u32> = (1..=n).map(|i| ((steps as f64).powf(i as f64 / n as f64).round() as u32).clamp(1, steps)).collect();
+    v.dedup();
+    v
 }
 
 /// Fixed evaluation data shared by every run of an experiment.
@@ -139,8 +161,21 @@ pub async fn pair_margins(e: &Engine, model: &Gpt, task: &TaskConfig, pairs: &Pa
 /// log π_sft(y2)] > 0, against the golden labels. `sft_margins` are π_sft's [`pair_margins`].
 pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft_margins: &[f32], task: &TaskConfig, pairs: &Pairs) -> Result<f32> {
     let margins = pair_margins(e, policy, task, pairs).await?;
-    let correct = margins.iter().zip(sft_margins).zip(&pairs.first_wins).filter(|((m, r), &first)| ((*m - *r) > 0.0) == first).count();
-    Ok(correct as f32 / pairs.len().max(1) as f32)
+    let score: f32 = margins.iter().zip(sft_margins).zip(&pairs.first_wins).map(|((m, r), &first)| classifier_score(*m - *r, first)).sum();
+    Ok(score / pairs.len().max(1) as f32)
+}
+
+/// One pair's classifier score from the policy's implicit reward margin h = (log π − log π_sft)(y1) −
+/// (log π − log π_sft)(y2): 1 when its sign names the golden winner, 0 when it names the loser, ½ on a tie
+/// (h = 0, as for π_sft itself, which then scores exactly ½ rather than "y2 always wins").
+pub fn classifier_score(h: f32, first_wins: bool) -> f32 {
+    if h == 0.0 {
+        0.5
+    } else if (h > 0.0) == first_wins {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, step: u32, train_loss: Option<f32>) -> Result<Checkpoint> {
@@ -202,7 +237,8 @@ pub async fn align(
     let t = task.context();
     let b = cfg.batch;
     let policy = Gpt::new(e, sft.config, Head::Lm, &sft.values(e).await?)?;
-    let mut opt = AdamW::new(e, &policy.infos, cfg.adamw, Schedule::constant());
+    // Linear warm-up, then constant: without it the first steps of a small-β run jump far in KL.
+    let mut opt = AdamW::new(e, &policy.infos, cfg.adamw, Schedule { warmup_steps: cfg.warmup_steps, total_steps: cfg.warmup_steps, min_lr_ratio: 1.0 });
     let (acts, acts_ref) = (policy.activations(e, 2 * b, t)?, sft.activations(e, 2 * b, t)?);
     let grads = policy.zero_grads(e);
     let mut checkpoints = vec![evaluate(e, &policy, sft, task, eval, 0, None).await?];
@@ -259,7 +295,7 @@ pub async fn align(
             stream.y2.extend(pairs.y2);
             stream.first_wins.extend(pairs.first_wins);
         }
-        if (step + 1) % cfg.eval_every == 0 || step + 1 == cfg.steps {
+        if cfg.is_eval_step(step + 1) {
             let c = evaluate(e, &policy, sft, task, eval, step + 1, Some(loss_sum / since as f32)).await?;
             on_checkpoint(&c);
             checkpoints.push(c);
@@ -268,4 +304,40 @@ pub async fn align(
         }
     }
     Ok((policy, checkpoints, stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classifier_score;
+
+    #[test]
+    fn a_classifier_tie_counts_half() {
+        assert_eq!(classifier_score(0.0, true), 0.5);
+        assert_eq!(classifier_score(0.0, false), 0.5);
+        assert_eq!(classifier_score(0.3, true), 1.0);
+        assert_eq!(classifier_score(0.3, false), 0.0);
+        assert_eq!(classifier_score(-0.3, false), 1.0);
+        assert_eq!(classifier_score(-0.3, true), 0.0);
+    }
+
+    #[test]
+    fn log_spaced_checkpoints_are_dense_early() {
+        assert_eq!(super::log_spaced(300, 8), vec![2, 4, 8, 17, 35, 72, 147, 300]);
+        assert_eq!(super::log_spaced(10, 20).first(), Some(&1));
+        assert!(super::log_spaced(10, 20).windows(2).all(|w| w[0] < w[1]));
+        assert!(super::log_spaced(300, 0).is_empty());
+    }
+
+    #[test]
+    fn warm_up_rises_linearly_then_holds() {
+        use crate::train::optim::Schedule;
+        let s = Schedule { warmup_steps: 10, total_steps: 10, min_lr_ratio: 1.0 };
+        assert_eq!(s.factor(1), 0.1);
+        assert_eq!(s.factor(5), 0.5);
+        assert_eq!(s.factor(10), 1.0);
+        assert_eq!(s.factor(11), 1.0);
+        assert_eq!(s.factor(1000), 1.0);
+        let none = Schedule { warmup_steps: 0, total_steps: 0, min_lr_ratio: 1.0 };
+        assert_eq!(none.factor(1), 1.0);
+    }
 }

@@ -6,12 +6,12 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::sample::SampleSpec;
 use crate::model::{sequence_kl, Gpt};
-use crate::task::{TaskConfig, EOS, PAD};
+use crate::task::{TaskConfig, EOS, NEVER_SAMPLED, PAD};
 use serde::{Deserialize, Serialize};
 
 /// One response per prompt from `policy` at temperature 1, cut after <eos>.
 pub async fn sample_responses(e: &Engine, policy: &Gpt, task: &TaskConfig, prompts: &[Vec<u32>], seed: u32, stream: u32) -> Result<Vec<Vec<u32>>> {
-    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed, stream, eos: EOS, pad: PAD };
+    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed, stream, eos: EOS, pad: PAD, banned: NEVER_SAMPLED };
     let s = policy.sample(e, prompts, &spec).await?;
     Ok((0..prompts.len()).map(|r| s.response(r, EOS).to_vec()).collect())
 }

@@ -31,28 +31,79 @@ impl Pairs {
     pub fn ordered(&self, i: usize) -> (&[u32], &[u32]) {
         if self.first_wins[i] { (&self.y1[i], &self.y2[i]) } else { (&self.y2[i], &self.y1[i]) }
     }
+
+    /// (the first len − n pairs, the last n).
+    pub fn split_tail(&self, n: usize) -> (Pairs, Pairs) {
+        let cut = self.len() - n.min(self.len());
+        let part = |r: std::ops::Range<usize>| Pairs {
+            prompts: self.prompts[r.clone()].to_vec(),
+            y1: self.y1[r.clone()].to_vec(),
+            y2: self.y2[r.clone()].to_vec(),
+            first_wins: self.first_wins[r].to_vec(),
+        };
+        (part(0..cut), part(cut..self.len()))
+    }
 }
 
-/// What a preference model learns from: training pairs, and held-out pairs for early stopping.
+/// What a preference model learns from: training pairs; validation pairs that early stopping selects
+/// on (a split of D_golden); held-out pairs it is reported on once, at the end.
 #[derive(Clone, Copy)]
 pub struct PmData<'a> {
     pub train: &'a Pairs,
+    pub validation: &'a Pairs,
     pub heldout: &'a Pairs,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PmConfig {
+    /// Training steps at most (early stopping may end sooner).
     pub steps: u32,
     pub batch: usize,
     pub adamw: AdamwConfig,
-    /// Evaluate held-out accuracy every this many steps; keep the best (early stopping).
+    /// Evaluate on the validation split every this many steps; keep the model with the lowest
+    /// validation loss (early stopping).
     pub eval_every: u32,
+    /// The fraction of D_golden held back as the validation split (the proxy does not train on it).
+    #[serde(default = "default_validation")]
+    pub validation: f32,
+    /// Stop after this many evaluations in a row without a lower validation loss (0: never stop early).
+    #[serde(default)]
+    pub patience: u32,
+}
+
+fn default_validation() -> f32 {
+    0.05
 }
 
 impl Default for PmConfig {
     fn default() -> Self {
-        PmConfig { steps: 600, batch: 64, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, eval_every: 100 }
+        PmConfig { steps: 600, batch: 64, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, eval_every: 100, validation: default_validation(), patience: 0 }
     }
+}
+
+impl PmConfig {
+    /// Pairs of a D_golden of `d_golden` pairs held back for validation (at least one).
+    pub fn validation_pairs(&self, d_golden: usize) -> usize {
+        ((d_golden as f64 * self.validation as f64).round() as usize).max(1)
+    }
+}
+
+/// One evaluation during proxy training.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PmEval {
+    /// Mean training loss since the previous evaluation.
+    pub train_loss: f32,
+    pub validation_loss: f32,
+    pub validation_accuracy: f32,
+}
+
+/// A trained proxy: the model from its best validation loss, and its held-out accuracy (measured once).
+pub struct TrainedPm {
+    pub model: Gpt,
+    pub heldout_accuracy: f32,
+    /// The step whose model was kept, and the steps run (fewer than configured when stopped early).
+    pub best_step: u32,
+    pub steps_run: u32,
 }
 
 /// Context of the preference model: the prompt and two summaries.
@@ -118,23 +169,37 @@ pub async fn accuracy(e: &Engine, pm: &Gpt, task: &TaskConfig, pairs: &Pairs) ->
     Ok(got.iter().zip(&pairs.first_wins).filter(|(a, b)| a == b).count() as f32 / pairs.len().max(1) as f32)
 }
 
-/// Trains the proxy on `train` (cycling through it in order), keeping the parameters with the best held-out
-/// accuracy. `on_step(step, evaluation)` sees every step (1-based); `evaluation` is `Some((train_loss,
-/// heldout_accuracy))` at each evaluation. Returns (model, best accuracy).
+/// The training loss (position-debiased, as in training) and the sign-rule accuracy on `pairs`.
+pub async fn loss_and_accuracy(e: &Engine, pm: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<(f32, f32)> {
+    let (w, l): (Vec<Vec<u32>>, Vec<Vec<u32>>) = (0..pairs.len()).map(|i| (pairs.ordered(i).0.to_vec(), pairs.ordered(i).1.to_vec())).unzip();
+    let forward = scores(e, pm, task, &pairs.prompts, &w, &l, 256).await?;
+    let swapped = scores(e, pm, task, &pairs.prompts, &l, &w, 256).await?;
+    let (loss, _, _) = pairwise_pm(&forward, &swapped);
+    let right = forward.iter().zip(&swapped).filter(|(&a, &b)| prefers_first(a, b)).count();
+    Ok((loss, right as f32 / pairs.len().max(1) as f32))
+}
+
+/// Trains the proxy on `train` (cycling through it in order) until `steps`, or until `patience`
+/// evaluations in a row bring no lower validation loss; keeps the parameters with the lowest validation
+/// loss and measures their held-out accuracy once. `on_step(step, evaluation)` sees every step (1-based),
+/// with `Some` at each evaluation.
 pub async fn train_pm(
     e: &Engine,
     task: &TaskConfig,
     policy: &Gpt,
-    PmData { train, heldout }: PmData<'_>,
+    PmData { train, validation, heldout }: PmData<'_>,
     cfg: &PmConfig,
     seed: u32,
-    mut on_step: impl FnMut(u32, Option<(f32, f32)>),
-) -> Result<(Gpt, f32)> {
+    mut on_step: impl FnMut(u32, Option<PmEval>),
+) -> Result<TrainedPm> {
     if cfg.steps == 0 || cfg.eval_every == 0 {
         bail!("proxy.steps = {} and proxy.eval_every = {} must both be ≥ 1", cfg.steps, cfg.eval_every);
     }
-    if train.len() < cfg.batch || heldout.is_empty() {
-        bail!("proxy training needs ≥ batch ({}) training pairs and some held-out pairs; got {} and {}", cfg.batch, train.len(), heldout.len());
+    if train.len() < cfg.batch || validation.is_empty() || heldout.is_empty() {
+        bail!(
+            "proxy training needs ≥ batch ({}) training pairs and some validation and held-out pairs; got {}, {} and {}",
+            cfg.batch, train.len(), validation.len(), heldout.len()
+        );
     }
     let pm = pm_from_policy(e, policy, task, seed).await?;
     let t = pm_context(task);
@@ -143,8 +208,10 @@ pub async fn train_pm(
     // One batch holds both orders of each pair: (x, y_w, y_l) in rows 0..b, (x, y_l, y_w) in rows b..2b.
     let acts = pm.activations(e, 2 * b, t)?;
     let grads = pm.zero_grads(e);
-    let (mut best, mut best_values, mut loss_sum) = (-1.0f32, pm.values(e).await?, 0.0f32);
+    let (mut best, mut best_values, mut loss_sum) = (f32::INFINITY, pm.values(e).await?, 0.0f32);
+    let (mut best_step, mut since_best, mut steps_run) = (0, 0, 0);
     for step in 0..cfg.steps {
+        steps_run = step + 1;
         crate::control::yield_point().await?;
         let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % train.len()).collect();
         let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| train.prompts[i].clone()).chain(idx.iter().map(|&i| train.prompts[i].clone())).collect();
@@ -168,14 +235,22 @@ pub async fn train_pm(
         if (step + 1) % cfg.eval_every != 0 && step + 1 != cfg.steps {
             on_step(step + 1, None);
         } else {
-            let acc = accuracy(e, &pm, task, heldout).await?;
-            on_step(step + 1, Some((loss_sum / cfg.eval_every as f32, acc)));
+            let since_eval = (step % cfg.eval_every + 1) as f32;
+            let (validation_loss, validation_accuracy) = loss_and_accuracy(e, &pm, task, validation).await?;
+            on_step(step + 1, Some(PmEval { train_loss: loss_sum / since_eval, validation_loss, validation_accuracy }));
             loss_sum = 0.0;
-            if acc > best {
-                best = acc;
+            if validation_loss < best {
+                (best, best_step, since_best) = (validation_loss, step + 1, 0);
                 best_values = pm.values(e).await?;
+            } else {
+                since_best += 1;
+                if cfg.patience > 0 && since_best >= cfg.patience {
+                    break;
+                }
             }
         }
     }
-    Ok((Gpt::new(e, pm.config, Head::Score, &best_values)?, best))
+    let model = Gpt::new(e, pm.config, Head::Score, &best_values)?;
+    let heldout_accuracy = accuracy(e, &model, task, heldout).await?;
+    Ok(TrainedPm { model, heldout_accuracy, best_step, steps_run })
 }

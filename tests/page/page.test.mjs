@@ -111,6 +111,44 @@ test('the tiny preset runs to the end on WebGPU; plot, samples, download and sav
   }
 });
 
+// Without WebGPU a worker trains on one core, so a run's seeds are split over workers, one per core but
+// one. The merged results must be exactly those of one worker training every seed (the CPU backend is
+// deterministic). The page is told it has 2 or 3 cores, so the split happens on this 2-core machine too.
+test('on the CPU backend seeds train in parallel workers, with the results of one worker', async () => {
+  async function runTiny(cores) {
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: [...baseArgs, '--disable-gpu', '--disable-webgpu'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.addInitScript((n) => Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => n }), cores);
+      await page.goto(`${url}?preset=fig1-tiny&seeds=3,4,5`);
+      await page.waitForFunction(() => document.body.dataset.doctor, null, { timeout: 180000 });
+      await page.click('#start');
+      await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
+      assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+      const workers = await page.evaluate(() => document.body.dataset.workers);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+      const json = JSON.parse(readFileSync(await download.path(), 'utf8'));
+      if (cores > 2) await page.screenshot({ path: path.join(shots, 'run-tiny-parallel-seeds.png'), fullPage: true });
+      assert.deepEqual(errors, []);
+      return { workers, json };
+    } finally {
+      await browser.close();
+    }
+  }
+  const one = await runTiny(2);
+  const split = await runTiny(3);
+  assert.equal(one.workers, '1');
+  assert.equal(split.workers, '2');
+  assert.deepEqual(split.json.config.seeds, [3, 4, 5]);
+  assert.deepEqual(split.json.proxy, one.json.proxy);
+  assert.deepEqual(split.json.sft_loss, one.json.sft_loss);
+  assert.deepEqual(split.json.checkpoints, one.json.checkpoints);
+  assert.equal(split.json.status, 'finished');
+  assert.equal(split.json.complete, undefined, 'a finished run carries no "complete": false');
+});
+
 test('a changed setting goes into the URL and comes back from it', async () => {
   const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny');
   try {

@@ -82,10 +82,18 @@ pub struct SampleStep {
     pub stream: u32,
     pub eos: u32,
     pub pad: u32,
+    /// Token ids < 32 never drawn (bit j bans id j).
+    pub banned: u32,
+}
+
+impl SampleStep {
+    fn allowed(&self, j: usize) -> bool {
+        j >= 32 || self.banned >> j & 1 == 0
+    }
 }
 
 pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], logits: &[f32], step: &SampleStep) {
-    let SampleStep { v, context, pos, temperature, seed, stream, eos, pad } = *step;
+    let SampleStep { v, context, pos, temperature, seed, stream, eos, pad, .. } = *step;
     for (b, row) in logits.chunks_exact(v).enumerate() {
         let slot = b * context + pos + 1;
         if done[b] != 0.0 {
@@ -93,17 +101,24 @@ pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], l
             logprobs[slot] = 0.0;
             continue;
         }
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = m + row.iter().map(|x| exp(x - m)).sum::<f32>().ln();
+        // The log-prob is under the model's whole distribution; the draw is among the allowed tokens.
+        let m_all = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = m_all + row.iter().map(|x| exp(x - m_all)).sum::<f32>().ln();
+        let allowed = || row.iter().enumerate().filter(|&(j, _)| step.allowed(j));
+        let m = allowed().fold(f32::NEG_INFINITY, |m, (_, &x)| m.max(x));
+        let last = (0..v).rev().find(|&j| step.allowed(j)).expect("Op::check: some token is allowed");
         let tok = if temperature == 0.0 {
             // first maximum
-            row.iter().enumerate().fold(0, |best, (j, &x)| if x > row[best] { j } else { best })
+            allowed().fold(None, |best: Option<usize>, (j, &x)| match best {
+                Some(b) if !(x > row[b]) => Some(b),
+                _ => Some(j),
+            }).unwrap_or(last)
         } else {
-            let total: f32 = row.iter().map(|x| exp((x - m) / temperature)).sum();
+            let total: f32 = allowed().map(|(_, x)| exp((x - m) / temperature)).sum();
             let target = crate::rng::uniform(seed, stream, b as u32, pos as u32) * total;
             let mut acc = 0.0;
-            let mut pick = v - 1;
-            for (j, x) in row.iter().enumerate() {
+            let mut pick = last;
+            for (j, x) in allowed() {
                 acc += exp((x - m) / temperature);
                 if target < acc {
                     pick = j;
@@ -138,6 +153,8 @@ struct Params {
     stream: u32,
     eos: u32,
     pad: u32,
+    banned: u32,
+    _pad: [u32; 3],
 }
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
@@ -162,9 +179,9 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
             let [kc, vc, out] = o else { unreachable!() };
             cached_attention(kc, vc, out, i[0], CachePosition { h, d, context, pos })
         }
-        Op::SampleNext { v, context, pos, temperature, seed, stream, eos, pad, .. } => {
+        Op::SampleNext { v, context, pos, temperature, seed, stream, eos, pad, banned, .. } => {
             let [tokens, done, logprobs] = o else { unreachable!() };
-            let step = SampleStep { v, context, pos, temperature, seed, stream, eos, pad };
+            let step = SampleStep { v, context, pos, temperature, seed, stream, eos, pad, banned };
             sample_next(bytemuck::cast_slice_mut(tokens), done, logprobs, i[0], &step)
         }
         _ => unreachable!("decode::run_cpu got {}", op.name()),
@@ -175,7 +192,7 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     let u = |v: usize| v as u32;
-    let zero = Params { b: 0, c: 0, vocab: 0, context: 0, pos: 0, h: 0, d: 0, temperature: 0.0, seed: 0, stream: 0, eos: 0, pad: 0 };
+    let zero = Params { b: 0, c: 0, vocab: 0, context: 0, pos: 0, h: 0, d: 0, temperature: 0.0, seed: 0, stream: 0, eos: 0, pad: 0, banned: 0, _pad: [0; 3] };
     match *op {
         Op::EmbedPosition { b, c, vocab, context, pos } => {
             let p = Params { b: u(b), c: u(c), vocab: u(vocab), context: u(context), pos: u(pos), ..zero };
@@ -185,8 +202,8 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
             let p = Params { b: u(b), c: u(h * d), context: u(context), pos: u(pos), h: u(h), d: u(d), ..zero };
             g.launch("decode.cached_attention", bytemuck::bytes_of(&p), &[(QKV, t[0]), (KCACHE, t[1]), (VCACHE, t[2]), (OUT, t[3])], b * h)
         }
-        Op::SampleNext { b, v, context, pos, temperature, seed, stream, eos, pad } => {
-            let p = Params { b: u(b), vocab: u(v), context: u(context), pos: u(pos), temperature, seed, stream, eos, pad, ..zero };
+        Op::SampleNext { b, v, context, pos, temperature, seed, stream, eos, pad, banned } => {
+            let p = Params { b: u(b), vocab: u(v), context: u(context), pos: u(pos), temperature, seed, stream, eos, pad, banned, ..zero };
             g.launch("decode.sample_next", bytemuck::bytes_of(&p), &[(LOGITS, t[0]), (TOKENS_OUT, t[1]), (DONE, t[2]), (LOGPROBS, t[3])], b)
         }
         _ => unreachable!("decode::run_gpu got {}", op.name()),
@@ -200,8 +217,8 @@ pub(crate) fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
         Op::EmbedPosition { b, c, vocab: v, context: t + 2, pos: t - 1 },
         Op::CachedAttention { b, h, d, context: t + 2, pos: 0 },
         Op::CachedAttention { b, h, d, context: t + 2, pos: t },
-        Op::SampleNext { b: 4, v, context: t, pos: t - 3, temperature: 1.0, seed: 7, stream: 3, eos: 5, pad: 0 },
-        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.0, seed: 7, stream: 3, eos: 5, pad: 0 },
-        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.7, seed: 8, stream: 4, eos: 5, pad: 0 },
+        Op::SampleNext { b: 4, v, context: t, pos: t - 3, temperature: 1.0, seed: 7, stream: 3, eos: 5, pad: 0, banned: 0 },
+        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.0, seed: 7, stream: 3, eos: 5, pad: 0, banned: 0b101 },
+        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.7, seed: 8, stream: 4, eos: 5, pad: 0, banned: 0b1011 },
     ]
 }

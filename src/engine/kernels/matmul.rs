@@ -49,12 +49,13 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
 /// Products up to this many multiply-adds (64³) count as small.
 const SMALL_PRODUCT: usize = 64 * 64 * 64;
 
-/// Each product row by row: C[i, :] += A[i, p] · B[p, :] over p, so the inner loop runs along a row of B
-/// and of C (vectorised). A transposed B is first copied to row-major (k·n values). Products are split over
-/// the run's threads, each computed whole by one thread.
+/// Each product in register blocks: 4 rows × 8 columns of C summed over k in locals (a loop of fixed-size
+/// arrays the compiler turns into vector registers), the few rows and columns beyond whole blocks one value
+/// at a time. A transposed B is first copied to row-major (k·n values). Products are split over the run's
+/// threads, each computed whole by one thread; every value is Σ_p in ascending p.
 fn small_products(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
     let MatmulSpec { m, n, k, accumulate, b_transposed, .. } = spec;
-    let (ars, acs) = spec.a_strides();
+    let a_strides = spec.a_strides();
     for_row_chunks(c, m * n, |first, c| vectorised(|| {
         let mut b_rows = if b_transposed { vec![0.0; k * n] } else { Vec::new() };
         for (i, c) in c.chunks_exact_mut(m * n).enumerate() {
@@ -69,19 +70,52 @@ fn small_products(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
                 }
                 b = &b_rows;
             }
-            if !accumulate {
-                c.iter_mut().for_each(|v| *v = 0.0);
-            }
-            for (row, c_row) in c.chunks_exact_mut(n).enumerate() {
-                for (p, b_row) in b.chunks_exact(n).enumerate() {
-                    let a_ip = a[row * ars + p * acs];
-                    for (o, &v) in c_row.iter_mut().zip(b_row) {
-                        *o += a_ip * v;
+            product(a, a_strides, b, c, (m, n, k), accumulate);
+        }
+    }));
+}
+
+/// C (m×n) = op(A)·B (+ C), B row-major k×n, op(A)[i, p] = a[i·ars + p·acs].
+#[inline(always)]
+fn product(a: &[f32], (ars, acs): (usize, usize), b: &[f32], c: &mut [f32], (m, n, k): (usize, usize, usize), accumulate: bool) {
+    const R: usize = 4;
+    const L: usize = 8;
+    let (whole_rows, whole_cols) = (m / R * R, n / L * L);
+    for r0 in (0..whole_rows).step_by(R) {
+        for j0 in (0..whole_cols).step_by(L) {
+            let mut acc = [[0f32; L]; R];
+            for p in 0..k {
+                let bv: &[f32; L] = b[p * n + j0..p * n + j0 + L].try_into().expect("L values");
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let a_ip = a[(r0 + i) * ars + p * acs];
+                    for l in 0..L {
+                        acc[l] += a_ip * bv[l];
                     }
                 }
             }
+            for (i, acc) in acc.iter().enumerate() {
+                let row = &mut c[(r0 + i) * n + j0..(r0 + i) * n + j0 + L];
+                for l in 0..L {
+                    row[l] = if accumulate { row[l] + acc[l] } else { acc[l] };
+                }
+            }
         }
-    }));
+    }
+    // What whole blocks leave: the last columns of the block rows, then the last rows.
+    let mut one = |row: usize, j: usize| {
+        let s: f32 = (0..k).map(|p| a[row * ars + p * acs] * b[p * n + j]).sum();
+        c[row * n + j] = if accumulate { c[row * n + j] + s } else { s };
+    };
+    for row in 0..whole_rows {
+        for j in whole_cols..n {
+            one(row, j);
+        }
+    }
+    for row in whole_rows..m {
+        for j in 0..n {
+            one(row, j);
+        }
+    }
 }
 
 // ---- GPU launch

@@ -1,0 +1,282 @@
+//! Is method A above method B at matched KL? Three ways of matching checkpoints at equal KL, each computed
+//! per seed and then across seeds (mean, 95 % t-interval, seeds with the same sign), and one rule for
+//! when they agree. A verdict that holds by one matching and not another is not reported as holding.
+//!
+//! Every matching works in ln KL on checkpoints past the start (KL > `MIN_KL`) and compares the methods
+//! only at KL values inside the range both reached for that seed, so neither is credited for a region the
+//! other never visited (the frontier at a budget inside that range counts every checkpoint within it).
+
+use super::summary::{estimate, Estimate, MIN_KL};
+use crate::experiments::pipeline::Row;
+
+/// Points of the ln-KL grid the frontier and smoothed matchings are evaluated on.
+const GRID: usize = 16;
+/// Bandwidth of the smoothed curves' Gaussian kernel, in ln KL.
+pub const BANDWIDTH: f32 = 0.3;
+/// A grid point counts for the smoothed matching only where each method's kernel weight is at least
+/// this (some checkpoint within about 1.2 bandwidths): no curve is read across an empty region.
+const MIN_WEIGHT: f32 = 0.5;
+/// The nearest matching pairs checkpoints at most this far apart in ln KL.
+pub const NEAREST: f32 = 0.1;
+
+/// A checkpoint as the matchings see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub ln_kl: f32,
+    pub win: f32,
+}
+
+/// The checkpoints of one method and seed past the start (every run of that method pooled, as the
+/// paper pools every setting).
+pub fn points(rows: &[Row], method: &str, seed: u32) -> Vec<Point> {
+    rows.iter()
+        .filter(|r| r.method == method && r.seed == seed && r.checkpoint.kl > MIN_KL)
+        .map(|r| Point { ln_kl: r.checkpoint.kl.ln(), win: r.checkpoint.golden_win_rate })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Matching {
+    /// The best win rate reached within each KL budget (the over-optimisation frontier), averaged over
+    /// budgets in the shared range.
+    Frontier,
+    /// Kernel-smoothed mean win rate against ln KL, averaged where both methods have checkpoints.
+    Smoothed,
+    /// Each checkpoint of B against the nearest checkpoint of A within `NEAREST` in ln KL.
+    Nearest,
+}
+
+impl Matching {
+    pub const ALL: [Matching; 3] = [Matching::Frontier, Matching::Smoothed, Matching::Nearest];
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Matching::Frontier => "best win rate within each KL budget",
+            Matching::Smoothed => "smoothed mean curves where both have checkpoints",
+            Matching::Nearest => "nearest checkpoints (≤ 0.1 apart in ln KL)",
+        }
+    }
+
+    /// A's win rate minus B's for one seed, by this matching; None when they share no KL range.
+    pub fn difference(self, a: &[Point], b: &[Point]) -> Option<f32> {
+        let range = |p: &[Point]| p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), q| (lo.min(q.ln_kl), hi.max(q.ln_kl)));
+        let ((a_lo, a_hi), (b_lo, b_hi)) = (range(a), range(b));
+        let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
+        if a.is_empty() || b.is_empty() || lo > hi {
+            return None;
+        }
+        let grid = || (0..GRID).map(move |i| if GRID == 1 || hi == lo { lo } else { lo + (hi - lo) * i as f32 / (GRID - 1) as f32 });
+        match self {
+            Matching::Frontier => {
+                // A budget's frontier counts every checkpoint within it; budgets start at the larger of the two
+                // methods' smallest KL, so both have one.
+                let best = |p: &[Point], x: f32| p.iter().filter(|q| q.ln_kl <= x + 1e-6).map(|q| q.win).fold(f32::NEG_INFINITY, f32::max);
+                mean(grid().map(|x| best(a, x) - best(b, x)))
+            }
+            Matching::Smoothed => mean(grid().filter_map(|x| Some(smoothed(a, x)? - smoothed(b, x)?))),
+            Matching::Nearest => mean(b.iter().filter(|q| q.ln_kl >= lo - NEAREST && q.ln_kl <= hi + NEAREST).filter_map(|q| {
+                let near = a.iter().min_by(|x, y| (x.ln_kl - q.ln_kl).abs().total_cmp(&(y.ln_kl - q.ln_kl).abs()))?;
+                ((near.ln_kl - q.ln_kl).abs() <= NEAREST).then_some(near.win - q.win)
+            })),
+        }
+    }
+}
+
+/// The kernel-weighted mean win rate at `x`, or None where the checkpoints are too far away.
+pub fn smoothed(p: &[Point], x: f32) -> Option<f32> {
+    let (mut w, mut s) = (0.0, 0.0);
+    for q in p {
+        let k = (-0.5 * ((q.ln_kl - x) / BANDWIDTH).powi(2)).exp();
+        w += k;
+        s += k * q.win;
+    }
+    (w >= MIN_WEIGHT).then(|| s / w)
+}
+
+fn mean(v: impl Iterator<Item = f32>) -> Option<f32> {
+    let (n, s) = v.fold((0, 0.0), |(n, s), x| (n + 1, s + x));
+    (n > 0).then(|| s / n as f32)
+}
+
+/// One matching's result: per seed, then across seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matched {
+    pub matching: Matching,
+    pub per_seed: Vec<(u32, f32)>,
+    /// None when no seed had a shared KL range.
+    pub across: Option<Estimate>,
+    /// Seeds whose difference is above zero.
+    pub positive: usize,
+}
+
+impl Matched {
+    fn excludes_zero_above(&self) -> bool {
+        matches!(&self.across, Some(Estimate { mean, ci: Some(ci), .. }) if mean - ci > 0.0)
+    }
+    fn excludes_zero_below(&self) -> bool {
+        matches!(&self.across, Some(Estimate { mean, ci: Some(ci), .. }) if mean + ci < 0.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every matching puts A above B with an interval that excludes zero.
+    Holds,
+    /// Every matching puts A above B on average, but not every interval excludes zero.
+    DirectionOnly,
+    /// The matchings disagree in sign, or A is not above B.
+    DoesNotHold,
+    /// Every matching puts A below B with an interval that excludes zero.
+    Reversed,
+    /// A matching found no shared KL range on any seed.
+    NoOverlap,
+}
+
+impl Outcome {
+    pub fn words(self) -> &'static str {
+        match self {
+            Outcome::Holds => "holds",
+            Outcome::DirectionOnly => "holds in direction only",
+            Outcome::DoesNotHold => "does not hold",
+            Outcome::Reversed => "is reversed",
+            Outcome::NoOverlap => "cannot be judged (no shared KL range)",
+        }
+    }
+}
+
+/// A against B by every matching, and the outcome of the agreement rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub a: String,
+    pub b: String,
+    pub matchings: Vec<Matched>,
+    pub outcome: Outcome,
+}
+
+pub fn compare(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> Comparison {
+    let matchings: Vec<Matched> = Matching::ALL
+        .iter()
+        .map(|&m| {
+            let per_seed: Vec<(u32, f32)> = seeds.iter().filter_map(|&s| Some((s, m.difference(&points(rows, a, s), &points(rows, b, s))?))).collect();
+            let values: Vec<f32> = per_seed.iter().map(|p| p.1).collect();
+            let across = (!values.is_empty()).then(|| estimate(&values));
+            Matched { matching: m, positive: values.iter().filter(|&&v| v > 0.0).count(), per_seed, across }
+        })
+        .collect();
+    let outcome = if matchings.iter().any(|m| m.across.is_none()) {
+        Outcome::NoOverlap
+    } else if matchings.iter().all(Matched::excludes_zero_above) {
+        Outcome::Holds
+    } else if matchings.iter().all(Matched::excludes_zero_below) {
+        Outcome::Reversed
+    } else if matchings.iter().all(|m| m.across.as_ref().is_some_and(|e| e.mean > 0.0)) {
+        Outcome::DirectionOnly
+    } else {
+        Outcome::DoesNotHold
+    };
+    Comparison { a: a.into(), b: b.into(), matchings, outcome }
+}
+
+/// The comparison as a markdown table: one line per matching, per-seed differences, mean ± interval.
+pub fn comparison_md(c: &Comparison) -> String {
+    let mut s = format!("**{} − {}**, golden win rate at matched KL:\n\n| matching | per seed | mean ± 95 % | seeds > 0 |\n|---|---|---|---|\n", c.a, c.b);
+    for m in &c.matchings {
+        let per: Vec<String> = m.per_seed.iter().map(|(seed, d)| format!("{seed}: {d:+.3}")).collect();
+        let across = match &m.across {
+            Some(Estimate { mean, ci: Some(ci), .. }) => format!("{mean:+.3} ± {ci:.3}"),
+            Some(Estimate { mean, ci: None, .. }) => format!("{mean:+.3} (one seed)"),
+            None => "—".into(),
+        };
+        s += &format!("| {} | {} | {} | {} of {} |\n", m.matching.describe(), per.join(", "), across, m.positive, m.per_seed.len());
+    }
+    s += &format!("\nBy the agreement rule (all three matchings above zero with intervals that exclude it), {} > {} **{}**.\n", c.a, c.b, c.outcome.words());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::align::Checkpoint;
+
+    fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
+        let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![] };
+        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, checkpoint }
+    }
+
+    /// Both methods trace a rise-and-fall curve in ln KL over the same checkpoints; A is `gap` above B,
+    /// and each seed is shifted by `spread · (seed − 2)` (five seeds), so the spread sets the interval.
+    fn rows(gap: f32, spread: f32) -> Vec<Row> {
+        let mut rows = vec![];
+        for seed in 0..5u32 {
+            let shift = spread * (seed as f32 - 2.0);
+            for i in 0..20 {
+                let x = -1.0 + 0.15 * i as f32;
+                let curve = 0.6 + 0.2 * x - 0.08 * x * x;
+                rows.push(row("a", seed, x.exp(), curve + gap + shift));
+                // B's checkpoints sit slightly off A's, as real runs' do.
+                rows.push(row("b", seed, (x + 0.03).exp(), curve + 0.2 * 0.03));
+            }
+            rows.push(row("a", seed, 0.0, 0.5)); // the start: left out
+        }
+        rows
+    }
+
+    const SEEDS: [u32; 5] = [0, 1, 2, 3, 4];
+
+    #[test]
+    fn a_clear_gap_holds_by_every_matching() {
+        let c = compare(&rows(0.1, 0.005), &SEEDS, "a", "b");
+        assert_eq!(c.outcome, Outcome::Holds, "{}", comparison_md(&c));
+        for m in &c.matchings {
+            let e = m.across.as_ref().unwrap();
+            assert!((e.mean - 0.1).abs() < 0.02, "{:?}: {e:?}", m.matching);
+            assert_eq!(m.positive, 5);
+        }
+    }
+
+    #[test]
+    fn a_small_gap_in_noise_is_direction_only() {
+        // Seeds spread ±0.2 around a gap of 0.02: every mean is 0.02 > 0, no interval excludes zero.
+        let c = compare(&rows(0.02, 0.1), &SEEDS, "a", "b");
+        assert_eq!(c.outcome, Outcome::DirectionOnly, "{}", comparison_md(&c));
+        assert!(comparison_md(&c).contains("**holds in direction only**"));
+    }
+
+    #[test]
+    fn a_negative_gap_is_reversed() {
+        let c = compare(&rows(-0.1, 0.005), &SEEDS, "a", "b");
+        assert_eq!(c.outcome, Outcome::Reversed, "{}", comparison_md(&c));
+    }
+
+    #[test]
+    fn matchings_that_disagree_do_not_hold() {
+        // A has one lucky checkpoint at the top of the shared range (the frontier sees it) and is below B
+        // everywhere else (the smoothed and nearest matchings see that).
+        let mut r = vec![];
+        for seed in 0..5u32 {
+            for i in 0..10 {
+                let x = 0.1 * i as f32;
+                r.push(row("a", seed, x.exp(), 0.55 + 0.01 * seed as f32));
+                r.push(row("b", seed, x.exp(), 0.6 + 0.01 * seed as f32));
+            }
+            r.push(row("a", seed, 0.45f32.exp(), 0.95));
+        }
+        let c = compare(&r, &SEEDS, "a", "b");
+        assert!(c.matchings[0].across.as_ref().unwrap().mean > 0.0, "frontier credits the lucky checkpoint");
+        assert!(c.matchings[2].across.as_ref().unwrap().mean < 0.0);
+        assert_eq!(c.outcome, Outcome::DoesNotHold, "{}", comparison_md(&c));
+    }
+
+    #[test]
+    fn no_shared_kl_range_means_no_verdict() {
+        let r = vec![row("a", 0, 5.0, 0.9), row("a", 0, 6.0, 0.9), row("b", 0, 0.1, 0.6), row("b", 0, 0.12, 0.6)];
+        assert_eq!(compare(&r, &[0], "a", "b").outcome, Outcome::NoOverlap);
+    }
+
+    #[test]
+    fn smoothing_does_not_read_across_an_empty_region() {
+        let p = [Point { ln_kl: 0.0, win: 0.6 }, Point { ln_kl: 3.0, win: 0.8 }];
+        assert!(smoothed(&p, 1.5).is_none());
+        assert!((smoothed(&p, 0.0).unwrap() - 0.6).abs() < 1e-3);
+    }
+}
