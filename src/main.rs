@@ -525,7 +525,14 @@ mod native {
                         }
                         pipeline::Progress::Checkpoint(row) => live.update(|r| r.upsert_row(row.clone())),
                         pipeline::Progress::StagesReady { seed, sft_loss, proxy } => live.update(|r| r.upsert_stages(seed, sft_loss.to_vec(), proxy.clone())),
-                        pipeline::Progress::SftLoss { .. } | pipeline::Progress::ProxyEval { .. } => {}
+                        // The proxy's early stopping, as it goes: what its plateau looks like.
+                        pipeline::Progress::ProxyEval { seed, step, eval } => bar.suspend(|| {
+                            eprintln!(
+                                "[{:>6.0} s] seed {seed}: proxy step {step}: train loss {:.4}, validation loss {:.4}, validation accuracy {:.3}",
+                                started.elapsed().as_secs_f64(), eval.train_loss, eval.validation_loss, eval.validation_accuracy
+                            )
+                        }),
+                        pipeline::Progress::SftLoss { .. } => {}
                     },
                     |models| {
                         for (name, m) in models.named() {
