@@ -97,15 +97,23 @@ fn draw_marker(area: &DrawingArea<SVGBackend, Cartesian2d<LogCoord<f32>, RangedC
     .map_err(err)
 }
 
-fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32]) -> Result<()> {
+type LogKlChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f32>, RangedCoordf32>>;
+
+/// A panel with KL on a log axis (ticks labelled in KL) and the win rate on a linear one, its mesh drawn.
+fn log_kl_chart<'a, 'b>(area: &DrawingArea<SVGBackend<'b>, Shift>, caption: &str, (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), (x_desc, y_desc): (&str, &str)) -> Result<LogKlChart<'a, 'b>> {
     let mut chart = ChartBuilder::on(area)
-        .caption("checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", ("sans-serif", 14))
+        .caption(caption, ("sans-serif", 14))
         .margin(14)
         .x_label_area_size(44)
         .y_label_area_size(60)
         .build_cartesian_2d((lo..hi).log_scale(), y_lo..y_hi)
         .map_err(err)?;
-    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("KL(π ‖ π_sft), log scale").y_desc("golden win rate vs π_sft (ties ½)").x_label_formatter(&|x| format!("{x}")).draw().map_err(err)?;
+    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc(x_desc).y_desc(y_desc).x_label_formatter(&|x| format!("{x}")).draw().map_err(err)?;
+    Ok(chart)
+}
+
+fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32]) -> Result<()> {
+    let mut chart = log_kl_chart(area, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
     for (method, label, color) in STYLE {
         let seeds = seeds_of(pts, method);
         if seeds.is_empty() {
@@ -171,14 +179,7 @@ fn marker_at<DB: DrawingBackend>(p: (i32, i32), beta_index: usize) -> DynElement
 /// Per method, the mean over seeds of each seed's best win rate among checkpoints with KL ≤ x, from the
 /// smallest KL any seed reached to the largest (a seed counts from its own first checkpoint on).
 fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32)) -> Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption("frontier: best win rate within each KL budget", ("sans-serif", 14))
-        .margin(14)
-        .x_label_area_size(44)
-        .y_label_area_size(50)
-        .build_cartesian_2d((lo..hi).log_scale(), y_lo..y_hi)
-        .map_err(err)?;
-    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("KL budget, log scale").y_desc("best golden win rate so far").x_label_formatter(&|x| format!("{x}")).draw().map_err(err)?;
+    let mut chart = log_kl_chart(area, "frontier: best win rate within each KL budget", (lo, hi), (y_lo, y_hi), ("KL budget, log scale", "best golden win rate so far"))?;
     for (method, _, color) in STYLE {
         let seeds = seeds_of(pts, method);
         let per_seed: Vec<Vec<(f32, f32)>> = seeds.iter().map(|&s| pts.iter().filter(|r| r.method == method && r.seed == s).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect()).collect();
