@@ -54,7 +54,7 @@ export function renderVerdict(rows) {
   box.replaceChildren(...markdown(md.split('\n').filter((l) => !l.startsWith('# ')).join('\n')));
 }
 
-// Enough Markdown for summary.md: headings, tables, paragraphs, **bold**.
+// Enough Markdown for summary.md: headings (## and ###), tables, paragraphs, **bold**.
 export function markdown(md) {
   const out = [];
   const inline = (text) => {
@@ -72,7 +72,8 @@ export function markdown(md) {
       continue;
     }
     table = null;
-    if (line.startsWith('## ')) out.push(el('h3', { textContent: line.slice(3) }));
+    if (line.startsWith('### ')) out.push(el('h4', { textContent: line.slice(4) }));
+    else if (line.startsWith('## ')) out.push(el('h3', { textContent: line.slice(3) }));
     else if (line.trim()) out.push(el('p', {}, inline(line)));
   }
   return out;

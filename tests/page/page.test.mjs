@@ -95,6 +95,7 @@ test('the tiny preset runs to the end on WebGPU; plot, samples, download and sav
     // Checkpoints past step 0 are drawn as circles of the figure's SVG.
     assert.ok(await page.locator('#fig1 svg circle').count() >= Number(fig.pointsOnline) + Number(fig.pointsOffline));
     assert.match(await page.textContent('#verdict'), /Verdict \(computed\)/);
+    assert.doesNotMatch(await page.textContent('#verdict'), /#|\*\*/, 'the summary\'s Markdown is rendered, not shown raw');
     assert.ok(await page.locator('#sample-table table.samples tr').count() > 1, 'the sample viewer shows responses');
     assert.ok(await page.locator('#models button').count() >= 3, 'trained models are offered for download');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
