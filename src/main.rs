@@ -477,7 +477,7 @@ mod native {
             // One thread per seed already fills the cores; GEMM threads on top would only contend.
             std::env::set_var("MATMUL_NUM_THREADS", "1");
         }
-        let shard_note = options.shard.map(|s| format!(", shard {s}: {} of {} runs", assignments.iter().map(|(_, r)| r.len()).sum::<usize>(), cfg.seeds.len() * cfg.runs().len())).unwrap_or_default();
+        let shard_note = options.shard.map(|s| format!(", shard {s}: {} of {} runs", assignments.iter().map(|(_, r)| r.len()).sum::<usize>(), cfg.run_count())).unwrap_or_default();
         // Only now, with every argument checked and the engine open, is anything in OUT touched.
         let previous = prepare_output(out, &cfg, options.shard, &engine.describe(), options.overwrite)?;
         eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time{shard_note}", cfg.seeds, engine.describe());
@@ -622,7 +622,7 @@ mod native {
     /// fig1.svg and summary.md from the results (metrics.csv goes with results.json); prints the verdict.
     fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
         use alignment_gap::report::{figure, summary};
-        let bins = summary::binned(&results.checkpoints, 6);
+        let bins = summary::binned(&summary::main_rows(&results.checkpoints), 6);
         checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints)?.as_bytes())?;
         let md = summary::summary_md(results, &bins);
         checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;

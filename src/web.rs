@@ -236,7 +236,7 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let rows = rows_from_js(rows)?;
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
     let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy, ..ProxyReport::default() }).collect();
-    let bins = summary::binned(&rows, bins.max(1));
+    let bins = summary::binned(&summary::main_rows(&rows), bins.max(1));
     let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None };
     Ok(summary::summary_md(&results, &bins))
 }
@@ -290,7 +290,6 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
     let tokenizer = cfg.task.tokenizer()?.to_json()?;
     let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
     let mut seeds = vec![];
-    let runs = cfg.runs();
     for &seed in &cfg.seeds {
         let mut models = None;
         let progress = |p: Progress<'_>| match p {
@@ -303,7 +302,7 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
             Progress::Checkpoint(row) => emit(on_event, &Event::Checkpoint { row }),
             Progress::StagesReady { .. } => {}
         };
-        let r = fig1::run_seed(e, cfg, seed, &runs, &mut NoCache, progress, |m| {
+        let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, progress, |m| {
             models = Some(m);
             Ok(())
         })

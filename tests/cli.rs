@@ -99,6 +99,19 @@ fn reproduce_fig1_tiny_writes_sane_results() {
     assert!(ok && stdout.contains("## Verdict"), "{stdout}\n{stderr}");
     let after: Vec<String> = ["metrics.csv", "fig1.svg", "summary.md"].iter().map(|f| std::fs::read_to_string(out.join(f)).unwrap()).collect();
     assert_eq!(before, after);
+    // Alignment seeds repeat seed 0's online and offline runs over its same (cached) SFT and proxy, with
+    // their own randomness; the figure's own runs are untouched and summary.md reports the repeats' spread.
+    let (repeats, stderr) = run(&["--set", "align_seeds=[7]", "--overwrite"]);
+    assert!(stderr.contains("proxy PM (cached)") && stderr.contains("alignment seed 7"), "{stderr}");
+    let all = repeats["checkpoints"].as_array().unwrap();
+    let own: Vec<&serde_json::Value> = all.iter().filter(|c| c.get("align_seed").is_none()).collect();
+    let seven: Vec<&serde_json::Value> = all.iter().filter(|c| c["align_seed"] == 7).collect();
+    assert_eq!(own, cps.iter().collect::<Vec<_>>(), "the figure's own runs changed");
+    assert_eq!(seven.len(), 6, "online and offline, 3 checkpoints each");
+    let online = |rows: &[&serde_json::Value]| rows.iter().filter(|c| c["method"] == "online" && c["step"] == 12).map(|c| (c["kl"].clone(), c["golden_win_rate"].clone())).collect::<Vec<_>>();
+    assert_ne!(online(&seven), online(&own), "a repeat with its own seed draws other samples");
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("### Alignment seeds over one proxy"));
+    assert!(out.join("models/seed0/online_beta0.1_lr0.0005_steps12_align7/model.safetensors").is_file());
 }
 
 #[test]

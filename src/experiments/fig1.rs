@@ -48,6 +48,11 @@ pub struct Fig1Config {
     /// Learning rates of the offline sweep (empty: offline uses `lrs`, run beside online at each lr).
     #[serde(default)]
     pub offline_lrs: Vec<f32>,
+    /// Alignment seeds that repeat the first seed's online and offline runs over its same SFT, D_golden and
+    /// proxy, each with its own prompts, samples and label coins: the spread that is the alignment's alone
+    /// (the paper had one proxy), beside the seeds' spread, which includes the proxy's.
+    #[serde(default)]
+    pub align_seeds: Vec<u32>,
 }
 
 pub const PRESETS: [&str; 3] = ["fig1", "fig1-quick", "fig1-tiny"];
@@ -106,6 +111,7 @@ impl Fig1Config {
             log_evals: 0,
             warmup: 0.0,
             offline_lrs: vec![],
+            align_seeds: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -190,6 +196,14 @@ impl Fig1Config {
         }
         list("betas", &self.betas, LIST, "one run per value", |k, b| real(k, b, BETA, "IPO's target margin is 1/(2β); β = 0 has none"))?;
         list("lrs", &self.lrs, LIST, "one run per value", |k, l| real(k, l, LR, "a step as large as the weights themselves diverges at once"))?;
+        if !self.align_seeds.is_empty() {
+            list("align_seeds", &self.align_seeds, SEEDS, "one repeat of the first seed's runs per value", |_, _| Ok(()))?;
+            for (i, a) in self.align_seeds.iter().enumerate() {
+                if self.align_seeds[..i].contains(a) || self.seeds.first() == Some(a) {
+                    bail!("align_seeds: {a} appears twice, or is the first seed itself (whose runs it would repeat exactly)");
+                }
+            }
+        }
         if !self.offline_lrs.is_empty() {
             list("offline_lrs", &self.offline_lrs, LIST, "one offline run per value and length", |k, l| real(k, l, LR, "a step as large as the weights themselves diverges at once"))?;
         }
@@ -219,10 +233,11 @@ impl Fig1Config {
         let offline_step = 2.0 * b * t * (fb + fwd);
         let golden_step = 2.0 * b * y * sample + offline_step;
         let online_step = golden_step + 4.0 * b * pm_t * fwd;
-        // Every run the config asks for, each at its cost.
+        // Every run the config asks for, each at its cost (the first seed's repeats included).
         let runs: f64 = self
-            .runs()
+            .seeds
             .iter()
+            .flat_map(|&s| self.runs_for(s))
             .map(|r| {
                 let per_step = match r.method {
                     Method::Online => online_step,
@@ -231,7 +246,8 @@ impl Fig1Config {
                 };
                 r.steps as f64 * per_step + evals(r.steps)
             })
-            .sum();
+            .sum::<f64>()
+            / self.seeds.len().max(1) as f64;
         let per_seed = sft + d_golden + proxy + runs;
         per_seed * self.seeds.len() as f64 / 1e3
     }
@@ -269,34 +285,52 @@ impl Fig1Config {
         for &beta in &self.betas {
             if !self.offline_lrs.is_empty() {
                 for &lr in &self.lrs {
-                    runs.push(RunSpec { method: Method::Online, beta, lr, steps: self.steps });
+                    runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
                     if self.golden_reference {
-                        runs.push(RunSpec { method: Method::OnlineGolden, beta, lr, steps: self.steps });
+                        runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
                     }
                 }
                 for &lr in &self.offline_lrs {
-                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec { method: Method::Offline, beta, lr, steps }));
+                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
                 }
                 continue;
             }
             for &lr in &self.lrs {
-                runs.push(RunSpec { method: Method::Online, beta, lr, steps: self.steps });
-                runs.extend(self.offline_steps.iter().map(|&steps| RunSpec { method: Method::Offline, beta, lr, steps }));
+                runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
+                runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
                 if self.golden_reference {
-                    runs.push(RunSpec { method: Method::OnlineGolden, beta, lr, steps: self.steps });
+                    runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
                 }
             }
         }
         runs
     }
 
+    /// The runs of one seed, in results order: [`Fig1Config::runs`], and for the first seed also each of
+    /// `align_seeds` repeating its online and offline runs.
+    pub fn runs_for(&self, seed: u32) -> Vec<RunSpec> {
+        let mut runs = self.runs();
+        if self.seeds.first() == Some(&seed) {
+            let base: Vec<RunSpec> = runs.iter().filter(|r| r.method != Method::OnlineGolden).copied().collect();
+            for &a in &self.align_seeds {
+                runs.extend(base.iter().map(|r| RunSpec { align_seed: Some(a), ..*r }));
+            }
+        }
+        runs
+    }
+
+    /// Every run of every seed.
+    pub fn run_count(&self) -> usize {
+        self.seeds.iter().map(|&s| self.runs_for(s).len()).sum()
+    }
+
     /// The runs of `shard` (all when none), by seed, in results order; seeds with no run are left out.
     pub fn runs_by_seed(&self, shard: Option<Shard>) -> Vec<(u32, Vec<RunSpec>)> {
-        let runs = self.runs();
         let mut k = 0;
         let mut out = vec![];
         for &seed in &self.seeds {
-            let mine: Vec<RunSpec> = runs
+            let mine: Vec<RunSpec> = self
+                .runs_for(seed)
                 .iter()
                 .filter(|_| {
                     k += 1;
@@ -356,6 +390,7 @@ pub fn knobs() -> Vec<Knob> {
         k("lrs", "Learning rates", "list", format!("each in {LR}; the same for online and offline")),
         k("steps", "Online steps", "int", format!("1 – {ONLINE_STEPS} per online run")),
         k("offline_steps", "Offline steps", "list", format!("one offline run per value, each 1 – {MAX_STEPS}")),
+        k("align_seeds", "Alignment seeds", "list", "repeats of the first seed's online and offline runs over its same proxy".into()),
         k("offline_lrs", "Offline sweep lrs", "list", format!("empty: offline uses the online lrs; else an offline run per value × length, each in {LR}")),
         k("batch", "Batch (pairs)", "int", format!("{} – {} pairs per step, online and offline", BATCH.0, BATCH.1)),
         k("eval_every", "Evaluate every", "int", format!("1 – {MAX_STEPS} steps between checkpoints")),
@@ -433,10 +468,11 @@ impl Fig1Results {
     /// Results order, whatever order the parts arrived in: seeds as in the config, each seed's runs as in
     /// [`Fig1Config::runs`], each run's checkpoints by step.
     pub fn sort(&mut self) {
-        let runs = self.config.runs();
+        let runs: Vec<(u32, Vec<RunSpec>)> = self.config.seeds.iter().map(|&s| (s, self.config.runs_for(s))).collect();
         let seeds = &self.config.seeds;
         let seed_pos = |seed: u32| seeds.iter().position(|&s| s == seed).unwrap_or(usize::MAX);
-        self.checkpoints.sort_by_key(|row| (seed_pos(row.seed), runs.iter().position(|r| row.is_of(r)).unwrap_or(usize::MAX), row.checkpoint.step));
+        let run_pos = |row: &Row| runs.iter().find(|(s, _)| *s == row.seed).and_then(|(_, rs)| rs.iter().position(|r| row.is_of(r))).unwrap_or(usize::MAX);
+        self.checkpoints.sort_by_key(|row| (seed_pos(row.seed), run_pos(row), row.checkpoint.step));
         self.proxy.sort_by_key(|p| seed_pos(p.seed));
         self.sft_loss.sort_by_key(|(s, _)| seed_pos(*s));
     }
@@ -444,7 +480,9 @@ impl Fig1Results {
     /// Adds a checkpoint, replacing the same checkpoint of the same run if it is there (a resumed run
     /// reports again what an earlier attempt wrote).
     pub fn upsert_row(&mut self, row: Row) {
-        let same = |r: &Row| r.seed == row.seed && r.method == row.method && r.beta == row.beta && r.lr == row.lr && r.run_steps == row.run_steps && r.checkpoint.step == row.checkpoint.step;
+        let same = |r: &Row| {
+            r.seed == row.seed && r.method == row.method && r.beta == row.beta && r.lr == row.lr && r.run_steps == row.run_steps && r.align_seed == row.align_seed && r.checkpoint.step == row.checkpoint.step
+        };
         match self.checkpoints.iter_mut().find(|r| same(r)) {
             Some(r) => *r = row,
             None => self.checkpoints.push(row),
@@ -500,9 +538,8 @@ pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> 
 /// Every seed in turn on one engine, no cache.
 pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress), mut keep: impl FnMut(SeedModels) -> Result<()>) -> Result<Fig1Results> {
     let mut seeds = vec![];
-    let runs = cfg.runs();
     for &seed in &cfg.seeds {
-        seeds.push(run_seed(e, cfg, seed, &runs, &mut NoCache, &mut progress, &mut keep).await?);
+        seeds.push(run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, &mut progress, &mut keep).await?);
     }
     Ok(merge(cfg, e.describe(), seeds))
 }
@@ -570,8 +607,8 @@ pub fn merge_shards(parts: Vec<Fig1Results>) -> Result<Fig1Results> {
     if let Some(i) = seen.iter().position(|s| !s) {
         bail!("merge: shard {}/{count} is missing", i + 1);
     }
-    let runs = cfg.runs();
-    let run_pos = |row: &Row| runs.iter().position(|r| row.is_of(r)).unwrap_or(usize::MAX);
+    let runs: Vec<(u32, Vec<RunSpec>)> = cfg.seeds.iter().map(|&s| (s, cfg.runs_for(s))).collect();
+    let run_pos = |row: &Row| runs.iter().find(|(s, _)| *s == row.seed).and_then(|(_, rs)| rs.iter().position(|r| row.is_of(r))).unwrap_or(usize::MAX);
     let mut merged = Fig1Results::empty(&cfg, backend);
     merged.complete = true;
     for p in parts {
@@ -597,8 +634,8 @@ pub fn merge_shards(parts: Vec<Fig1Results>) -> Result<Fig1Results> {
     merged.sort();
     let mut finished: Vec<(u32, usize)> = merged.checkpoints.iter().filter(|r| r.checkpoint.step == r.run_steps).map(|r| (r.seed, run_pos(r))).collect();
     finished.dedup();
-    if finished.len() != cfg.seeds.len() * runs.len() {
-        bail!("merge: the shards hold {} finished runs; the config needs {}", finished.len(), cfg.seeds.len() * runs.len());
+    if finished.len() != cfg.run_count() {
+        bail!("merge: the shards hold {} finished runs; the config needs {}", finished.len(), cfg.run_count());
     }
     Ok(merged)
 }
@@ -626,7 +663,7 @@ mod tests {
             responses: ResponseStats::default(),
             samples: vec![],
         };
-        Row { method: "online".into(), seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, checkpoint }
+        Row { method: "online".into(), seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, align_seed: None, checkpoint }
     }
 
     #[test]
@@ -704,6 +741,28 @@ mod sweep_tests {
         // Without a sweep, the runs are what they were: online, offline, golden per (β, lr).
         let plain = Fig1Config::preset("fig1").unwrap().runs();
         assert_eq!(plain.iter().map(|r| r.method).collect::<Vec<_>>(), [Method::Online, Method::Offline, Method::OnlineGolden].repeat(2));
+    }
+
+    #[test]
+    fn alignment_seeds_repeat_the_first_seeds_online_and_offline_runs() {
+        let cfg = Fig1Config { seeds: vec![4, 5], align_seeds: vec![7, 8], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        cfg.validate().unwrap();
+        let (first, second) = (cfg.runs_for(4), cfg.runs_for(5));
+        assert_eq!(second, cfg.runs(), "only the first seed is repeated");
+        assert_eq!(first.len(), 3 + 2 * 2, "online, offline, golden + (online, offline) × 2 alignment seeds");
+        assert!(first[3..].iter().all(|r| r.method != Method::OnlineGolden && r.align_seed.is_some()));
+        assert_eq!(cfg.run_count(), 7 + 3);
+        // Shards still split every run exactly once.
+        let mut union: Vec<(u32, RunSpec)> = vec![];
+        for i in 1..=3 {
+            let shard: Shard = format!("{i}/3").parse().unwrap();
+            union.extend(cfg.runs_by_seed(Some(shard)).into_iter().flat_map(|(s, r)| r.into_iter().map(move |r| (s, r))));
+        }
+        assert_eq!(union.len(), cfg.run_count());
+        let bad = Fig1Config { align_seeds: vec![4], ..cfg.clone() };
+        assert!(bad.validate().unwrap_err().0.contains("align_seeds: 4"));
+        let bad = Fig1Config { align_seeds: vec![7, 7], ..cfg };
+        assert!(bad.validate().unwrap_err().0.contains("align_seeds: 7"));
     }
 
     fn part(cfg: &Fig1Config, seeds: Vec<u32>) -> Fig1Results {

@@ -100,12 +100,20 @@ pub struct RunSpec {
     pub beta: f32,
     pub lr: f32,
     pub steps: u32,
+    /// The seed of the run's own randomness (prompts, samples, label coins) when it is not the stage
+    /// seed's: a repeat of the run over the same SFT, D_golden and proxy.
+    pub align_seed: Option<u32>,
 }
 
 impl RunSpec {
+    pub fn new(method: Method, beta: f32, lr: f32, steps: u32) -> Self {
+        RunSpec { method, beta, lr, steps, align_seed: None }
+    }
+
     /// The folder name of its model under `models/seed*/`.
     pub fn model_name(&self) -> String {
-        format!("{}_beta{}_lr{}_steps{}", self.method.name(), self.beta, self.lr, self.steps)
+        let repeat = self.align_seed.map(|a| format!("_align{a}")).unwrap_or_default();
+        format!("{}_beta{}_lr{}_steps{}{repeat}", self.method.name(), self.beta, self.lr, self.steps)
     }
 }
 
@@ -118,6 +126,9 @@ pub struct Row {
     pub lr: f32,
     /// Length of the run this checkpoint belongs to.
     pub run_steps: u32,
+    /// Set on a repeat of a run over the same stages with its own alignment seed (see `RunSpec`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub align_seed: Option<u32>,
     #[serde(flatten)]
     pub checkpoint: Checkpoint,
 }
@@ -125,7 +136,7 @@ pub struct Row {
 impl Row {
     /// True when this row is of the run `run`.
     pub fn is_of(&self, run: &RunSpec) -> bool {
-        self.method == run.method.name() && self.beta == run.beta && self.lr == run.lr && self.run_steps == run.steps
+        self.method == run.method.name() && self.beta == run.beta && self.lr == run.lr && self.run_steps == run.steps && self.align_seed == run.align_seed
     }
 }
 
@@ -227,7 +238,7 @@ pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> Str
         "stage": "run", "sft": sft, "proxy": proxy, "task": spec.task, "d_golden": spec.d_golden, "heldout": spec.heldout,
         "loss": spec.loss, "batch": spec.batch, "eval_every": spec.eval_every, "win_prompts": spec.win_prompts,
         "kl_prompts": spec.kl_prompts, "method": run.method.name(), "beta": run.beta, "lr": run.lr, "steps": run.steps,
-        "log_evals": spec.log_evals, "warmup": spec.warmup, "version": 2,
+        "log_evals": spec.log_evals, "warmup": spec.warmup, "align_seed": run.align_seed, "version": 2,
     });
     format!("run-{}", hash_json(&key))
 }
@@ -366,7 +377,8 @@ impl SeedStages {
     ) -> Result<(Gpt, Vec<Row>)> {
         let seed = self.seed;
         let (method, beta, lr, steps) = (run.method.name(), run.beta, run.lr, run.steps);
-        let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps)");
+        let repeat = run.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default();
+        let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat})");
         let key = run_key(spec, seed, &e.describe(), run);
         let cached = cache.get(&key).and_then(|(config, head, values, meta)| Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?)));
         if let Some((config, head, values, rows)) = cached {
@@ -390,14 +402,14 @@ impl SeedStages {
             steps,
             batch: spec.batch,
             eval_every: spec.eval_every,
-            seed,
+            seed: run.align_seed.unwrap_or(seed),
             warmup_steps,
             log_evals: spec.log_evals,
         };
         let mut rows = vec![];
         let mut bad = Ok(());
         let (policy, _, _) = align(e, spec.task, &self.sft, source, &run_cfg, eval, |c| {
-            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, checkpoint: c.clone() };
+            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, checkpoint: c.clone() };
             if bad.is_ok() {
                 bad = check_finite(&row);
             }

@@ -64,6 +64,8 @@ fn mean_curve(per_seed: &[Vec<verdict::Point>], x: f32) -> Option<(f32, Option<f
 }
 
 pub fn fig1_svg(rows: &[Row]) -> Result<String> {
+    // The figure's own runs; the repeats over one proxy are summary.md's business.
+    let rows = &super::summary::main_rows(rows);
     let pts = drawable(rows);
     let (lo, hi) = pts.iter().fold((f32::MAX, f32::MIN), |(a, b), r| (a.min(r.checkpoint.kl), b.max(r.checkpoint.kl)));
     let (lo, hi) = if pts.is_empty() { (0.1, 10.0) } else { (lo / 1.2, (hi * 1.2).max(lo * 1.5)) };

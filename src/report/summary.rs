@@ -113,9 +113,17 @@ fn show(e: Option<&Estimate>) -> String {
     }
 }
 
-/// summary.md: the setting, the proxy, the binned table, the peaks and the verdict, all from the data.
+/// The checkpoints of the figure's own runs: without the repeats over one proxy (`Row::align_seed`), which
+/// would count the first seed again.
+pub fn main_rows(rows: &[Row]) -> Vec<Row> {
+    rows.iter().filter(|r| r.align_seed.is_none()).cloned().collect()
+}
+
+/// summary.md: the setting, the proxy, the binned table (`bins`, of [`main_rows`]), the peaks and the
+/// verdict, all from the data; and the spread of alignment seeds over one proxy when the config has them.
 pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
-    let rows = &results.checkpoints;
+    let main = main_rows(&results.checkpoints);
+    let rows = &main;
     let c = &results.config;
     let mut s = String::from("# Figure 1 — online vs offline IPO: golden win rate against KL\n\n");
     if !results.complete {
@@ -155,6 +163,20 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
         s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online_golden", "offline"));
         s += "\n### What the proxy costs: online against online with golden labels\n\n";
         s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", "online_golden"));
+    }
+    if let (Some(&first), false) = (seeds.first(), c.align_seeds.is_empty()) {
+        // The first seed's runs and their repeats, each repeat standing in as a seed of its own.
+        let repeats: Vec<Row> = results
+            .checkpoints
+            .iter()
+            .filter(|r| r.seed == first)
+            .map(|r| Row { seed: r.align_seed.unwrap_or(first), align_seed: None, ..r.clone() })
+            .collect();
+        let alignment_seeds: Vec<u32> = std::iter::once(first).chain(c.align_seeds.iter().copied()).collect();
+        s += &format!(
+            "\n### Alignment seeds over one proxy (seed {first}'s SFT, D_golden and proxy; alignment seeds {alignment_seeds:?})\n\nThe paper had one proxy. Here each row below is one alignment seed over the same proxy, so its spread is the alignment's alone; the seeds' spread above also holds the proxy's.\n\n"
+        );
+        s += &verdict::comparison_md(&verdict::compare(&repeats, &alignment_seeds, "online", "offline"));
     }
     s += "\n### Peaks within the KL range both reached\n\n";
     s += &shared_peaks_md(rows, seeds, "online", "offline");
@@ -229,7 +251,7 @@ mod tests {
 
     fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![] };
-        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, checkpoint }
+        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, checkpoint }
     }
 
     /// Online and offline at the same KLs (1, e, e²), three seeds, win rates `on + jitter` and `off + jitter`.
@@ -255,6 +277,29 @@ mod tests {
         let direction = verdict(0.62, 0.6, 0.1);
         assert!(direction.contains("online > offline **holds in direction only**") && direction.contains("2 of 3"), "{direction}");
         assert!(verdict(0.5, 0.7, 0.01).contains("online > offline **is reversed**"));
+    }
+
+    #[test]
+    fn repeats_over_one_proxy_are_reported_apart_and_left_out_of_the_verdict() {
+        let mut rows = vec![];
+        for seed in 0..3u32 {
+            for k in 0..3 {
+                let kl = (k as f32).exp();
+                rows.push(row("online", seed, kl, 0.8 + 0.01 * seed as f32));
+                rows.push(row("offline", seed, kl, 0.6));
+                // Seed 0's repeat with alignment seed 9: online below offline there.
+                if seed == 0 {
+                    rows.push(Row { align_seed: Some(9), ..row("online", 0, kl, 0.5) });
+                    rows.push(Row { align_seed: Some(9), ..row("offline", 0, kl, 0.6) });
+                }
+            }
+        }
+        let config = Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![9], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
+        let md = summary_md(&results, &binned(&main_rows(&rows), 3));
+        let (main, spread) = md.split_at(md.find("### Alignment seeds over one proxy").expect("the repeats' section"));
+        assert!(main.contains("online > offline **holds**"), "the repeat does not enter the verdict: {main}");
+        assert!(spread.contains("0: +0.200") && spread.contains("9: -0.100"), "{spread}");
     }
 
     #[test]
