@@ -5,7 +5,8 @@ S (2 layers, d 64, 4 heads), M (4, 128, 4), L (6, 256, 8). Train step: forward, 
 log-prob loss on 128 sequences, backward, global-norm clipping, AdamW. Sampling: 128 prompts of 8 tokens
 to 32 tokens with the KV cache (generate, do_sample), no early stop.
 
-Run: python3 bench/pytorch_bench.py [--threads 1 2] [--repeats 5]   (needs torch + transformers)
+Run: python3 bench/pytorch_bench.py [--threads 1 2] [--repeats 5] [--attn eager,sdpa] [--device cpu|cuda]
+(needs torch + transformers; on cuda every timing waits for the device)
 """
 import argparse
 import time
@@ -22,17 +23,19 @@ def flops(layers, c, b=BATCH, t=CONTEXT, v=VOCAB):  # same accounting as src/ben
     return 3.0 * (layers * (24 * n * c * c + 4 * n * t * c) + 2 * n * c * v)
 
 
-def bench(name, layers, d, heads, repeats):
+def bench(name, layers, d, heads, repeats, attn="eager", device="cpu"):
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     cfg = GPT2Config(vocab_size=VOCAB, n_positions=CONTEXT, n_embd=d, n_layer=layers, n_head=heads,
                      activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      layer_norm_epsilon=1e-5, bos_token_id=1, eos_token_id=1, pad_token_id=0)
-    cfg._attn_implementation = "eager"
-    model = GPT2LMHeadModel(cfg)
+    cfg._attn_implementation = attn
+    model = GPT2LMHeadModel(cfg).to(device)
     g = torch.Generator().manual_seed(1)
     tokens = torch.randint(0, VOCAB, (BATCH, CONTEXT), generator=g)
     targets = torch.cat([tokens[:, 1:], torch.zeros(BATCH, 1, dtype=tokens.dtype)], 1)
     weights = torch.zeros(BATCH, CONTEXT)
     weights[:, PROMPT:CONTEXT - 1] = 1
+    tokens, targets, weights = tokens.to(device), targets.to(device), weights.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
 
     def step():
@@ -43,9 +46,11 @@ def bench(name, layers, d, heads, repeats):
         opt.step()
 
     step()
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         step()
+    sync()
     train_ms = (time.perf_counter() - start) / repeats * 1e3
 
     prompts = tokens[:, :PROMPT]
@@ -57,9 +62,11 @@ def bench(name, layers, d, heads, repeats):
                            min_length=CONTEXT, use_cache=True, pad_token_id=0)
 
     sample()
+    sync()
     start = time.perf_counter()
     for _ in range(sample_repeats):
         sample()
+    sync()
     sample_ms = (time.perf_counter() - start) / sample_repeats * 1e3
     params = sum(p.numel() for p in model.parameters())
     return (name, params, train_ms, BATCH * CONTEXT / (train_ms / 1e3), flops(layers, d) / (train_ms / 1e3) / 1e9,
@@ -71,7 +78,11 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", default="S,M,L")
+    ap.add_argument("--attn", default="eager", help="comma-separated: eager, sdpa")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
+    if args.device == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}")
     print(f"batch {BATCH} x context {CONTEXT}, vocab {VOCAB}; torch {torch.__version__}")
     print(f"{'size':<5} {'params':>10} {'train step (ms)':>16} {'train tokens/s':>16} {'GFLOP/s':>10} {'sample tokens/s':>18}  backend")
     for threads in args.threads:
@@ -79,8 +90,11 @@ def main():
         for name, layers, d, heads in SIZES:
             if name not in args.sizes.split(","):
                 continue
-            r = bench(name, layers, d, heads, args.repeats)
-            print(f"{r[0]:<5} {r[1]:>10} {r[2]:>16.1f} {r[3]:>16.0f} {r[4]:>10.2f} {r[5]:>18.0f}  pytorch eager cpu, {threads} thread(s)")
+            for attn in args.attn.split(","):
+                r = bench(name, layers, d, heads, args.repeats, attn, args.device)
+                where = f"{threads} thread(s)" if args.device == "cpu" else "f32"
+                print(f"{r[0]:<5} {r[1]:>10} {r[2]:>16.1f} {r[3]:>16.0f} {r[4]:>10.2f} {r[5]:>18.0f}  "
+                      f"pytorch {attn} {args.device}, {where}")
 
 
 if __name__ == "__main__":
