@@ -48,16 +48,24 @@ fn add_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     out[i] = out[i] + a[i % p.c];
 }
 
-// out[j] += Σ_rows a[row, j]; one thread per column
+// dbias[j] += Σ_rows dy[row, j]: one workgroup per column j (launched with c · WORKGROUP_SIZE threads); its
+// threads stride over the rows and meet in a workgroup sum, so a column of thousands of rows is not one
+// thread's serial loop.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn bias_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let j = thread_index(gid, groups);
-    if (j >= p.c) { return; }
+fn bias_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let j = wg.x + wg.y * groups.x;  // uniform across the workgroup, so the barriers below are reached by all
+    let lid = lid3.x;
+    let rows = p.len / p.c;
     var s = 0.0;
-    for (var row = 0u; row < p.len / p.c; row = row + 1u) {
-        s = s + a[row * p.c + j];
+    if (j < p.c) {
+        for (var row = lid; row < rows; row = row + WORKGROUP_SIZE) {
+            s = s + a[row * p.c + j];
+        }
     }
-    out[j] = out[j] + s;
+    let total = workgroup_sum(lid, s);
+    if (j < p.c && lid == 0u) {
+        out[j] = out[j] + total;
+    }
 }
 
 // out = gelu(a), tanh form

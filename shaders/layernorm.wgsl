@@ -1,6 +1,5 @@
 // LayerNorm over rows of C (eps 1e-5). CPU twins: engine::kernels::layernorm::layernorm_forward / layernorm_backward.
-// One thread per row (C is small here); the parameter gradients use one thread per channel, summing over
-// rows, so no thread writes where another does.
+// One thread per row (C is small here); the parameter gradients use one workgroup per channel.
 
 struct Params { n: u32, c: u32, _pad0: u32, _pad1: u32 }
 
@@ -62,18 +61,26 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// dw[i] += Σ_rows dout·xhat, db[i] += Σ_rows dout
+// dw[i] += Σ_rows dout·xhat, db[i] += Σ_rows dout: one workgroup per channel i (dispatched as c workgroups);
+// its threads stride over the rows and meet in workgroup sums, so no thread writes where another does and a
+// channel of thousands of rows is not one thread's serial loop.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn backward_params(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = thread_index(gid, groups);
-    if (i >= p.c) { return; }
+fn backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let i = wg.x + wg.y * groups.x;  // uniform across the workgroup, so every thread reaches the barriers
+    let lid = lid3.x;
     var sw = 0.0;
     var sb = 0.0;
-    for (var row = 0u; row < p.n; row = row + 1u) {
-        let d = dout[row * p.c + i];
-        sw = sw + d * (x[row * p.c + i] - mean_in[row]) * rstd_in[row];
-        sb = sb + d;
+    if (i < p.c) {
+        for (var row = lid; row < p.n; row = row + WORKGROUP_SIZE) {
+            let d = dout[row * p.c + i];
+            sw = sw + d * (x[row * p.c + i] - mean_in[row]) * rstd_in[row];
+            sb = sb + d;
+        }
     }
-    dw[i] = dw[i] + sw;
-    db[i] = db[i] + sb;
+    let total_w = workgroup_sum(lid, sw);
+    let total_b = workgroup_sum(lid, sb);
+    if (i < p.c && lid == 0u) {
+        dw[i] = dw[i] + total_w;
+        db[i] = db[i] + total_b;
+    }
 }

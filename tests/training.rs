@@ -134,6 +134,15 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     assert!(none.is_empty());
     // A seed reproduces the run exactly on the CPU backend.
     assert_eq!(run(Source::OnlineProxy(&proxy)).1, online);
+    // With the same warm-up steps and then a constant lr, a short run is exactly the start of a long one:
+    // why the fig1 preset's offline sweep over lengths runs only its longest length.
+    let warm = |steps| AlignConfig { steps, warmup_steps: 4, eval_every: 5, ..run_cfg };
+    let (short, long) = (warm(10), warm(20));
+    let (_, short_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden), &short, &eval, |_| {})).unwrap();
+    let (_, long_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden), &long, &eval, |_| {})).unwrap();
+    assert_eq!(short_cps.iter().map(|c| c.step).collect::<Vec<_>>(), vec![0, 5, 10]);
+    assert_eq!(short_cps[..], long_cps[..3], "the 10-step run's checkpoints are the 20-step run's first three");
+    assert_ne!(long_cps[1], offline[1], "warm-up changes the run (step 5 with and without it)");
 }
 
 /// Training that diverges anyway (here: a policy whose weights are already NaN) stops at once with an error

@@ -45,12 +45,14 @@ pub struct StageSpec<'a> {
     pub win_prompts: usize,
     pub kl_prompts: usize,
     /// Shared by every alignment run: the loss, pairs per step, steps between checkpoints, extra
-    /// log-spaced checkpoints, and the fraction of each run's steps spent warming up the lr.
+    /// log-spaced checkpoints, and the steps of linear lr warm-up. The warm-up is the same for runs of
+    /// every length, so a shorter run with the same setting is exactly the start of a longer one (an
+    /// offline sweep over lengths needs only its longest run's checkpoints).
     pub loss: Loss,
     pub batch: usize,
     pub eval_every: u32,
     pub log_evals: u32,
-    pub warmup: f32,
+    pub warmup_steps: u32,
 }
 
 impl StageSpec<'_> {
@@ -238,7 +240,7 @@ pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> Str
         "stage": "run", "sft": sft, "proxy": proxy, "task": spec.task, "d_golden": spec.d_golden, "heldout": spec.heldout,
         "loss": spec.loss, "batch": spec.batch, "eval_every": spec.eval_every, "win_prompts": spec.win_prompts,
         "kl_prompts": spec.kl_prompts, "method": run.method.name(), "beta": run.beta, "lr": run.lr, "steps": run.steps,
-        "log_evals": spec.log_evals, "warmup": spec.warmup, "align_seed": run.align_seed, "version": 2,
+        "log_evals": spec.log_evals, "warmup_steps": spec.warmup_steps, "align_seed": run.align_seed, "version": 3,
     });
     format!("run-{}", hash_json(&key))
 }
@@ -394,7 +396,6 @@ impl SeedStages {
             Method::Offline => Source::Offline(&self.d_golden),
             Method::OnlineGolden => Source::OnlineGolden,
         };
-        let warmup_steps = (spec.warmup as f64 * steps as f64).round() as u32;
         let run_cfg = AlignConfig {
             loss: spec.loss,
             beta,
@@ -403,7 +404,7 @@ impl SeedStages {
             batch: spec.batch,
             eval_every: spec.eval_every,
             seed: run.align_seed.unwrap_or(seed),
-            warmup_steps,
+            warmup_steps: spec.warmup_steps.min(steps),
             log_evals: spec.log_evals,
         };
         let mut rows = vec![];

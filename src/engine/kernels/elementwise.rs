@@ -127,7 +127,14 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     let launch = |entry: &str, p: Params, buffers: &[(u32, &GpuTensor)], threads: usize| g.launch(&format!("elementwise.{entry}"), bytemuck::bytes_of(&p), buffers, threads);
     match *op {
         Op::AddBias { n, c } => launch("add_bias", p(n * c, c), &[(A, t[0]), (OUT, t[1])], n * c),
-        Op::BiasBackward { n, c } => launch("bias_backward", p(n * c, c), &[(A, t[0]), (OUT, t[1])], c),
+        Op::BiasBackward { n, c } => {
+            // One workgroup per column (the shader reduces each column's rows in workgroup memory).
+            if c > g.max_groups() {
+                crate::bail!("bias_backward: {c} columns exceed this adapter's dispatch limit");
+            }
+            g.dispatch("elementwise.bias_backward", bytemuck::bytes_of(&p(n * c, c)), &[(A, t[0]), (OUT, t[1])], [c, 1, 1]);
+            Ok(())
+        }
         Op::Zero { len } => launch("zero", p(len, 1), &[(OUT, t[0])], len),
         Op::Add { len } => launch("add", p(len, 1), &[(A, t[0]), (B, t[1]), (OUT, t[2])], len),
         Op::AddInto { len } => launch("add_into", p(len, 1), &[(A, t[0]), (OUT, t[1])], len),
@@ -145,6 +152,8 @@ pub(crate) fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
     vec![
         Op::AddBias { n, c: 3 * c },
         Op::BiasBackward { n, c: 4 * c },
+        // More rows than a workgroup has threads: each thread sums several.
+        Op::BiasBackward { n: 300, c: 7 },
         Op::Zero { len: n * c },
         Op::Add { len: n * c },
         Op::AddInto { len: n * c },
