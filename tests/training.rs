@@ -163,3 +163,51 @@ fn a_diverged_proxy_stops_naming_its_stage() {
     let err = pollster::block_on(train_pm(&e, &task, &diverged, PmData { train: &pairs, validation: &pairs, heldout: &pairs }, &pm_cfg, 0, |_, _| {})).err().map(|e| e.0).unwrap_or_default();
     assert!(err.contains("proxy PM: the loss is not finite") && err.contains("at step 0") && err.contains("proxy.adamw.lr"), "{err}");
 }
+
+/// Exact replay (the paper's App. F control): offline IPO on the recorded online stream, batch by batch in
+/// the original order from the same π_sft, reproduces the online run: every step's loss and the final
+/// weights are identical on the CPU backend. Changing one token of one pair breaks the match from that
+/// pair's step on, and not before.
+#[test]
+fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
+    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Source};
+    use alignment_gap::train::eval::sample_responses;
+    use alignment_gap::train::losses::Loss;
+    use alignment_gap::train::optim::AdamwConfig;
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    let e = Engine::cpu();
+    let task = TaskConfig::default();
+    let cfg = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+    let sft = pollster::block_on(train_sft(&e, &task, cfg, &SftConfig { steps: 40, batch: 16, ..SftConfig::default() }, 0, |_, _| {})).unwrap();
+    let d_golden = pollster::block_on(golden_pairs(&e, &task, &sft, 128, 0, 100, 64)).unwrap();
+    let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 32, 1, 200, 64)).unwrap();
+    let (train, validation) = d_golden.split_tail(32);
+    let pm_cfg = PmConfig { steps: 20, batch: 16, eval_every: 10, ..PmConfig::default() };
+    let proxy = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap().model;
+    let win_prompts: Vec<Vec<u32>> = (0..16).map(|i| task.prompt(9, 1, i)).collect();
+    let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
+    let prompts = EvalPrompts { win_prompts, baseline, kl_prompts: (0..8).map(|i| task.prompt(9, 2, i)).collect() };
+    let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, prompts, heldout, Some(&proxy), 9)).unwrap();
+    // A checkpoint every step, so each checkpoint's train_loss is that step's loss.
+    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 3e-3, ..AdamwConfig::default() }, steps: 6, batch: 8, eval_every: 1, seed: 0, warmup_steps: 2, log_evals: 0 };
+    let run = |source| {
+        let (policy, cps, stream) = pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
+        (pollster::block_on(policy.values(&e)).unwrap(), cps.iter().map(|c| c.train_loss).collect::<Vec<_>>(), stream)
+    };
+    let (online_weights, online_losses, stream) = run(Source::OnlineProxy(&proxy));
+    assert_eq!(stream.len(), 6 * 8, "the stream holds every step's pairs, in order");
+    let (replay_weights, replay_losses, _) = run(Source::Offline(&stream));
+    println!("online losses {online_losses:?}\nreplay losses {replay_losses:?}");
+    assert_eq!(replay_losses, online_losses, "every step's loss");
+    assert_eq!(replay_weights, online_weights, "the final weights, bit for bit");
+
+    // One token of one response in step 3's batch (pair 3·8 + 5) changed: steps 0–2 still match, step 3 on does not.
+    let mut changed = stream.clone();
+    let y = &mut changed.y1[3 * 8 + 5];
+    y[0] = if y[0] == 5 { 6 } else { 5 };
+    let (changed_weights, changed_losses, _) = run(Source::Offline(&changed));
+    // losses[0] is step 0's checkpoint (no loss); losses[k] is step k−1's.
+    assert_eq!(changed_losses[..4], online_losses[..4], "steps before the changed pair are untouched");
+    assert_ne!(changed_losses[4], online_losses[4], "the changed pair's step differs");
+    assert_ne!(changed_weights, online_weights);
+}
