@@ -72,8 +72,11 @@ pub mod streams {
     pub const EVAL_BASELINE: u32 = 0xE2_0000;
     pub const EVAL_KL_PROMPTS: u32 = 0xE3_0000;
 
+    /// The data experiments' reshuffling of an online run's stream (row = the window's index).
+    pub const STREAM_SHUFFLE: u32 = 0xF50_0000;
+
     /// (purpose, start, end) of every range; single streams are ranges of one.
-    pub const RANGES: [(&str, u32, u32); 12] = [
+    pub const RANGES: [(&str, u32, u32); 13] = [
         ("init", INIT.0, INIT.1),
         ("sft", SFT.0, SFT.1),
         ("align prompts", ALIGN_PROMPTS, ALIGN_PROMPTS + 1),
@@ -86,6 +89,7 @@ pub mod streams {
         ("eval win prompts", EVAL_WIN_PROMPTS, EVAL_WIN_PROMPTS + 1),
         ("eval baseline", EVAL_BASELINE, EVAL_BASELINE + 1),
         ("eval kl prompts", EVAL_KL_PROMPTS, EVAL_KL_PROMPTS + 1),
+        ("stream shuffle", STREAM_SHUFFLE, STREAM_SHUFFLE + 1),
     ];
 }
 

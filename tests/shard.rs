@@ -76,3 +76,53 @@ fn three_shards_merged_equal_one_unsharded_run() {
         assert_eq!(std::fs::read(whole.join("models").join(seed).join(m)).unwrap(), std::fs::read(merged.join("models").join(seed).join(m)).unwrap());
     }
 }
+
+/// The data experiments on the tiny preset: offline IPO on each online run's stream D_online. In order
+/// (replay) it reproduces every online checkpoint exactly; shuffled it is a run of its own. A shard holding a
+/// stream run without its online run trains that online run again for its stream alone (unreported), so
+/// the merged shards equal one unsharded run.
+#[test]
+fn runs_on_the_online_stream_replay_exactly_and_shard_like_any_run() {
+    let data = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", "stream_windows=[1,0]", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        cli(&args)
+    };
+    let whole = tmp("stream-whole");
+    let (ok, _, stderr) = data(&whole, &[]);
+    assert!(ok, "{stderr}");
+    let r = json(&whole.join("results.json"));
+    let rows = r["checkpoints"].as_array().unwrap();
+    let of = |m: &str| -> Vec<serde_json::Value> {
+        rows.iter()
+            .filter(|c| c["method"] == m)
+            .map(|c| {
+                let mut c = c.clone();
+                c["method"] = "any".into();
+                c
+            })
+            .collect()
+    };
+    let (online, replay, shuffled) = (of("online"), of("replay"), of("stream_shuffled"));
+    assert_eq!(online.len(), 3);
+    assert_eq!(replay, online, "the replay's checkpoints are the online run's, every metric");
+    assert_ne!(shuffled, online, "the shuffled stream is another run");
+    let summary = std::fs::read_to_string(whole.join("summary.md")).unwrap();
+    assert!(summary.contains("### Exact replay") && summary.contains("largest difference 0.00e0 at every checkpoint: identical"), "{summary}");
+    assert!(summary.contains("**online − stream_shuffled**"), "{summary}");
+
+    // Runs in order: online, replay, shuffled, offline, golden; shard 2/2 takes the replay (and the offline
+    // run) but not their online run.
+    let shards: Vec<PathBuf> = (1..=2).map(|i| tmp(&format!("stream-part{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        let (ok, _, stderr) = data(dir, &["--shard", &format!("{}/2", i + 1)]);
+        assert!(ok, "{stderr}");
+    }
+    let part2 = json(&shards[1].join("results.json"));
+    let methods: Vec<&str> = part2["checkpoints"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
+    assert!(methods.contains(&"replay") && !methods.contains(&"online"), "{methods:?}");
+    let merged = tmp("stream-merged");
+    let (ok, _, stderr) = cli(&["merge", "--out", merged.to_str().unwrap(), shards[0].to_str().unwrap(), shards[1].to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json(&merged.join("results.json"))["checkpoints"], r["checkpoints"]);
+}

@@ -54,9 +54,15 @@ pub struct Fig1Config {
     /// (the paper had one proxy), beside the seeds' spread, which includes the proxy's.
     #[serde(default)]
     pub align_seeds: Vec<u32>,
+    /// The data experiments (issue 13; the paper's App. F, Figs 4 and 13): after each online run, offline IPO
+    /// on that run's stream D_online (its prompts, samples and proxy labels, batch by batch) shuffled within
+    /// windows of this many batches, one run per value from [`pipeline::STREAM_WINDOWS`]: 1 is the stream in
+    /// its order (the exact replay), 0 the whole stream shuffled. Same β, lr, batch and steps as online.
+    #[serde(default)]
+    pub stream_windows: Vec<u32>,
 }
 
-pub const PRESETS: [&str; 3] = ["fig1", "fig1-quick", "fig1-tiny"];
+pub const PRESETS: [&str; 6] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -64,6 +70,9 @@ pub fn preset_description(name: &str) -> &'static str {
         "fig1" => "The full figure, the paper's protocol scaled down: 5 seeds, two values of β, online and golden-labelled IPO, offline swept over lr and length; about an hour on 2 CPU cores.",
         "fig1-quick" => "One seed, two values of β, a smaller D_golden and proxy: the weaker proxy (≈ 0.79) is over-optimised by online IPO — the figure's other regime, in a fraction of the time.",
         "fig1-tiny" => "A smoke test: a tiny model and a few steps of every stage, to see the pipeline work end to end.",
+        "replay" => "The paper's App. F control: offline IPO on the online run's own stream, in its order, retraces the online run exactly (every checkpoint identical). What to look for: the replay curve lies on the online one.",
+        "fig4" => "Fig. 4, coverage: offline IPO on the online stream shuffled over the whole run. The paper: shuffling loses most of online's advantage. What to look for: where the shuffled curve lies between online and offline.",
+        "fig13" => "Fig. 13, shuffle windows: the online stream shuffled within 1, 2, 8, 32 batches or all of it. What to look for: the window at which the curve leaves online's.",
         _ => "",
     }
 }
@@ -125,6 +134,8 @@ impl Fig1Config {
             // One repeat of seed 0's online and offline runs over its same proxy with other alignment
             // randomness (an id outside every seed range): the spread that is the alignment's alone.
             align_seeds: vec![1000],
+            // Figure 1 alone; the data experiments are the replay, fig4 and fig13 presets.
+            stream_windows: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -146,6 +157,7 @@ impl Fig1Config {
                 align_seeds: vec![],
                 log_evals: 0,
                 warmup: 0.0,
+                stream_windows: vec![],
                 ..full.clone()
             }),
             // Seconds: every stage runs a few steps of a tiny model; for tests and smoke checks, not results.
@@ -165,10 +177,19 @@ impl Fig1Config {
                 seeds: vec![0],
                 offline_lrs: vec![],
                 align_seeds: vec![],
+                stream_windows: vec![],
                 log_evals: 0,
                 warmup: 0.0,
-                ..full
+                ..full.clone()
             }),
+            // The data experiments: the fig1 preset's stages and runs (so its stage cache serves them: pass
+            // `--cache results/fig1/cache`), seeds 0–2 without the alignment repeat, and offline IPO on each online
+            // run's stream. Exact replay: the stream in order.
+            "replay" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: vec![1], ..full }),
+            // Fig. 4: the stream shuffled over the whole run, beside online and the offline sweep.
+            "fig4" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: vec![0], ..full }),
+            // Fig. 13: every window from in order to the whole stream.
+            "fig13" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: pipeline::STREAM_WINDOWS.to_vec(), ..full }),
             other => bail!("preset '{other}' is not one of {}", PRESETS.join(", ")),
         }
     }
@@ -230,6 +251,11 @@ impl Fig1Config {
             list("offline_lrs", &self.offline_lrs, LIST, "one offline run per value and length", |k, l| real(k, l, LR, "a step as large as the weights themselves diverges at once"))?;
         }
         list("offline_steps", &self.offline_steps, LIST, "one offline run per value", |k, s| int(k, s as u64, 1, MAX_STEPS, "steps of an offline run"))?;
+        for (i, w) in self.stream_windows.iter().enumerate() {
+            if !pipeline::STREAM_WINDOWS.contains(w) || self.stream_windows[..i].contains(w) {
+                bail!("stream_windows[{i}] = {w}: each must be one of {:?} (batches per shuffle window; 1 keeps the online order, 0 shuffles the whole stream), once", pipeline::STREAM_WINDOWS);
+            }
+        }
         Ok(())
     }
 
@@ -263,7 +289,7 @@ impl Fig1Config {
             .map(|r| {
                 let per_step = match r.method {
                     Method::Online => online_step,
-                    Method::Offline => offline_step,
+                    Method::Offline | Method::Stream(_) => offline_step,
                     Method::OnlineGolden => golden_step,
                 };
                 r.steps as f64 * per_step + evals(r.steps)
@@ -313,6 +339,7 @@ impl Fig1Config {
             if !self.offline_lrs.is_empty() {
                 for &lr in &self.lrs {
                     runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
+                    runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
                     if self.golden_reference {
                         runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
                     }
@@ -324,6 +351,7 @@ impl Fig1Config {
             }
             for &lr in &self.lrs {
                 runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
+                runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
                 runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
                 if self.golden_reference {
                     runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
@@ -424,6 +452,7 @@ pub fn knobs() -> Vec<Knob> {
         k("log_evals", "Log-spaced checkpoints", "int", "0 – 64 extra checkpoints per run, dense early".into()),
         k("warmup", "Warm-up (fraction)", "real", "0 – 0.5 of the online steps with a rising lr, the same steps for every run".into()),
         k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
+        k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
         k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),
         k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),
         k("d_golden", "D_golden pairs", "int", format!("from one batch to {PAIRS} labelled pairs")),
@@ -785,6 +814,31 @@ mod sweep_tests {
         assert!(cfg.golden_reference && cfg.proxy.patience > 0);
         let runs = cfg.runs();
         assert_eq!(runs.iter().filter(|r| r.method == Method::Offline).count(), cfg.betas.len() * cfg.offline_lrs.len() * cfg.offline_steps.len());
+    }
+
+    /// The data experiments' runs follow each online run, one per window, at its setting; a window outside
+    /// the paper's set is refused by name.
+    #[test]
+    fn stream_runs_follow_their_online_run() {
+        let cfg = Fig1Config { betas: vec![0.1, 0.5], stream_windows: vec![1, 0], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        cfg.validate().unwrap();
+        let runs = cfg.runs();
+        for (i, r) in runs.iter().enumerate().filter(|(_, r)| r.method == Method::Online) {
+            assert_eq!(runs[i + 1], RunSpec { method: Method::Stream(1), ..*r });
+            assert_eq!(runs[i + 2], RunSpec { method: Method::Stream(0), ..*r });
+        }
+        assert_eq!(runs.len(), 2 * 5);
+        for name in ["replay", "fig4", "fig13"] {
+            let p = Fig1Config::preset(name).unwrap();
+            assert!(p.seeds.len() >= 3 && !p.stream_windows.is_empty());
+            let full = Fig1Config::preset("fig1").unwrap();
+            assert_eq!(p.stage_spec().model_config(), full.stage_spec().model_config());
+            assert_eq!(crate::experiments::differing_keys(&p, &full).unwrap().iter().filter(|k| !["seeds", "align_seeds", "stream_windows"].contains(&k.as_str())).count(), 0, "{name} shares fig1's stages and runs");
+        }
+        let bad = Fig1Config { stream_windows: vec![4], ..cfg.clone() };
+        assert!(bad.validate().unwrap_err().0.contains("stream_windows[0] = 4"));
+        let twice = Fig1Config { stream_windows: vec![2, 2], ..cfg };
+        assert!(twice.validate().unwrap_err().0.contains("stream_windows[1] = 2"));
     }
 
     #[test]

@@ -71,10 +71,26 @@ pub enum Method {
     Offline,
     /// Online IPO labelled by the golden preference (the paper's "golden policy").
     OnlineGolden,
+    /// Offline IPO on the stream of the online run with the same setting (D_online: its prompts, samples and
+    /// proxy labels), shuffled within windows of this many batches ([`STREAM_WINDOWS`]): 1 keeps the order
+    /// (the exact replay of the paper's App. F), 0 shuffles the whole stream (Fig. 4).
+    Stream(u32),
 }
 
+/// The windows of the data experiments (the paper's Fig. 13): 1 (in order), 2, 8, 32 batches, 0 (whole stream).
+pub const STREAM_WINDOWS: [u32; 5] = [1, 2, 8, 32, 0];
+
 impl Method {
-    pub const ALL: [Method; 3] = [Method::Online, Method::Offline, Method::OnlineGolden];
+    pub const ALL: [Method; 8] = [
+        Method::Online,
+        Method::Offline,
+        Method::OnlineGolden,
+        Method::Stream(1),
+        Method::Stream(2),
+        Method::Stream(8),
+        Method::Stream(32),
+        Method::Stream(0),
+    ];
 
     /// What the page and figures call it.
     pub fn label(self) -> &'static str {
@@ -82,6 +98,11 @@ impl Method {
             Method::Online => "online IPO (proxy labels)",
             Method::Offline => "offline IPO (D_golden)",
             Method::OnlineGolden => "online IPO (golden labels)",
+            Method::Stream(1) => "offline IPO on D_online, in order (exact replay)",
+            Method::Stream(2) => "offline IPO on D_online, shuffled within 2 batches",
+            Method::Stream(8) => "offline IPO on D_online, shuffled within 8 batches",
+            Method::Stream(32) => "offline IPO on D_online, shuffled within 32 batches",
+            Method::Stream(_) => "offline IPO on D_online, shuffled",
         }
     }
 
@@ -91,6 +112,11 @@ impl Method {
             Method::Online => "online",
             Method::Offline => "offline",
             Method::OnlineGolden => "online_golden",
+            Method::Stream(1) => "replay",
+            Method::Stream(2) => "stream_window2",
+            Method::Stream(8) => "stream_window8",
+            Method::Stream(32) => "stream_window32",
+            Method::Stream(_) => "stream_shuffled",
         }
     }
 }
@@ -367,7 +393,10 @@ impl SeedStages {
     }
 
     /// One alignment run from these stages: from the cache when it finished before, else trained (and
-    /// cached). Its checkpoints are reported as they arrive and returned with the policy.
+    /// cached). Its checkpoints are reported as they arrive and returned with the policy. A `Stream` run
+    /// trains on `online_stream` (its online run's D_online, already reordered). With `want_stream` an
+    /// online run is trained even when cached, for its stream of labelled pairs (returned; empty otherwise).
+    #[allow(clippy::too_many_arguments)]
     pub async fn align_run(
         &self,
         e: &Engine,
@@ -376,25 +405,30 @@ impl SeedStages {
         run: &RunSpec,
         cache: &mut dyn StageCache,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<(Gpt, Vec<Row>)> {
+        online_stream: Option<&Pairs>,
+        want_stream: bool,
+    ) -> Result<(Gpt, Vec<Row>, Pairs)> {
         let seed = self.seed;
         let (method, beta, lr, steps) = (run.method.name(), run.beta, run.lr, run.steps);
         let repeat = run.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default();
         let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat})");
         let key = run_key(spec, seed, &e.describe(), run);
-        let cached = cache.get(&key).and_then(|(config, head, values, meta)| Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?)));
+        let cached = if want_stream { None } else { cache.get(&key) };
+        let cached = cached.and_then(|(config, head, values, meta)| Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?)));
         if let Some((config, head, values, rows)) = cached {
             progress(Progress::Stage { name: format!("{name} (cached)"), step: steps as u64, total: steps as u64 });
             for row in &rows {
                 check_finite(row)?;
                 progress(Progress::Checkpoint(row));
             }
-            return Ok((Gpt::new(e, config, head, &values)?, rows));
+            return Ok((Gpt::new(e, config, head, &values)?, rows, Pairs::default()));
         }
-        let source = match run.method {
-            Method::Online => Source::OnlineProxy(&self.proxy),
-            Method::Offline => Source::Offline(&self.d_golden),
-            Method::OnlineGolden => Source::OnlineGolden,
+        let source = match (run.method, online_stream) {
+            (Method::Online, _) => Source::OnlineProxy(&self.proxy),
+            (Method::Offline, _) => Source::Offline(&self.d_golden),
+            (Method::OnlineGolden, _) => Source::OnlineGolden,
+            (Method::Stream(_), Some(stream)) => Source::Offline(stream),
+            (Method::Stream(_), None) => bail!("{name}: a stream run needs its online run's stream"),
         };
         let run_cfg = AlignConfig {
             loss: spec.loss,
@@ -409,7 +443,7 @@ impl SeedStages {
         };
         let mut rows = vec![];
         let mut bad = Ok(());
-        let (policy, _, _) = align(e, spec.task, &self.sft, source, &run_cfg, eval, |c| {
+        let (policy, _, stream) = align(e, spec.task, &self.sft, source, &run_cfg, eval, |c| {
             let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, checkpoint: c.clone() };
             if bad.is_ok() {
                 bad = check_finite(&row);
@@ -424,7 +458,7 @@ impl SeedStages {
         bad?;
         let meta = serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?;
         cache.put(&key, &policy, &policy.values(e).await?, meta)?;
-        Ok((policy, rows))
+        Ok((policy, rows, if want_stream { stream } else { Pairs::default() }))
     }
 }
 
@@ -442,9 +476,34 @@ pub async fn run_seed(
     let stages = seed_stages(e, spec, seed, cache, progress).await?;
     let eval = stages.eval_set(e, spec).await?;
     let (mut checkpoints, mut policies, mut timings) = (vec![], vec![], stages.timings.clone());
+    // The online runs' streams (D_online) that stream runs of this seed train on.
+    let mut streams: Vec<(RunSpec, Pairs)> = vec![];
+    let online_of = |r: &RunSpec| RunSpec { method: Method::Online, ..*r };
     for run in runs {
         let t0 = now_ms();
-        let (policy, rows) = stages.align_run(e, spec, &eval, run, cache, progress).await?;
+        let online_stream = match run.method {
+            Method::Stream(window) => {
+                let online = online_of(run);
+                if !streams.iter().any(|(r, _)| *r == online) {
+                    // Its online run is not among this process's runs (a shard): trained again, unreported,
+                    // for its stream alone.
+                    let (_, _, s) = stages.align_run(e, spec, &eval, &online, cache, &mut |_| {}, None, true).await?;
+                    streams.push((online, s));
+                }
+                let stream = &streams.iter().find(|(r, _)| *r == online).expect("stream kept above").1;
+                Some(crate::train::data::shuffle_in_windows(stream, spec.batch, window, run.align_seed.unwrap_or(seed)))
+            }
+            _ => None,
+        };
+        // An online run is trained again (not read from the cache) when a stream run of it still has to be
+        // trained: the cache keeps a run's policy and checkpoints, not its stream.
+        let backend = e.describe();
+        let feeds_a_stream = run.method == Method::Online
+            && runs.iter().any(|r| matches!(r.method, Method::Stream(_)) && online_of(r) == *run && cache.get(&run_key(spec, seed, &backend, r)).is_none());
+        let (policy, rows, stream) = stages.align_run(e, spec, &eval, run, cache, progress, online_stream.as_ref(), feeds_a_stream).await?;
+        if feeds_a_stream {
+            streams.push((*run, stream));
+        }
         checkpoints.extend(rows);
         policies.push((run.model_name(), policy));
         add_time(&mut timings, run.method.name(), now_ms() - t0);

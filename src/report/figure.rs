@@ -12,11 +12,25 @@ use plotters::coord::types::RangedCoordf32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-const STYLE: [(&str, &str, RGBColor); 3] = [
-    ("online", "online IPO (proxy labels)", RGBColor(31, 119, 180)),
-    ("offline", "offline IPO (D_golden)", RGBColor(230, 120, 20)),
-    ("online_golden", "online IPO (golden labels)", RGBColor(44, 160, 44)),
+/// Colour of each method (`Method::name`); its legend label is `Method::label`.
+const COLOURS: [(&str, RGBColor); 8] = [
+    ("online", RGBColor(31, 119, 180)),
+    ("offline", RGBColor(230, 120, 20)),
+    ("online_golden", RGBColor(44, 160, 44)),
+    ("replay", RGBColor(148, 103, 189)),
+    ("stream_window2", RGBColor(227, 119, 194)),
+    ("stream_window8", RGBColor(188, 189, 34)),
+    ("stream_window32", RGBColor(23, 190, 207)),
+    ("stream_shuffled", RGBColor(140, 86, 75)),
 ];
+
+/// (name, legend label, colour) of every method, in the figure's order.
+fn styles() -> Vec<(&'static str, &'static str, RGBColor)> {
+    crate::experiments::pipeline::Method::ALL
+        .iter()
+        .map(|m| (m.name(), m.label(), COLOURS.iter().find(|(n, _)| *n == m.name()).map_or(RGBColor(90, 90, 90), |c| c.1)))
+        .collect()
+}
 
 /// Points of the curves' grid, log-spaced over the KL range.
 const GRID: usize = 80;
@@ -116,7 +130,7 @@ fn log_kl_chart<'a, 'b>(area: &DrawingArea<SVGBackend<'b>, Shift>, caption: &str
 
 fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32]) -> Result<()> {
     let mut chart = log_kl_chart(area, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
-    for (method, label, color) in STYLE {
+    for (method, label, color) in styles() {
         let seeds = seeds_of(pts, method);
         if seeds.is_empty() {
             continue;
@@ -182,7 +196,7 @@ fn marker_at<DB: DrawingBackend>(p: (i32, i32), beta_index: usize) -> DynElement
 /// smallest KL any seed reached to the largest (a seed counts from its own first checkpoint on).
 fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32)) -> Result<()> {
     let mut chart = log_kl_chart(area, "frontier: best win rate within each KL budget", (lo, hi), (y_lo, y_hi), ("KL budget, log scale", "best golden win rate so far"))?;
-    for (method, _, color) in STYLE {
+    for (method, _, color) in styles() {
         let seeds = seeds_of(pts, method);
         let per_seed: Vec<Vec<(f32, f32)>> = seeds.iter().map(|&s| pts.iter().filter(|r| r.method == method && r.seed == s).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect()).collect();
         let top = per_seed.iter().flatten().fold(0f32, |a, p| a.max(p.0));

@@ -32,3 +32,61 @@ pub async fn golden_pairs(e: &Engine, task: &TaskConfig, sft: &Gpt, n: usize, se
     }
     Ok(pairs)
 }
+
+/// The online stream D_online reordered for the data experiments (the paper's Figs 4 and 13): cut into
+/// consecutive windows of `window` batches of `batch` pairs and shuffled uniformly inside each window.
+/// `window` 1 keeps the order (offline IPO on it replays the online run exactly); 0 shuffles the whole
+/// stream. Deterministic in `seed`; every pair appears exactly once.
+pub fn shuffle_in_windows(stream: &Pairs, batch: usize, window: u32, seed: u32) -> Pairs {
+    use crate::rng::{streams::STREAM_SHUFFLE, uniform};
+    let n = stream.len();
+    let size = if window == 0 { n.max(1) } else { window as usize * batch.max(1) };
+    let mut order: Vec<usize> = (0..n).collect();
+    if window != 1 {
+        for (w, chunk) in order.chunks_mut(size).enumerate() {
+            // Fisher–Yates, from the back: position i swaps with a uniform j ≤ i.
+            for i in (1..chunk.len()).rev() {
+                let j = ((uniform(seed, STREAM_SHUFFLE, w as u32, i as u32) * (i + 1) as f32) as usize).min(i);
+                chunk.swap(i, j);
+            }
+        }
+    }
+    Pairs {
+        prompts: order.iter().map(|&i| stream.prompts[i].clone()).collect(),
+        y1: order.iter().map(|&i| stream.y1[i].clone()).collect(),
+        y2: order.iter().map(|&i| stream.y2[i].clone()).collect(),
+        first_wins: order.iter().map(|&i| stream.first_wins[i]).collect(),
+    }
+}
+
+#[cfg(test)]
+mod shuffle_tests {
+    use super::*;
+
+    fn stream(n: usize) -> Pairs {
+        Pairs { prompts: (0..n as u32).map(|i| vec![i]).collect(), y1: (0..n as u32).map(|i| vec![i, 1]).collect(), y2: (0..n as u32).map(|i| vec![i, 2]).collect(), first_wins: (0..n).map(|i| i % 3 == 0).collect() }
+    }
+
+    #[test]
+    fn windows_keep_every_pair_inside_its_window_and_whole_shuffles_across() {
+        let s = stream(64);
+        assert_eq!(shuffle_in_windows(&s, 4, 1, 7), s, "window 1 is the stream in order");
+        for window in [2u32, 8, 0] {
+            let t = shuffle_in_windows(&s, 4, window, 7);
+            assert_ne!(t, s, "window {window} reorders");
+            let mut ids: Vec<u32> = t.prompts.iter().map(|p| p[0]).collect();
+            // Each pair keeps its own responses and label.
+            for (k, &i) in ids.iter().enumerate() {
+                assert_eq!((t.y1[k][0], t.y2[k][0], t.first_wins[k]), (i, i, i % 3 == 0));
+            }
+            let size = if window == 0 { 64 } else { window as usize * 4 };
+            assert!(ids.iter().enumerate().all(|(k, &i)| k / size == i as usize / size), "window {window}: a pair left its window");
+            ids.sort_unstable();
+            assert_eq!(ids, (0..64).collect::<Vec<_>>(), "window {window}: a permutation");
+        }
+        let whole = shuffle_in_windows(&s, 4, 0, 7);
+        assert!(whole.prompts[..8].iter().any(|p| p[0] >= 8), "the whole-stream shuffle moves pairs across windows of 2 batches");
+        assert_eq!(whole, shuffle_in_windows(&s, 4, 0, 7), "deterministic");
+        assert_ne!(whole, shuffle_in_windows(&s, 4, 0, 8), "seeded");
+    }
+}
