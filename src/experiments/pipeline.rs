@@ -222,6 +222,10 @@ pub struct SeedResults {
 /// what the stage reported (its loss curve, its accuracy, a run's checkpoints).
 pub trait StageCache {
     fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)>;
+    /// Whether `get` would find a usable entry (a cache may answer more cheaply than loading it).
+    fn contains(&mut self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
     fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> Result<()>;
 }
 
@@ -438,7 +442,9 @@ impl SeedStages {
             batch: spec.batch,
             eval_every: spec.eval_every,
             seed: run.align_seed.unwrap_or(seed),
-            warmup_steps: spec.warmup_steps.min(steps),
+            // The same warm-up for every run; a run shorter than it ends still warming up (so it stays the
+            // start of a longer one).
+            warmup_steps: spec.warmup_steps,
             log_evals: spec.log_evals,
         };
         let mut rows = vec![];
@@ -479,16 +485,26 @@ pub async fn run_seed(
     // The online runs' streams (D_online) that stream runs of this seed train on.
     let mut streams: Vec<(RunSpec, Pairs)> = vec![];
     let online_of = |r: &RunSpec| RunSpec { method: Method::Online, ..*r };
+    let backend = e.describe();
+    // The stream runs still to be trained (the others come from the cache and need no stream).
+    let mut untrained_streams = vec![];
+    for r in runs.iter().filter(|r| matches!(r.method, Method::Stream(_))) {
+        if !cache.contains(&run_key(spec, seed, &backend, r)) {
+            untrained_streams.push(*r);
+        }
+    }
     for run in runs {
         let t0 = now_ms();
         let online_stream = match run.method {
-            Method::Stream(window) => {
+            Method::Stream(window) if untrained_streams.contains(run) => {
                 let online = online_of(run);
                 if !streams.iter().any(|(r, _)| *r == online) {
-                    // Its online run is not among this process's runs (a shard): trained again, unreported,
-                    // for its stream alone.
+                    // Its online run is not among this process's runs (a shard) or came from the cache:
+                    // trained again, unreported, for its stream alone (its time counted as online's).
+                    progress(Progress::Stage { name: format!("seed {seed}: online β={} lr={} again, for its stream", run.beta, run.lr), step: 0, total: run.steps as u64 });
                     let (_, _, s) = stages.align_run(e, spec, &eval, &online, cache, &mut |_| {}, None, true).await?;
                     streams.push((online, s));
+                    add_time(&mut timings, Method::Online.name(), now_ms() - t0);
                 }
                 let stream = &streams.iter().find(|(r, _)| *r == online).expect("stream kept above").1;
                 Some(crate::train::data::shuffle_in_windows(stream, spec.batch, window, run.align_seed.unwrap_or(seed)))
@@ -497,9 +513,7 @@ pub async fn run_seed(
         };
         // An online run is trained again (not read from the cache) when a stream run of it still has to be
         // trained: the cache keeps a run's policy and checkpoints, not its stream.
-        let backend = e.describe();
-        let feeds_a_stream = run.method == Method::Online
-            && runs.iter().any(|r| matches!(r.method, Method::Stream(_)) && online_of(r) == *run && cache.get(&run_key(spec, seed, &backend, r)).is_none());
+        let feeds_a_stream = run.method == Method::Online && untrained_streams.iter().any(|r| online_of(r) == *run);
         let (policy, rows, stream) = stages.align_run(e, spec, &eval, run, cache, progress, online_stream.as_ref(), feeds_a_stream).await?;
         if feeds_a_stream {
             streams.push((*run, stream));

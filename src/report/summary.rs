@@ -210,7 +210,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
         let mut worst = 0f32;
         let mut worst_at = String::new();
         for r in rows.iter().filter(|r| r.method == "replay") {
-            let Some(o) = rows.iter().find(|o| o.method == "online" && o.seed == r.seed && o.beta == r.beta && o.lr == r.lr && o.run_steps == r.run_steps && o.checkpoint.step == r.checkpoint.step) else { continue };
+            let Some(o) = rows.iter().find(|o| o.method == "online" && o.seed == r.seed && o.align_seed == r.align_seed && o.beta == r.beta && o.lr == r.lr && o.run_steps == r.run_steps && o.checkpoint.step == r.checkpoint.step) else { continue };
             let (a, b) = (&r.checkpoint, &o.checkpoint);
             let diffs = [
                 (a.kl - b.kl).abs(),

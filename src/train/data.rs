@@ -36,7 +36,8 @@ pub async fn golden_pairs(e: &Engine, task: &TaskConfig, sft: &Gpt, n: usize, se
 /// The online stream D_online reordered for the data experiments (the paper's Figs 4 and 13): cut into
 /// consecutive windows of `window` batches of `batch` pairs and shuffled uniformly inside each window.
 /// `window` 1 keeps the order (offline IPO on it replays the online run exactly); 0 shuffles the whole
-/// stream. Deterministic in `seed`; every pair appears exactly once.
+/// stream. Deterministic in `seed`; every pair appears exactly once. The window sizes draw from the same
+/// numbers (common random numbers across the arms of one seed, as the checkpoints' evaluations do).
 pub fn shuffle_in_windows(stream: &Pairs, batch: usize, window: u32, seed: u32) -> Pairs {
     use crate::rng::{streams::STREAM_SHUFFLE, uniform};
     let n = stream.len();
