@@ -210,4 +210,14 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     assert_eq!(changed_losses[..4], online_losses[..4], "steps before the changed pair are untouched");
     assert_ne!(changed_losses[4], online_losses[4], "the changed pair's step differs");
     assert_ne!(changed_weights, online_weights);
+
+    // Semi-online: refreshing every step is online IPO exactly; refreshing every 3 steps samples steps 1
+    // and 2 from the step-0 policy, so its stream starts like online's and then departs.
+    let (semi1_weights, semi1_losses, semi1_stream) = run(Source::SemiOnline(&proxy, 1));
+    assert_eq!((semi1_losses, semi1_weights, &semi1_stream), (online_losses.clone(), online_weights.clone(), &stream));
+    let (_, semi3_losses, semi3_stream) = run(Source::SemiOnline(&proxy, 3));
+    assert_eq!(semi3_stream.prompts, stream.prompts, "the same prompts, step by step");
+    assert_eq!(semi3_stream.y1[..8], stream.y1[..8], "step 0: the same policy, the same samples");
+    assert_ne!(semi3_stream.y1[8..24], stream.y1[8..24], "steps 1–2 come from the step-0 policy, not the updated one");
+    assert_eq!(semi3_losses[..2], online_losses[..2]);
 }

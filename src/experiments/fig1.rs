@@ -60,9 +60,13 @@ pub struct Fig1Config {
     /// its order (the exact replay), 0 the whole stream shuffled. Same β, lr, batch and steps as online.
     #[serde(default)]
     pub stream_windows: Vec<u32>,
+    /// Semi-online IPO beside each online run (beyond the paper): one run per refresh interval from
+    /// [`pipeline::SEMI_ONLINE_REFRESH`] (0: never refreshed), same proxy, β, lr, batch and steps as online.
+    #[serde(default)]
+    pub semi_online: Vec<u32>,
 }
 
-pub const PRESETS: [&str; 6] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13"];
+pub const PRESETS: [&str; 7] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "semi-online"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -72,6 +76,7 @@ pub fn preset_description(name: &str) -> &'static str {
         "fig1-tiny" => "A smoke test: a tiny model and a few steps of every stage, to see the pipeline work end to end.",
         "replay" => "The paper's App. F control: offline IPO on the online run's own stream, in its order, retraces the online run exactly (every checkpoint identical). What to look for: the replay curve lies on the online one.",
         "fig4" => "Fig. 4, coverage: offline IPO on the online stream shuffled over the whole run. The paper: shuffling loses most of online's advantage. What to look for: where the shuffled curve lies between online and offline.",
+        "semi-online" => "Beyond the paper: semi-online IPO, its data refreshed from the current policy every 4, 16 or 64 steps, or never (offline on π_sft's samples with proxy labels). What to look for: how often the data must be refreshed to stay at online.",
         "fig13" => "Fig. 13, shuffle windows: the online stream shuffled within 1, 2, 8, 32 batches or all of it. What to look for: the window at which the curve leaves online's.",
         _ => "",
     }
@@ -134,8 +139,9 @@ impl Fig1Config {
             // One repeat of seed 0's online and offline runs over its same proxy with other alignment
             // randomness (an id outside every seed range): the spread that is the alignment's alone.
             align_seeds: vec![1000],
-            // Figure 1 alone; the data experiments are the replay, fig4 and fig13 presets.
+            // Figure 1 alone; the data experiments are the replay, fig4, fig13 and semi-online presets.
             stream_windows: vec![],
+            semi_online: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -158,6 +164,7 @@ impl Fig1Config {
                 log_evals: 0,
                 warmup: 0.0,
                 stream_windows: vec![],
+                semi_online: vec![],
                 ..full.clone()
             }),
             // Seconds: every stage runs a few steps of a tiny model; for tests and smoke checks, not results.
@@ -178,6 +185,7 @@ impl Fig1Config {
                 offline_lrs: vec![],
                 align_seeds: vec![],
                 stream_windows: vec![],
+                semi_online: vec![],
                 log_evals: 0,
                 warmup: 0.0,
                 ..full.clone()
@@ -190,6 +198,8 @@ impl Fig1Config {
             "fig4" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: vec![0], ..full }),
             // Fig. 13: every window from in order to the whole stream.
             "fig13" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: pipeline::STREAM_WINDOWS.to_vec(), ..full }),
+            // Semi-online: the fig1 preset's stages and runs on seeds 0–2, plus one run per refresh interval.
+            "semi-online" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], semi_online: pipeline::SEMI_ONLINE_REFRESH.to_vec(), ..full }),
             other => bail!("preset '{other}' is not one of {}", PRESETS.join(", ")),
         }
     }
@@ -256,6 +266,11 @@ impl Fig1Config {
                 bail!("stream_windows[{i}] = {w}: each must be one of {:?} (batches per shuffle window; 1 keeps the online order, 0 shuffles the whole stream), once", pipeline::STREAM_WINDOWS);
             }
         }
+        for (i, r) in self.semi_online.iter().enumerate() {
+            if !pipeline::SEMI_ONLINE_REFRESH.contains(r) || self.semi_online[..i].contains(r) {
+                bail!("semi_online[{i}] = {r}: each must be one of {:?} (steps between refreshes of the data; 0 never refreshes; online IPO is 1), once", pipeline::SEMI_ONLINE_REFRESH);
+            }
+        }
         Ok(())
     }
 
@@ -288,7 +303,7 @@ impl Fig1Config {
             .flat_map(|&s| self.runs_for(s))
             .map(|r| {
                 let per_step = match r.method {
-                    Method::Online => online_step,
+                    Method::Online | Method::SemiOnline(_) => online_step,
                     Method::Offline | Method::Stream(_) => offline_step,
                     Method::OnlineGolden => golden_step,
                 };
@@ -340,6 +355,7 @@ impl Fig1Config {
                 for &lr in &self.lrs {
                     runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
                     runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
+                    runs.extend(self.semi_online.iter().map(|&r| RunSpec::new(Method::SemiOnline(r), beta, lr, self.steps)));
                     if self.golden_reference {
                         runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
                     }
@@ -352,6 +368,7 @@ impl Fig1Config {
             for &lr in &self.lrs {
                 runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
                 runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
+                runs.extend(self.semi_online.iter().map(|&r| RunSpec::new(Method::SemiOnline(r), beta, lr, self.steps)));
                 runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
                 if self.golden_reference {
                     runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
@@ -452,6 +469,7 @@ pub fn knobs() -> Vec<Knob> {
         k("log_evals", "Log-spaced checkpoints", "int", "0 – 64 extra checkpoints per run, dense early".into()),
         k("warmup", "Warm-up (fraction)", "real", "0 – 0.5 of the online steps with a rising lr, the same steps for every run".into()),
         k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
+        k("semi_online", "Semi-online refresh", "list", format!("semi-online IPO beside online, refreshing its data every this many steps; each of {:?} (0: never)", pipeline::SEMI_ONLINE_REFRESH)),
         k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
         k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),
         k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),
@@ -828,12 +846,12 @@ mod sweep_tests {
             assert_eq!(runs[i + 2], RunSpec { method: Method::Stream(0), ..*r });
         }
         assert_eq!(runs.len(), 2 * 5);
-        for name in ["replay", "fig4", "fig13"] {
+        for name in ["replay", "fig4", "fig13", "semi-online"] {
             let p = Fig1Config::preset(name).unwrap();
-            assert!(p.seeds.len() >= 3 && !p.stream_windows.is_empty());
+            assert!(p.seeds.len() >= 3 && !(p.stream_windows.is_empty() && p.semi_online.is_empty()));
             let full = Fig1Config::preset("fig1").unwrap();
             assert_eq!(p.stage_spec().model_config(), full.stage_spec().model_config());
-            assert_eq!(crate::experiments::differing_keys(&p, &full).unwrap().iter().filter(|k| !["seeds", "align_seeds", "stream_windows"].contains(&k.as_str())).count(), 0, "{name} shares fig1's stages and runs");
+            assert_eq!(crate::experiments::differing_keys(&p, &full).unwrap().iter().filter(|k| !["seeds", "align_seeds", "stream_windows", "semi_online"].contains(&k.as_str())).count(), 0, "{name} shares fig1's stages and runs");
         }
         let bad = Fig1Config { stream_windows: vec![4], ..cfg.clone() };
         assert!(bad.validate().unwrap_err().0.contains("stream_windows[0] = 4"));

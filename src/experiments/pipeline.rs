@@ -75,13 +75,21 @@ pub enum Method {
     /// proxy labels), shuffled within windows of this many batches ([`STREAM_WINDOWS`]): 1 keeps the order
     /// (the exact replay of the paper's App. F), 0 shuffles the whole stream (Fig. 4).
     Stream(u32),
+    /// Semi-online IPO (beyond the paper): pairs sampled from the current policy and labelled by the proxy
+    /// every this many steps for the steps until the next refresh ([`SEMI_ONLINE_REFRESH`]; 0: never, all from
+    /// π_sft). Refresh 1 would be online IPO itself.
+    SemiOnline(u32),
 }
+
+/// The refresh intervals of the semi-online experiment: 4, 16, 64 steps, 0 (never: offline on π_sft's samples
+/// with proxy labels). Online IPO is refresh 1.
+pub const SEMI_ONLINE_REFRESH: [u32; 4] = [4, 16, 64, 0];
 
 /// The windows of the data experiments (the paper's Fig. 13): 1 (in order), 2, 8, 32 batches, 0 (whole stream).
 pub const STREAM_WINDOWS: [u32; 5] = [1, 2, 8, 32, 0];
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 12] = [
         Method::Online,
         Method::Offline,
         Method::OnlineGolden,
@@ -90,6 +98,10 @@ impl Method {
         Method::Stream(8),
         Method::Stream(32),
         Method::Stream(0),
+        Method::SemiOnline(4),
+        Method::SemiOnline(16),
+        Method::SemiOnline(64),
+        Method::SemiOnline(0),
     ];
 
     /// What the page and figures call it.
@@ -103,6 +115,10 @@ impl Method {
             Method::Stream(8) => "offline IPO on D_online, shuffled within 8 batches",
             Method::Stream(32) => "offline IPO on D_online, shuffled within 32 batches",
             Method::Stream(_) => "offline IPO on D_online, shuffled",
+            Method::SemiOnline(4) => "semi-online IPO, data refreshed every 4 steps",
+            Method::SemiOnline(16) => "semi-online IPO, data refreshed every 16 steps",
+            Method::SemiOnline(64) => "semi-online IPO, data refreshed every 64 steps",
+            Method::SemiOnline(_) => "semi-online IPO, never refreshed (π_sft's samples, proxy labels)",
         }
     }
 
@@ -117,6 +133,10 @@ impl Method {
             Method::Stream(8) => "stream_window8",
             Method::Stream(32) => "stream_window32",
             Method::Stream(_) => "stream_shuffled",
+            Method::SemiOnline(4) => "semi_online4",
+            Method::SemiOnline(16) => "semi_online16",
+            Method::SemiOnline(64) => "semi_online64",
+            Method::SemiOnline(_) => "semi_online_never",
         }
     }
 }
@@ -433,6 +453,7 @@ impl SeedStages {
             (Method::OnlineGolden, _) => Source::OnlineGolden,
             (Method::Stream(_), Some(stream)) => Source::Offline(stream),
             (Method::Stream(_), None) => bail!("{name}: a stream run needs its online run's stream"),
+            (Method::SemiOnline(refresh), _) => Source::SemiOnline(&self.proxy, refresh),
         };
         let run_cfg = AlignConfig {
             loss: spec.loss,

@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// Colour of each method (`Method::name`); its legend label is `Method::label`.
-const COLOURS: [(&str, RGBColor); 8] = [
+const COLOURS: [(&str, RGBColor); 12] = [
     ("online", RGBColor(31, 119, 180)),
     ("offline", RGBColor(230, 120, 20)),
     ("online_golden", RGBColor(44, 160, 44)),
@@ -22,6 +22,10 @@ const COLOURS: [(&str, RGBColor); 8] = [
     ("stream_window8", RGBColor(188, 189, 34)),
     ("stream_window32", RGBColor(23, 190, 207)),
     ("stream_shuffled", RGBColor(140, 86, 75)),
+    ("semi_online4", RGBColor(158, 218, 229)),
+    ("semi_online16", RGBColor(23, 190, 207)),
+    ("semi_online64", RGBColor(148, 103, 189)),
+    ("semi_online_never", RGBColor(127, 127, 127)),
 ];
 
 /// (name, legend label, colour) of every method, in the figure's order.

@@ -196,8 +196,21 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
 /// them): the exact replay's check against online, checkpoint by checkpoint; and each reordered stream against
 /// online and against offline, by the same verdict as the figure's.
 fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
-    use crate::experiments::pipeline::{Method, STREAM_WINDOWS};
+    use crate::experiments::pipeline::{Method, SEMI_ONLINE_REFRESH, STREAM_WINDOWS};
     let mut s = String::new();
+    let semi: Vec<Method> = SEMI_ONLINE_REFRESH.iter().map(|&r| Method::SemiOnline(r)).filter(|m| rows.iter().any(|r| r.method == m.name())).collect();
+    if !semi.is_empty() {
+        s += "\n## Semi-online IPO (beyond the paper)\n\n";
+        s += "Every s steps the next s steps' pairs are sampled from the current policy and labelled by the proxy, then trained on in order (s = 1 is online IPO, \"never\" samples every pair from π_sft). Same proxy, β, lr, batch and steps as online. Lanchantin et al. (2025) found semi-online DPO close to online; below, online against each refresh interval (a gap > 0 is what refreshing less often costs), and each against offline.\n";
+        for m in &semi {
+            s += &format!("\n### {}\n\n", m.label());
+            s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", m.name()));
+            if rows.iter().any(|r| r.method == "offline") {
+                s += "\n";
+                s += &verdict::comparison_md(&verdict::compare(rows, seeds, m.name(), "offline"));
+            }
+        }
+    }
     let present: Vec<Method> = STREAM_WINDOWS.iter().map(|&w| Method::Stream(w)).filter(|m| rows.iter().any(|r| r.method == m.name())).collect();
     if present.is_empty() {
         return s;

@@ -96,6 +96,11 @@ pub enum Source<'a> {
     OnlineProxy(&'a Gpt),
     /// Two samples per prompt from the current policy, labelled by the golden preference.
     OnlineGolden,
+    /// Semi-online (beyond the paper; Lanchantin et al. 2025): every `refresh` steps, the next `refresh`
+    /// steps' pairs are sampled at once from the current policy and labelled by the proxy, then trained on
+    /// in order; 0 never refreshes (every pair sampled from π_sft at step 0). Refresh 1 is
+    /// [`Source::OnlineProxy`] exactly: the same prompts, sample streams and labels.
+    SemiOnline(&'a Gpt, u32),
 }
 
 use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
@@ -209,6 +214,19 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
     Ok(Checkpoint { step, kl, golden_win_rate, ties, classifier_accuracy, proxy_win_rate, train_loss, responses: response_stats(task, &set.win_prompts, &ys), samples })
 }
 
+/// The pairs of online step `step`: `b` prompts, two samples each from `policy` (the step's own sample
+/// streams), labelled by the proxy `pm`, or by the golden preference when there is none.
+async fn online_pairs(e: &Engine, task: &TaskConfig, policy: &Gpt, pm: Option<&Gpt>, seed: u32, step: u32, b: usize) -> Result<Pairs> {
+    let prompts: Vec<Vec<u32>> = (0..b).map(|i| task.prompt(seed, ALIGN_PROMPTS, step * b as u32 + i as u32)).collect();
+    let y1 = sample_responses(e, policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step).await?;
+    let y2 = sample_responses(e, policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step + 1).await?;
+    let first_wins = match pm {
+        Some(pm) => prefers(e, pm, task, &prompts, &y1, &y2).await?,
+        None => (0..b).map(|i| task.golden_label(&prompts[i], &y1[i], &y2[i], uniform(seed, ALIGN_COINS, step, i as u32))).collect(),
+    };
+    Ok(Pairs { prompts, y1, y2, first_wins })
+}
+
 /// Runs one alignment run from π_sft. `on_checkpoint` sees each evaluation as it happens. Returns the final
 /// policy, the checkpoints and, for online runs, the stream of labelled pairs in training order.
 pub async fn align(
@@ -228,7 +246,7 @@ pub async fn align(
     }
     match &source {
         Source::Offline(d) if d.len() < cfg.batch => bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch),
-        Source::OnlineProxy(_) | Source::OnlineGolden if cfg.steps > MAX_ONLINE_STEPS => {
+        Source::OnlineProxy(_) | Source::OnlineGolden | Source::SemiOnline(..) if cfg.steps > MAX_ONLINE_STEPS => {
             bail!("steps = {} is out of range 1..={MAX_ONLINE_STEPS} for an online run (each step's samples have their own random stream)", cfg.steps)
         }
         _ => {}
@@ -244,6 +262,8 @@ pub async fn align(
     let mut checkpoints = vec![evaluate(e, &policy, sft, task, eval, 0, None).await?];
     on_checkpoint(&checkpoints[0]);
     let mut stream = Pairs::default();
+    // Semi-online: the pairs sampled at the last refresh, for the steps from `buffered_from` on.
+    let (mut buffered, mut buffered_from) = (Vec::<Pairs>::new(), 0u32);
     let mut loss_sum = 0.0;
     let mut since = 0;
     for step in 0..cfg.steps {
@@ -259,16 +279,20 @@ pub async fn align(
                     first_wins: idx.iter().map(|&i| d.first_wins[i]).collect(),
                 }
             }
-            online => {
-                let prompts: Vec<Vec<u32>> = (0..b).map(|i| task.prompt(seed, ALIGN_PROMPTS, step * b as u32 + i as u32)).collect();
-                let y1 = sample_responses(e, &policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step).await?;
-                let y2 = sample_responses(e, &policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step + 1).await?;
-                let first_wins = match online {
-                    Source::OnlineProxy(pm) => prefers(e, pm, task, &prompts, &y1, &y2).await?,
-                    _ => (0..b).map(|i| task.golden_label(&prompts[i], &y1[i], &y2[i], uniform(seed, ALIGN_COINS, step, i as u32))).collect(),
-                };
-                Pairs { prompts, y1, y2, first_wins }
+            Source::SemiOnline(pm, refresh) => {
+                let due = step == 0 || (*refresh != 0 && step % refresh == 0);
+                if due {
+                    let until = if *refresh == 0 { cfg.steps } else { (step + refresh).min(cfg.steps) };
+                    buffered.clear();
+                    for j in step..until {
+                        buffered.push(online_pairs(e, task, &policy, Some(pm), seed, j, b).await?);
+                    }
+                    buffered_from = step;
+                }
+                buffered[(step - buffered_from) as usize].clone()
             }
+            Source::OnlineProxy(pm) => online_pairs(e, task, &policy, Some(pm), seed, step, b).await?,
+            Source::OnlineGolden => online_pairs(e, task, &policy, None, seed, step, b).await?,
         };
         // Winners in rows 0..b, losers in rows b..2b.
         let prompts: Vec<Vec<u32>> = pairs.prompts.iter().chain(&pairs.prompts).cloned().collect();
