@@ -198,20 +198,16 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
 fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
     use crate::experiments::pipeline::{Method, SEMI_ONLINE_REFRESH, STREAM_WINDOWS};
     let mut s = String::new();
-    let semi: Vec<Method> = SEMI_ONLINE_REFRESH.iter().map(|&r| Method::SemiOnline(r)).filter(|m| rows.iter().any(|r| r.method == m.name())).collect();
+    let with_rows = |ms: Vec<Method>| -> Vec<Method> { ms.into_iter().filter(|m| rows.iter().any(|r| r.method == m.name())).collect() };
+    let semi = with_rows(SEMI_ONLINE_REFRESH.iter().map(|&r| Method::SemiOnline(r)).collect());
     if !semi.is_empty() {
         s += "\n## Semi-online IPO (beyond the paper)\n\n";
         s += "Every s steps the next s steps' pairs are sampled from the current policy and labelled by the proxy, then trained on in order (s = 1 is online IPO, \"never\" samples every pair from π_sft). Same proxy, β, lr, batch and steps as online. Lanchantin et al. (2025) found semi-online DPO close to online; below, online against each refresh interval (a gap > 0 is what refreshing less often costs), and each against offline.\n";
         for m in &semi {
-            s += &format!("\n### {}\n\n", m.label());
-            s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", m.name()));
-            if rows.iter().any(|r| r.method == "offline") {
-                s += "\n";
-                s += &verdict::comparison_md(&verdict::compare(rows, seeds, m.name(), "offline"));
-            }
+            s += &between_online_and_offline(rows, seeds, *m);
         }
     }
-    let present: Vec<Method> = STREAM_WINDOWS.iter().map(|&w| Method::Stream(w)).filter(|m| rows.iter().any(|r| r.method == m.name())).collect();
+    let present = with_rows(STREAM_WINDOWS.iter().map(|&w| Method::Stream(w)).collect());
     if present.is_empty() {
         return s;
     }
@@ -251,16 +247,21 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
         }
     }
     for m in &present {
-        let name = m.name();
-        if name == "replay" {
-            continue;
+        if *m != Method::Stream(1) {
+            s += &between_online_and_offline(rows, seeds, *m);
         }
-        s += &format!("\n### {}\n\n", m.label());
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", name));
-        if rows.iter().any(|r| r.method == "offline") {
-            s += "\n";
-            s += &verdict::comparison_md(&verdict::compare(rows, seeds, name, "offline"));
-        }
+    }
+    s
+}
+
+/// A run kind placed between online and offline: online against it (what it loses), then it against
+/// offline IPO on D_golden when the rows have offline runs, each by the figure's verdict.
+fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments::pipeline::Method) -> String {
+    let mut s = format!("\n### {}\n\n", m.label());
+    s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", m.name()));
+    if rows.iter().any(|r| r.method == "offline") {
+        s += "\n";
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, m.name(), "offline"));
     }
     s
 }
