@@ -59,6 +59,9 @@ pub mod streams {
     /// responses of chunk c from base + 1 + 256c and base + 2 + 256c, label coins from base + 3.
     pub const D_GOLDEN: (u32, u32) = (0xD0_0000, 0xD1_0000);
     pub const HELDOUT: (u32, u32) = (0xD1_0000, 0xD2_0000);
+    /// The pair datasets of Figs 5 and 12 (`train::data::pairs_from`): on D_golden's prompts, the two sides
+    /// of chunk c from base + 1 + 256c and base + 2 + 256c, label coins from base + 3.
+    pub const PAIR_DATASETS: (u32, u32) = (0xD2_0000, 0xD3_0000);
     /// Prompts per chunk of `golden_pairs`.
     pub const PAIR_CHUNK: usize = 512;
     /// Pairs that fit in one of those ranges: 256 chunks.
@@ -76,7 +79,7 @@ pub mod streams {
     pub const STREAM_SHUFFLE: u32 = 0xF50_0000;
 
     /// (purpose, start, end) of every range; single streams are ranges of one.
-    pub const RANGES: [(&str, u32, u32); 13] = [
+    pub const RANGES: [(&str, u32, u32); 14] = [
         ("init", INIT.0, INIT.1),
         ("sft", SFT.0, SFT.1),
         ("align prompts", ALIGN_PROMPTS, ALIGN_PROMPTS + 1),
@@ -84,6 +87,7 @@ pub mod streams {
         ("align coins", ALIGN_COINS, ALIGN_COINS + 1),
         ("d_golden", D_GOLDEN.0, D_GOLDEN.1),
         ("heldout", HELDOUT.0, HELDOUT.1),
+        ("pair datasets", PAIR_DATASETS.0, PAIR_DATASETS.1),
         ("eval win samples", EVAL_WIN_SAMPLES, EVAL_WIN_SAMPLES + 1),
         ("eval kl samples", EVAL_KL_SAMPLES, EVAL_KL_SAMPLES + 1),
         ("eval win prompts", EVAL_WIN_PROMPTS, EVAL_WIN_PROMPTS + 1),
@@ -111,6 +115,7 @@ mod tests {
         let last_chunk = (streams::MAX_PAIRS / streams::PAIR_CHUNK - 1) as u32;
         assert!(streams::D_GOLDEN.0 + 3 + (last_chunk << 8) < streams::D_GOLDEN.1);
         assert!(streams::HELDOUT.0 + 3 + (last_chunk << 8) < streams::HELDOUT.1);
+        assert!(streams::PAIR_DATASETS.0 + 3 + (last_chunk << 8) < streams::PAIR_DATASETS.1);
     }
 
     #[test]

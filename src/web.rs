@@ -179,7 +179,7 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
     };
     for (key, value) in pairs.iter().filter(|(k, _)| k != "preset") {
         let is_list = known.iter().any(|(k, v)| k == key && v.is_array());
-        let value = if is_list && !value.trim_start().starts_with('[') { format!("[{value}]") } else { value.clone() };
+        let value = if is_list && !value.trim_start().starts_with('[') { list_json(value) } else { value.clone() };
         let attempt = apply_overrides(&cfg, &[format!("{key}={value}")]).and_then(|c| c.validate().map(|_| c));
         match attempt {
             Ok(c) => cfg = c,
@@ -187,6 +187,12 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
         }
     }
     to_js(&ParsedQuery { preset, config: cfg, errors })
+}
+
+/// A knob's comma-separated list as JSON: numbers stay numbers, bare words become strings (`late_vs_late`).
+fn list_json(value: &str) -> String {
+    let item = |s: &str| if serde_json::from_str::<serde_json::Value>(s).is_ok() { s.to_string() } else { serde_json::Value::String(s.to_string()).to_string() };
+    format!("[{}]", value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(item).collect::<Vec<_>>().join(","))
 }
 
 /// The URL query for `config`: the preset and every setting that differs from it (so links stay short).
@@ -201,7 +207,7 @@ pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValu
     for ((key, v), (_, w)) in a.iter().zip(&b) {
         if v != w {
             let text = match v {
-                serde_json::Value::Array(items) => items.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
+                serde_json::Value::Array(items) => items.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect::<Vec<_>>().join(","),
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };

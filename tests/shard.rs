@@ -126,3 +126,47 @@ fn runs_on_the_online_stream_replay_exactly_and_shard_like_any_run() {
     assert!(ok, "{stderr}");
     assert_eq!(json(&merged.join("results.json"))["checkpoints"], r["checkpoints"]);
 }
+
+/// The quality and dataset experiments (the paper's Figs 5 and 12) on the tiny preset: offline IPO on
+/// golden-labelled pairs sampled from π_sft and the online run, one run per dataset at offline's setting,
+/// with their own section in the summary; sharded and merged they equal one unsharded run (a shard without
+/// the online run trains it again, unreported, for its policies).
+#[test]
+fn pair_datasets_run_beside_offline_and_shard_like_any_run() {
+    let data = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", r#"pair_datasets=["sft_vs_early","late_vs_late"]"#, "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        cli(&args)
+    };
+    let whole = tmp("pairs-whole");
+    let (ok, _, stderr) = data(&whole, &[]);
+    assert!(ok, "{stderr}");
+    let r = json(&whole.join("results.json"));
+    let rows = r["checkpoints"].as_array().unwrap();
+    let setting = |m: &str| -> Vec<(serde_json::Value, serde_json::Value, serde_json::Value, serde_json::Value)> {
+        rows.iter().filter(|c| c["method"] == m).map(|c| (c["beta"].clone(), c["lr"].clone(), c["run_steps"].clone(), c["step"].clone())).collect()
+    };
+    let offline = setting("offline");
+    assert!(!offline.is_empty());
+    for m in ["sft_vs_early", "late_vs_late"] {
+        assert_eq!(setting(m), offline, "{m} runs at offline's β, lr and length, with its checkpoints");
+    }
+    let wins = |m: &str| -> Vec<f64> { rows.iter().filter(|c| c["method"] == m).map(|c| c["golden_win_rate"].as_f64().unwrap()).collect() };
+    assert_ne!(wins("sft_vs_early"), wins("offline"), "another dataset is another run");
+    let summary = std::fs::read_to_string(whole.join("summary.md")).unwrap();
+    assert!(summary.contains("## Which pairs teach") && summary.contains("**sft_vs_early − offline**") && summary.contains("**late_vs_late − offline**"), "{summary}");
+    assert!(summary.contains("Peak golden win rate") && summary.contains("late_vs_late "), "{summary}");
+
+    let shards: Vec<PathBuf> = (1..=2).map(|i| tmp(&format!("pairs-part{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        let (ok, _, stderr) = data(dir, &["--shard", &format!("{}/2", i + 1)]);
+        assert!(ok, "{stderr}");
+    }
+    let merged = tmp("pairs-merged");
+    let (ok, _, stderr) = cli(&["merge", "--out", merged.to_str().unwrap(), shards[0].to_str().unwrap(), shards[1].to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json(&merged.join("results.json"))["checkpoints"], r["checkpoints"]);
+    // Pair datasets are sampled from the online run of each run's own lr: not with an offline sweep.
+    let (ok, _, stderr) = data(&tmp("pairs-sweep"), &["--set", "offline_lrs=[0.001]"]);
+    assert!(!ok && stderr.contains("pair_datasets needs offline_lrs = []"), "{stderr}");
+}

@@ -98,7 +98,7 @@ fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
 /// and a seed reproduces a run exactly.
 #[test]
 fn online_and_offline_ipo_produce_sane_checkpoints() {
-    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Source};
+    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, PastBest, Source};
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
@@ -115,7 +115,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let win_prompts: Vec<Vec<u32>> = (0..64).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, EvalPrompts { win_prompts, baseline, kl_prompts: (0..32).map(|i| task.prompt(9, 2, i)).collect() }, heldout, Some(&proxy), 9)).unwrap();
-    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0, warmup_steps: 0, log_evals: 0 };
+    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0, warmup_steps: 0, log_evals: 0, past_best: None };
     let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
     let (_, online, stream) = run(Source::OnlineProxy(&proxy));
     let (_, offline, none) = run(Source::Offline(&d_golden));
@@ -143,6 +143,21 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     assert_eq!(short_cps.iter().map(|c| c.step).collect::<Vec<_>>(), vec![0, 5, 10]);
     assert_eq!(short_cps[..], long_cps[..3], "the 10-step run's checkpoints are the 20-step run's first three");
     assert_ne!(long_cps[1], offline[1], "warm-up changes the run (step 5 with and without it)");
+    // Past its length an offline run goes on, a checkpoint every 5 steps, until its best golden win rate is
+    // `patience` steps behind its last checkpoint, or it reaches the cap.
+    let rule = PastBest { patience: 10, max_steps: 40 };
+    let past = AlignConfig { past_best: Some(rule), ..short };
+    let (_, past_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden), &past, &eval, |_| {})).unwrap();
+    let steps: Vec<u32> = past_cps.iter().map(|c| c.step).collect();
+    println!("past its best: {:?}", past_cps.iter().map(|c| (c.step, c.golden_win_rate)).collect::<Vec<_>>());
+    assert_eq!(past_cps[..3], short_cps[..], "its first 10 steps are the plain run's");
+    assert!(steps.windows(2).all(|w| w[1] == w[0] + 5) && *steps.last().unwrap() <= 40);
+    assert!(*steps.last().unwrap() == 40 || !rule.still_improving(&past_cps), "it stopped while still improving: {steps:?}");
+    for k in 2..past_cps.len() - 1 {
+        assert!(rule.still_improving(&past_cps[..=k]), "it went on past the checkpoint at step {} where the rule stops it", steps[k]);
+    }
+    let err = pollster::block_on(align(&e, &task, &sft, Source::OnlineProxy(&proxy), &past, &eval, |_| {})).err().map(|e| e.0).unwrap_or_default();
+    assert!(err.contains("only an offline run"), "{err}");
 }
 
 /// Training that diverges anyway (here: a policy whose weights are already NaN) stops at once with an error
@@ -189,7 +204,7 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     let prompts = EvalPrompts { win_prompts, baseline, kl_prompts: (0..8).map(|i| task.prompt(9, 2, i)).collect() };
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, prompts, heldout, Some(&proxy), 9)).unwrap();
     // A checkpoint every step, so each checkpoint's train_loss is that step's loss.
-    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 3e-3, ..AdamwConfig::default() }, steps: 6, batch: 8, eval_every: 1, seed: 0, warmup_steps: 2, log_evals: 0 };
+    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 3e-3, ..AdamwConfig::default() }, steps: 6, batch: 8, eval_every: 1, seed: 0, warmup_steps: 2, log_evals: 0, past_best: None };
     let run = |source| {
         let (policy, cps, stream) = pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
         (pollster::block_on(policy.values(&e)).unwrap(), cps.iter().map(|c| c.train_loss).collect::<Vec<_>>(), stream)

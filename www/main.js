@@ -24,7 +24,7 @@ async function main() {
   Object.assign(facts, pageFacts());
   const titles = {
     fig1: 'Figure 1 (full)', 'fig1-quick': 'Figure 1 (quick)', 'fig1-tiny': 'tiny (smoke)',
-    replay: 'Exact replay (App. F)', fig4: 'Fig. 4: shuffled online stream', fig13: 'Fig. 13: shuffle windows', 'semi-online': 'Semi-online IPO (beyond the paper)',
+    replay: 'Exact replay (App. F)', fig4: 'Fig. 4: shuffled online stream', fig13: 'Fig. 13: shuffle windows', fig5: 'Fig. 5: quality of the responses', fig12: 'Fig. 12: which pairs teach', 'semi-online': 'Semi-online IPO (beyond the paper)',
   };
   state.presets = presets().map((p) => ({ ...p, title: titles[p.name] || p.name }));
   $('preset').replaceChildren(...state.presets.map((p) => el('option', { value: p.name, textContent: p.title })));

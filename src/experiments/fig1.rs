@@ -3,7 +3,7 @@
 //! labels, offline IPO on D_golden, and (optionally) online IPO with golden labels as the reference.
 //! Online and offline share the loss, β, lr, batch and steps.
 
-use super::pipeline::{self, Method, ModelSize, NoCache, Progress, ProxyReport, Row, RunSpec, SeedModels, SeedResults, StageCache, StageSpec};
+use super::pipeline::{self, Method, ModelSize, NoCache, PairDataset, Progress, ProxyReport, Row, RunSpec, SeedModels, SeedResults, StageCache, StageSpec};
 use crate::bail;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -64,9 +64,23 @@ pub struct Fig1Config {
     /// [`pipeline::SEMI_ONLINE_REFRESH`] (0: never refreshed), same proxy, β, lr, batch and steps as online.
     #[serde(default)]
     pub semi_online: Vec<u32>,
+    /// Offline runs train on past their length until their best golden win rate is this many steps behind
+    /// (0: they stop at their length), checkpointing every `eval_every` steps, up to `offline_max_steps`: the
+    /// paper's offline runs were long enough to peak, and a run cut off while still improving would
+    /// understate offline IPO.
+    #[serde(default)]
+    pub offline_patience: u32,
+    #[serde(default)]
+    pub offline_max_steps: u32,
+    /// The quality and dataset experiments (the paper's Figs 5 and 12): beside each offline run on D_golden,
+    /// offline IPO on a golden-labelled dataset of D_golden's prompts whose two sides come from π_sft or from the
+    /// online run with the same setting (early, or at its end), one run per dataset. Needs offline at online's
+    /// learning rates (`offline_lrs` empty), so that each run's policies are its own setting's online run.
+    #[serde(default)]
+    pub pair_datasets: Vec<PairDataset>,
 }
 
-pub const PRESETS: [&str; 7] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "semi-online"];
+pub const PRESETS: [&str; 9] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -77,6 +91,8 @@ pub fn preset_description(name: &str) -> &'static str {
         "replay" => "The paper's App. F control: offline IPO on the online run's own stream, in its order, retraces the online run exactly (every checkpoint identical). What to look for: the replay curve lies on the online one.",
         "fig4" => "Fig. 4, coverage: offline IPO on the online stream shuffled over the whole run. The paper: shuffling loses most of online's advantage. What to look for: where the shuffled curve lies between online and offline.",
         "semi-online" => "Beyond the paper: semi-online IPO, its data refreshed from the current policy every 4, 16 or 64 steps, or never (offline on π_sft's samples with proxy labels). What to look for: how often the data must be refreshed to stay at online.",
+        "fig5" => "Fig. 5, quality: offline IPO on pairs whose both responses come from the final online policy, golden-labelled, against offline IPO on D_golden. The paper: high-quality responses alone barely beat SFT. What to look for: whether that curve rises above D_golden's.",
+        "fig12" => "Fig. 12, which pairs teach: golden-labelled pairs of π_sft vs the early online policy, early vs final, final vs final, beside D_golden (π_sft vs π_sft). The paper: sft-vs-early ≳ D_golden > early-vs-late, late-vs-late. What to look for: the order of the curves.",
         "fig13" => "Fig. 13, shuffle windows: the online stream shuffled within 1, 2, 8, 32 batches or all of it. What to look for: the window at which the curve leaves online's.",
         _ => "",
     }
@@ -119,6 +135,11 @@ impl Fig1Config {
             // exactly the first 200 steps of the 1000-step one and one run per (lr, β) carries both.
             offline_lrs: vec![5e-4, 1e-3],
             offline_steps: vec![1000],
+            // And each goes on past 1000 steps until its best checkpoint is 300 steps (3 checkpoints) behind, up
+            // to 3000 (15× online's): in the first rerun of this preset without it, 6 of 20 offline runs had their
+            // best checkpoint at their last.
+            offline_patience: 300,
+            offline_max_steps: 3000,
             // Pairs per step, the same for both methods.
             batch: 64,
             // Checkpoints every 100 steps and at 12 log-spaced steps (dense early, where KL moves fastest),
@@ -139,9 +160,10 @@ impl Fig1Config {
             // One repeat of seed 0's online and offline runs over its same proxy with other alignment
             // randomness (an id outside every seed range): the spread that is the alignment's alone.
             align_seeds: vec![1000],
-            // Figure 1 alone; the data experiments are the replay, fig4, fig13 and semi-online presets.
+            // Figure 1 alone; the data experiments are the replay, fig4, fig13, fig5, fig12 and semi-online presets.
             stream_windows: vec![],
             semi_online: vec![],
+            pair_datasets: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -165,6 +187,8 @@ impl Fig1Config {
                 warmup: 0.0,
                 stream_windows: vec![],
                 semi_online: vec![],
+                offline_patience: 0,
+                offline_max_steps: 0,
                 ..full.clone()
             }),
             // Seconds: every stage runs a few steps of a tiny model; for tests and smoke checks, not results.
@@ -188,6 +212,8 @@ impl Fig1Config {
                 semi_online: vec![],
                 log_evals: 0,
                 warmup: 0.0,
+                offline_patience: 0,
+                offline_max_steps: 0,
                 ..full.clone()
             }),
             // The data experiments: the fig1 preset's stages and runs (so its stage cache serves them: pass
@@ -198,6 +224,12 @@ impl Fig1Config {
             "fig4" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: vec![0], ..full }),
             // Fig. 13: every window from in order to the whole stream.
             "fig13" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: pipeline::STREAM_WINDOWS.to_vec(), ..full }),
+            // Figs 5 and 12: the fig1 preset's stages, online runs and offline runs at online's lr (5e-4, which the
+            // sweep's cache holds), seeds 0–2, and one offline run per pair dataset at the same β, lr and
+            // stopping rule, so both arms differ in their data alone. One lr, not the sweep: at ~6 min per run
+            // on this machine, the sweep would double a 3-seed preset's hour.
+            "fig5" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], pair_datasets: vec![PairDataset::LateVsLate], ..full }),
+            "fig12" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], pair_datasets: PairDataset::ALL.to_vec(), ..full }),
             // Semi-online: the fig1 preset's stages and runs on seeds 0–2, plus one run per refresh interval.
             "semi-online" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], semi_online: pipeline::SEMI_ONLINE_REFRESH.to_vec(), ..full }),
             other => bail!("preset '{other}' is not one of {}", PRESETS.join(", ")),
@@ -261,10 +293,23 @@ impl Fig1Config {
             list("offline_lrs", &self.offline_lrs, LIST, "one offline run per value and length", |k, l| real(k, l, LR, "a step as large as the weights themselves diverges at once"))?;
         }
         list("offline_steps", &self.offline_steps, LIST, "one offline run per value", |k, s| int(k, s as u64, 1, MAX_STEPS, "steps of an offline run"))?;
+        int("offline_patience", self.offline_patience as u64, 0, MAX_STEPS, "steps an offline run goes on past its best checkpoint before it stops (0: it stops at its length)")?;
+        if self.offline_patience > 0 {
+            let longest = self.offline_steps.iter().copied().max().unwrap_or(0) as u64;
+            int("offline_max_steps", self.offline_max_steps as u64, longest, MAX_STEPS, "the cap on an offline run that is still improving: at least the longest of offline_steps")?;
+        }
         for (i, w) in self.stream_windows.iter().enumerate() {
             if !pipeline::STREAM_WINDOWS.contains(w) || self.stream_windows[..i].contains(w) {
                 bail!("stream_windows[{i}] = {w}: each must be one of {:?} (batches per shuffle window; 1 keeps the online order, 0 shuffles the whole stream), once", pipeline::STREAM_WINDOWS);
             }
+        }
+        for (i, d) in self.pair_datasets.iter().enumerate() {
+            if self.pair_datasets[..i].contains(d) {
+                bail!("pair_datasets[{i}]: {d:?} appears twice (one run per dataset)");
+            }
+        }
+        if !self.pair_datasets.is_empty() && !self.offline_lrs.is_empty() {
+            bail!("pair_datasets needs offline_lrs = [] (offline at online's lrs): each pair dataset is sampled from the online run with its run's own β and lr");
         }
         for (i, r) in self.semi_online.iter().enumerate() {
             if !pipeline::SEMI_ONLINE_REFRESH.contains(r) || self.semi_online[..i].contains(r) {
@@ -304,7 +349,7 @@ impl Fig1Config {
             .map(|r| {
                 let per_step = match r.method {
                     Method::Online | Method::SemiOnline(_) => online_step,
-                    Method::Offline | Method::Stream(_) => offline_step,
+                    Method::Offline | Method::Stream(_) | Method::Pairs(_) => offline_step,
                     Method::OnlineGolden => golden_step,
                 };
                 r.steps as f64 * per_step + evals(r.steps)
@@ -340,6 +385,8 @@ impl Fig1Config {
             eval_every: self.eval_every,
             log_evals: self.log_evals,
             warmup_steps: self.warmup_steps(),
+            online_steps: self.steps,
+            offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
         }
     }
 
@@ -370,6 +417,9 @@ impl Fig1Config {
                 runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
                 runs.extend(self.semi_online.iter().map(|&r| RunSpec::new(Method::SemiOnline(r), beta, lr, self.steps)));
                 runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
+                for &d in &self.pair_datasets {
+                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Pairs(d), beta, lr, steps)));
+                }
                 if self.golden_reference {
                     runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
                 }
@@ -462,6 +512,8 @@ pub fn knobs() -> Vec<Knob> {
         k("lrs", "Learning rates", "list", format!("each in {LR}; the same for online and offline")),
         k("steps", "Online steps", "int", format!("1 – {ONLINE_STEPS} per online run")),
         k("offline_steps", "Offline steps", "list", format!("one offline run per value, each 1 – {MAX_STEPS}")),
+        k("offline_patience", "Offline patience", "int", format!("0 – {MAX_STEPS}: offline runs go on past their length until their best checkpoint is this many steps behind (0: off)")),
+        k("offline_max_steps", "Offline cap", "int", format!("the longest an offline run may go on, from the longest offline length to {MAX_STEPS}")),
         k("align_seeds", "Alignment seeds", "list", "repeats of the first seed's online and offline runs over its same proxy".into()),
         k("offline_lrs", "Offline sweep lrs", "list", format!("empty: offline uses the online lrs; else an offline run per value × length, each in {LR}")),
         k("batch", "Batch (pairs)", "int", format!("{} – {} pairs per step, online and offline", BATCH.0, BATCH.1)),
@@ -470,6 +522,7 @@ pub fn knobs() -> Vec<Knob> {
         k("warmup", "Warm-up (fraction)", "real", "0 – 0.5 of the online steps with a rising lr, the same steps for every run".into()),
         k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
         k("semi_online", "Semi-online refresh", "list", format!("semi-online IPO beside online, refreshing its data every this many steps; each of {:?} (0: never)", pipeline::SEMI_ONLINE_REFRESH)),
+        k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset: a list of {}", PairDataset::ALL.map(|d| format!("\"{}\"", Method::Pairs(d).name())).join(", "))),
         k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
         k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),
         k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),
@@ -832,6 +885,27 @@ mod sweep_tests {
         assert!(cfg.golden_reference && cfg.proxy.patience > 0);
         let runs = cfg.runs();
         assert_eq!(runs.iter().filter(|r| r.method == Method::Offline).count(), cfg.betas.len() * cfg.offline_lrs.len() * cfg.offline_steps.len());
+        // Offline runs go on until past their best; online runs keep their length.
+        let spec = cfg.stage_spec();
+        assert!(cfg.offline_patience >= cfg.eval_every && cfg.offline_max_steps > *cfg.offline_steps.iter().max().unwrap());
+        for r in &runs {
+            assert_eq!(pipeline::past_best_of(&spec, r).is_some(), r.method == Method::Offline, "{r:?}");
+        }
+    }
+
+    /// The stopping rule is part of an offline run's cache key and of no other run's, so turning it on keeps
+    /// every other cached run valid; an offline_max_steps below the longest length is refused by name.
+    #[test]
+    fn the_offline_stopping_rule_keys_offline_runs_only() {
+        let plain = Fig1Config::preset("fig1-tiny").unwrap();
+        let ruled = Fig1Config { offline_patience: 6, offline_max_steps: 48, ..plain.clone() };
+        ruled.validate().unwrap();
+        let key = |cfg: &Fig1Config, r: &RunSpec| pipeline::run_key(&cfg.stage_spec(), 0, "cpu", r);
+        for r in plain.runs() {
+            assert_eq!(key(&plain, &r) != key(&ruled, &r), r.method == Method::Offline, "{r:?}");
+        }
+        let err = Fig1Config { offline_max_steps: 6, ..ruled }.validate().unwrap_err().0;
+        assert!(err.contains("offline_max_steps") && err.contains("12"), "{err}");
     }
 
     /// The data experiments' runs follow each online run, one per window, at its setting; a window outside

@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Gpt, GptConfig, Head};
 use crate::task::TaskConfig;
-use crate::train::align::{align, AlignConfig, Checkpoint, EvalPrompts, EvalSet, Source};
+use crate::train::align::{align, AlignConfig, Checkpoint, EvalPrompts, EvalSet, PastBest, Source};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
@@ -53,6 +53,11 @@ pub struct StageSpec<'a> {
     pub eval_every: u32,
     pub log_evals: u32,
     pub warmup_steps: u32,
+    /// Offline runs train on past their length until past their best golden win rate (none: they stop at
+    /// their length). Only offline: online runs keep the paper's fixed length.
+    pub offline_past_best: Option<PastBest>,
+    /// Steps of the online runs: the final policy of the pair datasets (Figs 5 and 12).
+    pub online_steps: u32,
 }
 
 impl StageSpec<'_> {
@@ -79,6 +84,50 @@ pub enum Method {
     /// every this many steps for the steps until the next refresh ([`SEMI_ONLINE_REFRESH`]; 0: never, all from
     /// π_sft). Refresh 1 would be online IPO itself.
     SemiOnline(u32),
+    /// Offline IPO on a golden-labelled dataset whose two sides are sampled from π_sft or from the online run
+    /// with the same setting, early or at its end (the paper's Figs 5 and 12), on D_golden's prompts.
+    Pairs(PairDataset),
+}
+
+/// The pair datasets of the paper's Figs 5 and 12, each named by the policies its two sides come from: π_sft,
+/// the online run at [`EARLY`] of its steps, or at its end (the paper: steps 800 and 4000 of 4000). D_golden
+/// itself is sft-vs-sft.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairDataset {
+    SftVsEarly,
+    EarlyVsLate,
+    LateVsLate,
+}
+
+/// Which policy one side of a pair dataset is sampled from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampler {
+    Sft,
+    /// The online run after [`early_steps`] of its steps.
+    Early,
+    /// The online run's final policy.
+    Late,
+}
+
+/// The fraction of the online run's steps at which its "early" policy is taken: the paper's 800 of 4000.
+pub const EARLY: f64 = 0.2;
+
+/// Steps of the online run's early policy.
+pub fn early_steps(online_steps: u32) -> u32 {
+    ((online_steps as f64 * EARLY).round() as u32).max(1)
+}
+
+impl PairDataset {
+    pub const ALL: [PairDataset; 3] = [PairDataset::SftVsEarly, PairDataset::EarlyVsLate, PairDataset::LateVsLate];
+
+    pub fn samplers(self) -> (Sampler, Sampler) {
+        match self {
+            PairDataset::SftVsEarly => (Sampler::Sft, Sampler::Early),
+            PairDataset::EarlyVsLate => (Sampler::Early, Sampler::Late),
+            PairDataset::LateVsLate => (Sampler::Late, Sampler::Late),
+        }
+    }
 }
 
 /// The refresh intervals of the semi-online experiment: 4, 16, 64 steps, 0 (never: offline on π_sft's samples
@@ -89,7 +138,7 @@ pub const SEMI_ONLINE_REFRESH: [u32; 4] = [4, 16, 64, 0];
 pub const STREAM_WINDOWS: [u32; 5] = [1, 2, 8, 32, 0];
 
 impl Method {
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 15] = [
         Method::Online,
         Method::Offline,
         Method::OnlineGolden,
@@ -102,6 +151,9 @@ impl Method {
         Method::SemiOnline(16),
         Method::SemiOnline(64),
         Method::SemiOnline(0),
+        Method::Pairs(PairDataset::SftVsEarly),
+        Method::Pairs(PairDataset::EarlyVsLate),
+        Method::Pairs(PairDataset::LateVsLate),
     ];
 
     /// What the page and figures call it.
@@ -119,6 +171,9 @@ impl Method {
             Method::SemiOnline(16) => "semi-online IPO, data refreshed every 16 steps",
             Method::SemiOnline(64) => "semi-online IPO, data refreshed every 64 steps",
             Method::SemiOnline(_) => "semi-online IPO, never refreshed (π_sft's samples, proxy labels)",
+            Method::Pairs(PairDataset::SftVsEarly) => "offline IPO on D_sft-vs-early (golden labels)",
+            Method::Pairs(PairDataset::EarlyVsLate) => "offline IPO on D_early-vs-late (golden labels)",
+            Method::Pairs(PairDataset::LateVsLate) => "offline IPO on D_late-vs-late (golden labels)",
         }
     }
 
@@ -137,6 +192,9 @@ impl Method {
             Method::SemiOnline(16) => "semi_online16",
             Method::SemiOnline(64) => "semi_online64",
             Method::SemiOnline(_) => "semi_online_never",
+            Method::Pairs(PairDataset::SftVsEarly) => "sft_vs_early",
+            Method::Pairs(PairDataset::EarlyVsLate) => "early_vs_late",
+            Method::Pairs(PairDataset::LateVsLate) => "late_vs_late",
         }
     }
 }
@@ -285,13 +343,33 @@ pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String
 /// Cache key of one alignment run: everything that determines its checkpoints and policy (the SFT and
 /// proxy keys, the evaluation sets' sizes, the run's own setting).
 pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> String {
+    run_key_with(spec, seed, backend, run, past_best_of(spec, run))
+}
+
+/// The stopping rule a run trains under: the spec's [`PastBest`] for offline IPO on D_golden or on a pair
+/// dataset of its size (compared with it, so trained by the same rule), none for the others.
+pub fn past_best_of(spec: &StageSpec, run: &RunSpec) -> Option<PastBest> {
+    spec.offline_past_best.filter(|_| matches!(run.method, Method::Offline | Method::Pairs(_)))
+}
+
+/// [`run_key`] under a given stopping rule. Without one, the key is the one runs had before the rule
+/// existed, so their cached entries stay valid.
+fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec, past_best: Option<PastBest>) -> String {
     let (sft, proxy) = stage_keys(spec, seed, backend);
-    let key = serde_json::json!({
+    let mut key = serde_json::json!({
         "stage": "run", "sft": sft, "proxy": proxy, "task": spec.task, "d_golden": spec.d_golden, "heldout": spec.heldout,
         "loss": spec.loss, "batch": spec.batch, "eval_every": spec.eval_every, "win_prompts": spec.win_prompts,
         "kl_prompts": spec.kl_prompts, "method": run.method.name(), "beta": run.beta, "lr": run.lr, "steps": run.steps,
         "log_evals": spec.log_evals, "warmup_steps": spec.warmup_steps, "align_seed": run.align_seed, "version": 3,
     });
+    if let Some(p) = past_best {
+        key["past_best"] = serde_json::json!(p);
+    }
+    if let Method::Pairs(_) = run.method {
+        // Its data comes from the online run of its setting, early and at its end.
+        key["online_steps"] = serde_json::json!(spec.online_steps);
+        key["early_steps"] = serde_json::json!(early_steps(spec.online_steps));
+    }
     format!("run-{}", hash_json(&key))
 }
 
@@ -416,9 +494,49 @@ impl SeedStages {
         EvalSet::new(e, &self.sft, task, EvalPrompts { win_prompts: win, baseline, kl_prompts }, self.heldout.clone(), Some(&self.proxy), seed).await
     }
 
+    /// The golden-labelled pair dataset of a `Pairs` run: on D_golden's prompts, each side sampled from π_sft or
+    /// from the online run with the run's β, lr and alignment seed, after [`early_steps`] or at its end. Those
+    /// online policies come from the cache, or are trained (and cached) unreported.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pair_dataset(
+        &self,
+        e: &Engine,
+        spec: &StageSpec<'_>,
+        eval: &EvalSet<'_>,
+        run: &RunSpec,
+        dataset: PairDataset,
+        cache: &mut dyn StageCache,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Pairs> {
+        let seed = run.align_seed.unwrap_or(self.seed);
+        let late = RunSpec { method: Method::Online, steps: spec.online_steps, ..*run };
+        let early = RunSpec { steps: early_steps(spec.online_steps), ..late };
+        let (a, b) = dataset.samplers();
+        let mut online = |r: RunSpec| {
+            progress(Progress::Stage { name: format!("seed {}: online β={} lr={} ({} steps), for {}", self.seed, r.beta, r.lr, r.steps, run.method.name()), step: 0, total: 1 });
+            r
+        };
+        let early = match [a, b].contains(&Sampler::Early) {
+            true => Some(self.align_run(e, spec, eval, &online(early), cache, &mut |_| {}, None, false).await?.0),
+            false => None,
+        };
+        let late = match [a, b].contains(&Sampler::Late) {
+            true => Some(self.align_run(e, spec, eval, &online(late), cache, &mut |_| {}, None, false).await?.0),
+            false => None,
+        };
+        let policy = |s: Sampler| match s {
+            Sampler::Sft => &self.sft,
+            Sampler::Early => early.as_ref().expect("trained above"),
+            Sampler::Late => late.as_ref().expect("trained above"),
+        };
+        progress(Progress::Stage { name: format!("seed {}: {} ({} pairs)", self.seed, run.method.name(), self.d_golden.len()), step: 0, total: 1 });
+        crate::train::data::pairs_from(e, spec.task, (policy(a), policy(b)), &self.d_golden.prompts, seed, streams::PAIR_DATASETS.0, streams::PAIR_CHUNK).await
+    }
+
     /// One alignment run from these stages: from the cache when it finished before, else trained (and
     /// cached). Its checkpoints are reported as they arrive and returned with the policy. A `Stream` run
-    /// trains on `online_stream` (its online run's D_online, already reordered). With `want_stream` an
+    /// trains on `online_stream` (its online run's D_online, already reordered), a `Pairs` run on its dataset
+    /// passed the same way. With `want_stream` an
     /// online run is trained even when cached, for its stream of labelled pairs (returned; empty otherwise).
     #[allow(clippy::too_many_arguments)]
     pub async fn align_run(
@@ -437,8 +555,22 @@ impl SeedStages {
         let repeat = run.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default();
         let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat})");
         let key = run_key(spec, seed, &e.describe(), run);
-        let cached = if want_stream { None } else { cache.get(&key) };
-        let cached = cached.and_then(|(config, head, values, meta)| Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?)));
+        let past_best = past_best_of(spec, run);
+        let read = |cache: &mut dyn StageCache, key: &str| {
+            let (config, head, values, meta) = cache.get(key)?;
+            Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?))
+        };
+        let mut cached = if want_stream { None } else { read(cache, &key) };
+        if let (None, Some(rule), false) = (&cached, past_best, want_stream) {
+            // The same run cached without the rule is this run exactly when the rule stops it at its length
+            // (the steps before are the same): reused, and cached under this run's key too.
+            let plain = read(cache, &run_key_with(spec, seed, &e.describe(), run, None));
+            if let Some((config, head, values, rows)) = plain.filter(|(.., rows)| !rule.still_improving(&rows.iter().map(|r| r.checkpoint.clone()).collect::<Vec<_>>())) {
+                let meta = serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?;
+                cache.put(&key, &Gpt::new(e, config, head, &values)?, &values, meta)?;
+                cached = Some((config, head, values, rows));
+            }
+        }
         if let Some((config, head, values, rows)) = cached {
             progress(Progress::Stage { name: format!("{name} (cached)"), step: steps as u64, total: steps as u64 });
             for row in &rows {
@@ -454,6 +586,8 @@ impl SeedStages {
             (Method::Stream(_), Some(stream)) => Source::Offline(stream),
             (Method::Stream(_), None) => bail!("{name}: a stream run needs its online run's stream"),
             (Method::SemiOnline(refresh), _) => Source::SemiOnline(&self.proxy, refresh),
+            (Method::Pairs(_), Some(pairs)) => Source::Offline(pairs),
+            (Method::Pairs(_), None) => bail!("{name}: a pair-dataset run needs its dataset"),
         };
         let run_cfg = AlignConfig {
             loss: spec.loss,
@@ -467,6 +601,7 @@ impl SeedStages {
             // start of a longer one).
             warmup_steps: spec.warmup_steps,
             log_evals: spec.log_evals,
+            past_best,
         };
         let mut rows = vec![];
         let mut bad = Ok(());
@@ -476,7 +611,8 @@ impl SeedStages {
                 bad = check_finite(&row);
             }
             if bad.is_ok() {
-                progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: steps as u64 });
+                // Past its length a run's end is not known in advance: its cap is the total shown.
+                progress(Progress::Stage { name: name.clone(), step: c.step as u64, total: past_best.map_or(steps, |p| p.max_steps.max(steps)) as u64 });
                 progress(Progress::Checkpoint(&row));
             }
             rows.push(row);
@@ -509,6 +645,8 @@ pub async fn run_seed(
     let backend = e.describe();
     // The stream runs still to be trained (the others come from the cache and need no stream).
     let mut untrained_streams = vec![];
+    // The pair datasets built for this seed's runs, by (β, lr, alignment seed, dataset).
+    let mut pair_datasets: Vec<((u32, u32, Option<u32>, PairDataset), Pairs)> = vec![];
     for r in runs.iter().filter(|r| matches!(r.method, Method::Stream(_))) {
         if !cache.contains(&run_key(spec, seed, &backend, r)) {
             untrained_streams.push(*r);
@@ -529,6 +667,14 @@ pub async fn run_seed(
                 }
                 let stream = &streams.iter().find(|(r, _)| *r == online).expect("stream kept above").1;
                 Some(crate::train::data::shuffle_in_windows(stream, spec.batch, window, run.align_seed.unwrap_or(seed)))
+            }
+            Method::Pairs(dataset) if !cache.contains(&run_key(spec, seed, &backend, run)) => {
+                let key = (run.beta.to_bits(), run.lr.to_bits(), run.align_seed, dataset);
+                if !pair_datasets.iter().any(|(k, _)| *k == key) {
+                    let pairs = stages.pair_dataset(e, spec, &eval, run, dataset, cache, progress).await?;
+                    pair_datasets.push((key, pairs));
+                }
+                pair_datasets.iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone())
             }
             _ => None,
         };

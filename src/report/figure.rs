@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// Colour of each method (`Method::name`); its legend label is `Method::label`.
-const COLOURS: [(&str, RGBColor); 12] = [
+const COLOURS: [(&str, RGBColor); 15] = [
     ("online", RGBColor(31, 119, 180)),
     ("offline", RGBColor(230, 120, 20)),
     ("online_golden", RGBColor(44, 160, 44)),
@@ -26,6 +26,9 @@ const COLOURS: [(&str, RGBColor); 12] = [
     ("semi_online16", RGBColor(23, 190, 207)),
     ("semi_online64", RGBColor(148, 103, 189)),
     ("semi_online_never", RGBColor(127, 127, 127)),
+    ("sft_vs_early", RGBColor(214, 39, 40)),
+    ("early_vs_late", RGBColor(188, 189, 34)),
+    ("late_vs_late", RGBColor(140, 86, 75)),
 ];
 
 /// (name, legend label, colour) of every method, in the figure's order.

@@ -153,6 +153,17 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
             s += &format!("{m} runs whose best checkpoint is their last (still rising when they stopped): {last} of {runs}.\n");
         }
     }
+    if c.offline_patience > 0 {
+        let mut lengths: Vec<u32> = best_and_last_steps(rows, "offline").iter().map(|&(_, last)| last).collect();
+        lengths.sort_unstable();
+        if let (Some(lo), Some(hi)) = (lengths.first(), lengths.last()) {
+            let capped = lengths.iter().filter(|&&l| l >= c.offline_max_steps).count();
+            s += &format!(
+                "Offline runs go on past their length until their best checkpoint is {} steps behind, up to {} steps: they trained {lo}–{hi} steps (median {}); {capped} stopped at the cap.\n",
+                c.offline_patience, c.offline_max_steps, lengths[lengths.len() / 2]
+            );
+        }
+    }
     s += "\n## Verdict (computed)\n\n";
     s += "The paper's finding: online IPO reaches a higher golden win rate than offline IPO at the same KL. Each matching below is computed per seed, only inside the KL range both methods reached on that seed, then across seeds (mean, 95 % t-interval).\n\n";
     let seeds = &c.seeds;
@@ -196,9 +207,25 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
 /// them): the exact replay's check against online, checkpoint by checkpoint; and each reordered stream against
 /// online and against offline, by the same verdict as the figure's.
 fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
-    use crate::experiments::pipeline::{Method, SEMI_ONLINE_REFRESH, STREAM_WINDOWS};
+    use crate::experiments::pipeline::{Method, PairDataset, EARLY, SEMI_ONLINE_REFRESH, STREAM_WINDOWS};
     let mut s = String::new();
     let with_rows = |ms: Vec<Method>| -> Vec<Method> { ms.into_iter().filter(|m| rows.iter().any(|r| r.method == m.name())).collect() };
+    let pairs = with_rows(PairDataset::ALL.iter().map(|&d| Method::Pairs(d)).collect());
+    if !pairs.is_empty() {
+        s += "\n## Which pairs teach: golden-labelled datasets sampled from the online run (the paper's Figs 5 and 12)\n\n";
+        s += &format!(
+            "Offline IPO on D_golden's prompts with golden labels, each response sampled from π_sft (sft), from the online run with the same setting after {:.0} % of its steps (early; the paper: step 800 of 4000) or from its final policy (late). D_golden itself is sft-vs-sft. Same β, lr, batch, warm-up and stopping rule as offline IPO on D_golden, so the arms differ in their data alone.\n\n",
+            EARLY * 100.0
+        );
+        s += "The paper's findings: offline IPO on D_4k-vs-4k (late-vs-late here) barely beats SFT (Fig. 5); D_sft-vs-800 ≳ D_golden > D_800-vs-4k, D_4k-vs-4k (Fig. 12).\n\n";
+        s += "Peak golden win rate (each seed's best checkpoint; π_sft is 0.5): ";
+        let peaks: Vec<String> = std::iter::once("offline".to_string()).chain(pairs.iter().map(|m| m.name().to_string())).map(|m| format!("{m} {}", show(peak(rows, &m).as_ref()))).collect();
+        s += &peaks.join(", ");
+        s += ".\n";
+        for m in &pairs {
+            s += &between_online_and_offline(rows, seeds, *m);
+        }
+    }
     let semi = with_rows(SEMI_ONLINE_REFRESH.iter().map(|&r| Method::SemiOnline(r)).collect());
     if !semi.is_empty() {
         s += "\n## Semi-online IPO (beyond the paper)\n\n";
@@ -269,6 +296,12 @@ fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments
 /// Of `method`'s runs (seed, β, lr, length), how many reach their best golden win rate at their last
 /// checkpoint, and how many runs there are: a run still improving when it stopped was cut short.
 pub fn best_at_last_checkpoint(rows: &[Row], method: &str) -> (usize, usize) {
+    let runs = best_and_last_steps(rows, method);
+    (runs.iter().filter(|&&(best, last)| best == last && last > 0).count(), runs.len())
+}
+
+/// Each run of `method`: the step of its best golden win rate (the earliest, on a tie) and its last step.
+pub fn best_and_last_steps(rows: &[Row], method: &str) -> Vec<(u32, u32)> {
     let mut runs: Vec<((u32, u32, u32, u32), u32, f32, u32)> = vec![]; // (run, best step, best win, last step)
     for r in rows.iter().filter(|r| r.method == method) {
         let key = (r.seed, r.beta.to_bits(), r.lr.to_bits(), r.run_steps);
@@ -283,7 +316,7 @@ pub fn best_at_last_checkpoint(rows: &[Row], method: &str) -> (usize, usize) {
             None => runs.push((key, c.step, c.golden_win_rate, c.step)),
         }
     }
-    (runs.iter().filter(|x| x.1 == x.3 && x.3 > 0).count(), runs.len())
+    runs.iter().map(|x| (x.1, x.3)).collect()
 }
 
 fn show_plain(e: &Estimate) -> String {

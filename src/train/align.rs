@@ -35,13 +35,52 @@ pub struct AlignConfig {
     /// [`AlignConfig::is_eval_step`].
     #[serde(default)]
     pub log_evals: u32,
+    /// Train on past `steps` until the run is past its best (see [`PastBest`]); none: stop at `steps`.
+    #[serde(default)]
+    pub past_best: Option<PastBest>,
+}
+
+/// A stopping rule that trains a run past its best checkpoint, so that no run is cut off while still
+/// improving (the paper's offline sweep was long enough that its runs peaked): after the run's `steps`,
+/// training goes on, checkpointing every `eval_every` steps, while the best golden win rate so far (the
+/// earliest, on a tie) was reached fewer than `patience` steps before the last checkpoint, up to `max_steps`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastBest {
+    pub patience: u32,
+    pub max_steps: u32,
+}
+
+impl PastBest {
+    /// Whether a run whose checkpoints so far are `checkpoints` has improved within the last `patience` steps
+    /// (so is not yet past its best).
+    pub fn still_improving(&self, checkpoints: &[Checkpoint]) -> bool {
+        let Some(last) = checkpoints.last() else { return true };
+        let best = checkpoints.iter().fold(&checkpoints[0], |b, c| if c.golden_win_rate > b.golden_win_rate { c } else { b });
+        last.step - best.step < self.patience
+    }
 }
 
 impl AlignConfig {
     /// Whether `step` (1-based) ends with a checkpoint: every `eval_every` steps, the last step, and the
-    /// steps round(steps^(i/log_evals)) for i = 1..=log_evals.
+    /// steps round(steps^(i/log_evals)) for i = 1..=log_evals (and the cap of a [`PastBest`] run).
     pub fn is_eval_step(&self, step: u32) -> bool {
-        step % self.eval_every == 0 || step == self.steps || log_spaced(self.steps, self.log_evals).contains(&step)
+        step % self.eval_every == 0
+            || step == self.steps
+            || self.past_best.is_some_and(|p| step == p.max_steps)
+            || log_spaced(self.steps, self.log_evals).contains(&step)
+    }
+
+    /// Whether step `step` (0-based; `step` steps are done) is trained, given the checkpoints so far: every
+    /// step before `steps`; after it, up to a [`PastBest`] rule's cap, on to the next checkpoint, where the rule
+    /// decides again.
+    pub fn trains_step(&self, step: u32, checkpoints: &[Checkpoint]) -> bool {
+        if step < self.steps {
+            return true;
+        }
+        match self.past_best {
+            Some(p) if step < p.max_steps => !self.is_eval_step(step) || p.still_improving(checkpoints),
+            _ => false,
+        }
     }
 }
 
@@ -251,6 +290,9 @@ pub async fn align(
         }
         _ => {}
     }
+    if cfg.past_best.is_some() && !matches!(source, Source::Offline(_)) {
+        bail!("align: only an offline run trains on past its length until past its best (an online run's steps each have their own random streams, counted in advance)");
+    }
     let seed = cfg.seed;
     let t = task.context();
     let b = cfg.batch;
@@ -266,7 +308,8 @@ pub async fn align(
     let (mut buffered, mut buffered_from) = (Vec::<Pairs>::new(), 0u32);
     let mut loss_sum = 0.0;
     let mut since = 0;
-    for step in 0..cfg.steps {
+    let mut step = 0;
+    while cfg.trains_step(step, &checkpoints) {
         crate::control::yield_point().await?;
         // The pairs of this step.
         let pairs = match &source {
@@ -326,6 +369,7 @@ pub async fn align(
             loss_sum = 0.0;
             since = 0;
         }
+        step += 1;
     }
     Ok((policy, checkpoints, stream))
 }
@@ -342,6 +386,53 @@ mod tests {
         assert_eq!(classifier_score(0.3, false), 0.0);
         assert_eq!(classifier_score(-0.3, false), 1.0);
         assert_eq!(classifier_score(-0.3, true), 0.0);
+    }
+
+    fn checkpoints(win_rates: &[(u32, f32)]) -> Vec<super::Checkpoint> {
+        let c = |&(step, golden_win_rate): &(u32, f32)| super::Checkpoint {
+            step,
+            kl: 0.0,
+            golden_win_rate,
+            ties: 0.0,
+            classifier_accuracy: 0.5,
+            proxy_win_rate: None,
+            train_loss: None,
+            responses: Default::default(),
+            samples: vec![],
+        };
+        win_rates.iter().map(c).collect()
+    }
+
+    #[test]
+    fn a_run_trains_on_until_its_best_is_patience_steps_behind() {
+        use super::{AlignConfig, PastBest};
+        let rule = PastBest { patience: 300, max_steps: 2000 };
+        // Best at the last checkpoint: still improving; best 200 steps back: still; 300 back: past it.
+        assert!(rule.still_improving(&checkpoints(&[(0, 0.5), (900, 0.7), (1000, 0.8)])));
+        assert!(rule.still_improving(&checkpoints(&[(0, 0.5), (800, 0.8), (1000, 0.7)])));
+        assert!(!rule.still_improving(&checkpoints(&[(0, 0.5), (700, 0.8), (1000, 0.7)])));
+        // A tie counts from the earliest checkpoint that reached it.
+        assert!(!rule.still_improving(&checkpoints(&[(0, 0.5), (700, 0.8), (1000, 0.8)])));
+        let cfg = AlignConfig {
+            loss: crate::train::losses::Loss::Ipo,
+            beta: 0.1,
+            adamw: Default::default(),
+            steps: 1000,
+            batch: 8,
+            eval_every: 100,
+            seed: 0,
+            warmup_steps: 0,
+            log_evals: 0,
+            past_best: Some(rule),
+        };
+        let rising = checkpoints(&[(0, 0.5), (1000, 0.8)]);
+        let past = checkpoints(&[(0, 0.5), (600, 0.8), (1000, 0.7)]);
+        // Every step of the length is trained; after it the rule decides at checkpoints only, and the cap holds.
+        assert!(cfg.trains_step(999, &past));
+        assert!(!cfg.trains_step(1000, &past) && cfg.trains_step(1000, &rising));
+        assert!(cfg.trains_step(1050, &past), "between checkpoints a run goes on to the next one");
+        assert!(cfg.is_eval_step(2000) && !cfg.trains_step(2000, &rising));
+        assert!(!AlignConfig { past_best: None, ..cfg }.trains_step(1000, &rising));
     }
 
     #[test]
