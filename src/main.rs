@@ -15,6 +15,7 @@ mod serve;
 mod native {
     use alignment_gap::engine::{AdapterRequest, BackendChoice, Engine};
     use alignment_gap::model::checkpoint::{self, SpecialIds};
+    use alignment_gap::train::dataset_file;
     use alignment_gap::model::params::init_values;
     use alignment_gap::model::{Gpt, GptConfig, Head};
     use alignment_gap::tokenizer::{WordTokenizer, SPECIALS};
@@ -134,6 +135,35 @@ mod native {
             #[arg(required = true)]
             shards: Vec<PathBuf>,
         },
+        /// Offline IPO on a dataset file (one that reproduce wrote under datasets/, perhaps changed), from a seed's
+        /// π_sft of a reproduce output, evaluated as its runs were: writes checkpoints.json, metrics.csv and the
+        /// policy, and compares the checkpoints with FROM's runs of the same β, lr and length (the paper's exact
+        /// replay, by hand: an online stream trained on in order retraces its online run).
+        TrainOffline {
+            /// The dataset: a .safetensors file in alignment-gap's pairs format (docs in src/train/dataset_file.rs).
+            #[arg(long)]
+            data: PathBuf,
+            /// A reproduce output (it holds results.json): its config, and the seed's SFT, proxy and evaluation
+            /// sets from its stage cache.
+            #[arg(long)]
+            from: PathBuf,
+            #[arg(long)]
+            seed: u32,
+            #[arg(long)]
+            beta: f32,
+            #[arg(long)]
+            lr: f32,
+            /// Steps of the config's batch, over the file's pairs in order (default: as many as it holds).
+            #[arg(long)]
+            steps: Option<u32>,
+            /// The stage cache (default: FROM/cache).
+            #[arg(long)]
+            cache: Option<PathBuf>,
+            #[arg(long)]
+            out: PathBuf,
+            #[command(flatten)]
+            device: DeviceArgs,
+        },
         /// Rewrite metrics.csv, fig1.svg and summary.md of a reproduce output from its results.json.
         Summarize {
             /// The folder reproduce wrote (it holds results.json).
@@ -191,6 +221,7 @@ mod native {
             }
             Command::Merge { out, overwrite, shards } => report(merge(&out, overwrite, &shards)),
             Command::Summarize { dir } => report(summarize(&dir)),
+            Command::TrainOffline { data, from, seed, beta, lr, steps, cache, out, device } => report(train_offline(&TrainOffline { data, from, seed, beta, lr, steps, cache, out }, &device)),
             Command::Bench { device, sizes, repeats, json, profile } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile)),
         }
     }
@@ -245,6 +276,110 @@ mod native {
             let text = serde_json::to_string_pretty(&serde_json::json!({ "peak_gflops": peak, "sizes": rows })).expect("json");
             checkpoint::write_atomic(path, text.as_bytes())?;
         }
+        Ok(())
+    }
+
+    struct TrainOffline {
+        data: PathBuf,
+        from: PathBuf,
+        seed: u32,
+        beta: f32,
+        lr: f32,
+        steps: Option<u32>,
+        cache: Option<PathBuf>,
+        out: PathBuf,
+    }
+
+    fn train_offline(a: &TrainOffline, device: &DeviceArgs) -> alignment_gap::Result<()> {
+        use alignment_gap::experiments::fig1::{range, Fig1Results};
+        use alignment_gap::experiments::pipeline::{self, Row};
+        use alignment_gap::train::align::{align, AlignConfig, Source};
+        use alignment_gap::train::optim::AdamwConfig;
+        let fail = |m: String| alignment_gap::Error(m);
+        let path = a.from.join("results.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("--from: {}: {e} (a reproduce output holds results.json)", path.display())))?;
+        let from: Fig1Results = serde_json::from_str(&text).map_err(|e| fail(format!("--from: {}: {e}", path.display())))?;
+        let cfg = &from.config;
+        cfg.validate()?;
+        if !cfg.seeds.contains(&a.seed) {
+            return Err(fail(format!("--seed {}: {} holds seeds {:?}", a.seed, a.from.display(), cfg.seeds)));
+        }
+        alignment_gap::limits::real("--beta", a.beta, range::BETA, "IPO's target margin is 1/(2β)")?;
+        alignment_gap::limits::real("--lr", a.lr, range::LR, "a step as large as the weights themselves diverges at once")?;
+        let bytes = std::fs::read(&a.data).map_err(|e| fail(format!("--data: {}: {e}", a.data.display())))?;
+        let (pairs, source) = dataset_file::from_bytes(&bytes, &cfg.task).map_err(|e| fail(format!("--data {}: {}", a.data.display(), e.0)))?;
+        let batch = cfg.batch;
+        let steps = match a.steps {
+            Some(s) => s,
+            None => (pairs.len() / batch) as u32,
+        };
+        if steps == 0 || steps as usize * batch > pairs.len() {
+            return Err(fail(format!(
+                "--steps = {steps} needs {steps} × batch {batch} = {} pairs, taken in order; {} holds {} (a truncated stream?): at most --steps {}, at least 1",
+                steps as usize * batch, a.data.display(), pairs.len(), pairs.len() / batch
+            )));
+        }
+        eprintln!("train-offline: {} pairs ({source}); {steps} steps of {batch}", pairs.len());
+        checkpoint::create_dir_all(&a.out)?;
+        let e = open_engine(device)?;
+        let spec = cfg.stage_spec();
+        let mut cache = DirCache(a.cache.clone().unwrap_or_else(|| a.from.join("cache")));
+        let mut last = String::new();
+        let stages = pollster::block_on(pipeline::seed_stages(&e, &spec, a.seed, &mut cache, &mut |p| {
+            if let pipeline::Progress::Stage { name, .. } = p {
+                if name != last {
+                    eprintln!("{name}");
+                    last = name;
+                }
+            }
+        }))?;
+        let eval = pollster::block_on(stages.eval_set(&e, &spec))?;
+        let run = AlignConfig {
+            loss: spec.loss,
+            beta: a.beta,
+            adamw: AdamwConfig { lr: a.lr, ..AdamwConfig::default() },
+            steps,
+            batch,
+            eval_every: spec.eval_every,
+            seed: a.seed,
+            warmup_steps: spec.warmup_steps,
+            log_evals: spec.log_evals,
+            past_best: None,
+        };
+        let (policy, cps, _) = pollster::block_on(align(&e, spec.task, &stages.sft, Source::Offline(&pairs), &run, &eval, |c| {
+            eprintln!("step {}: KL {:.4}, golden win rate {:.4}", c.step, c.kl, c.golden_win_rate)
+        }))?;
+        let rows: Vec<Row> = cps.into_iter().map(|checkpoint| Row { method: "offline_file".into(), seed: a.seed, beta: a.beta, lr: a.lr, run_steps: steps, align_seed: None, checkpoint }).collect();
+        let json = serde_json::to_string_pretty(&rows).map_err(|e| fail(e.to_string()))?;
+        checkpoint::write_atomic(&a.out.join("checkpoints.json"), json.as_bytes())?;
+        checkpoint::write_atomic(&a.out.join("metrics.csv"), alignment_gap::report::metrics_csv(&rows).as_bytes())?;
+        let values = pollster::block_on(policy.values(&e))?;
+        let tokenizer = cfg.task.tokenizer()?.to_json()?;
+        let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
+        checkpoint::save(&a.out.join("model"), &policy.config, policy.head, &values, special, Some(&tokenizer))?;
+        // FROM's runs of the same setting, checkpoint by checkpoint: the largest difference in KL, golden win
+        // rate and training loss.
+        let mut methods: Vec<&str> = vec![];
+        for r in &from.checkpoints {
+            if !methods.contains(&r.method.as_str()) {
+                methods.push(&r.method);
+            }
+        }
+        for m in methods {
+            let theirs = |step: u32| from.checkpoints.iter().find(|r| r.method == m && r.seed == a.seed && r.beta == a.beta && r.lr == a.lr && r.run_steps == steps && r.align_seed.is_none() && r.checkpoint.step == step);
+            let diffs: Vec<f32> = rows
+                .iter()
+                .filter_map(|r| {
+                    let (x, y) = (&r.checkpoint, &theirs(r.checkpoint.step)?.checkpoint);
+                    Some([(x.kl - y.kl).abs(), (x.golden_win_rate - y.golden_win_rate).abs(), (x.train_loss.unwrap_or(0.0) - y.train_loss.unwrap_or(0.0)).abs()].into_iter().fold(0f32, f32::max))
+                })
+                .collect();
+            if diffs.len() == rows.len() {
+                let worst = diffs.iter().copied().fold(0f32, f32::max);
+                println!("against {}'s {m} run (seed {}, β {}, lr {}, {steps} steps): largest difference over {} checkpoints {worst:.2e}{}", a.from.display(), a.seed, a.beta, a.lr, rows.len(), if worst == 0.0 { " (identical)" } else { "" });
+            }
+        }
+        println!("wrote {}: checkpoints.json, metrics.csv, model/", a.out.display());
         Ok(())
     }
 
@@ -363,8 +498,10 @@ mod native {
                 std::fs::remove_file(&p).map_err(|e| err(&p, e))?;
             }
         }
-        if models.exists() {
-            std::fs::remove_dir_all(&models).map_err(|e| err(&models, e))?;
+        for dir in [models, out.join("datasets")] {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| err(&dir, e))?;
+            }
         }
         Ok(None)
     }
@@ -495,6 +632,8 @@ mod native {
         let state = std::sync::Mutex::new(LiveState { results: start, written_runs: 0, error: None });
         let live = LiveResults { out, read_only_after_runs, state };
         let trained = std::sync::Mutex::new(Vec::<TrainedModel>::new());
+        // Each dataset the runs trained on besides D_golden, encoded: (seed, name, source, pairs, bytes).
+        let data_files = std::sync::Mutex::new(Vec::<(u32, String, String, usize, Vec<u8>)>::new());
         // Each worker takes the next seed; a CPU worker has its own engine, the GPU one shares the device.
         let worker = |engine: &Engine| -> alignment_gap::Result<Vec<pipeline::SeedResults>> {
             let mut done = vec![];
@@ -540,6 +679,10 @@ mod native {
                             let model = TrainedModel { seed: models.seed, name: name.to_string(), config: m.config, head: m.head, values };
                             trained.lock().unwrap_or_else(|p| p.into_inner()).push(model);
                         }
+                        for d in &models.datasets {
+                            let bytes = dataset_file::to_bytes(&d.pairs, &cfg.task, &d.source)?;
+                            data_files.lock().unwrap_or_else(|p| p.into_inner()).push((d.seed, d.name.clone(), d.source.clone(), d.pairs.len(), bytes));
+                        }
                         Ok(())
                     },
                 ))
@@ -565,6 +708,14 @@ mod native {
         // Everything finished: the complete results, then the reports, then the models.
         let mut results = fig1::merge(&cfg, backend, per_seed);
         results.shard = options.shard;
+        // The datasets first, so that results.json names only files that are there.
+        for (seed, name, source, pairs, bytes) in data_files.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            let file = format!("datasets/seed{seed}/{name}.safetensors");
+            checkpoint::create_dir_all(&out.join(format!("datasets/seed{seed}")))?;
+            checkpoint::write_atomic(&out.join(&file), &bytes).map_err(|e| live.failed(e))?;
+            results.datasets.push(fig1::DatasetRecord { seed, name, file, source, pairs, bytes: bytes.len() as u64, sha256: dataset_file::sha256_hex(&bytes) });
+        }
+        results.sort();
         write_results(out, &results).map_err(|e| live.failed(e))?;
         write_reports(out, &results)?;
         let mut models = trained.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -594,6 +745,15 @@ mod native {
         write_reports(out, &results)?;
         for dir in shards {
             copy_models(&dir.join("models"), &out.join("models"))?;
+        }
+        for d in &results.datasets {
+            let from = shards.iter().map(|dir| dir.join(&d.file)).find(|p| p.exists());
+            let Some(from) = from else { return Err(alignment_gap::Error(format!("merge: no shard holds {} (results.json names it)", d.file))) };
+            let bytes = std::fs::read(&from).map_err(|e| alignment_gap::Error(format!("{}: {e}", from.display())))?;
+            if let Some(parent) = out.join(&d.file).parent() {
+                checkpoint::create_dir_all(parent)?;
+            }
+            checkpoint::write_atomic(&out.join(&d.file), &bytes)?;
         }
         println!("merged {} shards into {}", shards.len(), out.display());
         Ok(())

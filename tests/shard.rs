@@ -111,6 +111,33 @@ fn runs_on_the_online_stream_replay_exactly_and_shard_like_any_run() {
     assert!(summary.contains("### Exact replay") && summary.contains("largest difference 0.00e0 at every checkpoint: identical"), "{summary}");
     assert!(summary.contains("**online − stream_shuffled**"), "{summary}");
 
+    // The stream is saved as a dataset file, recorded with its size and digest; trained on in order by
+    // `train-offline`, it retraces the online run (the paper's App. F by hand), and a run longer than the
+    // file is refused by name.
+    let datasets = r["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 1, "{datasets:?}");
+    let d = &datasets[0];
+    assert_eq!((d["name"].as_str().unwrap(), d["pairs"].as_u64().unwrap()), ("online_stream_beta0.1_lr0.0005", 12 * 16));
+    let file = whole.join(d["file"].as_str().unwrap());
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), d["bytes"].as_u64().unwrap());
+    assert_eq!(alignment_gap::train::dataset_file::sha256_hex(&std::fs::read(&file).unwrap()), d["sha256"].as_str().unwrap());
+    let again = tmp("stream-train-offline");
+    let offline = |extra: &[&str]| {
+        let mut args = vec!["train-offline", "--data", file.to_str().unwrap(), "--from", whole.to_str().unwrap(), "--seed", "0", "--beta", "0.1", "--lr", "0.0005", "--backend", "cpu", "--out", again.to_str().unwrap()];
+        args.extend(extra);
+        cli(&args)
+    };
+    let (ok, stdout, stderr) = offline(&[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("'s online run (seed 0, β 0.1, lr 0.0005, 12 steps): largest difference over 3 checkpoints 0.00e0 (identical)"), "{stdout}");
+    let mut trained: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(again.join("checkpoints.json")).unwrap()).unwrap();
+    trained.iter_mut().for_each(|c| c["method"] = "any".into());
+    assert_eq!(trained, online, "the file's pairs in order retrace the online run, every metric");
+    let (ok, _, stderr) = offline(&["--steps", "13"]);
+    assert!(!ok && stderr.contains("--steps = 13 needs 13 × batch 16 = 208 pairs") && stderr.contains("a truncated stream?"), "{stderr}");
+    let (ok, _, stderr) = data(&tmp("stream-too-wide"), &["--set", "stream_windows=[32]"]);
+    assert!(!ok && stderr.contains("stream_windows[0] = 32 batches is larger than the stream"), "{stderr}");
+
     // Runs in order: online, replay, shuffled, offline, golden; shard 2/2 takes the replay (and the offline
     // run) but not their online run.
     let shards: Vec<PathBuf> = (1..=2).map(|i| tmp(&format!("stream-part{i}"))).collect();
@@ -169,4 +196,34 @@ fn pair_datasets_run_beside_offline_and_shard_like_any_run() {
     // Pair datasets are sampled from the online run of each run's own lr: not with an offline sweep.
     let (ok, _, stderr) = data(&tmp("pairs-sweep"), &["--set", "offline_lrs=[0.001]"]);
     assert!(!ok && stderr.contains("pair_datasets needs offline_lrs = []"), "{stderr}");
+}
+
+/// Semi-online IPO on the tiny preset: one run per refresh interval beside online, with its section in the
+/// summary (structure, not the outcome; the exact equality of refresh 1 and online is in tests/training.rs).
+#[test]
+fn semi_online_runs_beside_online() {
+    let out = tmp("semi-online");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", "semi_online=[4,0]", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let r = json(&out.join("results.json"));
+    let steps = |m: &str| -> Vec<u64> { r["checkpoints"].as_array().unwrap().iter().filter(|c| c["method"] == m).map(|c| c["step"].as_u64().unwrap()).collect() };
+    assert_eq!(steps("semi_online4"), steps("online"));
+    assert_eq!(steps("semi_online_never"), steps("online"));
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("## Semi-online IPO") && summary.contains("**online − semi_online4**") && summary.contains("**semi_online_never − offline**"), "{summary}");
+}
+
+/// The shuffle windows of Fig. 13 on the tiny preset: one run per window beside online, each a run of its own
+/// with the online run's checkpoints, and each its own section in the summary.
+#[test]
+fn shuffle_windows_run_beside_online() {
+    let out = tmp("windows");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", "stream_windows=[2,8]", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let r = json(&out.join("results.json"));
+    let steps = |m: &str| -> Vec<u64> { r["checkpoints"].as_array().unwrap().iter().filter(|c| c["method"] == m).map(|c| c["step"].as_u64().unwrap()).collect() };
+    assert_eq!(steps("stream_window2"), steps("online"));
+    assert_eq!(steps("stream_window8"), steps("online"));
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("**online − stream_window2**") && summary.contains("**stream_window8 − offline**"), "{summary}");
 }

@@ -5,6 +5,33 @@ import { $, el, get, show, fmtTime } from './ui.js';
 import { state, facts } from './state.js';
 import { setButtons, showReadiness } from './run.js';
 
+// Semi-online's refresh interval as a slider: each stop runs one semi-online arm beside online (which is
+// refresh 1); the list knob it writes stays the one source of the setting.
+const REFRESH_STOPS = [['', 'off: online and offline only'], ['4', 'every 4 steps'], ['16', 'every 16 steps'], ['64', 'every 64 steps'], ['0', 'never (π_sft\'s samples)']];
+
+function refreshSlider(input) {
+  const slider = el('input', { type: 'range', id: 'semi-online-slider', min: '0', max: String(REFRESH_STOPS.length - 1), step: '1' });
+  slider.setAttribute('aria-label', 'Semi-online refresh interval');
+  const shown = el('output', { id: 'semi-online-shown', htmlFor: 'semi-online-slider' });
+  slider.addEventListener('input', () => {
+    const [value, label] = REFRESH_STOPS[Number(slider.value)];
+    input.value = value;
+    shown.textContent = label;
+    onKnobChange();
+  });
+  return el('span', { className: 'slider' }, slider, shown);
+}
+
+function fillRefreshSlider() {
+  const slider = $('semi-online-slider');
+  if (!slider) return;
+  const v = get(state.config, 'semi_online') || [];
+  const at = v.length === 0 ? 0 : v.length === 1 ? REFRESH_STOPS.findIndex(([s]) => s === String(v[0])) : -1;
+  // A list of several intervals (from the text knob or a link) has no one stop: the slider says so.
+  $('semi-online-shown').textContent = at >= 0 ? REFRESH_STOPS[at][1] : `several: ${show(v)}`;
+  if (at >= 0) slider.value = String(at);
+}
+
 export function buildKnobs() {
   const form = $('knobs');
   form.replaceChildren();
@@ -15,21 +42,23 @@ export function buildKnobs() {
     input.addEventListener('change', onKnobChange);
     form.append(el('div', { className: 'knob' },
       el('label', { htmlFor: id, textContent: label }), input,
+      ...(key === 'semi_online' ? [refreshSlider(input)] : []),
       el('span', { className: 'hint', textContent: help }),
       el('span', { className: 'field-error', id: `${id}-error`, role: 'alert' })));
   }
 }
 
 export function fillKnobs() {
-  for (const input of $('knobs').querySelectorAll('input')) {
+  for (const input of $('knobs').querySelectorAll('input[data-key]')) {
     const v = get(state.config, input.dataset.key);
     if (input.type === 'checkbox') input.checked = !!v; else input.value = show(v);
   }
+  fillRefreshSlider();
 }
 
 export function knobQuery() {
   const params = [`preset=${encodeURIComponent(state.preset)}`];
-  for (const input of $('knobs').querySelectorAll('input')) {
+  for (const input of $('knobs').querySelectorAll('input[data-key]')) {
     const v = input.type === 'checkbox' ? String(input.checked) : input.value.trim();
     params.push(`${input.dataset.key}=${encodeURIComponent(v)}`);
   }
@@ -56,6 +85,7 @@ export function onKnobChange() {
   state.config = parsed.config;
   state.knobErrors = parsed.errors;
   showFieldErrors(parsed.errors);
+  fillRefreshSlider();
   writeUrl();
   setButtons();
   showReadiness();

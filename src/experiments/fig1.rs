@@ -302,6 +302,9 @@ impl Fig1Config {
             if !pipeline::STREAM_WINDOWS.contains(w) || self.stream_windows[..i].contains(w) {
                 bail!("stream_windows[{i}] = {w}: each must be one of {:?} (batches per shuffle window; 1 keeps the online order, 0 shuffles the whole stream), once", pipeline::STREAM_WINDOWS);
             }
+            if *w > self.steps {
+                bail!("stream_windows[{i}] = {w} batches is larger than the stream: an online run has steps = {} batches (0 shuffles the whole stream)", self.steps);
+            }
         }
         for (i, d) in self.pair_datasets.iter().enumerate() {
             if self.pair_datasets[..i].contains(d) {
@@ -584,12 +587,30 @@ pub struct Fig1Results {
     /// Set when these are the results of one shard (`reproduce --shard i/n`); `merge` combines them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// The dataset files written beside the results: the data the runs trained on besides D_golden.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<DatasetRecord>,
+}
+
+/// A dataset file `reproduce` wrote beside the results (format: `train::dataset_file`), for a user to download
+/// and load back (`alignment-gap train-offline`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DatasetRecord {
+    pub seed: u32,
+    pub name: String,
+    /// Its path inside the results folder.
+    pub file: String,
+    /// What the pairs are (also in the file's metadata).
+    pub source: String,
+    pub pairs: usize,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 impl Fig1Results {
     /// No checkpoints yet (a run under way).
     pub fn empty(cfg: &Fig1Config, backend: String) -> Self {
-        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None }
+        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![] }
     }
 
     /// Results order, whatever order the parts arrived in: seeds as in the config, each seed's runs as in
@@ -602,6 +623,7 @@ impl Fig1Results {
         self.checkpoints.sort_by_key(|row| (seed_pos(row.seed), run_pos(row), row.checkpoint.step));
         self.proxy.sort_by_key(|p| seed_pos(p.seed));
         self.sft_loss.sort_by_key(|(s, _)| seed_pos(*s));
+        self.datasets.sort_by(|a, b| (seed_pos(a.seed), &a.name).cmp(&(seed_pos(b.seed), &b.name)));
     }
 
     /// Adds a checkpoint, replacing the same checkpoint of the same run if it is there (a resumed run
@@ -650,7 +672,7 @@ pub async fn run_seed(
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
 pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
     seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));
-    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None };
+    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![] };
     for s in seeds {
         results.checkpoints.extend(s.checkpoints);
         results.proxy.push(s.proxy);
@@ -693,6 +715,7 @@ pub fn merge_seed_groups(cfg: &Fig1Config, parts: Vec<Fig1Results>) -> Result<Fi
         merged.checkpoints.extend(p.checkpoints);
         merged.proxy.extend(p.proxy);
         merged.sft_loss.extend(p.sft_loss);
+        merged.datasets.extend(p.datasets);
         for (name, secs) in p.timings {
             pipeline::add_time(&mut merged.timings, &name, secs * 1e3);
         }
@@ -740,6 +763,14 @@ pub fn merge_shards(parts: Vec<Fig1Results>) -> Result<Fig1Results> {
     merged.complete = true;
     for p in parts {
         merged.checkpoints.extend(p.checkpoints);
+        // A dataset two shards both built (an online stream each trained for its stream runs) is one file.
+        for d in p.datasets {
+            match merged.datasets.iter().find(|x| x.seed == d.seed && x.name == d.name) {
+                Some(x) if x.sha256 != d.sha256 => bail!("merge: shards disagree on seed {}'s dataset {} (sha256 {} vs {})", d.seed, d.name, x.sha256, d.sha256),
+                Some(_) => {}
+                None => merged.datasets.push(d),
+            }
+        }
         for r in p.proxy {
             match merged.proxy.iter().find(|q| q.seed == r.seed) {
                 Some(q) if q != &r => bail!("merge: shards disagree on seed {}'s proxy accuracy ({} vs {})", r.seed, q.heldout_accuracy, r.heldout_accuracy),

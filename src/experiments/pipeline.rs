@@ -110,6 +110,16 @@ pub enum Sampler {
     Late,
 }
 
+impl Sampler {
+    fn describe(self) -> &'static str {
+        match self {
+            Sampler::Sft => "π_sft",
+            Sampler::Early => "the early online policy",
+            Sampler::Late => "the final online policy",
+        }
+    }
+}
+
 /// The fraction of the online run's steps at which its "early" policy is taken: the paper's 800 of 4000.
 pub const EARLY: f64 = 0.2;
 
@@ -276,6 +286,27 @@ pub struct SeedModels {
     pub sft: Gpt,
     pub proxy: Gpt,
     pub policies: Vec<(String, Gpt)>,
+    /// The datasets the seed's runs trained on besides D_golden: online streams, pair datasets.
+    pub datasets: Vec<NamedDataset>,
+}
+
+/// A dataset a run trained on, to save beside the results (`train::dataset_file`).
+pub struct NamedDataset {
+    pub seed: u32,
+    /// The file's name without its extension, e.g. `online_stream_beta0.1_lr0.0005`.
+    pub name: String,
+    /// What the pairs are, in a sentence (the file's `source` metadata).
+    pub source: String,
+    pub pairs: Pairs,
+}
+
+/// Records an online run's stream D_online, in training order, as a dataset to save.
+fn keep_stream(datasets: &mut Vec<NamedDataset>, seed: u32, online: &RunSpec, stream: &Pairs, spec: &StageSpec, suffix: &dyn Fn(&RunSpec) -> String, who: &dyn Fn(&RunSpec) -> String) {
+    let source = format!(
+        "D_online: the stream of online IPO ({}, β {}, lr {}): {} steps of {} pairs sampled from the current policy and labelled by the proxy, in training order",
+        who(online), online.beta, online.lr, online.steps, spec.batch
+    );
+    datasets.push(NamedDataset { seed, name: format!("online_stream{}", suffix(online)), source, pairs: stream.clone() });
 }
 
 impl SeedModels {
@@ -642,47 +673,54 @@ pub async fn run_seed(
     // The online runs' streams (D_online) that stream runs of this seed train on.
     let mut streams: Vec<(RunSpec, Pairs)> = vec![];
     let online_of = |r: &RunSpec| RunSpec { method: Method::Online, ..*r };
-    let backend = e.describe();
-    // The stream runs still to be trained (the others come from the cache and need no stream).
-    let mut untrained_streams = vec![];
+    // Every stream run needs its online run's stream, and every pair run its dataset, even when the run itself
+    // comes from the cache: the datasets are saved beside the results (the cache keeps a run's policy and
+    // checkpoints, not its data).
+    let stream_runs: Vec<RunSpec> = runs.iter().filter(|r| matches!(r.method, Method::Stream(_))).copied().collect();
     // The pair datasets built for this seed's runs, by (β, lr, alignment seed, dataset).
     let mut pair_datasets: Vec<((u32, u32, Option<u32>, PairDataset), Pairs)> = vec![];
-    for r in runs.iter().filter(|r| matches!(r.method, Method::Stream(_))) {
-        if !cache.contains(&run_key(spec, seed, &backend, r)) {
-            untrained_streams.push(*r);
-        }
-    }
+    let mut datasets: Vec<NamedDataset> = vec![];
+    let suffix = |r: &RunSpec| format!("_beta{}_lr{}{}", r.beta, r.lr, r.align_seed.map(|a| format!("_align{a}")).unwrap_or_default());
+    let who = |r: &RunSpec| format!("seed {seed}{}", r.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default());
     for run in runs {
         let t0 = now_ms();
-        let online_stream = match run.method {
-            Method::Stream(window) if untrained_streams.contains(run) => {
+        let data = match run.method {
+            Method::Stream(window) => {
                 let online = online_of(run);
                 if !streams.iter().any(|(r, _)| *r == online) {
-                    // Its online run is not among this process's runs (a shard) or came from the cache:
-                    // trained again, unreported, for its stream alone (its time counted as online's).
+                    // Its online run is not among this process's runs (a shard): trained again, unreported, for
+                    // its stream alone (its time counted as online's).
                     progress(Progress::Stage { name: format!("seed {seed}: online β={} lr={} again, for its stream", run.beta, run.lr), step: 0, total: run.steps as u64 });
                     let (_, _, s) = stages.align_run(e, spec, &eval, &online, cache, &mut |_| {}, None, true).await?;
+                    keep_stream(&mut datasets, seed, &online, &s, spec, &suffix, &who);
                     streams.push((online, s));
                     add_time(&mut timings, Method::Online.name(), now_ms() - t0);
                 }
                 let stream = &streams.iter().find(|(r, _)| *r == online).expect("stream kept above").1;
                 Some(crate::train::data::shuffle_in_windows(stream, spec.batch, window, run.align_seed.unwrap_or(seed)))
             }
-            Method::Pairs(dataset) if !cache.contains(&run_key(spec, seed, &backend, run)) => {
+            Method::Pairs(dataset) => {
                 let key = (run.beta.to_bits(), run.lr.to_bits(), run.align_seed, dataset);
                 if !pair_datasets.iter().any(|(k, _)| *k == key) {
                     let pairs = stages.pair_dataset(e, spec, &eval, run, dataset, cache, progress).await?;
+                    let (a, b) = dataset.samplers();
+                    let source = format!(
+                        "D_{}: golden-labelled pairs on D_golden's prompts, the first response from {}, the second from {} ({}, online IPO at β {}, lr {}, {} steps; early = step {})",
+                        run.method.name().replace("_vs_", "-vs-"), a.describe(), b.describe(), who(run), run.beta, run.lr, spec.online_steps, early_steps(spec.online_steps)
+                    );
+                    datasets.push(NamedDataset { seed, name: format!("{}{}", run.method.name(), suffix(run)), source, pairs: pairs.clone() });
                     pair_datasets.push((key, pairs));
                 }
                 pair_datasets.iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone())
             }
             _ => None,
         };
-        // An online run is trained again (not read from the cache) when a stream run of it still has to be
-        // trained: the cache keeps a run's policy and checkpoints, not its stream.
-        let feeds_a_stream = run.method == Method::Online && untrained_streams.iter().any(|r| online_of(r) == *run);
-        let (policy, rows, stream) = stages.align_run(e, spec, &eval, run, cache, progress, online_stream.as_ref(), feeds_a_stream).await?;
+        // An online run that a stream run of this seed follows is trained (not read from the cache), for its
+        // stream: the cache keeps a run's policy and checkpoints, not its stream.
+        let feeds_a_stream = run.method == Method::Online && stream_runs.iter().any(|r| online_of(r) == *run);
+        let (policy, rows, stream) = stages.align_run(e, spec, &eval, run, cache, progress, data.as_ref(), feeds_a_stream).await?;
         if feeds_a_stream {
+            keep_stream(&mut datasets, seed, run, &stream, spec, &suffix, &who);
             streams.push((*run, stream));
         }
         checkpoints.extend(rows);
@@ -692,6 +730,6 @@ pub async fn run_seed(
     drop(eval);
     let report = stages.proxy_report.clone();
     let sft_loss = stages.sft_loss.clone();
-    keep(SeedModels { seed, sft: stages.sft, proxy: stages.proxy, policies })?;
+    keep(SeedModels { seed, sft: stages.sft, proxy: stages.proxy, policies, datasets })?;
     Ok(SeedResults { seed, checkpoints, proxy: report, sft_loss, timings })
 }

@@ -3,6 +3,7 @@
 pub mod align;
 pub mod batch;
 pub mod data;
+pub mod dataset_file;
 pub mod eval;
 pub mod losses;
 pub mod optim;

@@ -158,14 +158,21 @@ test('a changed setting goes into the URL and comes back from it', async () => {
     await page.dispatchEvent('#knob-steps', 'change');
     await page.fill('#knob-betas', '0.05,0.2');
     await page.dispatchEvent('#knob-betas', 'change');
+    // The semi-online slider writes its list knob and the link; its stops are the refresh intervals.
+    await page.$eval('#semi-online-slider', (s) => { s.value = '2'; s.dispatchEvent(new Event('input', { bubbles: true })); });
+    assert.equal(await page.inputValue('#knob-semi_online'), '16');
+    assert.equal(await page.textContent('#semi-online-shown'), 'every 16 steps');
+    await page.screenshot({ path: path.join(shots, 'knobs-semi-online.png'), fullPage: false });
     const link = page.url();
     assert.match(link, /preset=fig1-tiny/);
     assert.match(link, /steps=7/);
+    assert.match(link, /semi_online=16/);
     const again = await browser.newPage();
     await again.goto(link);
     await again.waitForFunction(() => document.getElementById('knob-steps')?.value);
     assert.equal(await again.inputValue('#knob-steps'), '7');
     assert.equal(await again.inputValue('#knob-betas'), '0.05,0.2');
+    assert.equal(await again.inputValue('#semi-online-slider'), '2', 'the slider comes back from the link');
     assert.equal(await again.inputValue('#preset'), 'fig1-tiny');
     assert.equal(await again.isVisible('#url-errors'), false);
     assert.deepEqual(errors, []);
