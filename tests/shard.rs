@@ -198,32 +198,32 @@ fn pair_datasets_run_beside_offline_and_shard_like_any_run() {
     assert!(!ok && stderr.contains("pair_datasets needs offline_lrs = []"), "{stderr}");
 }
 
-/// Semi-online IPO on the tiny preset: one run per refresh interval beside online, with its section in the
-/// summary (structure, not the outcome; the exact equality of refresh 1 and online is in tests/training.rs).
-#[test]
-fn semi_online_runs_beside_online() {
-    let out = tmp("semi-online");
-    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", "semi_online=[4,0]", "--out", out.to_str().unwrap()]);
+/// The tiny preset with `set`: each of `arms` is a run beside online with online's checkpoints, and the
+/// summary holds each of `sections` (structure, not the outcome).
+fn arms_beside_online(name: &str, set: &str, arms: &[&str], sections: &[&str]) {
+    let out = tmp(name);
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", set, "--out", out.to_str().unwrap()]);
     assert!(ok, "{stderr}");
     let r = json(&out.join("results.json"));
     let steps = |m: &str| -> Vec<u64> { r["checkpoints"].as_array().unwrap().iter().filter(|c| c["method"] == m).map(|c| c["step"].as_u64().unwrap()).collect() };
-    assert_eq!(steps("semi_online4"), steps("online"));
-    assert_eq!(steps("semi_online_never"), steps("online"));
+    for arm in arms {
+        assert_eq!(steps(arm), steps("online"), "{arm}");
+    }
     let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(summary.contains("## Semi-online IPO") && summary.contains("**online − semi_online4**") && summary.contains("**semi_online_never − offline**"), "{summary}");
+    for section in sections {
+        assert!(summary.contains(section), "{section} missing from {summary}");
+    }
 }
 
-/// The shuffle windows of Fig. 13 on the tiny preset: one run per window beside online, each a run of its own
-/// with the online run's checkpoints, and each its own section in the summary.
+/// Semi-online IPO: one run per refresh interval (the exact equality of refresh 1 and online is in
+/// tests/training.rs).
+#[test]
+fn semi_online_runs_beside_online() {
+    arms_beside_online("semi-online", "semi_online=[4,0]", &["semi_online4", "semi_online_never"], &["## Semi-online IPO", "**online − semi_online4**", "**semi_online_never − offline**"]);
+}
+
+/// The shuffle windows of Fig. 13: one run per window, each its own section in the summary.
 #[test]
 fn shuffle_windows_run_beside_online() {
-    let out = tmp("windows");
-    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", "stream_windows=[2,8]", "--out", out.to_str().unwrap()]);
-    assert!(ok, "{stderr}");
-    let r = json(&out.join("results.json"));
-    let steps = |m: &str| -> Vec<u64> { r["checkpoints"].as_array().unwrap().iter().filter(|c| c["method"] == m).map(|c| c["step"].as_u64().unwrap()).collect() };
-    assert_eq!(steps("stream_window2"), steps("online"));
-    assert_eq!(steps("stream_window8"), steps("online"));
-    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(summary.contains("**online − stream_window2**") && summary.contains("**stream_window8 − offline**"), "{summary}");
+    arms_beside_online("windows", "stream_windows=[2,8]", &["stream_window2", "stream_window8"], &["**online − stream_window2**", "**stream_window8 − offline**"]);
 }

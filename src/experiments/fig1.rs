@@ -525,7 +525,7 @@ pub fn knobs() -> Vec<Knob> {
         k("warmup", "Warm-up (fraction)", "real", "0 – 0.5 of the online steps with a rising lr, the same steps for every run".into()),
         k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
         k("semi_online", "Semi-online refresh", "list", format!("semi-online IPO beside online, refreshing its data every this many steps; each of {:?} (0: never)", pipeline::SEMI_ONLINE_REFRESH)),
-        k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset: a list of {}", PairDataset::ALL.map(|d| format!("\"{}\"", Method::Pairs(d).name())).join(", "))),
+        k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset; any of {}", PairDataset::ALL.map(|d| Method::Pairs(d).name()).join(", "))),
         k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
         k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),
         k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),

@@ -100,7 +100,8 @@ mod shuffle_tests {
     }
 }
 
-#[cfg(test)]
+// Native only: it runs the engine to completion with pollster (the browser tests are tests/web.rs).
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod pair_dataset_tests {
     use super::*;
     use crate::model::{GptConfig, Head};
