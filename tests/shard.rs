@@ -23,6 +23,28 @@ fn sweep(out: &Path, extra: &[&str]) -> (bool, String, String) {
     cli(&args)
 }
 
+/// The tiny preset with one `--set` (the experiment's knob), writing to `out`, with `extra` arguments.
+fn tiny(set: &str, out: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", set, "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    cli(&args)
+}
+
+/// Runs `tiny(set)` as two shards and merges them; the merged checkpoints must equal `whole`'s. Returns the
+/// shards' folders.
+fn two_shards_merge_to(name: &str, set: &str, whole: &serde_json::Value) -> Vec<PathBuf> {
+    let shards: Vec<PathBuf> = (1..=2).map(|i| tmp(&format!("{name}-part{i}"))).collect();
+    for (i, dir) in shards.iter().enumerate() {
+        let (ok, _, stderr) = tiny(set, dir, &["--shard", &format!("{}/2", i + 1)]);
+        assert!(ok, "{stderr}");
+    }
+    let merged = tmp(&format!("{name}-merged"));
+    let (ok, _, stderr) = cli(&["merge", "--out", merged.to_str().unwrap(), shards[0].to_str().unwrap(), shards[1].to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json(&merged.join("results.json"))["checkpoints"], whole["checkpoints"]);
+    shards
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -83,13 +105,9 @@ fn three_shards_merged_equal_one_unsharded_run() {
 /// the merged shards equal one unsharded run.
 #[test]
 fn runs_on_the_online_stream_replay_exactly_and_shard_like_any_run() {
-    let data = |out: &Path, extra: &[&str]| {
-        let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", "stream_windows=[1,0]", "--out", out.to_str().unwrap()];
-        args.extend(extra);
-        cli(&args)
-    };
+    const SET: &str = "stream_windows=[1,0]";
     let whole = tmp("stream-whole");
-    let (ok, _, stderr) = data(&whole, &[]);
+    let (ok, _, stderr) = tiny(SET, &whole, &[]);
     assert!(ok, "{stderr}");
     let r = json(&whole.join("results.json"));
     let rows = r["checkpoints"].as_array().unwrap();
@@ -135,23 +153,15 @@ fn runs_on_the_online_stream_replay_exactly_and_shard_like_any_run() {
     assert_eq!(trained, online, "the file's pairs in order retrace the online run, every metric");
     let (ok, _, stderr) = offline(&["--steps", "13"]);
     assert!(!ok && stderr.contains("--steps = 13 needs 13 × batch 16 = 208 pairs") && stderr.contains("a truncated stream?"), "{stderr}");
-    let (ok, _, stderr) = data(&tmp("stream-too-wide"), &["--set", "stream_windows=[32]"]);
+    let (ok, _, stderr) = tiny(SET, &tmp("stream-too-wide"), &["--set", "stream_windows=[32]"]);
     assert!(!ok && stderr.contains("stream_windows[0] = 32 batches is larger than the stream"), "{stderr}");
 
     // Runs in order: online, replay, shuffled, offline, golden; shard 2/2 takes the replay (and the offline
     // run) but not their online run.
-    let shards: Vec<PathBuf> = (1..=2).map(|i| tmp(&format!("stream-part{i}"))).collect();
-    for (i, dir) in shards.iter().enumerate() {
-        let (ok, _, stderr) = data(dir, &["--shard", &format!("{}/2", i + 1)]);
-        assert!(ok, "{stderr}");
-    }
+    let shards = two_shards_merge_to("stream", SET, &r);
     let part2 = json(&shards[1].join("results.json"));
     let methods: Vec<&str> = part2["checkpoints"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
     assert!(methods.contains(&"replay") && !methods.contains(&"online"), "{methods:?}");
-    let merged = tmp("stream-merged");
-    let (ok, _, stderr) = cli(&["merge", "--out", merged.to_str().unwrap(), shards[0].to_str().unwrap(), shards[1].to_str().unwrap()]);
-    assert!(ok, "{stderr}");
-    assert_eq!(json(&merged.join("results.json"))["checkpoints"], r["checkpoints"]);
 }
 
 /// The quality and dataset experiments (the paper's Figs 5 and 12) on the tiny preset: offline IPO on
@@ -160,13 +170,9 @@ fn runs_on_the_online_stream_replay_exactly_and_shard_like_any_run() {
 /// the online run trains it again, unreported, for its policies).
 #[test]
 fn pair_datasets_run_beside_offline_and_shard_like_any_run() {
-    let data = |out: &Path, extra: &[&str]| {
-        let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", r#"pair_datasets=["sft_vs_early","late_vs_late"]"#, "--out", out.to_str().unwrap()];
-        args.extend(extra);
-        cli(&args)
-    };
+    const SET: &str = r#"pair_datasets=["sft_vs_early","late_vs_late"]"#;
     let whole = tmp("pairs-whole");
-    let (ok, _, stderr) = data(&whole, &[]);
+    let (ok, _, stderr) = tiny(SET, &whole, &[]);
     assert!(ok, "{stderr}");
     let r = json(&whole.join("results.json"));
     let rows = r["checkpoints"].as_array().unwrap();
@@ -184,17 +190,9 @@ fn pair_datasets_run_beside_offline_and_shard_like_any_run() {
     assert!(summary.contains("## Which pairs teach") && summary.contains("**sft_vs_early − offline**") && summary.contains("**late_vs_late − offline**"), "{summary}");
     assert!(summary.contains("Peak golden win rate") && summary.contains("late_vs_late "), "{summary}");
 
-    let shards: Vec<PathBuf> = (1..=2).map(|i| tmp(&format!("pairs-part{i}"))).collect();
-    for (i, dir) in shards.iter().enumerate() {
-        let (ok, _, stderr) = data(dir, &["--shard", &format!("{}/2", i + 1)]);
-        assert!(ok, "{stderr}");
-    }
-    let merged = tmp("pairs-merged");
-    let (ok, _, stderr) = cli(&["merge", "--out", merged.to_str().unwrap(), shards[0].to_str().unwrap(), shards[1].to_str().unwrap()]);
-    assert!(ok, "{stderr}");
-    assert_eq!(json(&merged.join("results.json"))["checkpoints"], r["checkpoints"]);
+    two_shards_merge_to("pairs", SET, &r);
     // Pair datasets are sampled from the online run of each run's own lr: not with an offline sweep.
-    let (ok, _, stderr) = data(&tmp("pairs-sweep"), &["--set", "offline_lrs=[0.001]"]);
+    let (ok, _, stderr) = tiny(SET, &tmp("pairs-sweep"), &["--set", "offline_lrs=[0.001]"]);
     assert!(!ok && stderr.contains("pair_datasets needs offline_lrs = []"), "{stderr}");
 }
 
@@ -202,7 +200,7 @@ fn pair_datasets_run_beside_offline_and_shard_like_any_run() {
 /// summary holds each of `sections` (structure, not the outcome).
 fn arms_beside_online(name: &str, set: &str, arms: &[&str], sections: &[&str]) {
     let out = tmp(name);
-    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", set, "--out", out.to_str().unwrap()]);
+    let (ok, _, stderr) = tiny(set, &out, &[]);
     assert!(ok, "{stderr}");
     let r = json(&out.join("results.json"));
     let steps = |m: &str| -> Vec<u64> { r["checkpoints"].as_array().unwrap().iter().filter(|c| c["method"] == m).map(|c| c["step"].as_u64().unwrap()).collect() };

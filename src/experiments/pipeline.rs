@@ -22,6 +22,7 @@ use crate::train::optim::AdamwConfig;
 use crate::train::pm::{train_pm, Pairs, PmConfig, PmData, PmEval};
 use crate::train::sft::{train_sft, SftConfig};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The policy's shape (its context and vocabulary come from the task).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +232,18 @@ impl RunSpec {
         let repeat = self.align_seed.map(|a| format!("_align{a}")).unwrap_or_default();
         format!("{}_beta{}_lr{}_steps{}{repeat}", self.method.name(), self.beta, self.lr, self.steps)
     }
+
+    /// The name of a dataset of this run's setting (its file under `datasets/seed*/`, without the extension):
+    /// `{kind}_beta{β}_lr{lr}`, and `_align{a}` on a repeat.
+    pub fn data_name(&self, kind: &str) -> String {
+        let repeat = self.align_seed.map(|a| format!("_align{a}")).unwrap_or_default();
+        format!("{kind}_beta{}_lr{}{repeat}", self.beta, self.lr)
+    }
+
+    /// "seed S", and ", alignment seed A" on a repeat: whose randomness a dataset of this run drew.
+    fn whose(&self, seed: u32) -> String {
+        format!("seed {seed}{}", self.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default())
+    }
 }
 
 /// One checkpoint of one run, as results.json and metrics.csv hold it.
@@ -300,13 +313,13 @@ pub struct NamedDataset {
     pub pairs: Pairs,
 }
 
-/// Records an online run's stream D_online, in training order, as a dataset to save.
-fn keep_stream(datasets: &mut Vec<NamedDataset>, seed: u32, online: &RunSpec, stream: &Pairs, spec: &StageSpec, suffix: &dyn Fn(&RunSpec) -> String, who: &dyn Fn(&RunSpec) -> String) {
+/// An online run's stream D_online, in training order, as a dataset to save.
+fn stream_dataset(seed: u32, online: &RunSpec, stream: Pairs, batch: usize) -> NamedDataset {
     let source = format!(
-        "D_online: the stream of online IPO ({}, β {}, lr {}): {} steps of {} pairs sampled from the current policy and labelled by the proxy, in training order",
-        who(online), online.beta, online.lr, online.steps, spec.batch
+        "D_online: the stream of online IPO ({}, β {}, lr {}): {} steps of {batch} pairs sampled from the current policy and labelled by the proxy, in training order",
+        online.whose(seed), online.beta, online.lr, online.steps
     );
-    datasets.push(NamedDataset { seed, name: format!("online_stream{}", suffix(online)), source, pairs: stream.clone() });
+    NamedDataset { seed, name: online.data_name("online_stream"), source, pairs: stream }
 }
 
 impl SeedModels {
@@ -670,58 +683,51 @@ pub async fn run_seed(
     let stages = seed_stages(e, spec, seed, cache, progress).await?;
     let eval = stages.eval_set(e, spec).await?;
     let (mut checkpoints, mut policies, mut timings) = (vec![], vec![], stages.timings.clone());
-    // The online runs' streams (D_online) that stream runs of this seed train on.
-    let mut streams: Vec<(RunSpec, Pairs)> = vec![];
     let online_of = |r: &RunSpec| RunSpec { method: Method::Online, ..*r };
     // Every stream run needs its online run's stream, and every pair run its dataset, even when the run itself
     // comes from the cache: the datasets are saved beside the results (the cache keeps a run's policy and
-    // checkpoints, not its data).
+    // checkpoints, not its data). They are kept here once, by name, and read from here by the runs.
     let stream_runs: Vec<RunSpec> = runs.iter().filter(|r| matches!(r.method, Method::Stream(_))).copied().collect();
-    // The pair datasets built for this seed's runs, by (β, lr, alignment seed, dataset).
-    let mut pair_datasets: Vec<((u32, u32, Option<u32>, PairDataset), Pairs)> = vec![];
     let mut datasets: Vec<NamedDataset> = vec![];
-    let suffix = |r: &RunSpec| format!("_beta{}_lr{}{}", r.beta, r.lr, r.align_seed.map(|a| format!("_align{a}")).unwrap_or_default());
-    let who = |r: &RunSpec| format!("seed {seed}{}", r.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default());
+    let position = |datasets: &[NamedDataset], name: &str| datasets.iter().position(|d| d.name == name);
     for run in runs {
         let t0 = now_ms();
-        let data = match run.method {
+        let data: Option<Cow<Pairs>> = match run.method {
             Method::Stream(window) => {
                 let online = online_of(run);
-                if !streams.iter().any(|(r, _)| *r == online) {
+                let name = online.data_name("online_stream");
+                if position(&datasets, &name).is_none() {
                     // Its online run is not among this process's runs (a shard): trained again, unreported, for
                     // its stream alone (its time counted as online's).
                     progress(Progress::Stage { name: format!("seed {seed}: online β={} lr={} again, for its stream", run.beta, run.lr), step: 0, total: run.steps as u64 });
                     let (_, _, s) = stages.align_run(e, spec, &eval, &online, cache, &mut |_| {}, None, true).await?;
-                    keep_stream(&mut datasets, seed, &online, &s, spec, &suffix, &who);
-                    streams.push((online, s));
+                    datasets.push(stream_dataset(seed, &online, s, spec.batch));
                     add_time(&mut timings, Method::Online.name(), now_ms() - t0);
                 }
-                let stream = &streams.iter().find(|(r, _)| *r == online).expect("stream kept above").1;
-                Some(crate::train::data::shuffle_in_windows(stream, spec.batch, window, run.align_seed.unwrap_or(seed)))
+                let stream = &datasets[position(&datasets, &name).expect("kept above")].pairs;
+                Some(Cow::Owned(crate::train::data::shuffle_in_windows(stream, spec.batch, window, run.align_seed.unwrap_or(seed))))
             }
             Method::Pairs(dataset) => {
-                let key = (run.beta.to_bits(), run.lr.to_bits(), run.align_seed, dataset);
-                if !pair_datasets.iter().any(|(k, _)| *k == key) {
+                let name = run.data_name(run.method.name());
+                if position(&datasets, &name).is_none() {
                     let pairs = stages.pair_dataset(e, spec, &eval, run, dataset, cache, progress).await?;
                     let (a, b) = dataset.samplers();
                     let source = format!(
                         "D_{}: golden-labelled pairs on D_golden's prompts, the first response from {}, the second from {} ({}, online IPO at β {}, lr {}, {} steps; early = step {})",
-                        run.method.name().replace("_vs_", "-vs-"), a.describe(), b.describe(), who(run), run.beta, run.lr, spec.online_steps, early_steps(spec.online_steps)
+                        run.method.name().replace("_vs_", "-vs-"), a.describe(), b.describe(), run.whose(seed), run.beta, run.lr, spec.online_steps, early_steps(spec.online_steps)
                     );
-                    datasets.push(NamedDataset { seed, name: format!("{}{}", run.method.name(), suffix(run)), source, pairs: pairs.clone() });
-                    pair_datasets.push((key, pairs));
+                    datasets.push(NamedDataset { seed, name: name.clone(), source, pairs });
                 }
-                pair_datasets.iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone())
+                Some(Cow::Borrowed(&datasets[position(&datasets, &name).expect("kept above")].pairs))
             }
             _ => None,
         };
         // An online run that a stream run of this seed follows is trained (not read from the cache), for its
         // stream: the cache keeps a run's policy and checkpoints, not its stream.
         let feeds_a_stream = run.method == Method::Online && stream_runs.iter().any(|r| online_of(r) == *run);
-        let (policy, rows, stream) = stages.align_run(e, spec, &eval, run, cache, progress, data.as_ref(), feeds_a_stream).await?;
+        let (policy, rows, stream) = stages.align_run(e, spec, &eval, run, cache, progress, data.as_deref(), feeds_a_stream).await?;
         if feeds_a_stream {
-            keep_stream(&mut datasets, seed, run, &stream, spec, &suffix, &who);
-            streams.push((*run, stream));
+            datasets.push(stream_dataset(seed, run, stream, spec.batch));
         }
         checkpoints.extend(rows);
         policies.push((run.model_name(), policy));

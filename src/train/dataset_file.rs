@@ -107,9 +107,6 @@ pub fn from_bytes(bytes: &[u8], task: &TaskConfig) -> Result<(Pairs, String)> {
             out.push(y[..l as usize].to_vec());
         }
     }
-    pairs.y1.truncate(n);
-    pairs.y2.truncate(n);
-    pairs.prompts.truncate(n);
     let bad = |ys: &[Vec<u32>]| ys.iter().enumerate().find_map(|(i, y)| y.iter().find(|&&t| t >= vocab).map(|&t| (i, t)));
     for (name, ys) in [("prompts", &pairs.prompts), ("y1", &pairs.y1), ("y2", &pairs.y2)] {
         if let Some((i, t)) = bad(ys) {
