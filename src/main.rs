@@ -783,7 +783,10 @@ mod native {
     fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
         use alignment_gap::report::{figure, summary};
         let bins = summary::binned(&summary::main_rows(&results.checkpoints), 6);
-        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints)?.as_bytes())?;
+        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints, results.config.loss)?.as_bytes())?;
+        for &a in &results.config.analyses {
+            checkpoint::write_atomic(&out.join(a.figure_file()), alignment_gap::report::classifiers::analysis_svg(a, results)?.as_bytes())?;
+        }
         let md = summary::summary_md(results, &bins);
         checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;
         println!("{}", md.lines().skip_while(|l| !l.starts_with("## Verdict")).collect::<Vec<_>>().join("\n"));
@@ -798,7 +801,7 @@ mod native {
             serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
         write_metrics(dir, &results)?;
         write_reports(dir, &results)?;
-        println!("rewrote {}/metrics.csv, fig1.svg and summary.md from results.json", dir.display());
+        println!("rewrote {}/metrics.csv, fig1.svg, the analyses' figures and summary.md from results.json", dir.display());
         Ok(())
     }
 

@@ -70,6 +70,9 @@ pub mod streams {
     /// checkpoint: common random numbers make checkpoints comparable).
     pub const EVAL_WIN_SAMPLES: u32 = 0xE0_0001;
     pub const EVAL_KL_SAMPLES: u32 = 0xE0_0002;
+    /// Self-classification: each checkpoint's second sample per win-rate prompt, and the golden label coins.
+    pub const EVAL_SELF_SAMPLES: u32 = 0xE0_0003;
+    pub const EVAL_SELF_COINS: u32 = 0xE0_0004;
     /// Evaluation data fixed per seed: win-rate prompts, π_sft's baseline responses, KL prompts.
     pub const EVAL_WIN_PROMPTS: u32 = 0xE1_0000;
     pub const EVAL_BASELINE: u32 = 0xE2_0000;
@@ -79,7 +82,7 @@ pub mod streams {
     pub const STREAM_SHUFFLE: u32 = 0xF50_0000;
 
     /// (purpose, start, end) of every range; single streams are ranges of one.
-    pub const RANGES: [(&str, u32, u32); 14] = [
+    pub const RANGES: [(&str, u32, u32); 16] = [
         ("init", INIT.0, INIT.1),
         ("sft", SFT.0, SFT.1),
         ("align prompts", ALIGN_PROMPTS, ALIGN_PROMPTS + 1),
@@ -90,6 +93,8 @@ pub mod streams {
         ("pair datasets", PAIR_DATASETS.0, PAIR_DATASETS.1),
         ("eval win samples", EVAL_WIN_SAMPLES, EVAL_WIN_SAMPLES + 1),
         ("eval kl samples", EVAL_KL_SAMPLES, EVAL_KL_SAMPLES + 1),
+        ("eval self samples", EVAL_SELF_SAMPLES, EVAL_SELF_SAMPLES + 1),
+        ("eval self coins", EVAL_SELF_COINS, EVAL_SELF_COINS + 1),
         ("eval win prompts", EVAL_WIN_PROMPTS, EVAL_WIN_PROMPTS + 1),
         ("eval baseline", EVAL_BASELINE, EVAL_BASELINE + 1),
         ("eval kl prompts", EVAL_KL_PROMPTS, EVAL_KL_PROMPTS + 1),

@@ -229,9 +229,11 @@ fn rows_from_js(rows: JsValue) -> Result<Vec<Row>, JsValue> {
 
 /// Figure 1 (the CLI's fig1.svg) from checkpoint rows.
 #[wasm_bindgen(js_name = figureSvg)]
-pub fn figure_svg(rows: JsValue) -> Result<String, JsValue> {
+pub fn figure_svg(rows: JsValue, loss: JsValue) -> Result<String, JsValue> {
     let rows = rows_from_js(rows)?;
-    figure::fig1_svg(&rows).map_err(|e| js_err(e.0))
+    // The runs' loss names the curves; IPO when not given.
+    let loss = if loss.is_undefined() || loss.is_null() { crate::train::losses::Loss::Ipo } else { serde_wasm_bindgen::from_value(loss).map_err(|e| js_err(format!("loss: {e}")))? };
+    figure::fig1_svg(&rows, loss).map_err(|e| js_err(e.0))
 }
 
 /// The computed comparison (summary.md's verdict and table) for the rows so far; `proxy_accuracy` is
@@ -243,8 +245,20 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
     let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy, ..ProxyReport::default() }).collect();
     let bins = summary::binned(&summary::main_rows(&rows), bins.max(1));
-    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![] };
+    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: fig1::trl_names() };
     Ok(summary::summary_md(&results, &bins))
+}
+
+/// The figure of one of the paper's classifier analyses (`fig1::Analysis`, by its snake_case name) of the
+/// checkpoint rows: it reads only the checkpoints, so it works on a saved run without retraining.
+#[wasm_bindgen(js_name = analysisSvg)]
+pub fn analysis_svg(config: JsValue, rows: JsValue, analysis: String) -> Result<String, JsValue> {
+    let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
+    let analysis: fig1::Analysis = serde_json::from_value(serde_json::Value::String(analysis.clone()))
+        .map_err(|_| js_err(format!("analysis: '{analysis}' is not one of generation_vs_classification, over_training, self_classification")))?;
+    let rows = rows_from_js(rows)?;
+    let results = fig1::Fig1Results { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![] };
+    crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_err(e.0))
 }
 
 /// A line plot; `series` is `[{label, points: [[x, y], ...]}]`.

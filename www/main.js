@@ -39,6 +39,7 @@ async function main() {
   $('copy-link').addEventListener('click', async () => {
     try { await navigator.clipboard.writeText(location.href); setRunStatus('Link copied: it opens this page with these settings and seeds.', 'ok'); } catch { setRunStatus(`Link: ${location.href}`); }
   });
+  $('analyses').addEventListener('change', () => renderAll());
   $('checkpoint-pick').addEventListener('change', () => { state.pickedByUser = true; renderSamples(); });
   $('dl-json').addEventListener('click', () => download('results.json', resultsJson(), 'application/json'));
   $('dl-csv').addEventListener('click', () => download('metrics.csv', metricsCsv(plotRows()), 'text/csv'));

@@ -1,6 +1,6 @@
 // Drawing: Figure 1 and the small plots (by the CLI's plotters code, through wasm), the computed verdict,
 // the checkpoint picker and sample viewer, the trained models.
-import { figureSvg, linesSvg, summaryMarkdown } from './pkg/alignment_gap.js';
+import { analysisSvg, figureSvg, linesSvg, summaryMarkdown } from './pkg/alignment_gap.js';
 import { $, el, num } from './ui.js';
 import { state, facts } from './state.js';
 import { setButtons } from './run.js';
@@ -30,7 +30,7 @@ export function renderAll() {
   const rows = plotRows();
   const fig = $('fig1');
   try {
-    setSvg(fig, figureSvg(rows));
+    setSvg(fig, figureSvg(rows, state.run?.config?.loss));
   } catch (e) {
     fig.textContent = `Could not draw the figure: ${e}`;
   }
@@ -39,10 +39,36 @@ export function renderAll() {
   }
   fig.dataset.checkpoints = rows.length;
   renderVerdict(rows);
+  renderAnalyses(rows);
   renderSmallPlots(rows);
   renderCheckpointPicker();
   renderModels();
   setButtons();
+}
+
+// The analyses to draw: those the run's config asks for, and those ticked on the page (any run's checkpoints).
+function analyses(config) {
+  const ticked = [...document.querySelectorAll('input[name=analysis]:checked')].map((i) => i.value);
+  return [...new Set([...(config?.analyses || []), ...ticked])];
+}
+
+function withAnalyses(config) { return { ...config, analyses: analyses(config) }; }
+
+export function renderAnalyses(rows) {
+  const box = $('analysis-plots');
+  const config = state.run?.config;
+  for (const input of document.querySelectorAll('input[name=analysis]')) {
+    // The run's own analyses are always drawn.
+    const own = (config?.analyses || []).includes(input.value);
+    input.disabled = own;
+    if (own) input.checked = true;
+  }
+  if (!config || rows.length === 0) { box.replaceChildren(); return; }
+  box.replaceChildren(...analyses(config).map((a) => {
+    const div = el('div', { className: 'plot', id: `analysis-${a}` });
+    try { setSvg(div, analysisSvg(config, rows, a)); } catch (e) { div.textContent = `Could not draw ${a}: ${e}`; }
+    return div;
+  }));
 }
 
 export function renderVerdict(rows) {
@@ -50,7 +76,7 @@ export function renderVerdict(rows) {
   if (!state.run || rows.length === 0) { box.replaceChildren(el('p', { className: 'hint', textContent: 'No checkpoints yet: press Start.' })); return; }
   let md;
   const proxy = (state.run.timings || []).map((t) => [t.seed, t.proxy_heldout_accuracy]);
-  try { md = summaryMarkdown(state.run.config, rows, state.run.backendUsed || state.run.backend, proxy, 6); } catch (e) { box.textContent = String(e); return; }
+  try { md = summaryMarkdown(withAnalyses(state.run.config), rows, state.run.backendUsed || state.run.backend, proxy, 6); } catch (e) { box.textContent = String(e); return; }
   box.replaceChildren(...markdown(md.split('\n').filter((l) => !l.startsWith('# ')).join('\n')));
 }
 

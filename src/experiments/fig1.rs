@@ -78,9 +78,40 @@ pub struct Fig1Config {
     /// learning rates (`offline_lrs` empty), so that each run's policies are its own setting's online run.
     #[serde(default)]
     pub pair_datasets: Vec<PairDataset>,
+    /// The classifier analyses of the paper's §5 (Figs 7, 8, self-classification), each a section of
+    /// summary.md and a figure computed from the runs' checkpoints.
+    #[serde(default)]
+    pub analyses: Vec<Analysis>,
 }
 
-pub const PRESETS: [&str; 9] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online"];
+/// An analysis of the runs' checkpoints that the paper draws beside Figure 1 (its §5: are online policies better
+/// classifiers or better generators?).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Analysis {
+    /// Fig. 7: every checkpoint's golden win rate against its classifier accuracy on held-out D_golden.
+    GenerationVsClassification,
+    /// Fig. 8: classifier accuracy and the held-out winners' log-ratio to π_sft over training.
+    OverTraining,
+    /// Each checkpoint's policy as a classifier of golden-labelled pairs of its own samples (an extra sampling
+    /// pass per checkpoint).
+    SelfClassification,
+}
+
+impl Analysis {
+    pub const ALL: [Analysis; 3] = [Analysis::GenerationVsClassification, Analysis::OverTraining, Analysis::SelfClassification];
+
+    /// The file its figure is written to.
+    pub fn figure_file(self) -> &'static str {
+        match self {
+            Analysis::GenerationVsClassification => "fig7.svg",
+            Analysis::OverTraining => "fig8.svg",
+            Analysis::SelfClassification => "selfclass.svg",
+        }
+    }
+}
+
+pub const PRESETS: [&str; 13] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -94,6 +125,10 @@ pub fn preset_description(name: &str) -> &'static str {
         "fig5" => "Fig. 5, quality: offline IPO on pairs whose both responses come from the final online policy, golden-labelled, against offline IPO on D_golden. The paper: high-quality responses alone barely beat SFT. What to look for: whether that curve rises above D_golden's.",
         "fig12" => "Fig. 12, which pairs teach: golden-labelled pairs of π_sft vs the early online policy, early vs final, final vs final, beside D_golden (π_sft vs π_sft). The paper: sft-vs-early ≳ D_golden > early-vs-late, late-vs-late. What to look for: the order of the curves.",
         "fig13" => "Fig. 13, shuffle windows: the online stream shuffled within 1, 2, 8, 32 batches or all of it. What to look for: the window at which the curve leaves online's.",
+        "fig7" => "Fig. 7, generation vs classification: every Figure-1 checkpoint's golden win rate against its accuracy as a classifier of held-out D_golden pairs. The paper: no positive correlation. What to look for: whether the better generators are the better classifiers, per seed and per method.",
+        "fig8" => "Fig. 8, over training: classifier accuracy on held-out D_golden and the winners' log-likelihood change log π(y_w) − log π_sft(y_w), online vs offline. The paper: offline's accuracy rises to 60–70 % while online's stays ≤ 50 %; the winners' likelihood falls for every method, most for offline.",
+        "selfclass" => "Self-classification: each checkpoint's policy as a classifier of golden-labelled pairs of its own samples. The paper: every policy is at chance. What to look for: whether any curve leaves 0.5.",
+        "fig9" => "Fig. 9, a non-contrastive loss: Best-of-2 (SFT on the preferred of two responses) online, offline on D_golden, and offline on the shuffled online stream. The paper: the gap persists; Bo2 on the shuffled stream ≈ online.",
         _ => "",
     }
 }
@@ -164,6 +199,7 @@ impl Fig1Config {
             stream_windows: vec![],
             semi_online: vec![],
             pair_datasets: vec![],
+            analyses: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -232,6 +268,24 @@ impl Fig1Config {
             "fig12" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], pair_datasets: PairDataset::ALL.to_vec(), ..full }),
             // Semi-online: the fig1 preset's stages and runs on seeds 0–2, plus one run per refresh interval.
             "semi-online" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], semi_online: pipeline::SEMI_ONLINE_REFRESH.to_vec(), ..full }),
+            // The classifier analyses (the paper's §5). Fig. 7 reads every checkpoint of the fig1 preset (all from its
+            // cache); Fig. 8 and self-classification need metrics measured at each checkpoint, so they run online and
+            // offline at online's lr on seeds 0–2 (a cached run without the metric is trained again, identically).
+            "fig7" => Ok(Fig1Config { analyses: vec![Analysis::GenerationVsClassification], ..full }),
+            "fig8" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::OverTraining], ..full }),
+            "selfclass" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::SelfClassification], ..full }),
+            // Fig. 9: the Best-of-2 loss for every run: online, offline on D_golden (at online's lr, trained past its
+            // best), offline on the whole-shuffled online stream. Bo2 has no β (one value, 0.1, names the runs).
+            "fig9" => Ok(Fig1Config {
+                seeds: vec![0, 1, 2],
+                align_seeds: vec![],
+                loss: Loss::BestOf2,
+                betas: vec![0.1],
+                offline_lrs: vec![],
+                golden_reference: false,
+                stream_windows: vec![0],
+                ..full
+            }),
             other => bail!("preset '{other}' is not one of {}", PRESETS.join(", ")),
         }
     }
@@ -389,6 +443,8 @@ impl Fig1Config {
             log_evals: self.log_evals,
             warmup_steps: self.warmup_steps(),
             online_steps: self.steps,
+            chosen_logratio: self.analyses.contains(&Analysis::OverTraining),
+            self_classification: self.analyses.contains(&Analysis::SelfClassification),
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
         }
     }
@@ -590,6 +646,32 @@ pub struct Fig1Results {
     /// The dataset files written beside the results: the data the runs trained on besides D_golden.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub datasets: Vec<DatasetRecord>,
+    /// What TRL calls each metric the two have in common (metrics.csv keeps this project's names).
+    #[serde(default = "trl_names")]
+    pub trl_names: Vec<TrlName>,
+}
+
+/// One metric's name here and in TRL's trainers' logs, and how the two differ.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrlName {
+    pub ours: String,
+    pub trl: String,
+    pub note: String,
+}
+
+/// The metrics this project shares with TRL (`OnlineDPOTrainer`, `DPOTrainer`, `WinRateCallback`).
+pub fn trl_names() -> Vec<TrlName> {
+    [
+        ("kl", "objective/kl", "the same estimator: mean over sampled responses of Σ_t log π − log π_sft; ours on fixed evaluation prompts"),
+        ("classifier_accuracy", "rewards/accuracies", "TRL's on the batch it trains or evaluates on; ours on held-out D_golden with golden labels, ties ½"),
+        ("chosen_logratio", "rewards/chosen", "TRL's is β times ours: β · (log π(y_w) − log π_ref(y_w)), ours on held-out D_golden's golden winners"),
+        ("train_loss", "loss", "the mean training loss since the previous checkpoint"),
+        ("golden_win_rate", "eval_win_rate", "WinRateCallback's judge is here the golden reward, the baseline π_sft's samples, ties ½"),
+        ("eos_rate", "val/contain_eos_token", "the fraction of sampled responses that end with EOS"),
+    ]
+    .into_iter()
+    .map(|(o, t, n)| TrlName { ours: o.into(), trl: t.into(), note: n.into() })
+    .collect()
 }
 
 /// A dataset file `reproduce` wrote beside the results (format: `train::dataset_file`), for a user to download
@@ -610,7 +692,7 @@ pub struct DatasetRecord {
 impl Fig1Results {
     /// No checkpoints yet (a run under way).
     pub fn empty(cfg: &Fig1Config, backend: String) -> Self {
-        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![] }
+        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![], trl_names: trl_names() }
     }
 
     /// Results order, whatever order the parts arrived in: seeds as in the config, each seed's runs as in
@@ -672,7 +754,7 @@ pub async fn run_seed(
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
 pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
     seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));
-    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![] };
+    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: trl_names() };
     for s in seeds {
         results.checkpoints.extend(s.checkpoints);
         results.proxy.push(s.proxy);
@@ -820,6 +902,7 @@ mod tests {
             train_loss: None,
             responses: ResponseStats::default(),
             samples: vec![],
+            ..Default::default()
         };
         Row { method: "online".into(), seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, align_seed: None, checkpoint }
     }

@@ -59,6 +59,11 @@ pub struct StageSpec<'a> {
     pub offline_past_best: Option<PastBest>,
     /// Steps of the online runs: the final policy of the pair datasets (Figs 5 and 12).
     pub online_steps: u32,
+    /// The checkpoints must carry the held-out winners' log-ratio (`Checkpoint::chosen_logratio`), and
+    /// self-classification accuracy: a cached run measured before a metric existed is trained again for it
+    /// (the training is the same, so its key is too).
+    pub chosen_logratio: bool,
+    pub self_classification: bool,
 }
 
 impl StageSpec<'_> {
@@ -427,6 +432,8 @@ pub fn check_finite(row: &Row) -> Result<()> {
         ("golden_win_rate", Some(c.golden_win_rate)),
         ("ties", Some(c.ties)),
         ("classifier_accuracy", Some(c.classifier_accuracy)),
+        ("chosen_logratio", c.chosen_logratio),
+        ("self_classifier_accuracy", c.self_classifier_accuracy),
         ("proxy_win_rate", c.proxy_win_rate),
         ("train_loss", c.train_loss),
         ("responses.golden_reward", Some(r.golden_reward)),
@@ -535,7 +542,9 @@ impl SeedStages {
         let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_WIN_PROMPTS, i)).collect();
         let baseline = sample_responses(e, &self.sft, task, &win, seed, streams::EVAL_BASELINE).await?;
         let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_KL_PROMPTS, i)).collect();
-        EvalSet::new(e, &self.sft, task, EvalPrompts { win_prompts: win, baseline, kl_prompts }, self.heldout.clone(), Some(&self.proxy), seed).await
+        let mut set = EvalSet::new(e, &self.sft, task, EvalPrompts { win_prompts: win, baseline, kl_prompts }, self.heldout.clone(), Some(&self.proxy), seed).await?;
+        set.self_classification = spec.self_classification;
+        Ok(set)
     }
 
     /// The golden-labelled pair dataset of a `Pairs` run: on D_golden's prompts, each side sampled from π_sft or
@@ -600,9 +609,12 @@ impl SeedStages {
         let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat})");
         let key = run_key(spec, seed, &e.describe(), run);
         let past_best = past_best_of(spec, run);
+        let measured = |rows: &Vec<Row>| {
+            rows.iter().all(|r| (!spec.chosen_logratio || r.checkpoint.chosen_logratio.is_some()) && (!spec.self_classification || r.checkpoint.self_classified_pairs.is_some()))
+        };
         let read = |cache: &mut dyn StageCache, key: &str| {
             let (config, head, values, meta) = cache.get(key)?;
-            Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?))
+            Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok().filter(measured)?))
         };
         let mut cached = if want_stream { None } else { read(cache, &key) };
         if let (None, Some(rule), false) = (&cached, past_best, want_stream) {

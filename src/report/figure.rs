@@ -32,7 +32,7 @@ const COLOURS: [(&str, RGBColor); 15] = [
 ];
 
 /// (name, legend label, colour) of every method, in the figure's order.
-fn styles() -> Vec<(&'static str, &'static str, RGBColor)> {
+pub(crate) fn styles() -> Vec<(&'static str, &'static str, RGBColor)> {
     crate::experiments::pipeline::Method::ALL
         .iter()
         .map(|m| (m.name(), m.label(), COLOURS.iter().find(|(n, _)| *n == m.name()).map_or(RGBColor(90, 90, 90), |c| c.1)))
@@ -42,7 +42,7 @@ fn styles() -> Vec<(&'static str, &'static str, RGBColor)> {
 /// Points of the curves' grid, log-spaced over the KL range.
 const GRID: usize = 80;
 
-fn err(e: impl std::fmt::Display) -> Error {
+pub(crate) fn err(e: impl std::fmt::Display) -> Error {
     Error(format!("figure: {e}"))
 }
 
@@ -84,7 +84,8 @@ fn mean_curve(per_seed: &[Vec<verdict::Point>], x: f32) -> Option<(f32, Option<f
     Some((e.mean, e.ci.filter(|_| values.len() == per_seed.len())))
 }
 
-pub fn fig1_svg(rows: &[Row]) -> Result<String> {
+/// Figure 1 of runs trained with `loss` (the figure and legend name it).
+pub fn fig1_svg(rows: &[Row], loss: crate::train::losses::Loss) -> Result<String> {
     // The figure's own runs; the repeats over one proxy are summary.md's business.
     let rows = &super::summary::main_rows(rows);
     let pts = drawable(rows);
@@ -100,9 +101,9 @@ pub fn fig1_svg(rows: &[Row]) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, (1200, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let root = root.titled("Golden win rate against π_sft vs KL(π ‖ π_sft) — online vs offline IPO", ("sans-serif", 20)).map_err(err)?;
+        let root = root.titled(&format!("Golden win rate against π_sft vs KL(π ‖ π_sft) — online vs offline {}", loss.display()), ("sans-serif", 20)).map_err(err)?;
         let (left, right) = root.split_horizontally(740);
-        curves_panel(&left, &pts, &grid, (lo, hi), (y_lo, y_hi), &betas)?;
+        curves_panel(&left, &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss)?;
         frontier_panel(&right, &pts, &grid, (lo, hi), (y_lo, y_hi))?;
         root.present().map_err(err)?;
     }
@@ -135,7 +136,8 @@ fn log_kl_chart<'a, 'b>(area: &DrawingArea<SVGBackend<'b>, Shift>, caption: &str
     Ok(chart)
 }
 
-fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32]) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32], loss: crate::train::losses::Loss) -> Result<()> {
     let mut chart = log_kl_chart(area, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
     for (method, label, color) in styles() {
         let seeds = seeds_of(pts, method);
@@ -165,7 +167,7 @@ fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32
         for seg in segments(mean.iter().map(|&(x, m)| (x, m.map(|(y, _)| y)))) {
             let series = chart.draw_series(LineSeries::new(seg, color.stroke_width(3))).map_err(err)?;
             if std::mem::take(&mut first) {
-                series.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+                series.label(label.replace("IPO", loss.display())).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
             }
         }
         if let (_, Some((alpha, beta_g))) = gao::across_seeds(&rows, method, &seeds) {

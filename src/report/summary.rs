@@ -200,6 +200,16 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
             s += &format!("| {m} | {} | {} | {} |\n", show_plain(&a), show_plain(&b), fits.len());
         }
     }
+    s += &super::classifiers::analyses_md(results);
+    if c.loss != crate::train::losses::Loss::Ipo {
+        // The sections are written for the paper's IPO; every run here trained with another loss of the family.
+        let note = match c.loss {
+            crate::train::losses::Loss::BestOf2 => " Best-of-2 (SFT on the preferred response of each pair) has no β: the β in the tables only names the runs.",
+            _ => "",
+        };
+        s = s.replace("IPO", c.loss.display());
+        s = s.replacen("\n\n", &format!("\n\nEvery run trained with the {} loss (the sections' \"{}\" is it).{note}\n\n", c.loss.display(), c.loss.display()), 1);
+    }
     s
 }
 
@@ -358,7 +368,7 @@ mod tests {
     use crate::train::align::Checkpoint;
 
     fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
-        let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![] };
+        let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![], ..Default::default() };
         Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, checkpoint }
     }
 
@@ -374,7 +384,7 @@ mod tests {
             }
         }
         let config = Fig1Config { seeds: vec![0, 1, 2], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![] };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names() };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
@@ -403,7 +413,7 @@ mod tests {
             }
         }
         let config = Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![9], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![] };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names() };
         let md = summary_md(&results, &binned(&main_rows(&rows), 3));
         let (main, spread) = md.split_at(md.find("### Alignment seeds over one proxy").expect("the repeats' section"));
         assert!(main.contains("online > offline **holds**"), "the repeat does not enter the verdict: {main}");
@@ -413,7 +423,7 @@ mod tests {
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![] };
+        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names() };
         let md = summary_md(&results, &binned(&rows, 4));
         assert!(md.contains("online > offline **cannot be judged (no shared KL range)**") && md.contains("reached no common KL range"), "{md}");
     }

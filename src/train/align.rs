@@ -98,10 +98,13 @@ pub struct EvalSet<'a> {
     pub baseline: Vec<Vec<u32>>,
     /// Prompts for the KL estimate.
     pub kl_prompts: Vec<Vec<u32>>,
-    /// Held-out golden pairs for policy-as-classifier accuracy, and π_sft's margins on them (fixed, so
-    /// computed once: see [`EvalSet::new`]).
+    /// Held-out golden pairs for policy-as-classifier accuracy, and π_sft's summed log-probs of their two
+    /// responses (fixed, so computed once: see [`EvalSet::new`]).
     pub heldout: Pairs,
-    pub heldout_sft_margins: Vec<f32>,
+    pub heldout_sft_logps: PairLogps,
+    /// Also measure each checkpoint's policy as a classifier of pairs of its own samples (the paper's
+    /// self-classification; it costs a second sampling pass per checkpoint).
+    pub self_classification: bool,
     /// The proxy PM, to report how often it prefers the policy over the baseline (none: not reported).
     pub proxy: Option<&'a Gpt>,
     /// The task's tokenizer, built once, for the sample texts.
@@ -110,13 +113,24 @@ pub struct EvalSet<'a> {
     pub seed: u32,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Checkpoint {
     pub step: u32,
     pub kl: f32,
     pub golden_win_rate: f32,
     pub ties: f32,
     pub classifier_accuracy: f32,
+    /// Mean over the held-out pairs of log π(y_w) − log π_sft(y_w), y_w the golden winner (the paper's Fig. 8,
+    /// right; TRL's `rewards/chosen` is β times it). None in runs measured before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen_logratio: Option<f32>,
+    /// The policy as a classifier of golden-labelled pairs of its own samples ([`EvalSet::self_classification`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_classifier_accuracy: Option<f32>,
+    /// The distinct pairs it was measured on (of `win_prompts`; some when measured, 0 when every pair was
+    /// two identical responses and the accuracy is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_classified_pairs: Option<u32>,
     /// How often the proxy PM prefers the policy's response to the baseline's (identical responses count
     /// half); beside the golden win rate it shows the proxy being exploited.
     pub proxy_win_rate: Option<f32>,
@@ -142,7 +156,7 @@ pub enum Source<'a> {
     SemiOnline(&'a Gpt, u32),
 }
 
-use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
+use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
 
 /// Summed response log-probs of `ys` under `model` for `prompts` (batched in one pass).
 async fn response_logprobs(e: &Engine, model: &Gpt, acts: &Activations, batch: &SequenceBatch) -> Result<Vec<f32>> {
@@ -161,8 +175,8 @@ pub struct EvalPrompts {
 impl<'a> EvalSet<'a> {
     pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, prompts: EvalPrompts, heldout: Pairs, proxy: Option<&'a Gpt>, seed: u32) -> Result<Self> {
         let EvalPrompts { win_prompts, baseline, kl_prompts } = prompts;
-        let heldout_sft_margins = pair_margins(e, sft, task, &heldout).await?;
-        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_margins, proxy, words: task.tokenizer()?, seed })
+        let heldout_sft_logps = pair_logps(e, sft, task, &heldout).await?;
+        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_logps, self_classification: false, proxy, words: task.tokenizer()?, seed })
     }
 }
 
@@ -183,10 +197,34 @@ pub struct SampleText {
     pub proxy_prefers: Option<bool>,
 }
 
+/// Summed response log-probs of both sides of every pair: (log π(y1), log π(y2)).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PairLogps {
+    pub y1: Vec<f32>,
+    pub y2: Vec<f32>,
+}
+
+impl PairLogps {
+    /// log π(y1) − log π(y2) for every pair.
+    pub fn margins(&self) -> Vec<f32> {
+        self.y1.iter().zip(&self.y2).map(|(a, b)| a - b).collect()
+    }
+
+    /// The golden winner's log-prob of every pair.
+    pub fn winners(&self, first_wins: &[bool]) -> Vec<f32> {
+        first_wins.iter().enumerate().map(|(i, &first)| if first { self.y1[i] } else { self.y2[i] }).collect()
+    }
+}
+
 /// log π(y1) − log π(y2) for every pair.
 pub async fn pair_margins(e: &Engine, model: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<Vec<f32>> {
+    Ok(pair_logps(e, model, task, pairs).await?.margins())
+}
+
+/// [`PairLogps`] of `model` on `pairs`, both sides of a chunk in one batched pass.
+pub async fn pair_logps(e: &Engine, model: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<PairLogps> {
     let t = task.context();
-    let mut margins = Vec::with_capacity(pairs.len());
+    let mut out = PairLogps { y1: Vec::with_capacity(pairs.len()), y2: Vec::with_capacity(pairs.len()) };
     let chunk = 256;
     for start in (0..pairs.len()).step_by(chunk) {
         let end = (start + chunk).min(pairs.len());
@@ -196,17 +234,44 @@ pub async fn pair_margins(e: &Engine, model: &Gpt, task: &TaskConfig, pairs: &Pa
         let n = end - start;
         let acts = model.activations(e, 2 * n, t)?;
         let lp = response_logprobs(e, model, &acts, &batch).await?;
-        margins.extend((0..n).map(|i| lp[i] - lp[n + i]));
+        out.y1.extend_from_slice(&lp[..n]);
+        out.y2.extend_from_slice(&lp[n..2 * n]);
     }
-    Ok(margins)
+    Ok(out)
 }
 
 /// Policy-as-classifier accuracy (docs/method.md §4): predict y1 ≻ y2 iff [log π(y1) − log π(y2)] − [log π_sft(y1) −
 /// log π_sft(y2)] > 0, against the golden labels. `sft_margins` are π_sft's [`pair_margins`].
 pub async fn classifier_accuracy(e: &Engine, policy: &Gpt, sft_margins: &[f32], task: &TaskConfig, pairs: &Pairs) -> Result<f32> {
     let margins = pair_margins(e, policy, task, pairs).await?;
-    let score: f32 = margins.iter().zip(sft_margins).zip(&pairs.first_wins).map(|((m, r), &first)| classifier_score(*m - *r, first)).sum();
-    Ok(score / pairs.len().max(1) as f32)
+    Ok(accuracy_of(&margins, sft_margins, &pairs.first_wins))
+}
+
+/// The mean [`classifier_score`] of the implicit reward margins `margins − sft_margins` against the labels.
+pub fn accuracy_of(margins: &[f32], sft_margins: &[f32], first_wins: &[bool]) -> f32 {
+    let score: f32 = margins.iter().zip(sft_margins).zip(first_wins).map(|((m, r), &first)| classifier_score(*m - *r, first)).sum();
+    score / first_wins.len().max(1) as f32
+}
+
+/// The policy as a classifier of pairs of its own samples (the paper's self-classification, §5): its win-rate
+/// samples `ys` against a second sample per prompt, golden-labelled, pairs of two identical responses left out
+/// (no classifier can order them): the accuracy, none when every pair is identical, and the pairs counted.
+async fn self_classifier_accuracy(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, ys: &[Vec<u32>]) -> Result<(Option<f32>, u32)> {
+    let second = sample_responses(e, policy, task, &set.win_prompts, set.seed, EVAL_SELF_SAMPLES).await?;
+    let mut pairs = Pairs::default();
+    for (i, p) in set.win_prompts.iter().enumerate() {
+        if ys[i] != second[i] {
+            pairs.first_wins.push(task.golden_label(p, &ys[i], &second[i], uniform(set.seed, EVAL_SELF_COINS, 0, i as u32)));
+            pairs.prompts.push(p.clone());
+            pairs.y1.push(ys[i].clone());
+            pairs.y2.push(second[i].clone());
+        }
+    }
+    if pairs.is_empty() {
+        return Ok((None, 0));
+    }
+    let sft_margins = pair_margins(e, sft, task, &pairs).await?;
+    Ok((Some(classifier_accuracy(e, policy, &sft_margins, task, &pairs).await?), pairs.len() as u32))
 }
 
 /// One pair's classifier score from the policy's implicit reward margin h = (log π − log π_sft)(y1) −
@@ -227,7 +292,14 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
     let (golden_win_rate, ties) = golden_win_rate(task, &set.win_prompts, &ys, &set.baseline);
     let kl_ys = sample_responses(e, policy, task, &set.kl_prompts, set.seed, EVAL_KL_SAMPLES).await?;
     let kl = kl_to_reference(e, policy, sft, task, &set.kl_prompts, &kl_ys).await?;
-    let classifier_accuracy = classifier_accuracy(e, policy, &set.heldout_sft_margins, task, &set.heldout).await?;
+    let logps = pair_logps(e, policy, task, &set.heldout).await?;
+    let classifier_accuracy = accuracy_of(&logps.margins(), &set.heldout_sft_logps.margins(), &set.heldout.first_wins);
+    let (winners, sft_winners) = (logps.winners(&set.heldout.first_wins), set.heldout_sft_logps.winners(&set.heldout.first_wins));
+    let chosen_logratio = Some(winners.iter().zip(&sft_winners).map(|(a, b)| a - b).sum::<f32>() / winners.len().max(1) as f32);
+    let (self_classifier_accuracy, self_classified_pairs) = match set.self_classification {
+        true => self_classifier_accuracy(e, policy, sft, task, set, &ys).await.map(|(a, n)| (a, Some(n)))?,
+        false => (None, None),
+    };
     let proxy_prefers = match set.proxy {
         Some(pm) => Some(prefers(e, pm, task, &set.win_prompts, &ys, &set.baseline).await?),
         None => None,
@@ -250,7 +322,20 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
             proxy_prefers: proxy_prefers.as_ref().map(|v| v[i]),
         });
     }
-    Ok(Checkpoint { step, kl, golden_win_rate, ties, classifier_accuracy, proxy_win_rate, train_loss, responses: response_stats(task, &set.win_prompts, &ys), samples })
+    Ok(Checkpoint {
+        step,
+        kl,
+        golden_win_rate,
+        ties,
+        classifier_accuracy,
+        chosen_logratio,
+        self_classifier_accuracy,
+        self_classified_pairs,
+        proxy_win_rate,
+        train_loss,
+        responses: response_stats(task, &set.win_prompts, &ys),
+        samples,
+    })
 }
 
 /// The pairs of online step `step`: `b` prompts, two samples each from `policy` (the step's own sample
@@ -399,6 +484,7 @@ mod tests {
             train_loss: None,
             responses: Default::default(),
             samples: vec![],
+            ..Default::default()
         };
         win_rates.iter().map(c).collect()
     }

@@ -17,6 +17,18 @@ pub enum Loss {
     BestOf2,
 }
 
+impl Loss {
+    /// Its name in figures and summaries.
+    pub fn display(self) -> &'static str {
+        match self {
+            Loss::Ipo => "IPO",
+            Loss::Dpo => "DPO",
+            Loss::Slic => "SLiC",
+            Loss::BestOf2 => "Best-of-2",
+        }
+    }
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }

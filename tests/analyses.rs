@@ -1,0 +1,104 @@
+//! The paper's policy experiments at tiny scale (structure and sanity, not the findings): the classifier
+//! analyses (Figs 7, 8, self-classification) and the Best-of-2 loss (Fig. 9).
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_alignment-gap")).args(args).env("XDG_RUNTIME_DIR", "/tmp").output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("alignment-gap-analyses-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The tiny preset with `sets` (`--set` values), writing to `out`, with its stage cache in `cache`.
+fn tiny(sets: &[&str], out: &Path, cache: &Path) -> (serde_json::Value, String) {
+    let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", out.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--overwrite"];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let (ok, stdout, stderr) = cli(&args);
+    assert!(ok, "{stdout}\n{stderr}");
+    (serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap(), stderr)
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const ALL: &str = r#"analyses=["generation_vs_classification","over_training","self_classification"]"#;
+
+/// Asking for the analyses measures their metrics at every checkpoint without changing any other number: a run
+/// cached before (without self-classification) is trained again, identically, and its richer checkpoints are
+/// then reused; each analysis writes its figure and its computed verdict.
+#[test]
+fn classifier_analyses_measure_their_metrics_and_write_their_figures() {
+    let (out, cache) = (tmp("plain"), tmp("cache"));
+    let (plain, _) = tiny(&[], &out, &cache);
+    let (with, stderr) = tiny(&[ALL], &out, &cache);
+    assert!(stderr.contains("SFT (cached)") && !stderr.contains("(12 steps) (cached)"), "runs without the metric must train again:\n{stderr}");
+    let (a, b) = (plain["checkpoints"].as_array().unwrap(), with["checkpoints"].as_array().unwrap());
+    assert_eq!(a.len(), b.len());
+    for (p, w) in a.iter().zip(b) {
+        for k in ["step", "kl", "golden_win_rate", "classifier_accuracy", "train_loss", "method"] {
+            assert_eq!(p[k], w[k], "{k} changed by measuring more");
+        }
+        assert!(w["chosen_logratio"].as_f64().is_some_and(f64::is_finite), "{w}");
+        let pairs = w["self_classified_pairs"].as_u64().unwrap();
+        assert!(pairs <= 64, "{w}");
+        if w["step"] == 0 {
+            // π_sft against itself: h = 0 on every pair, so exactly ½.
+            assert_eq!(w["self_classifier_accuracy"].as_f64(), Some(0.5), "{w}");
+            assert_eq!(w["chosen_logratio"].as_f64(), Some(0.0), "{w}");
+        } else if pairs > 0 {
+            assert!((0.0..=1.0).contains(&w["self_classifier_accuracy"].as_f64().unwrap()), "{w}");
+        }
+    }
+    // Measured now: a rerun reuses them.
+    let (_, stderr) = tiny(&[ALL], &out, &cache);
+    assert!(stderr.contains("(12 steps) (cached)"), "{stderr}");
+    let summary = read(out.join("summary.md"));
+    for section in ["## Generation vs classification (the paper's Fig. 7)", "## Classification over training (the paper's Fig. 8)", "## Self-classification (the paper's §5)"] {
+        assert!(summary.contains(section), "{section} missing:\n{summary}");
+    }
+    assert_eq!(summary.matches("Verdict (computed)").count(), 3, "Figure 1's and two analyses' verdicts:\n{summary}");
+    assert!(summary.contains("- **Offline's classifier accuracy above online's at step 12:"), "{summary}");
+    for f in ["fig7.svg", "fig8.svg", "selfclass.svg"] {
+        assert!(read(out.join(f)).contains("<svg"), "{f}");
+    }
+    let csv = read(out.join("metrics.csv"));
+    assert!(csv.lines().next().unwrap().ends_with(",chosen_logratio,self_classifier_accuracy"));
+    assert!(csv.lines().skip(1).all(|l| !l.ends_with(",,")), "every checkpoint has both values:\n{csv}");
+    let trl: Vec<&str> = with["trl_names"].as_array().unwrap().iter().map(|n| n["trl"].as_str().unwrap()).collect();
+    assert!(trl.contains(&"objective/kl") && trl.contains(&"rewards/accuracies") && trl.contains(&"rewards/chosen"), "{trl:?}");
+    // summarize redraws the analyses from results.json alone, byte for byte.
+    let before = read(out.join("fig8.svg"));
+    std::fs::remove_file(out.join("fig8.svg")).unwrap();
+    assert!(cli(&["summarize", out.to_str().unwrap()]).0);
+    assert_eq!(read(out.join("fig8.svg")), before);
+    // An analysis that does not exist is refused by name.
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad").to_str().unwrap(), "--set", r#"analyses=["fig99"]"#]);
+    assert!(!ok && stderr.contains("analyses") && stderr.contains("generation_vs_classification"), "{stderr}");
+}
+
+/// Fig. 9: Best-of-2 trains every arm (online, offline, the shuffled stream) with its loss; figure and summary name
+/// it, not IPO.
+#[test]
+fn best_of_2_trains_every_arm_and_names_its_loss() {
+    let out = tmp("bo2");
+    let (r, _) = tiny(&[r#"loss="best_of2""#, "stream_windows=[0]"], &out, &out.join("cache"));
+    let methods: Vec<&str> = r["checkpoints"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
+    for m in ["online", "offline", "stream_shuffled"] {
+        assert!(methods.contains(&m), "{m}: {methods:?}");
+    }
+    // Best-of-2 moves the policy: SFT on the preferred response raises its likelihood.
+    assert!(r["checkpoints"].as_array().unwrap().iter().any(|c| c["kl"].as_f64().unwrap() > 1e-3));
+    let summary = read(out.join("summary.md"));
+    assert!(summary.contains("Every run trained with the Best-of-2 loss") && summary.contains("**online − stream_shuffled**") && !summary.contains("IPO"), "{summary}");
+    assert!(read(out.join("fig1.svg")).contains("online vs offline Best-of-2"));
+}
