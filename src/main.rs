@@ -783,7 +783,11 @@ mod native {
     fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
         use alignment_gap::report::{figure, summary};
         let bins = summary::binned(&summary::main_rows(&results.checkpoints), 6);
-        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&results.checkpoints, results.config.loss)?.as_bytes())?;
+        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&summary::without_family(&results.checkpoints), results.config.loss)?.as_bytes())?;
+        for &l in &results.config.loss_family {
+            let file = format!("fig1-{}.svg", alignment_gap::experiments::pipeline::Method::OnlineWith(l).name().trim_start_matches("online_"));
+            checkpoint::write_atomic(&out.join(file), figure::fig1_svg(&summary::family_rows(&results.checkpoints, l), l)?.as_bytes())?;
+        }
         for &a in &results.config.analyses {
             checkpoint::write_atomic(&out.join(a.figure_file()), alignment_gap::report::classifiers::analysis_svg(a, results)?.as_bytes())?;
         }

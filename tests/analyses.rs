@@ -1,5 +1,5 @@
 //! The paper's policy experiments at tiny scale (structure and sanity, not the findings): the classifier
-//! analyses (Figs 7, 8, self-classification) and the Best-of-2 loss (Fig. 9).
+//! analyses (Figs 7, 8, self-classification), the Best-of-2 loss (Fig. 9) and the loss family.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::{Path, PathBuf};
@@ -101,4 +101,33 @@ fn best_of_2_trains_every_arm_and_names_its_loss() {
     let summary = read(out.join("summary.md"));
     assert!(summary.contains("Every run trained with the Best-of-2 loss") && summary.contains("**online − stream_shuffled**") && !summary.contains("IPO"), "{summary}");
     assert!(read(out.join("fig1.svg")).contains("online vs offline Best-of-2"));
+}
+
+/// The loss family: each loss's online and offline runs beside the config's own, each judged and drawn apart;
+/// the config's own loss, a loss twice, or the offline sweep beside it are refused by name.
+#[test]
+fn the_loss_family_runs_each_loss_beside_the_figures_own() {
+    let out = tmp("family");
+    let (r, _) = tiny(&[r#"loss_family=["dpo","slic"]"#], &out, &out.join("cache"));
+    let cps = r["checkpoints"].as_array().unwrap();
+    let steps = |m: &str| -> Vec<u64> { cps.iter().filter(|c| c["method"] == m).map(|c| c["step"].as_u64().unwrap()).collect() };
+    for m in ["online_dpo", "offline_dpo", "online_slic", "offline_slic"] {
+        assert_eq!(steps(m), steps("online"), "{m}: the same checkpoints as IPO's runs");
+    }
+    // Another loss trains another policy from the same π_sft.
+    let last = |m: &str| cps.iter().rfind(|c| c["method"] == m).unwrap()["kl"].clone();
+    assert_ne!(last("online_dpo"), last("online"));
+    let summary = read(out.join("summary.md"));
+    for section in ["## The loss family", "| DPO |", "| SLiC |", "**online DPO − offline DPO**", "**online SLiC − offline SLiC**"] {
+        assert!(summary.contains(section), "{section} missing:\n{summary}");
+    }
+    assert!(read(out.join("fig1-dpo.svg")).contains("online vs offline DPO"));
+    assert!(read(out.join("fig1-slic.svg")).contains("online vs offline SLiC"));
+    assert!(!read(out.join("fig1.svg")).contains("online DPO"), "Figure 1 keeps its own loss's runs");
+    for (set, field) in [(r#"loss_family=["ipo"]"#, "loss_family[0]"), (r#"loss_family=["dpo","dpo"]"#, "loss_family[1]"), (r#"loss_family=["hinge"]"#, "loss_family")] {
+        let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad-family").to_str().unwrap(), "--set", set]);
+        assert!(!ok && stderr.contains(field), "{set}: {stderr}");
+    }
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad-sweep").to_str().unwrap(), "--set", r#"loss_family=["dpo"]"#, "--set", "offline_lrs=[0.001]"]);
+    assert!(!ok && stderr.contains("loss_family needs offline_lrs = []"), "{stderr}");
 }

@@ -82,6 +82,11 @@ pub struct Fig1Config {
     /// summary.md and a figure computed from the runs' checkpoints.
     #[serde(default)]
     pub analyses: Vec<Analysis>,
+    /// The loss family: beside each online and offline run with `loss`, the same pair of runs (same proxy, β,
+    /// lr, batch, steps and stopping rule) with each of these losses. Needs offline at online's lrs
+    /// (`offline_lrs` empty).
+    #[serde(default)]
+    pub loss_family: Vec<Loss>,
 }
 
 /// An analysis of the runs' checkpoints that the paper draws beside Figure 1 (its §5: are online policies better
@@ -111,7 +116,7 @@ impl Analysis {
     }
 }
 
-pub const PRESETS: [&str; 13] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9"];
+pub const PRESETS: [&str; 14] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -129,6 +134,7 @@ pub fn preset_description(name: &str) -> &'static str {
         "fig8" => "Fig. 8, over training: classifier accuracy on held-out D_golden and the winners' log-likelihood change log π(y_w) − log π_sft(y_w), online vs offline. The paper: offline's accuracy rises to 60–70 % while online's stays ≤ 50 %; the winners' likelihood falls for every method, most for offline.",
         "selfclass" => "Self-classification: each checkpoint's policy as a classifier of golden-labelled pairs of its own samples. The paper: every policy is at chance. What to look for: whether any curve leaves 0.5.",
         "fig9" => "Fig. 9, a non-contrastive loss: Best-of-2 (SFT on the preferred of two responses) online, offline on D_golden, and offline on the shuffled online stream. The paper: the gap persists; Bo2 on the shuffled stream ≈ online.",
+        "losses" => "The loss family: online and offline DPO and SLiC beside IPO, on Figure 1's axes. The paper: the online > offline ordering is not specific to IPO. What to look for: for each loss, whether online's curve lies above offline's.",
         _ => "",
     }
 }
@@ -200,6 +206,7 @@ impl Fig1Config {
             semi_online: vec![],
             pair_datasets: vec![],
             analyses: vec![],
+            loss_family: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -286,6 +293,16 @@ impl Fig1Config {
                 stream_windows: vec![0],
                 ..full
             }),
+            // The loss family: the fig1 preset's stages, online and offline IPO at online's lr (cached by fig5 and
+            // fig12), and the same pair of runs with DPO and with SLiC, seeds 0–2.
+            "losses" => Ok(Fig1Config {
+                seeds: vec![0, 1, 2],
+                align_seeds: vec![],
+                offline_lrs: vec![],
+                golden_reference: false,
+                loss_family: vec![Loss::Dpo, Loss::Slic],
+                ..full
+            }),
             other => bail!("preset '{other}' is not one of {}", PRESETS.join(", ")),
         }
     }
@@ -365,6 +382,14 @@ impl Fig1Config {
                 bail!("pair_datasets[{i}]: {d:?} appears twice (one run per dataset)");
             }
         }
+        for (i, l) in self.loss_family.iter().enumerate() {
+            if *l == self.loss || self.loss_family[..i].contains(l) {
+                bail!("loss_family[{i}] = {:?}: each must be a loss of the family other than loss = {:?} (ipo, dpo, slic, best_of2), once", l, self.loss);
+            }
+        }
+        if !self.loss_family.is_empty() && !self.offline_lrs.is_empty() {
+            bail!("loss_family needs offline_lrs = [] (offline at online's lrs): each loss's offline run is compared with its online run at the same lr");
+        }
         if !self.pair_datasets.is_empty() && !self.offline_lrs.is_empty() {
             bail!("pair_datasets needs offline_lrs = [] (offline at online's lrs): each pair dataset is sampled from the online run with its run's own β and lr");
         }
@@ -405,8 +430,8 @@ impl Fig1Config {
             .flat_map(|&s| self.runs_for(s))
             .map(|r| {
                 let per_step = match r.method {
-                    Method::Online | Method::SemiOnline(_) => online_step,
-                    Method::Offline | Method::Stream(_) | Method::Pairs(_) => offline_step,
+                    Method::Online | Method::SemiOnline(_) | Method::OnlineWith(_) => online_step,
+                    Method::Offline | Method::Stream(_) | Method::Pairs(_) | Method::OfflineWith(_) => offline_step,
                     Method::OnlineGolden => golden_step,
                 };
                 r.steps as f64 * per_step + evals(r.steps)
@@ -478,6 +503,10 @@ impl Fig1Config {
                 runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
                 for &d in &self.pair_datasets {
                     runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Pairs(d), beta, lr, steps)));
+                }
+                for &l in &self.loss_family {
+                    runs.push(RunSpec::new(Method::OnlineWith(l), beta, lr, self.steps));
+                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::OfflineWith(l), beta, lr, steps)));
                 }
                 if self.golden_reference {
                     runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));

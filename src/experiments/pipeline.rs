@@ -93,6 +93,10 @@ pub enum Method {
     /// Offline IPO on a golden-labelled dataset whose two sides are sampled from π_sft or from the online run
     /// with the same setting, early or at its end (the paper's Figs 5 and 12), on D_golden's prompts.
     Pairs(PairDataset),
+    /// Online (proxy labels) and offline (D_golden) with another loss of the GPO family than the config's
+    /// (the loss-family experiment): same proxy, β, lr, batch, steps and stopping rule.
+    OnlineWith(Loss),
+    OfflineWith(Loss),
 }
 
 /// The pair datasets of the paper's Figs 5 and 12, each named by the policies its two sides come from: π_sft,
@@ -154,7 +158,7 @@ pub const SEMI_ONLINE_REFRESH: [u32; 4] = [4, 16, 64, 0];
 pub const STREAM_WINDOWS: [u32; 5] = [1, 2, 8, 32, 0];
 
 impl Method {
-    pub const ALL: [Method; 15] = [
+    pub const ALL: [Method; 23] = [
         Method::Online,
         Method::Offline,
         Method::OnlineGolden,
@@ -170,7 +174,23 @@ impl Method {
         Method::Pairs(PairDataset::SftVsEarly),
         Method::Pairs(PairDataset::EarlyVsLate),
         Method::Pairs(PairDataset::LateVsLate),
+        Method::OnlineWith(Loss::Ipo),
+        Method::OfflineWith(Loss::Ipo),
+        Method::OnlineWith(Loss::Dpo),
+        Method::OfflineWith(Loss::Dpo),
+        Method::OnlineWith(Loss::Slic),
+        Method::OfflineWith(Loss::Slic),
+        Method::OnlineWith(Loss::BestOf2),
+        Method::OfflineWith(Loss::BestOf2),
     ];
+
+    /// The loss a run of this method trains with, in an experiment whose loss is `loss`.
+    pub fn loss(self, loss: Loss) -> Loss {
+        match self {
+            Method::OnlineWith(l) | Method::OfflineWith(l) => l,
+            _ => loss,
+        }
+    }
 
     /// What the page and figures call it.
     pub fn label(self) -> &'static str {
@@ -190,6 +210,14 @@ impl Method {
             Method::Pairs(PairDataset::SftVsEarly) => "offline IPO on D_sft-vs-early (golden labels)",
             Method::Pairs(PairDataset::EarlyVsLate) => "offline IPO on D_early-vs-late (golden labels)",
             Method::Pairs(PairDataset::LateVsLate) => "offline IPO on D_late-vs-late (golden labels)",
+            Method::OnlineWith(Loss::Ipo) => "online, IPO loss (proxy labels)",
+            Method::OfflineWith(Loss::Ipo) => "offline, IPO loss (D_golden)",
+            Method::OnlineWith(Loss::Dpo) => "online DPO (proxy labels)",
+            Method::OfflineWith(Loss::Dpo) => "offline DPO (D_golden)",
+            Method::OnlineWith(Loss::Slic) => "online SLiC (proxy labels)",
+            Method::OfflineWith(Loss::Slic) => "offline SLiC (D_golden)",
+            Method::OnlineWith(Loss::BestOf2) => "online Best-of-2 (proxy labels)",
+            Method::OfflineWith(Loss::BestOf2) => "offline Best-of-2 (D_golden)",
         }
     }
 
@@ -211,6 +239,14 @@ impl Method {
             Method::Pairs(PairDataset::SftVsEarly) => "sft_vs_early",
             Method::Pairs(PairDataset::EarlyVsLate) => "early_vs_late",
             Method::Pairs(PairDataset::LateVsLate) => "late_vs_late",
+            Method::OnlineWith(Loss::Ipo) => "online_ipo",
+            Method::OfflineWith(Loss::Ipo) => "offline_ipo",
+            Method::OnlineWith(Loss::Dpo) => "online_dpo",
+            Method::OfflineWith(Loss::Dpo) => "offline_dpo",
+            Method::OnlineWith(Loss::Slic) => "online_slic",
+            Method::OfflineWith(Loss::Slic) => "offline_slic",
+            Method::OnlineWith(Loss::BestOf2) => "online_best_of2",
+            Method::OfflineWith(Loss::BestOf2) => "offline_best_of2",
         }
     }
 }
@@ -398,7 +434,7 @@ pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> Str
 /// The stopping rule a run trains under: the spec's [`PastBest`] for offline IPO on D_golden or on a pair
 /// dataset of its size (compared with it, so trained by the same rule), none for the others.
 pub fn past_best_of(spec: &StageSpec, run: &RunSpec) -> Option<PastBest> {
-    spec.offline_past_best.filter(|_| matches!(run.method, Method::Offline | Method::Pairs(_)))
+    spec.offline_past_best.filter(|_| matches!(run.method, Method::Offline | Method::Pairs(_) | Method::OfflineWith(_)))
 }
 
 /// [`run_key`] under a given stopping rule. Without one, the key is the one runs had before the rule
@@ -636,8 +672,8 @@ impl SeedStages {
             return Ok((Gpt::new(e, config, head, &values)?, rows, Pairs::default()));
         }
         let source = match (run.method, online_stream) {
-            (Method::Online, _) => Source::OnlineProxy(&self.proxy),
-            (Method::Offline, _) => Source::Offline(&self.d_golden),
+            (Method::Online | Method::OnlineWith(_), _) => Source::OnlineProxy(&self.proxy),
+            (Method::Offline | Method::OfflineWith(_), _) => Source::Offline(&self.d_golden),
             (Method::OnlineGolden, _) => Source::OnlineGolden,
             (Method::Stream(_), Some(stream)) => Source::Offline(stream),
             (Method::Stream(_), None) => bail!("{name}: a stream run needs its online run's stream"),
@@ -646,7 +682,7 @@ impl SeedStages {
             (Method::Pairs(_), None) => bail!("{name}: a pair-dataset run needs its dataset"),
         };
         let run_cfg = AlignConfig {
-            loss: spec.loss,
+            loss: run.method.loss(spec.loss),
             beta,
             adamw: AdamwConfig { lr, ..AdamwConfig::default() },
             steps,

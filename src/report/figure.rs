@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// Colour of each method (`Method::name`); its legend label is `Method::label`.
-const COLOURS: [(&str, RGBColor); 15] = [
+const COLOURS: [(&str, RGBColor); 23] = [
     ("online", RGBColor(31, 119, 180)),
     ("offline", RGBColor(230, 120, 20)),
     ("online_golden", RGBColor(44, 160, 44)),
@@ -29,6 +29,15 @@ const COLOURS: [(&str, RGBColor); 15] = [
     ("sft_vs_early", RGBColor(214, 39, 40)),
     ("early_vs_late", RGBColor(188, 189, 34)),
     ("late_vs_late", RGBColor(140, 86, 75)),
+    // The loss family: online in blues, offline in oranges, one shade per loss.
+    ("online_ipo", RGBColor(31, 119, 180)),
+    ("offline_ipo", RGBColor(230, 120, 20)),
+    ("online_dpo", RGBColor(23, 75, 140)),
+    ("offline_dpo", RGBColor(166, 77, 0)),
+    ("online_slic", RGBColor(107, 174, 214)),
+    ("offline_slic", RGBColor(253, 174, 107)),
+    ("online_best_of2", RGBColor(8, 48, 107)),
+    ("offline_best_of2", RGBColor(127, 39, 4)),
 ];
 
 /// (name, legend label, colour) of every method, in the figure's order.

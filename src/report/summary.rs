@@ -200,6 +200,7 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
             s += &format!("| {m} | {} | {} | {} |\n", show_plain(&a), show_plain(&b), fits.len());
         }
     }
+    s += &loss_family_md(rows, seeds, c);
     s += &super::classifiers::analyses_md(results);
     if c.loss != crate::train::losses::Loss::Ipo {
         // The sections are written for the paper's IPO; every run here trained with another loss of the family.
@@ -211,6 +212,47 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
         s = s.replacen("\n\n", &format!("\n\nEvery run trained with the {} loss (the sections' \"{}\" is it).{note}\n\n", c.loss.display(), c.loss.display()), 1);
     }
     s
+}
+
+/// The rows of one loss of the loss family's runs, named `online` and `offline` as Figure 1's: its own figure.
+pub fn family_rows(rows: &[Row], loss: crate::train::losses::Loss) -> Vec<Row> {
+    use crate::experiments::pipeline::Method;
+    let (on, off) = (Method::OnlineWith(loss).name(), Method::OfflineWith(loss).name());
+    rows.iter()
+        .filter(|r| r.method == on || r.method == off)
+        .map(|r| Row { method: if r.method == on { "online" } else { "offline" }.into(), ..r.clone() })
+        .collect()
+}
+
+/// Figure 1's own rows: without the loss family's runs, which have their own figures ([`family_rows`]).
+pub fn without_family(rows: &[Row]) -> Vec<Row> {
+    use crate::experiments::pipeline::Method;
+    let family: Vec<&str> = Method::ALL.iter().filter(|m| matches!(m, Method::OnlineWith(_) | Method::OfflineWith(_))).map(|m| m.name()).collect();
+    rows.iter().filter(|r| !family.contains(&r.method.as_str())).cloned().collect()
+}
+
+/// The loss family's section: for each loss, online against offline by the figure's verdict, and their peaks.
+fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::fig1::Fig1Config) -> String {
+    if c.loss_family.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n## The loss family: does online > offline hold for each loss?\n\n");
+    s += &format!(
+        "The question: is online > offline specific to IPO, the loss of the paper's Figure 1, or does it hold across the GPO family? Each loss below trains its own online (proxy labels) and offline (D_golden) runs from the same π_sft, proxy, β, lr, batch and steps as the {} runs above (offline trained by the same stopping rule); each is judged by the figure's verdict, and drawn in its own fig1-LOSS.svg. DPO: −log σ(β·h); SLiC: max(0, 1 − β·h); IPO: (β·h − ½)².\n\n",
+        c.loss.display()
+    );
+    s += "| loss | online − offline (figure's verdict) | peak online | peak offline |\n|---|---|---|---|\n";
+    let own = verdict::compare(rows, seeds, "online", "offline");
+    s += &format!("| {} | {} | {} | {} |\n", c.loss.display(), own.outcome.words(), show(peak(rows, "online").as_ref()), show(peak(rows, "offline").as_ref()));
+    let mut detail = String::new();
+    for &l in &c.loss_family {
+        let family = family_rows(rows, l);
+        let cmp = verdict::compare(&family, seeds, "online", "offline");
+        s += &format!("| {} | {} | {} | {} |\n", l.display(), cmp.outcome.words(), show(peak(&family, "online").as_ref()), show(peak(&family, "offline").as_ref()));
+        detail += &format!("\n### {}\n\n", l.display());
+        detail += &verdict::comparison_md(&cmp).replace("**online − offline**", &format!("**online {0} − offline {0}**", l.display()));
+    }
+    s + &detail
 }
 
 /// The data experiments' sections (the runs on the online stream D_online, present when the config asks for

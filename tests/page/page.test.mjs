@@ -205,3 +205,31 @@ test('bad URL values are reported by field and the run does not start until the 
     await browser.close();
   }
 });
+
+test('the policy experiments run in the page: the analyses draw from the checkpoints and the loss family beside IPO', async () => {
+  const query = '?preset=fig1-tiny&analyses=self_classification&loss_family=dpo';
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, query);
+  try {
+    await page.click('#start');
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+    // The run's own analysis is drawn and its box ticked (and fixed); the others are off.
+    assert.equal(await page.isChecked('input[value=self_classification]'), true);
+    assert.equal(await page.isDisabled('input[value=self_classification]'), true);
+    assert.equal(await page.locator('#analysis-plots svg').count(), 1);
+    const verdict = await page.textContent('#verdict');
+    assert.match(verdict, /Self-classification \(the paper's §5\)/);
+    assert.match(verdict, /The loss family/);
+    assert.match(await page.innerHTML('#fig1'), /online DPO/);
+    // Fig. 7 and Fig. 8 need nothing new: ticked, they are drawn from the same checkpoints, no training.
+    await page.check('input[value=generation_vs_classification]');
+    await page.check('input[value=over_training]');
+    await page.waitForFunction(() => document.querySelectorAll('#analysis-plots svg').length === 3);
+    assert.match(await page.textContent('#verdict'), /Generation vs classification \(the paper's Fig\. 7\)/);
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', 'ticking an analysis trains nothing');
+    await page.screenshot({ path: path.join(shots, 'analyses-tiny.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
