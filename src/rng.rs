@@ -73,6 +73,8 @@ pub mod streams {
     /// Self-classification: each checkpoint's second sample per win-rate prompt, and the golden label coins.
     pub const EVAL_SELF_SAMPLES: u32 = 0xE0_0003;
     pub const EVAL_SELF_COINS: u32 = 0xE0_0004;
+    /// Stream classification: golden label coins of an online stream's pairs (index = position in the stream).
+    pub const EVAL_STREAM_COINS: u32 = 0xE0_0005;
     /// Evaluation data fixed per seed: win-rate prompts, π_sft's baseline responses, KL prompts.
     pub const EVAL_WIN_PROMPTS: u32 = 0xE1_0000;
     pub const EVAL_BASELINE: u32 = 0xE2_0000;
@@ -82,7 +84,7 @@ pub mod streams {
     pub const STREAM_SHUFFLE: u32 = 0xF50_0000;
 
     /// (purpose, start, end) of every range; single streams are ranges of one.
-    pub const RANGES: [(&str, u32, u32); 16] = [
+    pub const RANGES: [(&str, u32, u32); 17] = [
         ("init", INIT.0, INIT.1),
         ("sft", SFT.0, SFT.1),
         ("align prompts", ALIGN_PROMPTS, ALIGN_PROMPTS + 1),
@@ -95,6 +97,7 @@ pub mod streams {
         ("eval kl samples", EVAL_KL_SAMPLES, EVAL_KL_SAMPLES + 1),
         ("eval self samples", EVAL_SELF_SAMPLES, EVAL_SELF_SAMPLES + 1),
         ("eval self coins", EVAL_SELF_COINS, EVAL_SELF_COINS + 1),
+        ("eval stream coins", EVAL_STREAM_COINS, EVAL_STREAM_COINS + 1),
         ("eval win prompts", EVAL_WIN_PROMPTS, EVAL_WIN_PROMPTS + 1),
         ("eval baseline", EVAL_BASELINE, EVAL_BASELINE + 1),
         ("eval kl prompts", EVAL_KL_PROMPTS, EVAL_KL_PROMPTS + 1),

@@ -255,7 +255,7 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
 pub fn analysis_svg(config: JsValue, rows: JsValue, analysis: String) -> Result<String, JsValue> {
     let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
     let analysis: fig1::Analysis = serde_json::from_value(serde_json::Value::String(analysis.clone()))
-        .map_err(|_| js_err(format!("analysis: '{analysis}' is not one of generation_vs_classification, over_training, self_classification")))?;
+        .map_err(|_| js_err(format!("analysis: '{analysis}' is not one of generation_vs_classification, over_training, self_classification, stream_classification")))?;
     let rows = rows_from_js(rows)?;
     let results = fig1::Fig1Results { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![] };
     crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_err(e.0))

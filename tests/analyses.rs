@@ -131,3 +131,35 @@ fn the_loss_family_runs_each_loss_beside_the_figures_own() {
     let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad-sweep").to_str().unwrap(), "--set", r#"loss_family=["dpo"]"#, "--set", "offline_lrs=[0.001]"]);
     assert!(!ok && stderr.contains("loss_family needs offline_lrs = []"), "{stderr}");
 }
+
+/// Fig. 6: every online checkpoint measures the stretch of its own stream before it (the proxy's labels and the
+/// policy), every offline checkpoint the stretch of its online run's checkpoint of the nearest KL.
+#[test]
+fn stream_classification_measures_online_and_offline_on_the_online_stream() {
+    let out = tmp("stream");
+    let (r, _) = tiny(&[r#"analyses=["stream_classification"]"#], &out, &out.join("cache"));
+    let cps = r["checkpoints"].as_array().unwrap();
+    let of = |m: &str| -> Vec<&serde_json::Value> { cps.iter().filter(|c| c["method"] == m && c["step"] != 0).collect() };
+    let online_steps: Vec<u64> = of("online").iter().map(|c| c["step"].as_u64().unwrap()).collect();
+    for c in of("online") {
+        assert_eq!(c["stream_step"], c["step"], "{c}");
+        for k in ["stream_proxy_accuracy", "stream_policy_accuracy"] {
+            assert!((0.0..=1.0).contains(&c[k].as_f64().unwrap()), "{k}: {c}");
+        }
+    }
+    for c in of("offline") {
+        assert!(online_steps.contains(&c["stream_step"].as_u64().unwrap()), "{c}");
+        assert!(c["stream_proxy_accuracy"].is_null() && (0.0..=1.0).contains(&c["stream_policy_accuracy"].as_f64().unwrap()), "{c}");
+    }
+    // The nearest KL: no other online checkpoint is closer in ln KL than the one each offline checkpoint read.
+    let ln_kl = |c: &serde_json::Value| c["kl"].as_f64().unwrap().max(1e-6).ln();
+    for c in of("offline") {
+        let read = of("online").into_iter().find(|o| o["step"] == c["stream_step"]).unwrap();
+        assert!(of("online").iter().all(|o| (ln_kl(o) - ln_kl(c)).abs() >= (ln_kl(read) - ln_kl(c)).abs() - 1e-9), "{c}");
+    }
+    assert!(cps.iter().filter(|c| c["method"] == "online_golden").all(|c| c.get("stream_step").is_none()), "golden-labelled runs have no proxy labels to judge");
+    let summary = read(out.join("summary.md"));
+    assert!(summary.contains("## Who classifies the online stream (the paper's Fig. 6)") && summary.contains("- **The proxy classifies the online stream better than the online policy:"), "{summary}");
+    assert!(read(out.join("fig6.svg")).contains("<svg"));
+    assert!(r["datasets"].as_array().unwrap().iter().any(|d| d["name"].as_str().unwrap().starts_with("online_stream")), "the stream is saved beside the results");
+}

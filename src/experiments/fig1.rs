@@ -101,10 +101,13 @@ pub enum Analysis {
     /// Each checkpoint's policy as a classifier of golden-labelled pairs of its own samples (an extra sampling
     /// pass per checkpoint).
     SelfClassification,
+    /// Fig. 6: on the stretch of the online stream before each online checkpoint, the proxy's labels, the online
+    /// policy and the offline policy at the nearest KL as classifiers, against golden labels.
+    StreamClassification,
 }
 
 impl Analysis {
-    pub const ALL: [Analysis; 3] = [Analysis::GenerationVsClassification, Analysis::OverTraining, Analysis::SelfClassification];
+    pub const ALL: [Analysis; 4] = [Analysis::GenerationVsClassification, Analysis::OverTraining, Analysis::SelfClassification, Analysis::StreamClassification];
 
     /// The file its figure is written to.
     pub fn figure_file(self) -> &'static str {
@@ -112,11 +115,12 @@ impl Analysis {
             Analysis::GenerationVsClassification => "fig7.svg",
             Analysis::OverTraining => "fig8.svg",
             Analysis::SelfClassification => "selfclass.svg",
+            Analysis::StreamClassification => "fig6.svg",
         }
     }
 }
 
-pub const PRESETS: [&str; 14] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses"];
+pub const PRESETS: [&str; 15] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses", "fig6"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -134,6 +138,7 @@ pub fn preset_description(name: &str) -> &'static str {
         "fig8" => "Fig. 8, over training: classifier accuracy on held-out D_golden and the winners' log-likelihood change log π(y_w) − log π_sft(y_w), online vs offline. The paper: offline's accuracy rises to 60–70 % while online's stays ≤ 50 %; the winners' likelihood falls for every method, most for offline.",
         "selfclass" => "Self-classification: each checkpoint's policy as a classifier of golden-labelled pairs of its own samples. The paper: every policy is at chance. What to look for: whether any curve leaves 0.5.",
         "fig9" => "Fig. 9, a non-contrastive loss: Best-of-2 (SFT on the preferred of two responses) online, offline on D_golden, and offline on the shuffled online stream. The paper: the gap persists; Bo2 on the shuffled stream ≈ online.",
+        "fig6" => "Fig. 6, who classifies the online stream: near each online checkpoint, the proxy's labels, the online policy and the offline policy at similar KL as classifiers of that stretch of the online stream (golden labels). The paper: the proxy beats the policies, and its accuracy decays as the policy drifts.",
         "losses" => "The loss family: online and offline DPO and SLiC beside IPO, on Figure 1's axes. The paper: the online > offline ordering is not specific to IPO. What to look for: for each loss, whether online's curve lies above offline's.",
         _ => "",
     }
@@ -279,6 +284,7 @@ impl Fig1Config {
             // cache); Fig. 8 and self-classification need metrics measured at each checkpoint, so they run online and
             // offline at online's lr on seeds 0–2 (a cached run without the metric is trained again, identically).
             "fig7" => Ok(Fig1Config { analyses: vec![Analysis::GenerationVsClassification], ..full }),
+            "fig6" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::StreamClassification], ..full }),
             "fig8" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::OverTraining], ..full }),
             "selfclass" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::SelfClassification], ..full }),
             // Fig. 9: the Best-of-2 loss for every run: online, offline on D_golden (at online's lr, trained past its
@@ -470,6 +476,7 @@ impl Fig1Config {
             online_steps: self.steps,
             chosen_logratio: self.analyses.contains(&Analysis::OverTraining),
             self_classification: self.analyses.contains(&Analysis::SelfClassification),
+            stream_classification: self.analyses.contains(&Analysis::StreamClassification),
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
         }
     }

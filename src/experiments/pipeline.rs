@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Gpt, GptConfig, Head};
 use crate::task::TaskConfig;
-use crate::train::align::{align, AlignConfig, Checkpoint, EvalPrompts, EvalSet, PastBest, Source};
+use crate::train::align::{align, AlignConfig, Checkpoint, EvalPrompts, EvalSet, OnlineStream, PastBest, Source};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
@@ -64,6 +64,9 @@ pub struct StageSpec<'a> {
     /// (the training is the same, so its key is too).
     pub chosen_logratio: bool,
     pub self_classification: bool,
+    /// Online runs measure their own stream and offline runs their online run's (the paper's Fig. 6): online runs
+    /// are trained even when cached, for their stream.
+    pub stream_classification: bool,
 }
 
 impl StageSpec<'_> {
@@ -580,6 +583,7 @@ impl SeedStages {
         let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_KL_PROMPTS, i)).collect();
         let mut set = EvalSet::new(e, &self.sft, task, EvalPrompts { win_prompts: win, baseline, kl_prompts }, self.heldout.clone(), Some(&self.proxy), seed).await?;
         set.self_classification = spec.self_classification;
+        set.stream_classification = spec.stream_classification;
         Ok(set)
     }
 
@@ -645,8 +649,14 @@ impl SeedStages {
         let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat})");
         let key = run_key(spec, seed, &e.describe(), run);
         let past_best = past_best_of(spec, run);
+        // An offline run measured on its online run's stream needs that measure at every checkpoint past the start.
+        let on_stream = eval.online_stream.is_some() && run.method == Method::Offline;
         let measured = |rows: &Vec<Row>| {
-            rows.iter().all(|r| (!spec.chosen_logratio || r.checkpoint.chosen_logratio.is_some()) && (!spec.self_classification || r.checkpoint.self_classified_pairs.is_some()))
+            rows.iter().all(|r| {
+                (!spec.chosen_logratio || r.checkpoint.chosen_logratio.is_some())
+                    && (!spec.self_classification || r.checkpoint.self_classified_pairs.is_some())
+                    && (!on_stream || r.checkpoint.step == 0 || r.checkpoint.stream_policy_accuracy.is_some())
+            })
         };
         let read = |cache: &mut dyn StageCache, key: &str| {
             let (config, head, values, meta) = cache.get(key)?;
@@ -771,9 +781,20 @@ pub async fn run_seed(
             _ => None,
         };
         // An online run that a stream run of this seed follows is trained (not read from the cache), for its
-        // stream: the cache keeps a run's policy and checkpoints, not its stream.
-        let feeds_a_stream = run.method == Method::Online && stream_runs.iter().any(|r| online_of(r) == *run);
-        let (policy, rows, stream) = stages.align_run(e, spec, &eval, run, cache, progress, data.as_deref(), feeds_a_stream).await?;
+        // stream: the cache keeps a run's policy and checkpoints, not its stream. So is every online run whose
+        // stream its checkpoints and its offline runs are measured on (Fig. 6).
+        let feeds_a_stream = run.method == Method::Online && (spec.stream_classification || stream_runs.iter().any(|r| online_of(r) == *run));
+        // An offline run measured on the stream of its setting's online run: that run's stream and checkpoints.
+        let probe = match (spec.stream_classification, run.method) {
+            (true, Method::Offline) => position(&datasets, &online_of(run).data_name("online_stream")).map(|i| {
+                let online = online_of(run);
+                let own = |r: &&Row| r.method == Method::Online.name() && r.beta == online.beta && r.lr == online.lr && r.align_seed == online.align_seed;
+                let checkpoints = checkpoints.iter().filter(own).map(|r: &Row| (r.checkpoint.step, r.checkpoint.kl)).collect();
+                EvalSet { online_stream: Some(OnlineStream { pairs: datasets[i].pairs.clone(), checkpoints, batch: spec.batch }), ..eval.clone() }
+            }),
+            _ => None,
+        };
+        let (policy, rows, stream) = stages.align_run(e, spec, probe.as_ref().unwrap_or(&eval), run, cache, progress, data.as_deref(), feeds_a_stream).await?;
         if feeds_a_stream {
             datasets.push(stream_dataset(seed, run, stream, spec.batch));
         }

@@ -111,6 +111,7 @@ pub fn analyses_md(results: &Fig1Results) -> String {
             Analysis::GenerationVsClassification => generation_vs_classification_md(&rows),
             Analysis::OverTraining => over_training_md(&rows, results.config.steps),
             Analysis::SelfClassification => self_classification_md(&rows),
+            Analysis::StreamClassification => stream_classification_md(&rows),
         };
     }
     s
@@ -123,6 +124,7 @@ pub fn analysis_svg(analysis: Analysis, results: &Fig1Results) -> Result<String>
         Analysis::GenerationVsClassification => generation_vs_classification_svg(&rows),
         Analysis::OverTraining => over_training_svg(&rows),
         Analysis::SelfClassification => self_classification_svg(&rows),
+        Analysis::StreamClassification => stream_classification_svg(&rows),
     }
 }
 
@@ -377,6 +379,140 @@ fn self_classification_md(rows: &[Row]) -> String {
         if off.is_empty() { String::new() } else { format!(" Away from 0.5: {}.", off.join("; ")) }
     );
     s
+}
+
+/// Fig. 6's points of one seed and β: per online checkpoint past the start, (step, KL, the proxy's labels'
+/// accuracy, the online policy's, and the offline policy's at the nearest KL with that offline checkpoint's KL).
+type StreamPoint = (u32, f32, f32, f32, Option<(f32, f32)>);
+
+fn stream_points(rows: &[Row], seed: u32, beta: f32) -> Vec<StreamPoint> {
+    let gap = |a: f32, b: f32| (a.max(1e-6).ln() - b.max(1e-6).ln()).abs();
+    rows.iter()
+        .filter(|r| r.method == "online" && r.seed == seed && r.beta == beta)
+        .filter_map(|r| {
+            let c = &r.checkpoint;
+            let (proxy, policy) = (c.stream_proxy_accuracy?, c.stream_policy_accuracy?);
+            // Of the offline checkpoints measured on this stretch, the one nearest in KL.
+            let offline = rows
+                .iter()
+                .filter(|o| o.method == "offline" && o.seed == seed && o.beta == beta && o.checkpoint.stream_step == Some(c.step))
+                .min_by(|a, b| gap(a.checkpoint.kl, c.kl).total_cmp(&gap(b.checkpoint.kl, c.kl)))
+                .and_then(|o| Some((o.checkpoint.stream_policy_accuracy?, o.checkpoint.kl)));
+            Some((c.step, c.kl, proxy, policy, offline))
+        })
+        .collect()
+}
+
+fn stream_classification_md(rows: &[Row]) -> String {
+    let mut s = String::from("\n## Who classifies the online stream (the paper's Fig. 6)\n\n");
+    s += &format!(
+        "The paper: on the pairs the online policy samples near each checkpoint, the proxy preference model classifies better (against golden labels) than the online policy or the offline policy at similar KL, and the proxy's accuracy decays as the policy drifts. Below, per online checkpoint, the {} pairs of the online stream sampled just before it, golden-labelled: the accuracy of the proxy's labels, of the online policy as a classifier, and of the offline policy at its checkpoint of the nearest KL (that KL in brackets). Mean over seeds.\n\n",
+        crate::train::align::STREAM_STRETCH
+    );
+    let seeds = seeds_of(rows);
+    let betas = betas_of(rows);
+    let any = seeds.iter().any(|&seed| betas.iter().any(|&b| !stream_points(rows, seed, b).is_empty()));
+    if !any {
+        return s + "No online checkpoint has it measured: rerun with `analyses` including `stream_classification`.\n";
+    }
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
+    for &b in &betas {
+        let per_seed: Vec<Vec<StreamPoint>> = seeds.iter().map(|&seed| stream_points(rows, seed, b)).collect();
+        let mut steps: Vec<u32> = per_seed.iter().flatten().map(|p| p.0).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        s += &format!("**β = {b}**\n\n| online step | KL | proxy | online policy | offline policy (its KL) |\n|---|---|---|---|---|\n");
+        for st in steps {
+            let at: Vec<&StreamPoint> = per_seed.iter().flatten().filter(|p| p.0 == st).collect();
+            let offline: Vec<(f32, f32)> = at.iter().filter_map(|p| p.4).collect();
+            let off = if offline.is_empty() { "—".into() } else { format!("{:.3} ({:.2})", mean(&offline.iter().map(|o| o.0).collect::<Vec<_>>()), mean(&offline.iter().map(|o| o.1).collect::<Vec<_>>())) };
+            s += &format!(
+                "| {st} | {:.2} | {:.3} | {:.3} | {off} |\n",
+                mean(&at.iter().map(|p| p.1).collect::<Vec<_>>()),
+                mean(&at.iter().map(|p| p.2).collect::<Vec<_>>()),
+                mean(&at.iter().map(|p| p.3).collect::<Vec<_>>())
+            );
+        }
+        s += "\n";
+    }
+    // Per seed the mean over β of each quantity's mean over checkpoints, then across seeds.
+    let over = |f: &dyn Fn(&[StreamPoint]) -> Option<f32>| per_seed_over_betas(rows, |seed, b| f(&stream_points(rows, seed, b)));
+    let proxy_minus_online = over(&|p| (!p.is_empty()).then(|| mean(&p.iter().map(|q| q.2 - q.3).collect::<Vec<_>>())));
+    let proxy_minus_offline = over(&|p| {
+        let d: Vec<f32> = p.iter().filter_map(|q| Some(q.2 - q.4?.0)).collect();
+        (!d.is_empty()).then(|| mean(&d))
+    });
+    let decay = over(&|p| pearson(&p.iter().map(|q| (q.1.max(1e-6).ln(), q.2)).collect::<Vec<_>>()));
+    let judge = |v: &[f32], negate: bool| -> (Finding, String) {
+        if v.is_empty() {
+            return (Finding::NoData, "—".into());
+        }
+        let e = estimate(v);
+        let f = if negate { Finding::below(&e, 0.0) } else { Finding::below(&Estimate { mean: -e.mean, ..e.clone() }, 0.0) };
+        (f, show(&e, 3))
+    };
+    let (fa, ea) = judge(&proxy_minus_online, false);
+    let (fb, eb) = judge(&proxy_minus_offline, false);
+    let (fc, ec) = judge(&decay, true);
+    s += "Verdicts (computed; per seed the mean over β, then mean ± 95 % t-interval across seeds; shown when the interval excludes 0 the paper's way, direction only when the mean alone does):\n\n";
+    s += &format!("- **The proxy classifies the online stream better than the online policy: {}** (proxy − online policy = {ea}).\n", fa.words());
+    s += &format!("- **… and better than the offline policy at similar KL: {}** (proxy − offline policy = {eb}).\n", fb.words());
+    s += &format!("- **The proxy's accuracy decays as the policy drifts: {}** (Pearson r of its accuracy with ln KL over the online checkpoints = {ec}).\n", fc.words());
+    s
+}
+
+fn stream_classification_svg(rows: &[Row]) -> Result<String> {
+    let seeds = seeds_of(rows);
+    let mut series: Vec<(String, RGBColor, Vec<(f32, f32)>)> = vec![];
+    let colours = [("the proxy's labels", RGBColor(44, 160, 44)), ("online policy", RGBColor(31, 119, 180)), ("offline policy at similar KL", RGBColor(230, 120, 20))];
+    for (bi, &b) in betas_of(rows).iter().enumerate() {
+        let all: Vec<StreamPoint> = seeds.iter().flat_map(|&seed| stream_points(rows, seed, b)).collect();
+        let mut steps: Vec<u32> = all.iter().map(|p| p.0).collect();
+        steps.sort_unstable();
+        steps.dedup();
+        for (k, (label, colour)) in colours.iter().enumerate() {
+            let pts: Vec<(f32, f32)> = steps
+                .iter()
+                .filter_map(|&st| {
+                    let v: Vec<f32> = all.iter().filter(|p| p.0 == st).filter_map(|p| match k {
+                        0 => Some(p.2),
+                        1 => Some(p.3),
+                        _ => p.4.map(|o| o.0),
+                    }).collect();
+                    (!v.is_empty()).then(|| (st as f32, v.iter().sum::<f32>() / v.len() as f32))
+                })
+                .collect();
+            if !pts.is_empty() {
+                let shade = if bi == 0 { *colour } else { colour.mix(0.5).into_rgb() };
+                series.push((format!("{label}, β = {b}"), shade, pts));
+            }
+        }
+    }
+    let ((x0, x1), (y0, y1)) = bounds(&series);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Who classifies the online stream, near each online checkpoint (the paper's Fig. 6)", ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0.max(0.0)..x1, y0.min(0.48)..y1.max(0.52))
+            .map_err(err)?;
+        chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("online step").y_desc("accuracy on the stream stretch (golden labels)").x_label_formatter(&|x| format!("{x:.0}")).draw().map_err(err)?;
+        for (label, colour, pts) in series {
+            chart
+                .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(err)?;
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 11)).draw().map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
 }
 
 /// (method, colour, points) for every method with a point.

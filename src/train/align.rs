@@ -92,6 +92,7 @@ pub fn log_spaced(steps: u32, n: u32) -> Vec<u32> {
 }
 
 /// Fixed evaluation data shared by every run of an experiment.
+#[derive(Clone)]
 pub struct EvalSet<'a> {
     /// Prompts for the golden win rate, and the baseline policy's responses to them.
     pub win_prompts: Vec<Vec<u32>>,
@@ -105,6 +106,12 @@ pub struct EvalSet<'a> {
     /// Also measure each checkpoint's policy as a classifier of pairs of its own samples (the paper's
     /// self-classification; it costs a second sampling pass per checkpoint).
     pub self_classification: bool,
+    /// Also measure online runs' checkpoints on the stretch of their own stream just before them: the proxy's
+    /// labels and the policy as a classifier, against golden labels (the paper's Fig. 6).
+    pub stream_classification: bool,
+    /// For an offline run: the online run of its setting, whose stream stretches each checkpoint's policy is
+    /// measured on, at the online checkpoint of the nearest KL (Fig. 6's "offline policy at similar KL").
+    pub online_stream: Option<OnlineStream>,
     /// The proxy PM, to report how often it prefers the policy over the baseline (none: not reported).
     pub proxy: Option<&'a Gpt>,
     /// The task's tokenizer, built once, for the sample texts.
@@ -131,6 +138,16 @@ pub struct Checkpoint {
     /// two identical responses and the accuracy is none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_classified_pairs: Option<u32>,
+    /// The paper's Fig. 6: the online step whose stream stretch ([`STREAM_STRETCH`] pairs before it) this
+    /// checkpoint was measured on (its own for an online run; for an offline run, its online run's checkpoint of
+    /// the nearest KL), the policy's classifier accuracy on it, and (online) the proxy's labels' accuracy, all
+    /// against golden labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_step: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_policy_accuracy: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_proxy_accuracy: Option<f32>,
     /// How often the proxy PM prefers the policy's response to the baseline's (identical responses count
     /// half); beside the golden win rate it shows the proxy being exploited.
     pub proxy_win_rate: Option<f32>,
@@ -156,7 +173,7 @@ pub enum Source<'a> {
     SemiOnline(&'a Gpt, u32),
 }
 
-use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
+use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_STREAM_COINS, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
 
 /// Summed response log-probs of `ys` under `model` for `prompts` (batched in one pass).
 async fn response_logprobs(e: &Engine, model: &Gpt, acts: &Activations, batch: &SequenceBatch) -> Result<Vec<f32>> {
@@ -176,8 +193,71 @@ impl<'a> EvalSet<'a> {
     pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, prompts: EvalPrompts, heldout: Pairs, proxy: Option<&'a Gpt>, seed: u32) -> Result<Self> {
         let EvalPrompts { win_prompts, baseline, kl_prompts } = prompts;
         let heldout_sft_logps = pair_logps(e, sft, task, &heldout).await?;
-        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_logps, self_classification: false, proxy, words: task.tokenizer()?, seed })
+        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_logps, self_classification: false, stream_classification: false, online_stream: None, proxy, words: task.tokenizer()?, seed })
     }
+}
+
+/// Pairs of an online stream that a checkpoint's stream classification reads: the last this many sampled up to it.
+pub const STREAM_STRETCH: usize = 512;
+
+/// An online run's stream (proxy-labelled pairs in training order, `batch` per step) and its checkpoints'
+/// (step, KL), for measuring another run's policies on it.
+#[derive(Clone, Debug, Default)]
+pub struct OnlineStream {
+    pub pairs: Pairs,
+    pub checkpoints: Vec<(u32, f32)>,
+    pub batch: usize,
+}
+
+/// The stretch of `stream` before online step `step` ([`STREAM_STRETCH`] pairs), with golden labels (coins keyed by
+/// each pair's position in the stream, so every policy measured on a stretch sees the same labels).
+fn stretch(task: &TaskConfig, stream: &Pairs, end: usize, seed: u32) -> (Pairs, Vec<bool>) {
+    let (end, start) = (end.min(stream.len()), end.min(stream.len()).saturating_sub(STREAM_STRETCH));
+    let pairs = Pairs {
+        prompts: stream.prompts[start..end].to_vec(),
+        y1: stream.y1[start..end].to_vec(),
+        y2: stream.y2[start..end].to_vec(),
+        first_wins: stream.first_wins[start..end].to_vec(),
+    };
+    let golden = (start..end).map(|j| task.golden_label(&stream.prompts[j], &stream.y1[j], &stream.y2[j], uniform(seed, EVAL_STREAM_COINS, 0, j as u32))).collect();
+    (pairs, golden)
+}
+
+/// What a checkpoint measures on a stream stretch: the online step whose stretch, the policy's accuracy as a
+/// classifier of it, and (on its own stream) the proxy's labels' accuracy.
+struct StreamMeasure {
+    step: u32,
+    policy: f32,
+    proxy: Option<f32>,
+}
+
+async fn stream_measure(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, step: u32, kl: f32, own: Option<&Pairs>) -> Result<Option<StreamMeasure>> {
+    if step == 0 {
+        return Ok(None);
+    }
+    let (stream, at, own) = match (own, &set.online_stream) {
+        (Some(s), _) if set.stream_classification => (s, step, true),
+        (None, Some(o)) => {
+            // The online checkpoint (past its start) whose KL is nearest this one's, in ln KL.
+            let gap = |k: f32| (k.max(1e-6).ln() - kl.max(1e-6).ln()).abs();
+            let Some(&(at, _)) = o.checkpoints.iter().filter(|c| c.0 > 0).min_by(|a, b| gap(a.1).total_cmp(&gap(b.1))) else { return Ok(None) };
+            (&o.pairs, at, false)
+        }
+        _ => return Ok(None),
+    };
+    let batch = match (own, &set.online_stream) {
+        (false, Some(o)) => o.batch,
+        _ => stream.len() / step as usize,
+    };
+    let (pairs, golden) = stretch(task, stream, at as usize * batch, set.seed);
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let labelled = Pairs { first_wins: golden.clone(), ..pairs.clone() };
+    let sft_margins = pair_margins(e, sft, task, &labelled).await?;
+    let accuracy = classifier_accuracy(e, policy, &sft_margins, task, &labelled).await?;
+    let proxy = own.then(|| pairs.first_wins.iter().zip(&golden).filter(|(a, b)| a == b).count() as f32 / golden.len() as f32);
+    Ok(Some(StreamMeasure { step: at, policy: accuracy, proxy }))
 }
 
 /// How many of the win-rate prompts each checkpoint keeps as text, for the page's sample viewer.
@@ -287,7 +367,10 @@ pub fn classifier_score(h: f32, first_wins: bool) -> f32 {
     }
 }
 
-pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, step: u32, train_loss: Option<f32>) -> Result<Checkpoint> {
+/// One checkpoint's measurements; `stream` is an online run's own stream so far (proxy labels), for its stream
+/// classification.
+#[allow(clippy::too_many_arguments)]
+pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, step: u32, train_loss: Option<f32>, stream: Option<&Pairs>) -> Result<Checkpoint> {
     let ys = sample_responses(e, policy, task, &set.win_prompts, set.seed, EVAL_WIN_SAMPLES).await?;
     let (golden_win_rate, ties) = golden_win_rate(task, &set.win_prompts, &ys, &set.baseline);
     let kl_ys = sample_responses(e, policy, task, &set.kl_prompts, set.seed, EVAL_KL_SAMPLES).await?;
@@ -300,6 +383,7 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
         true => self_classifier_accuracy(e, policy, sft, task, set, &ys).await.map(|(a, n)| (a, Some(n)))?,
         false => (None, None),
     };
+    let on_stream = stream_measure(e, policy, sft, task, set, step, kl, stream).await?;
     let proxy_prefers = match set.proxy {
         Some(pm) => Some(prefers(e, pm, task, &set.win_prompts, &ys, &set.baseline).await?),
         None => None,
@@ -331,6 +415,9 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
         chosen_logratio,
         self_classifier_accuracy,
         self_classified_pairs,
+        stream_step: on_stream.as_ref().map(|m| m.step),
+        stream_policy_accuracy: on_stream.as_ref().map(|m| m.policy),
+        stream_proxy_accuracy: on_stream.as_ref().and_then(|m| m.proxy),
         proxy_win_rate,
         train_loss,
         responses: response_stats(task, &set.win_prompts, &ys),
@@ -386,7 +473,8 @@ pub async fn align(
     let mut opt = AdamW::new(e, &policy.infos, cfg.adamw, Schedule { warmup_steps: cfg.warmup_steps, total_steps: cfg.warmup_steps, min_lr_ratio: 1.0 });
     let (acts, acts_ref) = (policy.activations(e, 2 * b, t)?, sft.activations(e, 2 * b, t)?);
     let grads = policy.zero_grads(e);
-    let mut checkpoints = vec![evaluate(e, &policy, sft, task, eval, 0, None).await?];
+    let mut checkpoints = vec![evaluate(e, &policy, sft, task, eval, 0, None, None).await?];
+    let measures_stream = matches!(source, Source::OnlineProxy(_));
     on_checkpoint(&checkpoints[0]);
     let mut stream = Pairs::default();
     // Semi-online: the pairs sampled at the last refresh, for the steps from `buffered_from` on.
@@ -448,7 +536,7 @@ pub async fn align(
             stream.first_wins.extend(pairs.first_wins);
         }
         if cfg.is_eval_step(step + 1) {
-            let c = evaluate(e, &policy, sft, task, eval, step + 1, Some(loss_sum / since as f32)).await?;
+            let c = evaluate(e, &policy, sft, task, eval, step + 1, Some(loss_sum / since as f32), measures_stream.then_some(&stream)).await?;
             on_checkpoint(&c);
             checkpoints.push(c);
             loss_sum = 0.0;
