@@ -1,7 +1,7 @@
-// Element-wise and small reduction ops. CPU twins in engine::kernels::elementwise: zero (in run_cpu), add, add_into, add_bias, bias_backward,
+// Element-wise and small reduction ops. CPU twins in engine::kernels::elementwise: zero (in run_cpu), add, add_into, mix, add_bias, bias_backward,
 // gelu_forward, gelu_backward, weighted_row_sum, weighted_row_sum_backward.
 
-struct Params { len: u32, c: u32, _pad0: u32, _pad1: u32 }  // c: row width (bias, rows of a weighted sum)
+struct Params { len: u32, c: u32, weight: f32, _pad1: u32 }  // c: row width (bias, rows of a weighted sum); weight: mix's
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -30,6 +30,14 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) g
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
     out[i] = a[i] + b[i];
+}
+
+// out = (1 - weight)·a + weight·b
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn mix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.len) { return; }
+    out[i] = (1.0 - p.weight) * a[i] + p.weight * b[i];
 }
 
 // out += a

@@ -1,5 +1,5 @@
 //! The paper's policy experiments at tiny scale (structure and sanity, not the findings): the classifier
-//! analyses (Figs 7, 8, self-classification), the Best-of-2 loss (Fig. 9) and the loss family.
+//! analyses (Figs 6, 7, 8, self-classification), the Best-of-2 loss (Fig. 9), the loss family and IPO-MD.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::{Path, PathBuf};
@@ -162,4 +162,25 @@ fn stream_classification_measures_online_and_offline_on_the_online_stream() {
     assert!(summary.contains("## Who classifies the online stream (the paper's Fig. 6)") && summary.contains("- **The proxy classifies the online stream better than the online policy:"), "{summary}");
     assert!(read(out.join("fig6.svg")).contains("<svg"));
     assert!(r["datasets"].as_array().unwrap().iter().any(|d| d["name"].as_str().unwrap().starts_with("online_stream")), "the stream is saved beside the results");
+}
+
+/// IPO-MD: one online run per mixture weight beside online, with online's checkpoints; weights outside [0, 1) or
+/// off the allowed stops are refused by name.
+#[test]
+fn ipo_md_runs_beside_online_and_refuses_bad_weights() {
+    let out = tmp("ipo-md");
+    let (r, _) = tiny(&["mixtures=[0.25,0.75]"], &out, &out.join("cache"));
+    let cps = r["checkpoints"].as_array().unwrap();
+    let steps = |m: &str| -> Vec<u64> { cps.iter().filter(|c| c["method"] == m).map(|c| c["step"].as_u64().unwrap()).collect() };
+    for m in ["ipo_md25", "ipo_md75"] {
+        assert_eq!(steps(m), steps("online"), "{m}");
+    }
+    let last = |m: &str| cps.iter().rfind(|c| c["method"] == m).unwrap()["golden_win_rate"].clone();
+    assert_ne!(cps.iter().rfind(|c| c["method"] == "ipo_md25").unwrap()["kl"], cps.iter().rfind(|c| c["method"] == "online").unwrap()["kl"], "{:?} {:?}", last("ipo_md25"), last("online"));
+    let summary = read(out.join("summary.md"));
+    assert!(summary.contains("## Beyond the paper: IPO-MD") && summary.contains("**online − ipo_md25**") && summary.contains("**ipo_md75 − offline**"), "{summary}");
+    for (set, says) in [("mixtures=[1.0]", "mixtures[0] = 1 is out of range [0, 1)"), ("mixtures=[-0.5]", "mixtures[0] = -0.5 is out of range"), ("mixtures=[0.3]", "mixtures[0] = 0.3: each must be one of 0.25, 0.5, 0.75"), ("mixtures=[0]", "0 is online IPO itself")] {
+        let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad-md").to_str().unwrap(), "--set", set]);
+        assert!(!ok && stderr.contains(says), "{set}: {stderr}");
+    }
 }

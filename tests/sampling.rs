@@ -153,3 +153,57 @@ fn gpu_never_draws_banned_tokens() {
     let Some(e) = common::gpu() else { return };
     banned_tokens_are_never_drawn(&e);
 }
+
+/// IPO-MD's mixture sampling: weight 0 on the reference is the model's own sampling and weight 1 the reference's,
+/// token for token; in between it draws from neither alone, and its log-probs are the mixture's (a full forward of
+/// both models, logits mixed, gives them back).
+fn mixture_ends_are_each_model(e: &Engine) {
+    let (m, reference) = (model(e), {
+        let mut values = alignment_gap::model::params::init_values(&CONFIG, Head::Lm, 8);
+        values.iter_mut().for_each(|v| v.iter_mut().for_each(|x| *x *= 4.0));
+        Gpt::new(e, CONFIG, Head::Lm, &values).unwrap()
+    });
+    let run = |model: &Gpt, mixture: Option<(&Gpt, f32)>| pollster::block_on(model.sample_mixture(e, &prompts(), &spec(5, 2), mixture)).unwrap();
+    let (own, other) = (run(&m, None), run(&reference, None));
+    assert_eq!(run(&m, Some((&reference, 0.0))), own);
+    assert_eq!(run(&m, Some((&reference, 1.0))).tokens, other.tokens);
+    let half = run(&m, Some((&reference, 0.5)));
+    assert!(half.tokens != own.tokens && half.tokens != other.tokens, "a half mixture follows neither model alone");
+    // The recorded log-prob of each drawn token is log softmax((z + z_ref) / 2) at it.
+    let (b, t, v) = (prompts().len(), spec(5, 2).max_len, CONFIG.vocab_size);
+    let logits = |g: &Gpt| {
+        let acts = g.activations(e, b, t).unwrap();
+        let tokens: Vec<u32> = half.tokens.concat();
+        g.forward(e, &acts, &e.indices(&tokens)).unwrap();
+        pollster::block_on(e.read(&acts.logits)).unwrap()
+    };
+    let (za, zb) = (logits(&m), logits(&reference));
+    let p = prompts()[0].len();
+    for r in 0..b {
+        for pos in p..t {
+            let tok = half.tokens[r][pos];
+            if tok == PAD {
+                break;
+            }
+            let row = |z: &[f32]| z[(r * t + pos - 1) * v..(r * t + pos) * v].to_vec();
+            let mixed: Vec<f32> = row(&za).iter().zip(row(&zb)).map(|(a, b)| 0.5 * a + 0.5 * b).collect();
+            let max = mixed.iter().cloned().fold(f32::MIN, f32::max);
+            let lse = max + mixed.iter().map(|x| (x - max).exp()).sum::<f32>().ln();
+            let want = mixed[tok as usize] - lse;
+            assert!((half.logprobs[r][pos] - want).abs() < 1e-4, "row {r} pos {pos}: {} vs {want}", half.logprobs[r][pos]);
+        }
+    }
+    let bad = pollster::block_on(m.sample_mixture(e, &prompts(), &spec(5, 2), Some((&reference, 1.5)))).unwrap_err().to_string();
+    assert!(bad.contains("mixture = 1.5"), "{bad}");
+}
+
+#[test]
+fn cpu_mixture_ends_are_each_model() {
+    mixture_ends_are_each_model(&Engine::cpu());
+}
+
+#[test]
+fn gpu_mixture_ends_are_each_model() {
+    let Some(g) = common::gpu() else { return };
+    mixture_ends_are_each_model(&g);
+}

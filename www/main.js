@@ -49,6 +49,11 @@ async function main() {
   });
   $('dl-plots').addEventListener('click', () => {
     for (const [id, name] of [['plot-sft', 'sft_loss'], ['plot-proxy', 'proxy_accuracy'], ['plot-kl', 'kl_over_steps'], ['plot-loss', 'alignment_loss']]) download(`${name}.svg`, svgText(id), 'image/svg+xml');
+    // The analyses drawn, under the CLI's file names.
+    const files = { generation_vs_classification: 'fig7', over_training: 'fig8', self_classification: 'selfclass', stream_classification: 'fig6' };
+    for (const div of document.querySelectorAll('#analysis-plots .plot')) {
+      if (div.querySelector('svg')) download(`${files[div.id.replace('analysis-', '')]}.svg`, svgText(div.id), 'image/svg+xml');
+    }
   });
   renderAll();
   try { await markInterrupted(); } catch { /* no IndexedDB: listSaved says so */ }

@@ -5,16 +5,20 @@ import { $, el, get, show, fmtTime } from './ui.js';
 import { state, facts } from './state.js';
 import { setButtons, showReadiness } from './run.js';
 
-// Semi-online's refresh interval as a slider: each stop runs one semi-online arm beside online (which is
-// refresh 1); the list knob it writes stays the one source of the setting.
-const REFRESH_STOPS = [['', 'off: online and offline only'], ['4', 'every 4 steps'], ['16', 'every 16 steps'], ['64', 'every 64 steps'], ['0', 'never (π_sft\'s samples)']];
+// List knobs with a few meaningful values get a slider over them: each stop runs one arm beside online; the
+// list knob it writes stays the one source of the setting. Semi-online: its refresh interval (online is
+// refresh 1). IPO-MD: π_sft's weight m in the sampling mixture (online is m = 0).
+const SLIDERS = {
+  semi_online: { id: 'semi-online', aria: 'Semi-online refresh interval', stops: [['', 'off: online and offline only'], ['4', 'every 4 steps'], ['16', 'every 16 steps'], ['64', 'every 64 steps'], ['0', 'never (π_sft\'s samples)']] },
+  mixtures: { id: 'mixture', aria: 'IPO-MD mixture weight of π_sft', stops: [['', 'off: online samples from π alone'], ['0.25', 'm = 0.25: π^0.75·π_sft^0.25'], ['0.5', 'm = 0.5: π^0.5·π_sft^0.5'], ['0.75', 'm = 0.75: π^0.25·π_sft^0.75']] },
+};
 
-function refreshSlider(input) {
-  const slider = el('input', { type: 'range', id: 'semi-online-slider', min: '0', max: String(REFRESH_STOPS.length - 1), step: '1' });
-  slider.setAttribute('aria-label', 'Semi-online refresh interval');
-  const shown = el('output', { id: 'semi-online-shown', htmlFor: 'semi-online-slider' });
+function stopsSlider(input, { id, aria, stops }) {
+  const slider = el('input', { type: 'range', id: `${id}-slider`, min: '0', max: String(stops.length - 1), step: '1' });
+  slider.setAttribute('aria-label', aria);
+  const shown = el('output', { id: `${id}-shown`, htmlFor: `${id}-slider` });
   slider.addEventListener('input', () => {
-    const [value, label] = REFRESH_STOPS[Number(slider.value)];
+    const [value, label] = stops[Number(slider.value)];
     input.value = value;
     shown.textContent = label;
     onKnobChange();
@@ -22,14 +26,16 @@ function refreshSlider(input) {
   return el('span', { className: 'slider' }, slider, shown);
 }
 
-function fillRefreshSlider() {
-  const slider = $('semi-online-slider');
-  if (!slider) return;
-  const v = get(state.config, 'semi_online') || [];
-  const at = v.length === 0 ? 0 : v.length === 1 ? REFRESH_STOPS.findIndex(([s]) => s === String(v[0])) : -1;
-  // A list of several intervals (from the text knob or a link) has no one stop: the slider says so.
-  $('semi-online-shown').textContent = at >= 0 ? REFRESH_STOPS[at][1] : `several: ${show(v)}`;
-  if (at >= 0) slider.value = String(at);
+function fillSliders() {
+  for (const [key, { id, stops }] of Object.entries(SLIDERS)) {
+    const slider = $(`${id}-slider`);
+    if (!slider) continue;
+    const v = get(state.config, key) || [];
+    const at = v.length === 0 ? 0 : v.length === 1 ? stops.findIndex(([s]) => s === String(v[0])) : -1;
+    // A list of several values (from the text knob or a link) has no one stop: the slider says so.
+    $(`${id}-shown`).textContent = at >= 0 ? stops[at][1] : `several: ${show(v)}`;
+    if (at >= 0) slider.value = String(at);
+  }
 }
 
 export function buildKnobs() {
@@ -42,7 +48,7 @@ export function buildKnobs() {
     input.addEventListener('change', onKnobChange);
     form.append(el('div', { className: 'knob' },
       el('label', { htmlFor: id, textContent: label }), input,
-      ...(key === 'semi_online' ? [refreshSlider(input)] : []),
+      ...(SLIDERS[key] ? [stopsSlider(input, SLIDERS[key])] : []),
       el('span', { className: 'hint', textContent: help }),
       el('span', { className: 'field-error', id: `${id}-error`, role: 'alert' })));
   }
@@ -53,7 +59,7 @@ export function fillKnobs() {
     const v = get(state.config, input.dataset.key);
     if (input.type === 'checkbox') input.checked = !!v; else input.value = show(v);
   }
-  fillRefreshSlider();
+  fillSliders();
 }
 
 export function knobQuery() {
@@ -85,7 +91,7 @@ export function onKnobChange() {
   state.config = parsed.config;
   state.knobErrors = parsed.errors;
   showFieldErrors(parsed.errors);
-  fillRefreshSlider();
+  fillSliders();
   writeUrl();
   setButtons();
   showReadiness();

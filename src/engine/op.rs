@@ -31,6 +31,8 @@ pub enum Op {
     Add { len: usize },
     /// [src] → [dst +=]
     AddInto { len: usize },
+    /// [a, b] → [out]: out = (1 − weight)·a + weight·b (a geometric mixture of two models' logits)
+    Mix { len: usize, weight: f32 },
     /// [x] → [y]
     GeluForward { len: usize },
     /// [dy, x] → [dx]
@@ -94,6 +96,7 @@ impl Op {
             Op::Zero { .. } => "zero",
             Op::Add { .. } => "add",
             Op::AddInto { .. } => "add_into",
+            Op::Mix { .. } => "mix",
             Op::GeluForward { .. } => "gelu_forward",
             Op::GeluBackward { .. } => "gelu_backward",
             Op::SplitHeads { .. } => "split_heads",
@@ -129,6 +132,7 @@ impl Op {
             | Op::Zero { .. }
             | Op::Add { .. }
             | Op::AddInto { .. }
+            | Op::Mix { .. }
             | Op::GeluForward { .. }
             | Op::GeluBackward { .. }
             | Op::WeightedRowSum { .. }
@@ -158,6 +162,7 @@ impl Op {
             Op::Zero { len } => (vec![], vec![len]),
             Op::Add { len } => (vec![len, len], vec![len]),
             Op::AddInto { len } => (vec![len], vec![len]),
+            Op::Mix { len, .. } => (vec![len, len], vec![len]),
             Op::GeluForward { len } => (vec![len], vec![len]),
             Op::GeluBackward { len } => (vec![len, len], vec![len]),
             Op::SplitHeads { n, h, d, .. } => (vec![3 * n * h * d], vec![n * h * d; 3]),

@@ -87,6 +87,11 @@ pub struct Fig1Config {
     /// (`offline_lrs` empty).
     #[serde(default)]
     pub loss_family: Vec<Loss>,
+    /// IPO-MD beside each online run (beyond the paper; Calandriello et al. 2024): one online run per value m,
+    /// its samples drawn from the geometric mixture π^(1−m)·π_sft^m (m from [`pipeline::MIXTURES`] / 100); same
+    /// proxy, β, lr, batch and steps as online.
+    #[serde(default)]
+    pub mixtures: Vec<f32>,
 }
 
 /// An analysis of the runs' checkpoints that the paper draws beside Figure 1 (its §5: are online policies better
@@ -120,7 +125,7 @@ impl Analysis {
     }
 }
 
-pub const PRESETS: [&str; 15] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses", "fig6"];
+pub const PRESETS: [&str; 16] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses", "fig6", "ipo-md"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -139,6 +144,7 @@ pub fn preset_description(name: &str) -> &'static str {
         "selfclass" => "Self-classification: each checkpoint's policy as a classifier of golden-labelled pairs of its own samples. The paper: every policy is at chance. What to look for: whether any curve leaves 0.5.",
         "fig9" => "Fig. 9, a non-contrastive loss: Best-of-2 (SFT on the preferred of two responses) online, offline on D_golden, and offline on the shuffled online stream. The paper: the gap persists; Bo2 on the shuffled stream ≈ online.",
         "fig6" => "Fig. 6, who classifies the online stream: near each online checkpoint, the proxy's labels, the online policy and the offline policy at similar KL as classifiers of that stretch of the online stream (golden labels). The paper: the proxy beats the policies, and its accuracy decays as the policy drifts.",
+        "ipo-md" => "Beyond the paper: IPO-MD (Calandriello et al. 2024), online IPO whose two samples come from the geometric mixture π^(1−m)·π_sft^m, m = 0.25 and 0.5 (m leans the data toward π_sft). What to look for: whether mixing in π_sft moves the curve off online's, and which way.",
         "losses" => "The loss family: online and offline DPO and SLiC beside IPO, on Figure 1's axes. The paper: the online > offline ordering is not specific to IPO. What to look for: for each loss, whether online's curve lies above offline's.",
         _ => "",
     }
@@ -212,6 +218,7 @@ impl Fig1Config {
             pair_datasets: vec![],
             analyses: vec![],
             loss_family: vec![],
+            mixtures: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -284,6 +291,8 @@ impl Fig1Config {
             // cache); Fig. 8 and self-classification need metrics measured at each checkpoint, so they run online and
             // offline at online's lr on seeds 0–2 (a cached run without the metric is trained again, identically).
             "fig7" => Ok(Fig1Config { analyses: vec![Analysis::GenerationVsClassification], ..full }),
+            // IPO-MD at the paper's online β (0.1) only: each run samples with two models, about twice online's cost.
+            "ipo-md" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], betas: vec![0.1], offline_lrs: vec![], golden_reference: false, mixtures: vec![0.25, 0.5], ..full }),
             "fig6" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::StreamClassification], ..full }),
             "fig8" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::OverTraining], ..full }),
             "selfclass" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], golden_reference: false, analyses: vec![Analysis::SelfClassification], ..full }),
@@ -388,6 +397,14 @@ impl Fig1Config {
                 bail!("pair_datasets[{i}]: {d:?} appears twice (one run per dataset)");
             }
         }
+        for (i, &m) in self.mixtures.iter().enumerate() {
+            let key = format!("mixtures[{i}]");
+            real(&key, m, crate::limits::Interval::below(0.0, 1.0), "π_sft's weight in IPO-MD's sampling mixture π^(1−m)·π_sft^m; 1 would sample from π_sft alone")?;
+            let percent = (m * 100.0).round() as u32;
+            if !pipeline::MIXTURES.contains(&percent) || (m * 100.0 - percent as f32).abs() > 1e-4 || self.mixtures[..i].contains(&m) {
+                bail!("{key} = {m}: each must be one of 0.25, 0.5, 0.75 (0 is online IPO itself), once");
+            }
+        }
         for (i, l) in self.loss_family.iter().enumerate() {
             if *l == self.loss || self.loss_family[..i].contains(l) {
                 bail!("loss_family[{i}] = {:?}: each must be a loss of the family other than loss = {:?} (ipo, dpo, slic, best_of2), once", l, self.loss);
@@ -424,7 +441,14 @@ impl Fig1Config {
         let d_golden = 2.0 * (self.d_golden + self.heldout) as f64 * y * sample;
         let validation = 2.0 * self.proxy.validation_pairs(self.d_golden) as f64 * pm_t * fwd;
         let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * validation + 2.0 * self.heldout as f64 * pm_t * fwd;
-        let eval = (self.win_prompts + self.kl_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
+        let mut eval = (self.win_prompts + self.kl_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
+        if self.analyses.contains(&Analysis::SelfClassification) {
+            // A second sample per win-rate prompt, and both policies' log-probs of the pairs.
+            eval += self.win_prompts as f64 * (y * sample + 4.0 * t * fwd);
+        }
+        if self.analyses.contains(&Analysis::StreamClassification) {
+            eval += 4.0 * crate::train::align::STREAM_STRETCH as f64 * t * fwd;
+        }
         let evals = |steps: u32| (steps / self.eval_every + 2 + self.log_evals) as f64 * eval;
         let offline_step = 2.0 * b * t * (fb + fwd);
         let golden_step = 2.0 * b * y * sample + offline_step;
@@ -437,6 +461,8 @@ impl Fig1Config {
             .map(|r| {
                 let per_step = match r.method {
                     Method::Online | Method::SemiOnline(_) | Method::OnlineWith(_) => online_step,
+                    // Every sampled token runs π_sft's forward too.
+                    Method::Mixture(_) => online_step + 2.0 * b * y * sample,
                     Method::Offline | Method::Stream(_) | Method::Pairs(_) | Method::OfflineWith(_) => offline_step,
                     Method::OnlineGolden => golden_step,
                 };
@@ -507,6 +533,7 @@ impl Fig1Config {
                 runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
                 runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
                 runs.extend(self.semi_online.iter().map(|&r| RunSpec::new(Method::SemiOnline(r), beta, lr, self.steps)));
+                runs.extend(self.mixtures.iter().map(|&m| RunSpec::new(Method::Mixture((m * 100.0).round() as u32), beta, lr, self.steps)));
                 runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
                 for &d in &self.pair_datasets {
                     runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Pairs(d), beta, lr, steps)));
@@ -617,6 +644,9 @@ pub fn knobs() -> Vec<Knob> {
         k("warmup", "Warm-up (fraction)", "real", "0 – 0.5 of the online steps with a rising lr, the same steps for every run".into()),
         k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
         k("semi_online", "Semi-online refresh", "list", format!("semi-online IPO beside online, refreshing its data every this many steps; each of {:?} (0: never)", pipeline::SEMI_ONLINE_REFRESH)),
+        k("mixtures", "IPO-MD mixture", "list", "IPO-MD beside online: π_sft's weight m in the sampling mixture π^(1−m)·π_sft^m, each of 0.25, 0.5, 0.75 (0 is online IPO); m leans the samples toward π_sft".into()),
+        k("loss_family", "Loss family", "list", "online and offline beside the config's loss with each of ipo, dpo, slic, best_of2 (not the config's own)".into()),
+        k("analyses", "Analyses", "list", "any of generation_vs_classification (Fig. 7), over_training (Fig. 8), self_classification, stream_classification (Fig. 6)".into()),
         k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset; any of {}", PairDataset::ALL.map(|d| Method::Pairs(d).name()).join(", "))),
         k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
         k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),

@@ -509,7 +509,7 @@ fn stream_classification_svg(rows: &[Row]) -> Result<String> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(err)?;
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 11)).draw().map_err(err)?;
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 11)).draw().map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(svg)

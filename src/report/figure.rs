@@ -13,7 +13,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// Colour of each method (`Method::name`); its legend label is `Method::label`.
-const COLOURS: [(&str, RGBColor); 23] = [
+const COLOURS: [(&str, RGBColor); 26] = [
     ("online", RGBColor(31, 119, 180)),
     ("offline", RGBColor(230, 120, 20)),
     ("online_golden", RGBColor(44, 160, 44)),
@@ -38,6 +38,10 @@ const COLOURS: [(&str, RGBColor); 23] = [
     ("offline_slic", RGBColor(253, 174, 107)),
     ("online_best_of2", RGBColor(8, 48, 107)),
     ("offline_best_of2", RGBColor(127, 39, 4)),
+    // IPO-MD: purples, darker as π_sft's weight grows.
+    ("ipo_md25", RGBColor(158, 154, 200)),
+    ("ipo_md50", RGBColor(117, 107, 177)),
+    ("ipo_md75", RGBColor(84, 39, 143)),
 ];
 
 /// (name, legend label, colour) of every method, in the figure's order.

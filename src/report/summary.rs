@@ -201,6 +201,7 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
         }
     }
     s += &loss_family_md(rows, seeds, c);
+    s += &mixtures_md(rows, seeds, c);
     s += &super::classifiers::analyses_md(results);
     if c.loss != crate::train::losses::Loss::Ipo {
         // The sections are written for the paper's IPO; every run here trained with another loss of the family.
@@ -229,6 +230,20 @@ pub fn without_family(rows: &[Row]) -> Vec<Row> {
     use crate::experiments::pipeline::Method;
     let family: Vec<&str> = Method::ALL.iter().filter(|m| matches!(m, Method::OnlineWith(_) | Method::OfflineWith(_))).map(|m| m.name()).collect();
     rows.iter().filter(|r| !family.contains(&r.method.as_str())).cloned().collect()
+}
+
+/// IPO-MD's section: online against each mixture (what mixing in π_sft changes), then each against offline.
+fn mixtures_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::fig1::Fig1Config) -> String {
+    use crate::experiments::pipeline::Method;
+    if c.mixtures.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n## Beyond the paper: IPO-MD, samples from a mixture with π_sft\n\n");
+    s += "Online IPO whose two samples per prompt come from the per-token geometric mixture π^(1−m)·π_sft^m of the current policy and π_sft (Calandriello et al. 2024), labelled by the proxy; same proxy, β, lr, batch and steps as online. m leans the data toward π_sft: m = 0 is online IPO, m → 1 samples from π_sft alone like D_golden (with proxy labels). Below, online against each m (a gap > 0 is what the mixture costs), then each against offline.\n";
+    for &m in &c.mixtures {
+        s += &between_online_and_offline(rows, seeds, Method::Mixture((m * 100.0).round() as u32));
+    }
+    s
 }
 
 /// The loss family's section: for each loss, online against offline by the figure's verdict, and their peaks.

@@ -4,7 +4,7 @@
 //! the reference "golden policy", with the golden preference). The online stream is kept for replay.
 
 use super::batch::SequenceBatch;
-use super::eval::{golden_win_rate, kl_to_reference, response_stats, sample_responses, ResponseStats};
+use super::eval::{golden_win_rate, kl_to_reference, response_stats, sample_mixture_responses, sample_responses, ResponseStats};
 use super::losses::{gpo, Loss};
 use super::optim::{AdamW, AdamwConfig, Schedule};
 use super::pm::{prefers, Pairs};
@@ -171,6 +171,10 @@ pub enum Source<'a> {
     /// in order; 0 never refreshes (every pair sampled from π_sft at step 0). Refresh 1 is
     /// [`Source::OnlineProxy`] exactly: the same prompts, sample streams and labels.
     SemiOnline(&'a Gpt, u32),
+    /// IPO-MD (beyond the paper; Calandriello et al. 2024): online with proxy labels, the two samples of each
+    /// prompt drawn from the per-token geometric mixture π_θ^(1−m)·π_sft^m. m leans the data toward π_sft; m = 0
+    /// is [`Source::OnlineProxy`] exactly.
+    Mixture(&'a Gpt, f32),
 }
 
 use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_STREAM_COINS, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
@@ -427,10 +431,11 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
 
 /// The pairs of online step `step`: `b` prompts, two samples each from `policy` (the step's own sample
 /// streams), labelled by the proxy `pm`, or by the golden preference when there is none.
-async fn online_pairs(e: &Engine, task: &TaskConfig, policy: &Gpt, pm: Option<&Gpt>, seed: u32, step: u32, b: usize) -> Result<Pairs> {
+#[allow(clippy::too_many_arguments)]
+async fn online_pairs(e: &Engine, task: &TaskConfig, policy: &Gpt, mixture: Option<(&Gpt, f32)>, pm: Option<&Gpt>, seed: u32, step: u32, b: usize) -> Result<Pairs> {
     let prompts: Vec<Vec<u32>> = (0..b).map(|i| task.prompt(seed, ALIGN_PROMPTS, step * b as u32 + i as u32)).collect();
-    let y1 = sample_responses(e, policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step).await?;
-    let y2 = sample_responses(e, policy, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step + 1).await?;
+    let y1 = sample_mixture_responses(e, policy, mixture, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step).await?;
+    let y2 = sample_mixture_responses(e, policy, mixture, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step + 1).await?;
     let first_wins = match pm {
         Some(pm) => prefers(e, pm, task, &prompts, &y1, &y2).await?,
         None => (0..b).map(|i| task.golden_label(&prompts[i], &y1[i], &y2[i], uniform(seed, ALIGN_COINS, step, i as u32))).collect(),
@@ -457,7 +462,7 @@ pub async fn align(
     }
     match &source {
         Source::Offline(d) if d.len() < cfg.batch => bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch),
-        Source::OnlineProxy(_) | Source::OnlineGolden | Source::SemiOnline(..) if cfg.steps > MAX_ONLINE_STEPS => {
+        Source::OnlineProxy(_) | Source::OnlineGolden | Source::SemiOnline(..) | Source::Mixture(..) if cfg.steps > MAX_ONLINE_STEPS => {
             bail!("steps = {} is out of range 1..={MAX_ONLINE_STEPS} for an online run (each step's samples have their own random stream)", cfg.steps)
         }
         _ => {}
@@ -501,14 +506,15 @@ pub async fn align(
                     let until = if *refresh == 0 { cfg.steps } else { (step + refresh).min(cfg.steps) };
                     buffered.clear();
                     for j in step..until {
-                        buffered.push(online_pairs(e, task, &policy, Some(pm), seed, j, b).await?);
+                        buffered.push(online_pairs(e, task, &policy, None, Some(pm), seed, j, b).await?);
                     }
                     buffered_from = step;
                 }
                 buffered[(step - buffered_from) as usize].clone()
             }
-            Source::OnlineProxy(pm) => online_pairs(e, task, &policy, Some(pm), seed, step, b).await?,
-            Source::OnlineGolden => online_pairs(e, task, &policy, None, seed, step, b).await?,
+            Source::OnlineProxy(pm) => online_pairs(e, task, &policy, None, Some(pm), seed, step, b).await?,
+            Source::OnlineGolden => online_pairs(e, task, &policy, None, None, seed, step, b).await?,
+            Source::Mixture(pm, m) => online_pairs(e, task, &policy, Some((sft, *m)), Some(pm), seed, step, b).await?,
         };
         // Winners in rows 0..b, losers in rows b..2b.
         let prompts: Vec<Vec<u32>> = pairs.prompts.iter().chain(&pairs.prompts).cloned().collect();

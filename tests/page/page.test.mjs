@@ -207,12 +207,16 @@ test('bad URL values are reported by field and the run does not start until the 
 });
 
 test('the policy experiments run in the page: the analyses draw from the checkpoints and the loss family beside IPO', async () => {
-  const query = '?preset=fig1-tiny&analyses=self_classification&loss_family=dpo';
+  const query = '?preset=fig1-tiny&analyses=self_classification&loss_family=dpo&mixtures=0.25';
   const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, query);
   try {
+    // IPO-MD's slider shows the link's mixture weight.
+    assert.equal(await page.inputValue('#mixture-slider'), '1');
+    assert.match(await page.textContent('#mixture-shown'), /m = 0\.25/);
     await page.click('#start');
     await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
     assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+    assert.match(await page.textContent('#verdict'), /IPO-MD/);
     // The run's own analysis is drawn and its box ticked (and fixed); the others are off.
     assert.equal(await page.isChecked('input[value=self_classification]'), true);
     assert.equal(await page.isDisabled('input[value=self_classification]'), true);

@@ -10,7 +10,7 @@ use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
 use crate::error::Result;
 
-pub const SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../../shaders/elementwise.wgsl"), entries: &["zero", "add", "add_into", "add_bias", "bias_backward", "gelu_forward", "gelu_backward", "weighted_row_sum", "weighted_row_sum_backward"] };
+pub const SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../../shaders/elementwise.wgsl"), entries: &["zero", "add", "add_into", "mix", "add_bias", "bias_backward", "gelu_forward", "gelu_backward", "weighted_row_sum", "weighted_row_sum_backward"] };
 
 // ---- CPU twin
 
@@ -41,6 +41,13 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
 pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
     for i in 0..out.len() {
         out[i] = a[i] + b[i];
+    }
+}
+
+/// out = (1 − w)·a + w·b
+pub fn mix(out: &mut [f32], a: &[f32], b: &[f32], w: f32) {
+    for i in 0..out.len() {
+        out[i] = (1.0 - w) * a[i] + w * b[i];
     }
 }
 
@@ -96,7 +103,9 @@ struct Params {
     len: u32,
     /// Row width: of the bias, or of the rows a weighted sum runs over.
     c: u32,
-    _pad: [u32; 2],
+    /// The mixture weight of `mix` (f32).
+    weight: f32,
+    _pad: u32,
 }
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
@@ -113,6 +122,7 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         Op::Zero { .. } => o[0].iter_mut().for_each(|v| *v = 0.0),
         Op::Add { .. } => add(o[0], i[0], i[1]),
         Op::AddInto { .. } => add_into(o[0], i[0]),
+        Op::Mix { weight, .. } => mix(o[0], i[0], i[1], weight),
         Op::GeluForward { .. } => gelu_forward(o[0], i[0]),
         Op::GeluBackward { .. } => gelu_backward(o[0], i[0], i[1]),
         Op::WeightedRowSum { t, .. } => weighted_row_sum(o[0], i[0], i[1], t),
@@ -123,7 +133,7 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
 
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
-    let p = |len: usize, c: usize| Params { len: len as u32, c: c as u32, _pad: [0; 2] };
+    let p = |len: usize, c: usize| Params { len: len as u32, c: c as u32, weight: 0.0, _pad: 0 };
     let launch = |entry: &str, p: Params, buffers: &[(u32, &GpuTensor)], threads: usize| g.launch(&format!("elementwise.{entry}"), bytemuck::bytes_of(&p), buffers, threads);
     match *op {
         Op::AddBias { n, c } => launch("add_bias", p(n * c, c), &[(A, t[0]), (OUT, t[1])], n * c),
@@ -138,6 +148,7 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Op::Zero { len } => launch("zero", p(len, 1), &[(OUT, t[0])], len),
         Op::Add { len } => launch("add", p(len, 1), &[(A, t[0]), (B, t[1]), (OUT, t[2])], len),
         Op::AddInto { len } => launch("add_into", p(len, 1), &[(A, t[0]), (OUT, t[1])], len),
+        Op::Mix { len, weight } => launch("mix", Params { weight, ..p(len, 1) }, &[(A, t[0]), (B, t[1]), (OUT, t[2])], len),
         Op::GeluForward { len } => launch("gelu_forward", p(len, 1), &[(A, t[0]), (OUT, t[1])], len),
         Op::GeluBackward { len } => launch("gelu_backward", p(len, 1), &[(A, t[0]), (B, t[1]), (OUT, t[2])], len),
         Op::WeightedRowSum { b, t: tt } => launch("weighted_row_sum", p(b, tt), &[(A, t[0]), (B, t[1]), (OUT, t[2])], b),
@@ -157,6 +168,7 @@ pub(crate) fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
         Op::Zero { len: n * c },
         Op::Add { len: n * c },
         Op::AddInto { len: n * c },
+        Op::Mix { len: n * c, weight: 0.3 },
         Op::GeluForward { len: 4 * n * c },
         Op::GeluBackward { len: 4 * n * c },
         Op::WeightedRowSum { b, t },
