@@ -501,18 +501,26 @@ fn stream_classification_svg(rows: &[Row]) -> Result<String> {
             .build_cartesian_2d(x0.max(0.0)..x1, y0.min(0.48)..y1.max(0.52))
             .map_err(err)?;
         chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("online step").y_desc("accuracy on the stream stretch (golden labels)").x_label_formatter(&|x| format!("{x:.0}")).draw().map_err(err)?;
-        for (label, colour, pts) in series {
-            chart
-                .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(err)?;
-        }
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 11)).draw().map_err(err)?;
+        draw_lines(&mut chart, series, 3, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+type LinearChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf32, plotters::coord::types::RangedCoordf32>>;
+
+/// Each series as a line with a marker at each point, and their legend at `legend`.
+fn draw_lines<'a, 'b: 'a>(chart: &mut LinearChart<'a, 'b>, series: Vec<(String, RGBColor, Vec<(f32, f32)>)>, radius: u32, legend: SeriesLabelPosition) -> Result<()> {
+    for (label, colour, pts) in series {
+        chart
+            .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, radius, colour.filled()))).map_err(err)?;
+    }
+    chart.configure_series_labels().position(legend).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 11)).draw().map_err(err)?;
+    Ok(())
 }
 
 /// (method, colour, points) for every method with a point.
@@ -616,15 +624,7 @@ fn over_training_svg(rows: &[Row]) -> Result<String> {
             let ((x0, x1), (y0, y1)) = bounds(&series);
             let mut chart = ChartBuilder::on(area).margin(14).x_label_area_size(44).y_label_area_size(60).build_cartesian_2d(x0.max(0.0)..x1, y0..y1).map_err(err)?;
             chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("training step").y_desc(y_desc).x_label_formatter(&|x| format!("{x:.0}")).draw().map_err(err)?;
-            for (label, colour, pts) in series {
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
-                    .map_err(err)?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 2, colour.filled()))).map_err(err)?;
-            }
-            chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 11)).draw().map_err(err)?;
+            draw_lines(&mut chart, series, 2, SeriesLabelPosition::LowerLeft)?;
         }
         root.present().map_err(err)?;
     }
