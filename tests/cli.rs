@@ -120,8 +120,8 @@ fn reproduce_rejects_unknown_settings_by_name() {
     assert!(!ok && stderr.contains("unknown key 'task.doc_lenght'") && stderr.contains("doc_len"), "{stderr}");
     let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--out", "/tmp/x", "--set", "task.key_words=99"]);
     assert!(!ok && stderr.contains("task.key_words = 99 is out of range"), "{stderr}");
-    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig9", "--out", "/tmp/x"]);
-    assert!(!ok && stderr.contains("preset 'fig9'"), "{stderr}");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig99", "--out", "/tmp/x"]);
+    assert!(!ok && stderr.contains("preset 'fig99'"), "{stderr}");
 }
 
 /// `bench --profile` prints the attainable GEMM rate, each step's share of it, and a per-op table whose

@@ -80,7 +80,7 @@ export function renderVerdict(rows) {
   box.replaceChildren(...markdown(md.split('\n').filter((l) => !l.startsWith('# ')).join('\n')));
 }
 
-// Enough Markdown for summary.md: headings (## and ###), tables, paragraphs, **bold**.
+// Enough Markdown for summary.md: headings (## and ###), tables, bullet lists, paragraphs, **bold**.
 export function markdown(md) {
   const out = [];
   const inline = (text) => {
@@ -89,7 +89,14 @@ export function markdown(md) {
     return span;
   };
   let table = null;
+  let list = null;
   for (const line of md.split('\n')) {
+    if (line.startsWith('- ')) {
+      if (!list) { list = el('ul'); out.push(list); }
+      list.append(el('li', {}, inline(line.slice(2))));
+      continue;
+    }
+    list = null;
     if (line.startsWith('|')) {
       const cells = line.split('|').slice(1, -1).map((c) => c.trim());
       if (cells.every((c) => /^-+:?$|^:?-+$/.test(c))) continue;
