@@ -674,11 +674,16 @@ impl SeedStages {
                     && (!on_stream || r.checkpoint.step == 0 || r.checkpoint.stream_policy_accuracy.is_some())
             })
         };
-        let read = |cache: &mut dyn StageCache, key: &str| {
+        let read_any = |cache: &mut dyn StageCache, key: &str| {
             let (config, head, values, meta) = cache.get(key)?;
-            Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok().filter(measured)?))
+            Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?))
         };
-        let mut cached = if want_stream { None } else { read(cache, &key) };
+        let read = |cache: &mut dyn StageCache, key: &str| read_any(cache, key).filter(|(.., rows)| measured(rows));
+        // This run's entry, read once: reused when it measured what is needed (and no stream is wanted); otherwise
+        // its checkpoints say what a retrained run keeps measuring (below).
+        let entry = read_any(cache, &key);
+        let before: Vec<Row> = entry.as_ref().map(|(.., rows)| rows.clone()).unwrap_or_default();
+        let mut cached = entry.filter(|(.., rows)| !want_stream && measured(rows));
         if let (None, Some(rule), false) = (&cached, past_best, want_stream) {
             // The same run cached without the rule is this run exactly when the rule stops it at its length
             // (the steps before are the same): reused, and cached under this run's key too.
@@ -726,14 +731,16 @@ impl SeedStages {
         let mut bad = Ok(());
         // Trained again for a metric its cached entry lacks: it keeps measuring what that entry had, so that two
         // analyses sharing a run do not retrain it in turn.
-        let before: Vec<Row> = cache.get(&key).and_then(|(.., meta)| serde_json::from_value(meta).ok()).unwrap_or_default();
         let had = |f: fn(&Checkpoint) -> bool| before.iter().any(|r| f(&r.checkpoint));
-        let wider = EvalSet {
-            self_classification: eval.self_classification || had(|c| c.self_classified_pairs.is_some()),
-            stream_classification: eval.stream_classification || had(|c| c.stream_proxy_accuracy.is_some()),
-            ..eval.clone()
+        let (self_classification, stream_classification) =
+            (eval.self_classification || had(|c| c.self_classified_pairs.is_some()), eval.stream_classification || had(|c| c.stream_proxy_accuracy.is_some()));
+        let wider;
+        let eval = if (self_classification, stream_classification) == (eval.self_classification, eval.stream_classification) {
+            eval
+        } else {
+            wider = EvalSet { self_classification, stream_classification, ..eval.clone() };
+            &wider
         };
-        let eval = &wider;
         let (policy, _, stream) = align(e, spec.task, &self.sft, source, &run_cfg, eval, |c| {
             let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, checkpoint: c.clone() };
             if bad.is_ok() {

@@ -480,21 +480,13 @@ fn stream_classification_svg(rows: &[Row]) -> Result<String> {
     let colours = [("the proxy's labels", RGBColor(44, 160, 44)), ("online policy", RGBColor(31, 119, 180)), ("offline policy at similar KL", RGBColor(230, 120, 20))];
     for (bi, &b) in betas_of(rows).iter().enumerate() {
         let all: Vec<StreamPoint> = seeds.iter().flat_map(|&seed| stream_points(rows, seed, b)).collect();
-        let mut steps: Vec<u32> = all.iter().map(|p| p.0).collect();
-        steps.sort_unstable();
-        steps.dedup();
         for (k, (label, colour)) in colours.iter().enumerate() {
-            let pts: Vec<(f32, f32)> = steps
-                .iter()
-                .filter_map(|&st| {
-                    let v: Vec<f32> = all.iter().filter(|p| p.0 == st).filter_map(|p| match k {
-                        0 => Some(p.2),
-                        1 => Some(p.3),
-                        _ => p.4.map(|o| o.0),
-                    }).collect();
-                    (!v.is_empty()).then(|| (st as f32, v.iter().sum::<f32>() / v.len() as f32))
-                })
-                .collect();
+            let value = |p: &StreamPoint| match k {
+                0 => Some(p.2),
+                1 => Some(p.3),
+                _ => p.4.map(|o| o.0),
+            };
+            let pts = mean_by_step(all.iter().filter_map(|p| Some((p.0, value(p)?))));
             if !pts.is_empty() {
                 let shade = if bi == 0 { *colour } else { colour.mix(0.5).into_rgb() };
                 series.push((format!("{label}, β = {b}"), shade, pts));
@@ -584,22 +576,23 @@ fn generation_vs_classification_svg(rows: &[Row]) -> Result<String> {
     Ok(svg)
 }
 
+/// The mean of the values at each step, in step order.
+fn mean_by_step(values: impl Iterator<Item = (u32, f32)>) -> Vec<(f32, f32)> {
+    let mut by_step: std::collections::BTreeMap<u32, (f32, u32)> = Default::default();
+    for (step, v) in values {
+        let e = by_step.entry(step).or_default();
+        *e = (e.0 + v, e.1 + 1);
+    }
+    by_step.into_iter().map(|(step, (sum, n))| (step as f32, sum / n as f32)).collect()
+}
+
 /// Mean over seeds at each step of `value`, per (method, β): the lines of Fig. 8's panels.
 fn mean_lines(rows: &[Row], value: impl Fn(&Row) -> Option<f32>) -> Vec<(String, RGBColor, Vec<(f32, f32)>)> {
     let betas = betas_of(rows);
     let mut out = vec![];
     for (name, label, colour) in figure::styles() {
         for (bi, &b) in betas.iter().enumerate() {
-            let mut steps: Vec<u32> = rows.iter().filter(|r| r.method == name && r.beta == b).map(|r| r.checkpoint.step).collect();
-            steps.sort_unstable();
-            steps.dedup();
-            let pts: Vec<(f32, f32)> = steps
-                .iter()
-                .filter_map(|&st| {
-                    let v: Vec<f32> = rows.iter().filter(|r| r.method == name && r.beta == b && r.checkpoint.step == st).filter_map(&value).collect();
-                    (!v.is_empty()).then(|| (st as f32, v.iter().sum::<f32>() / v.len() as f32))
-                })
-                .collect();
+            let pts = mean_by_step(rows.iter().filter(|r| r.method == name && r.beta == b).filter_map(|r| Some((r.checkpoint.step, value(r)?))));
             if !pts.is_empty() {
                 // A lighter shade for each further β.
                 let shade = if bi == 0 { colour } else { colour.mix(0.5).into_rgb() };

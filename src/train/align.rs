@@ -213,18 +213,18 @@ pub struct OnlineStream {
     pub batch: usize,
 }
 
-/// The stretch of `stream` before online step `step` ([`STREAM_STRETCH`] pairs), with golden labels (coins keyed by
-/// each pair's position in the stream, so every policy measured on a stretch sees the same labels).
-fn stretch(task: &TaskConfig, stream: &Pairs, end: usize, seed: u32) -> (Pairs, Vec<bool>) {
+/// The stretch of `stream` that ends at pair `end` ([`STREAM_STRETCH`] pairs), golden-labelled (coins keyed by each
+/// pair's position in the stream, so every policy measured on a stretch sees the same labels), and the stream's
+/// own (proxy) labels of it.
+fn stretch<'s>(task: &TaskConfig, stream: &'s Pairs, end: usize, seed: u32) -> (Pairs, &'s [bool]) {
     let (end, start) = (end.min(stream.len()), end.min(stream.len()).saturating_sub(STREAM_STRETCH));
     let pairs = Pairs {
         prompts: stream.prompts[start..end].to_vec(),
         y1: stream.y1[start..end].to_vec(),
         y2: stream.y2[start..end].to_vec(),
-        first_wins: stream.first_wins[start..end].to_vec(),
+        first_wins: (start..end).map(|j| task.golden_label(&stream.prompts[j], &stream.y1[j], &stream.y2[j], uniform(seed, EVAL_STREAM_COINS, 0, j as u32))).collect(),
     };
-    let golden = (start..end).map(|j| task.golden_label(&stream.prompts[j], &stream.y1[j], &stream.y2[j], uniform(seed, EVAL_STREAM_COINS, 0, j as u32))).collect();
-    (pairs, golden)
+    (pairs, &stream.first_wins[start..end])
 }
 
 /// What a checkpoint measures on a stream stretch: the online step whose stretch, the policy's accuracy as a
@@ -253,14 +253,13 @@ async fn stream_measure(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, 
         (false, Some(o)) => o.batch,
         _ => stream.len() / step as usize,
     };
-    let (pairs, golden) = stretch(task, stream, at as usize * batch, set.seed);
-    if pairs.is_empty() {
+    let (golden, proxy_labels) = stretch(task, stream, at as usize * batch, set.seed);
+    if golden.is_empty() {
         return Ok(None);
     }
-    let labelled = Pairs { first_wins: golden.clone(), ..pairs.clone() };
-    let sft_margins = pair_margins(e, sft, task, &labelled).await?;
-    let accuracy = classifier_accuracy(e, policy, &sft_margins, task, &labelled).await?;
-    let proxy = own.then(|| pairs.first_wins.iter().zip(&golden).filter(|(a, b)| a == b).count() as f32 / golden.len() as f32);
+    let sft_margins = pair_margins(e, sft, task, &golden).await?;
+    let accuracy = classifier_accuracy(e, policy, &sft_margins, task, &golden).await?;
+    let proxy = own.then(|| proxy_labels.iter().zip(&golden.first_wins).filter(|(a, b)| a == b).count() as f32 / golden.len() as f32);
     Ok(Some(StreamMeasure { step: at, policy: accuracy, proxy }))
 }
 
