@@ -25,6 +25,8 @@ async function main() {
   const titles = {
     fig1: 'Figure 1 (full)', 'fig1-quick': 'Figure 1 (quick)', 'fig1-tiny': 'tiny (smoke)',
     replay: 'Exact replay (App. F)', fig4: 'Fig. 4: shuffled online stream', fig13: 'Fig. 13: shuffle windows', fig5: 'Fig. 5: quality of the responses', fig12: 'Fig. 12: which pairs teach', 'semi-online': 'Semi-online IPO (beyond the paper)',
+    fig6: 'Fig. 6: who classifies the online stream', fig7: 'Fig. 7: generation vs classification', fig8: 'Fig. 8: classification over training',
+    selfclass: 'Self-classification', fig9: 'Fig. 9: Best-of-2', losses: 'The loss family (DPO, SLiC)', 'ipo-md': 'IPO-MD (beyond the paper)',
   };
   state.presets = presets().map((p) => ({ ...p, title: titles[p.name] || p.name }));
   $('preset').replaceChildren(...state.presets.map((p) => el('option', { value: p.name, textContent: p.title })));

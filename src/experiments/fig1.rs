@@ -649,7 +649,7 @@ pub fn knobs() -> Vec<Knob> {
         k("analyses", "Analyses", "list", "any of generation_vs_classification (Fig. 7), over_training (Fig. 8), self_classification, stream_classification (Fig. 6)".into()),
         k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset; any of {}", PairDataset::ALL.map(|d| Method::Pairs(d).name()).join(", "))),
         k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
-        k("loss", "Loss", "text", "Ipo, Dpo, Slic or BestOf2".into()),
+        k("loss", "Loss", "text", "the loss of every run: ipo, dpo, slic or best_of2 (Best-of-2: SFT on the preferred response)".into()),
         k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),
         k("d_golden", "D_golden pairs", "int", format!("from one batch to {PAIRS} labelled pairs")),
         k("heldout", "Held-out pairs", "int", format!("{} – {} (proxy accuracy, classifier accuracy)", HELDOUT.0, HELDOUT.1)),
