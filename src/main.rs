@@ -349,7 +349,7 @@ mod native {
         let (policy, cps, _) = pollster::block_on(align(&e, spec.task, &stages.sft, Source::Offline(&pairs), &run, &eval, |c| {
             eprintln!("step {}: KL {:.4}, golden win rate {:.4}", c.step, c.kl, c.golden_win_rate)
         }))?;
-        let rows: Vec<Row> = cps.into_iter().map(|checkpoint| Row { method: "offline_file".into(), seed: a.seed, beta: a.beta, lr: a.lr, run_steps: steps, align_seed: None, checkpoint }).collect();
+        let rows: Vec<Row> = cps.into_iter().map(|checkpoint| Row { method: "offline_file".into(), seed: a.seed, beta: a.beta, lr: a.lr, run_steps: steps, align_seed: None, policy: None, checkpoint }).collect();
         let json = serde_json::to_string_pretty(&rows).map_err(|e| fail(e.to_string()))?;
         checkpoint::write_atomic(&a.out.join("checkpoints.json"), json.as_bytes())?;
         checkpoint::write_atomic(&a.out.join("metrics.csv"), alignment_gap::report::metrics_csv(&rows).as_bytes())?;
@@ -791,6 +791,11 @@ mod native {
         for &a in &results.config.analyses {
             checkpoint::write_atomic(&out.join(a.figure_file()), alignment_gap::report::classifiers::analysis_svg(a, results)?.as_bytes())?;
         }
+        if !results.config.scaling.is_empty() {
+            use alignment_gap::report::scaling;
+            checkpoint::write_atomic(&out.join("fig10.svg"), scaling::fig10_svg(results)?.as_bytes())?;
+            checkpoint::write_atomic(&out.join("fig11.svg"), scaling::fig11_svg(results)?.as_bytes())?;
+        }
         let md = summary::summary_md(results, &bins);
         checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;
         println!("{}", md.lines().skip_while(|l| !l.starts_with("## Verdict")).collect::<Vec<_>>().join("\n"));
@@ -805,7 +810,7 @@ mod native {
             serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
         write_metrics(dir, &results)?;
         write_reports(dir, &results)?;
-        println!("rewrote {}/metrics.csv, fig1.svg, the analyses' figures and summary.md from results.json", dir.display());
+        println!("rewrote {}/metrics.csv, fig1.svg, the analyses' and the scaling figures and summary.md from results.json", dir.display());
         Ok(())
     }
 

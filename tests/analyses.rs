@@ -72,8 +72,8 @@ fn classifier_analyses_measure_their_metrics_and_write_their_figures() {
         assert!(read(out.join(f)).contains("<svg"), "{f}");
     }
     let csv = read(out.join("metrics.csv"));
-    assert!(csv.lines().next().unwrap().ends_with(",chosen_logratio,self_classifier_accuracy"));
-    assert!(csv.lines().skip(1).all(|l| !l.ends_with(",,")), "every checkpoint has both values:\n{csv}");
+    assert!(csv.lines().next().unwrap().ends_with(",chosen_logratio,self_classifier_accuracy,policy"));
+    assert!(csv.lines().skip(1).all(|l| l.split(',').skip(18).take(2).all(|v| !v.is_empty())), "every checkpoint has both values:\n{csv}");
     let trl: Vec<&str> = with["trl_names"].as_array().unwrap().iter().map(|n| n["trl"].as_str().unwrap()).collect();
     assert!(trl.contains(&"objective/kl") && trl.contains(&"rewards/accuracies") && trl.contains(&"rewards/chosen"), "{trl:?}");
     // summarize redraws the analyses from results.json alone, byte for byte.
@@ -181,6 +181,55 @@ fn ipo_md_runs_beside_online_and_refuses_bad_weights() {
     assert!(summary.contains("## Beyond the paper: IPO-MD") && summary.contains("**online − ipo_md25**") && summary.contains("**ipo_md75 − offline**"), "{summary}");
     for (set, says) in [("mixtures=[1.0]", "mixtures[0] = 1 is out of range [0, 1)"), ("mixtures=[-0.5]", "mixtures[0] = -0.5 is out of range"), ("mixtures=[0.3]", "mixtures[0] = 0.3: each must be one of 0.25, 0.5, 0.75"), ("mixtures=[0]", "0 is online IPO itself")] {
         let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad-md").to_str().unwrap(), "--set", set]);
+        assert!(!ok && stderr.contains(says), "{set}: {stderr}");
+    }
+}
+
+/// Scaling (Figs 10 and 11): every run again at another policy size, from that size's own SFT policy over the seed's
+/// proxy, without changing one number of the config's own runs; the sizes' figures and verdicts are written, a
+/// rerun reuses every run, and a ladder that is not one (a size twice, an unparsable or out-of-range size, or one
+/// too large to train in a tab) is refused by its field.
+#[test]
+fn scaling_runs_every_method_at_each_size_and_refuses_bad_ladders() {
+    let (plain_out, out) = (tmp("scaling-plain"), tmp("scaling"));
+    let cache = out.join("cache");
+    let (plain, _) = tiny(&["stream_windows=[0]"], &plain_out, &cache);
+    let (r, stderr) = tiny(&["stream_windows=[0]", r#"scaling=["1x16h1"]"#], &out, &cache);
+    assert!(stderr.contains("seed 0: SFT 1x16h1") && !stderr.contains("SFT 1x16h1 (cached)"), "{stderr}");
+    let cps = r["checkpoints"].as_array().unwrap();
+    let (own, sized): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = cps.iter().partition(|c| c.get("policy").is_none());
+    assert_eq!(own, plain["checkpoints"].as_array().unwrap().iter().collect::<Vec<_>>(), "the config's own runs are unchanged by the ladder");
+    assert!(sized.iter().all(|c| c["policy"] == "1x16h1"));
+    let methods = |rows: &[&serde_json::Value]| -> Vec<String> {
+        let mut m: Vec<String> = rows.iter().map(|c| c["method"].as_str().unwrap().to_string()).collect();
+        m.dedup();
+        m
+    };
+    assert_eq!(methods(&sized), methods(&own), "every method at the other size");
+    assert_eq!(sized.len(), own.len(), "the same checkpoints");
+    // The other size moves its own way: it is another policy, not a copy.
+    assert_ne!(sized.last().unwrap()["kl"], own.last().unwrap()["kl"]);
+    assert_eq!(r["scaling_sft_loss"][0]["policy"], "1x16h1");
+    assert!(out.join("models/seed0/sft_1x16h1/model.safetensors").exists() && out.join("models/seed0/online_beta0.1_lr0.0005_steps12_1x16h1/model.safetensors").exists());
+    assert!(r["datasets"].as_array().unwrap().iter().any(|d| d["name"] == "online_stream_beta0.1_lr0.0005_1x16h1"), "{}", r["datasets"]);
+    let summary = read(out.join("summary.md"));
+    for line in ["## Scaling (the paper's Figs 10 and 11)", "- **Larger policies peak higher:", "- **The gap to offline closes slowly:", "- **The gap to the shuffled online stream closes faster"] {
+        assert!(summary.contains(line), "{line} missing:\n{summary}");
+    }
+    assert!(read(out.join("fig10.svg")).contains("policy 1x16h1") && read(out.join("fig11.svg")).contains("<svg"));
+    let csv = read(out.join("metrics.csv"));
+    assert!(csv.lines().next().unwrap().ends_with(",policy") && csv.lines().any(|l| l.ends_with(",1x16h1")));
+    let (_, stderr) = tiny(&["stream_windows=[0]", r#"scaling=["1x16h1"]"#], &out, &cache);
+    assert!(stderr.contains("SFT 1x16h1 (cached)") && stderr.contains("(12 steps, policy 1x16h1) (cached)"), "{stderr}");
+    for (set, says) in [
+        (r#"scaling=["1x32h2"]"#, "scaling[0] = 1x32h2: each size of the scaling ladder must differ from policy"),
+        (r#"scaling=["1x16h1","1x16h1"]"#, "scaling[1] = 1x16h1"),
+        (r#"scaling=["2x30h4"]"#, "scaling[0].d_model = 30 must be divisible by scaling[0].heads = 4"),
+        (r#"scaling=["16x64h4"]"#, "scaling[0].layers = 16 is out of range"),
+        (r#"scaling=["12x1024h16"]"#, "scaling[0] = 12x1024h16: training it on batches of 16 pairs"),
+        (r#"scaling=["big"]"#, "'big' is not a policy size LxDhH"),
+    ] {
+        let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad-ladder").to_str().unwrap(), "--set", set]);
         assert!(!ok && stderr.contains(says), "{set}: {stderr}");
     }
 }

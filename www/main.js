@@ -26,7 +26,7 @@ async function main() {
     fig1: 'Figure 1 (full)', 'fig1-quick': 'Figure 1 (quick)', 'fig1-tiny': 'tiny (smoke)',
     replay: 'Exact replay (App. F)', fig4: 'Fig. 4: shuffled online stream', fig13: 'Fig. 13: shuffle windows', fig5: 'Fig. 5: quality of the responses', fig12: 'Fig. 12: which pairs teach', 'semi-online': 'Semi-online IPO (beyond the paper)',
     fig6: 'Fig. 6: who classifies the online stream', fig7: 'Fig. 7: generation vs classification', fig8: 'Fig. 8: classification over training',
-    selfclass: 'Self-classification', fig9: 'Fig. 9: Best-of-2', losses: 'The loss family (DPO, SLiC)', 'ipo-md': 'IPO-MD (beyond the paper)',
+    selfclass: 'Self-classification', fig9: 'Fig. 9: Best-of-2', losses: 'The loss family (DPO, SLiC)', 'ipo-md': 'IPO-MD (beyond the paper)', fig10: 'Figs 10–11: scaling',
   };
   state.presets = presets().map((p) => ({ ...p, title: titles[p.name] || p.name }));
   $('preset').replaceChildren(...state.presets.map((p) => el('option', { value: p.name, textContent: p.title })));
@@ -52,7 +52,7 @@ async function main() {
   $('dl-plots').addEventListener('click', () => {
     for (const [id, name] of [['plot-sft', 'sft_loss'], ['plot-proxy', 'proxy_accuracy'], ['plot-kl', 'kl_over_steps'], ['plot-loss', 'alignment_loss']]) download(`${name}.svg`, svgText(id), 'image/svg+xml');
     // The analyses drawn, under the CLI's file names.
-    const files = { generation_vs_classification: 'fig7', over_training: 'fig8', self_classification: 'selfclass', stream_classification: 'fig6' };
+    const files = { generation_vs_classification: 'fig7', over_training: 'fig8', self_classification: 'selfclass', stream_classification: 'fig6', fig10: 'fig10', fig11: 'fig11' };
     for (const div of document.querySelectorAll('#analysis-plots .plot')) {
       if (div.querySelector('svg')) download(`${files[div.id.replace('analysis-', '')]}.svg`, svgText(div.id), 'image/svg+xml');
     }

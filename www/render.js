@@ -1,6 +1,6 @@
 // Drawing: Figure 1 and the small plots (by the CLI's plotters code, through wasm), the computed verdict,
 // the checkpoint picker and sample viewer, the trained models.
-import { analysisSvg, figureSvg, linesSvg, summaryMarkdown } from './pkg/alignment_gap.js';
+import { analysisSvg, figureSvg, linesSvg, scalingSvg, summaryMarkdown } from './pkg/alignment_gap.js';
 import { $, el, num } from './ui.js';
 import { state, facts } from './state.js';
 import { setButtons } from './run.js';
@@ -64,11 +64,20 @@ export function renderAnalyses(rows) {
     if (own) input.checked = true;
   }
   if (!config || rows.length === 0) { box.replaceChildren(); return; }
-  box.replaceChildren(...analyses(config).map((a) => {
+  const drawn = analyses(config).map((a) => {
     const div = el('div', { className: 'plot', id: `analysis-${a}` });
     try { setSvg(div, analysisSvg(config, rows, a)); } catch (e) { div.textContent = `Could not draw ${a}: ${e}`; }
     return div;
-  }));
+  });
+  // A run with a scaling ladder: its Figs 10 (a panel per size) and 11 (best performance over online's).
+  if ((config.scaling || []).length) {
+    for (const f of ['fig10', 'fig11']) {
+      const div = el('div', { className: 'plot', id: `analysis-${f}` });
+      try { setSvg(div, scalingSvg(config, rows, f)); } catch (e) { div.textContent = `Could not draw ${f}: ${e}`; }
+      drawn.push(div);
+    }
+  }
+  box.replaceChildren(...drawn);
 }
 
 export function renderVerdict(rows) {

@@ -92,6 +92,12 @@ pub struct Fig1Config {
     /// proxy, β, lr, batch and steps as online.
     #[serde(default)]
     pub mixtures: Vec<f32>,
+    /// The scaling experiment (the paper's Figs 10 and 11): every run again at each of these policy sizes
+    /// (`LxDhH`, e.g. `1x32h2`), each size from its own SFT policy (the seed's SFT config and data), over the seed's
+    /// own D_golden, proxy and evaluation prompts, win rates against the seed's own π_sft (`policy`'s) so that
+    /// sizes compare. `policy` is one more size of the ladder.
+    #[serde(default, with = "pipeline::size_text")]
+    pub scaling: Vec<ModelSize>,
 }
 
 /// An analysis of the runs' checkpoints that the paper draws beside Figure 1 (its §5: are online policies better
@@ -125,7 +131,7 @@ impl Analysis {
     }
 }
 
-pub const PRESETS: [&str; 16] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses", "fig6", "ipo-md"];
+pub const PRESETS: [&str; 17] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses", "fig6", "ipo-md", "fig10"];
 
 /// What each preset is for, in a line (the CLI's help and the page's preset picker).
 pub fn preset_description(name: &str) -> &'static str {
@@ -145,6 +151,7 @@ pub fn preset_description(name: &str) -> &'static str {
         "fig9" => "Fig. 9, a non-contrastive loss: Best-of-2 (SFT on the preferred of two responses) online, offline on D_golden, and offline on the shuffled online stream. The paper: the gap persists; Bo2 on the shuffled stream ≈ online.",
         "fig6" => "Fig. 6, who classifies the online stream: near each online checkpoint, the proxy's labels, the online policy and the offline policy at similar KL as classifiers of that stretch of the online stream (golden labels). The paper: the proxy beats the policies, and its accuracy decays as the policy drifts.",
         "ipo-md" => "Beyond the paper: IPO-MD (Calandriello et al. 2024), online IPO whose two samples come from the geometric mixture π^(1−m)·π_sft^m, m = 0.25 and 0.5 (m leans the data toward π_sft). What to look for: whether mixing in π_sft moves the curve off online's, and which way.",
+        "fig10" => "Figs 10 and 11, scaling: online, offline and offline on the shuffled online stream at three policy sizes (1x16h1, 1x32h2 and the figure's 2x64h4, 24× apart in parameters), each from its own SFT, over one proxy. The paper: larger policies peak higher; the gap to offline closes slowly, the gap to the shuffled stream faster. What to look for: Fig. 11's offline line moving toward 1 as size grows.",
         "losses" => "The loss family: online and offline DPO and SLiC beside IPO, on Figure 1's axes. The paper: the online > offline ordering is not specific to IPO. What to look for: for each loss, whether online's curve lies above offline's.",
         _ => "",
     }
@@ -219,6 +226,7 @@ impl Fig1Config {
             analyses: vec![],
             loss_family: vec![],
             mixtures: vec![],
+            scaling: vec![],
         };
         match name {
             "fig1" => Ok(full),
@@ -318,6 +326,20 @@ impl Fig1Config {
                 loss_family: vec![Loss::Dpo, Loss::Slic],
                 ..full
             }),
+            // Figs 10 and 11: the fig1 preset's stages and runs at online's lr (cached by fig4, fig5 and fig12), seeds
+            // 0–2, with the shuffled online stream, and the same runs at two smaller sizes: the ladder 1x16h1, 1x32h2,
+            // 2x64h4 spans 24× in parameters at 16 dimensions per head. Below the figure's size, not above it: a larger
+            // policy costs ~4× per doubling of width on this CPU (a GPU run would add the bench's M and L, 4x128h4 and
+            // 6x256h8), and each size here shares the seed's proxy, so the sizes differ in their policy alone.
+            "fig10" => Ok(Fig1Config {
+                seeds: vec![0, 1, 2],
+                align_seeds: vec![],
+                offline_lrs: vec![],
+                golden_reference: false,
+                stream_windows: vec![0],
+                scaling: vec![ModelSize { layers: 1, d_model: 16, heads: 1 }, ModelSize { layers: 1, d_model: 32, heads: 2 }],
+                ..full
+            }),
             other => bail!("preset '{other}' is not one of {}", PRESETS.join(", ")),
         }
     }
@@ -328,12 +350,22 @@ impl Fig1Config {
         use crate::limits::{adamw, int, list, real};
         use range::*;
         self.task.validate()?;
-        let p = &self.policy;
-        int("policy.layers", p.layers as u64, LAYERS.0, LAYERS.1, "GPT-2 small's depth; deeper models do not fit a browser tab's memory")?;
-        int("policy.d_model", p.d_model as u64, D_MODEL.0, D_MODEL.1, "a width of at least 8, at most GPT-2 medium's")?;
-        int("policy.heads", p.heads as u64, HEADS.0, HEADS.1, "attention heads; each needs d_model / heads ≥ 1 dimensions")?;
-        if !p.d_model.is_multiple_of(p.heads) {
-            bail!("policy.d_model = {} must be divisible by policy.heads = {} (each head gets d_model / heads dimensions)", p.d_model, p.heads);
+        check_size("policy", &self.policy)?;
+        for (i, size) in self.scaling.iter().enumerate() {
+            let key = format!("scaling[{i}]");
+            check_size(&key, size)?;
+            if *size == self.policy || self.scaling[..i].contains(size) {
+                bail!("{key} = {size}: each size of the scaling ladder must differ from policy = {} and from the others, once", self.policy);
+            }
+            // Training holds the policy (weights, gradients, AdamW's two moments), its SFT reference and the proxy, and
+            // the activations of a batch of pairs over the task's whole context.
+            let bytes = training_bytes(*size, &self.task, self.batch);
+            if bytes > range::TRAINING_BYTES {
+                bail!(
+                    "{key} = {size}: training it on batches of {} pairs over the task's context of {} tokens needs about {:.1} GiB, more than the {} GiB a browser tab's WebAssembly memory can give (a smaller size, or a smaller batch)",
+                    self.batch, self.task.context(), bytes as f64 / (1u64 << 30) as f64, range::TRAINING_BYTES >> 30
+                );
+            }
         }
         int("sft.steps", self.sft.steps as u64, 1, MAX_STEPS, "SFT needs at least one step; every alignment run starts from its policy")?;
         int("sft.batch", self.sft.batch as u64, BATCH.0, BATCH.1, "sequences per step; memory grows with it")?;
@@ -431,7 +463,11 @@ impl Fig1Config {
         use crate::bench::{BATCH, CONTEXT};
         let (t, y) = (self.task.context() as f64, self.task.max_summary as f64);
         let pm_t = crate::train::pm::pm_context(&self.task) as f64;
-        let scale = (self.policy.layers * self.policy.d_model * self.policy.d_model) as f64 / (2.0 * 64.0 * 64.0);
+        let flops = |p: ModelSize| (p.layers * p.d_model * p.d_model) as f64;
+        let scale = flops(self.policy) / (2.0 * 64.0 * 64.0);
+        // A run or SFT at another size of the scaling ladder, relative to `policy`'s (the proxy's share of an
+        // online step scaled with it too: an over-estimate for smaller sizes).
+        let relative = |p: Option<ModelSize>| p.map_or(1.0, |p| flops(p) / flops(self.policy));
         // ms per token of forward + backward + update; a forward alone is about a third of it.
         let fb = train_step_ms / (BATCH * CONTEXT) as f64 * scale;
         let fwd = fb / 3.0;
@@ -466,10 +502,11 @@ impl Fig1Config {
                     Method::Offline | Method::Stream(_) | Method::Pairs(_) | Method::OfflineWith(_) => offline_step,
                     Method::OnlineGolden => golden_step,
                 };
-                r.steps as f64 * per_step + evals(r.steps)
+                (r.steps as f64 * per_step + evals(r.steps)) * relative(r.policy)
             })
             .sum::<f64>()
             / self.seeds.len().max(1) as f64;
+        let sft = sft * (1.0 + self.scaling.iter().map(|&p| relative(Some(p))).sum::<f64>());
         let per_seed = sft + d_golden + proxy + runs;
         per_seed * self.seeds.len() as f64 / 1e3
     }
@@ -554,13 +591,25 @@ impl Fig1Config {
     /// `align_seeds` repeating its online and offline runs.
     pub fn runs_for(&self, seed: u32) -> Vec<RunSpec> {
         let mut runs = self.runs();
+        let own = runs.clone();
         if self.seeds.first() == Some(&seed) {
             let base: Vec<RunSpec> = runs.iter().filter(|r| r.method != Method::OnlineGolden).copied().collect();
             for &a in &self.align_seeds {
                 runs.extend(base.iter().map(|r| RunSpec { align_seed: Some(a), ..*r }));
             }
         }
+        // And every run at each other size of the scaling ladder, after the seed's own.
+        for &size in &self.scaling {
+            runs.extend(own.iter().map(|r| RunSpec { policy: Some(size), ..*r }));
+        }
         runs
+    }
+
+    /// The scaling ladder: `policy` and each of `scaling`, by parameter count.
+    pub fn ladder(&self) -> Vec<ModelSize> {
+        let mut sizes: Vec<ModelSize> = std::iter::once(self.policy).chain(self.scaling.iter().copied()).collect();
+        sizes.sort_by_key(|s| s.parameters(&self.task));
+        sizes
     }
 
     /// Every run of every seed.
@@ -590,6 +639,30 @@ impl Fig1Config {
     }
 }
 
+/// A policy size against the ranges (its layers, width and heads), each error naming `key`.
+fn check_size(key: &str, p: &ModelSize) -> Result<()> {
+    use crate::limits::int;
+    use range::*;
+    int(&format!("{key}.layers"), p.layers as u64, LAYERS.0, LAYERS.1, "GPT-2 small's depth; deeper models do not fit a browser tab's memory")?;
+    int(&format!("{key}.d_model"), p.d_model as u64, D_MODEL.0, D_MODEL.1, "a width of at least 8, at most GPT-2 medium's")?;
+    int(&format!("{key}.heads"), p.heads as u64, HEADS.0, HEADS.1, "attention heads; each needs d_model / heads ≥ 1 dimensions")?;
+    if !p.d_model.is_multiple_of(p.heads) {
+        bail!("{key}.d_model = {} must be divisible by {key}.heads = {} (each head gets d_model / heads dimensions)", p.d_model, p.heads);
+    }
+    Ok(())
+}
+
+/// Bytes of memory an alignment step of a policy of `size` needs, roughly: the policy's weights, gradients and
+/// AdamW moments, its SFT reference and the proxy (6 copies of its parameters), and the activations of `batch`
+/// pairs (two sequences each) over the task's context: per token and layer about 16·d values and the attention's
+/// scores and probabilities, plus the logits.
+pub fn training_bytes(size: ModelSize, task: &TaskConfig, batch: usize) -> u64 {
+    let (t, d, v) = (task.context() as u64, size.d_model as u64, task.vocab_size() as u64);
+    let tokens = 2 * batch as u64 * t;
+    let per_token = size.layers as u64 * (16 * d + 2 * size.heads as u64 * t) + 2 * v;
+    4 * (6 * size.parameters(task) as u64 + tokens * per_token)
+}
+
 /// The ranges `validate` enforces that do not depend on other settings, shared with the page's knobs.
 pub mod range {
     use crate::limits::Interval;
@@ -611,6 +684,9 @@ pub mod range {
     pub const LIST: usize = 32;
     pub const BETA: Interval = Interval::above(0.0, 100.0);
     pub const LR: Interval = Interval::above(0.0, 1.0);
+    /// The memory a scaling ladder's largest policy may take to train: half of the 4 GiB a browser tab's
+    /// WebAssembly can address, the rest left to the other models, the data and the page.
+    pub const TRAINING_BYTES: u64 = 2 << 30;
 }
 
 /// A setting the page offers as a knob: its `--set` key, label, input kind and the help a visitor sees,
@@ -647,6 +723,7 @@ pub fn knobs() -> Vec<Knob> {
         k("mixtures", "IPO-MD mixture", "list", "IPO-MD beside online: π_sft's weight m in the sampling mixture π^(1−m)·π_sft^m, each of 0.25, 0.5, 0.75 (0 is online IPO); m leans the samples toward π_sft".into()),
         k("loss_family", "Loss family", "list", "online and offline beside the config's loss with each of ipo, dpo, slic, best_of2 (not the config's own)".into()),
         k("analyses", "Analyses", "list", "any of generation_vs_classification (Fig. 7), over_training (Fig. 8), self_classification, stream_classification (Fig. 6)".into()),
+        k("scaling", "Scaling ladder", "list", "every run again at each of these policy sizes LxDhH (L layers of width D, H heads; e.g. 1x32h2), each from its own SFT, over the same proxy; Figs 10 and 11".into()),
         k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset; any of {}", PairDataset::ALL.map(|d| Method::Pairs(d).name()).join(", "))),
         k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
         k("loss", "Loss", "text", "the loss of every run: ipo, dpo, slic or best_of2 (Best-of-2: SFT on the preferred response)".into()),
@@ -715,6 +792,18 @@ pub struct Fig1Results {
     /// What TRL calls each metric the two have in common (metrics.csv keeps this project's names).
     #[serde(default = "trl_names")]
     pub trl_names: Vec<TrlName>,
+    /// The SFT losses of the scaling ladder's other sizes, per seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling_sft_loss: Vec<SizedSftLoss>,
+}
+
+/// One seed's SFT losses at one size of the scaling ladder.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SizedSftLoss {
+    pub seed: u32,
+    #[serde(with = "pipeline::size_text::option")]
+    pub policy: Option<ModelSize>,
+    pub losses: Vec<f32>,
 }
 
 /// One metric's name here and in TRL's trainers' logs, and how the two differ.
@@ -758,7 +847,7 @@ pub struct DatasetRecord {
 impl Fig1Results {
     /// No checkpoints yet (a run under way).
     pub fn empty(cfg: &Fig1Config, backend: String) -> Self {
-        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![], trl_names: trl_names() }
+        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![] }
     }
 
     /// Results order, whatever order the parts arrived in: seeds as in the config, each seed's runs as in
@@ -771,6 +860,8 @@ impl Fig1Results {
         self.checkpoints.sort_by_key(|row| (seed_pos(row.seed), run_pos(row), row.checkpoint.step));
         self.proxy.sort_by_key(|p| seed_pos(p.seed));
         self.sft_loss.sort_by_key(|(s, _)| seed_pos(*s));
+        let ladder = self.config.ladder();
+        self.scaling_sft_loss.sort_by_key(|l| (seed_pos(l.seed), l.policy.and_then(|p| ladder.iter().position(|&q| q == p))));
         self.datasets.sort_by(|a, b| (seed_pos(a.seed), &a.name).cmp(&(seed_pos(b.seed), &b.name)));
     }
 
@@ -778,7 +869,7 @@ impl Fig1Results {
     /// reports again what an earlier attempt wrote).
     pub fn upsert_row(&mut self, row: Row) {
         let same = |r: &Row| {
-            r.seed == row.seed && r.method == row.method && r.beta == row.beta && r.lr == row.lr && r.run_steps == row.run_steps && r.align_seed == row.align_seed && r.checkpoint.step == row.checkpoint.step
+            r.seed == row.seed && r.method == row.method && r.beta == row.beta && r.lr == row.lr && r.run_steps == row.run_steps && r.align_seed == row.align_seed && r.policy == row.policy && r.checkpoint.step == row.checkpoint.step
         };
         match self.checkpoints.iter_mut().find(|r| same(r)) {
             Some(r) => *r = row,
@@ -820,11 +911,12 @@ pub async fn run_seed(
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
 pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
     seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));
-    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: trl_names() };
+    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![] };
     for s in seeds {
         results.checkpoints.extend(s.checkpoints);
         results.proxy.push(s.proxy);
         results.sft_loss.push((s.seed, s.sft_loss));
+        results.scaling_sft_loss.extend(s.sized_sft_loss.into_iter().map(|(p, losses)| SizedSftLoss { seed: s.seed, policy: Some(p), losses }));
         for (name, secs) in s.timings {
             pipeline::add_time(&mut results.timings, &name, secs * 1e3);
         }
@@ -863,6 +955,7 @@ pub fn merge_seed_groups(cfg: &Fig1Config, parts: Vec<Fig1Results>) -> Result<Fi
         merged.checkpoints.extend(p.checkpoints);
         merged.proxy.extend(p.proxy);
         merged.sft_loss.extend(p.sft_loss);
+        merged.scaling_sft_loss.extend(p.scaling_sft_loss);
         merged.datasets.extend(p.datasets);
         for (name, secs) in p.timings {
             pipeline::add_time(&mut merged.timings, &name, secs * 1e3);
@@ -926,6 +1019,13 @@ pub fn merge_shards(parts: Vec<Fig1Results>) -> Result<Fig1Results> {
                 None => merged.proxy.push(r),
             }
         }
+        for l in p.scaling_sft_loss {
+            match merged.scaling_sft_loss.iter().find(|x| x.seed == l.seed && x.policy == l.policy) {
+                Some(x) if x != &l => bail!("merge: shards disagree on seed {}'s SFT losses at size {:?}", l.seed, l.policy.map(|p| p.to_string())),
+                Some(_) => {}
+                None => merged.scaling_sft_loss.push(l),
+            }
+        }
         for (seed, loss) in p.sft_loss {
             match merged.sft_loss.iter().find(|(s, _)| *s == seed) {
                 Some((_, l)) if l != &loss => bail!("merge: shards disagree on seed {seed}'s SFT losses"),
@@ -970,7 +1070,7 @@ mod tests {
             samples: vec![],
             ..Default::default()
         };
-        Row { method: "online".into(), seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, align_seed: None, checkpoint }
+        Row { method: "online".into(), seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, align_seed: None, policy: None, checkpoint }
     }
 
     #[test]

@@ -32,6 +32,69 @@ pub struct ModelSize {
     pub heads: usize,
 }
 
+impl ModelSize {
+    /// The GPT-2 of this shape for `task` (its context and vocabulary).
+    pub fn model_config(self, task: &TaskConfig) -> GptConfig {
+        GptConfig { n_layer: self.layers, n_embd: self.d_model, n_head: self.heads, n_positions: task.context(), vocab_size: task.vocab_size() }
+    }
+
+    /// Parameters of the policy (embeddings included; the LM head is tied).
+    pub fn parameters(self, task: &TaskConfig) -> usize {
+        crate::model::params::param_infos(&self.model_config(task), Head::Lm).iter().map(|p| p.shape.iter().product::<usize>()).sum()
+    }
+}
+
+/// `LxDhH`: L layers of width D with H heads (e.g. `2x64h4`, the fig1 preset's policy), as the scaling ladder and
+/// the runs of its sizes are written in results.json, metrics.csv, model names and the page's links.
+impl std::fmt::Display for ModelSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}h{}", self.layers, self.d_model, self.heads)
+    }
+}
+
+impl std::str::FromStr for ModelSize {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let parsed = s.trim().split_once('x').and_then(|(l, rest)| {
+            let (d, h) = rest.split_once('h')?;
+            Some(ModelSize { layers: l.parse().ok()?, d_model: d.parse().ok()?, heads: h.parse().ok()? })
+        });
+        match parsed {
+            Some(size) => Ok(size),
+            None => bail!("'{s}' is not a policy size LxDhH (L layers of width D with H heads, e.g. 2x64h4)"),
+        }
+    }
+}
+
+/// Serde for sizes written as text ([`ModelSize`]'s `LxDhH`): a list (the config's ladder) and an optional one (a row's).
+pub mod size_text {
+    use super::ModelSize;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(sizes: &[ModelSize], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(sizes.iter().map(|m| m.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ModelSize>, D::Error> {
+        Vec::<String>::deserialize(d)?.iter().map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.0))).collect()
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(size: &Option<ModelSize>, s: S) -> Result<S::Ok, S::Error> {
+            match size {
+                Some(m) => s.serialize_str(&m.to_string()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ModelSize>, D::Error> {
+            Option::<String>::deserialize(d)?.map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.0))).transpose()
+        }
+    }
+}
+
 /// What a seed's shared stages and every alignment run of an experiment depend on, borrowed from the
 /// experiment's config.
 #[derive(Clone, Copy, Debug)]
@@ -71,8 +134,7 @@ pub struct StageSpec<'a> {
 
 impl StageSpec<'_> {
     pub fn model_config(&self) -> GptConfig {
-        let p = self.policy;
-        GptConfig { n_layer: p.layers, n_embd: p.d_model, n_head: p.heads, n_positions: self.task.context(), vocab_size: self.task.vocab_size() }
+        self.policy.model_config(self.task)
     }
 }
 
@@ -280,29 +342,40 @@ pub struct RunSpec {
     /// The seed of the run's own randomness (prompts, samples, label coins) when it is not the stage
     /// seed's: a repeat of the run over the same SFT, D_golden and proxy.
     pub align_seed: Option<u32>,
+    /// The policy's size when it is not the config's `policy` (the scaling experiment): the run starts from, and
+    /// is regularised to, the SFT policy of this size; D_golden, the proxy and the evaluation prompts and
+    /// baseline are the seed's own, shared by every size.
+    pub policy: Option<ModelSize>,
 }
 
 impl RunSpec {
     pub fn new(method: Method, beta: f32, lr: f32, steps: u32) -> Self {
-        RunSpec { method, beta, lr, steps, align_seed: None }
+        RunSpec { method, beta, lr, steps, align_seed: None, policy: None }
+    }
+
+    /// `_align{a}` on a repeat, `_{size}` on a run of another policy size.
+    fn suffix(&self) -> String {
+        let repeat = self.align_seed.map(|a| format!("_align{a}")).unwrap_or_default();
+        let size = self.policy.map(|p| format!("_{p}")).unwrap_or_default();
+        format!("{repeat}{size}")
     }
 
     /// The folder name of its model under `models/seed*/`.
     pub fn model_name(&self) -> String {
-        let repeat = self.align_seed.map(|a| format!("_align{a}")).unwrap_or_default();
-        format!("{}_beta{}_lr{}_steps{}{repeat}", self.method.name(), self.beta, self.lr, self.steps)
+        format!("{}_beta{}_lr{}_steps{}{}", self.method.name(), self.beta, self.lr, self.steps, self.suffix())
     }
 
     /// The name of a dataset of this run's setting (its file under `datasets/seed*/`, without the extension):
-    /// `{kind}_beta{β}_lr{lr}`, and `_align{a}` on a repeat.
+    /// `{kind}_beta{β}_lr{lr}`, `_align{a}` on a repeat and `_{size}` at another policy size.
     pub fn data_name(&self, kind: &str) -> String {
-        let repeat = self.align_seed.map(|a| format!("_align{a}")).unwrap_or_default();
-        format!("{kind}_beta{}_lr{}{repeat}", self.beta, self.lr)
+        format!("{kind}_beta{}_lr{}{}", self.beta, self.lr, self.suffix())
     }
 
-    /// "seed S", and ", alignment seed A" on a repeat: whose randomness a dataset of this run drew.
+    /// "seed S", ", alignment seed A" on a repeat, ", policy SIZE" at another size: whose randomness and policy a
+    /// dataset of this run drew.
     fn whose(&self, seed: u32) -> String {
-        format!("seed {seed}{}", self.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default())
+        let size = self.policy.map(|p| format!(", policy {p}")).unwrap_or_default();
+        format!("seed {seed}{}{size}", self.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default())
     }
 }
 
@@ -318,6 +391,9 @@ pub struct Row {
     /// Set on a repeat of a run over the same stages with its own alignment seed (see `RunSpec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub align_seed: Option<u32>,
+    /// Set on a run of another policy size than the config's (`RunSpec::policy`), as `LxDhH`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "size_text::option")]
+    pub policy: Option<ModelSize>,
     #[serde(flatten)]
     pub checkpoint: Checkpoint,
 }
@@ -325,7 +401,7 @@ pub struct Row {
 impl Row {
     /// True when this row is of the run `run`.
     pub fn is_of(&self, run: &RunSpec) -> bool {
-        self.method == run.method.name() && self.beta == run.beta && self.lr == run.lr && self.run_steps == run.steps && self.align_seed == run.align_seed
+        self.method == run.method.name() && self.beta == run.beta && self.lr == run.lr && self.run_steps == run.steps && self.align_seed == run.align_seed && self.policy == run.policy
     }
 }
 
@@ -397,6 +473,8 @@ pub struct SeedResults {
     pub checkpoints: Vec<Row>,
     pub proxy: ProxyReport,
     pub sft_loss: Vec<f32>,
+    /// The SFT losses of the scaling ladder's other sizes.
+    pub sized_sft_loss: Vec<(ModelSize, Vec<f32>)>,
     pub timings: Vec<(String, f64)>,
 }
 
@@ -469,6 +547,10 @@ fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec, past_
     if let Some(p) = past_best {
         key["past_best"] = serde_json::json!(p);
     }
+    if let Some(size) = run.policy {
+        // Its SFT policy is the seed's SFT config at this size (D_golden and the proxy are the seed's own, keyed above).
+        key["policy"] = serde_json::json!(size);
+    }
     if let Method::Pairs(_) = run.method {
         // Its data comes from the online run of its setting, early and at its end.
         key["online_steps"] = serde_json::json!(spec.online_steps);
@@ -521,6 +603,8 @@ pub struct SeedStages {
     pub heldout: Pairs,
     pub proxy: Gpt,
     pub proxy_report: ProxyReport,
+    /// The SFT policies of the scaling ladder's other sizes ([`SeedStages::add_size`]).
+    pub sized: Vec<SizedSft>,
     pub timings: Vec<(String, f64)>,
 }
 
@@ -533,23 +617,7 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
     let (sft_key, proxy_key) = stage_keys(spec, seed, &e.describe());
 
     let t0 = now_ms();
-    let (sft, sft_loss) = match cache.get(&sft_key) {
-        Some((config, head, values, meta)) => {
-            progress(Progress::Stage { name: format!("seed {seed}: SFT (cached)"), step: 1, total: 1 });
-            (Gpt::new(e, config, head, &values)?, serde_json::from_value(meta).unwrap_or_default())
-        }
-        None => {
-            let mut losses = vec![];
-            let sft = train_sft(e, task, spec.model_config(), spec.sft, seed, |s, l| {
-                losses.push(l);
-                progress(Progress::Stage { name: format!("seed {seed}: SFT"), step: s as u64 + 1, total: spec.sft.steps as u64 });
-                progress(Progress::SftLoss { seed, step: s + 1, loss: l });
-            })
-            .await?;
-            cache.put(&sft_key, &sft, &sft.values(e).await?, serde_json::json!(losses))?;
-            (sft, losses)
-        }
-    };
+    let (sft, sft_loss) = sft_stage(e, spec, seed, &sft_key, true, cache, progress).await?;
     add_time(&mut timings, "sft", now_ms() - t0);
 
     let t0 = now_ms();
@@ -587,10 +655,75 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
         bail!("seed {seed}: the proxy's held-out accuracy is not finite ({})", proxy_report.heldout_accuracy);
     }
     progress(Progress::StagesReady { seed, sft_loss: &sft_loss, proxy: &proxy_report });
-    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, timings })
+    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, sized: vec![], timings })
+}
+
+/// The SFT policy of `spec`'s size for one seed, from the cache or trained (and cached), with its losses. The SFT
+/// progress of a policy of another size than the seed's own names that size.
+async fn sft_stage(e: &Engine, spec: &StageSpec<'_>, seed: u32, key: &str, own: bool, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<(Gpt, Vec<f32>)> {
+    let label = format!("seed {seed}: SFT{}", if own { String::new() } else { format!(" {}", spec.policy) });
+    if let Some((config, head, values, meta)) = cache.get(key) {
+        progress(Progress::Stage { name: format!("{label} (cached)"), step: 1, total: 1 });
+        return Ok((Gpt::new(e, config, head, &values)?, serde_json::from_value(meta).unwrap_or_default()));
+    }
+    let mut losses = vec![];
+    let sft = train_sft(e, spec.task, spec.model_config(), spec.sft, seed, |s, l| {
+        losses.push(l);
+        progress(Progress::Stage { name: label.clone(), step: s as u64 + 1, total: spec.sft.steps as u64 });
+        if own {
+            progress(Progress::SftLoss { seed, step: s + 1, loss: l });
+        }
+    })
+    .await?;
+    cache.put(key, &sft, &sft.values(e).await?, serde_json::json!(losses))?;
+    Ok((sft, losses))
+}
+
+/// The SFT policy of one size of the scaling ladder, trained with the seed's SFT config and data.
+pub struct SizedSft {
+    pub size: ModelSize,
+    pub sft: Gpt,
+    pub losses: Vec<f32>,
 }
 
 impl SeedStages {
+    /// Trains (or reads from the cache) the SFT policy of `size`, with the seed's SFT config and data, for the runs
+    /// of that size.
+    pub async fn add_size(&mut self, e: &Engine, spec: &StageSpec<'_>, size: ModelSize, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+        if size == spec.policy || self.sized.iter().any(|s| s.size == size) {
+            return Ok(());
+        }
+        let sized = StageSpec { policy: size, ..*spec };
+        let (key, _) = stage_keys(&sized, self.seed, &e.describe());
+        let t0 = now_ms();
+        let (sft, losses) = sft_stage(e, &sized, self.seed, &key, false, cache, progress).await?;
+        add_time(&mut self.timings, "sft_scaling", now_ms() - t0);
+        self.sized.push(SizedSft { size, sft, losses });
+        Ok(())
+    }
+
+    /// The SFT policy a run of size `size` starts from (none: the seed's own policy size).
+    pub fn sft_of(&self, size: Option<ModelSize>) -> Result<&Gpt> {
+        match size {
+            None => Ok(&self.sft),
+            Some(size) => match self.sized.iter().find(|s| s.size == size) {
+                Some(s) => Ok(&s.sft),
+                None => bail!("seed {}: no SFT policy of size {size} (add_size first)", self.seed),
+            },
+        }
+    }
+
+    /// The evaluation data of the runs of another policy size: `base`'s prompts and baseline responses (the seed's
+    /// own π_sft's, so win rates compare across sizes), with the held-out pairs' log-probs under that size's π_sft
+    /// (its runs' reference).
+    pub async fn sized_eval_set<'s>(&'s self, e: &Engine, spec: &StageSpec<'_>, base: &EvalSet<'s>, size: ModelSize) -> Result<EvalSet<'s>> {
+        let prompts = EvalPrompts { win_prompts: base.win_prompts.clone(), baseline: base.baseline.clone(), kl_prompts: base.kl_prompts.clone() };
+        let mut set = EvalSet::new(e, self.sft_of(Some(size))?, spec.task, prompts, self.heldout.clone(), Some(&self.proxy), self.seed).await?;
+        set.self_classification = spec.self_classification;
+        set.stream_classification = spec.stream_classification;
+        Ok(set)
+    }
+
     /// The fixed evaluation data of this seed: the same prompts and π_sft baseline for every run.
     pub async fn eval_set(&self, e: &Engine, spec: &StageSpec<'_>) -> Result<EvalSet<'_>> {
         let (task, seed) = (spec.task, self.seed);
@@ -633,8 +766,9 @@ impl SeedStages {
             true => Some(self.align_run(e, spec, eval, &online(late), cache, &mut |_| {}, None, false).await?.0),
             false => None,
         };
+        let sft = self.sft_of(run.policy)?;
         let policy = |s: Sampler| match s {
-            Sampler::Sft => &self.sft,
+            Sampler::Sft => sft,
             Sampler::Early => early.as_ref().expect("trained above"),
             Sampler::Late => late.as_ref().expect("trained above"),
         };
@@ -662,7 +796,9 @@ impl SeedStages {
         let seed = self.seed;
         let (method, beta, lr, steps) = (run.method.name(), run.beta, run.lr, run.steps);
         let repeat = run.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default();
-        let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat})");
+        let size = run.policy.map(|p| format!(", policy {p}")).unwrap_or_default();
+        let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat}{size})");
+        let sft = self.sft_of(run.policy)?;
         let key = run_key(spec, seed, &e.describe(), run);
         let past_best = past_best_of(spec, run);
         // An offline run measured on its online run's stream needs that measure at every checkpoint past the start.
@@ -741,8 +877,8 @@ impl SeedStages {
             wider = EvalSet { self_classification, stream_classification, ..eval.clone() };
             &wider
         };
-        let (policy, _, stream) = align(e, spec.task, &self.sft, source, &run_cfg, eval, |c| {
-            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, checkpoint: c.clone() };
+        let (policy, _, stream) = align(e, spec.task, sft, source, &run_cfg, eval, |c| {
+            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, policy: run.policy, checkpoint: c.clone() };
             if bad.is_ok() {
                 bad = check_finite(&row);
             }
@@ -772,8 +908,23 @@ pub async fn run_seed(
     progress: &mut dyn FnMut(Progress),
     keep: &mut dyn FnMut(SeedModels) -> Result<()>,
 ) -> Result<SeedResults> {
-    let stages = seed_stages(e, spec, seed, cache, progress).await?;
+    let mut stages = seed_stages(e, spec, seed, cache, progress).await?;
+    // The scaling ladder's other sizes: each its own SFT policy, before any run.
+    let mut sizes: Vec<ModelSize> = vec![];
+    for size in runs.iter().filter_map(|r| r.policy) {
+        if !sizes.contains(&size) {
+            sizes.push(size);
+        }
+    }
+    for &size in &sizes {
+        stages.add_size(e, spec, size, cache, progress).await?;
+    }
+    let stages = stages;
     let eval = stages.eval_set(e, spec).await?;
+    let mut sized_evals: Vec<(ModelSize, EvalSet)> = vec![];
+    for &size in &sizes {
+        sized_evals.push((size, stages.sized_eval_set(e, spec, &eval, size).await?));
+    }
     let (mut checkpoints, mut policies, mut timings) = (vec![], vec![], stages.timings.clone());
     let online_of = |r: &RunSpec| RunSpec { method: Method::Online, ..*r };
     // Every stream run needs its online run's stream, and every pair run its dataset, even when the run itself
@@ -784,6 +935,10 @@ pub async fn run_seed(
     let position = |datasets: &[NamedDataset], name: &str| datasets.iter().position(|d| d.name == name);
     for run in runs {
         let t0 = now_ms();
+        let eval = match run.policy {
+            None => &eval,
+            Some(size) => &sized_evals.iter().find(|(s, _)| *s == size).expect("built above").1,
+        };
         let data: Option<Cow<Pairs>> = match run.method {
             Method::Stream(window) => {
                 let online = online_of(run);
@@ -792,7 +947,7 @@ pub async fn run_seed(
                     // Its online run is not among this process's runs (a shard): trained again, unreported, for
                     // its stream alone (its time counted as online's).
                     progress(Progress::Stage { name: format!("seed {seed}: online β={} lr={} again, for its stream", run.beta, run.lr), step: 0, total: run.steps as u64 });
-                    let (_, _, s) = stages.align_run(e, spec, &eval, &online, cache, &mut |_| {}, None, true).await?;
+                    let (_, _, s) = stages.align_run(e, spec, eval, &online, cache, &mut |_| {}, None, true).await?;
                     datasets.push(stream_dataset(seed, &online, s, spec.batch));
                     add_time(&mut timings, Method::Online.name(), now_ms() - t0);
                 }
@@ -802,7 +957,7 @@ pub async fn run_seed(
             Method::Pairs(dataset) => {
                 let name = run.data_name(run.method.name());
                 if position(&datasets, &name).is_none() {
-                    let pairs = stages.pair_dataset(e, spec, &eval, run, dataset, cache, progress).await?;
+                    let pairs = stages.pair_dataset(e, spec, eval, run, dataset, cache, progress).await?;
                     let (a, b) = dataset.samplers();
                     let source = format!(
                         "D_{}: golden-labelled pairs on D_golden's prompts, the first response from {}, the second from {} ({}, online IPO at β {}, lr {}, {} steps; early = step {})",
@@ -822,13 +977,13 @@ pub async fn run_seed(
         let probe = match (spec.stream_classification, run.method) {
             (true, Method::Offline) => position(&datasets, &online_of(run).data_name("online_stream")).map(|i| {
                 let online = online_of(run);
-                let own = |r: &&Row| r.method == Method::Online.name() && r.beta == online.beta && r.lr == online.lr && r.align_seed == online.align_seed;
+                let own = |r: &&Row| r.method == Method::Online.name() && r.beta == online.beta && r.lr == online.lr && r.align_seed == online.align_seed && r.policy == online.policy;
                 let checkpoints = checkpoints.iter().filter(own).map(|r: &Row| (r.checkpoint.step, r.checkpoint.kl)).collect();
                 EvalSet { online_stream: Some(OnlineStream { pairs: datasets[i].pairs.clone(), checkpoints, batch: spec.batch }), ..eval.clone() }
             }),
             _ => None,
         };
-        let (policy, rows, stream) = stages.align_run(e, spec, probe.as_ref().unwrap_or(&eval), run, cache, progress, data.as_deref(), feeds_a_stream).await?;
+        let (policy, rows, stream) = stages.align_run(e, spec, probe.as_ref().unwrap_or(eval), run, cache, progress, data.as_deref(), feeds_a_stream).await?;
         if feeds_a_stream {
             datasets.push(stream_dataset(seed, run, stream, spec.batch));
         }
@@ -836,9 +991,13 @@ pub async fn run_seed(
         policies.push((run.model_name(), policy));
         add_time(&mut timings, run.method.name(), now_ms() - t0);
     }
+    drop(sized_evals);
     drop(eval);
     let report = stages.proxy_report.clone();
     let sft_loss = stages.sft_loss.clone();
+    let sized_sft_loss: Vec<(ModelSize, Vec<f32>)> = stages.sized.iter().map(|s| (s.size, s.losses.clone())).collect();
+    // Each other size's SFT policy is saved beside the runs, as `sft_{size}`.
+    policies.extend(stages.sized.into_iter().map(|s| (format!("sft_{}", s.size), s.sft)));
     keep(SeedModels { seed, sft: stages.sft, proxy: stages.proxy, policies, datasets })?;
-    Ok(SeedResults { seed, checkpoints, proxy: report, sft_loss, timings })
+    Ok(SeedResults { seed, checkpoints, proxy: report, sft_loss, sized_sft_loss, timings })
 }

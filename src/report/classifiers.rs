@@ -48,7 +48,7 @@ impl Finding {
     }
 
     /// The weakest of several findings (all must hold for the whole to hold).
-    fn all(findings: impl IntoIterator<Item = Finding>) -> Finding {
+    pub(crate) fn all(findings: impl IntoIterator<Item = Finding>) -> Finding {
         let order = [Finding::NoData, Finding::NotShown, Finding::DirectionOnly, Finding::Shown];
         findings.into_iter().min_by_key(|f| order.iter().position(|o| o == f)).unwrap_or(Finding::NoData)
     }
@@ -672,7 +672,7 @@ mod tests {
 
     fn row(method: &str, seed: u32, step: u32, acc: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step, kl: 0.1 * step as f32, golden_win_rate: win, classifier_accuracy: acc, ..Default::default() };
-        Row { method: method.into(), seed, beta: 0.1, lr: 5e-4, run_steps: 100, align_seed: None, checkpoint }
+        Row { method: method.into(), seed, beta: 0.1, lr: 5e-4, run_steps: 100, align_seed: None, policy: None, checkpoint }
     }
 
     /// With both quantities a function of KL plus independent noise, the plain correlation is high and the

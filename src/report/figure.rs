@@ -97,11 +97,9 @@ fn mean_curve(per_seed: &[Vec<verdict::Point>], x: f32) -> Option<(f32, Option<f
     Some((e.mean, e.ci.filter(|_| values.len() == per_seed.len())))
 }
 
-/// Figure 1 of runs trained with `loss` (the figure and legend name it).
-pub fn fig1_svg(rows: &[Row], loss: crate::train::losses::Loss) -> Result<String> {
-    // The figure's own runs; the repeats over one proxy are summary.md's business.
-    let rows = &super::summary::main_rows(rows);
-    let pts = drawable(rows);
+/// The KL range, its log-spaced grid, the win-rate range and the β values of the drawable checkpoints.
+#[allow(clippy::type_complexity)]
+fn axes(pts: &[&Row]) -> ((f32, f32), Vec<f32>, (f32, f32), Vec<f32>) {
     let (lo, hi) = pts.iter().fold((f32::MAX, f32::MIN), |(a, b), r| (a.min(r.checkpoint.kl), b.max(r.checkpoint.kl)));
     let (lo, hi) = if pts.is_empty() { (0.1, 10.0) } else { (lo / 1.2, (hi * 1.2).max(lo * 1.5)) };
     let grid: Vec<f32> = (0..GRID).map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f32 / (GRID - 1) as f32).exp()).collect();
@@ -110,13 +108,40 @@ pub fn fig1_svg(rows: &[Row], loss: crate::train::losses::Loss) -> Result<String
     let mut betas: Vec<f32> = pts.iter().map(|r| r.beta).collect();
     betas.sort_by(f32::total_cmp);
     betas.dedup();
+    ((lo, hi), grid, (y_lo, y_hi), betas)
+}
+
+/// Figure 1's curves panel once per group of rows (`(caption, rows)`, side by side), on shared axes so that the
+/// panels compare: the scaling experiment's Fig. 10, a panel per policy size.
+pub fn panels_svg(title: &str, panels: &[(String, Vec<Row>)], loss: crate::train::losses::Loss) -> Result<String> {
+    let all: Vec<Row> = panels.iter().flat_map(|(_, rows)| rows.iter().cloned()).collect();
+    let (kl, grid, win, betas) = axes(&drawable(&all));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (480 * panels.len().max(1) as u32, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(err)?;
+        for (area, (caption, rows)) in root.split_evenly((1, panels.len().max(1))).iter().zip(panels) {
+            curves_panel(area, caption, &drawable(rows), &grid, kl, win, &betas, loss)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// Figure 1 of runs trained with `loss` (the figure and legend name it).
+pub fn fig1_svg(rows: &[Row], loss: crate::train::losses::Loss) -> Result<String> {
+    // The figure's own runs; the repeats over one proxy are summary.md's business.
+    let rows = &super::summary::main_rows(rows);
+    let pts = drawable(rows);
+    let ((lo, hi), grid, (y_lo, y_hi), betas) = axes(&pts);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1200, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let root = root.titled(&format!("Golden win rate against π_sft vs KL(π ‖ π_sft) — online vs offline {}", loss.display()), ("sans-serif", 20)).map_err(err)?;
         let (left, right) = root.split_horizontally(740);
-        curves_panel(&left, &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss)?;
+        curves_panel(&left, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss)?;
         frontier_panel(&right, &pts, &grid, (lo, hi), (y_lo, y_hi))?;
         root.present().map_err(err)?;
     }
@@ -150,8 +175,8 @@ fn log_kl_chart<'a, 'b>(area: &DrawingArea<SVGBackend<'b>, Shift>, caption: &str
 }
 
 #[allow(clippy::too_many_arguments)]
-fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32], loss: crate::train::losses::Loss) -> Result<()> {
-    let mut chart = log_kl_chart(area, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
+fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, caption: &str, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32], loss: crate::train::losses::Loss) -> Result<()> {
+    let mut chart = log_kl_chart(area, caption, (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
     for (method, label, color) in styles() {
         let seeds = seeds_of(pts, method);
         if seeds.is_empty() {

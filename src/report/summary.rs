@@ -114,9 +114,10 @@ fn show(e: Option<&Estimate>) -> String {
 }
 
 /// The checkpoints of the figure's own runs: without the repeats over one proxy (`Row::align_seed`), which
-/// would count the first seed again.
+/// would count the first seed again, and without the runs of the scaling ladder's other sizes (`Row::policy`),
+/// which have their own figures.
 pub fn main_rows(rows: &[Row]) -> Vec<Row> {
-    rows.iter().filter(|r| r.align_seed.is_none()).cloned().collect()
+    rows.iter().filter(|r| r.align_seed.is_none() && r.policy.is_none()).cloned().collect()
 }
 
 /// summary.md: the setting, the proxy, the binned table (`bins`, of [`main_rows`]), the peaks and the
@@ -203,6 +204,7 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
     s += &loss_family_md(rows, seeds, c);
     s += &mixtures_md(rows, seeds, c);
     s += &super::classifiers::analyses_md(results);
+    s += &super::scaling::scaling_md(results);
     if c.loss != crate::train::losses::Loss::Ipo {
         // The sections are written for the paper's IPO; every run here trained with another loss of the family.
         let note = match c.loss {
@@ -426,7 +428,7 @@ mod tests {
 
     fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![], ..Default::default() };
-        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, checkpoint }
+        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, policy: None, checkpoint }
     }
 
     /// Online and offline at the same KLs (1, e, e²), three seeds, win rates `on + jitter` and `off + jitter`.
@@ -441,7 +443,7 @@ mod tests {
             }
         }
         let config = Fig1Config { seeds: vec![0, 1, 2], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names() };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![] };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
@@ -470,7 +472,7 @@ mod tests {
             }
         }
         let config = Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![9], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names() };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![] };
         let md = summary_md(&results, &binned(&main_rows(&rows), 3));
         let (main, spread) = md.split_at(md.find("### Alignment seeds over one proxy").expect("the repeats' section"));
         assert!(main.contains("online > offline **holds**"), "the repeat does not enter the verdict: {main}");
@@ -480,7 +482,7 @@ mod tests {
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names() };
+        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![] };
         let md = summary_md(&results, &binned(&rows, 4));
         assert!(md.contains("online > offline **cannot be judged (no shared KL range)**") && md.contains("reached no common KL range"), "{md}");
     }

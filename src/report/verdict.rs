@@ -200,7 +200,7 @@ mod tests {
 
     fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![], ..Default::default() };
-        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, checkpoint }
+        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, policy: None, checkpoint }
     }
 
     /// Both methods trace a rise-and-fall curve in ln KL over the same checkpoints; A is `gap` above B,

@@ -206,8 +206,8 @@ test('bad URL values are reported by field and the run does not start until the 
   }
 });
 
-test('the policy experiments run in the page: the analyses draw from the checkpoints and the loss family beside IPO', async () => {
-  const query = '?preset=fig1-tiny&analyses=self_classification&loss_family=dpo&mixtures=0.25';
+test('the policy experiments run in the page: the analyses draw from the checkpoints, the loss family beside IPO, a scaling ladder', async () => {
+  const query = '?preset=fig1-tiny&analyses=self_classification&loss_family=dpo&mixtures=0.25&scaling=1x16h1';
   const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, query);
   try {
     // IPO-MD's slider shows the link's mixture weight.
@@ -220,15 +220,18 @@ test('the policy experiments run in the page: the analyses draw from the checkpo
     // The run's own analysis is drawn and its box ticked (and fixed); the others are off.
     assert.equal(await page.isChecked('input[value=self_classification]'), true);
     assert.equal(await page.isDisabled('input[value=self_classification]'), true);
-    assert.equal(await page.locator('#analysis-plots svg').count(), 1);
+    // With the scaling ladder: Figs 10 (a panel per size) and 11 beside it.
+    assert.equal(await page.locator('#analysis-plots svg').count(), 3);
+    assert.match(await page.innerHTML('#analysis-fig10'), /policy 1x16h1/);
     const verdict = await page.textContent('#verdict');
+    assert.match(verdict, /Scaling \(the paper's Figs 10 and 11\)/);
     assert.match(verdict, /Self-classification \(the paper's §5\)/);
     assert.match(verdict, /The loss family/);
     assert.match(await page.innerHTML('#fig1'), /online DPO/);
     // Fig. 7 and Fig. 8 need nothing new: ticked, they are drawn from the same checkpoints, no training.
     await page.check('input[value=generation_vs_classification]');
     await page.check('input[value=over_training]');
-    await page.waitForFunction(() => document.querySelectorAll('#analysis-plots svg').length === 3);
+    await page.waitForFunction(() => document.querySelectorAll('#analysis-plots svg').length === 5);
     assert.match(await page.textContent('#verdict'), /Generation vs classification \(the paper's Fig\. 7\)/);
     assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', 'ticking an analysis trains nothing');
     await page.screenshot({ path: path.join(shots, 'analyses-tiny.png'), fullPage: true });
