@@ -13,11 +13,13 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# 2. System packages: headless Chromium + its driver (WebGPU on SwiftShader), lavapipe (Vulkan on the CPU).
+# 2. System packages: headless Chromium + its driver (WebGPU on SwiftShader), lavapipe (Vulkan on the CPU), and a
+#    python3 (the page test serves dist/ with its plain http.server) when none is on the PATH.
 missing=()
 for pkg in chromium chromium-driver mesa-vulkan-drivers libvulkan1; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+command -v python3 >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -17,6 +17,8 @@ wasm-pack test --headless --chrome
 
 echo "== page tests (the served page in headless Chromium; screenshots in target/screenshots/) =="
 wasm-pack build --dev --target web --out-dir www/pkg --no-typescript --no-pack
+# dist/, the static site, from that package: one page test serves it with a plain static server.
+bash scripts/build-site.sh --use-built-wasm
 (cd tests/page && npm ci --no-audit --no-fund --loglevel=error)
 target_dir=$(bash scripts/target-dir.sh)
 ALIGNMENT_GAP_BIN="$target_dir/debug/alignment-gap" node --test tests/page/page.test.mjs

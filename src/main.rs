@@ -169,6 +169,15 @@ mod native {
             /// The folder reproduce wrote (it holds results.json).
             dir: PathBuf,
         },
+        /// Write ROOT/index.json, the list of committed experiments the page shows first (each folder's seeds,
+        /// backend, times and figures, from its results.json).
+        Index {
+            #[arg(long, default_value = "results")]
+            root: PathBuf,
+            /// Only compare with the index.json there, and fail if it is not current.
+            #[arg(long)]
+            check: bool,
+        },
         /// List GPU adapters, pick one, and check every kernel against its CPU twin.
         Doctor {
             #[command(flatten)]
@@ -221,6 +230,7 @@ mod native {
             }
             Command::Merge { out, overwrite, shards } => report(merge(&out, overwrite, &shards)),
             Command::Summarize { dir } => report(summarize(&dir)),
+            Command::Index { root, check } => report(index(&root, check)),
             Command::TrainOffline { data, from, seed, beta, lr, steps, cache, out, device } => report(train_offline(&TrainOffline { data, from, seed, beta, lr, steps, cache, out }, &device)),
             Command::Bench { device, sizes, repeats, json, profile } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile)),
         }
@@ -716,6 +726,7 @@ mod native {
             results.datasets.push(fig1::DatasetRecord { seed, name, file, source, pairs, bytes: bytes.len() as u64, sha256: dataset_file::sha256_hex(&bytes) });
         }
         results.sort();
+        results.wall_seconds = Some(started.elapsed().as_secs_f64());
         write_results(out, &results).map_err(|e| live.failed(e))?;
         write_reports(out, &results)?;
         let mut models = trained.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -811,6 +822,39 @@ mod native {
         write_metrics(dir, &results)?;
         write_reports(dir, &results)?;
         println!("rewrote {}/metrics.csv, fig1.svg, the analyses' and the scaling figures and summary.md from results.json", dir.display());
+        Ok(())
+    }
+
+    /// ROOT/index.json from every folder under ROOT that holds a results.json; with `check`, only compared.
+    fn index(root: &std::path::Path, check: bool) -> alignment_gap::Result<()> {
+        use alignment_gap::report::index::{self, IndexEntry};
+        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
+        let mut entries = vec![];
+        for dir in std::fs::read_dir(root).map_err(|e| err(root, e))?.flatten() {
+            let path = dir.path().join("results.json");
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let results: alignment_gap::experiments::fig1::Fig1Results = serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+            let figures = std::fs::read_dir(dir.path())
+                .map_err(|e| err(&dir.path(), e))?
+                .flatten()
+                .map(|f| f.file_name().to_string_lossy().into_owned())
+                .filter(|f| f.ends_with(".svg"))
+                .collect();
+            entries.push(IndexEntry::new(&dir.file_name().to_string_lossy(), &results, figures));
+        }
+        index::sort(&mut entries);
+        let json = serde_json::to_string_pretty(&entries).map_err(|e| alignment_gap::Error(e.to_string()))? + "\n";
+        let file = root.join("index.json");
+        if check {
+            let old = std::fs::read_to_string(&file).unwrap_or_default();
+            if old != json {
+                return Err(alignment_gap::Error(format!("{} is not current (the results under {} changed): run alignment-gap index --root {}", file.display(), root.display(), root.display())));
+            }
+            println!("{} is current ({} experiments)", file.display(), entries.len());
+            return Ok(());
+        }
+        checkpoint::write_atomic(&file, json.as_bytes())?;
+        println!("wrote {} ({} experiments)", file.display(), entries.len());
         Ok(())
     }
 

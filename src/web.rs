@@ -245,7 +245,7 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
     let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy, ..ProxyReport::default() }).collect();
     let bins = summary::binned(&summary::main_rows(&rows), bins.max(1));
-    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: fig1::trl_names(), scaling_sft_loss: vec![] };
+    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
     Ok(summary::summary_md(&results, &bins))
 }
 
@@ -257,7 +257,7 @@ pub fn analysis_svg(config: JsValue, rows: JsValue, analysis: String) -> Result<
     let analysis: fig1::Analysis = serde_json::from_value(serde_json::Value::String(analysis.clone()))
         .map_err(|_| js_err(format!("analysis: '{analysis}' is not one of generation_vs_classification, over_training, self_classification, stream_classification")))?;
     let rows = rows_from_js(rows)?;
-    let results = fig1::Fig1Results { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![], scaling_sft_loss: vec![] };
+    let results = fig1::Fig1Results { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![], scaling_sft_loss: vec![], wall_seconds: None };
     crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_err(e.0))
 }
 

@@ -167,3 +167,28 @@ fn scripts_ask_cargo_where_the_binary_is() {
         assert!(text.contains("scripts/target-dir.sh") && !text.contains("target/release/alignment-gap") && !text.contains("target/debug/alignment-gap"), "{script}");
     }
 }
+
+/// results/index.json, what the page shows first, is current with the committed results; `index` writes it from
+/// each folder's results.json, and `--check` refuses a stale one.
+#[test]
+fn the_committed_results_index_is_current() {
+    let results = concat!(env!("CARGO_MANIFEST_DIR"), "/results");
+    let (ok, stdout, stderr) = cli(&["index", "--root", results, "--check"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{results}/index.json")).unwrap()).unwrap();
+    assert_eq!(index[0]["name"], "fig1", "Figure 1 first");
+    assert_eq!(index[0]["figures"][0], "fig1.svg");
+    let root = std::env::temp_dir().join(format!("alignment-gap-index-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("fig7")).unwrap();
+    std::fs::copy(format!("{results}/fig7/results.json"), root.join("fig7/results.json")).unwrap();
+    let (ok, _, stderr) = cli(&["index", "--root", root.to_str().unwrap(), "--check"]);
+    assert!(!ok && stderr.contains("is not current"), "{stderr}");
+    let (ok, _, stderr) = cli(&["index", "--root", root.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = cli(&["index", "--root", root.to_str().unwrap(), "--check"]);
+    assert!(ok, "{stderr}");
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("index.json")).unwrap()).unwrap();
+    assert_eq!(written[0]["name"], "fig7");
+    assert_eq!(written[0]["seeds"], serde_json::json!([0, 1, 2, 3, 4]));
+}

@@ -12,6 +12,7 @@ import { plotRows, renderAll, renderSamples } from './render.js';
 import { download, resultsJson, svgText, pngOf } from './downloads.js';
 import { listSaved } from './saved.js';
 import { setDeviceStatus, onWorkerMessage } from './device.js';
+import { loadFound } from './found.js';
 
 async function main() {
   try {
@@ -32,6 +33,8 @@ async function main() {
   $('preset').replaceChildren(...state.presets.map((p) => el('option', { value: p.name, textContent: p.title })));
   buildKnobs();
   readUrl();
+  // The committed result first; the page does not wait for it.
+  loadFound();
   $('preset').addEventListener('change', () => applyPreset($('preset').value));
   $('backend').addEventListener('change', () => { state.backend = $('backend').value; state.bench = null; writeUrl(); state.worker.postMessage({ type: 'speed', backend: state.backend }); });
   $('start').addEventListener('click', start);

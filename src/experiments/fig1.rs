@@ -795,6 +795,10 @@ pub struct Fig1Results {
     /// The SFT losses of the scaling ladder's other sizes, per seed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scaling_sft_loss: Vec<SizedSftLoss>,
+    /// Seconds from start to finish of the `reproduce` that wrote these results (with whatever its stage cache
+    /// held); absent in results written before it was recorded, and in merged shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_seconds: Option<f64>,
 }
 
 /// One seed's SFT losses at one size of the scaling ladder.
@@ -847,7 +851,7 @@ pub struct DatasetRecord {
 impl Fig1Results {
     /// No checkpoints yet (a run under way).
     pub fn empty(cfg: &Fig1Config, backend: String) -> Self {
-        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![] }
+        Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![], wall_seconds: None }
     }
 
     /// Results order, whatever order the parts arrived in: seeds as in the config, each seed's runs as in
@@ -911,7 +915,7 @@ pub async fn run_seed(
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
 pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
     seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));
-    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![] };
+    let mut results = Fig1Results { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
     for s in seeds {
         results.checkpoints.extend(s.checkpoints);
         results.proxy.push(s.proxy);

@@ -4,6 +4,7 @@
 pub mod classifiers;
 pub mod figure;
 pub mod gao;
+pub mod index;
 pub mod scaling;
 pub mod summary;
 pub mod verdict;

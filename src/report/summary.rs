@@ -443,7 +443,7 @@ mod tests {
             }
         }
         let config = Fig1Config { seeds: vec![0, 1, 2], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![] };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
@@ -472,7 +472,7 @@ mod tests {
             }
         }
         let config = Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![9], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![] };
+        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&main_rows(&rows), 3));
         let (main, spread) = md.split_at(md.find("### Alignment seeds over one proxy").expect("the repeats' section"));
         assert!(main.contains("online > offline **holds**"), "the repeat does not enter the verdict: {main}");
@@ -482,7 +482,7 @@ mod tests {
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![] };
+        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&rows, 4));
         assert!(md.contains("online > offline **cannot be judged (no shared KL range)**") && md.contains("reached no common KL range"), "{md}");
     }

@@ -32,12 +32,12 @@ before(async () => {
 
 after(() => server?.kill());
 
-async function openPage(extraArgs, viewport, query = '') {
+async function openPage(extraArgs, viewport, query = '', base = url) {
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: [...baseArgs, ...extraArgs] });
   const page = await browser.newPage({ viewport, acceptDownloads: true });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(url + query);
+  await page.goto(base + query);
   await page.waitForFunction(() => document.body.dataset.doctor, null, { timeout: 180000 });
   return { browser, page, errors };
 }
@@ -238,5 +238,77 @@ test('the policy experiments run in the page: the analyses draw from the checkpo
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
+  }
+});
+
+// What a visitor sees first: the committed CLI result (results/index.json → results/fig1), its figure loaded and its
+// computed verdict, before anything is trained; the buttons load its preset or the quick one into the run controls.
+async function checkFirstSight(page) {
+  await page.waitForFunction(() => document.body.dataset.found === 'fig1' && document.querySelector('#found-figure img')?.complete);
+  assert.ok(await page.evaluate(() => document.querySelector('#found-figure img').naturalWidth > 0), 'results/fig1/fig1.svg loads');
+  assert.match(await page.getAttribute('#found-figure img', 'alt'), /^Figure 1 \(full\): By the agreement rule .* does not hold/, 'the verdict is the figure\'s text alternative');
+  const verdict = await page.textContent('#found-verdict');
+  assert.match(verdict, /Verdict \(computed\)/);
+  assert.match(verdict, /online > offline does not hold/);
+  const facts = await page.textContent('#found-facts');
+  assert.match(facts, /Seeds0, 1, 2, 3, 4/);
+  assert.match(facts, /Backendcpu/);
+  // Above the run controls.
+  assert.ok(await page.evaluate(() => document.getElementById('found').compareDocumentPosition(document.getElementById('run')) & Node.DOCUMENT_POSITION_FOLLOWING));
+  await page.click('#found-quick');
+  assert.equal(await page.inputValue('#preset'), 'fig1-quick');
+  assert.match(page.url(), /preset=fig1-quick/);
+  await page.selectOption('#found-pick', 'fig10');
+  await page.waitForFunction(() => document.body.dataset.found === 'fig10');
+  assert.match(await page.textContent('#found-verdict'), /Larger policies peak higher/);
+  await page.click('#found-reproduce');
+  assert.equal(await page.inputValue('#preset'), 'fig10');
+}
+
+test('first sight: the committed result, its figure and verdict, above the run controls', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 });
+  try {
+    await page.waitForFunction(() => document.body.dataset.found === 'fig1' && document.querySelector('#found-figure img')?.complete);
+    await page.screenshot({ path: path.join(shots, 'first-sight-desktop.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(shots, 'first-sight-phone.png'), fullPage: true });
+    await page.setViewportSize({ width: 1200, height: 900 });
+    await checkFirstSight(page);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+// dist/ (scripts/build-site.sh, run by the test command before this file) on a plain static file server, not
+// `alignment-gap serve`: the page loads, checks its device, shows the committed result and runs the tiny preset.
+test('dist/ served by a plain static server (python3 -m http.server) runs the page end to end', async () => {
+  const staticPort = port + 1000;
+  const staticUrl = `http://127.0.0.1:${staticPort}/`;
+  const plain = spawn('python3', ['-m', 'http.server', String(staticPort), '--bind', '127.0.0.1', '--directory', path.join(root, 'dist')], { stdio: 'ignore' });
+  try {
+    const deadline = Date.now() + 20000;
+    for (;;) {
+      try { if ((await fetch(staticUrl)).ok) break; } catch { /* not up yet */ }
+      if (Date.now() > deadline) throw new Error(`python3 -m http.server did not answer on ${staticUrl} (is dist/ built?)`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal((await fetch(`${staticUrl}www/pkg/alignment_gap_bg.wasm`)).headers.get('content-type'), 'application/wasm');
+    assert.equal((await fetch(`${staticUrl}results/fig1/cache/`)).status, 404, 'no stage cache in dist/');
+    const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny', staticUrl);
+    try {
+      assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed', await page.textContent('#device-status'));
+      await page.waitForFunction(() => document.body.dataset.found === 'fig1');
+      await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
+      await page.click('#start');
+      await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 600000 });
+      assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+      assert.ok(Number(await page.evaluate(() => document.getElementById('fig1').dataset.checkpoints)) > 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    plain.kill();
   }
 });

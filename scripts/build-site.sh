@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Writes dist/: the page as plain static files that any static file server or GitHub Pages can host —
+# index.html, www/ (the page's modules and the wasm package), and results/ (the committed experiments: their
+# figures, summary.md, results.json, metrics.csv and results/index.json, without stage caches or models).
+#   bash scripts/build-site.sh                 sets up, builds the wasm package (release) and writes dist/
+#   bash scripts/build-site.sh --use-built-wasm  copies the www/pkg/ already built (the tests build a dev one)
+# Then, e.g.: python3 -m http.server --directory dist 8000   (a server must send .wasm as application/wasm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ "${1:-}" != "--use-built-wasm" ]]; then
+  bash scripts/setup.sh
+  export PATH="$HOME/.cargo/bin:$PATH"
+  echo "[site] building the wasm package into www/pkg/"
+  wasm-pack build --release --target web --out-dir www/pkg --no-typescript --no-pack
+fi
+[[ -f www/pkg/alignment_gap_bg.wasm ]] || { echo "[site] www/pkg/ has no wasm build: run without --use-built-wasm" >&2; exit 1; }
+[[ -f results/index.json ]] || { echo "[site] results/index.json is missing: run alignment-gap index" >&2; exit 1; }
+# Written beside dist/ and renamed into place, so a failed build never leaves half a site.
+tmp=$(mktemp -d dist.tmp.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/www/pkg" "$tmp/results"
+cp index.html "$tmp/"
+cp www/*.js www/*.css "$tmp/www/"
+cp www/pkg/alignment_gap.js www/pkg/alignment_gap_bg.wasm "$tmp/www/pkg/"
+[[ -d www/pkg/snippets ]] && cp -r www/pkg/snippets "$tmp/www/pkg/"
+cp results/index.json "$tmp/results/"
+for dir in results/*/; do
+  name=$(basename "$dir")
+  [[ -f "$dir/results.json" ]] || continue
+  mkdir -p "$tmp/results/$name"
+  find "$dir" -maxdepth 1 -type f \( -name '*.svg' -o -name '*.md' -o -name 'results.json' -o -name 'metrics.csv' \) -exec cp {} "$tmp/results/$name/" \;
+done
+# GitHub Pages: serve the files as they are (no Jekyll).
+touch "$tmp/.nojekyll"
+chmod -R a+rX "$tmp"
+rm -rf dist
+mv "$tmp" dist
+trap - EXIT
+echo "[site] wrote dist/ ($(du -sh dist | cut -f1), $(find dist -type f | wc -l) files); serve it with any static server, e.g. python3 -m http.server --directory dist 8000"
