@@ -274,6 +274,42 @@ pub fn scaling_svg(config: JsValue, rows: JsValue, figure: String) -> Result<Str
     .map_err(|e| js_err(e.0))
 }
 
+/// A run to compare: its label, config and checkpoint rows.
+#[derive(serde::Deserialize)]
+struct Compared {
+    label: String,
+    config: Fig1Config,
+    rows: Vec<Row>,
+}
+
+/// Several runs on one Figure-1 panel (`runs`: `[{label, config, rows}]`), and the settings in which their configs
+/// differ: `{svg, settings: [[key, value of each run…]…]}`.
+#[wasm_bindgen(js_name = compareRuns)]
+pub fn compare_runs(runs: JsValue) -> Result<JsValue, JsValue> {
+    let runs: Vec<Compared> = serde_wasm_bindgen::from_value(runs).map_err(|e| js_err(format!("runs: {e}")))?;
+    let curves: Vec<(String, Vec<Row>)> = runs.iter().map(|r| (r.label.clone(), r.rows.clone())).collect();
+    let svg = figure::overlay_svg(&curves).map_err(|e| js_err(e.0))?;
+    let mut leaves: Vec<Vec<(String, serde_json::Value)>> = vec![];
+    for r in &runs {
+        let mut l = vec![];
+        setting_leaves("", &json_value(&r.config).map_err(|e| js_err(e.0))?, &mut l);
+        leaves.push(l);
+    }
+    let mut keys: Vec<String> = vec![];
+    for (k, _) in leaves.iter().flatten() {
+        if !keys.contains(k) {
+            keys.push(k.clone());
+        }
+    }
+    let value = |l: &Vec<(String, serde_json::Value)>, k: &str| l.iter().find(|(key, _)| key == k).map_or(serde_json::Value::Null, |(_, v)| v.clone());
+    let settings: Vec<serde_json::Value> = keys
+        .iter()
+        .filter(|k| leaves.iter().any(|l| value(l, k) != value(&leaves[0], k)))
+        .map(|k| serde_json::Value::Array(std::iter::once(serde_json::Value::String(k.clone())).chain(leaves.iter().map(|l| value(l, k))).collect()))
+        .collect();
+    to_js(&serde_json::json!({ "svg": svg, "settings": settings }))
+}
+
 /// A line plot; `series` is `[{label, points: [[x, y], ...]}]`.
 #[wasm_bindgen(js_name = linesSvg)]
 pub fn lines_svg(title: &str, x_desc: &str, y_desc: &str, series: JsValue, width: u32, height: u32) -> Result<String, JsValue> {

@@ -5,8 +5,12 @@ import { $, el, fact, fmtTime } from './ui.js';
 import { state } from './state.js';
 import { applyPreset } from './settings.js';
 import { markdown } from './render.js';
+import { refreshCompare } from './compare.js';
 
 let entries = [];
+
+// The committed experiments (results/index.json), once loaded.
+export const committed = () => entries;
 
 // The verdict sections of a summary.md: each "## Verdict (computed)…" section up to its first sub-heading, and the
 // bullet verdicts of the other sections (the analyses' and scaling's findings).
@@ -51,7 +55,7 @@ async function show(name) {
   figure.replaceChildren(...(main ? [el('img', { src: dir + main, alt, loading: 'eager' }), el('figcaption', { textContent: `${dir}${main}` })] : []));
   $('found-files').replaceChildren('Files: ', ...[...e.figures, 'summary.md', 'results.json', 'metrics.csv'].flatMap((f, i) => [i ? ', ' : '', el('a', { href: dir + f, textContent: f })]));
   $('found-reproduce').disabled = !state.presets.some((p) => p.name === e.name);
-  $('found-reproduce').textContent = `Reproduce it here (${title})`;
+  $('found-reproduce').textContent = `Reproduce it here: ${title}`;
   document.body.dataset.found = e.name;
 }
 
@@ -71,4 +75,5 @@ export async function loadFound() {
   $('found-reproduce').addEventListener('click', () => toRun(pick.value));
   $('found-quick').addEventListener('click', () => toRun('fig1-quick'));
   if (entries.length) await show(entries[0].name);
+  refreshCompare();
 }

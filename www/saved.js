@@ -4,8 +4,10 @@ import { $, el } from './ui.js';
 import { state } from './state.js';
 import { setRunStatus } from './run.js';
 import { renderAll } from './render.js';
+import { refreshCompare } from './compare.js';
 
 export async function listSaved() {
+  refreshCompare();
   let runs = [];
   try { runs = await allRuns(); } catch (e) { $('saved-list').textContent = `IndexedDB is not available here: ${e}`; return; }
   runs.sort((a, b) => b.created.localeCompare(a.created));

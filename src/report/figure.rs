@@ -129,6 +129,57 @@ pub fn panels_svg(title: &str, panels: &[(String, Vec<Row>)], loss: crate::train
     Ok(svg)
 }
 
+/// Several runs' curves on one Figure-1 panel, to compare them (the page's *Compare runs*): per run (`(label, rows)`)
+/// and method, the mean across seeds of each seed's smoothed curve, in the method's colour and the run's line style
+/// (solid, dashed, dotted, long-dashed, in the order given).
+pub fn overlay_svg(runs: &[(String, Vec<Row>)]) -> Result<String> {
+    let own: Vec<Vec<Row>> = runs.iter().map(|(_, rows)| super::summary::main_rows(rows)).collect();
+    let all: Vec<Row> = own.iter().flatten().cloned().collect();
+    let ((lo, hi), grid, (y_lo, y_hi), _) = axes(&drawable(&all));
+    // (dash, gap) in pixels per run; (0, 0) is a solid line.
+    const DASHES: [(u32, u32); 4] = [(0, 0), (10, 5), (2, 4), (18, 6)];
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 620)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.titled("Compare runs: golden win rate against KL (mean of the seeds' smoothed curves)", ("sans-serif", 20)).map_err(err)?;
+        let mut chart = log_kl_chart(&root, "colour: method; line style: run", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
+        for (i, ((label, _), rows)) in runs.iter().zip(&own).enumerate() {
+            let (dash, gap) = DASHES[i % DASHES.len()];
+            let pts = drawable(rows);
+            for (method, method_label, color) in styles() {
+                let seeds = seeds_of(&pts, method);
+                if seeds.is_empty() {
+                    continue;
+                }
+                let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(rows, method, s)).collect();
+                let mean = grid.iter().map(|&x| (x, mean_curve(&per_seed, x.ln()).map(|(y, _)| y)));
+                let style = color.stroke_width(3);
+                let mut first = true;
+                for seg in segments(mean) {
+                    let drawn = if dash == 0 {
+                        chart.draw_series(LineSeries::new(seg, style)).map_err(err)?
+                    } else {
+                        chart.draw_series(DashedLineSeries::new(seg, dash, gap, style)).map_err(err)?
+                    };
+                    if std::mem::take(&mut first) {
+                        drawn.label(format!("{label}: {method_label}")).legend(move |(x, y)| -> DynElement<'static, SVGBackend, (i32, i32)> {
+                            // A short sample of the run's line style.
+                            match dash {
+                                0 => PathElement::new(vec![(x, y), (x + 24, y)], style).into_dyn(),
+                                _ => plotters::element::DashedPathElement::new(vec![(x, y), (x + 24, y)], dash, gap, style).into_dyn(),
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
 /// Figure 1 of runs trained with `loss` (the figure and legend name it).
 pub fn fig1_svg(rows: &[Row], loss: crate::train::losses::Loss) -> Result<String> {
     // The figure's own runs; the repeats over one proxy are summary.md's business.

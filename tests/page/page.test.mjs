@@ -312,3 +312,33 @@ test('dist/ served by a plain static server (python3 -m http.server) runs the pa
     plain.kill();
   }
 });
+
+// Compare runs: a run just saved here and the committed Figure 1 on one panel, with the settings they differ in.
+test('compare runs: a saved run and the committed result overlaid, their differing settings side by side', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny');
+  try {
+    await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
+    await page.click('#start');
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 600000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+    await page.waitForSelector('#compare-pick input[value^="saved:"]');
+    assert.match(await page.textContent('#compare-plot'), /Tick two or more runs/);
+    await page.check('#compare-pick input[value^="saved:"] >> nth=0');
+    await page.check('#compare-pick input[value="results:fig1"]');
+    await page.waitForFunction(() => document.body.dataset.compared === '2', null, { timeout: 60000 });
+    const svg = await page.innerHTML('#compare-plot');
+    assert.match(svg, /A: saved fig1-tiny, .*: online IPO \(proxy labels\)/);
+    assert.match(svg, /B: committed Figure 1 \(full\): offline IPO \(D_golden\)/);
+    const settings = await page.textContent('#compare-settings');
+    assert.match(settings, /policy\.layers12/, 'tiny has 1 layer, the full figure 2');
+    assert.match(settings, /seeds00,1,2,3,4/);
+    assert.match(settings, /align_seedsnone1000/);
+    await page.locator('#compare').screenshot({ path: path.join(shots, 'compare.png') });
+    // Unticking one leaves too few to compare.
+    await page.uncheck('#compare-pick input[value="results:fig1"]');
+    await page.waitForFunction(() => !document.body.dataset.compared);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
