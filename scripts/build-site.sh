@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes dist/: the page as plain static files that any static file server or GitHub Pages can host —
-# index.html, www/ (the page's modules and the wasm package), and results/ (the committed experiments: their
+# index.html, www/ (the page's modules, the wasm package and the shipped SFT and proxy models), and results/ (the committed experiments: their
 # figures, summary.md, results.json, metrics.csv and results/index.json, without stage caches or models).
 #   bash scripts/build-site.sh                 sets up, builds the wasm package (release) and writes dist/
 #   bash scripts/build-site.sh --use-built-wasm  copies the www/pkg/ already built (the tests build a dev one)
@@ -22,6 +22,11 @@ mkdir -p "$tmp/www/pkg" "$tmp/results"
 cp index.html "$tmp/"
 cp www/*.js www/*.css "$tmp/www/"
 cp www/pkg/alignment_gap.js www/pkg/alignment_gap_bg.wasm "$tmp/www/pkg/"
+# The shipped SFT and proxy models (alignment-gap ship-stages) and their manifest, without the stage cache.
+if [[ -f www/stages/index.json ]]; then
+  mkdir -p "$tmp/www/stages"
+  cp www/stages/index.json www/stages/*.safetensors "$tmp/www/stages/"
+fi
 [[ -d www/pkg/snippets ]] && cp -r www/pkg/snippets "$tmp/www/pkg/"
 cp results/index.json "$tmp/results/"
 for dir in results/*/; do

@@ -169,6 +169,18 @@ mod native {
             /// The folder reproduce wrote (it holds results.json).
             dir: PathBuf,
         },
+        /// Write the SFT and proxy models of a preset's seeds (trained, or from the cache) into OUT with a manifest
+        /// (OUT/index.json: key, backend, size, SHA-256 of each), for the page to start from: www/stages/ is what the
+        /// site ships.
+        ShipStages {
+            #[arg(long, default_value = "fig1-quick")]
+            preset: String,
+            #[arg(long, default_value = "www/stages")]
+            out: PathBuf,
+            /// The stage cache to take them from or train them into (default: OUT/cache, not shipped).
+            #[arg(long)]
+            cache: Option<PathBuf>,
+        },
         /// Write ROOT/index.json, the list of committed experiments the page shows first (each folder's seeds,
         /// backend, times and figures, from its results.json).
         Index {
@@ -231,6 +243,7 @@ mod native {
             Command::Merge { out, overwrite, shards } => report(merge(&out, overwrite, &shards)),
             Command::Summarize { dir } => report(summarize(&dir)),
             Command::Index { root, check } => report(index(&root, check)),
+            Command::ShipStages { preset, out, cache } => report(ship_stages(&preset, &out, cache)),
             Command::TrainOffline { data, from, seed, beta, lr, steps, cache, out, device } => report(train_offline(&TrainOffline { data, from, seed, beta, lr, steps, cache, out }, &device)),
             Command::Bench { device, sizes, repeats, json, profile } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile)),
         }
@@ -658,6 +671,7 @@ mod native {
                     *seed,
                     runs,
                     &mut DirCache(cache_dir.clone()),
+                    None,
                     |p| match p {
                         pipeline::Progress::Stage { name, step, total } => {
                             if stage != name {
@@ -822,6 +836,51 @@ mod native {
         write_metrics(dir, &results)?;
         write_reports(dir, &results)?;
         println!("rewrote {}/metrics.csv, fig1.svg, the analyses' and the scaling figures and summary.md from results.json", dir.display());
+        Ok(())
+    }
+
+    /// The preset's SFT and proxy stages on the CPU backend, each as OUT/KEY.safetensors, and OUT/index.json listing
+    /// them (other presets' entries there are kept).
+    fn ship_stages(preset: &str, out: &std::path::Path, cache: Option<PathBuf>) -> alignment_gap::Result<()> {
+        use alignment_gap::experiments::{fig1::Fig1Config, pipeline};
+        use alignment_gap::model::checkpoint::{config_json, safetensors_bytes};
+        let cfg = Fig1Config::preset(preset)?;
+        cfg.validate()?;
+        let engine = Engine::cpu();
+        let spec = cfg.stage_spec();
+        let mut cache = DirCache(cache.unwrap_or_else(|| out.join("cache")));
+        checkpoint::create_dir_all(out)?;
+        let manifest_path = out.join("index.json");
+        let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::json!({"entries": []}));
+        if manifest.get("backend").and_then(|b| b.as_str()).is_some_and(|b| b != engine.describe()) {
+            return Err(alignment_gap::Error(format!("{}: its stages were trained on {}, not {}; ship from one backend", manifest_path.display(), manifest["backend"], engine.describe())));
+        }
+        let mut entries: Vec<serde_json::Value> = manifest["entries"].as_array().cloned().unwrap_or_default().into_iter().filter(|e| e["preset"] != preset).collect();
+        let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
+        for &seed in &cfg.seeds {
+            pollster::block_on(pipeline::seed_stages(&engine, &spec, seed, &mut cache, &mut |p| {
+                if let pipeline::Progress::Stage { name, step, total } = p {
+                    if step == total {
+                        eprintln!("{name}: done");
+                    }
+                }
+            }))?;
+            let (sft, proxy) = pipeline::stage_keys(&spec, seed, &engine.describe());
+            for (stage, key) in [("sft", sft), ("proxy", proxy)] {
+                use alignment_gap::experiments::pipeline::StageCache;
+                let Some((config, head, values, meta)) = cache.get(&key) else { return Err(alignment_gap::Error(format!("{key}: not in the cache after training it"))) };
+                let bytes = safetensors_bytes(&config, head, &values)?;
+                let file = format!("{key}.safetensors");
+                checkpoint::write_atomic(&out.join(&file), &bytes)?;
+                entries.push(serde_json::json!({
+                    "preset": preset, "seed": seed, "stage": stage, "key": key, "file": file, "bytes": bytes.len(),
+                    "sha256": alignment_gap::train::dataset_file::sha256_hex(&bytes), "config": config_json(&config, head, special), "meta": meta.to_string(),
+                }));
+            }
+        }
+        let manifest = serde_json::json!({ "backend": engine.describe(), "entries": entries });
+        checkpoint::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest).map_err(|e| alignment_gap::Error(e.to_string()))? + "\n").as_bytes())?;
+        println!("wrote {} stage(s) of {preset} to {} ({})", 2 * cfg.seeds.len(), out.display(), manifest_path.display());
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 
 use crate::engine::{AdapterRequest, BackendChoice, Engine};
 use crate::experiments::fig1::{self, Fig1Config, PRESETS};
-use crate::experiments::pipeline::{NoCache, Progress, ProxyReport, Row};
+use crate::experiments::pipeline::{Progress, ProxyReport, Row};
 use crate::experiments::{apply_overrides, json_value, setting_leaves};
 use crate::model::checkpoint::{config_json, safetensors_bytes, SpecialIds};
 use crate::report::{figure, metrics_csv, summary};
@@ -338,24 +338,107 @@ enum Event<'a> {
     ProxyEval { seed: u32, step: u32, train_loss: f32, validation_loss: f32, validation_accuracy: f32 },
     Checkpoint { row: &'a Row },
     Seed { seed: u32, heldout_accuracy: f32, timings: &'a [(String, f64)] },
+    /// The run's SFT and proxy stages were trained on this backend (shipped with the site), not here.
+    Stages { backend: String },
 }
 
 /// Runs Figure 1 in this worker. `on_event(event)` sees the backend, every stage's progress, SFT losses,
 /// proxy evaluations, checkpoints and finished seeds; `on_model(seed, name, safetensors: Uint8Array,
 /// config_json, tokenizer_json)` receives every trained model. `control()` is awaited once per step and
 /// resolves to `true` to stop (pause by not resolving). Returns results.json's object.
+///
+/// `stages` (optional) is the page's stage cache: `{load(keys) → Promise<{key: {safetensors, config, meta}}>,
+/// store(key, entry), shipped_backend}`. Before training, the run asks `load` for every SFT and proxy stage it needs,
+/// keyed as on this engine and, with `shipped_backend`, as on the backend the site's shipped stages were trained on
+/// (the CLI's); it uses this engine's entries when it has them all, else the shipped ones when they are all there
+/// (its runs then train here from stages trained there: `Event::Stages` says so), and hands each stage it trains to
+/// `store`.
 #[wasm_bindgen(js_name = runFigure)]
-pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Function, on_model: js_sys::Function, control: js_sys::Function) -> Result<JsValue, JsValue> {
+pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Function, on_model: js_sys::Function, control: js_sys::Function, stages: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
     let (e, note) = open(&backend).await?;
     emit(&on_event, &Event::Backend { backend: e.describe(), note });
+    let (mut cache, stage_backend) = PageCache::load(&e, &cfg, &stages).await?;
+    if let Some(b) = &stage_backend {
+        emit(&on_event, &Event::Stages { backend: b.clone() });
+    }
     crate::control::set_hook(Some(control));
-    let result = run_seeds(&e, &cfg, &on_event, &on_model).await;
+    let result = run_seeds(&e, &cfg, &on_event, &on_model, &mut cache, stage_backend.as_deref()).await;
     crate::control::set_hook(None);
     to_js(&result.map_err(|e| js_err(e.0))?)
 }
 
-async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on_model: &js_sys::Function) -> crate::Result<fig1::Fig1Results> {
+/// A page run's stage cache: the SFT and proxy entries the page had for it (from IndexedDB, or shipped with the site),
+/// and where the stages it trains go (`store`). Runs are not kept: only the stages every later run shares.
+struct PageCache {
+    entries: std::collections::HashMap<String, (Vec<u8>, String, String)>,
+    store: Option<js_sys::Function>,
+}
+
+impl PageCache {
+    /// Asks `stages.load` for the config's stage keys on this engine and on the shipped backend; returns the cache and
+    /// the backend whose stages the run uses when not this engine's.
+    async fn load(e: &Engine, cfg: &Fig1Config, stages: &JsValue) -> Result<(PageCache, Option<String>), JsValue> {
+        let mut cache = PageCache { entries: Default::default(), store: None };
+        if stages.is_undefined() || stages.is_null() {
+            return Ok((cache, None));
+        }
+        let field = |name: &str| js_sys::Reflect::get(stages, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
+        cache.store = field("store").dyn_into::<js_sys::Function>().ok();
+        let own = cfg.stage_cache_keys(&e.describe());
+        let shipped_backend = field("shipped_backend").as_string().filter(|b| *b != e.describe());
+        let shipped = shipped_backend.as_ref().map(|b| cfg.stage_cache_keys(b)).unwrap_or_default();
+        let Ok(load) = field("load").dyn_into::<js_sys::Function>() else { return Ok((cache, None)) };
+        let keys: js_sys::Array = own.iter().chain(&shipped).map(|k| JsValue::from_str(k)).collect();
+        let found = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(load.call1(&JsValue::NULL, &keys)?)).await?;
+        for key in own.iter().chain(&shipped) {
+            let entry = js_sys::Reflect::get(&found, &JsValue::from_str(key))?;
+            if entry.is_undefined() || entry.is_null() {
+                continue;
+            }
+            let part = |name: &str| js_sys::Reflect::get(&entry, &JsValue::from_str(name));
+            let bytes = js_sys::Uint8Array::new(&part("safetensors")?).to_vec();
+            let (config, meta) = (part("config")?.as_string().unwrap_or_default(), part("meta")?.as_string().unwrap_or_default());
+            cache.entries.insert(key.clone(), (bytes, config, meta));
+        }
+        let all = |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| cache.entries.contains_key(k));
+        let stage_backend = if all(&own) { None } else if all(&shipped) { shipped_backend } else { None };
+        Ok((cache, stage_backend))
+    }
+}
+
+impl crate::experiments::pipeline::StageCache for PageCache {
+    fn get(&mut self, key: &str) -> Option<(crate::model::GptConfig, crate::model::Head, Vec<Vec<f32>>, serde_json::Value)> {
+        let (bytes, config, meta) = self.entries.get(key)?;
+        let (config, head) = crate::model::checkpoint::parse_config(config).ok()?;
+        let values = crate::model::checkpoint::values_from_safetensors(bytes, &config, head).ok()?;
+        Some((config, head, values, serde_json::from_str(meta).ok()?))
+    }
+
+    fn put(&mut self, key: &str, model: &crate::model::Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> crate::Result<()> {
+        if !(key.starts_with("sft-") || key.starts_with("proxy-")) {
+            return Ok(());
+        }
+        let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
+        let (bytes, config, meta) = (safetensors_bytes(&model.config, model.head, values)?, config_json(&model.config, model.head, special), meta.to_string());
+        if let Some(store) = &self.store {
+            let entry = js_sys::Object::new();
+            let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&entry, &JsValue::from_str(k), v).map(|_| ());
+            let stored = set("safetensors", &js_sys::Uint8Array::from(&bytes[..]).into())
+                .and_then(|_| set("config", &JsValue::from_str(&config)))
+                .and_then(|_| set("meta", &JsValue::from_str(&meta)))
+                .and_then(|_| store.call2(&JsValue::NULL, &JsValue::from_str(key), &entry).map(|_| ()));
+            // A cache that cannot keep an entry costs a retrain next time, not this run.
+            if let Err(e) = stored {
+                web_sys::console::warn_1(&format!("stage cache: could not keep {key}: {e:?}").into());
+            }
+        }
+        self.entries.insert(key.into(), (bytes, config, meta));
+        Ok(())
+    }
+}
+
+async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on_model: &js_sys::Function, cache: &mut PageCache, stage_backend: Option<&str>) -> crate::Result<fig1::Fig1Results> {
     let tokenizer = cfg.task.tokenizer()?.to_json()?;
     let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
     let mut seeds = vec![];
@@ -371,7 +454,7 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
             Progress::Checkpoint(row) => emit(on_event, &Event::Checkpoint { row }),
             Progress::StagesReady { .. } => {}
         };
-        let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, progress, |m| {
+        let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), cache, stage_backend, progress, |m| {
             models = Some(m);
             Ok(())
         })

@@ -192,3 +192,25 @@ fn the_committed_results_index_is_current() {
     assert_eq!(written[0]["name"], "fig7");
     assert_eq!(written[0]["seeds"], serde_json::json!([0, 1, 2, 3, 4]));
 }
+
+/// The SFT and proxy shipped with the page (www/stages/) are those of the fig1-quick preset as its config stands:
+/// each file is intact (size and SHA-256 as in the manifest) and its key is the key the pipeline computes for the
+/// preset's seed on the backend that trained it, so a config change that would make them stale fails here.
+#[test]
+fn the_shipped_stages_are_the_quick_presets() {
+    use alignment_gap::experiments::{fig1::Fig1Config, pipeline};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/www/stages");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/index.json")).unwrap()).unwrap();
+    let backend = manifest["backend"].as_str().unwrap();
+    let entries = manifest["entries"].as_array().unwrap();
+    let cfg = Fig1Config::preset("fig1-quick").unwrap();
+    assert_eq!(entries.len(), 2 * cfg.seeds.len());
+    for e in entries {
+        assert_eq!(e["preset"], "fig1-quick");
+        let bytes = std::fs::read(format!("{dir}/{}", e["file"].as_str().unwrap())).unwrap();
+        assert_eq!(bytes.len() as u64, e["bytes"].as_u64().unwrap());
+        assert_eq!(alignment_gap::train::dataset_file::sha256_hex(&bytes), e["sha256"].as_str().unwrap());
+        let (sft, proxy) = pipeline::stage_keys(&cfg.stage_spec(), e["seed"].as_u64().unwrap() as u32, backend);
+        assert_eq!(e["key"].as_str().unwrap(), if e["stage"] == "sft" { sft } else { proxy }, "{} is stale: run alignment-gap ship-stages --preset fig1-quick", e["file"]);
+    }
+}

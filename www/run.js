@@ -58,6 +58,8 @@ export function start() {
   state.running = true;
   state.paused = false;
   state.startedAt = performance.now();
+  delete document.body.dataset.stagesFrom;
+  delete document.body.dataset.cachedStages;
   state.stage = null;
   state.pickedByUser = false;
   $('progress').hidden = false;
@@ -83,7 +85,7 @@ export function start() {
   document.body.dataset.workers = String(count);
   workers.forEach((w, i) => {
     const group = seeds.filter((_, j) => j % count === i);
-    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend });
+    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend, useShipped: $('use-shipped').checked });
   });
 }
 
@@ -114,7 +116,11 @@ export function onEvent(ev) {
     setRunStatus(`Running on ${ev.backend}${ev.note ? ` (${ev.note})` : ''}…`);
   } else if (ev.type === 'stage') {
     const now = performance.now();
-    if (!state.stage || state.stage.name !== ev.name) state.stage = { name: ev.name, t0: now, s0: ev.step };
+    if (!state.stage || state.stage.name !== ev.name) {
+      state.stage = { name: ev.name, t0: now, s0: ev.step };
+      // Stages that came from a cache (this browser's, or shipped with the site), counted for whoever looks.
+      if (ev.name.endsWith('(cached)')) document.body.dataset.cachedStages = String(Number(document.body.dataset.cachedStages || 0) + 1);
+    }
     const { t0, s0 } = state.stage;
     const rate = (ev.step - s0) / ((now - t0) / 1000);
     const left = rate > 0 ? (ev.total - ev.step) / rate : NaN;
@@ -123,6 +129,13 @@ export function onEvent(ev) {
     $('stage-bar').value = ev.step;
     $('stage-numbers').textContent = `step ${ev.step} of ${ev.total}` + (rate > 0 ? ` · ${rate.toFixed(1)} steps/s · ${fmtTime(left)} left in this stage` : '') +
       ` · ${fmtTime((now - state.startedAt) / 1000)} elapsed`;
+  } else if (ev.type === 'stages') {
+    // SFT and proxy were trained by the CLI and shipped with the site: said in the run, kept with it.
+    run.stagesFrom = ev.backend;
+    document.body.dataset.stagesFrom = ev.backend;
+    setRunStatus(`Running on ${run.backendUsed}, from the SFT and proxy models shipped with the site (trained by the CLI on ${ev.backend}); untick "start from the shipped models" to train them here…`);
+  } else if (ev.type === 'note') {
+    setRunStatus(ev.text, 'warn');
   } else if (ev.type === 'sft_loss') {
     (run.sftLoss[ev.seed] ||= []).push([ev.step, ev.loss]);
     renderSoon();

@@ -1,11 +1,12 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
-// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend}
+// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend, useShipped}
 //      | {type: 'pause'|'resume'|'stop'}
 // Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
 import init, { benchSize, doctor, hasWebGpu, measureSpeed, runFigure, stoppedMessage } from './pkg/alignment_gap.js';
+import { getStage, putStage } from './store.js';
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 
@@ -33,13 +34,56 @@ function control() {
   });
 }
 
-async function run(config, backend) {
+// The SFT and proxy models shipped with the site (www/stages/, made by `alignment-gap ship-stages`): the manifest,
+// or null when there is none.
+async function shippedManifest() {
+  try {
+    const res = await fetch(new URL('./stages/index.json', import.meta.url));
+    return res.ok ? await res.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
+
+// The stage cache the run asks before it trains (runFigure's `stages`): this browser's IndexedDB first, then (when
+// the visitor allows it) the shipped files, each checked against the manifest's size and SHA-256 before use.
+async function stageCache(useShipped) {
+  const manifest = useShipped ? await shippedManifest() : null;
+  const load = async (keys) => {
+    const found = {};
+    for (const key of keys) {
+      try {
+        const kept = await getStage(key);
+        if (kept) { found[key] = kept; continue; }
+      } catch { /* no IndexedDB here: shipped files only */ }
+      const entry = manifest?.entries.find((e) => e.key === key);
+      if (!entry) continue;
+      try {
+        const res = await fetch(new URL(`./stages/${entry.file}`, import.meta.url));
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const bytes = await res.arrayBuffer();
+        const sha = hex(await crypto.subtle.digest('SHA-256', bytes));
+        if (bytes.byteLength !== entry.bytes || sha !== entry.sha256) throw new Error(`${bytes.byteLength} bytes, SHA-256 ${sha}; the manifest says ${entry.bytes} bytes, ${entry.sha256}`);
+        found[key] = { safetensors: new Uint8Array(bytes), config: entry.config, meta: entry.meta };
+      } catch (e) {
+        post({ type: 'event', event: { type: 'note', text: `The shipped ${entry.stage} of seed ${entry.seed} (www/stages/${entry.file}) was not used: ${e.message || e}. It is trained here instead.` } });
+      }
+    }
+    return found;
+  };
+  const store = (key, entry) => { putStage(key, entry).catch((e) => console.warn('stage cache: could not keep', key, e)); };
+  return { load, store, shipped_backend: manifest?.backend ?? null };
+}
+
+async function run(config, backend, useShipped) {
   try {
     const results = await runFigure(config, backend,
       (event) => post({ type: 'event', event }),
       (seed, name, safetensors, configJson, tokenizer) =>
         post({ type: 'model', seed, name, safetensors, config: configJson, tokenizer }, [safetensors.buffer]),
-      control);
+      control, await stageCache(useShipped));
     post({ type: 'done', results });
   } catch (e) {
     const message = String(e);
@@ -57,7 +101,7 @@ self.onmessage = ({ data }) => {
     // A new run starts unpaused; a stop sent after this message (even before the run begins) holds.
     paused = false;
     stopRequested = false;
-    busy = busy.then(() => run(data.config, data.backend));
+    busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false));
   }
   else if (data.type === 'bench') {
     busy = busy.then(async () => {

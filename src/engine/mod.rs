@@ -153,6 +153,9 @@ impl Engine {
     /// One line naming the backend and, for the GPU, the adapter.
     pub fn describe(&self) -> String {
         match self {
+            // Named apart: the browser's WebAssembly build (simd128 kernels) and a native one agree to rounding, not bit
+            // for bit, so their stages are cached apart.
+            Engine::Cpu(_) if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, matrixmultiply GEMM)".to_string(),
             Engine::Cpu(_) => "cpu (plain Rust, matrixmultiply GEMM)".to_string(),
             Engine::Gpu(g) => format!("gpu ({} via {}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),
         }

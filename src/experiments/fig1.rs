@@ -540,6 +540,7 @@ impl Fig1Config {
             chosen_logratio: self.analyses.contains(&Analysis::OverTraining),
             self_classification: self.analyses.contains(&Analysis::SelfClassification),
             stream_classification: self.analyses.contains(&Analysis::StreamClassification),
+            stage_backend: None,
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
         }
     }
@@ -898,18 +899,37 @@ fn is_finished(complete: &bool) -> bool {
     *complete
 }
 
-/// One seed of the figure: its shared stages, then `runs` (all of [`Fig1Config::runs`], or a shard's).
+/// One seed of the figure: its shared stages, then `runs` (all of [`Fig1Config::runs`], or a shard's). With
+/// `stage_backend`, the SFT and proxy stages are those trained on that backend (found in `cache`; see
+/// `StageSpec::stage_backend`).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_seed(
     e: &Engine,
     cfg: &Fig1Config,
     seed: u32,
     runs: &[RunSpec],
     cache: &mut dyn StageCache,
+    stage_backend: Option<&str>,
     mut progress: impl FnMut(Progress),
     mut keep: impl FnMut(SeedModels) -> Result<()>,
 ) -> Result<SeedResults> {
     cfg.validate()?;
-    pipeline::run_seed(e, &cfg.stage_spec(), seed, runs, cache, &mut progress, &mut keep).await
+    pipeline::run_seed(e, &StageSpec { stage_backend, ..cfg.stage_spec() }, seed, runs, cache, &mut progress, &mut keep).await
+}
+
+impl Fig1Config {
+    /// The cache keys of every SFT and proxy stage the config trains (each seed's, and the SFT of each size of its
+    /// scaling ladder), keyed as on `backend`: what a page run asks its browser cache for before it starts.
+    pub fn stage_cache_keys(&self, backend: &str) -> Vec<String> {
+        let spec = self.stage_spec();
+        let mut keys = vec![];
+        for &seed in &self.seeds {
+            let (sft, proxy) = pipeline::stage_keys(&spec, seed, backend);
+            keys.extend([sft, proxy]);
+            keys.extend(self.scaling.iter().map(|&policy| pipeline::stage_keys(&StageSpec { policy, ..spec }, seed, backend).0));
+        }
+        keys
+    }
 }
 
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
@@ -932,7 +952,7 @@ pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> 
 pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress), mut keep: impl FnMut(SeedModels) -> Result<()>) -> Result<Fig1Results> {
     let mut seeds = vec![];
     for &seed in &cfg.seeds {
-        seeds.push(run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, &mut progress, &mut keep).await?);
+        seeds.push(run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, None, &mut progress, &mut keep).await?);
     }
     Ok(merge(cfg, e.describe(), seeds))
 }

@@ -130,9 +130,18 @@ pub struct StageSpec<'a> {
     /// Online runs measure their own stream and offline runs their online run's (the paper's Fig. 6): online runs
     /// are trained even when cached, for their stream.
     pub stream_classification: bool,
+    /// The backend the SFT and proxy stages were trained on, when not the engine's own: stages trained elsewhere
+    /// (the CLI's, shipped with the page) keyed as there. The runs trained here carry the engine's backend in their
+    /// keys besides.
+    pub stage_backend: Option<&'a str>,
 }
 
 impl StageSpec<'_> {
+    /// The backend the SFT and proxy stages are keyed by on an engine of `backend`.
+    fn stages_on<'b>(&'b self, backend: &'b str) -> &'b str {
+        self.stage_backend.unwrap_or(backend)
+    }
+
     pub fn model_config(&self) -> GptConfig {
         self.policy.model_config(self.task)
     }
@@ -537,7 +546,7 @@ pub fn past_best_of(spec: &StageSpec, run: &RunSpec) -> Option<PastBest> {
 /// [`run_key`] under a given stopping rule. Without one, the key is the one runs had before the rule
 /// existed, so their cached entries stay valid.
 fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec, past_best: Option<PastBest>) -> String {
-    let (sft, proxy) = stage_keys(spec, seed, backend);
+    let (sft, proxy) = stage_keys(spec, seed, spec.stages_on(backend));
     let mut key = serde_json::json!({
         "stage": "run", "sft": sft, "proxy": proxy, "task": spec.task, "d_golden": spec.d_golden, "heldout": spec.heldout,
         "loss": spec.loss, "batch": spec.batch, "eval_every": spec.eval_every, "win_prompts": spec.win_prompts,
@@ -546,6 +555,10 @@ fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec, past_
     });
     if let Some(p) = past_best {
         key["past_best"] = serde_json::json!(p);
+    }
+    if spec.stages_on(backend) != backend {
+        // Trained here from stages trained on another backend.
+        key["backend"] = serde_json::json!(backend);
     }
     if let Some(size) = run.policy {
         // Its SFT policy is the seed's SFT config at this size (D_golden and the proxy are the seed's own, keyed above).
@@ -614,7 +627,8 @@ use crate::rng::streams;
 pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<SeedStages> {
     let task = spec.task;
     let mut timings: Vec<(String, f64)> = vec![];
-    let (sft_key, proxy_key) = stage_keys(spec, seed, &e.describe());
+    let backend = e.describe();
+    let (sft_key, proxy_key) = stage_keys(spec, seed, spec.stages_on(&backend));
 
     let t0 = now_ms();
     let (sft, sft_loss) = sft_stage(e, spec, seed, &sft_key, true, cache, progress).await?;
@@ -694,7 +708,8 @@ impl SeedStages {
             return Ok(());
         }
         let sized = StageSpec { policy: size, ..*spec };
-        let (key, _) = stage_keys(&sized, self.seed, &e.describe());
+        let backend = e.describe();
+        let (key, _) = stage_keys(&sized, self.seed, sized.stages_on(&backend));
         let t0 = now_ms();
         let (sft, losses) = sft_stage(e, &sized, self.seed, &key, false, cache, progress).await?;
         add_time(&mut self.timings, "sft_scaling", now_ms() - t0);

@@ -44,6 +44,11 @@ const COLOURS: [(&str, RGBColor); 26] = [
     ("ipo_md75", RGBColor(84, 39, 143)),
 ];
 
+/// The colour of a method (`Method::name`) in every figure.
+pub(crate) fn colour_of(method: &str) -> RGBColor {
+    COLOURS.iter().find(|(n, _)| *n == method).map_or(RGBColor(90, 90, 90), |c| c.1)
+}
+
 /// (name, legend label, colour) of every method, in the figure's order.
 pub(crate) fn styles() -> Vec<(&'static str, &'static str, RGBColor)> {
     crate::experiments::pipeline::Method::ALL
@@ -122,7 +127,8 @@ pub fn panels_svg(title: &str, panels: &[(String, Vec<Row>)], loss: crate::train
         root.fill(&WHITE).map_err(err)?;
         let root = root.titled(title, ("sans-serif", 20)).map_err(err)?;
         for (area, (caption, rows)) in root.split_evenly((1, panels.len().max(1))).iter().zip(panels) {
-            curves_panel(area, caption, &drawable(rows), &grid, kl, win, &betas, loss)?;
+            // Upper left: a smaller policy's curves start low, under a lower-left legend.
+            curves_panel(area, caption, &drawable(rows), &grid, kl, win, &betas, loss, SeriesLabelPosition::UpperLeft)?;
         }
         root.present().map_err(err)?;
     }
@@ -192,7 +198,7 @@ pub fn fig1_svg(rows: &[Row], loss: crate::train::losses::Loss) -> Result<String
         root.fill(&WHITE).map_err(err)?;
         let root = root.titled(&format!("Golden win rate against π_sft vs KL(π ‖ π_sft) — online vs offline {}", loss.display()), ("sans-serif", 20)).map_err(err)?;
         let (left, right) = root.split_horizontally(740);
-        curves_panel(&left, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss)?;
+        curves_panel(&left, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss, SeriesLabelPosition::LowerLeft)?;
         frontier_panel(&right, &pts, &grid, (lo, hi), (y_lo, y_hi))?;
         root.present().map_err(err)?;
     }
@@ -226,7 +232,17 @@ fn log_kl_chart<'a, 'b>(area: &DrawingArea<SVGBackend<'b>, Shift>, caption: &str
 }
 
 #[allow(clippy::too_many_arguments)]
-fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, caption: &str, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), betas: &[f32], loss: crate::train::losses::Loss) -> Result<()> {
+fn curves_panel(
+    area: &DrawingArea<SVGBackend, Shift>,
+    caption: &str,
+    pts: &[&Row],
+    grid: &[f32],
+    (lo, hi): (f32, f32),
+    (y_lo, y_hi): (f32, f32),
+    betas: &[f32],
+    loss: crate::train::losses::Loss,
+    legend_at: SeriesLabelPosition,
+) -> Result<()> {
     let mut chart = log_kl_chart(area, caption, (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
     for (method, label, color) in styles() {
         let seeds = seeds_of(pts, method);
@@ -275,7 +291,7 @@ fn curves_panel(area: &DrawingArea<SVGBackend, Shift>, caption: &str, pts: &[&Ro
                 .legend(move |(x, y)| marker_at((x + 10, y), i));
         }
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
+    chart.configure_series_labels().position(legend_at).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
     Ok(())
 }
 

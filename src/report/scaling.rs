@@ -10,7 +10,7 @@
 //! against each size's own π_sft, its runs' reference.
 
 use super::classifiers::Finding;
-use super::figure::{self, Series};
+use super::figure;
 use super::summary::{estimate, Estimate, MIN_KL};
 use crate::error::Result;
 use crate::experiments::fig1::Fig1Results;
@@ -208,6 +208,15 @@ pub fn scaling_md(results: &Fig1Results) -> String {
         large.size,
         show_signed(e_left.as_ref())
     );
+    let above: Vec<&SizeResult> = sizes.iter().filter(|z| z.normalised_of("offline").is_some_and(|e| e.mean > 1.0)).collect();
+    if !above.is_empty() {
+        s += &format!(
+            "- Offline's best performance is above online's at {} of {} sizes ({}): there online has no lead for scale to close, and the slope above says whether offline's lead grows or shrinks with size.\n",
+            above.len(),
+            sizes.len(),
+            above.iter().map(|z| z.size.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
     let shuffled = Method::Stream(0).name();
     if sizes.iter().any(|z| z.normalised_of(shuffled).is_some()) {
         let shuffled_slope = slopes(&sizes, &c.seeds, |z, seed| per_seed_value(&z.normalised, shuffled, seed));
@@ -238,24 +247,72 @@ pub fn fig10_svg(results: &Fig1Results) -> Result<String> {
     figure::panels_svg(&format!("Fig. 10 — golden win rate vs KL at each policy size ({})", c.loss.display()), &panels, c.loss)
 }
 
-/// Fig. 11: each compared method's best performance over online's (online = 1) against log2 relative size, the mean
-/// across seeds.
+/// Fig. 11: each compared method's best performance over online's (online = 1) against log2 relative size: the mean
+/// across seeds with its 95 % interval, in the methods' colours of Fig. 10, each size named on the axis.
 pub fn fig11_svg(results: &Fig1Results) -> Result<String> {
+    use plotters::prelude::*;
     let sizes = measure(results);
-    let mut series = vec![Series { label: "online (= 1)".into(), points: sizes.iter().map(|z| (z.log2_relative, 1.0)).collect() }];
-    for m in COMPARED {
-        let points: Vec<(f32, f32)> = sizes.iter().filter_map(|z| Some((z.log2_relative, z.normalised_of(m.name())?.mean))).collect();
-        if !points.is_empty() {
-            series.push(Series { label: m.label().replace("IPO", results.config.loss.display()), points });
+    let loss = results.config.loss;
+    let lines: Vec<(Method, Vec<(f32, Estimate)>)> = COMPARED
+        .iter()
+        .map(|&m| (m, sizes.iter().filter_map(|z| Some((z.log2_relative, z.normalised_of(m.name())?))).collect::<Vec<_>>()))
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    let ends = |e: &Estimate| (e.mean - e.ci.unwrap_or(0.0), e.mean + e.ci.unwrap_or(0.0));
+    let (y0, y1) = lines.iter().flat_map(|(_, p)| p.iter().map(|(_, e)| ends(e))).fold((1f32, 1f32), |(a, b), (lo, hi)| (a.min(lo), b.max(hi)));
+    let pad = ((y1 - y0) * 0.08).max(0.02);
+    let x1 = sizes.last().map_or(1.0, |z| z.log2_relative).max(1.0);
+    let names: Vec<(f32, String)> = sizes.iter().map(|z| (z.log2_relative, z.size.to_string())).collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (820, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(figure::err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Fig. 11 — best performance ({:.0}th percentile of golden win rate) over online's", BEST * 100.0), ("sans-serif", 16))
+            .margin(14)
+            .x_label_area_size(52)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.3f32..x1 + 0.3, (y0 - pad)..(y1 + pad))
+            .map_err(figure::err)?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_desc("log2 (parameters / smallest size's)")
+            .y_desc("best performance over online's (online = 1)")
+            .draw()
+            .map_err(figure::err)?;
+        // Each size named at its place on the axis.
+        chart
+            .draw_series(names.iter().map(|(x, n)| Text::new(n.clone(), (*x, y0 - pad * 0.6), ("sans-serif", 12).into_font().color(&BLACK.mix(0.7)))))
+            .map_err(figure::err)?;
+        let online = figure::colour_of(Method::Online.name());
+        chart
+            .draw_series(LineSeries::new([(-0.3, 1.0), (x1 + 0.3, 1.0)], online.stroke_width(2)))
+            .map_err(figure::err)?
+            .label(Method::Online.label().replace("IPO", loss.display()) + " (= 1)")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], online.stroke_width(2)));
+        for (i, (m, points)) in lines.iter().enumerate() {
+            let colour = figure::colour_of(m.name());
+            // Methods side by side at each size, so their intervals do not hide each other.
+            let dx = (i as f32 - (lines.len() as f32 - 1.0) / 2.0) * 0.06;
+            let at: Vec<(f32, f32)> = points.iter().map(|(x, e)| (x + dx, e.mean)).collect();
+            chart
+                .draw_series(LineSeries::new(at.clone(), colour.stroke_width(2)))
+                .map_err(figure::err)?
+                .label(m.label().replace("IPO", loss.display()))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            chart.draw_series(at.iter().map(|&p| Circle::new(p, 4, colour.filled()))).map_err(figure::err)?;
+            chart
+                .draw_series(points.iter().filter(|(_, e)| e.ci.is_some()).map(|(x, e)| {
+                    let (lo, hi) = ends(e);
+                    PathElement::new(vec![(x + dx, lo), (x + dx, hi)], colour.stroke_width(1))
+                }))
+                .map_err(figure::err)?;
         }
+        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(figure::err)?;
+        root.present().map_err(figure::err)?;
     }
-    figure::lines_svg(
-        &format!("Fig. 11 — best performance ({:.0}th percentile of golden win rate) over online's", BEST * 100.0),
-        "log2 (parameters / smallest size's)",
-        "normalised best performance (online = 1)",
-        &series,
-        (760, 480),
-    )
+    Ok(svg)
 }
 
 #[cfg(test)]

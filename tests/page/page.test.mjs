@@ -342,3 +342,53 @@ test('compare runs: a saved run and the committed result overlaid, their differi
     await browser.close();
   }
 });
+
+// A first live curve soon after Start: Figure 1 (quick) starts from the SFT and proxy shipped with the site (checked
+// against their manifest), so its first online and offline checkpoints come after D_golden and a few steps, not after
+// SFT and the proxy. The time is printed (the target is 60 s on this machine's CPU backend); the test asserts that
+// they come, then stops the run.
+test('a warm-started quick preset draws its first checkpoints from the shipped models, then stops', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-quick');
+  try {
+    await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
+    const t0 = Date.now();
+    await page.click('#start');
+    const points = (m) => page.waitForFunction((m) => Number(document.getElementById('fig1').dataset[m]) > 0, m, { timeout: 600000, polling: 250 });
+    await points('pointsOnline');
+    const online = (Date.now() - t0) / 1000;
+    await points('pointsOffline');
+    const offline = (Date.now() - t0) / 1000;
+    console.log(`Figure 1 (quick), CPU backend, from the shipped models: first online checkpoint ${online.toFixed(1)} s after Start, first offline ${offline.toFixed(1)} s`);
+    assert.match(await page.evaluate(() => document.body.dataset.stagesFrom || ''), /^cpu \(plain Rust/, 'the shipped SFT and proxy were used');
+    assert.ok(Number(await page.evaluate(() => document.body.dataset.cachedStages)) >= 2, 'SFT and proxy came from the cache');
+    await page.screenshot({ path: path.join(shots, 'quick-warm-start.png') });
+    await page.click('#stop');
+    await page.waitForFunction(() => document.body.dataset.run === 'stopped', null, { timeout: 120000 });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+// The browser's stage cache: a second run of the same settings takes SFT and the proxy from IndexedDB (trained by
+// the first run, here, not shipped) and draws the same checkpoints.
+test('a second run of the same settings reuses the SFT and proxy this browser trained', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny');
+  try {
+    const runOnce = async () => {
+      await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
+      await page.click('#start');
+      await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run) && !document.getElementById('start').disabled, null, { timeout: 600000 });
+      assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+      return page.evaluate(() => [document.body.dataset.cachedStages || '0', document.getElementById('fig1').dataset.checkpoints]);
+    };
+    const [firstCached, firstCheckpoints] = await runOnce();
+    assert.equal(firstCached, '0', 'nothing cached before the first run (no shipped models fit tiny)');
+    const [secondCached, secondCheckpoints] = await runOnce();
+    assert.equal(secondCached, '2', 'SFT and proxy from this browser\'s cache');
+    assert.equal(secondCheckpoints, firstCheckpoints);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
