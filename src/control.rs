@@ -30,7 +30,23 @@ pub fn abort(reason: String) {
     a.get_or_insert(reason);
 }
 
+/// Pending once, waking itself at once: futures joined with the caller take turns (see `pipeline::join2`).
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 pub async fn yield_point() -> Result<()> {
+    // A turn for any future joined with this one (two runs trained side by side), on every backend.
+    YieldOnce(false).await;
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(reason) = ABORT.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         return Err(crate::error::Error(reason));

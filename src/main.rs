@@ -671,7 +671,7 @@ mod native {
                     *seed,
                     runs,
                     &mut DirCache(cache_dir.clone()),
-                    None,
+                    fig1::Placement::default(),
                     |p| match p {
                         pipeline::Progress::Stage { name, step, total } => {
                             if stage != name {

@@ -454,7 +454,9 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
             Progress::Checkpoint(row) => emit(on_event, &Event::Checkpoint { row }),
             Progress::StagesReady { .. } => {}
         };
-        let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), cache, stage_backend, progress, |m| {
+        // Online and offline side by side, so that both curves start within the first minute.
+        let placement = fig1::Placement { stage_backend, interleave: true };
+        let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), cache, placement, progress, |m| {
             models = Some(m);
             Ok(())
         })

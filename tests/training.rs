@@ -236,3 +236,36 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     assert_ne!(semi3_stream.y1[8..24], stream.y1[8..24], "steps 1–2 come from the step-0 policy, not the updated one");
     assert_eq!(semi3_losses[..2], online_losses[..2]);
 }
+
+/// The page trains each online run side by side with its setting's offline run (`Placement::interleave`), so that
+/// both curves start early: their checkpoints arrive interleaved, and every number is what the runs give one after
+/// the other — on the CPU and on the GPU (lavapipe), where the two runs' kernels share one command stream.
+#[test]
+fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
+    use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
+    use alignment_gap::experiments::pipeline::{NoCache, Progress};
+    let cfg = Fig1Config::preset("fig1-tiny").unwrap();
+    let mut engines = vec![Engine::cpu()];
+    if std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref() != Ok("1") {
+        engines.push(pollster::block_on(Engine::open(alignment_gap::engine::BackendChoice::Gpu, &Default::default())).expect("a GPU adapter (lavapipe on CI)").0);
+    }
+    for e in &engines {
+        let run = |interleave: bool| {
+            let mut order = vec![];
+            let r = pollster::block_on(fig1::run_seed(e, &cfg, 0, &cfg.runs_for(0), &mut NoCache, Placement { interleave, ..Placement::default() }, |p| {
+                if let Progress::Checkpoint(row) = p {
+                    order.push((row.method.clone(), row.beta, row.checkpoint.step));
+                }
+            }, |_| Ok(())))
+            .unwrap();
+            (r.checkpoints, order)
+        };
+        let (one_after_the_other, sequential) = run(false);
+        let (side_by_side, interleaved) = run(true);
+        assert_eq!(side_by_side, one_after_the_other, "{}", e.describe());
+        let first_offline = |o: &[(String, f32, u32)]| o.iter().position(|c| c.0 == "offline").unwrap();
+        let last_online_of_beta = |o: &[(String, f32, u32)]| o.iter().rposition(|c| c.0 == "online" && c.1 == 0.1).unwrap();
+        assert!(first_offline(&sequential) > last_online_of_beta(&sequential));
+        assert!(first_offline(&interleaved) < last_online_of_beta(&interleaved), "no interleaving on {}: {interleaved:?}", e.describe());
+    }
+}

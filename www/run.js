@@ -58,6 +58,7 @@ export function start() {
   state.running = true;
   state.paused = false;
   state.startedAt = performance.now();
+  state.stages = new Map();
   delete document.body.dataset.stagesFrom;
   delete document.body.dataset.cachedStages;
   state.stage = null;
@@ -116,11 +117,14 @@ export function onEvent(ev) {
     setRunStatus(`Running on ${ev.backend}${ev.note ? ` (${ev.note})` : ''}…`);
   } else if (ev.type === 'stage') {
     const now = performance.now();
-    if (!state.stage || state.stage.name !== ev.name) {
-      state.stage = { name: ev.name, t0: now, s0: ev.step };
+    // Each stage's start, by name: an online and an offline run trained side by side report in turn.
+    state.stages ||= new Map();
+    if (!state.stages.has(ev.name)) {
+      state.stages.set(ev.name, { t0: now, s0: ev.step });
       // Stages that came from a cache (this browser's, or shipped with the site), counted for whoever looks.
       if (ev.name.endsWith('(cached)')) document.body.dataset.cachedStages = String(Number(document.body.dataset.cachedStages || 0) + 1);
     }
+    state.stage = { name: ev.name, ...state.stages.get(ev.name) };
     const { t0, s0 } = state.stage;
     const rate = (ev.step - s0) / ((now - t0) / 1000);
     const left = rate > 0 ? (ev.total - ev.step) / rate : NaN;

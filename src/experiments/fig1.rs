@@ -541,6 +541,7 @@ impl Fig1Config {
             self_classification: self.analyses.contains(&Analysis::SelfClassification),
             stream_classification: self.analyses.contains(&Analysis::StreamClassification),
             stage_backend: None,
+            interleave: false,
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
         }
     }
@@ -899,9 +900,8 @@ fn is_finished(complete: &bool) -> bool {
     *complete
 }
 
-/// One seed of the figure: its shared stages, then `runs` (all of [`Fig1Config::runs`], or a shard's). With
-/// `stage_backend`, the SFT and proxy stages are those trained on that backend (found in `cache`; see
-/// `StageSpec::stage_backend`).
+/// One seed of the figure: its shared stages, then `runs` (all of [`Fig1Config::runs`], or a shard's), placed as
+/// `placement` says.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_seed(
     e: &Engine,
@@ -909,12 +909,21 @@ pub async fn run_seed(
     seed: u32,
     runs: &[RunSpec],
     cache: &mut dyn StageCache,
-    stage_backend: Option<&str>,
+    placement: Placement<'_>,
     mut progress: impl FnMut(Progress),
     mut keep: impl FnMut(SeedModels) -> Result<()>,
 ) -> Result<SeedResults> {
     cfg.validate()?;
-    pipeline::run_seed(e, &StageSpec { stage_backend, ..cfg.stage_spec() }, seed, runs, cache, &mut progress, &mut keep).await
+    let spec = StageSpec { stage_backend: placement.stage_backend, interleave: placement.interleave, ..cfg.stage_spec() };
+    pipeline::run_seed(e, &spec, seed, runs, cache, &mut progress, &mut keep).await
+}
+
+/// Where a seed's stages come from and how its runs are scheduled, beside what its config says (the page sets both;
+/// the CLI neither): see `StageSpec::stage_backend` and `StageSpec::interleave`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Placement<'a> {
+    pub stage_backend: Option<&'a str>,
+    pub interleave: bool,
 }
 
 impl Fig1Config {
@@ -952,7 +961,7 @@ pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> 
 pub async fn run(e: &Engine, cfg: &Fig1Config, mut progress: impl FnMut(Progress), mut keep: impl FnMut(SeedModels) -> Result<()>) -> Result<Fig1Results> {
     let mut seeds = vec![];
     for &seed in &cfg.seeds {
-        seeds.push(run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, None, &mut progress, &mut keep).await?);
+        seeds.push(run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, Placement::default(), &mut progress, &mut keep).await?);
     }
     Ok(merge(cfg, e.describe(), seeds))
 }

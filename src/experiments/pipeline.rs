@@ -134,6 +134,10 @@ pub struct StageSpec<'a> {
     /// (the CLI's, shipped with the page) keyed as there. The runs trained here carry the engine's backend in their
     /// keys besides.
     pub stage_backend: Option<&'a str>,
+    /// Train each online run side by side with the offline run of its setting that follows it, taking turns step by
+    /// step (the page: both curves start early instead of offline's after online's whole run). Each run's numbers are
+    /// the same either way (its randomness is its own); only the order of its progress reports changes.
+    pub interleave: bool,
 }
 
 impl StageSpec<'_> {
@@ -912,6 +916,47 @@ impl SeedStages {
     }
 }
 
+/// A stage cache two runs trained side by side share (each borrows it only inside a call).
+struct SharedCache<'c, 'd, 'o>(&'c std::cell::RefCell<&'d mut (dyn StageCache + 'o)>);
+
+impl StageCache for SharedCache<'_, '_, '_> {
+    fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
+        self.0.borrow_mut().get(key)
+    }
+    fn contains(&mut self, key: &str) -> bool {
+        self.0.borrow_mut().contains(key)
+    }
+    fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> Result<()> {
+        self.0.borrow_mut().put(key, model, values, meta)
+    }
+}
+
+/// Both futures to completion, polled in turn: each runs until it yields (every step, `control::yield_point`), then
+/// the other.
+pub async fn join2<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut out_a, mut out_b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if out_a.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                out_b = Some(v);
+            }
+        }
+        if out_a.is_some() && out_b.is_some() {
+            Poll::Ready((out_a.take().expect("ready"), out_b.take().expect("ready")))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 /// One seed of an experiment: its shared stages, then each of `runs` in order. Seeds are independent, so
 /// callers may run them in parallel and merge the results.
 pub async fn run_seed(
@@ -948,8 +993,44 @@ pub async fn run_seed(
     let stream_runs: Vec<RunSpec> = runs.iter().filter(|r| matches!(r.method, Method::Stream(_))).copied().collect();
     let mut datasets: Vec<NamedDataset> = vec![];
     let position = |datasets: &[NamedDataset], name: &str| datasets.iter().position(|d| d.name == name);
-    for run in runs {
+    let mut next = 0;
+    while next < runs.len() {
+        let run = &runs[next];
+        next += 1;
         let t0 = now_ms();
+        let eval_of = |policy: Option<ModelSize>| match policy {
+            None => &eval,
+            Some(size) => &sized_evals.iter().find(|(s, _)| *s == size).expect("built above").1,
+        };
+        // An online run and the offline run of its setting after it, side by side: neither reads the other's data
+        // (a Fig. 6 probe would read online's checkpoints, so not then).
+        let partner = runs.get(next).filter(|o| {
+            spec.interleave && !spec.stream_classification && run.method == Method::Online && o.method == Method::Offline && RunSpec { method: Method::Online, steps: run.steps, ..**o } == *run
+        });
+        if let Some(offline) = partner {
+            next += 1;
+            let feeds_a_stream = stream_runs.iter().any(|r| online_of(r) == *run);
+            let (shared_cache, shared_progress) = (std::cell::RefCell::new(&mut *cache), std::cell::RefCell::new(&mut *progress));
+            let (mut cache_a, mut cache_b) = (SharedCache(&shared_cache), SharedCache(&shared_cache));
+            let (mut report_a, mut report_b) = (|p: Progress| (shared_progress.borrow_mut())(p), |p: Progress| (shared_progress.borrow_mut())(p));
+            let (a, b) = join2(
+                stages.align_run(e, spec, eval_of(run.policy), run, &mut cache_a, &mut report_a, None, feeds_a_stream),
+                stages.align_run(e, spec, eval_of(offline.policy), offline, &mut cache_b, &mut report_b, None, false),
+            )
+            .await;
+            let ((policy_a, rows_a, stream), (policy_b, rows_b, _)) = (a?, b?);
+            if feeds_a_stream {
+                datasets.push(stream_dataset(seed, run, stream, spec.batch));
+            }
+            checkpoints.extend(rows_a.into_iter().chain(rows_b));
+            policies.push((run.model_name(), policy_a));
+            policies.push((offline.model_name(), policy_b));
+            // Their time together, split evenly.
+            let half = (now_ms() - t0) / 2.0;
+            add_time(&mut timings, run.method.name(), half);
+            add_time(&mut timings, offline.method.name(), half);
+            continue;
+        }
         let eval = match run.policy {
             None => &eval,
             Some(size) => &sized_evals.iter().find(|(s, _)| *s == size).expect("built above").1,
