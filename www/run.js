@@ -29,7 +29,7 @@ export function setButtons() {
   $('stop').disabled = !state.running;
   const has = !!state.run && state.run.rows.length > 0;
   for (const id of ['dl-json', 'dl-csv', 'dl-svg', 'dl-png', 'dl-plots']) $(id).disabled = !has;
-  $('preset').disabled = $('backend').disabled = state.running;
+  $('preset').disabled = $('backend').disabled = $('use-shipped').disabled = state.running;
   for (const i of $('knobs').querySelectorAll('input')) i.disabled = state.running;
 }
 
