@@ -289,23 +289,11 @@ pub fn compare_runs(runs: JsValue) -> Result<JsValue, JsValue> {
     let runs: Vec<Compared> = serde_wasm_bindgen::from_value(runs).map_err(|e| js_err(format!("runs: {e}")))?;
     let curves: Vec<(String, Vec<Row>)> = runs.iter().map(|r| (r.label.clone(), r.rows.clone())).collect();
     let svg = figure::overlay_svg(&curves).map_err(|e| js_err(e.0))?;
-    let mut leaves: Vec<Vec<(String, serde_json::Value)>> = vec![];
-    for r in &runs {
-        let mut l = vec![];
-        setting_leaves("", &json_value(&r.config).map_err(|e| js_err(e.0))?, &mut l);
-        leaves.push(l);
-    }
-    let mut keys: Vec<String> = vec![];
-    for (k, _) in leaves.iter().flatten() {
-        if !keys.contains(k) {
-            keys.push(k.clone());
-        }
-    }
-    let value = |l: &Vec<(String, serde_json::Value)>, k: &str| l.iter().find(|(key, _)| key == k).map_or(serde_json::Value::Null, |(_, v)| v.clone());
-    let settings: Vec<serde_json::Value> = keys
-        .iter()
-        .filter(|k| leaves.iter().any(|l| value(l, k) != value(&leaves[0], k)))
-        .map(|k| serde_json::Value::Array(std::iter::once(serde_json::Value::String(k.clone())).chain(leaves.iter().map(|l| value(l, k))).collect()))
+    let configs: Vec<&Fig1Config> = runs.iter().map(|r| &r.config).collect();
+    let settings: Vec<serde_json::Value> = crate::experiments::differing_settings(&configs)
+        .map_err(|e| js_err(e.0))?
+        .into_iter()
+        .map(|(k, values)| serde_json::Value::Array(std::iter::once(serde_json::Value::String(k)).chain(values).collect()))
         .collect();
     to_js(&serde_json::json!({ "svg": svg, "settings": settings }))
 }

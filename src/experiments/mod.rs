@@ -59,10 +59,28 @@ pub fn setting_leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String
 
 /// The keys whose values differ between two configs (for "this folder holds another config" messages).
 pub fn differing_keys<T: Serialize>(a: &T, b: &T) -> Result<Vec<String>> {
-    let (mut x, mut y) = (vec![], vec![]);
-    setting_leaves("", &json_value(a)?, &mut x);
-    setting_leaves("", &json_value(b)?, &mut y);
-    let mut keys: Vec<String> = x.iter().filter(|(k, v)| y.iter().find(|(k2, _)| k2 == k).map(|(_, w)| w) != Some(v)).map(|(k, _)| k.clone()).collect();
-    keys.extend(y.iter().filter(|(k, _)| !x.iter().any(|(k2, _)| k2 == k)).map(|(k, _)| k.clone()));
-    Ok(keys)
+    Ok(differing_settings(&[a, b])?.into_iter().map(|(k, _)| k).collect())
+}
+
+/// The settings in which configs differ, each with its value in every config (null where a config lacks the key),
+/// in the order the keys first appear: the page's *Compare runs* table.
+pub fn differing_settings<T: Serialize>(configs: &[&T]) -> Result<Vec<(String, Vec<serde_json::Value>)>> {
+    let mut leaves = vec![];
+    for c in configs {
+        let mut l = vec![];
+        setting_leaves("", &json_value(*c)?, &mut l);
+        leaves.push(l);
+    }
+    let mut keys: Vec<&String> = vec![];
+    for (k, _) in leaves.iter().flatten() {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let value = |l: &[(String, serde_json::Value)], k: &str| l.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    Ok(keys
+        .into_iter()
+        .filter(|k| leaves.iter().any(|l| value(l, k) != value(&leaves[0], k)))
+        .map(|k| (k.clone(), leaves.iter().map(|l| value(l, k).unwrap_or(serde_json::Value::Null)).collect()))
+        .collect())
 }

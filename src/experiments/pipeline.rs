@@ -737,7 +737,13 @@ impl SeedStages {
     /// (its runs' reference).
     pub async fn sized_eval_set<'s>(&'s self, e: &Engine, spec: &StageSpec<'_>, base: &EvalSet<'s>, size: ModelSize) -> Result<EvalSet<'s>> {
         let prompts = EvalPrompts { win_prompts: base.win_prompts.clone(), baseline: base.baseline.clone(), kl_prompts: base.kl_prompts.clone() };
-        let mut set = EvalSet::new(e, self.sft_of(Some(size))?, spec.task, prompts, self.heldout.clone(), Some(&self.proxy), self.seed).await?;
+        self.eval_set_from(e, spec, prompts, self.sft_of(Some(size))?).await
+    }
+
+    /// The evaluation set of runs regularised to `sft`: the held-out pairs' log-probs under it, the proxy, and the
+    /// metrics `spec` asks for.
+    async fn eval_set_from<'s>(&'s self, e: &Engine, spec: &StageSpec<'_>, prompts: EvalPrompts, sft: &Gpt) -> Result<EvalSet<'s>> {
+        let mut set = EvalSet::new(e, sft, spec.task, prompts, self.heldout.clone(), Some(&self.proxy), self.seed).await?;
         set.self_classification = spec.self_classification;
         set.stream_classification = spec.stream_classification;
         Ok(set)
@@ -749,10 +755,7 @@ impl SeedStages {
         let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_WIN_PROMPTS, i)).collect();
         let baseline = sample_responses(e, &self.sft, task, &win, seed, streams::EVAL_BASELINE).await?;
         let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_KL_PROMPTS, i)).collect();
-        let mut set = EvalSet::new(e, &self.sft, task, EvalPrompts { win_prompts: win, baseline, kl_prompts }, self.heldout.clone(), Some(&self.proxy), seed).await?;
-        set.self_classification = spec.self_classification;
-        set.stream_classification = spec.stream_classification;
-        Ok(set)
+        self.eval_set_from(e, spec, EvalPrompts { win_prompts: win, baseline, kl_prompts }, &self.sft).await
     }
 
     /// The golden-labelled pair dataset of a `Pairs` run: on D_golden's prompts, each side sampled from π_sft or
@@ -1031,10 +1034,7 @@ pub async fn run_seed(
             add_time(&mut timings, offline.method.name(), half);
             continue;
         }
-        let eval = match run.policy {
-            None => &eval,
-            Some(size) => &sized_evals.iter().find(|(s, _)| *s == size).expect("built above").1,
-        };
+        let eval = eval_of(run.policy);
         let data: Option<Cow<Pairs>> = match run.method {
             Method::Stream(window) => {
                 let online = online_of(run);

@@ -47,6 +47,15 @@ impl Finding {
         }
     }
 
+    /// "The value is above `bound`": shown when the interval lies above, direction only when the mean does.
+    pub(crate) fn above(e: &Estimate, bound: f32) -> Finding {
+        match e.ci {
+            Some(ci) if e.mean - ci > bound => Finding::Shown,
+            _ if e.mean > bound => Finding::DirectionOnly,
+            _ => Finding::NotShown,
+        }
+    }
+
     /// The weakest of several findings (all must hold for the whole to hold).
     pub(crate) fn all(findings: impl IntoIterator<Item = Finding>) -> Finding {
         let order = [Finding::NoData, Finding::NotShown, Finding::DirectionOnly, Finding::Shown];
@@ -88,7 +97,7 @@ fn seeds_of(rows: &[Row]) -> Vec<u32> {
     s
 }
 
-fn show(e: &Estimate, digits: usize) -> String {
+pub(crate) fn show(e: &Estimate, digits: usize) -> String {
     match e.ci {
         Some(ci) => format!("{:+.*} ± {:.*}", digits, e.mean, digits, ci),
         None => format!("{:+.*} (one seed)", digits, e.mean),

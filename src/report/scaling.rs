@@ -11,7 +11,7 @@
 
 use super::classifiers::Finding;
 use super::figure;
-use super::summary::{estimate, Estimate, MIN_KL};
+use super::summary::{estimate, show_plain, Estimate, MIN_KL};
 use crate::error::Result;
 use crate::experiments::fig1::Fig1Results;
 use crate::experiments::pipeline::{Method, ModelSize, Row};
@@ -113,34 +113,21 @@ fn per_seed_value(v: &[(String, Vec<(u32, f32)>)], method: &str, seed: u32) -> O
     v.iter().find(|(m, _)| m == method)?.1.iter().find(|p| p.0 == seed).map(|p| p.1)
 }
 
-/// "Above zero": shown when the interval across seeds excludes zero, direction only when the mean is above it.
+/// "Above zero" of per-seed values, by [`Finding::above`], with their estimate across seeds.
 fn positive(values: &[(u32, f32)]) -> (Finding, Option<Estimate>) {
     if values.is_empty() {
         return (Finding::NoData, None);
     }
     let e = estimate(&values.iter().map(|p| p.1).collect::<Vec<_>>());
-    let f = match e.ci {
-        Some(ci) if e.mean - ci > 0.0 => Finding::Shown,
-        _ if e.mean > 0.0 => Finding::DirectionOnly,
-        _ => Finding::NotShown,
-    };
-    (f, Some(e))
+    (Finding::above(&e, 0.0), Some(e))
 }
 
 fn show(e: Option<&Estimate>) -> String {
-    match e {
-        None => "—".into(),
-        Some(Estimate { mean, ci: Some(ci), .. }) => format!("{mean:.3} ± {ci:.3}"),
-        Some(Estimate { mean, ci: None, .. }) => format!("{mean:.3}"),
-    }
+    e.map_or("—".into(), show_plain)
 }
 
 fn show_signed(e: Option<&Estimate>) -> String {
-    match e {
-        None => "—".into(),
-        Some(Estimate { mean, ci: Some(ci), .. }) => format!("{mean:+.3} ± {ci:.3}"),
-        Some(Estimate { mean, ci: None, .. }) => format!("{mean:+.3} (one seed)"),
-    }
+    e.map_or("—".into(), |e| super::classifiers::show(e, 3))
 }
 
 /// summary.md's scaling section (empty without a ladder): the sizes, each method's best performance, Fig. 11's

@@ -388,7 +388,7 @@ pub fn best_and_last_steps(rows: &[Row], method: &str) -> Vec<(u32, u32)> {
     runs.iter().map(|x| (x.1, x.3)).collect()
 }
 
-fn show_plain(e: &Estimate) -> String {
+pub(crate) fn show_plain(e: &Estimate) -> String {
     match e.ci {
         Some(ci) => format!("{:.3} ± {ci:.3}", e.mean),
         None => format!("{:.3}", e.mean),

@@ -19,15 +19,20 @@ const baseArgs = ['--no-sandbox', '--disable-dev-shm-usage', '--disable-backgrou
   '--disable-sync', '--no-first-run', '--disable-quic'];
 let server;
 
+// Waits until `address` answers 200, for up to 20 s.
+async function answering(address, what) {
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try { if ((await fetch(address)).ok) return; } catch { /* not up yet */ }
+    if (Date.now() > deadline) throw new Error(`${what} did not answer on ${address}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 before(async () => {
   mkdirSync(shots, { recursive: true });
   server = spawn(bin, ['serve', '--port', String(port), '--root', root], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    try { if ((await fetch(url)).ok) break; } catch { /* not up yet */ }
-    if (Date.now() > deadline) throw new Error(`server did not answer on ${url}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await answering(url, 'server');
 });
 
 after(() => server?.kill());
@@ -287,12 +292,7 @@ test('dist/ served by a plain static server (python3 -m http.server) runs the pa
   const staticUrl = `http://127.0.0.1:${staticPort}/`;
   const plain = spawn('python3', ['-m', 'http.server', String(staticPort), '--bind', '127.0.0.1', '--directory', path.join(root, 'dist')], { stdio: 'ignore' });
   try {
-    const deadline = Date.now() + 20000;
-    for (;;) {
-      try { if ((await fetch(staticUrl)).ok) break; } catch { /* not up yet */ }
-      if (Date.now() > deadline) throw new Error(`python3 -m http.server did not answer on ${staticUrl} (is dist/ built?)`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await answering(staticUrl, 'python3 -m http.server (is dist/ built?)');
     assert.equal((await fetch(`${staticUrl}www/pkg/alignment_gap_bg.wasm`)).headers.get('content-type'), 'application/wasm');
     assert.equal((await fetch(`${staticUrl}results/fig1/cache/`)).status, 404, 'no stage cache in dist/');
     const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny', staticUrl);
