@@ -269,3 +269,75 @@ fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
         assert!(first_offline(&interleaved) < last_online_of_beta(&interleaved), "no interleaving on {}: {interleaved:?}", e.describe());
     }
 }
+
+/// A run interrupted mid-way (the page reloaded) resumes from the state it kept at its last checkpoint: the policy,
+/// AdamW's moments and step, its checkpoints and its online stream. Every number then equals the uninterrupted run's,
+/// bit for bit on the CPU, and the saved states are dropped once their runs are done.
+#[test]
+fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
+    use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
+    use alignment_gap::experiments::pipeline::{Progress, StageCache};
+    use alignment_gap::model::{Gpt, Head};
+    use std::collections::HashMap;
+    type Entry = (GptConfig, Head, Vec<Vec<f32>>, serde_json::Value);
+    /// An in-memory cache that logs every put and remove, so a cache can be rebuilt as it stood at any moment.
+    #[derive(Default)]
+    struct Logged {
+        entries: HashMap<String, Entry>,
+        log: Vec<(String, Option<Entry>)>,
+    }
+    impl StageCache for Logged {
+        fn get(&mut self, key: &str) -> Option<Entry> {
+            self.entries.get(key).cloned()
+        }
+        fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
+            let entry = (model.config, model.head, values.to_vec(), meta);
+            self.log.push((key.into(), Some(entry.clone())));
+            self.entries.insert(key.into(), entry);
+            Ok(())
+        }
+        fn remove(&mut self, key: &str) {
+            self.log.push((key.into(), None));
+            self.entries.remove(key);
+        }
+    }
+    let e = Engine::cpu();
+    let cfg = Fig1Config::preset("fig1-tiny").unwrap();
+    // As the page runs it: online and offline side by side, states kept.
+    let placement = Placement { interleave: true, resumable: true, ..Placement::default() };
+    let run = |cache: &mut Logged| {
+        let mut stages = vec![];
+        let r = pollster::block_on(fig1::run_seed(&e, &cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
+            if let Progress::Stage { name, .. } = p {
+                if !stages.contains(&name) {
+                    stages.push(name);
+                }
+            }
+        }, |_| Ok(())))
+        .unwrap();
+        (r.checkpoints, stages)
+    };
+    let mut whole = Logged::default();
+    let (uninterrupted, _) = run(&mut whole);
+    assert!(!whole.entries.keys().any(|k| k.ends_with("-state") || k.contains("-adam-")), "saved states are dropped when their runs end");
+    // The cache as it stood when the page reloaded: after the second saved state (online and offline, trained side
+    // by side, each part-way).
+    let states: Vec<usize> = whole.log.iter().enumerate().filter(|(_, (k, v))| v.is_some() && k.ends_with("-state")).map(|(i, _)| i).collect();
+    assert!(states.len() >= 2, "{} states saved", states.len());
+    let mut interrupted = Logged::default();
+    for (key, entry) in &whole.log[..=states[1]] {
+        match entry {
+            Some(v) => interrupted.entries.insert(key.clone(), v.clone()),
+            None => interrupted.entries.remove(key),
+        };
+    }
+    let kept: Vec<u64> = interrupted.entries.iter().filter(|(k, _)| k.ends_with("-state")).map(|(_, v)| v.3["step"].as_u64().unwrap()).collect();
+    println!("interrupted with states at steps {kept:?}");
+    let (resumed, stages) = run(&mut interrupted);
+    let resumed_stages: Vec<&String> = stages.iter().filter(|s| s.contains("(resumed at step")).collect();
+    println!("{resumed_stages:?}");
+    assert_eq!(resumed_stages.len(), 2, "both interrupted runs resume: {stages:?}");
+    assert!(stages.iter().any(|s| s.contains("SFT (cached)")), "the finished stages are not trained again: {stages:?}");
+    assert_eq!(resumed, uninterrupted, "a resumed run ends with the uninterrupted run's checkpoints");
+    assert!(!interrupted.entries.keys().any(|k| k.ends_with("-state") || k.contains("-adam-")));
+}

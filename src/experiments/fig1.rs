@@ -542,6 +542,7 @@ impl Fig1Config {
             stream_classification: self.analyses.contains(&Analysis::StreamClassification),
             stage_backend: None,
             interleave: false,
+            resumable: false,
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
         }
     }
@@ -914,16 +915,17 @@ pub async fn run_seed(
     mut keep: impl FnMut(SeedModels) -> Result<()>,
 ) -> Result<SeedResults> {
     cfg.validate()?;
-    let spec = StageSpec { stage_backend: placement.stage_backend, interleave: placement.interleave, ..cfg.stage_spec() };
+    let spec = StageSpec { stage_backend: placement.stage_backend, interleave: placement.interleave, resumable: placement.resumable, ..cfg.stage_spec() };
     pipeline::run_seed(e, &spec, seed, runs, cache, &mut progress, &mut keep).await
 }
 
 /// Where a seed's stages come from and how its runs are scheduled, beside what its config says (the page sets both;
-/// the CLI neither): see `StageSpec::stage_backend` and `StageSpec::interleave`.
+/// the CLI none): see `StageSpec::stage_backend`, `StageSpec::interleave` and `StageSpec::resumable`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Placement<'a> {
     pub stage_backend: Option<&'a str>,
     pub interleave: bool,
+    pub resumable: bool,
 }
 
 impl Fig1Config {

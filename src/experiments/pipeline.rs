@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Gpt, GptConfig, Head};
 use crate::task::TaskConfig;
-use crate::train::align::{align, AlignConfig, Checkpoint, EvalPrompts, EvalSet, OnlineStream, PastBest, Source};
+use crate::train::align::{align_from, AlignConfig, AlignState, Checkpoint, EvalPrompts, EvalSet, OnlineStream, PastBest, Source};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
@@ -138,6 +138,11 @@ pub struct StageSpec<'a> {
     /// step (the page: both curves start early instead of offline's after online's whole run). Each run's numbers are
     /// the same either way (its randomness is its own); only the order of its progress reports changes.
     pub interleave: bool,
+    /// Keep each run's [`AlignState`] in the cache at every checkpoint (under [`resume_keys`]) and resume a run from
+    /// the one kept there: a run interrupted (a reload of the page, a lost GPU) goes on from its last checkpoint and
+    /// ends with the numbers of an uninterrupted run. Runs also keep their finished entries (the page drops them
+    /// when its whole experiment is done).
+    pub resumable: bool,
 }
 
 impl StageSpec<'_> {
@@ -500,6 +505,14 @@ pub trait StageCache {
         self.get(key).is_some()
     }
     fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> Result<()>;
+    /// Drops an entry (a resumed run's saved state once the run is done); a cache may keep it.
+    fn remove(&mut self, _key: &str) {}
+}
+
+/// The cache keys of a run's saved [`AlignState`]: the state (its policy, with the rest as meta), then AdamW's first and
+/// second moments (as models of the policy's shape).
+pub fn resume_keys(run_key: &str) -> [String; 3] {
+    [format!("{run_key}-state"), format!("{run_key}-adam-m"), format!("{run_key}-adam-v")]
 }
 
 /// No caching (the page, the tests).
@@ -825,13 +838,12 @@ impl SeedStages {
         let past_best = past_best_of(spec, run);
         // An offline run measured on its online run's stream needs that measure at every checkpoint past the start.
         let on_stream = eval.online_stream.is_some() && run.method == Method::Offline;
-        let measured = |rows: &Vec<Row>| {
-            rows.iter().all(|r| {
-                (!spec.chosen_logratio || r.checkpoint.chosen_logratio.is_some())
-                    && (!spec.self_classification || r.checkpoint.self_classified_pairs.is_some())
-                    && (!on_stream || r.checkpoint.step == 0 || r.checkpoint.stream_policy_accuracy.is_some())
-            })
+        let measured_at = |c: &Checkpoint| {
+            (!spec.chosen_logratio || c.chosen_logratio.is_some())
+                && (!spec.self_classification || c.self_classified_pairs.is_some())
+                && (!on_stream || c.step == 0 || c.stream_policy_accuracy.is_some())
         };
+        let measured = |rows: &Vec<Row>| rows.iter().all(|r| measured_at(&r.checkpoint));
         let read_any = |cache: &mut dyn StageCache, key: &str| {
             let (config, head, values, meta) = cache.get(key)?;
             Some((config, head, values, serde_json::from_value::<Vec<Row>>(meta).ok()?))
@@ -887,9 +899,16 @@ impl SeedStages {
         };
         let mut rows = vec![];
         let mut bad = Ok(());
-        // Trained again for a metric its cached entry lacks: it keeps measuring what that entry had, so that two
-        // analyses sharing a run do not retrain it in turn.
-        let had = |f: fn(&Checkpoint) -> bool| before.iter().any(|r| f(&r.checkpoint));
+        // A run interrupted before: from its last saved checkpoint, when that measured what this run needs.
+        let state_keys = resume_keys(&key);
+        let saved = if spec.resumable { read_state(cache, &state_keys).filter(|s| s.checkpoints.iter().all(measured_at)) } else { None };
+        let name = match &saved {
+            Some(s) => format!("{name} (resumed at step {})", s.step),
+            None => name,
+        };
+        // Trained again for a metric its cached entry lacks: it keeps measuring what that entry (or its saved state)
+        // had, so that two analyses sharing a run do not retrain it in turn.
+        let had = |f: fn(&Checkpoint) -> bool| before.iter().map(|r| &r.checkpoint).chain(saved.iter().flat_map(|s| &s.checkpoints)).any(f);
         let (self_classification, stream_classification) =
             (eval.self_classification || had(|c| c.self_classified_pairs.is_some()), eval.stream_classification || had(|c| c.stream_proxy_accuracy.is_some()));
         let wider;
@@ -899,7 +918,9 @@ impl SeedStages {
             wider = EvalSet { self_classification, stream_classification, ..eval.clone() };
             &wider
         };
-        let (policy, _, stream) = align(e, spec.task, sft, source, &run_cfg, eval, |c| {
+        let mut keep_state = |state: AlignState| write_state(&mut *cache, &state_keys, sft, state);
+        let on_state: Option<&mut dyn FnMut(AlignState) -> Result<()>> = if spec.resumable { Some(&mut keep_state) } else { None };
+        let (policy, _, stream) = align_from(e, spec.task, sft, source, &run_cfg, eval, saved, |c| {
             let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, policy: run.policy, checkpoint: c.clone() };
             if bad.is_ok() {
                 bad = check_finite(&row);
@@ -910,13 +931,42 @@ impl SeedStages {
                 progress(Progress::Checkpoint(&row));
             }
             rows.push(row);
-        })
+        }, on_state)
         .await?;
         bad?;
         let meta = serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?;
         cache.put(&key, &policy, &policy.values(e).await?, meta)?;
+        if spec.resumable {
+            for k in &state_keys {
+                cache.remove(k);
+            }
+        }
         Ok((policy, rows, if want_stream { stream } else { Pairs::default() }))
     }
+}
+
+/// A run's [`AlignState`] from the cache ([`resume_keys`]), when all three entries are there and from one checkpoint.
+fn read_state(cache: &mut dyn StageCache, keys: &[String; 3]) -> Option<AlignState> {
+    let (_, _, params, meta) = cache.get(&keys[0])?;
+    let mut state: AlignState = serde_json::from_value(meta).ok()?;
+    let (_, _, adam_m, m_step) = cache.get(&keys[1])?;
+    let (_, _, adam_v, v_step) = cache.get(&keys[2])?;
+    // Written one after another: an interruption between them leaves moments of another step, not used.
+    if m_step != serde_json::json!(state.step) || v_step != serde_json::json!(state.step) {
+        return None;
+    }
+    (state.params, state.adam_m, state.adam_v) = (params, adam_m, adam_v);
+    Some(state)
+}
+
+/// Keeps `state` in the cache under [`resume_keys`]: the moments (each as a model of the policy's shape, `like`'s),
+/// then the state itself, whose step the moments' entries must name to be read back.
+fn write_state(cache: &mut dyn StageCache, keys: &[String; 3], like: &Gpt, state: AlignState) -> Result<()> {
+    let step = serde_json::json!(state.step);
+    cache.put(&keys[1], like, &state.adam_m, step.clone())?;
+    cache.put(&keys[2], like, &state.adam_v, step)?;
+    let meta = serde_json::to_value(&state).map_err(|e| crate::Error(e.to_string()))?;
+    cache.put(&keys[0], like, &state.params, meta)
 }
 
 /// A stage cache two runs trained side by side share (each borrows it only inside a call).
@@ -931,6 +981,9 @@ impl StageCache for SharedCache<'_, '_, '_> {
     }
     fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> Result<()> {
         self.0.borrow_mut().put(key, model, values, meta)
+    }
+    fn remove(&mut self, key: &str) {
+        self.0.borrow_mut().remove(key)
     }
 }
 

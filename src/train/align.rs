@@ -442,6 +442,30 @@ async fn online_pairs(e: &Engine, task: &TaskConfig, policy: &Gpt, mixture: Opti
     Ok(Pairs { prompts, y1, y2, first_wins })
 }
 
+/// Where a run stands at one of its checkpoints: what resuming it there needs. Its policy, the optimiser's moments,
+/// and what it has gathered (its checkpoints, its online stream, a semi-online run's buffered pairs). Everything else
+/// a step draws is keyed by the step (counter-based random numbers; offline data by position; the lr schedule by the
+/// optimiser's step), so a run resumed from here takes exactly the steps the uninterrupted run takes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlignState {
+    /// Steps done (the last checkpoint's step).
+    pub step: u32,
+    /// The policy's parameter tensors and AdamW's first and second moments, in the model's parameter order
+    /// (kept as models beside this record: see `pipeline::align_run`).
+    #[serde(skip)]
+    pub params: Vec<Vec<f32>>,
+    #[serde(skip)]
+    pub adam_m: Vec<Vec<f32>>,
+    #[serde(skip)]
+    pub adam_v: Vec<Vec<f32>>,
+    pub checkpoints: Vec<Checkpoint>,
+    /// An online run's labelled pairs so far, in training order.
+    pub stream: Pairs,
+    /// A semi-online run's pairs of its last refresh, for the steps from `buffered_from` on.
+    pub buffered: Vec<Pairs>,
+    pub buffered_from: u32,
+}
+
 /// Runs one alignment run from π_sft. `on_checkpoint` sees each evaluation as it happens. Returns the final
 /// policy, the checkpoints and, for online runs, the stream of labelled pairs in training order.
 pub async fn align(
@@ -451,7 +475,25 @@ pub async fn align(
     source: Source<'_>,
     cfg: &AlignConfig,
     eval: &EvalSet<'_>,
+    on_checkpoint: impl FnMut(&Checkpoint),
+) -> Result<(Gpt, Vec<Checkpoint>, Pairs)> {
+    align_from(e, task, sft, source, cfg, eval, None, on_checkpoint, None).await
+}
+
+/// [`align`], from `resume` (a state this run's `on_state` was handed before) instead of from π_sft when given:
+/// its checkpoints are reported again, then training goes on from its step. With `on_state`, every checkpoint
+/// after which the run trains on hands over the run's [`AlignState`].
+#[allow(clippy::too_many_arguments)]
+pub async fn align_from(
+    e: &Engine,
+    task: &TaskConfig,
+    sft: &Gpt,
+    source: Source<'_>,
+    cfg: &AlignConfig,
+    eval: &EvalSet<'_>,
+    resume: Option<AlignState>,
     mut on_checkpoint: impl FnMut(&Checkpoint),
+    mut on_state: Option<&mut dyn FnMut(AlignState) -> Result<()>>,
 ) -> Result<(Gpt, Vec<Checkpoint>, Pairs)> {
     if sft.head != Head::Lm {
         bail!("align: π_sft must be a policy");
@@ -472,20 +514,33 @@ pub async fn align(
     let seed = cfg.seed;
     let t = task.context();
     let b = cfg.batch;
-    let policy = Gpt::new(e, sft.config, Head::Lm, &sft.values(e).await?)?;
+    if let Some(r) = &resume {
+        if r.checkpoints.last().map(|c| c.step) != Some(r.step) || r.params.len() != sft.params.len() {
+            bail!("align: a saved state must end with its step's checkpoint and hold every parameter tensor (step {}, {} checkpoints)", r.step, r.checkpoints.len());
+        }
+    }
+    let policy = match &resume {
+        Some(r) => Gpt::new(e, sft.config, Head::Lm, &r.params)?,
+        None => Gpt::new(e, sft.config, Head::Lm, &sft.values(e).await?)?,
+    };
     // Linear warm-up, then constant: without it the first steps of a small-β run jump far in KL.
     let mut opt = AdamW::new(e, &policy.infos, cfg.adamw, Schedule { warmup_steps: cfg.warmup_steps, total_steps: cfg.warmup_steps, min_lr_ratio: 1.0 });
     let (acts, acts_ref) = (policy.activations(e, 2 * b, t)?, sft.activations(e, 2 * b, t)?);
     let grads = policy.zero_grads(e);
-    let mut checkpoints = vec![evaluate(e, &policy, sft, task, eval, 0, None, None).await?];
     let measures_stream = matches!(source, Source::OnlineProxy(_));
-    on_checkpoint(&checkpoints[0]);
-    let mut stream = Pairs::default();
-    // Semi-online: the pairs sampled at the last refresh, for the steps from `buffered_from` on.
-    let (mut buffered, mut buffered_from) = (Vec::<Pairs>::new(), 0u32);
+    let AlignState { mut step, mut checkpoints, mut stream, mut buffered, mut buffered_from, .. } = match resume {
+        Some(r) => {
+            opt.restore(e, &r.adam_m, &r.adam_v, r.step)?;
+            r
+        }
+        None => AlignState { checkpoints: vec![evaluate(e, &policy, sft, task, eval, 0, None, None).await?], ..AlignState::default() },
+    };
+    for c in &checkpoints {
+        on_checkpoint(c);
+    }
+    // Checkpoints reset the mean training loss, so a run resumed at one starts it afresh too.
     let mut loss_sum = 0.0;
     let mut since = 0;
-    let mut step = 0;
     while cfg.trains_step(step, &checkpoints) {
         crate::control::yield_point().await?;
         // The pairs of this step.
@@ -540,14 +595,19 @@ pub async fn align(
             stream.y2.extend(pairs.y2);
             stream.first_wins.extend(pairs.first_wins);
         }
-        if cfg.is_eval_step(step + 1) {
-            let c = evaluate(e, &policy, sft, task, eval, step + 1, Some(loss_sum / since as f32), measures_stream.then_some(&stream)).await?;
+        step += 1;
+        if cfg.is_eval_step(step) {
+            let c = evaluate(e, &policy, sft, task, eval, step, Some(loss_sum / since as f32), measures_stream.then_some(&stream)).await?;
             on_checkpoint(&c);
             checkpoints.push(c);
             loss_sum = 0.0;
             since = 0;
+            if let Some(keep) = on_state.as_mut().filter(|_| cfg.trains_step(step, &checkpoints)) {
+                let (adam_m, adam_v) = opt.moments(e).await?;
+                let params = policy.values(e).await?;
+                (*keep)(AlignState { step, params, adam_m, adam_v, checkpoints: checkpoints.clone(), stream: stream.clone(), buffered: buffered.clone(), buffered_from })?;
+            }
         }
-        step += 1;
     }
     Ok((policy, checkpoints, stream))
 }

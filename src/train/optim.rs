@@ -74,6 +74,31 @@ impl AdamW {
         AdamW { config, schedule, m: z(), v: z(), squared_norms: engine.zeros(infos.len()), step: 0 }
     }
 
+    /// The first and second moments of every parameter tensor, read back (what resuming a run needs beside the
+    /// parameters and [`AdamW::step`]).
+    pub async fn moments(&self, e: &Engine) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+        let (mut m, mut v) = (Vec::with_capacity(self.m.len()), Vec::with_capacity(self.v.len()));
+        for (a, b) in self.m.iter().zip(&self.v) {
+            m.push(e.read(a).await?);
+            v.push(e.read(b).await?);
+        }
+        Ok((m, v))
+    }
+
+    /// Puts back the moments [`AdamW::moments`] read after `step` steps; refuses moments of another shape.
+    pub fn restore(&mut self, e: &Engine, m: &[Vec<f32>], v: &[Vec<f32>], step: u32) -> Result<()> {
+        let shapes: Vec<usize> = self.m.iter().map(|t| t.len()).collect();
+        for (name, x) in [("first", m), ("second", v)] {
+            if x.iter().map(|t| t.len()).collect::<Vec<_>>() != shapes {
+                crate::bail!("the optimiser's saved {name} moments do not fit this model ({} tensors)", x.len());
+            }
+        }
+        self.m = m.iter().map(|t| e.tensor(t)).collect();
+        self.v = v.iter().map(|t| e.tensor(t)).collect();
+        self.step = step;
+        Ok(())
+    }
+
     /// One update of `params` from `grads`. Reads back the gradient norm (a metric, and the clip factor).
     pub async fn step(&mut self, e: &Engine, infos: &[ParamInfo], params: &[Tensor], grads: &[Tensor]) -> Result<StepStats> {
         let slots = grads.len();
