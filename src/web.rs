@@ -340,7 +340,9 @@ enum Event<'a> {
 /// keyed as on this engine and, with `shipped_backend`, as on the backend the site's shipped stages were trained on
 /// (the CLI's); it uses this engine's entries when it has them all, else the shipped ones when they are all there
 /// (its runs then train here from stages trained there: `Event::Stages` says so), and hands each stage it trains to
-/// `store`.
+/// `store`. Each run hands `store` its state at every checkpoint and its entry when done, and `forget(key)` drops the
+/// state then; with `resume: true` the run also asks `load` for those, so an interrupted run goes on from its last
+/// checkpoint and finished runs are not trained again.
 #[wasm_bindgen(js_name = runFigure)]
 pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Function, on_model: js_sys::Function, control: js_sys::Function, stages: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
@@ -357,40 +359,54 @@ pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Func
 }
 
 /// A page run's stage cache: the SFT and proxy entries the page had for it (from IndexedDB, or shipped with the site),
-/// and where the stages it trains go (`store`). Runs are not kept: only the stages every later run shares.
+/// and where the stages it trains go (`store`). Its runs keep their finished entries and their saved states there too
+/// (`StageSpec::resumable`), read back only when the page resumes an interrupted run; `forget` drops a state once its
+/// run is done (and the page drops the finished runs once the whole experiment is).
 struct PageCache {
     entries: std::collections::HashMap<String, (Vec<u8>, String, String)>,
     store: Option<js_sys::Function>,
+    forget: Option<js_sys::Function>,
+}
+
+/// Every key in `keys` that `load` (the page's `stages.load`) has, read into `cache`.
+async fn load_entries(load: &js_sys::Function, keys: &[String], cache: &mut PageCache) -> Result<(), JsValue> {
+    let list: js_sys::Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+    let found = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(load.call1(&JsValue::NULL, &list)?)).await?;
+    for key in keys {
+        let entry = js_sys::Reflect::get(&found, &JsValue::from_str(key))?;
+        if entry.is_undefined() || entry.is_null() {
+            continue;
+        }
+        let part = |name: &str| js_sys::Reflect::get(&entry, &JsValue::from_str(name));
+        let bytes = js_sys::Uint8Array::new(&part("safetensors")?).to_vec();
+        let (config, meta) = (part("config")?.as_string().unwrap_or_default(), part("meta")?.as_string().unwrap_or_default());
+        cache.entries.insert(key.clone(), (bytes, config, meta));
+    }
+    Ok(())
 }
 
 impl PageCache {
-    /// Asks `stages.load` for the config's stage keys on this engine and on the shipped backend; returns the cache and
-    /// the backend whose stages the run uses when not this engine's.
+    /// Asks `stages.load` for the config's stage keys on this engine and on the shipped backend, and with
+    /// `stages.resume` for its runs' finished entries and saved states too; returns the cache and the backend whose
+    /// stages the run uses when not this engine's.
     async fn load(e: &Engine, cfg: &Fig1Config, stages: &JsValue) -> Result<(PageCache, Option<String>), JsValue> {
-        let mut cache = PageCache { entries: Default::default(), store: None };
+        let mut cache = PageCache { entries: Default::default(), store: None, forget: None };
         if stages.is_undefined() || stages.is_null() {
             return Ok((cache, None));
         }
         let field = |name: &str| js_sys::Reflect::get(stages, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
         cache.store = field("store").dyn_into::<js_sys::Function>().ok();
+        cache.forget = field("forget").dyn_into::<js_sys::Function>().ok();
         let own = cfg.stage_cache_keys(&e.describe());
         let shipped_backend = field("shipped_backend").as_string().filter(|b| *b != e.describe());
         let shipped = shipped_backend.as_ref().map(|b| cfg.stage_cache_keys(b)).unwrap_or_default();
         let Ok(load) = field("load").dyn_into::<js_sys::Function>() else { return Ok((cache, None)) };
-        let keys: js_sys::Array = own.iter().chain(&shipped).map(|k| JsValue::from_str(k)).collect();
-        let found = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(load.call1(&JsValue::NULL, &keys)?)).await?;
-        for key in own.iter().chain(&shipped) {
-            let entry = js_sys::Reflect::get(&found, &JsValue::from_str(key))?;
-            if entry.is_undefined() || entry.is_null() {
-                continue;
-            }
-            let part = |name: &str| js_sys::Reflect::get(&entry, &JsValue::from_str(name));
-            let bytes = js_sys::Uint8Array::new(&part("safetensors")?).to_vec();
-            let (config, meta) = (part("config")?.as_string().unwrap_or_default(), part("meta")?.as_string().unwrap_or_default());
-            cache.entries.insert(key.clone(), (bytes, config, meta));
-        }
+        load_entries(&load, &[own.clone(), shipped.clone()].concat(), &mut cache).await?;
         let all = |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| cache.entries.contains_key(k));
         let stage_backend = if all(&own) { None } else if all(&shipped) { shipped_backend } else { None };
+        if field("resume").as_bool() == Some(true) {
+            load_entries(&load, &cfg.run_cache_keys(&e.describe(), stage_backend.as_deref()), &mut cache).await?;
+        }
         Ok((cache, stage_backend))
     }
 }
@@ -404,9 +420,6 @@ impl crate::experiments::pipeline::StageCache for PageCache {
     }
 
     fn put(&mut self, key: &str, model: &crate::model::Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> crate::Result<()> {
-        if !(key.starts_with("sft-") || key.starts_with("proxy-")) {
-            return Ok(());
-        }
         let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
         let (bytes, config, meta) = (safetensors_bytes(&model.config, model.head, values)?, config_json(&model.config, model.head, special), meta.to_string());
         if let Some(store) = &self.store {
@@ -423,6 +436,13 @@ impl crate::experiments::pipeline::StageCache for PageCache {
         }
         self.entries.insert(key.into(), (bytes, config, meta));
         Ok(())
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+        if let Some(forget) = &self.forget {
+            let _ = forget.call1(&JsValue::NULL, &JsValue::from_str(key));
+        }
     }
 }
 
@@ -443,7 +463,7 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
             Progress::StagesReady { .. } => {}
         };
         // Online and offline side by side, so that both curves start within the first minute.
-        let placement = fig1::Placement { stage_backend, interleave: true };
+        let placement = fig1::Placement { stage_backend, interleave: true, resumable: true };
         let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), cache, placement, progress, |m| {
             models = Some(m);
             Ok(())

@@ -5,6 +5,7 @@ import { $, fmtTime } from './ui.js';
 import { state } from './state.js';
 import { renderSoon, renderAll } from './render.js';
 import { listSaved } from './saved.js';
+import { readUrl } from './settings.js';
 
 export function setRunStatus(text, kind) {
   const s = $('run-status');
@@ -50,21 +51,44 @@ export function start() {
   const bad = [...state.urlErrors, ...state.knobErrors];
   if (bad.length) { setRunStatus(`Cannot start: fix ${bad.map((e) => e.field).join(', ')} first`, 'error'); return; }
   try { validateConfig(state.config); } catch (e) { setRunStatus(`Cannot start: ${e}`, 'error'); return; }
-  state.run = {
+  launch({
     id: `${Date.now()}`, created: new Date().toISOString(), preset: state.preset, config: state.config,
     query: location.search, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null,
-    timings: [], backend: state.backend, elapsed: 0,
-  };
+    timings: [], backend: state.backend, elapsed: 0, useShipped: $('use-shipped').checked,
+  }, false);
+}
+
+// Goes on with a saved run that a reload (or a closed tab) cut off: the same settings, backend and shipped-models
+// choice; every run of it that had finished comes from this browser's cache, and the run that was going resumes from
+// its last checkpoint (its policy, optimiser state and data position were kept there). Its curves are drawn again.
+export function resumeSaved(saved) {
+  if (state.running) return;
+  history.replaceState(null, '', saved.query || '?');
+  readUrl();
+  state.preset = saved.preset;
+  state.config = saved.config;
+  state.backend = saved.backend;
+  $('backend').value = saved.backend;
+  $('use-shipped').checked = saved.useShipped !== false;
+  launch({
+    ...saved, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null, timings: [],
+    resumedAt: saved.rows.length, resumes: (saved.resumes || 0) + 1,
+  }, true);
+}
+
+function launch(run, resume) {
+  state.run = run;
   state.running = true;
   state.paused = false;
   state.startedAt = performance.now();
   state.stages = new Map();
   delete document.body.dataset.stagesFrom;
   delete document.body.dataset.cachedStages;
+  delete document.body.dataset.resumedRuns;
   state.stage = null;
   state.pickedByUser = false;
   $('progress').hidden = false;
-  setRunStatus('Running…');
+  setRunStatus(resume ? `Resuming the run of ${new Date(run.created).toLocaleString()} from its last checkpoint…` : 'Running…');
   document.body.dataset.run = 'running';
   renderAll();
   setButtons();
@@ -86,7 +110,7 @@ export function start() {
   document.body.dataset.workers = String(count);
   workers.forEach((w, i) => {
     const group = seeds.filter((_, j) => j % count === i);
-    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend, useShipped: $('use-shipped').checked });
+    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend, useShipped: run.useShipped !== false, resume });
   });
 }
 
@@ -123,6 +147,7 @@ export function onEvent(ev) {
       state.stages.set(ev.name, { t0: now, s0: ev.step });
       // Stages that came from a cache (this browser's, or shipped with the site), counted for whoever looks.
       if (ev.name.endsWith('(cached)')) document.body.dataset.cachedStages = String(Number(document.body.dataset.cachedStages || 0) + 1);
+      if (ev.name.includes('(resumed at step')) document.body.dataset.resumedRuns = String(Number(document.body.dataset.resumedRuns || 0) + 1);
     }
     state.stage = { name: ev.name, ...state.stages.get(ev.name) };
     const { t0, s0 } = state.stage;

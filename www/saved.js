@@ -2,7 +2,7 @@
 import { getRun, deleteRun, allRuns } from './store.js';
 import { $, el } from './ui.js';
 import { state } from './state.js';
-import { setRunStatus } from './run.js';
+import { setRunStatus, resumeSaved } from './run.js';
 import { renderAll } from './render.js';
 import { refreshCompare } from './compare.js';
 
@@ -16,11 +16,14 @@ export async function listSaved() {
     const showBtn = el('button', { textContent: 'Show' });
     showBtn.addEventListener('click', async () => { if (!state.running) { state.run = await getRun(r.id); state.pickedByUser = false; renderAll(); setRunStatus(`Showing the saved run of ${r.created} (${r.status}).`); } });
     const linkBtn = el('a', { href: r.query || '?', textContent: 'settings' });
+    // A run cut off by a reload goes on from its last checkpoint (its state is in this browser's cache).
+    const resumeBtn = r.status === 'interrupted' && el('button', { textContent: 'Resume', className: 'resume-saved', title: 'Go on from its last checkpoint' });
+    if (resumeBtn) resumeBtn.addEventListener('click', async () => { if (!state.running && !$('start').disabled) resumeSaved(await getRun(r.id)); });
     const delBtn = el('button', { textContent: 'Delete' });
     delBtn.addEventListener('click', async () => { await deleteRun(r.id); listSaved(); });
-    const status = r.status === 'interrupted' ? 'interrupted (the page was closed or reloaded; checkpoints up to then are kept)' : r.status;
+    const status = r.status === 'interrupted' ? 'interrupted (the page was closed or reloaded; Resume goes on from its last checkpoint)' : r.status;
     return el('tr', {}, el('td', { textContent: new Date(r.created).toLocaleString() }), el('td', { textContent: r.preset }),
       el('td', { textContent: status, className: `run-${r.status}` }), el('td', { textContent: `${r.rows.length} checkpoints` }),
-      el('td', {}, showBtn, ' ', linkBtn, ' ', delBtn));
+      el('td', {}, ...(resumeBtn ? [resumeBtn, ' '] : []), showBtn, ' ', linkBtn, ' ', delBtn));
   })));
 }

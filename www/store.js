@@ -1,6 +1,7 @@
 // Kept in this browser (IndexedDB): runs (config, status, every checkpoint, the live curves and the trained
 // models, so a reload or a closed tab loses nothing that had finished), and the stage cache (SFT and proxy models by
-// the CLI's cache keys, so a second run of the same stages never trains them again). The page and its workers
+// the CLI's cache keys, so a second run of the same stages never trains them again; and, while a run goes, its
+// finished runs and the state it keeps at each checkpoint, so a reload can resume it). The page and its workers
 // both open it; each transaction closes its connection, so a version upgrade is never blocked for long.
 const DB = 'alignment-gap';
 const STORE = 'runs';
@@ -38,6 +39,7 @@ export const allRuns = () => tx('readonly', (s) => s.getAll());
 // A stage cache entry ({safetensors: Uint8Array, config, meta}) by its key, e.g. `sft-…`, `proxy-…`.
 export const getStage = (key) => tx('readonly', (s) => s.get(key), STAGES);
 export const putStage = (key, entry) => tx('readwrite', (s) => s.put(entry, key), STAGES);
+export const deleteStage = (key) => tx('readwrite', (s) => s.delete(key), STAGES);
 
 // A run still marked "running" when the page loads was cut off by a reload or a closed tab.
 export async function markInterrupted() {

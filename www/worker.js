@@ -1,12 +1,12 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
-// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend, useShipped}
+// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend, useShipped, resume}
 //      | {type: 'pause'|'resume'|'stop'}
 // Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
 import init, { benchSize, doctor, hasWebGpu, measureSpeed, runFigure, stoppedMessage } from './pkg/alignment_gap.js';
-import { getStage, putStage } from './store.js';
+import { deleteStage, getStage, putStage } from './store.js';
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 
@@ -48,8 +48,10 @@ async function shippedManifest() {
 const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
 
 // The stage cache the run asks before it trains (runFigure's `stages`): this browser's IndexedDB first, then (when
-// the visitor allows it) the shipped files, each checked against the manifest's size and SHA-256 before use.
-async function stageCache(useShipped) {
+// the visitor allows it) the shipped files, each checked against the manifest's size and SHA-256 before use. The
+// run's own entries (`run-…`: finished runs and the states they keep at each checkpoint) are kept so that a reload
+// can resume it (`resume`), and dropped once the whole run is done (`dropRuns`).
+async function stageCache(useShipped, resume) {
   const manifest = useShipped ? await shippedManifest() : null;
   const load = async (keys) => {
     const found = {};
@@ -73,17 +75,35 @@ async function stageCache(useShipped) {
     }
     return found;
   };
-  const store = (key, entry) => { putStage(key, entry).catch((e) => console.warn('stage cache: could not keep', key, e)); };
-  return { load, store, shipped_backend: manifest?.backend ?? null };
+  const runKeys = new Set();
+  const loadAll = async (keys) => {
+    const found = await load(keys);
+    for (const key of Object.keys(found)) if (key.startsWith('run-')) runKeys.add(key);
+    return found;
+  };
+  // Writes in order, so that a reload mid-write leaves the newest complete state (the Rust side checks their steps).
+  let writes = Promise.resolve();
+  const store = (key, entry) => {
+    if (key.startsWith('run-')) runKeys.add(key);
+    writes = writes.then(() => putStage(key, entry)).catch((e) => console.warn('stage cache: could not keep', key, e));
+  };
+  const forget = (key) => { runKeys.delete(key); writes = writes.then(() => deleteStage(key)).catch(() => {}); };
+  const dropRuns = async () => {
+    for (const key of runKeys) forget(key);
+    await writes;
+  };
+  return { load: loadAll, store, forget, resume: !!resume, shipped_backend: manifest?.backend ?? null, dropRuns };
 }
 
-async function run(config, backend, useShipped) {
+async function run(config, backend, useShipped, resume) {
   try {
+    const stages = await stageCache(useShipped, resume);
     const results = await runFigure(config, backend,
       (event) => post({ type: 'event', event }),
       (seed, name, safetensors, configJson, tokenizer) =>
         post({ type: 'model', seed, name, safetensors, config: configJson, tokenizer }, [safetensors.buffer]),
-      control, await stageCache(useShipped));
+      control, stages);
+    await stages.dropRuns();
     post({ type: 'done', results });
   } catch (e) {
     const message = String(e);
@@ -101,7 +121,7 @@ self.onmessage = ({ data }) => {
     // A new run starts unpaused; a stop sent after this message (even before the run begins) holds.
     paused = false;
     stopRequested = false;
-    busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false));
+    busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false, data.resume === true));
   }
   else if (data.type === 'bench') {
     busy = busy.then(async () => {

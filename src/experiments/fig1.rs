@@ -943,6 +943,24 @@ impl Fig1Config {
     }
 }
 
+impl Fig1Config {
+    /// The cache keys of every run the config trains (each seed's) and of their saved states, keyed as on `backend`
+    /// from stages trained on `stage_backend` (none: `backend`'s): what a page run resuming an interrupted one asks its
+    /// browser cache for.
+    pub fn run_cache_keys(&self, backend: &str, stage_backend: Option<&str>) -> Vec<String> {
+        let spec = StageSpec { stage_backend, ..self.stage_spec() };
+        let mut keys = vec![];
+        for &seed in &self.seeds {
+            for run in self.runs_for(seed) {
+                let key = pipeline::run_key(&spec, seed, backend, &run);
+                keys.extend(pipeline::resume_keys(&key));
+                keys.push(key);
+            }
+        }
+        keys
+    }
+}
+
 /// The figure's results from per-seed results, in the config's seed order; timings summed over seeds.
 pub fn merge(cfg: &Fig1Config, backend: String, mut seeds: Vec<SeedResults>) -> Fig1Results {
     seeds.sort_by_key(|s| cfg.seeds.iter().position(|&x| x == s.seed));

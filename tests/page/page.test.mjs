@@ -394,3 +394,46 @@ test('a second run of the same settings reuses the SFT and proxy this browser tr
     await browser.close();
   }
 });
+
+test('a run cut off by a reload resumes from its last checkpoint and ends with the numbers of an uninterrupted run', async () => {
+  // Runs long enough (300 steps, a checkpoint every 50) that the reload lands in the middle of them.
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&steps=300&offline_steps=300&eval_every=50');
+  const results = async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+    return JSON.parse(readFileSync(await download.path(), 'utf8'));
+  };
+  const finished = async () => {
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run) && !document.getElementById('start').disabled, null, { timeout: 600000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+  };
+  try {
+    await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
+    await page.click('#start');
+    // Online and offline train side by side: once both have a checkpoint past step 0, both have kept a state.
+    await page.waitForFunction(() => Number(document.getElementById('fig1').dataset.checkpoints || 0) >= 4, null, { timeout: 600000, polling: 50 });
+    await page.click('#pause');
+    const before = await page.evaluate(() => document.getElementById('fig1').dataset.checkpoints);
+    await page.waitForTimeout(1500);
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.doctor && !document.getElementById('start').disabled, null, { timeout: 180000 });
+    await page.waitForSelector('.resume-saved');
+    assert.match(await page.textContent('#saved-list'), /interrupted/);
+    await page.click('.resume-saved');
+    await finished();
+    const resumed = await results();
+    const [cached, resumedRuns] = await page.evaluate(() => [document.body.dataset.cachedStages, document.body.dataset.resumedRuns]);
+    await page.screenshot({ path: path.join(shots, 'resumed-tiny.png'), fullPage: false });
+    console.log(`interrupted after ${before} checkpoints; on resume ${cached} stages or runs came from the cache and ${resumedRuns} runs resumed from a saved state`);
+    assert.ok(Number(cached) >= 2, 'SFT and proxy are not trained again');
+    assert.ok(Number(resumedRuns) >= 1, 'a run resumed from its saved state');
+    // The same settings from the start, uninterrupted.
+    await page.click('#start');
+    await finished();
+    const whole = await results();
+    assert.deepEqual(resumed.checkpoints, whole.checkpoints, 'the resumed run ends with the uninterrupted run\'s checkpoints');
+    assert.deepEqual(resumed.proxy, whole.proxy);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
