@@ -12,7 +12,8 @@ thread_local! {
     static HOOK: std::cell::RefCell<Option<js_sys::Function>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Installs (or removes) the hook: a JS function returning a Promise of `true` to stop, `false` to go on.
+/// Installs (or removes) the hook: a JS function returning a Promise of `true` to stop, `false` to go on, `"step"` to
+/// go on one step and look into it if it is an alignment step ([`request_step_inside`]).
 #[cfg(target_arch = "wasm32")]
 pub fn set_hook(f: Option<js_sys::Function>) {
     HOOK.with(|h| *h.borrow_mut() = f);
@@ -58,11 +59,45 @@ pub async fn yield_point() -> Result<()> {
         if let Some(f) = hook {
             let js = |e: wasm_bindgen::JsValue| Error(format!("control hook: {e:?}"));
             let promise = js_sys::Promise::from(f.call0(&wasm_bindgen::JsValue::NULL).map_err(js)?);
-            let stop = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(js)?;
-            if stop.as_bool() == Some(true) {
+            let answer = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(js)?;
+            if answer.as_bool() == Some(true) {
                 return Err(Error(STOPPED.into()));
+            }
+            if answer.as_string().as_deref() == Some("step") {
+                request_step_inside();
             }
         }
     }
     Ok(())
+}
+
+// "Step" in the page: the next alignment step is trained as usual and also looked into (`train::align::StepInside`),
+// and what it shows goes to the step sink. Both live on the thread that trains (the page's worker; a native test's).
+thread_local! {
+    static STEP_REQUESTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static STEP_SINK: std::cell::RefCell<Option<Box<dyn FnMut(serde_json::Value)>>> = std::cell::RefCell::new(None);
+}
+
+/// Asks for the next alignment step trained on this thread to be looked into.
+pub fn request_step_inside() {
+    STEP_REQUESTED.with(|s| s.set(true));
+}
+
+/// Whether a look into the next step was asked for (and clears the request).
+pub fn take_step_request() -> bool {
+    STEP_REQUESTED.with(|s| s.replace(false))
+}
+
+/// Where looked-into steps go on this thread (none: nowhere).
+pub fn set_step_sink(sink: Option<Box<dyn FnMut(serde_json::Value)>>) {
+    STEP_SINK.with(|s| *s.borrow_mut() = sink);
+}
+
+/// Hands a looked-into step to the sink.
+pub fn report_step(step: serde_json::Value) {
+    STEP_SINK.with(|s| {
+        if let Some(sink) = s.borrow_mut().as_mut() {
+            sink(step)
+        }
+    });
 }
