@@ -328,12 +328,15 @@ enum Event<'a> {
     Seed { seed: u32, heldout_accuracy: f32, timings: &'a [(String, f64)] },
     /// The run's SFT and proxy stages were trained on this backend (shipped with the site), not here.
     Stages { backend: String },
+    /// An alignment step looked into (`train::align::StepInside`), after the page asked for one ("step").
+    StepInside { inside: serde_json::Value },
 }
 
 /// Runs Figure 1 in this worker. `on_event(event)` sees the backend, every stage's progress, SFT losses,
 /// proxy evaluations, checkpoints and finished seeds; `on_model(seed, name, safetensors: Uint8Array,
 /// config_json, tokenizer_json)` receives every trained model. `control()` is awaited once per step and
-/// resolves to `true` to stop (pause by not resolving). Returns results.json's object.
+/// resolves to `true` to stop (pause by not resolving), or to `"step"` to take one step and, in an alignment run,
+/// report what happened inside it (`Event::StepInside`). Returns results.json's object.
 ///
 /// `stages` (optional) is the page's stage cache: `{load(keys) → Promise<{key: {safetensors, config, meta}}>,
 /// store(key, entry), shipped_backend}`. Before training, the run asks `load` for every SFT and proxy stage it needs,
@@ -353,8 +356,11 @@ pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Func
         emit(&on_event, &Event::Stages { backend: b.clone() });
     }
     crate::control::set_hook(Some(control));
+    let sink = on_event.clone();
+    crate::control::set_step_sink(Some(Box::new(move |inside| emit(&sink, &Event::StepInside { inside }))));
     let result = run_seeds(&e, &cfg, &on_event, &on_model, &mut cache, stage_backend.as_deref()).await;
     crate::control::set_hook(None);
+    crate::control::set_step_sink(None);
     to_js(&result.map_err(|e| js_err(e.0))?)
 }
 

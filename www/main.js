@@ -40,6 +40,8 @@ async function main() {
   $('start').addEventListener('click', start);
   $('pause').addEventListener('click', () => { broadcast({ type: 'pause' }); state.paused = true; state.run.status = 'paused'; setRunStatus('Paused (resume or stop).', 'warn'); setButtons(); });
   $('resume').addEventListener('click', () => { broadcast({ type: 'resume' }); state.paused = false; state.run.status = 'running'; setRunStatus('Running…'); setButtons(); });
+  // One step of the worker that trains the first seeds (each worker pauses on its own).
+  $('step').addEventListener('click', () => { state.worker.postMessage({ type: 'step' }); setRunStatus('Taking one step…', 'warn'); });
   $('stop').addEventListener('click', () => { broadcast({ type: 'resume' }); broadcast({ type: 'stop' }); setRunStatus('Stopping at the end of this step…', 'warn'); });
   $('copy-link').addEventListener('click', async () => {
     try { await navigator.clipboard.writeText(location.href); setRunStatus('Link copied: it opens this page with these settings and seeds.', 'ok'); } catch { setRunStatus(`Link: ${location.href}`); }

@@ -5,6 +5,7 @@ import { $, fmtTime } from './ui.js';
 import { state } from './state.js';
 import { renderSoon, renderAll } from './render.js';
 import { listSaved } from './saved.js';
+import { renderInside } from './inside.js';
 import { readUrl } from './settings.js';
 
 export function setRunStatus(text, kind) {
@@ -28,6 +29,8 @@ export function setButtons() {
   $('pause').disabled = !state.running || state.paused;
   $('resume').disabled = !state.running || !state.paused;
   $('stop').disabled = !state.running;
+  // Stepping looks into alignment steps: their stage names carry their β.
+  $('step').disabled = !state.running || !state.paused || !/β=/.test(state.stage?.name || '');
   const has = !!state.run && state.run.rows.length > 0;
   for (const id of ['dl-json', 'dl-csv', 'dl-svg', 'dl-png', 'dl-plots']) $(id).disabled = !has;
   $('preset').disabled = $('backend').disabled = $('use-shipped').disabled = state.running;
@@ -87,6 +90,8 @@ function launch(run, resume) {
   delete document.body.dataset.resumedRuns;
   state.stage = null;
   state.pickedByUser = false;
+  state.inside = null;
+  renderInside(null);
   $('progress').hidden = false;
   setRunStatus(resume ? `Resuming the run of ${new Date(run.created).toLocaleString()} from its last checkpoint…` : 'Running…');
   document.body.dataset.run = 'running';
@@ -156,8 +161,13 @@ export function onEvent(ev) {
     $('stage').textContent = ev.name;
     $('stage-bar').max = ev.total;
     $('stage-bar').value = ev.step;
+    if (state.paused) setButtons();
     $('stage-numbers').textContent = `step ${ev.step} of ${ev.total}` + (rate > 0 ? ` · ${rate.toFixed(1)} steps/s · ${fmtTime(left)} left in this stage` : '') +
       ` · ${fmtTime((now - state.startedAt) / 1000)} elapsed`;
+  } else if (ev.type === 'step_inside') {
+    state.inside = ev.inside;
+    renderInside(ev.inside);
+    setRunStatus(`Paused after step ${ev.inside.step} of the ${ev.inside.source.replace('_', ' ')} run: see "Look inside one update" below. Step again, resume or stop.`, 'warn');
   } else if (ev.type === 'stages') {
     // SFT and proxy were trained by the CLI and shipped with the site: said in the run, kept with it.
     run.stagesFrom = ev.backend;

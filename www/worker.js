@@ -1,7 +1,7 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
 // In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend, useShipped, resume}
-//      | {type: 'pause'|'resume'|'stop'}
+//      | {type: 'pause'|'resume'|'stop'|'step'} (step: while paused, one step, looked into if it is an alignment step)
 // Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
@@ -12,6 +12,8 @@ const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 
 let paused = false;
 let stopRequested = false;
+// While paused: steps the visitor asked to take (and look into), one per "step" message.
+let stepsAllowed = 0;
 let lastYield = 0;
 // Every job waits for the wasm module: a message can arrive before it has loaded (a seed-group worker
 // is sent its run as soon as it is created).
@@ -27,6 +29,7 @@ function control() {
     const check = () => {
       lastYield = performance.now();
       if (stopRequested) resolve(true);
+      else if (paused && stepsAllowed > 0) { stepsAllowed -= 1; resolve('step'); }
       else if (paused) setTimeout(check, 100);
       else resolve(false);
     };
@@ -114,7 +117,8 @@ async function run(config, backend, useShipped, resume) {
 
 self.onmessage = ({ data }) => {
   if (data.type === 'pause') paused = true;
-  else if (data.type === 'resume') paused = false;
+  else if (data.type === 'resume') { paused = false; stepsAllowed = 0; }
+  else if (data.type === 'step') { if (paused) stepsAllowed = 1; }
   else if (data.type === 'stop') stopRequested = true;
   // One job at a time, in order.
   else if (data.type === 'run') {

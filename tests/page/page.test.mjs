@@ -437,3 +437,58 @@ test('a run cut off by a reload resumes from its last checkpoint and ends with t
     await browser.close();
   }
 });
+
+test('paused in an alignment run, Step takes one update and shows what happened inside it', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&steps=300&offline_steps=300&eval_every=50');
+  try {
+    await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
+    await page.click('#start');
+    await page.waitForFunction(() => Number(document.getElementById('fig1').dataset.checkpoints || 0) >= 2, null, { timeout: 600000, polling: 50 });
+    await page.click('#pause');
+    await page.waitForFunction(() => !document.getElementById('step').disabled, null, { timeout: 60000 });
+    const stepOnce = async () => {
+      const before = await page.evaluate(() => document.getElementById('inside').dataset.step || '');
+      await page.click('#step');
+      await page.waitForFunction((b) => !document.getElementById('inside').hidden && (document.getElementById('inside').dataset.step || '') + document.getElementById('inside').dataset.source !== b, before + (await page.evaluate(() => document.getElementById('inside').dataset.source || '')), { timeout: 60000 });
+      return page.evaluate(() => {
+        const s = document.getElementById('inside');
+        return { step: Number(s.dataset.step), source: s.dataset.source, facts: document.getElementById('inside-facts').textContent, rows: s.querySelectorAll('tr[data-pair]').length };
+      });
+    };
+    const first = await stepOnce();
+    const second = await stepOnce();
+    console.log(first.facts);
+    console.log(second.facts);
+    // Online and offline train side by side: one press steps one, the next press the other.
+    assert.deepEqual(new Set([first.source, second.source]), new Set(['online', 'offline']));
+    for (const s of [first, second]) {
+      assert.equal(s.rows, 16, 'every pair of the batch');
+      assert.match(s.facts, /target h = 1\/\(2β\) = 5/);
+      assert.match(s.facts, s.source === 'online' ? /ordered by the proxy/ : /ordered by the golden preference/);
+    }
+    // The loss shown is the mean of the pairs' losses, each (βh − ½)² of its h.
+    const check = await page.evaluate(() => {
+      const rows = [...document.querySelectorAll('#inside tr[data-pair]')];
+      const cells = rows.map((r) => [...r.children].map((c) => c.textContent));
+      const loss = Number(document.getElementById('inside-facts').textContent.match(/Loss ([-\d.e]+)/)[1]);
+      const pairLoss = cells.map((c) => Number(c[6]));
+      const fromH = cells.map((c) => (0.1 * Number(c[5]) - 0.5) ** 2);
+      return { loss, mean: pairLoss.reduce((a, b) => a + b, 0) / pairLoss.length, worst: Math.max(...pairLoss.map((l, i) => Math.abs(l - fromH[i]) / Math.max(l, 1e-3))) };
+    });
+    assert.ok(Math.abs(check.mean - check.loss) < 0.01 * check.loss + 1e-3, `pair losses ${check.mean} vs the step's ${check.loss}`);
+    assert.ok(check.worst < 0.02, `each pair's loss is (βh − ½)² of its h (worst relative gap ${check.worst})`);
+    // One click more: the token strip.
+    await page.click('#inside tr[data-pair="0"] .tokens-btn');
+    const tokens = await page.evaluate(() => document.querySelectorAll('#inside .token-row:not([hidden]) .token').length);
+    assert.ok(tokens > 0, 'the token heat-strip shows');
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'running', 'still the same run, paused');
+    await page.locator('#inside').screenshot({ path: path.join(shots, 'step-inside.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.locator('#inside').screenshot({ path: path.join(shots, 'step-inside-phone.png') });
+    await page.click('#stop');
+    await page.waitForFunction(() => document.body.dataset.run === 'stopped', null, { timeout: 60000 });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
