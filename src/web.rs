@@ -33,6 +33,18 @@ fn config_from_js(config: JsValue) -> Result<Fig1Config, JsValue> {
     Ok(cfg)
 }
 
+/// How the error of a run whose GPU device was lost begins (the page offers to go on on the CPU).
+#[wasm_bindgen(js_name = gpuLostMessage)]
+pub fn gpu_lost_message() -> String {
+    crate::engine::gpu::GPU_LOST.into()
+}
+
+/// Destroys this worker's GPU device, as a driver reset would lose it (the page's test of what a run does then).
+#[wasm_bindgen(js_name = destroyGpuDevice)]
+pub fn destroy_gpu_device() -> bool {
+    crate::engine::gpu::destroy_current_device()
+}
+
 /// True when the worker's global scope exposes WebGPU.
 #[wasm_bindgen(js_name = hasWebGpu)]
 pub fn has_webgpu() -> bool {
@@ -404,12 +416,18 @@ impl PageCache {
         cache.store = field("store").dyn_into::<js_sys::Function>().ok();
         cache.forget = field("forget").dyn_into::<js_sys::Function>().ok();
         let own = cfg.stage_cache_keys(&e.describe());
-        let shipped_backend = field("shipped_backend").as_string().filter(|b| *b != e.describe());
-        let shipped = shipped_backend.as_ref().map(|b| cfg.stage_cache_keys(b)).unwrap_or_default();
+        // Stages trained elsewhere, in order of preference: on the backend a run going on here was cut off on (a lost
+        // GPU's), then the site's shipped ones.
+        let elsewhere: Vec<(String, Vec<String>)> = ["previous_backend", "shipped_backend"]
+            .iter()
+            .filter_map(|f| field(f).as_string())
+            .filter(|b| *b != e.describe())
+            .map(|b| (b.clone(), cfg.stage_cache_keys(&b)))
+            .collect();
         let Ok(load) = field("load").dyn_into::<js_sys::Function>() else { return Ok((cache, None)) };
-        load_entries(&load, &[own.clone(), shipped.clone()].concat(), &mut cache).await?;
+        load_entries(&load, &[own.clone(), elsewhere.iter().flat_map(|(_, k)| k.clone()).collect()].concat(), &mut cache).await?;
         let all = |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| cache.entries.contains_key(k));
-        let stage_backend = if all(&own) { None } else if all(&shipped) { shipped_backend } else { None };
+        let stage_backend = if all(&own) { None } else { elsewhere.iter().find(|(_, keys)| all(keys)).map(|(b, _)| b.clone()) };
         if field("resume").as_bool() == Some(true) {
             load_entries(&load, &cfg.run_cache_keys(&e.describe(), stage_backend.as_deref()), &mut cache).await?;
         }

@@ -76,9 +76,11 @@ function runOutcome(data) {
     finish('finished', `Finished in ${fmtTime((performance.now() - state.startedAt) / 1000)}: ${state.run.rows.length} checkpoints. Stored in this browser (Saved runs).`, 'ok');
   } else if (data.type === 'stopped') {
     finish('stopped', `Stopped. The ${state.run.rows.length} checkpoints so far are kept (plots, downloads, Saved runs).`, 'warn');
+  } else if (data.gpuLost) {
+    state.run.lostGpu = { backend: state.run.backendUsed, message: data.message };
+    finish('gpu-lost', `The GPU stopped working: ${data.message}. The ${state.run.rows.length} checkpoints up to then are kept, and so is each run's state at its last checkpoint: "Continue on the CPU" goes on from there (slower, with the same settings; the runs trained on from there are the CPU backend's).`, 'error');
   } else {
-    const lost = /lost|device/i.test(data.message) ? ' The GPU device was lost;' : '';
-    finish('failed', `The run failed:${lost} ${data.message}. The ${state.run.rows.length} checkpoints up to then are kept.`, 'error');
+    finish('failed', `The run failed: ${data.message}. The ${state.run.rows.length} checkpoints up to then are kept.`, 'error');
   }
 }
 

@@ -7,7 +7,7 @@ import { markInterrupted } from './store.js';
 import { $, el } from './ui.js';
 import { state, facts } from './state.js';
 import { buildKnobs, writeUrl, applyPreset, readUrl } from './settings.js';
-import { setRunStatus, setButtons, start, finish, broadcast } from './run.js';
+import { setRunStatus, setButtons, start, finish, broadcast, resumeSaved } from './run.js';
 import { plotRows, renderAll, renderSamples } from './render.js';
 import { download, resultsJson, svgText, pngOf } from './downloads.js';
 import { listSaved } from './saved.js';
@@ -40,6 +40,9 @@ async function main() {
   $('start').addEventListener('click', start);
   $('pause').addEventListener('click', () => { broadcast({ type: 'pause' }); state.paused = true; state.run.status = 'paused'; setRunStatus('Paused (resume or stop).', 'warn'); setButtons(); });
   $('resume').addEventListener('click', () => { broadcast({ type: 'resume' }); state.paused = false; state.run.status = 'running'; setRunStatus('Running…'); setButtons(); });
+  $('continue-cpu').addEventListener('click', () => resumeSaved(state.run));
+  // What a lost GPU does to a run, tried by hand from the console (the page's test does the same).
+  window.alignmentGap = { loseGpu: () => state.worker.postMessage({ type: 'lose-gpu' }) };
   // One step of the worker that trains the first seeds (each worker pauses on its own).
   $('step').addEventListener('click', () => { state.worker.postMessage({ type: 'step' }); setRunStatus('Taking one step…', 'warn'); });
   $('stop').addEventListener('click', () => { broadcast({ type: 'resume' }); broadcast({ type: 'stop' }); setRunStatus('Stopping at the end of this step…', 'warn'); });

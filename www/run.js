@@ -29,6 +29,7 @@ export function setButtons() {
   $('pause').disabled = !state.running || state.paused;
   $('resume').disabled = !state.running || !state.paused;
   $('stop').disabled = !state.running;
+  $('continue-cpu').hidden = state.running || state.run?.status !== 'gpu-lost';
   // Stepping looks into alignment steps: their stage names carry their β.
   $('step').disabled = !state.running || !state.paused || !/β=/.test(state.stage?.name || '');
   const has = !!state.run && state.run.rows.length > 0;
@@ -64,22 +65,25 @@ export function start() {
 // Goes on with a saved run that a reload (or a closed tab) cut off: the same settings, backend and shipped-models
 // choice; every run of it that had finished comes from this browser's cache, and the run that was going resumes from
 // its last checkpoint (its policy, optimiser state and data position were kept there). Its curves are drawn again.
+// A run whose GPU was lost goes on the same way on the CPU backend, from the stages and run states the GPU left.
 export function resumeSaved(saved) {
   if (state.running) return;
+  const previousBackend = saved.status === 'gpu-lost' ? saved.lostGpu?.backend : undefined;
+  const backend = previousBackend ? 'cpu' : saved.backend;
   history.replaceState(null, '', saved.query || '?');
   readUrl();
   state.preset = saved.preset;
   state.config = saved.config;
-  state.backend = saved.backend;
-  $('backend').value = saved.backend;
+  state.backend = backend;
+  $('backend').value = backend;
   $('use-shipped').checked = saved.useShipped !== false;
   launch({
-    ...saved, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null, timings: [],
-    resumedAt: saved.rows.length, resumes: (saved.resumes || 0) + 1,
-  }, true);
+    ...saved, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null, timings: [], backend,
+    resumedAt: saved.rows.length, resumes: (saved.resumes || 0) + 1, ...(previousBackend ? { continuedFrom: previousBackend } : {}),
+  }, true, previousBackend);
 }
 
-function launch(run, resume) {
+function launch(run, resume, previousBackend) {
   state.run = run;
   state.running = true;
   state.paused = false;
@@ -93,7 +97,8 @@ function launch(run, resume) {
   state.inside = null;
   renderInside(null);
   $('progress').hidden = false;
-  setRunStatus(resume ? `Resuming the run of ${new Date(run.created).toLocaleString()} from its last checkpoint…` : 'Running…');
+  setRunStatus(!resume ? 'Running…' : previousBackend ? `Continuing on the CPU from the last checkpoints the GPU (${previousBackend}) left…`
+    : `Resuming the run of ${new Date(run.created).toLocaleString()} from its last checkpoint…`);
   document.body.dataset.run = 'running';
   renderAll();
   setButtons();
@@ -115,7 +120,7 @@ function launch(run, resume) {
   document.body.dataset.workers = String(count);
   workers.forEach((w, i) => {
     const group = seeds.filter((_, j) => j % count === i);
-    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend, useShipped: run.useShipped !== false, resume });
+    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend, useShipped: run.useShipped !== false, resume, previousBackend });
   });
 }
 

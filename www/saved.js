@@ -17,11 +17,14 @@ export async function listSaved() {
     showBtn.addEventListener('click', async () => { if (!state.running) { state.run = await getRun(r.id); state.pickedByUser = false; renderAll(); setRunStatus(`Showing the saved run of ${r.created} (${r.status}).`); } });
     const linkBtn = el('a', { href: r.query || '?', textContent: 'settings' });
     // A run cut off by a reload goes on from its last checkpoint (its state is in this browser's cache).
-    const resumeBtn = r.status === 'interrupted' && el('button', { textContent: 'Resume', className: 'resume-saved', title: 'Go on from its last checkpoint' });
+    const resumeBtn = ['interrupted', 'gpu-lost'].includes(r.status) && el('button', {
+      textContent: r.status === 'gpu-lost' ? 'Continue on the CPU' : 'Resume', className: 'resume-saved', title: 'Go on from its last checkpoint',
+    });
     if (resumeBtn) resumeBtn.addEventListener('click', async () => { if (!state.running && !$('start').disabled) resumeSaved(await getRun(r.id)); });
     const delBtn = el('button', { textContent: 'Delete' });
     delBtn.addEventListener('click', async () => { await deleteRun(r.id); listSaved(); });
-    const status = r.status === 'interrupted' ? 'interrupted (the page was closed or reloaded; Resume goes on from its last checkpoint)' : r.status;
+    const status = r.status === 'interrupted' ? 'interrupted (the page was closed or reloaded; Resume goes on from its last checkpoint)'
+      : r.status === 'gpu-lost' ? 'the GPU was lost (its checkpoints and run states are kept)' : r.continuedFrom ? `${r.status} (continued on the CPU after the GPU was lost)` : r.status;
     return el('tr', {}, el('td', { textContent: new Date(r.created).toLocaleString() }), el('td', { textContent: r.preset }),
       el('td', { textContent: status, className: `run-${r.status}` }), el('td', { textContent: `${r.rows.length} checkpoints` }),
       el('td', {}, ...(resumeBtn ? [resumeBtn, ' '] : []), showBtn, ' ', linkBtn, ' ', delBtn));

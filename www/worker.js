@@ -1,11 +1,12 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
 // In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend, useShipped, resume}
-//      | {type: 'pause'|'resume'|'stop'|'step'} (step: while paused, one step, looked into if it is an alignment step)
+//      | {type: 'pause'|'resume'|'stop'|'step'|'lose-gpu'} (step: while paused, one step, looked into if it is an alignment
+//      step; lose-gpu: destroys the GPU device, to test what a run does then)
 // Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
-import init, { benchSize, doctor, hasWebGpu, measureSpeed, runFigure, stoppedMessage } from './pkg/alignment_gap.js';
+import init, { benchSize, destroyGpuDevice, doctor, gpuLostMessage, hasWebGpu, measureSpeed, runFigure, stoppedMessage } from './pkg/alignment_gap.js';
 import { deleteStage, getStage, putStage } from './store.js';
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
@@ -54,7 +55,7 @@ const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart
 // the visitor allows it) the shipped files, each checked against the manifest's size and SHA-256 before use. The
 // run's own entries (`run-…`: finished runs and the states they keep at each checkpoint) are kept so that a reload
 // can resume it (`resume`), and dropped once the whole run is done (`dropRuns`).
-async function stageCache(useShipped, resume) {
+async function stageCache(useShipped, resume, previousBackend) {
   const manifest = useShipped ? await shippedManifest() : null;
   const load = async (keys) => {
     const found = {};
@@ -95,12 +96,12 @@ async function stageCache(useShipped, resume) {
     for (const key of runKeys) forget(key);
     await writes;
   };
-  return { load: loadAll, store, forget, resume: !!resume, shipped_backend: manifest?.backend ?? null, dropRuns };
+  return { load: loadAll, store, forget, resume: !!resume, previous_backend: previousBackend ?? null, shipped_backend: manifest?.backend ?? null, dropRuns };
 }
 
-async function run(config, backend, useShipped, resume) {
+async function run(config, backend, useShipped, resume, previousBackend) {
   try {
-    const stages = await stageCache(useShipped, resume);
+    const stages = await stageCache(useShipped, resume, previousBackend);
     const results = await runFigure(config, backend,
       (event) => post({ type: 'event', event }),
       (seed, name, safetensors, configJson, tokenizer) =>
@@ -111,7 +112,8 @@ async function run(config, backend, useShipped, resume) {
   } catch (e) {
     const message = String(e);
     if (message.includes(stoppedMessage())) post({ type: 'stopped' });
-    else post({ type: 'error', message, during: 'run' });
+    // Its finished runs and each run's state at its last checkpoint are kept: the page offers to go on on the CPU.
+    else post({ type: 'error', message, during: 'run', gpuLost: message.includes(gpuLostMessage()) });
   }
 }
 
@@ -119,13 +121,15 @@ self.onmessage = ({ data }) => {
   if (data.type === 'pause') paused = true;
   else if (data.type === 'resume') { paused = false; stepsAllowed = 0; }
   else if (data.type === 'step') { if (paused) stepsAllowed = 1; }
+  // The device lost as a driver reset would lose it (the page's test; from the console: alignmentGap.loseGpu()).
+  else if (data.type === 'lose-gpu') post({ type: 'event', event: { type: 'note', text: destroyGpuDevice() ? 'The GPU device was destroyed (as a test).' : 'No GPU device to destroy.' } });
   else if (data.type === 'stop') stopRequested = true;
   // One job at a time, in order.
   else if (data.type === 'run') {
     // A new run starts unpaused; a stop sent after this message (even before the run begins) holds.
     paused = false;
     stopRequested = false;
-    busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false, data.resume === true));
+    busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false, data.resume === true, data.previousBackend));
   }
   else if (data.type === 'bench') {
     busy = busy.then(async () => {

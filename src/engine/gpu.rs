@@ -76,6 +76,25 @@ pub struct GpuBackend {
     queue: wgpu::Queue,
     pipelines: HashMap<String, wgpu::ComputePipeline>,
     pending: RefCell<Option<wgpu::CommandEncoder>>,
+    /// Why the device stopped working (lost, or an error no scope caught: a failed submit), once it has.
+    failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// How every error of a device that stopped working begins, so that callers (the page) can tell it from others: a
+/// run that ends with it keeps its checkpoints and can go on on the CPU.
+pub const GPU_LOST: &str = "the GPU device was lost";
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    /// The device the worker's last engine opened, for `destroy_current_device`.
+    static CURRENT: RefCell<Option<wgpu::Device>> = const { RefCell::new(None) };
+}
+
+/// Destroys the worker's current GPU device, as a driver reset or an unplugged GPU would lose it: how the page's test
+/// (and a curious visitor, from the console) sees what a run does then. False when there is none.
+#[cfg(target_arch = "wasm32")]
+pub fn destroy_current_device() -> bool {
+    CURRENT.with(|c| c.borrow().as_ref().map(|d| d.destroy()).is_some())
 }
 
 fn instance() -> wgpu::Instance {
@@ -168,7 +187,19 @@ impl GpuBackend {
         if let Some(e) = scope.pop().await {
             bail!("the GPU rejected a kernel on '{}': {e}", summary.name);
         }
-        Ok(GpuBackend { adapter: summary, device, queue, pipelines, pending: RefCell::new(None) })
+        let failure = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let note = |failure: &std::sync::Arc<std::sync::Mutex<Option<String>>>, what: String| {
+            failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(what);
+        };
+        let lost = failure.clone();
+        device.set_device_lost_callback(move |reason, message| note(&lost, format!("{reason:?}: {message}")));
+        // An error no scope caught means a submit failed: the run stops at its next readback with it (wgpu's default
+        // would panic).
+        let failed = failure.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| note(&failed, format!("a submit failed: {e}"))));
+        #[cfg(target_arch = "wasm32")]
+        CURRENT.with(|c| *c.borrow_mut() = Some(device.clone()));
+        Ok(GpuBackend { adapter: summary, device, queue, pipelines, pending: RefCell::new(None), failure })
     }
 
     pub fn upload(&self, data: &[f32]) -> GpuTensor {
@@ -276,9 +307,14 @@ impl GpuBackend {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error(format!("GPU device poll failed: {e}")))?;
-        rx.await
-            .map_err(|_| Error("GPU readback was dropped (device lost?)".into()))?
-            .map_err(|e| Error(format!("GPU readback failed: {e}")))?;
+        let failed = |what: String| {
+            let why = self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            Error(format!("{GPU_LOST} ({}; {what})", why.unwrap_or_else(|| "no reason given".into())))
+        };
+        rx.await.map_err(|_| failed("its readback was dropped".into()))?.map_err(|e| failed(format!("a readback failed: {e}")))?;
+        if self.failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return Err(failed("a readback after it".into()));
+        }
         let view = staging.slice(..).get_mapped_range().map_err(|e| Error(format!("GPU readback: {e}")))?;
         let mut out: Vec<f32> = bytemuck::cast_slice(&view).to_vec();
         out.truncate(t.len);

@@ -945,16 +945,18 @@ impl Fig1Config {
 
 impl Fig1Config {
     /// The cache keys of every run the config trains (each seed's) and of their saved states, keyed as on `backend`
-    /// from stages trained on `stage_backend` (none: `backend`'s): what a page run resuming an interrupted one asks its
-    /// browser cache for.
+    /// from stages trained on `stage_backend` (none: `backend`'s), and as on `stage_backend` itself (a run there is
+    /// taken over: `StageSpec::stage_backend`): what a page run resuming an interrupted one asks its browser cache for.
     pub fn run_cache_keys(&self, backend: &str, stage_backend: Option<&str>) -> Vec<String> {
         let spec = StageSpec { stage_backend, ..self.stage_spec() };
         let mut keys = vec![];
         for &seed in &self.seeds {
             for run in self.runs_for(seed) {
-                let key = pipeline::run_key(&spec, seed, backend, &run);
-                keys.extend(pipeline::resume_keys(&key));
-                keys.push(key);
+                for on in std::iter::once(backend).chain(stage_backend.filter(|b| *b != backend)) {
+                    let key = pipeline::run_key(&spec, seed, on, &run);
+                    keys.extend(pipeline::resume_keys(&key));
+                    keys.push(key);
+                }
             }
         }
         keys

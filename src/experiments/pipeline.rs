@@ -851,7 +851,10 @@ impl SeedStages {
         let read = |cache: &mut dyn StageCache, key: &str| read_any(cache, key).filter(|(.., rows)| measured(rows));
         // This run's entry, read once: reused when it measured what is needed (and no stream is wanted); otherwise
         // its checkpoints say what a retrained run keeps measuring (below).
-        let entry = read_any(cache, &key);
+        // Trained here from stages trained on another backend (a lost GPU's, its run going on on the CPU): a run that
+        // finished there, or its saved state, is taken over from there.
+        let there = spec.stage_backend.filter(|b| *b != e.describe()).map(|b| run_key(spec, seed, b, run));
+        let entry = read_any(cache, &key).or_else(|| there.as_ref().and_then(|k| read_any(cache, k)));
         let before: Vec<Row> = entry.as_ref().map(|(.., rows)| rows.clone()).unwrap_or_default();
         let mut cached = entry.filter(|(.., rows)| !want_stream && measured(rows));
         if let (None, Some(rule), false) = (&cached, past_best, want_stream) {
@@ -901,7 +904,10 @@ impl SeedStages {
         let mut bad = Ok(());
         // A run interrupted before: from its last saved checkpoint, when that measured what this run needs.
         let state_keys = resume_keys(&key);
-        let saved = if spec.resumable { read_state(cache, &state_keys).filter(|s| s.checkpoints.iter().all(measured_at)) } else { None };
+        let saved = match spec.resumable {
+            true => read_state(cache, &state_keys).or_else(|| there.as_ref().and_then(|k| read_state(cache, &resume_keys(k)))).filter(|s| s.checkpoints.iter().all(measured_at)),
+            false => None,
+        };
         let name = match &saved {
             Some(s) => format!("{name} (resumed at step {})", s.step),
             None => name,

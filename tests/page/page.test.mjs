@@ -492,3 +492,35 @@ test('paused in an alignment run, Step takes one update and shows what happened 
     await browser.close();
   }
 });
+
+test('a lost GPU stops the run at its last checkpoints, says so, and the run goes on on the CPU', async () => {
+  const { browser, page, errors } = await openPage(['--enable-unsafe-webgpu'], { width: 1200, height: 1000 }, '?preset=fig1-tiny');
+  try {
+    assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed');
+    await page.click('#start');
+    // Online and offline train side by side: at the fourth checkpoint (offline's at step 6) online has kept its state
+    // at step 6.
+    await page.waitForFunction(() => Number(document.getElementById('fig1').dataset.checkpoints || 0) >= 4, null, { timeout: 1200000, polling: 100 });
+    await page.evaluate(() => window.alignmentGap.loseGpu());
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped', 'gpu-lost'].includes(document.body.dataset.run), null, { timeout: 600000 });
+    const status = await page.textContent('#run-status');
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'gpu-lost', status);
+    assert.match(status, /GPU stopped working: the GPU device was lost/);
+    const kept = Number(await page.evaluate(() => document.getElementById('fig1').dataset.checkpoints));
+    assert.ok(kept >= 4, `the checkpoints so far are still drawn (${kept})`);
+    await page.screenshot({ path: path.join(shots, 'gpu-lost.png') });
+    assert.ok(await page.isVisible('#continue-cpu'));
+    await page.click('#continue-cpu');
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped', 'gpu-lost'].includes(document.body.dataset.run) && !document.getElementById('start').disabled, null, { timeout: 600000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+    const [cached, resumed, checkpoints] = await page.evaluate(() => [document.body.dataset.cachedStages, document.body.dataset.resumedRuns, document.getElementById('fig1').dataset.checkpoints]);
+    console.log(`GPU lost after ${kept} checkpoints; on the CPU ${cached} stages or runs came from the GPU's, ${resumed || 0} runs resumed from its states; ${checkpoints} checkpoints in the end`);
+    assert.ok(Number(cached) >= 2, 'the SFT and proxy the GPU trained are not trained again');
+    assert.ok(Number(resumed) >= 1, 'a run goes on from the state the GPU left');
+    assert.equal(checkpoints, '9', 'every run of tiny ends with its 3 checkpoints');
+    assert.match(await page.textContent('#saved-list'), /continued on the CPU after the GPU was lost/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
