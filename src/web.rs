@@ -239,13 +239,14 @@ fn rows_from_js(rows: JsValue) -> Result<Vec<Row>, JsValue> {
     serde_wasm_bindgen::from_value(rows).map_err(|e| js_err(format!("rows: {e}")))
 }
 
-/// Figure 1 (the CLI's fig1.svg) from checkpoint rows.
+/// Figure 1 (the CLI's fig1.svg) from checkpoint rows; `compact`: laid out for a phone's width (`figure::Layout`).
 #[wasm_bindgen(js_name = figureSvg)]
-pub fn figure_svg(rows: JsValue, loss: JsValue) -> Result<String, JsValue> {
+pub fn figure_svg(rows: JsValue, loss: JsValue, compact: bool) -> Result<String, JsValue> {
     let rows = rows_from_js(rows)?;
     // The runs' loss names the curves; IPO when not given.
     let loss = if loss.is_undefined() || loss.is_null() { crate::train::losses::Loss::Ipo } else { serde_wasm_bindgen::from_value(loss).map_err(|e| js_err(format!("loss: {e}")))? };
-    figure::fig1_svg(&rows, loss).map_err(|e| js_err(e.0))
+    let layout = if compact { figure::Layout::Compact } else { figure::Layout::Wide };
+    figure::fig1_svg_in(&rows, loss, layout).map_err(|e| js_err(e.0))
 }
 
 /// The computed comparison (summary.md's verdict and table) for the rows so far; `proxy_accuracy` is

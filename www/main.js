@@ -50,6 +50,11 @@ async function main() {
     try { await navigator.clipboard.writeText(location.href); setRunStatus('Link copied: it opens this page with these settings and seeds.', 'ok'); } catch { setRunStatus(`Link: ${location.href}`); }
   });
   $('analyses').addEventListener('change', () => renderAll());
+  // Figure 1's layout follows the width (a phone turned, a window resized).
+  window.addEventListener('resize', () => {
+    const layout = ($('fig1').clientWidth || window.innerWidth) < 700 ? 'compact' : 'wide';
+    if (layout !== $('fig1').dataset.layout) renderAll();
+  });
   $('checkpoint-pick').addEventListener('change', () => { state.pickedByUser = true; renderSamples(); });
   $('dl-json').addEventListener('click', () => download('results.json', resultsJson(), 'application/json'));
   $('dl-csv').addEventListener('click', () => download('metrics.csv', metricsCsv(plotRows()), 'text/csv'));

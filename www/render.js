@@ -30,7 +30,10 @@ export function renderAll() {
   const rows = plotRows();
   const fig = $('fig1');
   try {
-    setSvg(fig, figureSvg(rows, state.run?.config?.loss));
+    // Below 700 px (a phone) the compact layout: panels stacked at about the size shown, the legend under them.
+    const compact = (fig.clientWidth || window.innerWidth) < 700;
+    setSvg(fig, figureSvg(rows, state.run?.config?.loss, compact));
+    fig.dataset.layout = compact ? 'compact' : 'wide';
   } catch (e) {
     fig.textContent = `Could not draw the figure: ${e}`;
   }

@@ -16,7 +16,8 @@ use plotters::prelude::*;
 const COLOURS: [(&str, RGBColor); 26] = [
     ("online", RGBColor(31, 119, 180)),
     ("offline", RGBColor(230, 120, 20)),
-    ("online_golden", RGBColor(44, 160, 44)),
+    // Near black: tab10's green sat 4 ΔE from offline's orange under protanopia (see the palette test below).
+    ("online_golden", RGBColor(40, 40, 40)),
     ("replay", RGBColor(148, 103, 189)),
     ("stream_window2", RGBColor(227, 119, 194)),
     ("stream_window8", RGBColor(188, 189, 34)),
@@ -128,7 +129,7 @@ pub fn panels_svg(title: &str, panels: &[(String, Vec<Row>)], loss: crate::train
         let root = root.titled(title, ("sans-serif", 20)).map_err(err)?;
         for (area, (caption, rows)) in root.split_evenly((1, panels.len().max(1))).iter().zip(panels) {
             // Upper left: a smaller policy's curves start low, under a lower-left legend.
-            curves_panel(area, caption, &drawable(rows), &grid, kl, win, &betas, loss, SeriesLabelPosition::UpperLeft)?;
+            curves_panel(area, caption, &drawable(rows), &grid, kl, win, &betas, loss, Some(SeriesLabelPosition::UpperLeft), Layout::Wide)?;
         }
         root.present().map_err(err)?;
     }
@@ -149,7 +150,7 @@ pub fn overlay_svg(runs: &[(String, Vec<Row>)]) -> Result<String> {
         let root = SVGBackend::with_string(&mut svg, (1000, 620)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let root = root.titled("Compare runs: golden win rate against KL (mean of the seeds' smoothed curves)", ("sans-serif", 20)).map_err(err)?;
-        let mut chart = log_kl_chart(&root, "colour: method; line style: run", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
+        let mut chart = log_kl_chart(&root, "colour: method; line style: run", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"), Layout::Wide)?;
         for (i, ((label, _), rows)) in runs.iter().zip(&own).enumerate() {
             let (dash, gap) = DASHES[i % DASHES.len()];
             let pts = drawable(rows);
@@ -188,21 +189,84 @@ pub fn overlay_svg(runs: &[(String, Vec<Row>)]) -> Result<String> {
 
 /// Figure 1 of runs trained with `loss` (the figure and legend name it).
 pub fn fig1_svg(rows: &[Row], loss: crate::train::losses::Loss) -> Result<String> {
+    fig1_svg_in(rows, loss, Layout::Wide)
+}
+
+/// How Figure 1 is laid out: the CLI's file and a wide page side by side, or for a phone's width (390 px) one panel
+/// above the other at about the size it is shown, with the legend under them, so no text shrinks and no legend
+/// covers a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Wide,
+    Compact,
+}
+
+/// [`fig1_svg`] in either [`Layout`].
+pub fn fig1_svg_in(rows: &[Row], loss: crate::train::losses::Loss, layout: Layout) -> Result<String> {
     // The figure's own runs; the repeats over one proxy are summary.md's business.
     let rows = &super::summary::main_rows(rows);
     let pts = drawable(rows);
     let ((lo, hi), grid, (y_lo, y_hi), betas) = axes(&pts);
+    let curves = "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)";
     let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (1200, 600)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let root = root.titled(&format!("Golden win rate against π_sft vs KL(π ‖ π_sft) — online vs offline {}", loss.display()), ("sans-serif", 20)).map_err(err)?;
-        let (left, right) = root.split_horizontally(740);
-        curves_panel(&left, "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)", &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss, SeriesLabelPosition::LowerLeft)?;
-        frontier_panel(&right, &pts, &grid, (lo, hi), (y_lo, y_hi))?;
-        root.present().map_err(err)?;
+    match layout {
+        Layout::Wide => {
+            let root = SVGBackend::with_string(&mut svg, (1200, 600)).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let root = root.titled(&format!("Golden win rate against π_sft vs KL(π ‖ π_sft) — online vs offline {}", loss.display()), ("sans-serif", 20)).map_err(err)?;
+            let (left, right) = root.split_horizontally(740);
+            curves_panel(&left, curves, &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss, Some(SeriesLabelPosition::LowerLeft), layout)?;
+            frontier_panel(&right, &pts, &grid, (lo, hi), (y_lo, y_hi), layout)?;
+            root.present().map_err(err)?;
+        }
+        Layout::Compact => {
+            let entries = legend_entries(&pts, &betas, loss);
+            let legend_height = 16 + 18 * entries.len() as u32;
+            let root = SVGBackend::with_string(&mut svg, (340, 36 + 360 + 320 + legend_height)).into_drawing_area();
+            root.fill(&WHITE).map_err(err)?;
+            let root = root.margin(6, 0, 0, 0).titled(&format!("Win rate vs KL — online vs offline {}", loss.display()), ("sans-serif", 15)).map_err(err)?;
+            let (top, rest) = root.split_vertically(360);
+            let (middle, bottom) = rest.split_vertically(320);
+            curves_panel(&top, "checkpoints, seed curves, mean ± 95 %, Gao fit", &pts, &grid, (lo, hi), (y_lo, y_hi), &betas, loss, None, layout)?;
+            frontier_panel(&middle, &pts, &grid, (lo, hi), (y_lo, y_hi), layout)?;
+            legend_strip(&bottom, &entries)?;
+            root.present().map_err(err)?;
+        }
     }
     Ok(svg)
+}
+
+/// What a legend lists: each method drawn (its colour, a thick line) and, with several β, each β's marker.
+enum LegendEntry {
+    Method(String, RGBColor),
+    Beta(f32, usize),
+}
+
+fn legend_entries(pts: &[&Row], betas: &[f32], loss: crate::train::losses::Loss) -> Vec<LegendEntry> {
+    let mut entries: Vec<LegendEntry> = styles().into_iter().filter(|(m, ..)| !seeds_of(pts, m).is_empty()).map(|(_, label, c)| LegendEntry::Method(label.replace("IPO", loss.display()), c)).collect();
+    if betas.len() > 1 {
+        entries.extend(betas.iter().enumerate().map(|(i, &b)| LegendEntry::Beta(b, i)));
+    }
+    entries
+}
+
+/// A legend in its own area, one entry per line, beside no data.
+fn legend_strip(area: &DrawingArea<SVGBackend, Shift>, entries: &[LegendEntry]) -> Result<()> {
+    let font = ("sans-serif", 13).into_font().color(&BLACK);
+    for (i, entry) in entries.iter().enumerate() {
+        let y = 12 + 18 * i as i32;
+        match entry {
+            LegendEntry::Method(label, colour) => {
+                area.draw(&PathElement::new(vec![(16, y), (40, y)], colour.stroke_width(3))).map_err(err)?;
+                area.draw(&Text::new(label.clone(), (48, y - 7), font.clone())).map_err(err)?;
+            }
+            LegendEntry::Beta(b, index) => {
+                area.draw(&marker_at::<SVGBackend>((28, y), *index)).map_err(err)?;
+                area.draw(&Text::new(format!("β = {b}"), (48, y - 7), font.clone())).map_err(err)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A checkpoint's marker: its β's shape (circle, triangle, square, cross).
@@ -219,15 +283,22 @@ fn draw_marker(area: &DrawingArea<SVGBackend, Cartesian2d<LogCoord<f32>, RangedC
 type LogKlChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f32>, RangedCoordf32>>;
 
 /// A panel with KL on a log axis (ticks labelled in KL) and the win rate on a linear one, its mesh drawn.
-fn log_kl_chart<'a, 'b>(area: &DrawingArea<SVGBackend<'b>, Shift>, caption: &str, (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), (x_desc, y_desc): (&str, &str)) -> Result<LogKlChart<'a, 'b>> {
+/// Its text is 13 px in the compact layout (drawn at about the size it is shown there), plotters' default otherwise.
+fn log_kl_chart<'a, 'b>(area: &DrawingArea<SVGBackend<'b>, Shift>, caption: &str, (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), (x_desc, y_desc): (&str, &str), layout: Layout) -> Result<LogKlChart<'a, 'b>> {
+    let compact = layout == Layout::Compact;
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 14))
-        .margin(14)
+        .caption(caption, ("sans-serif", if compact { 13 } else { 14 }))
+        .margin(if compact { 8 } else { 14 })
         .x_label_area_size(44)
-        .y_label_area_size(60)
+        .y_label_area_size(if compact { 56 } else { 60 })
         .build_cartesian_2d((lo..hi).log_scale(), y_lo..y_hi)
         .map_err(err)?;
-    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc(x_desc).y_desc(y_desc).x_label_formatter(&|x| format!("{x}")).draw().map_err(err)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(TRANSPARENT).x_desc(x_desc).y_desc(y_desc).x_label_formatter(&|x| format!("{x}"));
+    if compact {
+        mesh.label_style(("sans-serif", 13)).axis_desc_style(("sans-serif", 13)).x_labels(5).y_labels(6);
+    }
+    mesh.draw().map_err(err)?;
     Ok(chart)
 }
 
@@ -241,9 +312,10 @@ fn curves_panel(
     (y_lo, y_hi): (f32, f32),
     betas: &[f32],
     loss: crate::train::losses::Loss,
-    legend_at: SeriesLabelPosition,
+    legend_at: Option<SeriesLabelPosition>,
+    layout: Layout,
 ) -> Result<()> {
-    let mut chart = log_kl_chart(area, caption, (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"))?;
+    let mut chart = log_kl_chart(area, caption, (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"), layout)?;
     for (method, label, color) in styles() {
         let seeds = seeds_of(pts, method);
         if seeds.is_empty() {
@@ -291,7 +363,9 @@ fn curves_panel(
                 .legend(move |(x, y)| marker_at((x + 10, y), i));
         }
     }
-    chart.configure_series_labels().position(legend_at).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
+    if let Some(at) = legend_at {
+        chart.configure_series_labels().position(at).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
+    }
     Ok(())
 }
 
@@ -308,8 +382,8 @@ fn marker_at<DB: DrawingBackend>(p: (i32, i32), beta_index: usize) -> DynElement
 
 /// Per method, the mean over seeds of each seed's best win rate among checkpoints with KL ≤ x, from the
 /// smallest KL any seed reached to the largest (a seed counts from its own first checkpoint on).
-fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32)) -> Result<()> {
-    let mut chart = log_kl_chart(area, "frontier: best win rate within each KL budget", (lo, hi), (y_lo, y_hi), ("KL budget, log scale", "best golden win rate so far"))?;
+fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), layout: Layout) -> Result<()> {
+    let mut chart = log_kl_chart(area, "frontier: best win rate within each KL budget", (lo, hi), (y_lo, y_hi), ("KL budget, log scale", "best golden win rate so far"), layout)?;
     for (method, _, color) in styles() {
         let seeds = seeds_of(pts, method);
         let per_seed: Vec<Vec<(f32, f32)>> = seeds.iter().map(|&s| pts.iter().filter(|r| r.method == method && r.seed == s).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect()).collect();
@@ -380,4 +454,54 @@ pub fn lines_svg(title: &str, x_desc: &str, y_desc: &str, series: &[Series], siz
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod palette_tests {
+    use super::*;
+
+    /// sRGB → CIE L*a*b* (D65) of linear RGB.
+    fn lab(linear: [f64; 3]) -> [f64; 3] {
+        let m = [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]];
+        let white = [0.95047, 1.0, 1.08883];
+        let f = |t: f64| if t > 0.008856 { t.cbrt() } else { 7.787 * t + 16.0 / 116.0 };
+        let xyz: Vec<f64> = (0..3).map(|i| (0..3).map(|j| m[i][j] * linear[j]).sum::<f64>() / white[i]).map(f).collect();
+        [116.0 * xyz[1] - 16.0, 500.0 * (xyz[0] - xyz[1]), 200.0 * (xyz[1] - xyz[2])]
+    }
+
+    /// A colour as seen with a colour-vision deficiency: Machado, Oliveira & Fernandes (2009), severity 1.
+    fn seen(c: RGBColor, deficiency: &[[f64; 3]; 3]) -> [f64; 3] {
+        let lin = |v: u8| {
+            let v = v as f64 / 255.0;
+            if v <= 0.04045 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+        };
+        let rgb = [lin(c.0), lin(c.1), lin(c.2)];
+        let out: Vec<f64> = (0..3).map(|i| (0..3).map(|j| deficiency[i][j] * rgb[j]).sum::<f64>().clamp(0.0, 1.0)).collect();
+        lab([out[0], out[1], out[2]])
+    }
+
+    /// Figure 1's three methods stay apart (ΔE*76 ≥ 30, where 2.3 is just noticeable) for normal vision and under
+    /// protanopia, deuteranopia and tritanopia: their lines differ in colour alone.
+    #[test]
+    fn figure_1_colours_stay_apart_under_colour_vision_deficiencies() {
+        let visions: [(&str, [[f64; 3]; 3]); 4] = [
+            ("normal", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+            ("protanopia", [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]]),
+            ("deuteranopia", [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]]),
+            ("tritanopia", [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]]),
+        ];
+        let methods = ["online", "offline", "online_golden"];
+        for (name, m) in &visions {
+            for (i, a) in methods.iter().enumerate() {
+                for b in &methods[i + 1..] {
+                    let (x, y) = (seen(colour_of(a), m), seen(colour_of(b), m));
+                    let de = ((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)).sqrt();
+                    assert!(de >= 30.0, "{a} and {b} are {de:.0} ΔE apart under {name}");
+                }
+            }
+        }
+        // The check can fail: tab10's green against its orange under protanopia.
+        let (x, y) = (seen(RGBColor(44, 160, 44), &visions[1].1), seen(colour_of("offline"), &visions[1].1));
+        assert!(((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)).sqrt() < 10.0);
+    }
 }
