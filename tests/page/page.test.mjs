@@ -524,3 +524,60 @@ test('a lost GPU stops the run at its last checkpoints, says so, and the run goe
     await browser.close();
   }
 });
+
+test('phone and keyboard: Figure 1 laid out for 390 px, every control reachable by Tab with visible focus and named', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 390, height: 844 }, '?preset=fig1-tiny');
+  try {
+    await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
+    await page.click('#start');
+    await page.waitForFunction(() => ['finished', 'failed'].includes(document.body.dataset.run), null, { timeout: 600000 });
+    assert.equal(await page.evaluate(() => document.getElementById('fig1').dataset.layout), 'compact');
+    // Drawn at about the size it is shown: its text is not shrunk below 11 px on screen.
+    const scale = await page.evaluate(() => { const s = document.querySelector('#fig1 svg'); return s.getBoundingClientRect().width / s.viewBox.baseVal.width; });
+    assert.ok(scale * 13 >= 11, `tick labels at ${(scale * 13).toFixed(1)} px`);
+    await page.locator('#fig1').screenshot({ path: path.join(shots, 'fig1-phone.png') });
+    // The figure's text alternative: a name, and the verdict table it points to.
+    const alt = await page.evaluate(() => { const f = document.getElementById('fig1'); return [f.getAttribute('role'), f.getAttribute('aria-label'), document.getElementById(f.getAttribute('aria-describedby'))?.querySelector('table') !== null]; });
+    assert.deepEqual([alt[0], !!alt[1], alt[2]], ['img', true, true]);
+    // Every visible, enabled control has a name (label, aria-label, title or text).
+    const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input, select, a[href], summary')]
+      .filter((e) => e.offsetParent !== null && !e.disabled)
+      .filter((e) => {
+        const label = e.id && document.querySelector(`label[for="${e.id}"]`);
+        return !(label || e.closest('label') || e.getAttribute('aria-label') || e.title || (e.textContent || '').trim() || e.getAttribute('aria-labelledby'));
+      })
+      .map((e) => e.outerHTML.slice(0, 80)));
+    assert.deepEqual(unnamed, [], 'controls without a name');
+    // Tab reaches every visible, enabled control, each with a visible focus outline.
+    // Closed sections open from the keyboard (Enter on their summary); opened here so their controls are walked too.
+    const controls = await page.evaluate(() => {
+      for (const d of document.querySelectorAll('details')) d.open = true;
+      const all = [...document.querySelectorAll('button, input, select, a[href], summary')].filter((e) => e.offsetParent !== null && !e.disabled && e.tabIndex >= 0);
+      all.forEach((e, i) => { e.dataset.tabKey = String(i); });
+      return all.map((e) => e.id || e.outerHTML.slice(0, 60));
+    });
+    const reached = new Set();
+    let unoutlined = [];
+    await page.evaluate(() => document.activeElement?.blur());
+    for (let i = 0; i < controls.length + 20; i++) {
+      await page.keyboard.press('Tab');
+      const f = await page.evaluate(() => {
+        const e = document.activeElement;
+        if (!e || e === document.body) return null;
+        const style = getComputedStyle(e);
+        const key = e.dataset.tabKey ?? `unlisted ${e.outerHTML.slice(0, 60)}`;
+        return { key, outlined: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 1 };
+      });
+      if (!f) continue;
+      reached.add(f.key);
+      if (!f.outlined) unoutlined.push(f.key);
+    }
+    const missed = controls.filter((_, i) => !reached.has(String(i)));
+    console.log(`${controls.length - missed.length} of ${controls.length} controls reached by Tab`);
+    assert.deepEqual(missed, [], 'controls Tab does not reach');
+    assert.deepEqual([...new Set(unoutlined)], [], 'controls without a visible focus outline');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
