@@ -120,10 +120,15 @@ pub fn page_facts() -> Result<JsValue, JsValue> {
     }))
 }
 
-/// Seconds `config` should take on a device with the given bench numbers.
-#[wasm_bindgen(js_name = estimateSeconds)]
-pub fn estimate_seconds(config: JsValue, train_step_ms: f64, sample_tokens_per_s: f64) -> Result<f64, JsValue> {
-    Ok(config_from_js(config)?.estimate_seconds(train_step_ms, sample_tokens_per_s))
+/// Seconds `config` should take on a device with the given bench numbers; when `stage_keys` (the keys a cache holds, e.g.
+/// the shipped manifest's) hold every SFT and proxy stage it needs as trained on `backend`, without those stages.
+/// Returns `[seconds, stages given]`.
+#[wasm_bindgen(js_name = estimateSecondsWith)]
+pub fn estimate_seconds_with(config: JsValue, train_step_ms: f64, sample_tokens_per_s: f64, backend: String, stage_keys: JsValue) -> Result<JsValue, JsValue> {
+    let cfg = config_from_js(config)?;
+    let held: Vec<String> = serde_wasm_bindgen::from_value(stage_keys).map_err(|e| js_err(format!("stage_keys: {e}")))?;
+    let given = cfg.stage_cache_keys(&backend).iter().all(|k| held.contains(k));
+    to_js(&(cfg.estimate_seconds_from(train_step_ms, sample_tokens_per_s, given), given))
 }
 
 #[derive(Serialize)]

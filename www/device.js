@@ -71,7 +71,7 @@ function runOutcome(data) {
   if (data.type === 'done') {
     state.run.results = data.results;
     // The estimate is for one worker; a run split over several would teach it a wrong speed.
-    if (!state.group || state.group.workers.length === 1) learnFromRun(state.run.config, (performance.now() - state.startedAt) / 1000);
+    if (!state.group || state.group.workers.length === 1) learnFromRun(state.run.config, (performance.now() - state.startedAt) / 1000, !!state.run.stagesFrom);
     updateEstimate();
     finish('finished', `Finished in ${fmtTime((performance.now() - state.startedAt) / 1000)}: ${state.run.rows.length} checkpoints. Stored in this browser (Saved runs).`, 'ok');
   } else if (data.type === 'stopped') {

@@ -6,7 +6,7 @@ import { presets, metricsCsv, pageFacts } from './pkg/alignment_gap.js';
 import { markInterrupted } from './store.js';
 import { $, el } from './ui.js';
 import { state, facts } from './state.js';
-import { buildKnobs, writeUrl, applyPreset, readUrl } from './settings.js';
+import { buildKnobs, writeUrl, applyPreset, readUrl, updateEstimate } from './settings.js';
 import { setRunStatus, setButtons, start, finish, broadcast, resumeSaved } from './run.js';
 import { plotRows, renderAll, renderSamples } from './render.js';
 import { download, resultsJson, svgText, pngOf } from './downloads.js';
@@ -33,6 +33,12 @@ async function main() {
   $('preset').replaceChildren(...state.presets.map((p) => el('option', { value: p.name, textContent: p.title })));
   buildKnobs();
   readUrl();
+  // The SFT and proxy models shipped with the site (their keys): the estimate leaves out what they save.
+  fetch(new URL('./stages/index.json', import.meta.url)).then((r) => (r.ok ? r.json() : null)).then((m) => {
+    state.shipped = m && { backend: m.backend, keys: m.entries.map((e) => e.key) };
+    updateEstimate();
+  }).catch(() => {});
+  $('use-shipped').addEventListener('change', () => updateEstimate());
   // The committed result first; the page does not wait for it.
   loadFound();
   $('preset').addEventListener('change', () => applyPreset($('preset').value));

@@ -1,6 +1,6 @@
 // Settings, validation and the link: the knobs, the URL query (the CLI's --set keys), presets, and the
 // time estimate from the measured speed.
-import { presets, configFromQuery, queryFromConfig, estimateSeconds } from './pkg/alignment_gap.js';
+import { presets, configFromQuery, queryFromConfig, estimateSecondsWith } from './pkg/alignment_gap.js';
 import { $, el, get, show, fmtTime } from './ui.js';
 import { state, facts } from './state.js';
 import { setButtons, showReadiness } from './run.js';
@@ -157,13 +157,20 @@ export function calibration() {
   return c && c.runs > 0 ? c : { ratio: 1, runs: 0 };
 }
 
-export function learnFromRun(config, seconds) {
+// Seconds `config` should take here, without SFT and the proxy when the site ships them for it (and the visitor
+// starts from them), and whether it does: [seconds, shipped].
+function estimate(config, useShipped = $('use-shipped').checked) {
+  const shipped = useShipped && state.shipped ? state.shipped : { backend: '', keys: [] };
+  return estimateSecondsWith(config, state.bench.train_step_ms, state.bench.sample_tokens_per_s, shipped.backend, shipped.keys);
+}
+
+export function learnFromRun(config, seconds, usedShipped) {
   if (!state.bench) return;
-  const estimate = estimateSeconds(config, state.bench.train_step_ms, state.bench.sample_tokens_per_s);
-  if (!(estimate > 0 && seconds > 0)) return;
+  const [estimated] = estimate(config, usedShipped);
+  if (!(estimated > 0 && seconds > 0)) return;
   const c = calibration();
   // A running geometric mean of measured / estimated.
-  const ratio = Math.exp((Math.log(c.ratio) * c.runs + Math.log(seconds / estimate)) / (c.runs + 1));
+  const ratio = Math.exp((Math.log(c.ratio) * c.runs + Math.log(seconds / estimated)) / (c.runs + 1));
   localStorage.setItem(calibrationKey(), JSON.stringify({ ratio, runs: c.runs + 1 }));
 }
 
@@ -171,13 +178,16 @@ export function updateEstimate() {
   if (!state.bench) return;
   const { train_step_ms: ms, sample_tokens_per_s: tps } = state.bench;
   const c = calibration();
-  const seconds = (config) => estimateSeconds(config, ms, tps) * c.ratio;
+  const seconds = (config) => estimate(config)[0] * c.ratio;
   for (const opt of $('preset').options) {
     const p = state.presets.find((x) => x.name === opt.value);
     opt.textContent = `${p.title} — about ${fmtTime(seconds(p.config))} here`;
   }
   let est = '—';
-  try { est = fmtTime(seconds(state.config)); } catch (e) { est = `— (${e})`; }
+  try {
+    const [s, shipped] = estimate(state.config);
+    est = fmtTime(s * c.ratio) + (shipped ? ' from the shipped SFT and proxy' : '');
+  } catch (e) { est = `— (${e})`; }
   $('estimate').textContent = `With these settings: about ${est} on this device (${state.bench.backend}: a training step of ` +
     `${facts.bench.batch} × ${facts.bench.context} tokens took ${ms.toFixed(0)} ms, sampling ran at ${Math.round(tps)} tokens/s` +
     (c.runs ? `; corrected by ${c.runs} finished run${c.runs > 1 ? 's' : ''} here, ×${c.ratio.toFixed(2)}` : '') + '). An estimate.';

@@ -460,6 +460,12 @@ impl Fig1Config {
     /// `train_step_ms` per training step and `sample_tokens_per_s`: a count of the work in each stage,
     /// scaled from the bench's shape. An estimate (attention and the vocabulary are not in the scaling).
     pub fn estimate_seconds(&self, train_step_ms: f64, sample_tokens_per_s: f64) -> f64 {
+        self.estimate_seconds_from(train_step_ms, sample_tokens_per_s, false)
+    }
+
+    /// [`Fig1Config::estimate_seconds`], without the SFT and proxy stages when `stages_given` (they come from a cache or
+    /// are shipped with the site; D_golden is still sampled).
+    pub fn estimate_seconds_from(&self, train_step_ms: f64, sample_tokens_per_s: f64, stages_given: bool) -> f64 {
         use crate::bench::{BATCH, CONTEXT};
         let (t, y) = (self.task.context() as f64, self.task.max_summary as f64);
         let pm_t = crate::train::pm::pm_context(&self.task) as f64;
@@ -507,6 +513,7 @@ impl Fig1Config {
             .sum::<f64>()
             / self.seeds.len().max(1) as f64;
         let sft = sft * (1.0 + self.scaling.iter().map(|&p| relative(Some(p))).sum::<f64>());
+        let (sft, proxy) = if stages_given { (0.0, 0.0) } else { (sft, proxy) };
         let per_seed = sft + d_golden + proxy + runs;
         per_seed * self.seeds.len() as f64 / 1e3
     }
