@@ -559,7 +559,9 @@ test('phone and keyboard: Figure 1 laid out for 390 px, every control reachable 
     const reached = new Set();
     let unoutlined = [];
     await page.evaluate(() => document.activeElement?.blur());
-    for (let i = 0; i < controls.length + 20; i++) {
+    // Other stops (links in text, the figures' own) come between: Tab on until every control has had focus.
+    let presses = 0;
+    for (; presses < 3 * controls.length && reached.size < controls.length; presses++) {
       await page.keyboard.press('Tab');
       const f = await page.evaluate(() => {
         const e = document.activeElement;
@@ -569,11 +571,11 @@ test('phone and keyboard: Figure 1 laid out for 390 px, every control reachable 
         return { key, outlined: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 1 };
       });
       if (!f) continue;
-      reached.add(f.key);
+      if (!f.key.startsWith('unlisted')) reached.add(f.key);
       if (!f.outlined) unoutlined.push(f.key);
     }
     const missed = controls.filter((_, i) => !reached.has(String(i)));
-    console.log(`${controls.length - missed.length} of ${controls.length} controls reached by Tab`);
+    console.log(`${controls.length - missed.length} of ${controls.length} controls reached by Tab, in ${presses} presses`);
     assert.deepEqual(missed, [], 'controls Tab does not reach');
     assert.deepEqual([...new Set(unoutlined)], [], 'controls without a visible focus outline');
     assert.deepEqual(errors, []);
