@@ -552,9 +552,15 @@ test('phone and keyboard: Figure 1 laid out for 390 px, every control reachable 
     // Closed sections open from the keyboard (Enter on their summary); opened here so their controls are walked too.
     const controls = await page.evaluate(() => {
       for (const d of document.querySelectorAll('details')) d.open = true;
+      // A key that survives a list being drawn again (Saved runs, Compare runs): the element's id, else its nearest
+      // ancestor's id and its place among that ancestor's controls.
+      window.controlKey = (e) => {
+        if (e.id) return e.id;
+        const home = e.parentElement.closest('[id]') || document.body;
+        return `${home.id || 'body'} #${[...home.querySelectorAll('button, input, select, a[href], summary')].indexOf(e)}`;
+      };
       const all = [...document.querySelectorAll('button, input, select, a[href], summary')].filter((e) => e.offsetParent !== null && !e.disabled && e.tabIndex >= 0);
-      all.forEach((e, i) => { e.dataset.tabKey = String(i); });
-      return all.map((e) => e.id || e.outerHTML.slice(0, 60));
+      return all.map((e) => window.controlKey(e));
     });
     const reached = new Set();
     let unoutlined = [];
@@ -567,14 +573,14 @@ test('phone and keyboard: Figure 1 laid out for 390 px, every control reachable 
         const e = document.activeElement;
         if (!e || e === document.body) return null;
         const style = getComputedStyle(e);
-        const key = e.dataset.tabKey ?? `unlisted ${e.outerHTML.slice(0, 60)}`;
+        const key = e.matches('button, input, select, a[href], summary') ? window.controlKey(e) : `unlisted ${e.outerHTML.slice(0, 60)}`;
         return { key, outlined: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 1 };
       });
       if (!f) continue;
-      if (!f.key.startsWith('unlisted')) reached.add(f.key);
+      if (controls.includes(f.key)) reached.add(f.key);
       if (!f.outlined) unoutlined.push(f.key);
     }
-    const missed = controls.filter((_, i) => !reached.has(String(i)));
+    const missed = controls.filter((k) => !reached.has(k));
     console.log(`${controls.length - missed.length} of ${controls.length} controls reached by Tab, in ${presses} presses`);
     assert.deepEqual(missed, [], 'controls Tab does not reach');
     assert.deepEqual([...new Set(unoutlined)], [], 'controls without a visible focus outline');
