@@ -804,11 +804,15 @@ mod native {
         Ok(())
     }
 
-    /// fig1.svg and summary.md from the results (metrics.csv goes with results.json); prints the verdict.
+    /// fig1.svg (and fig1-phone.svg) and summary.md from the results (metrics.csv goes with results.json); prints the
+    /// verdict.
     fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
         use alignment_gap::report::{figure, summary};
         let bins = summary::binned(&summary::main_rows(&results.checkpoints), 6);
-        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&summary::without_family(&results.checkpoints), results.config.loss)?.as_bytes())?;
+        let rows = summary::without_family(&results.checkpoints);
+        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&rows, results.config.loss)?.as_bytes())?;
+        // The same figure laid out for a phone's width (the page's first sight shows it there).
+        checkpoint::write_atomic(&out.join("fig1-phone.svg"), figure::fig1_svg_in(&rows, results.config.loss, figure::Layout::Compact)?.as_bytes())?;
         for &l in &results.config.loss_family {
             let file = format!("fig1-{}.svg", alignment_gap::experiments::pipeline::Method::OnlineWith(l).name().trim_start_matches("online_"));
             checkpoint::write_atomic(&out.join(file), figure::fig1_svg(&summary::family_rows(&results.checkpoints, l), l)?.as_bytes())?;

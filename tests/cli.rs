@@ -77,6 +77,8 @@ fn reproduce_fig1_tiny_writes_sane_results() {
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + cps.len());
     assert!(std::fs::read_to_string(out.join("fig1.svg")).unwrap().contains("<svg"));
+    let phone = std::fs::read_to_string(out.join("fig1-phone.svg")).unwrap();
+    assert!(phone.contains("width=\"340\"") && phone.contains("online IPO (proxy labels)"), "Figure 1 for a phone, its legend drawn");
     assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("## Verdict (computed)"));
     for m in ["sft", "proxy", "online_beta0.1_lr0.0005_steps12", "offline_beta0.1_lr0.0005_steps12"] {
         assert!(out.join("models/seed0").join(m).join("model.safetensors").is_file(), "{m}");

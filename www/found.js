@@ -52,7 +52,11 @@ async function show(name) {
   }
   // The verdict in words is the figure's text alternative.
   const alt = `${title}: ${verdict.replace(/\*\*/g, '').split('\n').filter((l) => l.startsWith('By the agreement rule') || l.startsWith('- ')).join(' ')}`;
-  figure.replaceChildren(...(main ? [el('img', { src: dir + main, alt, loading: 'eager' }), el('figcaption', { textContent: `${dir}${main}` })] : []));
+  // At a phone's width, Figure 1 as the CLI laid it out for one (fig1-phone.svg), where the results have it.
+  const img = main && el('img', { src: dir + main, alt, loading: 'eager' });
+  const phone = main === 'fig1.svg' && e.figures.includes('fig1-phone.svg');
+  const picture = phone ? el('picture', {}, el('source', { media: '(max-width: 700px)', srcset: `${dir}fig1-phone.svg` }), img) : img;
+  figure.replaceChildren(...(main ? [picture, el('figcaption', { textContent: `${dir}${main}` })] : []));
   $('found-files').replaceChildren('Files: ', ...[...e.figures, 'summary.md', 'results.json', 'metrics.csv'].flatMap((f, i) => [i ? ', ' : '', el('a', { href: dir + f, textContent: f })]));
   $('found-reproduce').disabled = !state.presets.some((p) => p.name === e.name);
   $('found-reproduce').textContent = `Reproduce it here: ${title}`;
