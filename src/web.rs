@@ -303,10 +303,11 @@ struct Compared {
 /// Several runs on one Figure-1 panel (`runs`: `[{label, config, rows}]`), and the settings in which their configs
 /// differ: `{svg, settings: [[key, value of each run…]…]}`.
 #[wasm_bindgen(js_name = compareRuns)]
-pub fn compare_runs(runs: JsValue) -> Result<JsValue, JsValue> {
+pub fn compare_runs(runs: JsValue, compact: bool) -> Result<JsValue, JsValue> {
     let runs: Vec<Compared> = serde_wasm_bindgen::from_value(runs).map_err(|e| js_err(format!("runs: {e}")))?;
     let curves: Vec<(String, Vec<Row>)> = runs.iter().map(|r| (r.label.clone(), r.rows.clone())).collect();
-    let svg = figure::overlay_svg(&curves).map_err(|e| js_err(e.0))?;
+    let layout = if compact { figure::Layout::Compact } else { figure::Layout::Wide };
+    let svg = figure::overlay_svg_in(&curves, layout).map_err(|e| js_err(e.0))?;
     let configs: Vec<&Fig1Config> = runs.iter().map(|r| &r.config).collect();
     let settings: Vec<serde_json::Value> = crate::experiments::differing_settings(&configs)
         .map_err(|e| js_err(e.0))?

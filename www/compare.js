@@ -44,7 +44,10 @@ async function draw() {
       const { config, rows } = await load(key);
       runs.push({ label: `${String.fromCharCode(65 + i)}: ${labels.get(key)}`, config, rows });
     }
-    const { svg, settings } = compareRuns(runs);
+    // Below 700 px the compact layout (as Figure 1's): the legend under the plot, runs named by letter.
+    const compact = (plot.clientWidth || window.innerWidth) < 700;
+    const { svg, settings } = compareRuns(runs, compact);
+    plot.dataset.layout = compact ? 'compact' : 'wide';
     setSvg(plot, svg);
     table.replaceChildren(settings.length
       ? el('table', { className: 'summary' },

@@ -13,6 +13,7 @@ import { download, resultsJson, svgText, pngOf } from './downloads.js';
 import { listSaved } from './saved.js';
 import { setDeviceStatus, onWorkerMessage } from './device.js';
 import { loadFound } from './found.js';
+import { refreshCompare } from './compare.js';
 
 async function main() {
   try {
@@ -60,6 +61,8 @@ async function main() {
   window.addEventListener('resize', () => {
     const layout = ($('fig1').clientWidth || window.innerWidth) < 700 ? 'compact' : 'wide';
     if (layout !== $('fig1').dataset.layout) renderAll();
+    const plot = $('compare-plot');
+    if (plot.dataset.layout && plot.dataset.layout !== ((plot.clientWidth || window.innerWidth) < 700 ? 'compact' : 'wide')) refreshCompare();
   });
   $('checkpoint-pick').addEventListener('change', () => { state.pickedByUser = true; renderSamples(); });
   $('dl-json').addEventListener('click', () => download('results.json', resultsJson(), 'application/json'));

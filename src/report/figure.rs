@@ -140,17 +140,36 @@ pub fn panels_svg(title: &str, panels: &[(String, Vec<Row>)], loss: crate::train
 /// and method, the mean across seeds of each seed's smoothed curve, in the method's colour and the run's line style
 /// (solid, dashed, dotted, long-dashed, in the order given).
 pub fn overlay_svg(runs: &[(String, Vec<Row>)]) -> Result<String> {
+    overlay_svg_in(runs, Layout::Wide)
+}
+
+/// [`overlay_svg`] in either [`Layout`]; the compact one names each run by its label's first part (`A` of `A: …`).
+pub fn overlay_svg_in(runs: &[(String, Vec<Row>)], layout: Layout) -> Result<String> {
     let own: Vec<Vec<Row>> = runs.iter().map(|(_, rows)| super::summary::main_rows(rows)).collect();
     let all: Vec<Row> = own.iter().flatten().cloned().collect();
     let ((lo, hi), grid, (y_lo, y_hi), _) = axes(&drawable(&all));
     // (dash, gap) in pixels per run; (0, 0) is a solid line.
     const DASHES: [(u32, u32); 4] = [(0, 0), (10, 5), (2, 4), (18, 6)];
     let mut svg = String::new();
+    let mut entries = vec![];
     {
-        let root = SVGBackend::with_string(&mut svg, (1000, 620)).into_drawing_area();
+        let compact = layout == Layout::Compact;
+        let lines: usize = own.iter().map(|rows| styles().iter().filter(|(m, ..)| !seeds_of(&drawable(rows), m).is_empty()).count()).sum();
+        let size = if compact { (340, 36 + 380 + 16 + 18 * lines as u32) } else { (1000, 620) };
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let root = root.titled("Compare runs: golden win rate against KL (mean of the seeds' smoothed curves)", ("sans-serif", 20)).map_err(err)?;
-        let mut chart = log_kl_chart(&root, "colour: method; line style: run", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"), Layout::Wide)?;
+        let root = match compact {
+            true => root.margin(6, 0, 0, 0).titled("Compare runs: win rate vs KL", ("sans-serif", 15)).map_err(err)?,
+            false => root.titled("Compare runs: golden win rate against KL (mean of the seeds' smoothed curves)", ("sans-serif", 20)).map_err(err)?,
+        };
+        let (plot, below) = match compact {
+            true => {
+                let (plot, below) = root.split_vertically(380);
+                (plot, Some(below))
+            }
+            false => (root.clone(), None),
+        };
+        let mut chart = log_kl_chart(&plot, "colour: method; line style: run", (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"), layout)?;
         for (i, ((label, _), rows)) in runs.iter().zip(&own).enumerate() {
             let (dash, gap) = DASHES[i % DASHES.len()];
             let pts = drawable(rows);
@@ -170,6 +189,8 @@ pub fn overlay_svg(runs: &[(String, Vec<Row>)]) -> Result<String> {
                         chart.draw_series(DashedLineSeries::new(seg, dash, gap, style)).map_err(err)?
                     };
                     if std::mem::take(&mut first) {
+                        let run = if compact { label.split(':').next().unwrap_or(label) } else { label };
+                        entries.push(LegendEntry::Line(format!("{run}: {method_label}"), color, (dash, gap)));
                         drawn.label(format!("{label}: {method_label}")).legend(move |(x, y)| -> DynElement<'static, SVGBackend, (i32, i32)> {
                             // A short sample of the run's line style.
                             match dash {
@@ -181,7 +202,11 @@ pub fn overlay_svg(runs: &[(String, Vec<Row>)]) -> Result<String> {
                 }
             }
         }
-        chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
+        if let Some(below) = below {
+            legend_strip(&below, &entries)?;
+        } else {
+            chart.configure_series_labels().position(SeriesLabelPosition::LowerLeft).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
+        }
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -236,14 +261,15 @@ pub fn fig1_svg_in(rows: &[Row], loss: crate::train::losses::Loss, layout: Layou
     Ok(svg)
 }
 
-/// What a legend lists: each method drawn (its colour, a thick line) and, with several β, each β's marker.
+/// What a legend lists: each line drawn (its label, colour and (dash, gap) in pixels, (0, 0) solid) and, with several
+/// β, each β's marker.
 enum LegendEntry {
-    Method(String, RGBColor),
+    Line(String, RGBColor, (u32, u32)),
     Beta(f32, usize),
 }
 
 fn legend_entries(pts: &[&Row], betas: &[f32], loss: crate::train::losses::Loss) -> Vec<LegendEntry> {
-    let mut entries: Vec<LegendEntry> = styles().into_iter().filter(|(m, ..)| !seeds_of(pts, m).is_empty()).map(|(_, label, c)| LegendEntry::Method(label.replace("IPO", loss.display()), c)).collect();
+    let mut entries: Vec<LegendEntry> = styles().into_iter().filter(|(m, ..)| !seeds_of(pts, m).is_empty()).map(|(_, label, c)| LegendEntry::Line(label.replace("IPO", loss.display()), c, (0, 0))).collect();
     if betas.len() > 1 {
         entries.extend(betas.iter().enumerate().map(|(i, &b)| LegendEntry::Beta(b, i)));
     }
@@ -256,8 +282,13 @@ fn legend_strip(area: &DrawingArea<SVGBackend, Shift>, entries: &[LegendEntry]) 
     for (i, entry) in entries.iter().enumerate() {
         let y = 12 + 18 * i as i32;
         match entry {
-            LegendEntry::Method(label, colour) => {
-                area.draw(&PathElement::new(vec![(16, y), (40, y)], colour.stroke_width(3))).map_err(err)?;
+            LegendEntry::Line(label, colour, (dash, gap)) => {
+                let line = vec![(16, y), (40, y)];
+                match dash {
+                    0 => area.draw(&PathElement::new(line, colour.stroke_width(3))),
+                    _ => area.draw(&plotters::element::DashedPathElement::new(line, *dash, *gap, colour.stroke_width(3))),
+                }
+                .map_err(err)?;
                 area.draw(&Text::new(label.clone(), (48, y - 7), font.clone())).map_err(err)?;
             }
             LegendEntry::Beta(b, index) => {

@@ -334,6 +334,14 @@ test('compare runs: a saved run and the committed result overlaid, their differi
     assert.match(settings, /seeds00,1,2,3,4/);
     assert.match(settings, /align_seedsnone1000/);
     await page.locator('#compare').screenshot({ path: path.join(shots, 'compare.png') });
+    // At a phone's width: drawn again in the compact layout, its legend under the plot naming the runs by letter.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForFunction(() => document.getElementById('compare-plot').dataset.layout === 'compact', null, { timeout: 30000 });
+    const phoneSvg = await page.innerHTML('#compare-plot');
+    assert.match(phoneSvg, /\sA: online IPO \(proxy labels\)\s/);
+    assert.doesNotMatch(phoneSvg, /A: saved/, 'runs named by letter (the settings table names them)');
+    await page.locator('#compare').screenshot({ path: path.join(shots, 'compare-phone.png') });
+    await page.setViewportSize({ width: 1200, height: 900 });
     // Unticking one leaves too few to compare.
     await page.uncheck('#compare-pick input[value="results:fig1"]');
     await page.waitForFunction(() => !document.body.dataset.compared);
