@@ -271,8 +271,9 @@ fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
 }
 
 /// A run interrupted mid-way (the page reloaded) resumes from the state it kept at its last checkpoint: the policy,
-/// AdamW's moments and step, its checkpoints and its online stream. Every number then equals the uninterrupted run's,
-/// bit for bit on the CPU, and the saved states are dropped once their runs are done.
+/// AdamW's moments and step, its checkpoints, its online stream and a semi-online run's pairs since its last refresh.
+/// Every number then equals the uninterrupted run's, bit for bit on the CPU, and the saved states are dropped once their
+/// runs are done.
 #[test]
 fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
     use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
@@ -302,12 +303,15 @@ fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
         }
     }
     let e = Engine::cpu();
-    let cfg = Fig1Config::preset("fig1-tiny").unwrap();
+    let tiny = Fig1Config::preset("fig1-tiny").unwrap();
+    // With semi-online IPO refreshing every 4 steps (after online, so online and offline no longer train side by
+    // side): its state at step 6 must carry the pairs sampled at step 4.
+    let semi = Fig1Config { semi_online: vec![4], ..tiny.clone() };
     // As the page runs it: online and offline side by side, states kept.
     let placement = Placement { interleave: true, resumable: true, ..Placement::default() };
-    let run = |cache: &mut Logged| {
+    let run = |cfg: &Fig1Config, cache: &mut Logged| {
         let mut stages = vec![];
-        let r = pollster::block_on(fig1::run_seed(&e, &cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
+        let r = pollster::block_on(fig1::run_seed(&e, cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
             if let Progress::Stage { name, .. } = p {
                 if !stages.contains(&name) {
                     stages.push(name);
@@ -317,27 +321,38 @@ fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
         .unwrap();
         (r.checkpoints, stages)
     };
-    let mut whole = Logged::default();
-    let (uninterrupted, _) = run(&mut whole);
-    assert!(!whole.entries.keys().any(|k| k.ends_with("-state") || k.contains("-adam-")), "saved states are dropped when their runs end");
-    // The cache as it stood when the page reloaded: after the second saved state (online and offline, trained side
-    // by side, each part-way).
-    let states: Vec<usize> = whole.log.iter().enumerate().filter(|(_, (k, v))| v.is_some() && k.ends_with("-state")).map(|(i, _)| i).collect();
-    assert!(states.len() >= 2, "{} states saved", states.len());
-    let mut interrupted = Logged::default();
-    for (key, entry) in &whole.log[..=states[1]] {
-        match entry {
-            Some(v) => interrupted.entries.insert(key.clone(), v.clone()),
-            None => interrupted.entries.remove(key),
-        };
+    let is_state = |(k, v): &(String, Option<Entry>)| v.is_some() && k.ends_with("-state");
+    // Where the page reloads: tiny after its second saved state (online and offline, side by side, each part-way);
+    // the semi-online run's state between two refreshes.
+    let second_state = |log: &[(String, Option<Entry>)]| log.iter().enumerate().filter(|(_, x)| is_state(x)).nth(1).map(|(i, _)| i);
+    let mid_buffer = |log: &[(String, Option<Entry>)]| {
+        log.iter().position(|x| is_state(x) && x.1.as_ref().is_some_and(|v| !v.3["buffered"].as_array().unwrap().is_empty() && v.3["buffered_from"] != v.3["step"]))
+    };
+    type Pick<'p> = &'p dyn Fn(&[(String, Option<Entry>)]) -> Option<usize>;
+    let cases: [(&Fig1Config, Pick, &[&str]); 2] = [(&tiny, &second_state, &["online β", "offline β"]), (&semi, &mid_buffer, &["semi_online4 β"])];
+    for (cfg, pick, resuming) in cases {
+        let mut whole = Logged::default();
+        let (uninterrupted, _) = run(cfg, &mut whole);
+        assert!(!whole.entries.keys().any(|k| k.ends_with("-state") || k.contains("-adam-")), "saved states are dropped when their runs end");
+        let at = pick(&whole.log).expect("a state to interrupt at");
+        let mut interrupted = Logged::default();
+        for (key, entry) in &whole.log[..=at] {
+            match entry {
+                Some(v) => interrupted.entries.insert(key.clone(), v.clone()),
+                None => interrupted.entries.remove(key),
+            };
+        }
+        let kept: Vec<u64> = interrupted.entries.iter().filter(|(k, _)| k.ends_with("-state")).map(|(_, v)| v.3["step"].as_u64().unwrap()).collect();
+        println!("interrupted with states at steps {kept:?}");
+        let (resumed, stages) = run(cfg, &mut interrupted);
+        let resumed_stages: Vec<&String> = stages.iter().filter(|s| s.contains("(resumed at step")).collect();
+        println!("{resumed_stages:?}");
+        assert_eq!(resumed_stages.len(), resuming.len(), "each interrupted run resumes: {stages:?}");
+        for run in resuming {
+            assert!(resumed_stages.iter().any(|s| s.contains(run)), "{run} resumes: {resumed_stages:?}");
+        }
+        assert!(stages.iter().any(|s| s.contains("SFT (cached)")), "the finished stages are not trained again: {stages:?}");
+        assert_eq!(resumed, uninterrupted, "a resumed run ends with the uninterrupted run's checkpoints");
+        assert!(!interrupted.entries.keys().any(|k| k.ends_with("-state") || k.contains("-adam-")));
     }
-    let kept: Vec<u64> = interrupted.entries.iter().filter(|(k, _)| k.ends_with("-state")).map(|(_, v)| v.3["step"].as_u64().unwrap()).collect();
-    println!("interrupted with states at steps {kept:?}");
-    let (resumed, stages) = run(&mut interrupted);
-    let resumed_stages: Vec<&String> = stages.iter().filter(|s| s.contains("(resumed at step")).collect();
-    println!("{resumed_stages:?}");
-    assert_eq!(resumed_stages.len(), 2, "both interrupted runs resume: {stages:?}");
-    assert!(stages.iter().any(|s| s.contains("SFT (cached)")), "the finished stages are not trained again: {stages:?}");
-    assert_eq!(resumed, uninterrupted, "a resumed run ends with the uninterrupted run's checkpoints");
-    assert!(!interrupted.entries.keys().any(|k| k.ends_with("-state") || k.contains("-adam-")));
 }
