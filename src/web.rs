@@ -377,7 +377,8 @@ pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Func
     crate::control::set_hook(Some(control));
     let sink = on_event.clone();
     crate::control::set_step_sink(Some(Box::new(move |inside| emit(&sink, &Event::StepInside { inside }))));
-    let result = run_seeds(&e, &cfg, &on_event, &on_model, &mut cache, stage_backend.as_deref()).await;
+    let runs_from = cache.runs_from.clone();
+    let result = run_seeds(&e, &cfg, &on_event, &on_model, &mut cache, stage_backend.as_deref(), runs_from.as_deref()).await;
     crate::control::set_hook(None);
     crate::control::set_step_sink(None);
     to_js(&result.map_err(|e| js_err(e.0))?)
@@ -391,6 +392,8 @@ struct PageCache {
     entries: std::collections::HashMap<String, (Vec<u8>, String, String)>,
     store: Option<js_sys::Function>,
     forget: Option<js_sys::Function>,
+    /// The backend a run going on here was cut off on (a lost GPU's), whose runs it takes over (`StageSpec::runs_from`).
+    runs_from: Option<String>,
 }
 
 /// Every key in `keys` that `load` (the page's `stages.load`) has, read into `cache`.
@@ -415,7 +418,7 @@ impl PageCache {
     /// `stages.resume` for its runs' finished entries and saved states too; returns the cache and the backend whose
     /// stages the run uses when not this engine's.
     async fn load(e: &Engine, cfg: &Fig1Config, stages: &JsValue) -> Result<(PageCache, Option<String>), JsValue> {
-        let mut cache = PageCache { entries: Default::default(), store: None, forget: None };
+        let mut cache = PageCache { entries: Default::default(), store: None, forget: None, runs_from: None };
         if stages.is_undefined() || stages.is_null() {
             return Ok((cache, None));
         }
@@ -436,7 +439,8 @@ impl PageCache {
         let all = |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| cache.entries.contains_key(k));
         let stage_backend = if all(&own) { None } else { elsewhere.iter().find(|(_, keys)| all(keys)).map(|(b, _)| b.clone()) };
         if field("resume").as_bool() == Some(true) {
-            load_entries(&load, &cfg.run_cache_keys(&e.describe(), stage_backend.as_deref()), &mut cache).await?;
+            cache.runs_from = field("previous_backend").as_string().filter(|b| *b != e.describe());
+            load_entries(&load, &cfg.run_cache_keys(&e.describe(), stage_backend.as_deref(), cache.runs_from.as_deref()), &mut cache).await?;
         }
         Ok((cache, stage_backend))
     }
@@ -465,7 +469,10 @@ impl crate::experiments::pipeline::StageCache for PageCache {
                 web_sys::console::warn_1(&format!("stage cache: could not keep {key}: {e:?}").into());
             }
         }
-        self.entries.insert(key.into(), (bytes, config, meta));
+        // Runs and their states only go to the store: this run reads them back (on a resume) only before it trains them.
+        if key.starts_with("sft-") || key.starts_with("proxy-") {
+            self.entries.insert(key.into(), (bytes, config, meta));
+        }
         Ok(())
     }
 
@@ -477,7 +484,16 @@ impl crate::experiments::pipeline::StageCache for PageCache {
     }
 }
 
-async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on_model: &js_sys::Function, cache: &mut PageCache, stage_backend: Option<&str>) -> crate::Result<fig1::Fig1Results> {
+#[allow(clippy::too_many_arguments)]
+async fn run_seeds(
+    e: &Engine,
+    cfg: &Fig1Config,
+    on_event: &js_sys::Function,
+    on_model: &js_sys::Function,
+    cache: &mut PageCache,
+    stage_backend: Option<&str>,
+    runs_from: Option<&str>,
+) -> crate::Result<fig1::Fig1Results> {
     let tokenizer = cfg.task.tokenizer()?.to_json()?;
     let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
     let mut seeds = vec![];
@@ -494,7 +510,7 @@ async fn run_seeds(e: &Engine, cfg: &Fig1Config, on_event: &js_sys::Function, on
             Progress::StagesReady { .. } => {}
         };
         // Online and offline side by side, so that both curves start within the first minute.
-        let placement = fig1::Placement { stage_backend, interleave: true, resumable: true };
+        let placement = fig1::Placement { stage_backend, interleave: true, resumable: true, runs_from };
         let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), cache, placement, progress, |m| {
             models = Some(m);
             Ok(())

@@ -356,3 +356,73 @@ fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
         assert!(!interrupted.entries.keys().any(|k| k.ends_with("-state") || k.contains("-adam-")));
     }
 }
+
+/// A run whose GPU was lost goes on on the CPU (the page's *Continue on the CPU*): SFT and the proxy are the GPU's
+/// (`stage_backend`), and a run the GPU finished, or its saved state, is taken over (`runs_from`); the runs it trains
+/// on are keyed as the CPU's. Checked against the GPU's own run: the runs taken whole are equal, the resumed ones start
+/// from the GPU's checkpoints.
+#[test]
+fn a_run_cut_off_on_the_gpu_goes_on_on_the_cpu_from_what_the_gpu_left() {
+    use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
+    use alignment_gap::experiments::pipeline::{Progress, StageCache};
+    use alignment_gap::model::{Gpt, Head};
+    use std::collections::HashMap;
+    type Entry = (GptConfig, Head, Vec<Vec<f32>>, serde_json::Value);
+    #[derive(Default)]
+    struct Mem(HashMap<String, Entry>, Vec<(String, Option<Entry>)>);
+    impl StageCache for Mem {
+        fn get(&mut self, key: &str) -> Option<Entry> {
+            self.0.get(key).cloned()
+        }
+        fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
+            let entry = (model.config, model.head, values.to_vec(), meta);
+            self.1.push((key.into(), Some(entry.clone())));
+            self.0.insert(key.into(), entry);
+            Ok(())
+        }
+        fn remove(&mut self, key: &str) {
+            self.1.push((key.into(), None));
+            self.0.remove(key);
+        }
+    }
+    let Ok((gpu, _)) = pollster::block_on(Engine::open(alignment_gap::engine::BackendChoice::Gpu, &Default::default())) else {
+        assert_eq!(std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref(), Ok("1"), "a GPU adapter (lavapipe on CI)");
+        return;
+    };
+    let cpu = Engine::cpu();
+    let cfg = Fig1Config::preset("fig1-tiny").unwrap();
+    let on = |e: &Engine, cache: &mut Mem, placement: Placement| {
+        let mut stages = vec![];
+        let r = pollster::block_on(fig1::run_seed(e, &cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
+            if let Progress::Stage { name, .. } = p {
+                if !stages.contains(&name) {
+                    stages.push(name);
+                }
+            }
+        }, |_| Ok(())))
+        .unwrap();
+        (r.checkpoints, stages)
+    };
+    let mut on_gpu = Mem::default();
+    let (gpu_rows, _) = on(&gpu, &mut on_gpu, Placement { interleave: true, resumable: true, ..Placement::default() });
+    // Lost after the second saved state: online and offline part-way, the golden-labelled run not begun.
+    let at = on_gpu.1.iter().enumerate().filter(|(_, (k, v))| v.is_some() && k.ends_with("-state")).nth(1).map(|(i, _)| i).unwrap();
+    let mut left = Mem::default();
+    for (key, entry) in &on_gpu.1[..=at] {
+        match entry {
+            Some(v) => left.0.insert(key.clone(), v.clone()),
+            None => left.0.remove(key),
+        };
+    }
+    let gpu_name = gpu.describe();
+    let (rows, stages) = on(&cpu, &mut left, Placement { interleave: true, resumable: true, stage_backend: Some(&gpu_name), runs_from: Some(&gpu_name) });
+    println!("{stages:?}");
+    assert!(stages.iter().any(|s| s.contains("SFT (cached)")) && stages.iter().any(|s| s.contains("proxy PM (cached)")), "the GPU's stages: {stages:?}");
+    assert_eq!(stages.iter().filter(|s| s.contains("(resumed at step 6)")).count(), 2, "online and offline go on from the GPU's states: {stages:?}");
+    // Up to the GPU's saved step the checkpoints are the GPU's own.
+    let upto = |rows: &[alignment_gap::experiments::pipeline::Row], m: &str| rows.iter().filter(|r| r.method == m && r.checkpoint.step <= 6).cloned().collect::<Vec<_>>();
+    for m in ["online", "offline"] {
+        assert_eq!(upto(&rows, m), upto(&gpu_rows, m), "{m}");
+    }
+    assert_eq!(rows.len(), gpu_rows.len());
+}

@@ -68,7 +68,8 @@ export function start() {
 // A run whose GPU was lost goes on the same way on the CPU backend, from the stages and run states the GPU left.
 export function resumeSaved(saved) {
   if (state.running) return;
-  const previousBackend = saved.status === 'gpu-lost' ? saved.lostGpu?.backend : undefined;
+  // A run continued on the CPU and cut off again still takes its stages and runs from the lost GPU's.
+  const previousBackend = saved.status === 'gpu-lost' ? saved.lostGpu?.backend : saved.continuedFrom;
   const backend = previousBackend ? 'cpu' : saved.backend;
   history.replaceState(null, '', saved.query || '?');
   readUrl();
@@ -78,7 +79,7 @@ export function resumeSaved(saved) {
   $('backend').value = backend;
   $('use-shipped').checked = saved.useShipped !== false;
   launch({
-    ...saved, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null, timings: [], backend,
+    ...saved, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null, timings: [], backend, stagesFrom: undefined,
     resumedAt: saved.rows.length, resumes: (saved.resumes || 0) + 1, ...(previousBackend ? { continuedFrom: previousBackend } : {}),
   }, true, previousBackend);
 }
@@ -102,7 +103,8 @@ function launch(run, resume, previousBackend) {
   document.body.dataset.run = 'running';
   renderAll();
   setButtons();
-  saveNow();
+  // A resumed run is stored again once its first checkpoint is back, so one that cannot go on keeps its record.
+  if (!resume) saveNow();
   // On the CPU backend a worker computes on one core: seeds go to workers of their own, up to one per core
   // but one (left to the page). On a GPU one worker keeps the device to itself.
   const cpu = state.backend === 'cpu' || (state.backend === 'auto' && state.cpuOnly);
@@ -140,7 +142,8 @@ export function finish(status, message, kind) {
   document.body.dataset.run = status;
   setButtons();
   renderAll();
-  saveNow();
+  // A resume that ends before any checkpoint came back leaves the saved record as it was.
+  if (state.run.rows.length || state.run.resumedAt === undefined) saveNow();
 }
 
 export function onEvent(ev) {

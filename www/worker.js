@@ -100,8 +100,9 @@ async function stageCache(useShipped, resume, previousBackend) {
 }
 
 async function run(config, backend, useShipped, resume, previousBackend) {
+  let stages = null;
   try {
-    const stages = await stageCache(useShipped, resume, previousBackend);
+    stages = await stageCache(useShipped, resume, previousBackend);
     const results = await runFigure(config, backend,
       (event) => post({ type: 'event', event }),
       (seed, name, safetensors, configJson, tokenizer) =>
@@ -111,9 +112,12 @@ async function run(config, backend, useShipped, resume, previousBackend) {
     post({ type: 'done', results });
   } catch (e) {
     const message = String(e);
+    const gpuLost = message.includes(gpuLostMessage());
+    // Its finished runs and each run's state at its last checkpoint are kept for going on on the CPU; a run stopped
+    // or failed otherwise cannot be resumed, so they are dropped.
+    if (!gpuLost) await stages?.dropRuns();
     if (message.includes(stoppedMessage())) post({ type: 'stopped' });
-    // Its finished runs and each run's state at its last checkpoint are kept: the page offers to go on on the CPU.
-    else post({ type: 'error', message, during: 'run', gpuLost: message.includes(gpuLostMessage()) });
+    else post({ type: 'error', message, during: 'run', gpuLost });
   }
 }
 

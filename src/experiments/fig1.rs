@@ -550,6 +550,7 @@ impl Fig1Config {
             stage_backend: None,
             interleave: false,
             resumable: false,
+            runs_from: None,
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
         }
     }
@@ -922,17 +923,18 @@ pub async fn run_seed(
     mut keep: impl FnMut(SeedModels) -> Result<()>,
 ) -> Result<SeedResults> {
     cfg.validate()?;
-    let spec = StageSpec { stage_backend: placement.stage_backend, interleave: placement.interleave, resumable: placement.resumable, ..cfg.stage_spec() };
+    let spec = StageSpec { stage_backend: placement.stage_backend, interleave: placement.interleave, resumable: placement.resumable, runs_from: placement.runs_from, ..cfg.stage_spec() };
     pipeline::run_seed(e, &spec, seed, runs, cache, &mut progress, &mut keep).await
 }
 
 /// Where a seed's stages come from and how its runs are scheduled, beside what its config says (the page sets both;
-/// the CLI none): see `StageSpec::stage_backend`, `StageSpec::interleave` and `StageSpec::resumable`.
+/// the CLI none): see `StageSpec::stage_backend`, `StageSpec::interleave`, `StageSpec::resumable` and `StageSpec::runs_from`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Placement<'a> {
     pub stage_backend: Option<&'a str>,
     pub interleave: bool,
     pub resumable: bool,
+    pub runs_from: Option<&'a str>,
 }
 
 impl Fig1Config {
@@ -952,14 +954,14 @@ impl Fig1Config {
 
 impl Fig1Config {
     /// The cache keys of every run the config trains (each seed's) and of their saved states, keyed as on `backend`
-    /// from stages trained on `stage_backend` (none: `backend`'s), and as on `stage_backend` itself (a run there is
-    /// taken over: `StageSpec::stage_backend`): what a page run resuming an interrupted one asks its browser cache for.
-    pub fn run_cache_keys(&self, backend: &str, stage_backend: Option<&str>) -> Vec<String> {
+    /// from stages trained on `stage_backend` (none: `backend`'s), and as on `runs_from` (runs taken over:
+    /// `StageSpec::runs_from`): what a page run resuming an interrupted one asks its browser cache for.
+    pub fn run_cache_keys(&self, backend: &str, stage_backend: Option<&str>, runs_from: Option<&str>) -> Vec<String> {
         let spec = StageSpec { stage_backend, ..self.stage_spec() };
         let mut keys = vec![];
         for &seed in &self.seeds {
             for run in self.runs_for(seed) {
-                for on in std::iter::once(backend).chain(stage_backend.filter(|b| *b != backend)) {
+                for on in std::iter::once(backend).chain(runs_from.filter(|b| *b != backend)) {
                     let key = pipeline::run_key(&spec, seed, on, &run);
                     keys.extend(pipeline::resume_keys(&key));
                     keys.push(key);

@@ -143,6 +143,9 @@ pub struct StageSpec<'a> {
     /// ends with the numbers of an uninterrupted run. Runs also keep their finished entries (the page drops them
     /// when its whole experiment is done).
     pub resumable: bool,
+    /// The backend a run going on here was cut off on (a lost GPU's): its finished runs and saved states, keyed as
+    /// trained there (from `stage_backend`'s stages), are taken over.
+    pub runs_from: Option<&'a str>,
 }
 
 impl StageSpec<'_> {
@@ -851,9 +854,9 @@ impl SeedStages {
         let read = |cache: &mut dyn StageCache, key: &str| read_any(cache, key).filter(|(.., rows)| measured(rows));
         // This run's entry, read once: reused when it measured what is needed (and no stream is wanted); otherwise
         // its checkpoints say what a retrained run keeps measuring (below).
-        // Trained here from stages trained on another backend (a lost GPU's, its run going on on the CPU): a run that
-        // finished there, or its saved state, is taken over from there.
-        let there = spec.stage_backend.filter(|b| *b != e.describe()).map(|b| run_key(spec, seed, b, run));
+        // Going on here after its backend was lost (`runs_from`): a run that finished there, or its saved state, is
+        // taken over from there.
+        let there = spec.runs_from.filter(|b| *b != e.describe()).map(|b| run_key(spec, seed, b, run));
         let entry = read_any(cache, &key).or_else(|| there.as_ref().and_then(|k| read_any(cache, k)));
         let before: Vec<Row> = entry.as_ref().map(|(.., rows)| rows.clone()).unwrap_or_default();
         let mut cached = entry.filter(|(.., rows)| !want_stream && measured(rows));

@@ -662,6 +662,8 @@ pub async fn align_from(
     let mut since = 0;
     while cfg.trains_step(step, &checkpoints) {
         crate::control::yield_point().await?;
+        // Taken before anything else awaits: a run trained side by side must not take this run's request.
+        let look = crate::control::take_step_request();
         // The pairs of this step.
         let pairs = match &source {
             Source::Offline(d) => {
@@ -703,7 +705,6 @@ pub async fn align_from(
         if !loss.is_finite() {
             bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);
         }
-        let look = crate::control::take_step_request();
         let token_logps = if look { e.read(&acts.token_logprobs).await? } else { vec![] };
         let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
         policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&dseq))?;
