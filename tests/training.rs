@@ -7,6 +7,33 @@ use alignment_gap::model::GptConfig;
 use alignment_gap::task::{TaskConfig, EOS, PAD};
 use alignment_gap::train::sft::{train_sft, SftConfig};
 
+use alignment_gap::experiments::pipeline::StageCache;
+use alignment_gap::model::{Gpt, Head};
+type Entry = (GptConfig, Head, Vec<Vec<f32>>, serde_json::Value);
+
+/// An in-memory stage cache that logs every put and remove, so a cache can be rebuilt as it stood at any moment.
+#[derive(Default)]
+struct Logged {
+    entries: std::collections::HashMap<String, Entry>,
+    log: Vec<(String, Option<Entry>)>,
+}
+
+impl StageCache for Logged {
+    fn get(&mut self, key: &str) -> Option<Entry> {
+        self.entries.get(key).cloned()
+    }
+    fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
+        let entry = (model.config, model.head, values.to_vec(), meta);
+        self.log.push((key.into(), Some(entry.clone())));
+        self.entries.insert(key.into(), entry);
+        Ok(())
+    }
+    fn remove(&mut self, key: &str) {
+        self.log.push((key.into(), None));
+        self.entries.remove(key);
+    }
+}
+
 /// SFT on the generator's summaries: the loss falls, the policy learns the format (summaries end in <eos>)
 /// and its samples earn more golden reward than an untrained policy's. (At this small budget it does not
 /// yet match the generator's reward: copying document words takes longer to learn — see the closing note.)
@@ -277,31 +304,7 @@ fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
 #[test]
 fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
     use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
-    use alignment_gap::experiments::pipeline::{Progress, StageCache};
-    use alignment_gap::model::{Gpt, Head};
-    use std::collections::HashMap;
-    type Entry = (GptConfig, Head, Vec<Vec<f32>>, serde_json::Value);
-    /// An in-memory cache that logs every put and remove, so a cache can be rebuilt as it stood at any moment.
-    #[derive(Default)]
-    struct Logged {
-        entries: HashMap<String, Entry>,
-        log: Vec<(String, Option<Entry>)>,
-    }
-    impl StageCache for Logged {
-        fn get(&mut self, key: &str) -> Option<Entry> {
-            self.entries.get(key).cloned()
-        }
-        fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
-            let entry = (model.config, model.head, values.to_vec(), meta);
-            self.log.push((key.into(), Some(entry.clone())));
-            self.entries.insert(key.into(), entry);
-            Ok(())
-        }
-        fn remove(&mut self, key: &str) {
-            self.log.push((key.into(), None));
-            self.entries.remove(key);
-        }
-    }
+    use alignment_gap::experiments::pipeline::Progress;
     let e = Engine::cpu();
     let tiny = Fig1Config::preset("fig1-tiny").unwrap();
     // With semi-online IPO refreshing every 4 steps (after online, so online and offline no longer train side by
@@ -364,34 +367,14 @@ fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
 #[test]
 fn a_run_cut_off_on_the_gpu_goes_on_on_the_cpu_from_what_the_gpu_left() {
     use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
-    use alignment_gap::experiments::pipeline::{Progress, StageCache};
-    use alignment_gap::model::{Gpt, Head};
-    use std::collections::HashMap;
-    type Entry = (GptConfig, Head, Vec<Vec<f32>>, serde_json::Value);
-    #[derive(Default)]
-    struct Mem(HashMap<String, Entry>, Vec<(String, Option<Entry>)>);
-    impl StageCache for Mem {
-        fn get(&mut self, key: &str) -> Option<Entry> {
-            self.0.get(key).cloned()
-        }
-        fn put(&mut self, key: &str, model: &Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
-            let entry = (model.config, model.head, values.to_vec(), meta);
-            self.1.push((key.into(), Some(entry.clone())));
-            self.0.insert(key.into(), entry);
-            Ok(())
-        }
-        fn remove(&mut self, key: &str) {
-            self.1.push((key.into(), None));
-            self.0.remove(key);
-        }
-    }
+    use alignment_gap::experiments::pipeline::Progress;
     let Ok((gpu, _)) = pollster::block_on(Engine::open(alignment_gap::engine::BackendChoice::Gpu, &Default::default())) else {
         assert_eq!(std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref(), Ok("1"), "a GPU adapter (lavapipe on CI)");
         return;
     };
     let cpu = Engine::cpu();
     let cfg = Fig1Config::preset("fig1-tiny").unwrap();
-    let on = |e: &Engine, cache: &mut Mem, placement: Placement| {
+    let on = |e: &Engine, cache: &mut Logged, placement: Placement| {
         let mut stages = vec![];
         let r = pollster::block_on(fig1::run_seed(e, &cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
             if let Progress::Stage { name, .. } = p {
@@ -403,15 +386,15 @@ fn a_run_cut_off_on_the_gpu_goes_on_on_the_cpu_from_what_the_gpu_left() {
         .unwrap();
         (r.checkpoints, stages)
     };
-    let mut on_gpu = Mem::default();
+    let mut on_gpu = Logged::default();
     let (gpu_rows, _) = on(&gpu, &mut on_gpu, Placement { interleave: true, resumable: true, ..Placement::default() });
     // Lost after the second saved state: online and offline part-way, the golden-labelled run not begun.
-    let at = on_gpu.1.iter().enumerate().filter(|(_, (k, v))| v.is_some() && k.ends_with("-state")).nth(1).map(|(i, _)| i).unwrap();
-    let mut left = Mem::default();
-    for (key, entry) in &on_gpu.1[..=at] {
+    let at = on_gpu.log.iter().enumerate().filter(|(_, (k, v))| v.is_some() && k.ends_with("-state")).nth(1).map(|(i, _)| i).unwrap();
+    let mut left = Logged::default();
+    for (key, entry) in &on_gpu.log[..=at] {
         match entry {
-            Some(v) => left.0.insert(key.clone(), v.clone()),
-            None => left.0.remove(key),
+            Some(v) => left.entries.insert(key.clone(), v.clone()),
+            None => left.entries.remove(key),
         };
     }
     let gpu_name = gpu.describe();
