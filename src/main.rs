@@ -750,6 +750,10 @@ mod native {
             checkpoint::save(&dir, &m.config, m.head, &m.values, special, Some(&tokenizer))
                 .map_err(|e| alignment_gap::Error(format!("{e}\nresults.json, metrics.csv, fig1.svg and summary.md are written; the models are not all saved: rerun the same command to write them (every stage comes from the cache)")))?;
         }
+        eprintln!("stage time, summed over seeds (s): {}", results.timings.iter().map(|(n, s)| format!("{n} {s:.0}")).collect::<Vec<_>>().join(", "));
+        let inside = alignment_gap::train::align::phases::totals();
+        let names = alignment_gap::train::align::phases::NAMES;
+        eprintln!("inside the runs trained here (s): {}", names.iter().zip(inside).map(|(n, s)| format!("{n} {s:.0}")).collect::<Vec<_>>().join(", "));
         println!("wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
         Ok(())
     }

@@ -155,8 +155,10 @@ impl Engine {
         match self {
             // Named apart: the browser's WebAssembly build (simd128 kernels) and a native one agree to rounding, not bit
             // for bit, so their stages are cached apart.
-            Engine::Cpu(_) if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, matrixmultiply GEMM)".to_string(),
-            Engine::Cpu(_) => "cpu (plain Rust, matrixmultiply GEMM)".to_string(),
+            // The GEMM is named because stages are cached by this line: results from the kernels before the direct
+            // narrow-product kernel agree with these to rounding only.
+            Engine::Cpu(_) if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)".to_string(),
+            Engine::Cpu(_) => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
             Engine::Gpu(g) => format!("gpu ({} via {}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),
         }
     }
@@ -173,7 +175,13 @@ impl Engine {
     }
 
     pub fn zeros(&self, len: usize) -> Tensor {
-        self.tensor(&vec![0.0; len])
+        match self {
+            // Not through `tensor`: a zeroed allocation is fresh pages from the system, touched only when
+            // written, where copying a zeroed vector wrote every page twice (a forward pass's activations
+            // include the backward's buffers, which scoring and sampling never touch).
+            Engine::Cpu(_) => Tensor::Cpu(RefCell::new(vec![0.0; len])),
+            Engine::Gpu(_) => self.tensor(&vec![0.0; len]),
+        }
     }
 
     /// Index tensors (token ids, targets) hold u32 bit patterns in the same 4-byte slots.

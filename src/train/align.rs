@@ -9,6 +9,8 @@ use super::losses::{gpo, Loss};
 use super::optim::{AdamW, AdamwConfig, Schedule};
 use super::pm::{prefers, Pairs};
 use crate::bail;
+use crate::bench::now_ms;
+use phases::Phase;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Activations, Gpt, Head, TokenBatch};
@@ -650,7 +652,12 @@ pub async fn align_from(
             opt.restore(e, &r.adam_m, &r.adam_v, r.step)?;
             r
         }
-        None => AlignState { checkpoints: vec![evaluate(e, &policy, sft, task, eval, 0, None, None).await?], ..AlignState::default() },
+        None => {
+            let t0 = now_ms();
+            let first = evaluate(e, &policy, sft, task, eval, 0, None, None).await?;
+            phases::add(Phase::Evaluation, now_ms() - t0);
+            AlignState { checkpoints: vec![first], ..AlignState::default() }
+        }
     };
     for c in &checkpoints {
         on_checkpoint(c);
@@ -665,6 +672,7 @@ pub async fn align_from(
         // Taken before anything else awaits: a run trained side by side must not take this run's request.
         let look = crate::control::take_step_request();
         // The pairs of this step.
+        let t0 = now_ms();
         let pairs = match &source {
             Source::Offline(d) => {
                 let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % d.len()).collect();
@@ -691,6 +699,8 @@ pub async fn align_from(
             Source::OnlineGolden => online_pairs(e, task, &policy, None, None, seed, step, b).await?,
             Source::Mixture(pm, m) => online_pairs(e, task, &policy, Some((sft, *m)), Some(pm), seed, step, b).await?,
         };
+        let t1 = now_ms();
+        phases::add(Phase::Pairs, t1 - t0);
         // Winners in rows 0..b, losers in rows b..2b.
         let prompts: Vec<Vec<u32>> = pairs.prompts.iter().chain(&pairs.prompts).cloned().collect();
         let ys: Vec<Vec<u32>> = (0..b).map(|i| pairs.ordered(i).0.to_vec()).chain((0..b).map(|i| pairs.ordered(i).1.to_vec())).collect();
@@ -709,6 +719,7 @@ pub async fn align_from(
         let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
         policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&dseq))?;
         let stats = opt.step(e, &policy.infos, &policy.params, &grads).await?;
+        phases::add(Phase::Training, now_ms() - t1);
         if look {
             let done = Trained { step: step + 1, pairs: &pairs, batch: &batch, logps: &lp, reference: &reference, token_logps, loss, stats };
             let inside = look_inside(e, task, &policy, &acts, &source, cfg, eval, done).await?;
@@ -724,7 +735,9 @@ pub async fn align_from(
         }
         step += 1;
         if cfg.is_eval_step(step) {
+            let t0 = now_ms();
             let c = evaluate(e, &policy, sft, task, eval, step, Some(loss_sum / since as f32), measures_stream.then_some(&stream)).await?;
+            phases::add(Phase::Evaluation, now_ms() - t0);
             on_checkpoint(&c);
             checkpoints.push(c);
             loss_sum = 0.0;
@@ -737,6 +750,37 @@ pub async fn align_from(
         }
     }
     Ok((policy, checkpoints, stream))
+}
+
+/// Where alignment runs spend their time, summed over every run this process trains (all threads): making
+/// each step's pairs (online: sampling two responses per prompt and labelling them; offline: reading them),
+/// the training step itself (forward, backward, AdamW, the reference's log-probs), and the checkpoints'
+/// evaluations. `reproduce` prints the totals. On a GPU one run's wait may overlap its side-by-side
+/// partner's work, so there the split is approximate; on the CPU nothing overlaps.
+pub mod phases {
+    use std::sync::Mutex;
+
+    #[derive(Clone, Copy)]
+    pub enum Phase {
+        Pairs,
+        Training,
+        Evaluation,
+    }
+
+    pub const NAMES: [&str; 3] = ["pairs (sampling and labelling)", "training steps", "evaluation"];
+
+    static TOTALS: Mutex<[f64; 3]> = Mutex::new([0.0; 3]);
+
+    pub fn add(phase: Phase, ms: f64) {
+        if let Ok(mut t) = TOTALS.lock() {
+            t[phase as usize] += ms / 1e3;
+        }
+    }
+
+    /// Seconds per phase, in [`NAMES`]' order.
+    pub fn totals() -> [f64; 3] {
+        TOTALS.lock().map(|t| *t).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

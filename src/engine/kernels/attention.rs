@@ -4,7 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/attention.wgsl`), and the self-check cases.
 
-use super::cpu_math::{exp, for_row_chunks};
+use super::cpu_math::{exp, for_row_chunks, max, sum};
 use super::{CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -20,14 +20,15 @@ pub fn causal_softmax_forward(att: &mut [f32], pre: &[f32], t: usize, scale: f32
         let pre = &pre[first * t..first * t + att.len()];
         for (r, (a, p)) in att.chunks_exact_mut(t).zip(pre.chunks_exact(t)).enumerate() {
             let last = (first + r) % t;
-            let m = p[..=last].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            for j in 0..=last {
-                a[j] = exp((p[j] - m) * scale);
+            let m = max(&p[..=last]);
+            // Over the whole row, masked (plain maps over whole rows vectorise; exp of −∞ is 0).
+            for (a, &p) in a[..=last].iter_mut().zip(&p[..=last]) {
+                *a = (p - m) * scale;
             }
-            let s: f32 = a[..=last].iter().sum();
-            let inv = 1.0 / s;
-            a[..=last].iter_mut().for_each(|v| *v *= inv);
-            a[last + 1..].iter_mut().for_each(|v| *v = 0.0);
+            a[last + 1..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+            a.iter_mut().for_each(|v| *v = exp(*v));
+            let inv = 1.0 / sum(a);
+            a.iter_mut().for_each(|v| *v *= inv);
         }
     });
 }

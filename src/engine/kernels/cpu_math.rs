@@ -1,10 +1,11 @@
 //! What the CPU twins share to be fast without being obscure: an `exp` the compiler can vectorise, and a
-//! split of row-wise work over the run's threads.
+//! split of row-wise work over the run's threads. (Natively the loops run 8 lanes wide: x86_64 builds target
+//! x86-64-v3, see `.cargo/config.toml`; in the browser 4 lanes, SIMD128.)
 //!
 //! libm's `expf` is a call per element that no loop around it can vectorise; it made GELU alone a third of
 //! the CPU training step. [`exp`] is Cephes' `expf` (range reduction by ln 2 in two parts, a degree-5
 //! polynomial, the exponent put in by bit arithmetic) written without branches, so a loop of it becomes
-//! SIMD code (SSE2 natively, simd128 in the browser). Its error is within 2 ulp of the true value over
+//! SIMD code (AVX2 natively, simd128 in the browser). Its error is within 2 ulp of the true value over
 //! the whole f32 range, below the 1e-6 the kernels are checked to.
 
 /// e^x for every f32: 0 below −87.3 (where e^x is subnormal), +∞ above 88.7, NaN for NaN.
@@ -40,24 +41,46 @@ pub fn tanh(u: f32) -> f32 {
     (e - 1.0) / (e + 1.0)
 }
 
-/// Runs `f` compiled for AVX2 where the processor has it (checked once), else as built (SSE2). Loops of
-/// plain arithmetic inside `f`, [`exp`] included, then run 8 lanes wide instead of 4. The two builds do the
-/// same IEEE operations in the same order (Rust never fuses a·b + c on its own), so results are
-/// bit-identical either way.
+/// Σ x in 8 interleaved partial sums, then added pairwise: a loop the compiler vectorises, where a plain
+/// left-to-right sum (which it may not reorder) runs one value at a time.
 #[inline(always)]
-pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2")]
-        unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor was just checked to have AVX2.
-            return unsafe { with_avx2(f) };
+pub fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
         }
     }
-    f()
+    let tail: f32 = chunks.remainder().iter().sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// Σ a·b in 8 lanes like [`sum`].
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The largest value of x (−∞ for none), in 8 lanes like [`sum`].
+#[inline(always)]
+pub fn max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] = acc[l].max(c[l]);
+        }
+    }
+    chunks.remainder().iter().chain(&acc).copied().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// How many threads row-wise CPU work may use: the GEMM's setting (`MATMUL_NUM_THREADS`, as
@@ -84,9 +107,19 @@ pub fn for_row_chunks<F>(out: &mut [f32], row_len: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
+    let worth_splitting = out.len() >= MIN_PARALLEL_VALUES;
+    split_rows(out, row_len, worth_splitting, f)
+}
+
+/// [`for_row_chunks`] where the caller says whether the work is large enough to split (a GEMM's work is its
+/// multiply-adds, not its output's size).
+pub fn split_rows<F>(out: &mut [f32], row_len: usize, worth_splitting: bool, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
     let rows = if row_len == 0 { 0 } else { out.len() / row_len };
     let parts = threads().min(rows.max(1));
-    if parts <= 1 || out.len() < MIN_PARALLEL_VALUES {
+    if parts <= 1 || !worth_splitting {
         f(0, out);
         return;
     }

@@ -4,7 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/decode.wgsl`), and the self-check cases.
 
-use super::cpu_math::exp;
+use super::cpu_math::{dot, exp, max, sum};
 use super::{ids, CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -49,15 +49,12 @@ pub fn cached_attention(kc: &mut [f32], vc: &mut [f32], out: &mut [f32], qkv: &[
             vc[cache + pos * d..][..d].copy_from_slice(&row[2 * c + hh * d..][..d]);
             let q = &row[hh * d..][..d];
             for (j, s) in scores.iter_mut().enumerate() {
-                *s = (0..d).map(|i| q[i] * kc[cache + j * d + i]).sum();
+                *s = dot(q, &kc[cache + j * d..][..d]);
             }
             // as causal_softmax_forward: exp((s − max)·scale)
-            let m = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut total = 0.0;
-            for s in scores.iter_mut() {
-                *s = exp((*s - m) * scale);
-                total += *s;
-            }
+            let m = max(&scores);
+            scores.iter_mut().for_each(|s| *s = exp((*s - m) * scale));
+            let total = sum(&scores);
             let o = &mut out[b * c + hh * d..][..d];
             o.iter_mut().for_each(|v| *v = 0.0);
             for (j, s) in scores.iter().enumerate() {

@@ -4,7 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/elementwise.wgsl`), and the self-check cases.
 
-use super::cpu_math::{for_row_chunks, tanh, vectorised};
+use super::cpu_math::{for_row_chunks, tanh};
 use super::{CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -57,11 +57,9 @@ const GELU_SCALE: f32 = 0.797_884_6; // sqrt(2/π)
 pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
     for_row_chunks(y, 1, |first, y| {
         let x = &x[first..first + y.len()];
-        vectorised(|| {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = 0.5 * v * (1.0 + tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
-            }
-        })
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = 0.5 * v * (1.0 + tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
+        }
     });
 }
 
@@ -69,14 +67,12 @@ pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
 pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     for_row_chunks(dx, 1, |first, dx| {
         let (dy, x) = (&dy[first..first + dx.len()], &x[first..first + dx.len()]);
-        vectorised(|| {
-            for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
-                let u = GELU_SCALE * (v + 0.044715 * v * v * v);
-                let th = tanh(u);
-                let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
-                *d = g * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
-            }
-        })
+        for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
+            let u = GELU_SCALE * (v + 0.044715 * v * v * v);
+            let th = tanh(u);
+            let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
+            *d = g * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+        }
     });
 }
 

@@ -4,6 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/layernorm.wgsl`), and the self-check cases.
 
+use super::cpu_math::sum;
 use super::{CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -18,8 +19,12 @@ pub const LAYERNORM_EPS: f32 = 1e-5;
 /// out = (x − mean) · rstd · w + b per row of C; saves mean and rstd (1/σ) for the backward pass.
 pub fn layernorm_forward(out: &mut [f32], mean: &mut [f32], rstd: &mut [f32], x: &[f32], w: &[f32], b: &[f32], c: usize) {
     for (n, (xr, o)) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)).enumerate() {
-        let m = xr.iter().sum::<f32>() / c as f32;
-        let var = xr.iter().map(|v| (v - m) * (v - m)).sum::<f32>() / c as f32;
+        let m = sum(xr) / c as f32;
+        // o holds (x − mean)² first, for the variance's sum.
+        for (o, v) in o.iter_mut().zip(xr) {
+            *o = (v - m) * (v - m);
+        }
+        let var = sum(o) / c as f32;
         let s = 1.0 / (var + LAYERNORM_EPS).sqrt();
         for i in 0..c {
             o[i] = (xr[i] - m) * s * w[i] + b[i];

@@ -4,7 +4,7 @@
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/logprobs.wgsl`), and the self-check cases.
 
-use super::cpu_math::exp;
+use super::cpu_math::{exp, max, sum};
 use super::{ids, CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
@@ -16,9 +16,13 @@ pub const SHADER: Shader = Shader { name: "logprobs", source: include_str!("../.
 
 /// lp[n] = log softmax(logits[n, :])[targets[n]] — the per-token log-probability of the next token.
 pub fn token_logprobs(lp: &mut [f32], logits: &[f32], targets: &[u32], v: usize) {
+    let mut e = vec![0.0; v];
     for ((o, row), &tgt) in lp.iter_mut().zip(logits.chunks_exact(v)).zip(targets) {
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = m + row.iter().map(|x| exp(x - m)).sum::<f32>().ln();
+        let m = max(row);
+        for (e, x) in e.iter_mut().zip(row) {
+            *e = exp(x - m);
+        }
+        let lse = m + sum(&e).ln();
         *o = row[tgt as usize] - lse;
     }
 }
@@ -26,11 +30,14 @@ pub fn token_logprobs(lp: &mut [f32], logits: &[f32], targets: &[u32], v: usize)
 /// dlogits[n, :] = dlp[n] · (onehot(targets[n]) − softmax(logits[n, :])). Overwrites.
 pub fn token_logprobs_backward(dlogits: &mut [f32], dlp: &[f32], logits: &[f32], targets: &[u32], v: usize) {
     for (((dl, row), &tgt), &g) in dlogits.chunks_exact_mut(v).zip(logits.chunks_exact(v)).zip(targets).zip(dlp) {
-        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let s: f32 = row.iter().map(|x| exp(x - m)).sum();
-        for j in 0..v {
-            let p = exp(row[j] - m) / s;
-            dl[j] = g * (if j == tgt as usize { 1.0 } else { 0.0 } - p);
+        let m = max(row);
+        // dl holds exp(x − max) first, for the normaliser's sum.
+        for (d, x) in dl.iter_mut().zip(row) {
+            *d = exp(x - m);
+        }
+        let inv = 1.0 / sum(dl);
+        for (j, d) in dl.iter_mut().enumerate() {
+            *d = g * (if j == tgt as usize { 1.0 } else { 0.0 } - *d * inv);
         }
     }
 }
