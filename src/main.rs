@@ -369,7 +369,7 @@ mod native {
             log_evals: spec.log_evals,
             past_best: None,
         };
-        let (policy, cps, _) = pollster::block_on(align(&e, spec.task, &stages.sft, Source::Offline(&pairs), &run, &eval, |c| {
+        let (policy, cps, _) = pollster::block_on(align(&e, spec.task, &stages.sft, Source::Offline(&pairs, None), &run, &eval, |c| {
             eprintln!("step {}: KL {:.4}, golden win rate {:.4}", c.step, c.kl, c.golden_win_rate)
         }))?;
         let rows: Vec<Row> = cps.into_iter().map(|checkpoint| Row { method: "offline_file".into(), seed: a.seed, beta: a.beta, lr: a.lr, run_steps: steps, align_seed: None, policy: None, checkpoint }).collect();

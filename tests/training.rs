@@ -125,7 +125,7 @@ fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
 /// and a seed reproduces a run exactly.
 #[test]
 fn online_and_offline_ipo_produce_sane_checkpoints() {
-    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, PastBest, Source};
+    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, PastBest, ReferenceLogps, Source};
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
@@ -145,7 +145,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0, warmup_steps: 0, log_evals: 0, past_best: None };
     let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
     let (_, online, stream) = run(Source::OnlineProxy(&proxy));
-    let (_, offline, none) = run(Source::Offline(&d_golden));
+    let (_, offline, none) = run(Source::Offline(&d_golden, None));
     for (name, cps) in [("online", &online), ("offline", &offline)] {
         println!("{name}: {:?}", cps.iter().map(|c| (c.step, c.kl, c.golden_win_rate, c.classifier_accuracy, c.train_loss)).collect::<Vec<_>>());
         assert_eq!(cps.iter().map(|c| c.step).collect::<Vec<_>>(), vec![0, 10, 20]);
@@ -161,12 +161,18 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     assert!(none.is_empty());
     // A seed reproduces the run exactly on the CPU backend.
     assert_eq!(run(Source::OnlineProxy(&proxy)).1, online);
+    // Offline runs over the same pairs share the reference's log-probs: a run that reads them from a set another
+    // run (another lr) filled is, bit for bit, the run that computed them itself.
+    let shared = ReferenceLogps::default();
+    let other_lr = AlignConfig { adamw: AdamwConfig { lr: 5e-4, ..run_cfg.adamw }, ..run_cfg };
+    pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden, Some(&shared)), &other_lr, &eval, |_| {})).unwrap();
+    assert_eq!(run(Source::Offline(&d_golden, Some(&shared))).1, offline, "an offline run reading shared reference log-probs");
     // With the same warm-up steps and then a constant lr, a short run is exactly the start of a long one:
     // why the fig1 preset's offline sweep over lengths runs only its longest length.
     let warm = |steps| AlignConfig { steps, warmup_steps: 4, eval_every: 5, ..run_cfg };
     let (short, long) = (warm(10), warm(20));
-    let (_, short_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden), &short, &eval, |_| {})).unwrap();
-    let (_, long_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden), &long, &eval, |_| {})).unwrap();
+    let (_, short_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden, None), &short, &eval, |_| {})).unwrap();
+    let (_, long_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden, None), &long, &eval, |_| {})).unwrap();
     assert_eq!(short_cps.iter().map(|c| c.step).collect::<Vec<_>>(), vec![0, 5, 10]);
     assert_eq!(short_cps[..], long_cps[..3], "the 10-step run's checkpoints are the 20-step run's first three");
     assert_ne!(long_cps[1], offline[1], "warm-up changes the run (step 5 with and without it)");
@@ -174,7 +180,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     // `patience` steps behind its last checkpoint, or it reaches the cap.
     let rule = PastBest { patience: 10, max_steps: 40 };
     let past = AlignConfig { past_best: Some(rule), ..short };
-    let (_, past_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden), &past, &eval, |_| {})).unwrap();
+    let (_, past_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden, None), &past, &eval, |_| {})).unwrap();
     let steps: Vec<u32> = past_cps.iter().map(|c| c.step).collect();
     println!("past its best: {:?}", past_cps.iter().map(|c| (c.step, c.golden_win_rate)).collect::<Vec<_>>());
     assert_eq!(past_cps[..3], short_cps[..], "its first 10 steps are the plain run's");
@@ -238,7 +244,7 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     };
     let (online_weights, online_losses, stream) = run(Source::OnlineProxy(&proxy));
     assert_eq!(stream.len(), 6 * 8, "the stream holds every step's pairs, in order");
-    let (replay_weights, replay_losses, _) = run(Source::Offline(&stream));
+    let (replay_weights, replay_losses, _) = run(Source::Offline(&stream, None));
     println!("online losses {online_losses:?}\nreplay losses {replay_losses:?}");
     assert_eq!(replay_losses, online_losses, "every step's loss");
     assert_eq!(replay_weights, online_weights, "the final weights, bit for bit");
@@ -247,7 +253,7 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     let mut changed = stream.clone();
     let y = &mut changed.y1[3 * 8 + 5];
     y[0] = if y[0] == 5 { 6 } else { 5 };
-    let (changed_weights, changed_losses, _) = run(Source::Offline(&changed));
+    let (changed_weights, changed_losses, _) = run(Source::Offline(&changed, None));
     // losses[0] is step 0's checkpoint (no loss); losses[k] is step k−1's.
     assert_eq!(changed_losses[..4], online_losses[..4], "steps before the changed pair are untouched");
     assert_ne!(changed_losses[4], online_losses[4], "the changed pair's step differs");

@@ -14,7 +14,7 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Gpt, GptConfig, Head};
 use crate::task::TaskConfig;
-use crate::train::align::{align_from, AlignConfig, AlignState, Checkpoint, EvalPrompts, EvalSet, OnlineStream, PastBest, Source};
+use crate::train::align::{align_from, AlignConfig, AlignState, Checkpoint, EvalPrompts, EvalSet, OnlineStream, PastBest, ReferenceLogps, Source};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
@@ -639,6 +639,8 @@ pub struct SeedStages {
     /// The SFT policies of the scaling ladder's other sizes ([`SeedStages::add_size`]).
     pub sized: Vec<SizedSft>,
     pub timings: Vec<(String, f64)>,
+    /// π_sft's log-probs of D_golden's pairs, shared by this seed's offline runs at the config's policy size.
+    pub d_golden_reference: ReferenceLogps,
 }
 
 use crate::rng::streams;
@@ -689,7 +691,7 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
         bail!("seed {seed}: the proxy's held-out accuracy is not finite ({})", proxy_report.heldout_accuracy);
     }
     progress(Progress::StagesReady { seed, sft_loss: &sft_loss, proxy: &proxy_report });
-    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, sized: vec![], timings })
+    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, sized: vec![], timings, d_golden_reference: ReferenceLogps::default() })
 }
 
 /// The SFT policy of `spec`'s size for one seed, from the cache or trained (and cached), with its losses. The SFT
@@ -880,13 +882,13 @@ impl SeedStages {
         }
         let source = match (run.method, online_stream) {
             (Method::Online | Method::OnlineWith(_), _) => Source::OnlineProxy(&self.proxy),
-            (Method::Offline | Method::OfflineWith(_), _) => Source::Offline(&self.d_golden),
+            (Method::Offline | Method::OfflineWith(_), _) => Source::Offline(&self.d_golden, run.policy.is_none().then_some(&self.d_golden_reference)),
             (Method::OnlineGolden, _) => Source::OnlineGolden,
-            (Method::Stream(_), Some(stream)) => Source::Offline(stream),
+            (Method::Stream(_), Some(stream)) => Source::Offline(stream, None),
             (Method::Stream(_), None) => bail!("{name}: a stream run needs its online run's stream"),
             (Method::SemiOnline(refresh), _) => Source::SemiOnline(&self.proxy, refresh),
             (Method::Mixture(percent), _) => Source::Mixture(&self.proxy, percent as f32 / 100.0),
-            (Method::Pairs(_), Some(pairs)) => Source::Offline(pairs),
+            (Method::Pairs(_), Some(pairs)) => Source::Offline(pairs, None),
             (Method::Pairs(_), None) => bail!("{name}: a pair-dataset run needs its dataset"),
         };
         let run_cfg = AlignConfig {

@@ -162,8 +162,9 @@ pub struct Checkpoint {
 
 /// Where a run's pairs come from.
 pub enum Source<'a> {
-    /// D_golden (or any fixed dataset), in order, cycling.
-    Offline(&'a Pairs),
+    /// D_golden (or any fixed dataset), in order, cycling; with the reference's log-probs of its pairs when
+    /// other runs share them.
+    Offline(&'a Pairs, Option<&'a ReferenceLogps>),
     /// Two samples per prompt from the current policy, labelled by the proxy.
     OnlineProxy(&'a Gpt),
     /// Two samples per prompt from the current policy, labelled by the golden preference.
@@ -180,6 +181,34 @@ pub enum Source<'a> {
 }
 
 use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_STREAM_COINS, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
+
+/// π_sft's summed log-probs of a fixed dataset's pairs (winner, loser), filled in as offline runs reach them:
+/// the offline runs of a seed over D_golden (the sweep trains up to eight, each past a thousand steps) share
+/// one reference pass per pair instead of one per step of each run. A row's log-prob does not depend on the
+/// rows batched with it (every kernel computes each row alone), so a run reads exactly what it would have
+/// computed; a test checks a run with a shared, already filled set against one without.
+#[derive(Default)]
+pub struct ReferenceLogps(std::cell::RefCell<Vec<Option<(f32, f32)>>>);
+
+impl ReferenceLogps {
+    /// The log-probs of pairs `idx` in a batch's order (winners, then losers), when all are known.
+    fn get(&self, idx: &[usize]) -> Option<Vec<f32>> {
+        let known = self.0.borrow();
+        let pairs: Vec<(f32, f32)> = idx.iter().map(|&i| known.get(i).copied().flatten()).collect::<Option<_>>()?;
+        Some(pairs.iter().map(|p| p.0).chain(pairs.iter().map(|p| p.1)).collect())
+    }
+
+    fn put(&self, idx: &[usize], reference: &[f32]) {
+        let mut known = self.0.borrow_mut();
+        let b = idx.len();
+        for (j, &i) in idx.iter().enumerate() {
+            if known.len() <= i {
+                known.resize(i + 1, None);
+            }
+            known[i] = Some((reference[j], reference[b + j]));
+        }
+    }
+}
 
 /// Summed response log-probs of `ys` under `model` for `prompts` (batched in one pass).
 async fn response_logprobs(e: &Engine, model: &Gpt, acts: &Activations, batch: &SequenceBatch) -> Result<Vec<f32>> {
@@ -544,7 +573,7 @@ async fn look_inside(e: &Engine, task: &TaskConfig, policy: &Gpt, acts: &Activat
     let (source_name, labeller, proxy) = match source {
         Source::OnlineProxy(pm) => ("online", "proxy", Some(*pm)),
         Source::OnlineGolden => ("online_golden", "golden", eval.proxy),
-        Source::Offline(_) => ("offline", "golden", eval.proxy),
+        Source::Offline(..) => ("offline", "golden", eval.proxy),
         Source::SemiOnline(pm, _) => ("semi_online", "proxy", Some(*pm)),
         Source::Mixture(pm, _) => ("mixture", "proxy", Some(*pm)),
     };
@@ -621,13 +650,13 @@ pub async fn align_from(
         bail!("beta = {} is out of range: finite and > 0", cfg.beta);
     }
     match &source {
-        Source::Offline(d) if d.len() < cfg.batch => bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch),
+        Source::Offline(d, _) if d.len() < cfg.batch => bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch),
         Source::OnlineProxy(_) | Source::OnlineGolden | Source::SemiOnline(..) | Source::Mixture(..) if cfg.steps > MAX_ONLINE_STEPS => {
             bail!("steps = {} is out of range 1..={MAX_ONLINE_STEPS} for an online run (each step's samples have their own random stream)", cfg.steps)
         }
         _ => {}
     }
-    if cfg.past_best.is_some() && !matches!(source, Source::Offline(_)) {
+    if cfg.past_best.is_some() && !matches!(source, Source::Offline(..)) {
         bail!("align: only an offline run trains on past its length until past its best (an online run's steps each have their own random streams, counted in advance)");
     }
     let seed = cfg.seed;
@@ -673,9 +702,13 @@ pub async fn align_from(
         let look = crate::control::take_step_request();
         // The pairs of this step.
         let t0 = now_ms();
+        let offline_idx: Option<Vec<usize>> = match &source {
+            Source::Offline(d, _) => Some((0..b).map(|i| (step as usize * b + i) % d.len()).collect()),
+            _ => None,
+        };
         let pairs = match &source {
-            Source::Offline(d) => {
-                let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % d.len()).collect();
+            Source::Offline(d, _) => {
+                let idx = offline_idx.as_deref().expect("set above for offline data");
                 Pairs {
                     prompts: idx.iter().map(|&i| d.prompts[i].clone()).collect(),
                     y1: idx.iter().map(|&i| d.y1[i].clone()).collect(),
@@ -706,7 +739,20 @@ pub async fn align_from(
         let ys: Vec<Vec<u32>> = (0..b).map(|i| pairs.ordered(i).0.to_vec()).chain((0..b).map(|i| pairs.ordered(i).1.to_vec())).collect();
         let batch = SequenceBatch::new(&prompts, &ys, t);
         let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
-        let reference = response_logprobs(e, sft, &acts_ref, &batch).await?;
+        let shared = match (&source, &offline_idx) {
+            (Source::Offline(_, Some(known)), Some(idx)) => Some((*known, idx)),
+            _ => None,
+        };
+        let reference = match shared.and_then(|(known, idx)| known.get(idx)) {
+            Some(r) => r,
+            None => {
+                let r = response_logprobs(e, sft, &acts_ref, &batch).await?;
+                if let Some((known, idx)) = shared {
+                    known.put(idx, &r);
+                }
+                r
+            }
+        };
         Gpt::clear_grads(e, &grads)?;
         policy.forward(e, &acts, &tokens)?;
         policy.sequence_logprobs(e, &acts, &targets, &weights)?;
@@ -727,7 +773,7 @@ pub async fn align_from(
         }
         loss_sum += loss;
         since += 1;
-        if !matches!(source, Source::Offline(_)) {
+        if !matches!(source, Source::Offline(..)) {
             stream.prompts.extend(pairs.prompts);
             stream.y1.extend(pairs.y1);
             stream.y2.extend(pairs.y2);
