@@ -117,7 +117,7 @@ pub fn split_rows<F>(out: &mut [f32], row_len: usize, worth_splitting: bool, f: 
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
-    let rows = if row_len == 0 { 0 } else { out.len() / row_len };
+    let rows = out.len().checked_div(row_len).unwrap_or(0);
     let parts = threads().min(rows.max(1));
     if parts <= 1 || !worth_splitting {
         f(0, out);
