@@ -702,13 +702,14 @@ pub async fn align_from(
         let look = crate::control::take_step_request();
         // The pairs of this step.
         let t0 = now_ms();
-        let offline_idx: Option<Vec<usize>> = match &source {
-            Source::Offline(d, _) => Some((0..b).map(|i| (step as usize * b + i) % d.len()).collect()),
-            _ => None,
+        // Offline: the dataset's pairs this step reads, in order, cycling.
+        let offline_idx: Vec<usize> = match &source {
+            Source::Offline(d, _) => (0..b).map(|i| (step as usize * b + i) % d.len()).collect(),
+            _ => vec![],
         };
         let pairs = match &source {
             Source::Offline(d, _) => {
-                let idx = offline_idx.as_deref().expect("set above for offline data");
+                let idx = &offline_idx;
                 Pairs {
                     prompts: idx.iter().map(|&i| d.prompts[i].clone()).collect(),
                     y1: idx.iter().map(|&i| d.y1[i].clone()).collect(),
@@ -739,19 +740,16 @@ pub async fn align_from(
         let ys: Vec<Vec<u32>> = (0..b).map(|i| pairs.ordered(i).0.to_vec()).chain((0..b).map(|i| pairs.ordered(i).1.to_vec())).collect();
         let batch = SequenceBatch::new(&prompts, &ys, t);
         let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
-        let shared = match (&source, &offline_idx) {
-            (Source::Offline(_, Some(known)), Some(idx)) => Some((*known, idx)),
-            _ => None,
-        };
-        let reference = match shared.and_then(|(known, idx)| known.get(idx)) {
-            Some(r) => r,
-            None => {
-                let r = response_logprobs(e, sft, &acts_ref, &batch).await?;
-                if let Some((known, idx)) = shared {
-                    known.put(idx, &r);
+        let reference = match &source {
+            Source::Offline(_, Some(known)) => match known.get(&offline_idx) {
+                Some(r) => r,
+                None => {
+                    let r = response_logprobs(e, sft, &acts_ref, &batch).await?;
+                    known.put(&offline_idx, &r);
+                    r
                 }
-                r
-            }
+            },
+            _ => response_logprobs(e, sft, &acts_ref, &batch).await?,
         };
         Gpt::clear_grads(e, &grads)?;
         policy.forward(e, &acts, &tokens)?;

@@ -53,7 +53,7 @@ pub fn sum(x: &[f32]) -> f32 {
         }
     }
     let tail: f32 = chunks.remainder().iter().sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    add_lanes(acc) + tail
 }
 
 /// Σ a·b in 8 lanes like [`sum`].
@@ -67,7 +67,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    add_lanes(acc) + tail
+}
+
+/// The 8 partial sums of [`sum`] and [`dot`], added pairwise.
+#[inline(always)]
+fn add_lanes(acc: [f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 /// The largest value of x (−∞ for none), in 8 lanes like [`sum`].

@@ -16,15 +16,19 @@ pub const SHADER: Shader = Shader { name: "logprobs", source: include_str!("../.
 
 /// lp[n] = log softmax(logits[n, :])[targets[n]] — the per-token log-probability of the next token.
 pub fn token_logprobs(lp: &mut [f32], logits: &[f32], targets: &[u32], v: usize) {
-    let mut e = vec![0.0; v];
+    let mut scratch = vec![0.0; v];
     for ((o, row), &tgt) in lp.iter_mut().zip(logits.chunks_exact(v)).zip(targets) {
-        let m = max(row);
-        for (e, x) in e.iter_mut().zip(row) {
-            *e = exp(x - m);
-        }
-        let lse = m + sum(&e).ln();
-        *o = row[tgt as usize] - lse;
+        *o = row[tgt as usize] - log_sum_exp(row, &mut scratch);
     }
+}
+
+/// log Σ exp(row), shifted by the row's max; `scratch` (one row long) holds the shifted exponentials.
+fn log_sum_exp(row: &[f32], scratch: &mut [f32]) -> f32 {
+    let m = max(row);
+    for (e, x) in scratch.iter_mut().zip(row) {
+        *e = exp(x - m);
+    }
+    m + sum(scratch).ln()
 }
 
 /// dlogits[n, :] = dlp[n] · (onehot(targets[n]) − softmax(logits[n, :])). Overwrites.
@@ -44,8 +48,7 @@ pub fn token_logprobs_backward(dlogits: &mut [f32], dlp: &[f32], logits: &[f32],
 
 /// log softmax of one row, into `out`.
 pub(crate) fn log_softmax(out: &mut [f32], row: &[f32]) {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = m + row.iter().map(|x| exp(x - m)).sum::<f32>().ln();
+    let lse = log_sum_exp(row, out);
     for (o, x) in out.iter_mut().zip(row) {
         *o = x - lse;
     }
