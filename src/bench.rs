@@ -98,7 +98,7 @@ struct StepSetup {
     weights: crate::engine::Tensor,
     dseq: crate::engine::Tensor,
     acts: crate::model::Activations,
-    grads: Vec<crate::engine::Tensor>,
+    grads: crate::engine::Packed,
     opt: AdamW,
     ids: Vec<u32>,
 }

@@ -90,3 +90,53 @@ fn tensors_of_the_other_backend_are_refused() {
     let err = engine.softmax_rows(&a, &b, 2, 2).unwrap_err().to_string();
     assert!(err.contains("other backend"), "{err}");
 }
+
+/// Parameters packed in one buffer (the GPU's flat layout): every part reads back as given, and an AdamW
+/// step by segment (two dispatches for Σg², two for the update) leaves every parameter and moment exactly
+/// where a step tensor by tensor does, weight decay included, and the gaps between parts at zero.
+fn slices(v: &[Vec<f32>]) -> Vec<&[f32]> {
+    v.iter().map(|x| x.as_slice()).collect()
+}
+
+#[test]
+fn gpu_packed_parameters_step_like_separate_tensors() {
+    use alignment_gap::engine::Packed;
+    use alignment_gap::model::{param_infos, params::segments, Head};
+    use alignment_gap::train::optim::{AdamW, AdamwConfig, Schedule};
+    let Some(e) = gpu() else { return };
+    let cfg = alignment_gap::model::GptConfig { n_layer: 2, n_embd: 16, n_head: 2, n_positions: 8, vocab_size: 11 };
+    let infos = param_infos(&cfg, Head::Score);
+    let draw = |stream: u32| -> Vec<Vec<f32>> { infos.iter().enumerate().map(|(i, p)| uniform_vec(stream, i as u32, p.len(), -1.0, 1.0)).collect() };
+    let (values, grads) = (draw(1), draw(2));
+    let packed = e.pack(&slices(&values), &segments(&infos));
+    assert_eq!(packed.segments.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![0, 1], "weights and the rest, each in one view");
+    for (part, want) in packed.iter().zip(&values) {
+        assert_eq!(&pollster::block_on(e.read(part)).unwrap(), want);
+    }
+    let separate = |v: &[Vec<f32>]| Packed { parts: v.iter().map(|x| e.tensor(x)).collect(), segments: Vec::new() };
+    let config = AdamwConfig { lr: 1e-2, weight_decay: 0.1, max_grad_norm: None, ..AdamwConfig::default() };
+    let run = |params: &Packed, grads: &Packed| {
+        let mut opt = AdamW::new(&e, &infos, config, Schedule::constant());
+        let mut norms = vec![];
+        for _ in 0..3 {
+            norms.push(pollster::block_on(opt.step(&e, &infos, params, grads)).unwrap().grad_norm);
+        }
+        let (m, v) = pollster::block_on(opt.moments(&e)).unwrap();
+        let p: Vec<Vec<f32>> = params.iter().map(|t| pollster::block_on(e.read(t)).unwrap()).collect();
+        (p, m, v, norms)
+    };
+    let (p1, m1, v1, n1) = run(&packed, &e.pack(&slices(&grads), &segments(&infos)));
+    let (p2, m2, v2, n2) = run(&separate(&values), &separate(&grads));
+    assert_eq!((p1, m1, v1), (p2, m2, v2));
+    assert_ne!(values, pollster::block_on(async { let mut out = vec![]; for t in packed.iter() { out.push(e.read(t).await.unwrap()) } out }), "the step moved the parameters");
+    for (a, b) in n1.iter().zip(&n2) {
+        assert!((a - b).abs() <= 1e-5 * b, "gradient norm {a} by segment, {b} by tensor");
+    }
+    // Gaps still zero: each segment's Σx² is its parts' Σx².
+    let sum_sq = |x: &[f32]| x.iter().map(|&v| v as f64 * v as f64).sum::<f64>();
+    for (segment, whole) in &packed.segments {
+        let parts: f64 = packed.iter().zip(segments(&infos)).filter(|(_, s)| s == segment).map(|(t, _)| sum_sq(&pollster::block_on(e.read(t)).unwrap())).sum();
+        let all = sum_sq(&pollster::block_on(e.read(whole)).unwrap());
+        assert!((all - parts).abs() <= 1e-9 * parts, "segment {segment}: Σx² {all} over the view, {parts} over its parts");
+    }
+}

@@ -2,7 +2,7 @@
 //! The fixture is made by tests/pytorch/make_fixture.py (not run by CI); see its docstring.
 #![cfg(not(target_arch = "wasm32"))]
 
-use alignment_gap::engine::{Engine, Tensor};
+use alignment_gap::engine::{Engine, Packed, Tensor};
 use alignment_gap::model::checkpoint::read_all;
 use alignment_gap::model::{Activations, Gpt, GptConfig, Head};
 use alignment_gap::selfcheck::relative_error;
@@ -60,7 +60,7 @@ impl Batch {
     }
 
     /// `acts` may be reused across calls, as training does (the backward buffers live in it).
-    fn loss_and_grads(&self, e: &Engine, model: &Gpt, acts: &Activations) -> (f32, Vec<f32>, Vec<Tensor>) {
+    fn loss_and_grads(&self, e: &Engine, model: &Gpt, acts: &Activations) -> (f32, Vec<f32>, Packed) {
         model.forward(e, acts, &self.tokens).unwrap();
         model.sequence_logprobs(e, acts, &self.targets, &self.weights).unwrap();
         let seq = pollster::block_on(e.read(&acts.sequence_logprobs)).unwrap();

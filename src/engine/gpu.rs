@@ -21,11 +21,24 @@ fn with_prelude(source: &str) -> String {
     format!("const WORKGROUP_SIZE: u32 = {THREADS_PER_GROUP}u;\n{PRELUDE}\n{source}")
 }
 
-/// A buffer of f32 on the device.
+/// `len` f32 on the device: a whole buffer, or a range of one that holds several tensors (see
+/// [`GpuBackend::upload_packed`]).
 pub struct GpuTensor {
     pub buffer: wgpu::Buffer,
+    /// Where the tensor starts in `buffer`, in bytes (a multiple of the adapter's storage binding alignment).
+    pub offset: u64,
     pub len: usize,
 }
+
+impl GpuTensor {
+    /// The tensor as a binding: its own range of the buffer (an empty tensor still binds its one spare value).
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.buffer, offset: self.offset, size: wgpu::BufferSize::new(self.len.max(1) as u64 * 4) })
+    }
+}
+
+/// [`GpuBackend::upload_packed`]'s parts, and its segments' views with their numbers.
+pub type PackedUpload = (Vec<GpuTensor>, Vec<(usize, GpuTensor)>);
 
 /// What `doctor` and the page's device panel show about an adapter.
 #[derive(Clone, Debug, Serialize)]
@@ -216,7 +229,41 @@ impl GpuBackend {
             contents: bytemuck::cast_slice(contents),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         });
-        GpuTensor { buffer, len: data.len() }
+        GpuTensor { buffer, offset: 0, len: data.len() }
+    }
+
+    /// Uploads `values` into one buffer, segment by segment (`segment_of[i]` is part i's segment, counted from
+    /// 0), each part starting on the storage binding alignment, the gaps zero. Returns the parts in the order
+    /// given and a view of each non-empty segment (with its number) from its first part to the end of its last, so that an element-wise op
+    /// over a segment (zeroing gradients, AdamW, Σg²) is one dispatch instead of one per tensor. Ops over a
+    /// segment see its gaps too; zeros there stay zeros under each of those ops. None when the whole would
+    /// not fit one binding (then the caller keeps separate buffers).
+    pub fn upload_packed(&self, values: &[&[f32]], segment_of: &[usize]) -> Option<PackedUpload> {
+        let align = (self.device.limits().min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let segments = segment_of.iter().max().map_or(0, |&s| s + 1);
+        let mut starts = vec![0usize; values.len()];
+        let mut ranges = Vec::with_capacity(segments);
+        let mut end = 0usize;
+        for s in 0..segments {
+            let first = end;
+            for (i, v) in values.iter().enumerate().filter(|(i, _)| segment_of[*i] == s) {
+                starts[i] = end;
+                end = (end + v.len().max(1)).div_ceil(align) * align;
+            }
+            ranges.push((first, end));
+        }
+        if end == 0 || end as u64 * 4 > self.device.limits().max_storage_buffer_binding_size {
+            return None;
+        }
+        let mut flat = vec![0.0f32; end];
+        for (v, &at) in values.iter().zip(&starts) {
+            flat[at..at + v.len()].copy_from_slice(v);
+        }
+        let buffer = self.upload(&flat).buffer;
+        let view = |at: usize, len: usize| GpuTensor { buffer: buffer.clone(), offset: at as u64 * 4, len };
+        let parts = values.iter().zip(&starts).map(|(v, &at)| view(at, v.len())).collect();
+        let whole = ranges.into_iter().enumerate().filter(|(_, (a, b))| b > a).map(|(s, (a, b))| (s, view(a, b - a))).collect();
+        Some((parts, whole))
     }
 
     pub(crate) fn max_groups(&self) -> usize {
@@ -237,7 +284,7 @@ impl GpuBackend {
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (binding, t) in buffers {
-            entries.push(wgpu::BindGroupEntry { binding: *binding, resource: t.buffer.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry { binding: *binding, resource: t.binding() });
         }
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(name),
@@ -296,7 +343,7 @@ impl GpuBackend {
         {
             let mut pending = self.pending.borrow_mut();
             let encoder = pending.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
-            encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, bytes);
+            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, bytes);
         }
         self.flush();
         let (tx, rx) = futures_channel::oneshot::channel();

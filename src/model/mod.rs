@@ -10,7 +10,7 @@ pub use config::GptConfig;
 pub use params::{param_infos, Head, ParamInfo};
 
 use crate::bail;
-use crate::engine::{Engine, MatmulSpec, Op, Tensor};
+use crate::engine::{Engine, MatmulSpec, Op, Packed, Tensor};
 use crate::error::Result;
 use params::{Block, Named};
 
@@ -18,7 +18,8 @@ pub struct Gpt {
     pub config: GptConfig,
     pub head: Head,
     pub infos: Vec<ParamInfo>,
-    pub params: Vec<Tensor>,
+    /// In `infos`' order; packed by weight decay (`params::segments`).
+    pub params: Packed,
 }
 
 /// One batch on the device: token ids, next-token targets (index tensors, B·T) and the weights that select
@@ -108,7 +109,8 @@ impl Gpt {
                 bail!("model: {} has {} values, its shape {:?} needs {}", info.name, v.len(), info.shape, info.len());
             }
         }
-        let params = values.iter().map(|v| engine.tensor(v)).collect();
+        let values: Vec<&[f32]> = values.iter().map(|v| v.as_slice()).collect();
+        let params = engine.pack(&values, &params::segments(&infos));
         Ok(Gpt { config, head, infos, params })
     }
 
@@ -127,15 +129,23 @@ impl Gpt {
         params::named(&self.params, self.config.n_layer)
     }
 
-    /// Zeroed gradient tensors, one per parameter.
-    pub fn zero_grads(&self, engine: &Engine) -> Vec<Tensor> {
-        self.infos.iter().map(|i| engine.zeros(i.len())).collect()
+    /// Zeroed gradient tensors, one per parameter, packed like the parameters.
+    pub fn zero_grads(&self, engine: &Engine) -> Packed {
+        let lens: Vec<usize> = self.infos.iter().map(|i| i.len()).collect();
+        engine.pack_zeros(&lens, &params::segments(&self.infos))
     }
 
-    /// Sets gradient tensors back to zero on the device (before each step's backward pass).
-    pub fn clear_grads(e: &Engine, grads: &[Tensor]) -> Result<()> {
-        for g in grads {
-            e.run(Op::Zero { len: g.len() }, &[], &[g])?;
+    /// Sets gradient tensors back to zero on the device (before each step's backward pass): one op per
+    /// segment where they are packed in one buffer, else one per tensor.
+    pub fn clear_grads(e: &Engine, grads: &Packed) -> Result<()> {
+        if grads.segments.is_empty() {
+            for g in grads.iter() {
+                e.run(Op::Zero { len: g.len() }, &[], &[g])?;
+            }
+        } else {
+            for (_, g) in &grads.segments {
+                e.run(Op::Zero { len: g.len() }, &[], &[g])?;
+            }
         }
         Ok(())
     }
@@ -407,7 +417,7 @@ impl Gpt {
     /// Copies every parameter back to the host (for checkpoints and tests).
     pub async fn values(&self, e: &Engine) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(self.params.len());
-        for p in &self.params {
+        for p in self.params.iter() {
             out.push(e.read(p).await?);
         }
         Ok(out)

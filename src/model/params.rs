@@ -19,6 +19,15 @@ pub struct ParamInfo {
     pub decay: bool,
 }
 
+/// The segment of a [`crate::engine::Packed`] parameter set each tensor goes to: those with weight decay (0), then
+/// those without (1), so that AdamW runs once per segment with one decay.
+pub const DECAY_SEGMENT: usize = 0;
+pub const NO_DECAY_SEGMENT: usize = 1;
+
+pub fn segments(infos: &[ParamInfo]) -> Vec<usize> {
+    infos.iter().map(|i| if i.decay { DECAY_SEGMENT } else { NO_DECAY_SEGMENT }).collect()
+}
+
 impl ParamInfo {
     pub fn len(&self) -> usize {
         self.shape.iter().product()

@@ -678,7 +678,7 @@ pub async fn align_from(
     let measures_stream = matches!(source, Source::OnlineProxy(_));
     let AlignState { mut step, mut checkpoints, mut stream, mut buffered, mut buffered_from, .. } = match resume {
         Some(r) => {
-            opt.restore(e, &r.adam_m, &r.adam_v, r.step)?;
+            opt.restore(e, &policy.infos, &r.adam_m, &r.adam_v, r.step)?;
             r
         }
         None => {

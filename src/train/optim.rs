@@ -2,8 +2,9 @@
 //! torch.optim.AdamW + torch.nn.utils.clip_grad_norm_ (the PyTorch fixture test checks the trajectory).
 
 use crate::engine::kernels::adamw::AdamwStep;
-use crate::engine::{Engine, Op, Tensor};
+use crate::engine::{Engine, Op, Packed, Tensor};
 use crate::error::Result;
+use crate::model::params::{segments, DECAY_SEGMENT};
 use crate::model::ParamInfo;
 use serde::{Deserialize, Serialize};
 
@@ -53,9 +54,10 @@ impl Schedule {
 pub struct AdamW {
     pub config: AdamwConfig,
     pub schedule: Schedule,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-    /// Σ g² of each gradient tensor, filled on the device and read back once per step.
+    /// First and second moments, packed like the parameters.
+    m: Packed,
+    v: Packed,
+    /// Σ g² of each gradient tensor (or segment), filled on the device and read back once per step.
     squared_norms: Tensor,
     /// Steps taken so far.
     pub step: u32,
@@ -70,7 +72,8 @@ pub struct StepStats {
 
 impl AdamW {
     pub fn new(engine: &Engine, infos: &[ParamInfo], config: AdamwConfig, schedule: Schedule) -> Self {
-        let z = || infos.iter().map(|i| engine.zeros(i.len())).collect();
+        let lens: Vec<usize> = infos.iter().map(|i| i.len()).collect();
+        let z = || engine.pack_zeros(&lens, &segments(infos));
         AdamW { config, schedule, m: z(), v: z(), squared_norms: engine.zeros(infos.len()), step: 0 }
     }
 
@@ -78,7 +81,7 @@ impl AdamW {
     /// parameters and [`AdamW::step`]).
     pub async fn moments(&self, e: &Engine) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
         let (mut m, mut v) = (Vec::with_capacity(self.m.len()), Vec::with_capacity(self.v.len()));
-        for (a, b) in self.m.iter().zip(&self.v) {
+        for (a, b) in self.m.iter().zip(self.v.iter()) {
             m.push(e.read(a).await?);
             v.push(e.read(b).await?);
         }
@@ -86,26 +89,37 @@ impl AdamW {
     }
 
     /// Puts back the moments [`AdamW::moments`] read after `step` steps; refuses moments of another shape.
-    pub fn restore(&mut self, e: &Engine, m: &[Vec<f32>], v: &[Vec<f32>], step: u32) -> Result<()> {
+    pub fn restore(&mut self, e: &Engine, infos: &[ParamInfo], m: &[Vec<f32>], v: &[Vec<f32>], step: u32) -> Result<()> {
         let shapes: Vec<usize> = self.m.iter().map(|t| t.len()).collect();
         for (name, x) in [("first", m), ("second", v)] {
             if x.iter().map(|t| t.len()).collect::<Vec<_>>() != shapes {
                 crate::bail!("the optimiser's saved {name} moments do not fit this model ({} tensors)", x.len());
             }
         }
-        self.m = m.iter().map(|t| e.tensor(t)).collect();
-        self.v = v.iter().map(|t| e.tensor(t)).collect();
+        let pack = |x: &[Vec<f32>]| e.pack(&x.iter().map(|t| t.as_slice()).collect::<Vec<_>>(), &segments(infos));
+        (self.m, self.v) = (pack(m), pack(v));
         self.step = step;
         Ok(())
     }
 
     /// One update of `params` from `grads`. Reads back the gradient norm (a metric, and the clip factor).
-    pub async fn step(&mut self, e: &Engine, infos: &[ParamInfo], params: &[Tensor], grads: &[Tensor]) -> Result<StepStats> {
-        let slots = grads.len();
-        for (slot, g) in grads.iter().enumerate() {
-            e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
+    /// Where all four sets are packed in segments (the GPU), Σg² and AdamW run once per segment, else once per
+    /// tensor; each element's update is the same either way.
+    pub async fn step(&mut self, e: &Engine, infos: &[ParamInfo], params: &Packed, grads: &Packed) -> Result<StepStats> {
+        let segment_ids = |p: &Packed| p.segments.iter().map(|(s, _)| *s).collect::<Vec<_>>();
+        let by_segment = !grads.segments.is_empty() && [params, &self.m, &self.v].iter().all(|p| segment_ids(p) == segment_ids(grads));
+        let slots = self.squared_norms.len();
+        if by_segment {
+            for (slot, (_, g)) in grads.segments.iter().enumerate() {
+                e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
+            }
+        } else {
+            for (slot, g) in grads.iter().enumerate() {
+                e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
+            }
         }
-        let sq: f64 = e.read(&self.squared_norms).await?.iter().map(|&v| v as f64).sum();
+        let used = if by_segment { grads.segments.len() } else { grads.len() };
+        let sq: f64 = e.read(&self.squared_norms).await?[..used].iter().map(|&v| v as f64).sum();
         let grad_norm = sq.sqrt() as f32;
         let grad_scale = match self.config.max_grad_norm {
             Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
@@ -114,17 +128,24 @@ impl AdamW {
         self.step += 1;
         let c = self.config;
         let lr = c.lr * self.schedule.factor(self.step);
-        for (i, info) in infos.iter().enumerate() {
-            let step = AdamwStep {
-                lr,
-                beta1: c.beta1,
-                beta2: c.beta2,
-                eps: c.eps,
-                weight_decay: if info.decay { c.weight_decay } else { 0.0 },
-                step: self.step,
-                grad_scale,
-            };
-            e.run(Op::Adamw { len: info.len(), step }, &[&grads[i]], &[&params[i], &self.m[i], &self.v[i]])?;
+        let hyper = |decay: bool| AdamwStep {
+            lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: if decay { c.weight_decay } else { 0.0 },
+            step: self.step,
+            grad_scale,
+        };
+        let update = |g: &Tensor, p: &Tensor, m: &Tensor, v: &Tensor, decay: bool| e.run(Op::Adamw { len: g.len(), step: hyper(decay) }, &[g], &[p, m, v]);
+        if by_segment {
+            for (i, (segment, g)) in grads.segments.iter().enumerate() {
+                update(g, &params.segments[i].1, &self.m.segments[i].1, &self.v.segments[i].1, *segment == DECAY_SEGMENT)?;
+            }
+        } else {
+            for (i, info) in infos.iter().enumerate() {
+                update(&grads[i], &params[i], &self.m[i], &self.v[i], info.decay)?;
+            }
         }
         Ok(StepStats { grad_norm, lr })
     }
