@@ -133,7 +133,7 @@ impl StepSetup {
         model.forward(e, acts, &self.tokens)?;
         model.sequence_logprobs(e, acts, &self.targets, &self.weights)?;
         model.backward(e, acts, grads, &crate::model::TokenBatch { tokens: &self.tokens, targets: &self.targets, weights: &self.weights }, &self.dseq)?;
-        self.opt.step(e, &model.infos, &model.params, grads).await?;
+        self.opt.step(e, &model.params, grads).await?;
         Ok(())
     }
 }

@@ -113,13 +113,13 @@ fn gpu_packed_parameters_step_like_separate_tensors() {
     for (part, want) in packed.iter().zip(&values) {
         assert_eq!(&pollster::block_on(e.read(part)).unwrap(), want);
     }
-    let separate = |v: &[Vec<f32>]| Packed { parts: v.iter().map(|x| e.tensor(x)).collect(), segments: Vec::new() };
+    let separate = |v: &[Vec<f32>]| Packed { parts: v.iter().map(|x| e.tensor(x)).collect(), segment_of: segments(&infos), segments: Vec::new() };
     let config = AdamwConfig { lr: 1e-2, weight_decay: 0.1, max_grad_norm: None, ..AdamwConfig::default() };
     let run = |params: &Packed, grads: &Packed| {
         let mut opt = AdamW::new(&e, &infos, config, Schedule::constant());
         let mut norms = vec![];
         for _ in 0..3 {
-            norms.push(pollster::block_on(opt.step(&e, &infos, params, grads)).unwrap().grad_norm);
+            norms.push(pollster::block_on(opt.step(&e, params, grads)).unwrap().grad_norm);
         }
         let (m, v) = pollster::block_on(opt.moments(&e)).unwrap();
         let p: Vec<Vec<f32>> = params.iter().map(|t| pollster::block_on(e.read(t)).unwrap()).collect();

@@ -129,7 +129,26 @@ impl Tensor {
 /// empty. Packs built from the same lengths and segments have the same layout, which AdamW relies on.
 pub struct Packed {
     pub parts: Vec<Tensor>,
+    /// Part i's segment.
+    pub segment_of: Vec<usize>,
     pub segments: Vec<(usize, Tensor)>,
+}
+
+impl Packed {
+    /// What an element-wise op over the whole set visits, each with its segment: the segments' views where the
+    /// parts are packed (the GPU), else the parts.
+    pub fn units(&self) -> Vec<(usize, &Tensor)> {
+        if self.segments.is_empty() {
+            self.part_units()
+        } else {
+            self.segments.iter().map(|(s, t)| (*s, t)).collect()
+        }
+    }
+
+    /// Every part with its segment.
+    pub fn part_units(&self) -> Vec<(usize, &Tensor)> {
+        self.segment_of.iter().copied().zip(&self.parts).collect()
+    }
 }
 
 impl std::ops::Deref for Packed {
@@ -215,16 +234,17 @@ impl Engine {
         assert_eq!(values.len(), segment_of.len(), "pack: one segment per part");
         if let Engine::Gpu(g) = self {
             if let Some((parts, segments)) = g.upload_packed(values, segment_of) {
-                return Packed { parts: parts.into_iter().map(Tensor::Gpu).collect(), segments: segments.into_iter().map(|(s, t)| (s, Tensor::Gpu(t))).collect() };
+                let segments = segments.into_iter().map(|(s, t)| (s, Tensor::Gpu(t))).collect();
+                return Packed { parts: parts.into_iter().map(Tensor::Gpu).collect(), segment_of: segment_of.to_vec(), segments };
             }
         }
-        Packed { parts: values.iter().map(|v| self.tensor(v)).collect(), segments: Vec::new() }
+        Packed { parts: values.iter().map(|v| self.tensor(v)).collect(), segment_of: segment_of.to_vec(), segments: Vec::new() }
     }
 
     /// Zeroed tensors of `lens` as a [`Packed`].
     pub fn pack_zeros(&self, lens: &[usize], segment_of: &[usize]) -> Packed {
         match self {
-            Engine::Cpu(_) => Packed { parts: lens.iter().map(|&n| self.zeros(n)).collect(), segments: Vec::new() },
+            Engine::Cpu(_) => Packed { parts: lens.iter().map(|&n| self.zeros(n)).collect(), segment_of: segment_of.to_vec(), segments: Vec::new() },
             Engine::Gpu(_) => {
                 let zeros: Vec<Vec<f32>> = lens.iter().map(|&n| vec![0.0; n]).collect();
                 self.pack(&zeros.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), segment_of)

@@ -138,14 +138,8 @@ impl Gpt {
     /// Sets gradient tensors back to zero on the device (before each step's backward pass): one op per
     /// segment where they are packed in one buffer, else one per tensor.
     pub fn clear_grads(e: &Engine, grads: &Packed) -> Result<()> {
-        if grads.segments.is_empty() {
-            for g in grads.iter() {
-                e.run(Op::Zero { len: g.len() }, &[], &[g])?;
-            }
-        } else {
-            for (_, g) in &grads.segments {
-                e.run(Op::Zero { len: g.len() }, &[], &[g])?;
-            }
+        for (_, g) in grads.units() {
+            e.run(Op::Zero { len: g.len() }, &[], &[g])?;
         }
         Ok(())
     }

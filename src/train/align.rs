@@ -678,7 +678,7 @@ pub async fn align_from(
     let measures_stream = matches!(source, Source::OnlineProxy(_));
     let AlignState { mut step, mut checkpoints, mut stream, mut buffered, mut buffered_from, .. } = match resume {
         Some(r) => {
-            opt.restore(e, &policy.infos, &r.adam_m, &r.adam_v, r.step)?;
+            opt.restore(e, &r.adam_m, &r.adam_v, r.step)?;
             r
         }
         None => {
@@ -762,7 +762,7 @@ pub async fn align_from(
         let token_logps = if look { e.read(&acts.token_logprobs).await? } else { vec![] };
         let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
         policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&dseq))?;
-        let stats = opt.step(e, &policy.infos, &policy.params, &grads).await?;
+        let stats = opt.step(e, &policy.params, &grads).await?;
         phases::add(Phase::Training, now_ms() - t1);
         if look {
             let done = Trained { step: step + 1, pairs: &pairs, batch: &batch, logps: &lp, reference: &reference, token_logps, loss, stats };

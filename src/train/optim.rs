@@ -89,37 +89,36 @@ impl AdamW {
     }
 
     /// Puts back the moments [`AdamW::moments`] read after `step` steps; refuses moments of another shape.
-    pub fn restore(&mut self, e: &Engine, infos: &[ParamInfo], m: &[Vec<f32>], v: &[Vec<f32>], step: u32) -> Result<()> {
+    pub fn restore(&mut self, e: &Engine, m: &[Vec<f32>], v: &[Vec<f32>], step: u32) -> Result<()> {
         let shapes: Vec<usize> = self.m.iter().map(|t| t.len()).collect();
         for (name, x) in [("first", m), ("second", v)] {
             if x.iter().map(|t| t.len()).collect::<Vec<_>>() != shapes {
                 crate::bail!("the optimiser's saved {name} moments do not fit this model ({} tensors)", x.len());
             }
         }
-        let pack = |x: &[Vec<f32>]| e.pack(&x.iter().map(|t| t.as_slice()).collect::<Vec<_>>(), &segments(infos));
+        let pack = |x: &[Vec<f32>]| e.pack(&x.iter().map(|t| t.as_slice()).collect::<Vec<_>>(), &self.m.segment_of);
         (self.m, self.v) = (pack(m), pack(v));
         self.step = step;
         Ok(())
     }
 
     /// One update of `params` from `grads`. Reads back the gradient norm (a metric, and the clip factor).
-    /// Where all four sets are packed in segments (the GPU), Σg² and AdamW run once per segment, else once per
-    /// tensor; each element's update is the same either way.
-    pub async fn step(&mut self, e: &Engine, infos: &[ParamInfo], params: &Packed, grads: &Packed) -> Result<StepStats> {
-        let segment_ids = |p: &Packed| p.segments.iter().map(|(s, _)| *s).collect::<Vec<_>>();
-        let by_segment = !grads.segments.is_empty() && [params, &self.m, &self.v].iter().all(|p| segment_ids(p) == segment_ids(grads));
-        let slots = self.squared_norms.len();
-        if by_segment {
-            for (slot, (_, g)) in grads.segments.iter().enumerate() {
-                e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
-            }
-        } else {
-            for (slot, g) in grads.iter().enumerate() {
-                e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
-            }
+    /// Σg² and AdamW run once per unit of the packs (a segment where all four are packed alike on the GPU,
+    /// else a tensor); each element's
+    /// update is the same either way.
+    pub async fn step(&mut self, e: &Engine, params: &Packed, grads: &Packed) -> Result<StepStats> {
+        let sets = [params, grads, &self.m, &self.v];
+        let layout = |u: &[(usize, &Tensor)]| u.iter().map(|(s, t)| (*s, t.len())).collect::<Vec<_>>();
+        let mut units = sets.map(|p| p.units());
+        if units.iter().any(|u| layout(u) != layout(&units[0])) {
+            // Not all packed alike (e.g. tensors uploaded apart): tensor by tensor.
+            units = sets.map(|p| p.part_units());
         }
-        let used = if by_segment { grads.segments.len() } else { grads.len() };
-        let sq: f64 = e.read(&self.squared_norms).await?[..used].iter().map(|&v| v as f64).sum();
+        let slots = self.squared_norms.len();
+        for (slot, (_, g)) in units[1].iter().enumerate() {
+            e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
+        }
+        let sq: f64 = e.read(&self.squared_norms).await?[..units[1].len()].iter().map(|&v| v as f64).sum();
         let grad_norm = sq.sqrt() as f32;
         let grad_scale = match self.config.max_grad_norm {
             Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
@@ -128,24 +127,18 @@ impl AdamW {
         self.step += 1;
         let c = self.config;
         let lr = c.lr * self.schedule.factor(self.step);
-        let hyper = |decay: bool| AdamwStep {
-            lr,
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps: c.eps,
-            weight_decay: if decay { c.weight_decay } else { 0.0 },
-            step: self.step,
-            grad_scale,
-        };
-        let update = |g: &Tensor, p: &Tensor, m: &Tensor, v: &Tensor, decay: bool| e.run(Op::Adamw { len: g.len(), step: hyper(decay) }, &[g], &[p, m, v]);
-        if by_segment {
-            for (i, (segment, g)) in grads.segments.iter().enumerate() {
-                update(g, &params.segments[i].1, &self.m.segments[i].1, &self.v.segments[i].1, *segment == DECAY_SEGMENT)?;
-            }
-        } else {
-            for (i, info) in infos.iter().enumerate() {
-                update(&grads[i], &params[i], &self.m[i], &self.v[i], info.decay)?;
-            }
+        for i in 0..units[0].len() {
+            let [(segment, p), (_, g), (_, m), (_, v)] = units.each_ref().map(|u| u[i]);
+            let step = AdamwStep {
+                lr,
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps,
+                weight_decay: if segment == DECAY_SEGMENT { c.weight_decay } else { 0.0 },
+                step: self.step,
+                grad_scale,
+            };
+            e.run(Op::Adamw { len: g.len(), step }, &[g], &[p, m, v])?;
         }
         Ok(StepStats { grad_norm, lr })
     }

@@ -52,7 +52,7 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
         if !loss.is_finite() {
             bail!("SFT: the loss is not finite ({loss}) at step {step}: training diverged; lower sft.adamw.lr (now {})", sft.adamw.lr);
         }
-        opt.step(e, &model.infos, &model.params, &grads).await?;
+        opt.step(e, &model.params, &grads).await?;
         on_step(step, loss);
     }
     Ok(model)
