@@ -818,7 +818,7 @@ mod native {
         // The same figure laid out for a phone's width (the page's first sight shows it there).
         checkpoint::write_atomic(&out.join("fig1-phone.svg"), figure::fig1_svg_in(&rows, results.config.loss, figure::Layout::Compact)?.as_bytes())?;
         for &l in &results.config.loss_family {
-            let file = format!("fig1-{}.svg", alignment_gap::experiments::pipeline::Method::OnlineWith(l).name().trim_start_matches("online_"));
+            let file = format!("fig1-{}.svg", alignment_gap::experiments::method::Method::ONLINE.with_loss(l).name().trim_start_matches("online_"));
             checkpoint::write_atomic(&out.join(file), figure::fig1_svg(&summary::family_rows(&results.checkpoints, l), l)?.as_bytes())?;
         }
         for &a in &results.config.analyses {

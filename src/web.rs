@@ -109,8 +109,8 @@ pub fn presets() -> Result<JsValue, JsValue> {
 /// KL a checkpoint is plotted at, and the shape of the speed probe.
 #[wasm_bindgen(js_name = pageFacts)]
 pub fn page_facts() -> Result<JsValue, JsValue> {
-    use crate::experiments::pipeline::Method;
-    let methods: serde_json::Map<String, serde_json::Value> = Method::ALL.iter().map(|m| (m.name().to_string(), m.label().into())).collect();
+    use crate::experiments::method::Method;
+    let methods: serde_json::Map<String, serde_json::Value> = Method::ALL.iter().map(|m| (m.name(), m.label().into())).collect();
     let (_, layers, d_model, heads) = crate::bench::SIZES[0];
     to_js(&serde_json::json!({
         "knobs": fig1::knobs(),

@@ -125,7 +125,7 @@ fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
 /// and a seed reproduces a run exactly.
 #[test]
 fn online_and_offline_ipo_produce_sane_checkpoints() {
-    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, PastBest, ReferenceLogps, Source};
+    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Online, PastBest, ReferenceLogps, Source};
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
@@ -144,7 +144,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, EvalPrompts { win_prompts, baseline, kl_prompts: (0..32).map(|i| task.prompt(9, 2, i)).collect() }, heldout, Some(&proxy), 9)).unwrap();
     let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0, warmup_steps: 0, log_evals: 0, past_best: None };
     let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
-    let (_, online, stream) = run(Source::OnlineProxy(&proxy));
+    let (_, online, stream) = run(Source::Online(Online::proxy(&proxy)));
     let (_, offline, none) = run(Source::Offline(&d_golden, None));
     for (name, cps) in [("online", &online), ("offline", &offline)] {
         println!("{name}: {:?}", cps.iter().map(|c| (c.step, c.kl, c.golden_win_rate, c.classifier_accuracy, c.train_loss)).collect::<Vec<_>>());
@@ -160,7 +160,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     assert_eq!(stream.len(), 20 * 16);
     assert!(none.is_empty());
     // A seed reproduces the run exactly on the CPU backend.
-    assert_eq!(run(Source::OnlineProxy(&proxy)).1, online);
+    assert_eq!(run(Source::Online(Online::proxy(&proxy))).1, online);
     // Offline runs over the same pairs share the reference's log-probs: a run that reads them from a set another
     // run (another lr) filled is, bit for bit, the run that computed them itself.
     let shared = ReferenceLogps::default();
@@ -189,7 +189,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     for k in 2..past_cps.len() - 1 {
         assert!(rule.still_improving(&past_cps[..=k]), "it went on past the checkpoint at step {} where the rule stops it", steps[k]);
     }
-    let err = pollster::block_on(align(&e, &task, &sft, Source::OnlineProxy(&proxy), &past, &eval, |_| {})).err().map(|e| e.0).unwrap_or_default();
+    let err = pollster::block_on(align(&e, &task, &sft, Source::Online(Online::proxy(&proxy)), &past, &eval, |_| {})).err().map(|e| e.0).unwrap_or_default();
     assert!(err.contains("only an offline run"), "{err}");
 }
 
@@ -218,7 +218,7 @@ fn a_diverged_proxy_stops_naming_its_stage() {
 /// pair's step on, and not before.
 #[test]
 fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
-    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Source};
+    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Online, Source};
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
@@ -242,7 +242,7 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
         let (policy, cps, stream) = pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
         (pollster::block_on(policy.values(&e)).unwrap(), cps.iter().map(|c| c.train_loss).collect::<Vec<_>>(), stream)
     };
-    let (online_weights, online_losses, stream) = run(Source::OnlineProxy(&proxy));
+    let (online_weights, online_losses, stream) = run(Source::Online(Online::proxy(&proxy)));
     assert_eq!(stream.len(), 6 * 8, "the stream holds every step's pairs, in order");
     let (replay_weights, replay_losses, _) = run(Source::Offline(&stream, None));
     println!("online losses {online_losses:?}\nreplay losses {replay_losses:?}");
@@ -261,9 +261,9 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
 
     // Semi-online: refreshing every step is online IPO exactly; refreshing every 3 steps samples steps 1
     // and 2 from the step-0 policy, so its stream starts like online's and then departs.
-    let (semi1_weights, semi1_losses, semi1_stream) = run(Source::SemiOnline(&proxy, 1));
+    let (semi1_weights, semi1_losses, semi1_stream) = run(Source::Online(Online { refresh: 1, ..Online::proxy(&proxy) }));
     assert_eq!((semi1_losses, semi1_weights, &semi1_stream), (online_losses.clone(), online_weights.clone(), &stream));
-    let (_, semi3_losses, semi3_stream) = run(Source::SemiOnline(&proxy, 3));
+    let (_, semi3_losses, semi3_stream) = run(Source::Online(Online { refresh: 3, ..Online::proxy(&proxy) }));
     assert_eq!(semi3_stream.prompts, stream.prompts, "the same prompts, step by step");
     assert_eq!(semi3_stream.y1[..8], stream.y1[..8], "step 0: the same policy, the same samples");
     assert_ne!(semi3_stream.y1[8..24], stream.y1[8..24], "steps 1–2 come from the step-0 policy, not the updated one");

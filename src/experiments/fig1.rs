@@ -3,7 +3,8 @@
 //! labels, offline IPO on D_golden, and (optionally) online IPO with golden labels as the reference.
 //! Online and offline share the loss, β, lr, batch and steps.
 
-use super::pipeline::{self, Method, ModelSize, NoCache, PairDataset, Progress, ProxyReport, Row, RunSpec, SeedModels, SeedResults, StageCache, StageSpec};
+use super::method::{self, Method, PairDataset};
+use super::pipeline::{self, ModelSize, NoCache, Progress, ProxyReport, Row, RunSpec, SeedModels, SeedResults, StageCache, StageSpec};
 use crate::bail;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -56,12 +57,12 @@ pub struct Fig1Config {
     pub align_seeds: Vec<u32>,
     /// The data experiments (issue 13; the paper's App. F, Figs 4 and 13): after each online run, offline IPO
     /// on that run's stream D_online (its prompts, samples and proxy labels, batch by batch) shuffled within
-    /// windows of this many batches, one run per value from [`pipeline::STREAM_WINDOWS`]: 1 is the stream in
+    /// windows of this many batches, one run per value from [`method::STREAM_WINDOWS`]: 1 is the stream in
     /// its order (the exact replay), 0 the whole stream shuffled. Same β, lr, batch and steps as online.
     #[serde(default)]
     pub stream_windows: Vec<u32>,
     /// Semi-online IPO beside each online run (beyond the paper): one run per refresh interval from
-    /// [`pipeline::SEMI_ONLINE_REFRESH`] (0: never refreshed), same proxy, β, lr, batch and steps as online.
+    /// [`method::SEMI_ONLINE_REFRESH`] (0: never refreshed), same proxy, β, lr, batch and steps as online.
     #[serde(default)]
     pub semi_online: Vec<u32>,
     /// Offline runs train on past their length until their best golden win rate is this many steps behind
@@ -88,7 +89,7 @@ pub struct Fig1Config {
     #[serde(default)]
     pub loss_family: Vec<Loss>,
     /// IPO-MD beside each online run (beyond the paper; Calandriello et al. 2024): one online run per value m,
-    /// its samples drawn from the geometric mixture π^(1−m)·π_sft^m (m from [`pipeline::MIXTURES`] / 100); same
+    /// its samples drawn from the geometric mixture π^(1−m)·π_sft^m (m from [`method::MIXTURES`] / 100); same
     /// proxy, β, lr, batch and steps as online.
     #[serde(default)]
     pub mixtures: Vec<f32>,
@@ -286,7 +287,7 @@ impl Fig1Config {
             // Fig. 4: the stream shuffled over the whole run, beside online and the offline sweep.
             "fig4" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: vec![0], ..full }),
             // Fig. 13: every window from in order to the whole stream.
-            "fig13" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: pipeline::STREAM_WINDOWS.to_vec(), ..full }),
+            "fig13" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], stream_windows: method::STREAM_WINDOWS.to_vec(), ..full }),
             // Figs 5 and 12: the fig1 preset's stages, online runs and offline runs at online's lr (5e-4, which the
             // sweep's cache holds), seeds 0–2, and one offline run per pair dataset at the same β, lr and
             // stopping rule, so both arms differ in their data alone. One lr, not the sweep: at ~6 min per run
@@ -294,7 +295,7 @@ impl Fig1Config {
             "fig5" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], pair_datasets: vec![PairDataset::LateVsLate], ..full }),
             "fig12" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], offline_lrs: vec![], pair_datasets: PairDataset::ALL.to_vec(), ..full }),
             // Semi-online: the fig1 preset's stages and runs on seeds 0–2, plus one run per refresh interval.
-            "semi-online" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], semi_online: pipeline::SEMI_ONLINE_REFRESH.to_vec(), ..full }),
+            "semi-online" => Ok(Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![], semi_online: method::SEMI_ONLINE_REFRESH.to_vec(), ..full }),
             // The classifier analyses (the paper's §5). Fig. 7 reads every checkpoint of the fig1 preset (all from its
             // cache); Fig. 8 and self-classification need metrics measured at each checkpoint, so they run online and
             // offline at online's lr on seeds 0–2 (a cached run without the metric is trained again, identically).
@@ -417,8 +418,8 @@ impl Fig1Config {
             int("offline_max_steps", self.offline_max_steps as u64, longest, MAX_STEPS, "the cap on an offline run that is still improving: at least the longest of offline_steps")?;
         }
         for (i, w) in self.stream_windows.iter().enumerate() {
-            if !pipeline::STREAM_WINDOWS.contains(w) || self.stream_windows[..i].contains(w) {
-                bail!("stream_windows[{i}] = {w}: each must be one of {:?} (batches per shuffle window; 1 keeps the online order, 0 shuffles the whole stream), once", pipeline::STREAM_WINDOWS);
+            if !method::STREAM_WINDOWS.contains(w) || self.stream_windows[..i].contains(w) {
+                bail!("stream_windows[{i}] = {w}: each must be one of {:?} (batches per shuffle window; 1 keeps the online order, 0 shuffles the whole stream), once", method::STREAM_WINDOWS);
             }
             if *w > self.steps {
                 bail!("stream_windows[{i}] = {w} batches is larger than the stream: an online run has steps = {} batches (0 shuffles the whole stream)", self.steps);
@@ -433,7 +434,7 @@ impl Fig1Config {
             let key = format!("mixtures[{i}]");
             real(&key, m, crate::limits::Interval::below(0.0, 1.0), "π_sft's weight in IPO-MD's sampling mixture π^(1−m)·π_sft^m; 1 would sample from π_sft alone")?;
             let percent = (m * 100.0).round() as u32;
-            if !pipeline::MIXTURES.contains(&percent) || (m * 100.0 - percent as f32).abs() > 1e-4 || self.mixtures[..i].contains(&m) {
+            if !method::MIXTURES.contains(&percent) || (m * 100.0 - percent as f32).abs() > 1e-4 || self.mixtures[..i].contains(&m) {
                 bail!("{key} = {m}: each must be one of 0.25, 0.5, 0.75 (0 is online IPO itself), once");
             }
         }
@@ -449,8 +450,8 @@ impl Fig1Config {
             bail!("pair_datasets needs offline_lrs = [] (offline at online's lrs): each pair dataset is sampled from the online run with its run's own β and lr");
         }
         for (i, r) in self.semi_online.iter().enumerate() {
-            if !pipeline::SEMI_ONLINE_REFRESH.contains(r) || self.semi_online[..i].contains(r) {
-                bail!("semi_online[{i}] = {r}: each must be one of {:?} (steps between refreshes of the data; 0 never refreshes; online IPO is 1), once", pipeline::SEMI_ONLINE_REFRESH);
+            if !method::SEMI_ONLINE_REFRESH.contains(r) || self.semi_online[..i].contains(r) {
+                bail!("semi_online[{i}] = {r}: each must be one of {:?} (steps between refreshes of the data; 0 never refreshes; online IPO is 1), once", method::SEMI_ONLINE_REFRESH);
             }
         }
         Ok(())
@@ -494,20 +495,22 @@ impl Fig1Config {
         let evals = |steps: u32| (steps / self.eval_every + 2 + self.log_evals) as f64 * eval;
         let offline_step = 2.0 * b * t * (fb + fwd);
         let golden_step = 2.0 * b * y * sample + offline_step;
-        let online_step = golden_step + 4.0 * b * pm_t * fwd;
+        let proxy_step = 4.0 * b * pm_t * fwd;
         // Every run the config asks for, each at its cost (the first seed's repeats included).
         let runs: f64 = self
             .seeds
             .iter()
             .flat_map(|&s| self.runs_for(s))
             .map(|r| {
-                let per_step = match r.method {
-                    Method::Online | Method::SemiOnline(_) | Method::OnlineWith(_) => online_step,
+                let cost = r.method.step_cost();
+                let mut per_step = if cost.samples { golden_step } else { offline_step };
+                if cost.proxy {
+                    per_step += proxy_step;
+                }
+                if cost.mixture {
                     // Every sampled token runs π_sft's forward too.
-                    Method::Mixture(_) => online_step + 2.0 * b * y * sample,
-                    Method::Offline | Method::Stream(_) | Method::Pairs(_) | Method::OfflineWith(_) => offline_step,
-                    Method::OnlineGolden => golden_step,
-                };
+                    per_step += 2.0 * b * y * sample;
+                }
                 (r.steps as f64 * per_step + evals(r.steps)) * relative(r.policy)
             })
             .sum::<f64>()
@@ -561,38 +564,34 @@ impl Fig1Config {
     /// `offline_lrs`, offline is instead swept over offline_lrs × offline_steps at each β (the paper's
     /// offline sweep), after that β's online runs.
     pub fn runs(&self) -> Vec<RunSpec> {
+        // Offline swept over its own lrs (the paper's protocol) runs after the β's online runs; otherwise beside
+        // each online run at its lr, with the arms compared with offline at that lr.
+        let swept = !self.offline_lrs.is_empty();
+        let offline_at = |beta: f32, lr: f32| self.offline_steps.iter().map(move |&steps| RunSpec::new(Method::OFFLINE, beta, lr, steps));
         let mut runs = vec![];
         for &beta in &self.betas {
-            if !self.offline_lrs.is_empty() {
-                for &lr in &self.lrs {
-                    runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
-                    runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
-                    runs.extend(self.semi_online.iter().map(|&r| RunSpec::new(Method::SemiOnline(r), beta, lr, self.steps)));
-                    if self.golden_reference {
-                        runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
+            for &lr in &self.lrs {
+                let online = |method: Method| RunSpec::new(method, beta, lr, self.steps);
+                runs.push(online(Method::ONLINE));
+                runs.extend(self.stream_windows.iter().map(|&w| online(Method::stream(w))));
+                runs.extend(self.semi_online.iter().map(|&r| online(Method::semi_online(r))));
+                runs.extend(self.mixtures.iter().map(|&m| online(Method::mixture((m * 100.0).round() as u32))));
+                if !swept {
+                    runs.extend(offline_at(beta, lr));
+                    for &d in &self.pair_datasets {
+                        runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::pairs(d), beta, lr, steps)));
+                    }
+                    for &l in &self.loss_family {
+                        runs.push(online(Method::ONLINE.with_loss(l)));
+                        runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::OFFLINE.with_loss(l), beta, lr, steps)));
                     }
                 }
-                for &lr in &self.offline_lrs {
-                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
-                }
-                continue;
-            }
-            for &lr in &self.lrs {
-                runs.push(RunSpec::new(Method::Online, beta, lr, self.steps));
-                runs.extend(self.stream_windows.iter().map(|&w| RunSpec::new(Method::Stream(w), beta, lr, self.steps)));
-                runs.extend(self.semi_online.iter().map(|&r| RunSpec::new(Method::SemiOnline(r), beta, lr, self.steps)));
-                runs.extend(self.mixtures.iter().map(|&m| RunSpec::new(Method::Mixture((m * 100.0).round() as u32), beta, lr, self.steps)));
-                runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Offline, beta, lr, steps)));
-                for &d in &self.pair_datasets {
-                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::Pairs(d), beta, lr, steps)));
-                }
-                for &l in &self.loss_family {
-                    runs.push(RunSpec::new(Method::OnlineWith(l), beta, lr, self.steps));
-                    runs.extend(self.offline_steps.iter().map(|&steps| RunSpec::new(Method::OfflineWith(l), beta, lr, steps)));
-                }
                 if self.golden_reference {
-                    runs.push(RunSpec::new(Method::OnlineGolden, beta, lr, self.steps));
+                    runs.push(online(Method::ONLINE_GOLDEN));
                 }
+            }
+            if swept {
+                runs.extend(self.offline_lrs.iter().flat_map(|&lr| offline_at(beta, lr)));
             }
         }
         runs
@@ -604,7 +603,7 @@ impl Fig1Config {
         let mut runs = self.runs();
         let own = runs.clone();
         if self.seeds.first() == Some(&seed) {
-            let base: Vec<RunSpec> = runs.iter().filter(|r| r.method != Method::OnlineGolden).copied().collect();
+            let base: Vec<RunSpec> = runs.iter().filter(|r| r.method != Method::ONLINE_GOLDEN).copied().collect();
             for &a in &self.align_seeds {
                 runs.extend(base.iter().map(|r| RunSpec { align_seed: Some(a), ..*r }));
             }
@@ -730,13 +729,13 @@ pub fn knobs() -> Vec<Knob> {
         k("log_evals", "Log-spaced checkpoints", "int", "0 – 64 extra checkpoints per run, dense early".into()),
         k("warmup", "Warm-up (fraction)", "real", "0 – 0.5 of the online steps with a rising lr, the same steps for every run".into()),
         k("golden_reference", "Golden-labelled online run", "bool", "also run online IPO with golden labels".into()),
-        k("semi_online", "Semi-online refresh", "list", format!("semi-online IPO beside online, refreshing its data every this many steps; each of {:?} (0: never)", pipeline::SEMI_ONLINE_REFRESH)),
+        k("semi_online", "Semi-online refresh", "list", format!("semi-online IPO beside online, refreshing its data every this many steps; each of {:?} (0: never)", method::SEMI_ONLINE_REFRESH)),
         k("mixtures", "IPO-MD mixture", "list", "IPO-MD beside online: π_sft's weight m in the sampling mixture π^(1−m)·π_sft^m, each of 0.25, 0.5, 0.75 (0 is online IPO); m leans the samples toward π_sft".into()),
         k("loss_family", "Loss family", "list", "online and offline beside the config's loss with each of ipo, dpo, slic, best_of2 (not the config's own)".into()),
         k("analyses", "Analyses", "list", "any of generation_vs_classification (Fig. 7), over_training (Fig. 8), self_classification, stream_classification (Fig. 6)".into()),
         k("scaling", "Scaling ladder", "list", "every run again at each of these policy sizes LxDhH (L layers of width D, H heads; e.g. 1x32h2), each from its own SFT, over the same proxy; Figs 10 and 11".into()),
-        k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset; any of {}", PairDataset::ALL.map(|d| Method::Pairs(d).name()).join(", "))),
-        k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", pipeline::STREAM_WINDOWS)),
+        k("pair_datasets", "Pair datasets", "list", format!("offline IPO on golden-labelled pairs from π_sft and the online run, one run per dataset; any of {}", PairDataset::ALL.map(|d| Method::pairs(d).name()).join(", "))),
+        k("stream_windows", "Online-stream windows", "list", format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", method::STREAM_WINDOWS)),
         k("loss", "Loss", "text", "the loss of every run: ipo, dpo, slic or best_of2 (Best-of-2: SFT on the preferred response)".into()),
         k("sft.steps", "SFT steps", "int", format!("1 – {MAX_STEPS} steps of supervised fine-tuning")),
         k("d_golden", "D_golden pairs", "int", format!("from one batch to {PAIRS} labelled pairs")),
@@ -1199,9 +1198,9 @@ mod sweep_tests {
         let cfg = Fig1Config { betas: vec![0.1, 0.5], lrs: vec![1e-3], offline_lrs: vec![1e-4, 3e-4, 1e-3], offline_steps: vec![12, 60], ..Fig1Config::preset("fig1-tiny").unwrap() };
         cfg.validate().unwrap();
         let runs = cfg.runs();
-        let offline: Vec<&RunSpec> = runs.iter().filter(|r| r.method == Method::Offline).collect();
+        let offline: Vec<&RunSpec> = runs.iter().filter(|r| r.method == Method::OFFLINE).collect();
         assert_eq!(offline.len(), 2 * 3 * 2);
-        assert_eq!(runs.iter().filter(|r| r.method == Method::Online).count(), 2, "online at its one lr over the β grid");
+        assert_eq!(runs.iter().filter(|r| r.method == Method::ONLINE).count(), 2, "online at its one lr over the β grid");
         for beta in [0.1, 0.5] {
             for lr in [1e-4, 3e-4, 1e-3] {
                 for steps in [12, 60] {
@@ -1211,7 +1210,26 @@ mod sweep_tests {
         }
         // Without a sweep, the runs are online, offline, golden per (β, lr).
         let plain = Fig1Config { offline_lrs: vec![], ..Fig1Config::preset("fig1").unwrap() }.runs();
-        assert_eq!(plain.iter().map(|r| r.method).collect::<Vec<_>>(), [Method::Online, Method::Offline, Method::OnlineGolden].repeat(2));
+        assert_eq!(plain.iter().map(|r| r.method).collect::<Vec<_>>(), [Method::ONLINE, Method::OFFLINE, Method::ONLINE_GOLDEN].repeat(2));
+    }
+
+    /// An arm beside online runs adds its runs at every (β, lr) whether offline is swept over its own lrs or not:
+    /// the fig1 preset (swept) with IPO-MD once validated and then trained no IPO-MD run.
+    #[test]
+    fn online_arms_add_their_runs_with_and_without_the_offline_sweep() {
+        for offline_lrs in [vec![5e-4, 1e-3], vec![]] {
+            let cfg = Fig1Config { mixtures: vec![0.25], semi_online: vec![4], stream_windows: vec![0], offline_lrs: offline_lrs.clone(), ..Fig1Config::preset("fig1").unwrap() };
+            cfg.validate().unwrap();
+            let runs = cfg.runs();
+            for method in [Method::mixture(25), Method::semi_online(4), Method::stream(0), Method::ONLINE_GOLDEN] {
+                for &beta in &cfg.betas {
+                    for &lr in &cfg.lrs {
+                        let n = runs.iter().filter(|r| r.method == method && r.beta == beta && r.lr == lr && r.steps == cfg.steps).count();
+                        assert_eq!(n, 1, "{method:?} at β {beta}, lr {lr} (offline_lrs {offline_lrs:?})");
+                    }
+                }
+            }
+        }
     }
 
     /// The issue's protocol in the fig1 preset: ≥ 5 confirmation seeds apart from the search seeds (≥ 100),
@@ -1228,12 +1246,12 @@ mod sweep_tests {
         assert!(*cfg.offline_steps.iter().max().unwrap() >= 5 * cfg.steps);
         assert!(cfg.golden_reference && cfg.proxy.patience > 0);
         let runs = cfg.runs();
-        assert_eq!(runs.iter().filter(|r| r.method == Method::Offline).count(), cfg.betas.len() * cfg.offline_lrs.len() * cfg.offline_steps.len());
+        assert_eq!(runs.iter().filter(|r| r.method == Method::OFFLINE).count(), cfg.betas.len() * cfg.offline_lrs.len() * cfg.offline_steps.len());
         // Offline runs go on until past their best; online runs keep their length.
         let spec = cfg.stage_spec();
         assert!(cfg.offline_patience >= cfg.eval_every && cfg.offline_max_steps > *cfg.offline_steps.iter().max().unwrap());
         for r in &runs {
-            assert_eq!(pipeline::past_best_of(&spec, r).is_some(), r.method == Method::Offline, "{r:?}");
+            assert_eq!(pipeline::past_best_of(&spec, r).is_some(), r.method == Method::OFFLINE, "{r:?}");
         }
     }
 
@@ -1246,7 +1264,7 @@ mod sweep_tests {
         ruled.validate().unwrap();
         let key = |cfg: &Fig1Config, r: &RunSpec| pipeline::run_key(&cfg.stage_spec(), 0, "cpu", r);
         for r in plain.runs() {
-            assert_eq!(key(&plain, &r) != key(&ruled, &r), r.method == Method::Offline, "{r:?}");
+            assert_eq!(key(&plain, &r) != key(&ruled, &r), r.method == Method::OFFLINE, "{r:?}");
         }
         let err = Fig1Config { offline_max_steps: 6, ..ruled }.validate().unwrap_err().0;
         assert!(err.contains("offline_max_steps") && err.contains("12"), "{err}");
@@ -1259,9 +1277,9 @@ mod sweep_tests {
         let cfg = Fig1Config { betas: vec![0.1, 0.5], stream_windows: vec![1, 0], ..Fig1Config::preset("fig1-tiny").unwrap() };
         cfg.validate().unwrap();
         let runs = cfg.runs();
-        for (i, r) in runs.iter().enumerate().filter(|(_, r)| r.method == Method::Online) {
-            assert_eq!(runs[i + 1], RunSpec { method: Method::Stream(1), ..*r });
-            assert_eq!(runs[i + 2], RunSpec { method: Method::Stream(0), ..*r });
+        for (i, r) in runs.iter().enumerate().filter(|(_, r)| r.method == Method::ONLINE) {
+            assert_eq!(runs[i + 1], RunSpec { method: Method::stream(1), ..*r });
+            assert_eq!(runs[i + 2], RunSpec { method: Method::stream(0), ..*r });
         }
         assert_eq!(runs.len(), 2 * 5);
         for name in ["replay", "fig4", "fig13", "semi-online"] {
@@ -1284,7 +1302,7 @@ mod sweep_tests {
         let (first, second) = (cfg.runs_for(4), cfg.runs_for(5));
         assert_eq!(second, cfg.runs(), "only the first seed is repeated");
         assert_eq!(first.len(), 3 + 2 * 2, "online, offline, golden + (online, offline) × 2 alignment seeds");
-        assert!(first[3..].iter().all(|r| r.method != Method::OnlineGolden && r.align_seed.is_some()));
+        assert!(first[3..].iter().all(|r| r.method != Method::ONLINE_GOLDEN && r.align_seed.is_some()));
         assert_eq!(cfg.run_count(), 7 + 3);
         // Shards still split every run exactly once.
         let mut union: Vec<(u32, RunSpec)> = vec![];

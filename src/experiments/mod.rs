@@ -2,6 +2,7 @@
 //! reject unknown keys and out-of-range values by name.
 
 pub mod fig1;
+pub mod method;
 pub mod pipeline;
 
 use crate::bail;

@@ -14,7 +14,8 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::{Gpt, GptConfig, Head};
 use crate::task::TaskConfig;
-use crate::train::align::{align_from, AlignConfig, AlignState, Checkpoint, EvalPrompts, EvalSet, OnlineStream, PastBest, ReferenceLogps, Source};
+use super::method::{early_steps, Data, Judge, Method, Offline, PairDataset, Sampler};
+use crate::train::align::{align_from, AlignConfig, AlignState, Checkpoint, EvalPrompts, EvalSet, Online, OnlineStream, PastBest, ReferenceLogps, Source};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
 use crate::train::losses::Loss;
@@ -156,200 +157,6 @@ impl StageSpec<'_> {
 
     pub fn model_config(&self) -> GptConfig {
         self.policy.model_config(self.task)
-    }
-}
-
-/// Where a run's pairs come from (the paper's three policies of Figure 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// Online IPO: two samples per prompt from the current policy, labelled by the proxy PM.
-    Online,
-    /// Offline IPO on D_golden.
-    Offline,
-    /// Online IPO labelled by the golden preference (the paper's "golden policy").
-    OnlineGolden,
-    /// Offline IPO on the stream of the online run with the same setting (D_online: its prompts, samples and
-    /// proxy labels), shuffled within windows of this many batches ([`STREAM_WINDOWS`]): 1 keeps the order
-    /// (the exact replay of the paper's App. F), 0 shuffles the whole stream (Fig. 4).
-    Stream(u32),
-    /// Semi-online IPO (beyond the paper): pairs sampled from the current policy and labelled by the proxy
-    /// every this many steps for the steps until the next refresh ([`SEMI_ONLINE_REFRESH`]; 0: never, all from
-    /// π_sft). Refresh 1 would be online IPO itself.
-    SemiOnline(u32),
-    /// Offline IPO on a golden-labelled dataset whose two sides are sampled from π_sft or from the online run
-    /// with the same setting, early or at its end (the paper's Figs 5 and 12), on D_golden's prompts.
-    Pairs(PairDataset),
-    /// Online (proxy labels) and offline (D_golden) with another loss of the GPO family than the config's
-    /// (the loss-family experiment): same proxy, β, lr, batch, steps and stopping rule.
-    OnlineWith(Loss),
-    OfflineWith(Loss),
-    /// IPO-MD (beyond the paper; Calandriello et al. 2024): online with proxy labels, both samples drawn from the
-    /// per-token geometric mixture π_θ^(1−m)·π_sft^m, m in percent ([`MIXTURES`]). m leans the data toward π_sft;
-    /// m = 0 would be online IPO itself.
-    Mixture(u32),
-}
-
-/// The mixture weights of π_sft in IPO-MD's sampling, in percent.
-pub const MIXTURES: [u32; 3] = [25, 50, 75];
-
-/// The pair datasets of the paper's Figs 5 and 12, each named by the policies its two sides come from: π_sft,
-/// the online run at [`EARLY`] of its steps, or at its end (the paper: steps 800 and 4000 of 4000). D_golden
-/// itself is sft-vs-sft.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PairDataset {
-    SftVsEarly,
-    EarlyVsLate,
-    LateVsLate,
-}
-
-/// Which policy one side of a pair dataset is sampled from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sampler {
-    Sft,
-    /// The online run after [`early_steps`] of its steps.
-    Early,
-    /// The online run's final policy.
-    Late,
-}
-
-impl Sampler {
-    fn describe(self) -> &'static str {
-        match self {
-            Sampler::Sft => "π_sft",
-            Sampler::Early => "the early online policy",
-            Sampler::Late => "the final online policy",
-        }
-    }
-}
-
-/// The fraction of the online run's steps at which its "early" policy is taken: the paper's 800 of 4000.
-pub const EARLY: f64 = 0.2;
-
-/// Steps of the online run's early policy.
-pub fn early_steps(online_steps: u32) -> u32 {
-    ((online_steps as f64 * EARLY).round() as u32).max(1)
-}
-
-impl PairDataset {
-    pub const ALL: [PairDataset; 3] = [PairDataset::SftVsEarly, PairDataset::EarlyVsLate, PairDataset::LateVsLate];
-
-    pub fn samplers(self) -> (Sampler, Sampler) {
-        match self {
-            PairDataset::SftVsEarly => (Sampler::Sft, Sampler::Early),
-            PairDataset::EarlyVsLate => (Sampler::Early, Sampler::Late),
-            PairDataset::LateVsLate => (Sampler::Late, Sampler::Late),
-        }
-    }
-}
-
-/// The refresh intervals of the semi-online experiment: 4, 16, 64 steps, 0 (never: offline on π_sft's samples
-/// with proxy labels). Online IPO is refresh 1.
-pub const SEMI_ONLINE_REFRESH: [u32; 4] = [4, 16, 64, 0];
-
-/// The windows of the data experiments (the paper's Fig. 13): 1 (in order), 2, 8, 32 batches, 0 (whole stream).
-pub const STREAM_WINDOWS: [u32; 5] = [1, 2, 8, 32, 0];
-
-impl Method {
-    pub const ALL: [Method; 26] = [
-        Method::Online,
-        Method::Offline,
-        Method::OnlineGolden,
-        Method::Stream(1),
-        Method::Stream(2),
-        Method::Stream(8),
-        Method::Stream(32),
-        Method::Stream(0),
-        Method::SemiOnline(4),
-        Method::SemiOnline(16),
-        Method::SemiOnline(64),
-        Method::SemiOnline(0),
-        Method::Pairs(PairDataset::SftVsEarly),
-        Method::Pairs(PairDataset::EarlyVsLate),
-        Method::Pairs(PairDataset::LateVsLate),
-        Method::OnlineWith(Loss::Ipo),
-        Method::OfflineWith(Loss::Ipo),
-        Method::OnlineWith(Loss::Dpo),
-        Method::OfflineWith(Loss::Dpo),
-        Method::OnlineWith(Loss::Slic),
-        Method::OfflineWith(Loss::Slic),
-        Method::OnlineWith(Loss::BestOf2),
-        Method::OfflineWith(Loss::BestOf2),
-        Method::Mixture(25),
-        Method::Mixture(50),
-        Method::Mixture(75),
-    ];
-
-    /// The loss a run of this method trains with, in an experiment whose loss is `loss`.
-    pub fn loss(self, loss: Loss) -> Loss {
-        match self {
-            Method::OnlineWith(l) | Method::OfflineWith(l) => l,
-            _ => loss,
-        }
-    }
-
-    /// What the page and figures call it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Method::Online => "online IPO (proxy labels)",
-            Method::Offline => "offline IPO (D_golden)",
-            Method::OnlineGolden => "online IPO (golden labels)",
-            Method::Stream(1) => "offline IPO on D_online, in order (exact replay)",
-            Method::Stream(2) => "offline IPO on D_online, shuffled within 2 batches",
-            Method::Stream(8) => "offline IPO on D_online, shuffled within 8 batches",
-            Method::Stream(32) => "offline IPO on D_online, shuffled within 32 batches",
-            Method::Stream(_) => "offline IPO on D_online, shuffled",
-            Method::SemiOnline(4) => "semi-online IPO, data refreshed every 4 steps",
-            Method::SemiOnline(16) => "semi-online IPO, data refreshed every 16 steps",
-            Method::SemiOnline(64) => "semi-online IPO, data refreshed every 64 steps",
-            Method::SemiOnline(_) => "semi-online IPO, never refreshed (π_sft's samples, proxy labels)",
-            Method::Pairs(PairDataset::SftVsEarly) => "offline IPO on D_sft-vs-early (golden labels)",
-            Method::Pairs(PairDataset::EarlyVsLate) => "offline IPO on D_early-vs-late (golden labels)",
-            Method::Pairs(PairDataset::LateVsLate) => "offline IPO on D_late-vs-late (golden labels)",
-            Method::OnlineWith(Loss::Ipo) => "online, IPO loss (proxy labels)",
-            Method::OfflineWith(Loss::Ipo) => "offline, IPO loss (D_golden)",
-            Method::OnlineWith(Loss::Dpo) => "online DPO (proxy labels)",
-            Method::OfflineWith(Loss::Dpo) => "offline DPO (D_golden)",
-            Method::OnlineWith(Loss::Slic) => "online SLiC (proxy labels)",
-            Method::OfflineWith(Loss::Slic) => "offline SLiC (D_golden)",
-            Method::OnlineWith(Loss::BestOf2) => "online Best-of-2 (proxy labels)",
-            Method::OfflineWith(Loss::BestOf2) => "offline Best-of-2 (D_golden)",
-            Method::Mixture(25) => "IPO-MD: samples from π^0.75·π_sft^0.25",
-            Method::Mixture(50) => "IPO-MD: samples from π^0.5·π_sft^0.5",
-            Method::Mixture(_) => "IPO-MD: samples from π^0.25·π_sft^0.75",
-        }
-    }
-
-    /// The name results.json and metrics.csv use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Online => "online",
-            Method::Offline => "offline",
-            Method::OnlineGolden => "online_golden",
-            Method::Stream(1) => "replay",
-            Method::Stream(2) => "stream_window2",
-            Method::Stream(8) => "stream_window8",
-            Method::Stream(32) => "stream_window32",
-            Method::Stream(_) => "stream_shuffled",
-            Method::SemiOnline(4) => "semi_online4",
-            Method::SemiOnline(16) => "semi_online16",
-            Method::SemiOnline(64) => "semi_online64",
-            Method::SemiOnline(_) => "semi_online_never",
-            Method::Pairs(PairDataset::SftVsEarly) => "sft_vs_early",
-            Method::Pairs(PairDataset::EarlyVsLate) => "early_vs_late",
-            Method::Pairs(PairDataset::LateVsLate) => "late_vs_late",
-            Method::OnlineWith(Loss::Ipo) => "online_ipo",
-            Method::OfflineWith(Loss::Ipo) => "offline_ipo",
-            Method::OnlineWith(Loss::Dpo) => "online_dpo",
-            Method::OfflineWith(Loss::Dpo) => "offline_dpo",
-            Method::OnlineWith(Loss::Slic) => "online_slic",
-            Method::OfflineWith(Loss::Slic) => "offline_slic",
-            Method::OnlineWith(Loss::BestOf2) => "online_best_of2",
-            Method::OfflineWith(Loss::BestOf2) => "offline_best_of2",
-            Method::Mixture(25) => "ipo_md25",
-            Method::Mixture(50) => "ipo_md50",
-            Method::Mixture(_) => "ipo_md75",
-        }
     }
 }
 
@@ -560,7 +367,7 @@ pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> Str
 /// The stopping rule a run trains under: the spec's [`PastBest`] for offline IPO on D_golden or on a pair
 /// dataset of its size (compared with it, so trained by the same rule), none for the others.
 pub fn past_best_of(spec: &StageSpec, run: &RunSpec) -> Option<PastBest> {
-    spec.offline_past_best.filter(|_| matches!(run.method, Method::Offline | Method::Pairs(_) | Method::OfflineWith(_)))
+    spec.offline_past_best.filter(|_| run.method.stops_past_best())
 }
 
 /// [`run_key`] under a given stopping rule. Without one, the key is the one runs had before the rule
@@ -584,7 +391,7 @@ fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec, past_
         // Its SFT policy is the seed's SFT config at this size (D_golden and the proxy are the seed's own, keyed above).
         key["policy"] = serde_json::json!(size);
     }
-    if let Method::Pairs(_) = run.method {
+    if run.method.pair_dataset().is_some() {
         // Its data comes from the online run of its setting, early and at its end.
         key["online_steps"] = serde_json::json!(spec.online_steps);
         key["early_steps"] = serde_json::json!(early_steps(spec.online_steps));
@@ -791,7 +598,7 @@ impl SeedStages {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Pairs> {
         let seed = run.align_seed.unwrap_or(self.seed);
-        let late = RunSpec { method: Method::Online, steps: spec.online_steps, ..*run };
+        let late = RunSpec { method: Method::ONLINE, steps: spec.online_steps, ..*run };
         let early = RunSpec { steps: early_steps(spec.online_steps), ..late };
         let (a, b) = dataset.samplers();
         let mut online = |r: RunSpec| {
@@ -842,7 +649,7 @@ impl SeedStages {
         let key = run_key(spec, seed, &e.describe(), run);
         let past_best = past_best_of(spec, run);
         // An offline run measured on its online run's stream needs that measure at every checkpoint past the start.
-        let on_stream = eval.online_stream.is_some() && run.method == Method::Offline;
+        let on_stream = eval.online_stream.is_some() && run.method == Method::OFFLINE;
         let measured_at = |c: &Checkpoint| {
             (!spec.chosen_logratio || c.chosen_logratio.is_some())
                 && (!spec.self_classification || c.self_classified_pairs.is_some())
@@ -880,16 +687,14 @@ impl SeedStages {
             }
             return Ok((Gpt::new(e, config, head, &values)?, rows, Pairs::default()));
         }
-        let source = match (run.method, online_stream) {
-            (Method::Online | Method::OnlineWith(_), _) => Source::OnlineProxy(&self.proxy),
-            (Method::Offline | Method::OfflineWith(_), _) => Source::Offline(&self.d_golden, run.policy.is_none().then_some(&self.d_golden_reference)),
-            (Method::OnlineGolden, _) => Source::OnlineGolden,
-            (Method::Stream(_), Some(stream)) => Source::Offline(stream, None),
-            (Method::Stream(_), None) => bail!("{name}: a stream run needs its online run's stream"),
-            (Method::SemiOnline(refresh), _) => Source::SemiOnline(&self.proxy, refresh),
-            (Method::Mixture(percent), _) => Source::Mixture(&self.proxy, percent as f32 / 100.0),
-            (Method::Pairs(_), Some(pairs)) => Source::Offline(pairs, None),
-            (Method::Pairs(_), None) => bail!("{name}: a pair-dataset run needs its dataset"),
+        let source = match (run.method.data, online_stream) {
+            (Data::Online { judge, refresh, mixture }, _) => {
+                Source::Online(Online { proxy: (judge == Judge::Proxy).then_some(&self.proxy), refresh, mixture: mixture as f32 / 100.0 })
+            }
+            (Data::Offline(Offline::Golden), _) => Source::Offline(&self.d_golden, run.policy.is_none().then_some(&self.d_golden_reference)),
+            (Data::Offline(_), Some(pairs)) => Source::Offline(pairs, None),
+            (Data::Offline(Offline::Stream { .. }), None) => bail!("{name}: a stream run needs its online run's stream"),
+            (Data::Offline(Offline::Pairs(_)), None) => bail!("{name}: a pair-dataset run needs its dataset"),
         };
         let run_cfg = AlignConfig {
             loss: run.method.loss(spec.loss),
@@ -932,7 +737,7 @@ impl SeedStages {
         let mut keep_state = |state: AlignState| write_state(&mut *cache, &state_keys, sft, state);
         let on_state: Option<&mut dyn FnMut(AlignState) -> Result<()>> = if spec.resumable { Some(&mut keep_state) } else { None };
         let (policy, _, stream) = align_from(e, spec.task, sft, source, &run_cfg, eval, saved, |c| {
-            let row = Row { method: method.into(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, policy: run.policy, checkpoint: c.clone() };
+            let row = Row { method: method.clone(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, policy: run.policy, checkpoint: c.clone() };
             if bad.is_ok() {
                 bad = check_finite(&row);
             }
@@ -1053,11 +858,11 @@ pub async fn run_seed(
         sized_evals.push((size, stages.sized_eval_set(e, spec, &eval, size).await?));
     }
     let (mut checkpoints, mut policies, mut timings) = (vec![], vec![], stages.timings.clone());
-    let online_of = |r: &RunSpec| RunSpec { method: Method::Online, ..*r };
+    let online_of = |r: &RunSpec| RunSpec { method: Method::ONLINE, ..*r };
     // Every stream run needs its online run's stream, and every pair run its dataset, even when the run itself
     // comes from the cache: the datasets are saved beside the results (the cache keeps a run's policy and
     // checkpoints, not its data). They are kept here once, by name, and read from here by the runs.
-    let stream_runs: Vec<RunSpec> = runs.iter().filter(|r| matches!(r.method, Method::Stream(_))).copied().collect();
+    let stream_runs: Vec<RunSpec> = runs.iter().filter(|r| r.method.stream_window().is_some()).copied().collect();
     let mut datasets: Vec<NamedDataset> = vec![];
     let position = |datasets: &[NamedDataset], name: &str| datasets.iter().position(|d| d.name == name);
     let mut next = 0;
@@ -1072,7 +877,7 @@ pub async fn run_seed(
         // An online run and the offline run of its setting after it, side by side: neither reads the other's data
         // (a Fig. 6 probe would read online's checkpoints, so not then).
         let partner = runs.get(next).filter(|o| {
-            spec.interleave && !spec.stream_classification && run.method == Method::Online && o.method == Method::Offline && RunSpec { method: Method::Online, steps: run.steps, ..**o } == *run
+            spec.interleave && !spec.stream_classification && run.method == Method::ONLINE && o.method == Method::OFFLINE && RunSpec { method: Method::ONLINE, steps: run.steps, ..**o } == *run
         });
         if let Some(offline) = partner {
             next += 1;
@@ -1094,13 +899,13 @@ pub async fn run_seed(
             policies.push((offline.model_name(), policy_b));
             // Their time together, split evenly.
             let half = (now_ms() - t0) / 2.0;
-            add_time(&mut timings, run.method.name(), half);
-            add_time(&mut timings, offline.method.name(), half);
+            add_time(&mut timings, &run.method.name(), half);
+            add_time(&mut timings, &offline.method.name(), half);
             continue;
         }
         let eval = eval_of(run.policy);
-        let data: Option<Cow<Pairs>> = match run.method {
-            Method::Stream(window) => {
+        let data: Option<Cow<Pairs>> = match run.method.data {
+            Data::Offline(Offline::Stream { window }) => {
                 let online = online_of(run);
                 let name = online.data_name("online_stream");
                 if position(&datasets, &name).is_none() {
@@ -1109,13 +914,13 @@ pub async fn run_seed(
                     progress(Progress::Stage { name: format!("seed {seed}: online β={} lr={} again, for its stream", run.beta, run.lr), step: 0, total: run.steps as u64 });
                     let (_, _, s) = stages.align_run(e, spec, eval, &online, cache, &mut |_| {}, None, true).await?;
                     datasets.push(stream_dataset(seed, &online, s, spec.batch));
-                    add_time(&mut timings, Method::Online.name(), now_ms() - t0);
+                    add_time(&mut timings, &Method::ONLINE.name(), now_ms() - t0);
                 }
                 let stream = &datasets[position(&datasets, &name).expect("kept above")].pairs;
                 Some(Cow::Owned(crate::train::data::shuffle_in_windows(stream, spec.batch, window, run.align_seed.unwrap_or(seed))))
             }
-            Method::Pairs(dataset) => {
-                let name = run.data_name(run.method.name());
+            Data::Offline(Offline::Pairs(dataset)) => {
+                let name = run.data_name(&run.method.name());
                 if position(&datasets, &name).is_none() {
                     let pairs = stages.pair_dataset(e, spec, eval, run, dataset, cache, progress).await?;
                     let (a, b) = dataset.samplers();
@@ -1132,12 +937,12 @@ pub async fn run_seed(
         // An online run that a stream run of this seed follows is trained (not read from the cache), for its
         // stream: the cache keeps a run's policy and checkpoints, not its stream. So is every online run whose
         // stream its checkpoints and its offline runs are measured on (Fig. 6).
-        let feeds_a_stream = run.method == Method::Online && (spec.stream_classification || stream_runs.iter().any(|r| online_of(r) == *run));
+        let feeds_a_stream = run.method == Method::ONLINE && (spec.stream_classification || stream_runs.iter().any(|r| online_of(r) == *run));
         // An offline run measured on the stream of its setting's online run: that run's stream and checkpoints.
         let probe = match (spec.stream_classification, run.method) {
-            (true, Method::Offline) => position(&datasets, &online_of(run).data_name("online_stream")).map(|i| {
+            (true, Method::OFFLINE) => position(&datasets, &online_of(run).data_name("online_stream")).map(|i| {
                 let online = online_of(run);
-                let own = |r: &&Row| r.method == Method::Online.name() && r.beta == online.beta && r.lr == online.lr && r.align_seed == online.align_seed && r.policy == online.policy;
+                let own = |r: &&Row| r.method == Method::ONLINE.name() && r.beta == online.beta && r.lr == online.lr && r.align_seed == online.align_seed && r.policy == online.policy;
                 let checkpoints = checkpoints.iter().filter(own).map(|r: &Row| (r.checkpoint.step, r.checkpoint.kl)).collect();
                 EvalSet { online_stream: Some(OnlineStream { pairs: datasets[i].pairs.clone(), checkpoints, batch: spec.batch }), ..eval.clone() }
             }),
@@ -1149,7 +954,7 @@ pub async fn run_seed(
         }
         checkpoints.extend(rows);
         policies.push((run.model_name(), policy));
-        add_time(&mut timings, run.method.name(), now_ms() - t0);
+        add_time(&mut timings, &run.method.name(), now_ms() - t0);
     }
     drop(sized_evals);
     drop(eval);

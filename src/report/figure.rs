@@ -7,54 +7,26 @@
 use super::summary::{estimate, MIN_KL};
 use super::{gao, verdict};
 use crate::error::{Error, Result};
+use crate::experiments::method::Method;
 use crate::experiments::pipeline::Row;
 use plotters::coord::types::RangedCoordf32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// Colour of each method (`Method::name`); its legend label is `Method::label`.
-const COLOURS: [(&str, RGBColor); 26] = [
-    ("online", RGBColor(31, 119, 180)),
-    ("offline", RGBColor(230, 120, 20)),
-    // Near black: tab10's green sat 4 ΔE from offline's orange under protanopia (see the palette test below).
-    ("online_golden", RGBColor(40, 40, 40)),
-    ("replay", RGBColor(148, 103, 189)),
-    ("stream_window2", RGBColor(227, 119, 194)),
-    ("stream_window8", RGBColor(188, 189, 34)),
-    ("stream_window32", RGBColor(23, 190, 207)),
-    ("stream_shuffled", RGBColor(140, 86, 75)),
-    ("semi_online4", RGBColor(158, 218, 229)),
-    ("semi_online16", RGBColor(23, 190, 207)),
-    ("semi_online64", RGBColor(148, 103, 189)),
-    ("semi_online_never", RGBColor(127, 127, 127)),
-    ("sft_vs_early", RGBColor(214, 39, 40)),
-    ("early_vs_late", RGBColor(188, 189, 34)),
-    ("late_vs_late", RGBColor(140, 86, 75)),
-    // The loss family: online in blues, offline in oranges, one shade per loss.
-    ("online_ipo", RGBColor(31, 119, 180)),
-    ("offline_ipo", RGBColor(230, 120, 20)),
-    ("online_dpo", RGBColor(23, 75, 140)),
-    ("offline_dpo", RGBColor(166, 77, 0)),
-    ("online_slic", RGBColor(107, 174, 214)),
-    ("offline_slic", RGBColor(253, 174, 107)),
-    ("online_best_of2", RGBColor(8, 48, 107)),
-    ("offline_best_of2", RGBColor(127, 39, 4)),
-    // IPO-MD: purples, darker as π_sft's weight grows.
-    ("ipo_md25", RGBColor(158, 154, 200)),
-    ("ipo_md50", RGBColor(117, 107, 177)),
-    ("ipo_md75", RGBColor(84, 39, 143)),
-];
-
-/// The colour of a method (`Method::name`) in every figure.
+/// The colour of a method (`Method::name`) in every figure ([`Method::colour`]).
 pub(crate) fn colour_of(method: &str) -> RGBColor {
-    COLOURS.iter().find(|(n, _)| *n == method).map_or(RGBColor(90, 90, 90), |c| c.1)
+    let (r, g, b) = Method::from_name(method).map_or(crate::experiments::method::GREY, Method::colour);
+    RGBColor(r, g, b)
 }
 
 /// (name, legend label, colour) of every method, in the figure's order.
-pub(crate) fn styles() -> Vec<(&'static str, &'static str, RGBColor)> {
-    crate::experiments::pipeline::Method::ALL
+pub(crate) fn styles() -> Vec<(String, String, RGBColor)> {
+    Method::ALL
         .iter()
-        .map(|m| (m.name(), m.label(), COLOURS.iter().find(|(n, _)| *n == m.name()).map_or(RGBColor(90, 90, 90), |c| c.1)))
+        .map(|m| {
+            let (r, g, b) = m.colour();
+            (m.name(), m.label(), RGBColor(r, g, b))
+        })
         .collect()
 }
 
@@ -174,11 +146,11 @@ pub fn overlay_svg_in(runs: &[(String, Vec<Row>)], layout: Layout) -> Result<Str
             let (dash, gap) = DASHES[i % DASHES.len()];
             let pts = drawable(rows);
             for (method, method_label, color) in styles() {
-                let seeds = seeds_of(&pts, method);
+                let seeds = seeds_of(&pts, &method);
                 if seeds.is_empty() {
                     continue;
                 }
-                let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(rows, method, s)).collect();
+                let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(rows, &method, s)).collect();
                 let mean = grid.iter().map(|&x| (x, mean_curve(&per_seed, x.ln()).map(|(y, _)| y)));
                 let style = color.stroke_width(3);
                 let mut first = true;
@@ -348,7 +320,7 @@ fn curves_panel(
 ) -> Result<()> {
     let mut chart = log_kl_chart(area, caption, (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"), layout)?;
     for (method, label, color) in styles() {
-        let seeds = seeds_of(pts, method);
+        let seeds = seeds_of(pts, &method);
         if seeds.is_empty() {
             continue;
         }
@@ -357,7 +329,7 @@ fn curves_panel(
             draw_marker(chart.plotting_area(), (r.checkpoint.kl, r.checkpoint.golden_win_rate), bi, color.mix(0.35).filled())?;
         }
         let rows: Vec<Row> = pts.iter().map(|r| (*r).clone()).collect();
-        let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(&rows, method, s)).collect();
+        let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(&rows, &method, s)).collect();
         for p in &per_seed {
             for seg in segments(grid.iter().map(|&x| (x, verdict::smoothed(p, x.ln())))) {
                 chart.draw_series(LineSeries::new(seg, color.mix(0.45).stroke_width(1))).map_err(err)?;
@@ -378,7 +350,7 @@ fn curves_panel(
                 series.label(label.replace("IPO", loss.display())).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
             }
         }
-        if let (_, Some((alpha, beta_g))) = gao::across_seeds(&rows, method, &seeds) {
+        if let (_, Some((alpha, beta_g))) = gao::across_seeds(&rows, &method, &seeds) {
             let fit = gao::GaoFit { alpha: alpha.mean, beta_g: beta_g.mean, points: 0 };
             let (m_lo, m_hi) = per_seed.iter().flatten().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p.ln_kl), b.max(p.ln_kl)));
             let curve: Vec<(f32, f32)> = grid.iter().filter(|x| x.ln() >= m_lo && x.ln() <= m_hi).map(|&x| (x, fit.win_rate(x).clamp(y_lo, y_hi))).collect();
@@ -416,7 +388,7 @@ fn marker_at<DB: DrawingBackend>(p: (i32, i32), beta_index: usize) -> DynElement
 fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), layout: Layout) -> Result<()> {
     let mut chart = log_kl_chart(area, "frontier: best win rate within each KL budget", (lo, hi), (y_lo, y_hi), ("KL budget, log scale", "best golden win rate so far"), layout)?;
     for (method, _, color) in styles() {
-        let seeds = seeds_of(pts, method);
+        let seeds = seeds_of(pts, &method);
         let per_seed: Vec<Vec<(f32, f32)>> = seeds.iter().map(|&s| pts.iter().filter(|r| r.method == method && r.seed == s).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect()).collect();
         let top = per_seed.iter().flatten().fold(0f32, |a, p| a.max(p.0));
         let line: Vec<(f32, Option<f32>)> = grid

@@ -14,13 +14,14 @@ use super::figure;
 use super::summary::{estimate, show_plain, Estimate, MIN_KL};
 use crate::error::Result;
 use crate::experiments::fig1::Fig1Results;
-use crate::experiments::pipeline::{Method, ModelSize, Row};
+use crate::experiments::method::Method;
+use crate::experiments::pipeline::{ModelSize, Row};
 
 /// The percentile of a method's checkpoints' golden win rates that stands for its best performance (the paper's).
 pub const BEST: f32 = 0.9;
 
 /// The methods Fig. 11 normalises to online, in its order, as far as the runs have them.
-const COMPARED: [Method; 3] = [Method::Offline, Method::Stream(0), Method::OnlineGolden];
+const COMPARED: [Method; 3] = [Method::OFFLINE, Method::stream(0), Method::ONLINE_GOLDEN];
 
 /// The `q`-quantile of `values`, linearly interpolated between order statistics (none when empty).
 pub fn quantile(values: &[f32], q: f32) -> Option<f32> {
@@ -74,7 +75,7 @@ pub fn measure(results: &Fig1Results) -> Vec<SizeResult> {
     let c = &results.config;
     let ladder = c.ladder();
     let smallest = ladder.first().map_or(1, |s| s.parameters(&c.task)) as f32;
-    let methods: Vec<&str> = std::iter::once(Method::Online).chain(COMPARED).map(|m| m.name()).collect();
+    let methods: Vec<String> = std::iter::once(Method::ONLINE).chain(COMPARED).map(|m| m.name()).collect();
     ladder
         .iter()
         .map(|&size| {
@@ -204,7 +205,7 @@ pub fn scaling_md(results: &Fig1Results) -> String {
             above.iter().map(|z| z.size.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    let shuffled = Method::Stream(0).name();
+    let shuffled = &Method::stream(0).name();
     if sizes.iter().any(|z| z.normalised_of(shuffled).is_some()) {
         let shuffled_slope = slopes(&sizes, &c.seeds, |z, seed| per_seed_value(&z.normalised, shuffled, seed));
         let faster: Vec<(u32, f32)> = shuffled_slope.iter().filter_map(|&(seed, a)| Some((seed, a - offline_slope.iter().find(|p| p.0 == seed)?.1))).collect();
@@ -242,7 +243,7 @@ pub fn fig11_svg(results: &Fig1Results) -> Result<String> {
     let loss = results.config.loss;
     let lines: Vec<(Method, Vec<(f32, Estimate)>)> = COMPARED
         .iter()
-        .map(|&m| (m, sizes.iter().filter_map(|z| Some((z.log2_relative, z.normalised_of(m.name())?))).collect::<Vec<_>>()))
+        .map(|&m| (m, sizes.iter().filter_map(|z| Some((z.log2_relative, z.normalised_of(&m.name())?))).collect::<Vec<_>>()))
         .filter(|(_, p)| !p.is_empty())
         .collect();
     let ends = |e: &Estimate| (e.mean - e.ci.unwrap_or(0.0), e.mean + e.ci.unwrap_or(0.0));
@@ -272,14 +273,14 @@ pub fn fig11_svg(results: &Fig1Results) -> Result<String> {
         chart
             .draw_series(names.iter().map(|(x, n)| Text::new(n.clone(), (*x, y0 - pad * 0.6), ("sans-serif", 12).into_font().color(&BLACK.mix(0.7)))))
             .map_err(figure::err)?;
-        let online = figure::colour_of(Method::Online.name());
+        let online = figure::colour_of(&Method::ONLINE.name());
         chart
             .draw_series(LineSeries::new([(-0.3, 1.0), (x1 + 0.3, 1.0)], online.stroke_width(2)))
             .map_err(figure::err)?
-            .label(Method::Online.label().replace("IPO", loss.display()) + " (= 1)")
+            .label(Method::ONLINE.label().replace("IPO", loss.display()) + " (= 1)")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], online.stroke_width(2)));
         for (i, (m, points)) in lines.iter().enumerate() {
-            let colour = figure::colour_of(m.name());
+            let colour = figure::colour_of(&m.name());
             // Methods side by side at each size, so their intervals do not hide each other.
             let dx = (i as f32 - (lines.len() as f32 - 1.0) / 2.0) * 0.06;
             let at: Vec<(f32, f32)> = points.iter().map(|(x, e)| (x + dx, e.mean)).collect();

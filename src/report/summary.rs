@@ -219,8 +219,8 @@ pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
 
 /// The rows of one loss of the loss family's runs, named `online` and `offline` as Figure 1's: its own figure.
 pub fn family_rows(rows: &[Row], loss: crate::train::losses::Loss) -> Vec<Row> {
-    use crate::experiments::pipeline::Method;
-    let (on, off) = (Method::OnlineWith(loss).name(), Method::OfflineWith(loss).name());
+    use crate::experiments::method::Method;
+    let (on, off) = (Method::ONLINE.with_loss(loss).name(), Method::OFFLINE.with_loss(loss).name());
     rows.iter()
         .filter(|r| r.method == on || r.method == off)
         .map(|r| Row { method: if r.method == on { "online" } else { "offline" }.into(), ..r.clone() })
@@ -229,21 +229,21 @@ pub fn family_rows(rows: &[Row], loss: crate::train::losses::Loss) -> Vec<Row> {
 
 /// Figure 1's own rows: without the loss family's runs, which have their own figures ([`family_rows`]).
 pub fn without_family(rows: &[Row]) -> Vec<Row> {
-    use crate::experiments::pipeline::Method;
-    let family: Vec<&str> = Method::ALL.iter().filter(|m| matches!(m, Method::OnlineWith(_) | Method::OfflineWith(_))).map(|m| m.name()).collect();
-    rows.iter().filter(|r| !family.contains(&r.method.as_str())).cloned().collect()
+    use crate::experiments::method::Method;
+    let family: Vec<String> = Method::ALL.iter().filter(|m| m.loss.is_some()).map(|m| m.name()).collect();
+    rows.iter().filter(|r| !family.contains(&r.method)).cloned().collect()
 }
 
 /// IPO-MD's section: online against each mixture (what mixing in π_sft changes), then each against offline.
 fn mixtures_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::fig1::Fig1Config) -> String {
-    use crate::experiments::pipeline::Method;
+    use crate::experiments::method::Method;
     if c.mixtures.is_empty() {
         return String::new();
     }
     let mut s = String::from("\n## Beyond the paper: IPO-MD, samples from a mixture with π_sft\n\n");
     s += "Online IPO whose two samples per prompt come from the per-token geometric mixture π^(1−m)·π_sft^m of the current policy and π_sft (Calandriello et al. 2024), labelled by the proxy; same proxy, β, lr, batch and steps as online. m leans the data toward π_sft: m = 0 is online IPO, m → 1 samples from π_sft alone like D_golden (with proxy labels). Below, online against each m (a gap > 0 is what the mixture costs), then each against offline.\n";
     for &m in &c.mixtures {
-        s += &between_online_and_offline(rows, seeds, Method::Mixture((m * 100.0).round() as u32));
+        s += &between_online_and_offline(rows, seeds, Method::mixture((m * 100.0).round() as u32));
     }
     s
 }
@@ -276,10 +276,10 @@ fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::fig1::Fig
 /// them): the exact replay's check against online, checkpoint by checkpoint; and each reordered stream against
 /// online and against offline, by the same verdict as the figure's.
 fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
-    use crate::experiments::pipeline::{Method, PairDataset, EARLY, SEMI_ONLINE_REFRESH, STREAM_WINDOWS};
+    use crate::experiments::method::{Method, PairDataset, EARLY, SEMI_ONLINE_REFRESH, STREAM_WINDOWS};
     let mut s = String::new();
     let with_rows = |ms: Vec<Method>| -> Vec<Method> { ms.into_iter().filter(|m| rows.iter().any(|r| r.method == m.name())).collect() };
-    let pairs = with_rows(PairDataset::ALL.iter().map(|&d| Method::Pairs(d)).collect());
+    let pairs = with_rows(PairDataset::ALL.iter().map(|&d| Method::pairs(d)).collect());
     if !pairs.is_empty() {
         s += "\n## Which pairs teach: golden-labelled datasets sampled from the online run (the paper's Figs 5 and 12)\n\n";
         s += &format!(
@@ -288,14 +288,14 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
         );
         s += "The paper's findings: offline IPO on D_4k-vs-4k (late-vs-late here) barely beats SFT (Fig. 5); D_sft-vs-800 ≳ D_golden > D_800-vs-4k, D_4k-vs-4k (Fig. 12).\n\n";
         s += "Peak golden win rate (each seed's best checkpoint; π_sft is 0.5): ";
-        let peaks: Vec<String> = std::iter::once("offline".to_string()).chain(pairs.iter().map(|m| m.name().to_string())).map(|m| format!("{m} {}", show(peak(rows, &m).as_ref()))).collect();
+        let peaks: Vec<String> = std::iter::once("offline".to_string()).chain(pairs.iter().map(|m| m.name())).map(|m| format!("{m} {}", show(peak(rows, &m).as_ref()))).collect();
         s += &peaks.join(", ");
         s += ".\n";
         for m in &pairs {
             s += &between_online_and_offline(rows, seeds, *m);
         }
     }
-    let semi = with_rows(SEMI_ONLINE_REFRESH.iter().map(|&r| Method::SemiOnline(r)).collect());
+    let semi = with_rows(SEMI_ONLINE_REFRESH.iter().map(|&r| Method::semi_online(r)).collect());
     if !semi.is_empty() {
         s += "\n## Semi-online IPO (beyond the paper)\n\n";
         s += "Every s steps the next s steps' pairs are sampled from the current policy and labelled by the proxy, then trained on in order (s = 1 is online IPO, \"never\" samples every pair from π_sft). Same proxy, β, lr, batch and steps as online. Lanchantin et al. (2025) found semi-online DPO close to online; below, online against each refresh interval (a gap > 0 is what refreshing less often costs), and each against offline.\n";
@@ -303,14 +303,14 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
             s += &between_online_and_offline(rows, seeds, *m);
         }
     }
-    let present = with_rows(STREAM_WINDOWS.iter().map(|&w| Method::Stream(w)).collect());
+    let present = with_rows(STREAM_WINDOWS.iter().map(|&w| Method::stream(w)).collect());
     if present.is_empty() {
         return s;
     }
     s += "\n## The data experiments: offline IPO on the online stream D_online\n\n";
     s += "Each online run's stream (its prompts, both samples and the proxy's labels, batch by batch) is trained on by offline IPO from the same π_sft with the same β, lr, batch and steps, in its order (replay) or shuffled within windows of w batches.\n\n";
     s += "The paper's findings: replayed in order, the stream reproduces the online run (to ~0.1 %, App. F); shuffled over the whole run, offline IPO on it loses most of online's advantage (Fig. 4); shuffled within small windows it stays close to online (Fig. 13). Ours are below, each by the figure's verdict: online against the reordered stream (a gap > 0 is advantage lost by reordering), and the reordered stream against offline IPO on D_golden.\n";
-    if present.contains(&Method::Stream(1)) {
+    if present.contains(&Method::stream(1)) {
         let mut compared = 0;
         let mut worst = 0f32;
         let mut worst_at = String::new();
@@ -343,7 +343,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
         }
     }
     for m in &present {
-        if *m != Method::Stream(1) {
+        if *m != Method::stream(1) {
             s += &between_online_and_offline(rows, seeds, *m);
         }
     }
@@ -352,12 +352,12 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
 
 /// A run kind placed between online and offline: online against it (what it loses), then it against
 /// offline IPO on D_golden when the rows have offline runs, each by the figure's verdict.
-fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments::pipeline::Method) -> String {
+fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments::method::Method) -> String {
     let mut s = format!("\n### {}\n\n", m.label());
-    s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", m.name()));
+    s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", &m.name()));
     if rows.iter().any(|r| r.method == "offline") {
         s += "\n";
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, m.name(), "offline"));
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, &m.name(), "offline"));
     }
     s
 }

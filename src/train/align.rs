@@ -165,19 +165,42 @@ pub enum Source<'a> {
     /// D_golden (or any fixed dataset), in order, cycling; with the reference's log-probs of its pairs when
     /// other runs share them.
     Offline(&'a Pairs, Option<&'a ReferenceLogps>),
-    /// Two samples per prompt from the current policy, labelled by the proxy.
-    OnlineProxy(&'a Gpt),
-    /// Two samples per prompt from the current policy, labelled by the golden preference.
-    OnlineGolden,
-    /// Semi-online (beyond the paper; Lanchantin et al. 2025): every `refresh` steps, the next `refresh`
-    /// steps' pairs are sampled at once from the current policy and labelled by the proxy, then trained on
-    /// in order; 0 never refreshes (every pair sampled from π_sft at step 0). Refresh 1 is
-    /// [`Source::OnlineProxy`] exactly: the same prompts, sample streams and labels.
-    SemiOnline(&'a Gpt, u32),
-    /// IPO-MD (beyond the paper; Calandriello et al. 2024): online with proxy labels, the two samples of each
-    /// prompt drawn from the per-token geometric mixture π_θ^(1−m)·π_sft^m. m leans the data toward π_sft; m = 0
-    /// is [`Source::OnlineProxy`] exactly.
-    Mixture(&'a Gpt, f32),
+    /// Pairs sampled from the policy being trained.
+    Online(Online<'a>),
+}
+
+/// How an online run samples and labels its pairs. [`Online::proxy`] is the paper's online IPO; each other field
+/// at its default value leaves the run exactly that (the same prompts, sample streams and labels).
+#[derive(Clone, Copy)]
+pub struct Online<'a> {
+    /// The proxy PM that labels the pairs; none: the golden preference does (the paper's "golden policy").
+    pub proxy: Option<&'a Gpt>,
+    /// Semi-online (beyond the paper; Lanchantin et al. 2025): every `refresh` steps, the next `refresh` steps'
+    /// pairs are sampled at once from the current policy and labelled, then trained on in order; 0 never
+    /// refreshes (every pair sampled from π_sft at step 0); 1 samples every step.
+    pub refresh: u32,
+    /// IPO-MD (beyond the paper; Calandriello et al. 2024): the two samples of each prompt are drawn from the
+    /// per-token geometric mixture π_θ^(1−m)·π_sft^m; m leans the data toward π_sft; 0 samples from π_θ.
+    pub mixture: f32,
+}
+
+impl<'a> Online<'a> {
+    /// Online IPO: two samples per prompt from the current policy, every step, labelled by `proxy`.
+    pub fn proxy(proxy: &'a Gpt) -> Self {
+        Online { proxy: Some(proxy), refresh: 1, mixture: 0.0 }
+    }
+
+    /// Online IPO labelled by the golden preference.
+    pub fn golden() -> Self {
+        Online { proxy: None, refresh: 1, mixture: 0.0 }
+    }
+
+    /// The step's pairs, sampled from the policy (or its mixture with `sft`) and labelled.
+    #[allow(clippy::too_many_arguments)]
+    async fn pairs(&self, e: &Engine, task: &TaskConfig, policy: &Gpt, sft: &Gpt, seed: u32, step: u32, b: usize) -> Result<Pairs> {
+        let mixture = (self.mixture != 0.0).then_some((sft, self.mixture));
+        online_pairs(e, task, policy, mixture, self.proxy, seed, step, b).await
+    }
 }
 
 use crate::rng::streams::{ALIGN_COINS, ALIGN_PROMPTS, ALIGN_SAMPLES, EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_STREAM_COINS, EVAL_WIN_SAMPLES, MAX_ONLINE_STEPS};
@@ -571,11 +594,18 @@ async fn look_inside(e: &Engine, task: &TaskConfig, policy: &Gpt, acts: &Activat
     policy.sequence_logprobs(e, acts, &targets, &weights)?;
     let (after, token_after) = (e.read(&acts.sequence_logprobs).await?, e.read(&acts.token_logprobs).await?);
     let (source_name, labeller, proxy) = match source {
-        Source::OnlineProxy(pm) => ("online", "proxy", Some(*pm)),
-        Source::OnlineGolden => ("online_golden", "golden", eval.proxy),
         Source::Offline(..) => ("offline", "golden", eval.proxy),
-        Source::SemiOnline(pm, _) => ("semi_online", "proxy", Some(*pm)),
-        Source::Mixture(pm, _) => ("mixture", "proxy", Some(*pm)),
+        Source::Online(Online { proxy: None, .. }) => ("online_golden", "golden", eval.proxy),
+        Source::Online(Online { proxy: Some(pm), refresh, mixture }) => {
+            let name = if *refresh != 1 {
+                "semi_online"
+            } else if *mixture != 0.0 {
+                "mixture"
+            } else {
+                "online"
+            };
+            (name, "proxy", Some(*pm))
+        }
     };
     let (preferred, rejected): (Vec<Vec<u32>>, Vec<Vec<u32>>) = (0..b).map(|i| (pairs.ordered(i).0.to_vec(), pairs.ordered(i).1.to_vec())).unzip();
     // Asked both ways: the proxy may rank neither first (equal scores, as for two identical responses).
@@ -651,7 +681,7 @@ pub async fn align_from(
     }
     match &source {
         Source::Offline(d, _) if d.len() < cfg.batch => bail!("offline data holds {} pairs, fewer than one batch ({})", d.len(), cfg.batch),
-        Source::OnlineProxy(_) | Source::OnlineGolden | Source::SemiOnline(..) | Source::Mixture(..) if cfg.steps > MAX_ONLINE_STEPS => {
+        Source::Online(_) if cfg.steps > MAX_ONLINE_STEPS => {
             bail!("steps = {} is out of range 1..={MAX_ONLINE_STEPS} for an online run (each step's samples have their own random stream)", cfg.steps)
         }
         _ => {}
@@ -675,7 +705,8 @@ pub async fn align_from(
     let mut opt = AdamW::new(e, &policy.infos, cfg.adamw, Schedule { warmup_steps: cfg.warmup_steps, total_steps: cfg.warmup_steps, min_lr_ratio: 1.0 });
     let (acts, acts_ref) = (policy.activations(e, 2 * b, t)?, sft.activations(e, 2 * b, t)?);
     let grads = policy.zero_grads(e);
-    let measures_stream = matches!(source, Source::OnlineProxy(_));
+    // Online IPO measures its own stream (Fig. 6); the semi-online and mixture runs are not asked to.
+    let measures_stream = matches!(source, Source::Online(Online { proxy: Some(_), refresh: 1, mixture }) if mixture == 0.0);
     let AlignState { mut step, mut checkpoints, mut stream, mut buffered, mut buffered_from, .. } = match resume {
         Some(r) => {
             opt.restore(e, &r.adam_m, &r.adam_v, r.step)?;
@@ -717,21 +748,20 @@ pub async fn align_from(
                     first_wins: idx.iter().map(|&i| d.first_wins[i]).collect(),
                 }
             }
-            Source::SemiOnline(pm, refresh) => {
-                let due = step == 0 || (*refresh != 0 && step % refresh == 0);
+            Source::Online(online) if online.refresh == 1 => online.pairs(e, task, &policy, sft, seed, step, b).await?,
+            Source::Online(online) => {
+                let refresh = online.refresh;
+                let due = step == 0 || (refresh != 0 && step % refresh == 0);
                 if due {
-                    let until = if *refresh == 0 { cfg.steps } else { (step + refresh).min(cfg.steps) };
+                    let until = if refresh == 0 { cfg.steps } else { (step + refresh).min(cfg.steps) };
                     buffered.clear();
                     for j in step..until {
-                        buffered.push(online_pairs(e, task, &policy, None, Some(pm), seed, j, b).await?);
+                        buffered.push(online.pairs(e, task, &policy, sft, seed, j, b).await?);
                     }
                     buffered_from = step;
                 }
                 buffered[(step - buffered_from) as usize].clone()
             }
-            Source::OnlineProxy(pm) => online_pairs(e, task, &policy, None, Some(pm), seed, step, b).await?,
-            Source::OnlineGolden => online_pairs(e, task, &policy, None, None, seed, step, b).await?,
-            Source::Mixture(pm, m) => online_pairs(e, task, &policy, Some((sft, *m)), Some(pm), seed, step, b).await?,
         };
         let t1 = now_ms();
         phases::add(Phase::Pairs, t1 - t0);

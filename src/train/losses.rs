@@ -18,6 +18,16 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// Its name in configs and method names (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::Ipo => "ipo",
+            Loss::Dpo => "dpo",
+            Loss::Slic => "slic",
+            Loss::BestOf2 => "best_of2",
+        }
+    }
+
     /// Its name in figures and summaries.
     pub fn display(self) -> &'static str {
         match self {
