@@ -2,6 +2,7 @@
 //! 128 sequences of 32 tokens) and batched sampling. `alignment-gap bench` prints these as a table; the
 //! page uses the same numbers to estimate run times. bench/pytorch_bench.py runs the same step in PyTorch.
 
+use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::sample::SampleSpec;
@@ -26,19 +27,6 @@ pub struct BenchRow {
     pub train_tokens_per_s: f64,
     pub train_gflops: f64,
     pub sample_tokens_per_s: f64,
-}
-
-pub fn now_ms() -> f64 {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use std::sync::OnceLock;
-        static START: OnceLock<std::time::Instant> = OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64() * 1e3
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        js_sys::Date::now()
-    }
 }
 
 /// Matmul FLOPs of one training step (forward + backward ≈ 3× forward), the usual accounting.

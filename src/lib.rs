@@ -2,6 +2,7 @@
 //! alignment algorithms", reproduced at toy scale — in a browser tab on WebGPU, or natively.
 
 pub mod bench;
+pub mod clock;
 pub mod control;
 pub mod engine;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod experiments;
 pub mod limits;
 pub mod rng;
 pub mod selfcheck;
+pub mod settings;
 pub mod model;
 pub mod report;
 pub mod task;

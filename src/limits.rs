@@ -4,7 +4,6 @@
 
 use crate::bail;
 use crate::error::Result;
-use crate::train::optim::AdamwConfig;
 
 /// A whole-number setting in `lo..=hi`.
 pub fn int(key: &str, v: u64, lo: u64, hi: u64, why: &str) -> Result<()> {
@@ -66,19 +65,6 @@ pub fn list<T: Copy>(key: &str, values: &[T], max_len: usize, why_len: &str, eac
     Ok(())
 }
 
-/// Every field of an AdamW config under `prefix` (e.g. `sft.adamw`).
-pub fn adamw(prefix: &str, a: &AdamwConfig) -> Result<()> {
-    real(&format!("{prefix}.lr"), a.lr, Interval::above(0.0, 1.0), "a step as large as the weights themselves diverges at once")?;
-    real(&format!("{prefix}.beta1"), a.beta1, Interval::below(0.0, 1.0), "a moving-average factor; 1 or more never forgets, or amplifies, old gradients")?;
-    real(&format!("{prefix}.beta2"), a.beta2, Interval::below(0.0, 1.0), "a moving-average factor; 1 or more never forgets, or amplifies, old gradients")?;
-    real(&format!("{prefix}.eps"), a.eps, Interval::closed(1e-12, 1e-2), "it keeps the update finite where a gradient vanishes; large values stall learning")?;
-    real(&format!("{prefix}.weight_decay"), a.weight_decay, Interval::closed(0.0, 1.0), "weights shrink by lr·weight_decay per step; negative values grow them")?;
-    if let Some(m) = a.max_grad_norm {
-        real(&format!("{prefix}.max_grad_norm"), m, Interval::above(0.0, 1e6), "the global gradient norm is clipped to it; 0 would stop learning (null turns clipping off)")?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,8 +79,5 @@ mod tests {
         assert!(real("x", 1.0, Interval::closed(0.0, 1.0), "w").is_ok());
         assert_eq!(int("proxy.eval_every", 0, 1, 10, "w").unwrap_err().0, "proxy.eval_every = 0 is out of range 1..=10 (w)");
         assert!(list("seeds", &[] as &[u32], 4, "w", |_, _| Ok(())).unwrap_err().0.contains("seeds holds 0 values"));
-        let bad = AdamwConfig { eps: 0.0, ..AdamwConfig::default() };
-        assert!(adamw("sft.adamw", &bad).unwrap_err().0.starts_with("sft.adamw.eps = 0 is out of range"));
-        assert!(adamw("sft.adamw", &AdamwConfig::default()).is_ok());
     }
 }

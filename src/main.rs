@@ -118,7 +118,7 @@ mod native {
             /// Run only the i-th of n disjoint slices of the runs (seed × setting), e.g. 2/3; combine the n
             /// outputs with `merge`. For job arrays (Slurm, GNU parallel, Kubernetes indexed jobs).
             #[arg(long, value_name = "I/N")]
-            shard: Option<alignment_gap::experiments::fig1::Shard>,
+            shard: Option<alignment_gap::experiments::Shard>,
             #[command(flatten)]
             device: DeviceArgs,
         },
@@ -314,14 +314,13 @@ mod native {
     }
 
     fn train_offline(a: &TrainOffline, device: &DeviceArgs) -> alignment_gap::Result<()> {
-        use alignment_gap::experiments::fig1::{range, Fig1Results};
+        use alignment_gap::experiments::{range, ExperimentResults};
         use alignment_gap::experiments::pipeline::{self, Row};
-        use alignment_gap::train::align::{align, AlignConfig, Source};
-        use alignment_gap::train::optim::AdamwConfig;
+        use alignment_gap::train::align::{align, Source};
         let fail = |m: String| alignment_gap::Error(m);
         let path = a.from.join("results.json");
         let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("--from: {}: {e} (a reproduce output holds results.json)", path.display())))?;
-        let from: Fig1Results = serde_json::from_str(&text).map_err(|e| fail(format!("--from: {}: {e}", path.display())))?;
+        let from: ExperimentResults = serde_json::from_str(&text).map_err(|e| fail(format!("--from: {}: {e}", path.display())))?;
         let cfg = &from.config;
         cfg.validate()?;
         if !cfg.seeds.contains(&a.seed) {
@@ -346,7 +345,7 @@ mod native {
         checkpoint::create_dir_all(&a.out)?;
         let e = open_engine(device)?;
         let spec = cfg.stage_spec();
-        let mut cache = DirCache(a.cache.clone().unwrap_or_else(|| a.from.join("cache")));
+        let mut cache = alignment_gap::experiments::pipeline::DirCache(a.cache.clone().unwrap_or_else(|| a.from.join("cache")));
         let mut last = String::new();
         let stages = pollster::block_on(pipeline::seed_stages(&e, &spec, a.seed, &mut cache, &mut |p| {
             if let pipeline::Progress::Stage { name, .. } = p {
@@ -357,18 +356,7 @@ mod native {
             }
         }))?;
         let eval = pollster::block_on(stages.eval_set(&e, &spec))?;
-        let run = AlignConfig {
-            loss: spec.loss,
-            beta: a.beta,
-            adamw: AdamwConfig { lr: a.lr, ..AdamwConfig::default() },
-            steps,
-            batch,
-            eval_every: spec.eval_every,
-            seed: a.seed,
-            warmup_steps: spec.warmup_steps,
-            log_evals: spec.log_evals,
-            past_best: None,
-        };
+        let run = spec.align_config(spec.loss, a.beta, a.lr, steps, a.seed, None);
         let (policy, cps, _) = pollster::block_on(align(&e, spec.task, &stages.sft, Source::Offline(&pairs, None), &run, &eval, |c| {
             eprintln!("step {}: KL {:.4}, golden win rate {:.4}", c.step, c.kl, c.golden_win_rate)
         }))?;
@@ -406,71 +394,11 @@ mod native {
         Ok(())
     }
 
-    /// Stage cache in a directory: one folder per key holding the model (HF format) and meta.json. A folder
-    /// is written under a unique temporary name and renamed into place whole, so concurrent writers (seeds
-    /// in threads, two runs sharing `--cache`) never see or clobber a half-written entry. An entry that does
-    /// not load (missing meta.json, non-finite weights, a damaged file) is rebuilt.
-    struct DirCache(PathBuf);
-
-    impl alignment_gap::experiments::pipeline::StageCache for DirCache {
-        fn get(&mut self, key: &str) -> Option<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
-            let dir = self.0.join(key);
-            if !dir.exists() {
-                return None;
-            }
-            match load_cache_entry(&dir) {
-                Ok(entry) => Some(entry),
-                Err(e) => {
-                    eprintln!("note: cache entry {} is unusable ({e}); rebuilding it", dir.display());
-                    None
-                }
-            }
-        }
-        fn put(&mut self, key: &str, model: &alignment_gap::model::Gpt, values: &[Vec<f32>], meta: serde_json::Value) -> alignment_gap::Result<()> {
-            let dir = self.0.join(key);
-            let tmp = checkpoint::unique_temp(&dir);
-            let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
-            let entry = |e: alignment_gap::Error| alignment_gap::Error(format!("cache entry {}: {e}", dir.display()));
-            checkpoint::save(&tmp, &model.config, model.head, values, special, None).map_err(entry)?;
-            checkpoint::write_atomic(&tmp.join("meta.json"), meta.to_string().as_bytes()).map_err(entry)?;
-            if dir.exists() {
-                match load_cache_entry(&dir) {
-                    // Another writer stored the same entry (entries of one key are identical): keep theirs.
-                    Ok((.., theirs)) if theirs == meta => {
-                        let _ = std::fs::remove_dir_all(&tmp);
-                        return Ok(());
-                    }
-                    // Unusable or different (a damaged meta.json): replaced below.
-                    _ => {
-                        let _ = std::fs::remove_dir_all(&dir);
-                    }
-                }
-            }
-            if std::fs::rename(&tmp, &dir).is_err() {
-                // Another writer renamed its entry in between; use it if it loads.
-                let _ = std::fs::remove_dir_all(&tmp);
-                if load_cache_entry(&dir).is_err() {
-                    return Err(alignment_gap::Error(format!("{}: could not store the cache entry", dir.display())));
-                }
-            }
-            Ok(())
-        }
-    }
-
-    /// A cache entry's model and meta.json, or why it cannot be used.
-    fn load_cache_entry(dir: &std::path::Path) -> alignment_gap::Result<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
-        let meta_path = dir.join("meta.json");
-        let bytes = std::fs::read(&meta_path).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
-        let meta = serde_json::from_slice(&bytes).map_err(|e| alignment_gap::Error(format!("{}: {e}", meta_path.display())))?;
-        let (config, head, values) = checkpoint::load(dir)?;
-        Ok((config, head, values, meta))
-    }
-
     struct Options {
         jobs: Option<usize>,
         cache: Option<PathBuf>,
         overwrite: bool,
-        shard: Option<alignment_gap::experiments::fig1::Shard>,
+        shard: Option<alignment_gap::experiments::Shard>,
     }
 
     /// The files reproduce writes in OUT (besides models/ and the default cache/).
@@ -482,12 +410,13 @@ mod native {
     /// Returns the results already there when resuming.
     fn prepare_output(
         out: &std::path::Path,
-        cfg: &alignment_gap::experiments::fig1::Fig1Config,
-        shard: Option<alignment_gap::experiments::fig1::Shard>,
+        cfg: &alignment_gap::experiments::ExperimentConfig,
+        shard: Option<alignment_gap::experiments::Shard>,
         backend: &str,
         overwrite: bool,
-    ) -> alignment_gap::Result<Option<alignment_gap::experiments::fig1::Fig1Results>> {
-        use alignment_gap::experiments::{differing_keys, fig1::Fig1Results};
+    ) -> alignment_gap::Result<Option<alignment_gap::experiments::ExperimentResults>> {
+        use alignment_gap::experiments::ExperimentResults;
+        use alignment_gap::settings::differing_keys;
         let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
         checkpoint::create_dir_all(out)?;
         let probe = checkpoint::unique_temp(&out.join("write-test"));
@@ -496,7 +425,7 @@ mod native {
         let results = out.join("results.json");
         let models = out.join("models");
         let previous = std::fs::read_to_string(&results).ok();
-        let same = match previous.map(|text| serde_json::from_str::<Fig1Results>(&text)) {
+        let same = match previous.map(|text| serde_json::from_str::<ExperimentResults>(&text)) {
             None if !models.exists() => return Ok(None),
             None => "models/ but no results.json (models of unknown settings)".to_string(),
             Some(Ok(prev)) if &prev.config == cfg && prev.shard == shard && prev.backend == backend => {
@@ -529,7 +458,7 @@ mod native {
         Ok(None)
     }
 
-    fn show_shard(shard: Option<alignment_gap::experiments::fig1::Shard>) -> String {
+    fn show_shard(shard: Option<alignment_gap::experiments::Shard>) -> String {
         shard.map(|s| s.to_string()).unwrap_or_else(|| "none (all runs)".into())
     }
 
@@ -546,14 +475,14 @@ mod native {
 
     struct LiveState {
         /// Starts from the folder's earlier results when resuming, so no row written before is lost.
-        results: alignment_gap::experiments::fig1::Fig1Results,
+        results: alignment_gap::experiments::ExperimentResults,
         /// Finished runs in the last results.json written.
         written_runs: usize,
         error: Option<alignment_gap::Error>,
     }
 
     impl LiveResults<'_> {
-        fn update(&self, change: impl FnOnce(&mut alignment_gap::experiments::fig1::Fig1Results)) {
+        fn update(&self, change: impl FnOnce(&mut alignment_gap::experiments::ExperimentResults)) {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if st.error.is_some() {
                 return;
@@ -588,13 +517,13 @@ mod native {
     }
 
     /// results.json and metrics.csv, each written whole or not at all.
-    fn write_results(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
+    fn write_results(out: &std::path::Path, results: &alignment_gap::experiments::ExperimentResults) -> alignment_gap::Result<()> {
         let json = serde_json::to_string_pretty(results).map_err(|e| alignment_gap::Error(e.to_string()))?;
         checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
         write_metrics(out, results)
     }
 
-    fn write_metrics(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
+    fn write_metrics(out: &std::path::Path, results: &alignment_gap::experiments::ExperimentResults) -> alignment_gap::Result<()> {
         checkpoint::write_atomic(&out.join("metrics.csv"), alignment_gap::report::metrics_csv(&results.checkpoints).as_bytes())
     }
 
@@ -608,9 +537,10 @@ mod native {
     }
 
     fn reproduce(preset: &str, out: &std::path::Path, seeds: Option<Vec<u32>>, sets: &[String], options: Options, device: &DeviceArgs) -> alignment_gap::Result<()> {
-        use alignment_gap::experiments::{apply_overrides, fig1, pipeline};
+        use alignment_gap::experiments::{self, pipeline};
+        use alignment_gap::settings::apply_overrides;
         use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-        let mut cfg = fig1::Fig1Config::preset(preset)?;
+        let mut cfg = experiments::ExperimentConfig::preset(preset)?;
         if seeds.is_some() && sets.iter().any(|s| s.trim_start().starts_with("seeds=")) {
             return Err(alignment_gap::Error("seeds: given twice (--seeds and --set seeds=…); give it once".into()));
         }
@@ -622,7 +552,7 @@ mod native {
         // This run's seeds and their runs: all of them, or the shard's slice.
         let assignments = cfg.runs_by_seed(options.shard);
         let engine = open_engine(device)?;
-        let on_cpu = matches!(engine, Engine::Cpu(_));
+        let on_cpu = matches!(engine, Engine::Cpu);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let jobs = match options.jobs {
             Some(0) => return Err(alignment_gap::Error("jobs = 0 is out of range 1.. (seeds run in parallel)".into())),
@@ -650,7 +580,7 @@ mod native {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let backend = engine.describe();
         let read_only_after_runs = std::env::var("ALIGNMENT_GAP_FAULT_READONLY_AFTER_RUNS").ok().and_then(|v| v.parse().ok());
-        let mut start = previous.unwrap_or_else(|| fig1::Fig1Results::empty(&cfg, backend.clone()));
+        let mut start = previous.unwrap_or_else(|| experiments::ExperimentResults::empty(&cfg, backend.clone()));
         (start.complete, start.shard, start.backend) = (false, options.shard, backend.clone());
         let state = std::sync::Mutex::new(LiveState { results: start, written_runs: 0, error: None });
         let live = LiveResults { out, read_only_after_runs, state };
@@ -665,13 +595,13 @@ mod native {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some((seed, runs)) = assignments.get(i) else { break };
-                let r = pollster::block_on(fig1::run_seed(
+                let r = pollster::block_on(experiments::run_seed(
                     engine,
                     &cfg,
                     *seed,
                     runs,
-                    &mut DirCache(cache_dir.clone()),
-                    fig1::Placement::default(),
+                    &mut alignment_gap::experiments::pipeline::DirCache(cache_dir.clone()),
+                    experiments::Placement::default(),
                     |p| match p {
                         pipeline::Progress::Stage { name, step, total } => {
                             if stage != name {
@@ -730,14 +660,14 @@ mod native {
         };
         let per_seed = outcome.map_err(|e| live.failed(e))?;
         // Everything finished: the complete results, then the reports, then the models.
-        let mut results = fig1::merge(&cfg, backend, per_seed);
+        let mut results = experiments::merge(&cfg, backend, per_seed)?;
         results.shard = options.shard;
         // The datasets first, so that results.json names only files that are there.
         for (seed, name, source, pairs, bytes) in data_files.into_inner().unwrap_or_else(|p| p.into_inner()) {
             let file = format!("datasets/seed{seed}/{name}.safetensors");
             checkpoint::create_dir_all(&out.join(format!("datasets/seed{seed}")))?;
             checkpoint::write_atomic(&out.join(&file), &bytes).map_err(|e| live.failed(e))?;
-            results.datasets.push(fig1::DatasetRecord { seed, name, file, source, pairs, bytes: bytes.len() as u64, sha256: dataset_file::sha256_hex(&bytes) });
+            results.datasets.push(experiments::DatasetRecord { seed, name, file, source, pairs, bytes: bytes.len() as u64, sha256: dataset_file::sha256_hex(&bytes) });
         }
         results.sort();
         results.wall_seconds = Some(started.elapsed().as_secs_f64());
@@ -761,14 +691,14 @@ mod native {
     /// `merge`: the shards' results.json combined (checked: one config, every shard once, all finished), the
     /// reports rebuilt, and each shard's models copied.
     fn merge(out: &std::path::Path, overwrite: bool, shards: &[PathBuf]) -> alignment_gap::Result<()> {
-        use alignment_gap::experiments::fig1::{self, Fig1Results};
-        let read = |dir: &PathBuf| -> alignment_gap::Result<Fig1Results> {
+        use alignment_gap::experiments::{self, ExperimentResults};
+        let read = |dir: &PathBuf| -> alignment_gap::Result<ExperimentResults> {
             let path = dir.join("results.json");
             let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
             serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))
         };
         let parts = shards.iter().map(read).collect::<alignment_gap::Result<Vec<_>>>()?;
-        let results = fig1::merge_shards(parts)?;
+        let results = experiments::merge_shards(parts)?;
         prepare_output(out, &results.config, None, &results.backend, overwrite)?;
         write_results(out, &results)?;
         write_reports(out, &results)?;
@@ -810,7 +740,7 @@ mod native {
 
     /// fig1.svg (and fig1-phone.svg) and summary.md from the results (metrics.csv goes with results.json); prints the
     /// verdict.
-    fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::fig1::Fig1Results) -> alignment_gap::Result<()> {
+    fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::ExperimentResults) -> alignment_gap::Result<()> {
         use alignment_gap::report::{figure, summary};
         let bins = summary::binned(&summary::main_rows(&results.checkpoints), 6);
         let rows = summary::without_family(&results.checkpoints);
@@ -839,7 +769,7 @@ mod native {
     fn summarize(dir: &std::path::Path) -> alignment_gap::Result<()> {
         let path = dir.join("results.json");
         let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
-        let results: alignment_gap::experiments::fig1::Fig1Results =
+        let results: alignment_gap::experiments::ExperimentResults =
             serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
         write_metrics(dir, &results)?;
         write_reports(dir, &results)?;
@@ -850,13 +780,13 @@ mod native {
     /// The preset's SFT and proxy stages on the CPU backend, each as OUT/KEY.safetensors, and OUT/index.json listing
     /// them (other presets' entries there are kept).
     fn ship_stages(preset: &str, out: &std::path::Path, cache: Option<PathBuf>) -> alignment_gap::Result<()> {
-        use alignment_gap::experiments::{fig1::Fig1Config, pipeline};
+        use alignment_gap::experiments::{pipeline, ExperimentConfig};
         use alignment_gap::model::checkpoint::{config_json, safetensors_bytes};
-        let cfg = Fig1Config::preset(preset)?;
+        let cfg = ExperimentConfig::preset(preset)?;
         cfg.validate()?;
         let engine = Engine::cpu();
         let spec = cfg.stage_spec();
-        let mut cache = DirCache(cache.unwrap_or_else(|| out.join("cache")));
+        let mut cache = alignment_gap::experiments::pipeline::DirCache(cache.unwrap_or_else(|| out.join("cache")));
         checkpoint::create_dir_all(out)?;
         let manifest_path = out.join("index.json");
         let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::json!({"entries": []}));
@@ -900,7 +830,7 @@ mod native {
         for dir in std::fs::read_dir(root).map_err(|e| err(root, e))?.flatten() {
             let path = dir.path().join("results.json");
             let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let results: alignment_gap::experiments::fig1::Fig1Results = serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+            let results: alignment_gap::experiments::ExperimentResults = serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
             let figures = std::fs::read_dir(dir.path())
                 .map_err(|e| err(&dir.path(), e))?
                 .flatten()

@@ -276,7 +276,7 @@ pub async fn doctor(choice: BackendChoice, request: &AdapterRequest) -> Result<D
     #[cfg(target_arch = "wasm32")]
     let adapters = match &engine {
         Engine::Gpu(g) => vec![g.adapter.clone()],
-        Engine::Cpu(_) => vec![],
+        Engine::Cpu => vec![],
     };
     let selfcheck = run(&engine).await;
     Ok(DoctorReport { adapters, backend: engine.describe(), note, selfcheck })

@@ -4,9 +4,9 @@
 //! so the page can show them instead of failing.
 
 use crate::engine::{AdapterRequest, BackendChoice, Engine};
-use crate::experiments::fig1::{self, Fig1Config, PRESETS};
+use crate::experiments::{self, ExperimentConfig, PRESETS};
 use crate::experiments::pipeline::{Progress, ProxyReport, Row};
-use crate::experiments::{apply_overrides, json_value, setting_leaves};
+use crate::settings::{apply_overrides, json_value, setting_leaves};
 use crate::model::checkpoint::{config_json, safetensors_bytes, SpecialIds};
 use crate::report::{figure, metrics_csv, summary};
 use serde::Serialize;
@@ -27,8 +27,8 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     js_sys::JSON::parse(&serde_json::to_string(v).map_err(js_err)?)
 }
 
-fn config_from_js(config: JsValue) -> Result<Fig1Config, JsValue> {
-    let cfg: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("config: {e}")))?;
+fn config_from_js(config: JsValue) -> Result<ExperimentConfig, JsValue> {
+    let cfg: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("config: {e}")))?;
     cfg.validate().map_err(|e| js_err(e.0))?;
     Ok(cfg)
 }
@@ -92,7 +92,7 @@ pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result
 struct PresetInfo {
     name: &'static str,
     description: &'static str,
-    config: Fig1Config,
+    config: ExperimentConfig,
 }
 
 /// Every preset: name, one-line description, full config.
@@ -100,7 +100,7 @@ struct PresetInfo {
 pub fn presets() -> Result<JsValue, JsValue> {
     let list: Vec<PresetInfo> = PRESETS
         .iter()
-        .map(|&name| Ok(PresetInfo { name, description: fig1::preset_description(name), config: Fig1Config::preset(name).map_err(|e| js_err(e.0))? }))
+        .map(|&name| Ok(PresetInfo { name, description: experiments::preset_description(name), config: ExperimentConfig::preset(name).map_err(|e| js_err(e.0))? }))
         .collect::<Result<_, JsValue>>()?;
     to_js(&list)
 }
@@ -113,7 +113,7 @@ pub fn page_facts() -> Result<JsValue, JsValue> {
     let methods: serde_json::Map<String, serde_json::Value> = Method::ALL.iter().map(|m| (m.name(), m.label().into())).collect();
     let (_, layers, d_model, heads) = crate::bench::SIZES[0];
     to_js(&serde_json::json!({
-        "knobs": fig1::knobs(),
+        "knobs": experiments::knobs(),
         "methods": methods,
         "min_kl": summary::MIN_KL,
         "bench": { "batch": crate::bench::BATCH, "context": crate::bench::CONTEXT, "layers": layers, "d_model": d_model, "heads": heads },
@@ -140,7 +140,7 @@ struct FieldError {
 #[derive(Serialize)]
 struct ParsedQuery {
     preset: String,
-    config: Fig1Config,
+    config: ExperimentConfig,
     errors: Vec<FieldError>,
 }
 
@@ -188,7 +188,7 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
             errors.push(FieldError { field: "preset".into(), message: format!("'{name}' is not one of {}; using {preset}", PRESETS.join(", ")) });
         }
     }
-    let mut cfg = Fig1Config::preset(&preset).map_err(|e| js_err(e.0))?;
+    let mut cfg = ExperimentConfig::preset(&preset).map_err(|e| js_err(e.0))?;
     let known = {
         let mut l = vec![];
         setting_leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut l);
@@ -215,8 +215,8 @@ fn list_json(value: &str) -> String {
 /// The URL query for `config`: the preset and every setting that differs from it (so links stay short).
 #[wasm_bindgen(js_name = queryFromConfig)]
 pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValue> {
-    let cfg: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let base = Fig1Config::preset(preset).map_err(|e| js_err(e.0))?;
+    let cfg: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
+    let base = ExperimentConfig::preset(preset).map_err(|e| js_err(e.0))?;
     let (mut a, mut b) = (vec![], vec![]);
     setting_leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut a);
     setting_leaves("", &json_value(&base).map_err(|e| js_err(e.0))?, &mut b);
@@ -258,32 +258,32 @@ pub fn figure_svg(rows: JsValue, loss: JsValue, compact: bool) -> Result<String,
 /// `[[seed, held-out accuracy], ...]`.
 #[wasm_bindgen(js_name = summaryMarkdown)]
 pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_accuracy: JsValue, bins: usize) -> Result<String, JsValue> {
-    let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
+    let config: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
     let rows = rows_from_js(rows)?;
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
     let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy, ..ProxyReport::default() }).collect();
     let bins = summary::binned(&summary::main_rows(&rows), bins.max(1));
-    let results = fig1::Fig1Results { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+    let results = experiments::ExperimentResults { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
     Ok(summary::summary_md(&results, &bins))
 }
 
-/// The figure of one of the paper's classifier analyses (`fig1::Analysis`, by its snake_case name) of the
+/// The figure of one of the paper's classifier analyses (`experiments::Analysis`, by its snake_case name) of the
 /// checkpoint rows: it reads only the checkpoints, so it works on a saved run without retraining.
 #[wasm_bindgen(js_name = analysisSvg)]
 pub fn analysis_svg(config: JsValue, rows: JsValue, analysis: String) -> Result<String, JsValue> {
-    let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let analysis: fig1::Analysis = serde_json::from_value(serde_json::Value::String(analysis.clone()))
+    let config: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
+    let analysis: experiments::Analysis = serde_json::from_value(serde_json::Value::String(analysis.clone()))
         .map_err(|_| js_err(format!("analysis: '{analysis}' is not one of generation_vs_classification, over_training, self_classification, stream_classification")))?;
     let rows = rows_from_js(rows)?;
-    let results = fig1::Fig1Results { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![], scaling_sft_loss: vec![], wall_seconds: None };
+    let results = experiments::ExperimentResults { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![], scaling_sft_loss: vec![], wall_seconds: None };
     crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_err(e.0))
 }
 
 /// Fig. 10 or Fig. 11 (`figure`: "fig10" or "fig11") of a config with a scaling ladder, from the checkpoint rows.
 #[wasm_bindgen(js_name = scalingSvg)]
 pub fn scaling_svg(config: JsValue, rows: JsValue, figure: String) -> Result<String, JsValue> {
-    let config: Fig1Config = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let results = fig1::Fig1Results { checkpoints: rows_from_js(rows)?, ..fig1::Fig1Results::empty(&config, String::new()) };
+    let config: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
+    let results = experiments::ExperimentResults { checkpoints: rows_from_js(rows)?, ..experiments::ExperimentResults::empty(&config, String::new()) };
     match figure.as_str() {
         "fig10" => crate::report::scaling::fig10_svg(&results),
         "fig11" => crate::report::scaling::fig11_svg(&results),
@@ -296,7 +296,7 @@ pub fn scaling_svg(config: JsValue, rows: JsValue, figure: String) -> Result<Str
 #[derive(serde::Deserialize)]
 struct Compared {
     label: String,
-    config: Fig1Config,
+    config: ExperimentConfig,
     rows: Vec<Row>,
 }
 
@@ -308,8 +308,8 @@ pub fn compare_runs(runs: JsValue, compact: bool) -> Result<JsValue, JsValue> {
     let curves: Vec<(String, Vec<Row>)> = runs.iter().map(|r| (r.label.clone(), r.rows.clone())).collect();
     let layout = if compact { figure::Layout::Compact } else { figure::Layout::Wide };
     let svg = figure::overlay_svg_in(&curves, layout).map_err(|e| js_err(e.0))?;
-    let configs: Vec<&Fig1Config> = runs.iter().map(|r| &r.config).collect();
-    let settings: Vec<serde_json::Value> = crate::experiments::differing_settings(&configs)
+    let configs: Vec<&ExperimentConfig> = runs.iter().map(|r| &r.config).collect();
+    let settings: Vec<serde_json::Value> = crate::settings::differing_settings(&configs)
         .map_err(|e| js_err(e.0))?
         .into_iter()
         .map(|(k, values)| serde_json::Value::Array(std::iter::once(serde_json::Value::String(k)).chain(values).collect()))
@@ -417,7 +417,7 @@ impl PageCache {
     /// Asks `stages.load` for the config's stage keys on this engine and on the shipped backend, and with
     /// `stages.resume` for its runs' finished entries and saved states too; returns the cache and the backend whose
     /// stages the run uses when not this engine's.
-    async fn load(e: &Engine, cfg: &Fig1Config, stages: &JsValue) -> Result<(PageCache, Option<String>), JsValue> {
+    async fn load(e: &Engine, cfg: &ExperimentConfig, stages: &JsValue) -> Result<(PageCache, Option<String>), JsValue> {
         let mut cache = PageCache { entries: Default::default(), store: None, forget: None, runs_from: None };
         if stages.is_undefined() || stages.is_null() {
             return Ok((cache, None));
@@ -487,13 +487,13 @@ impl crate::experiments::pipeline::StageCache for PageCache {
 #[allow(clippy::too_many_arguments)]
 async fn run_seeds(
     e: &Engine,
-    cfg: &Fig1Config,
+    cfg: &ExperimentConfig,
     on_event: &js_sys::Function,
     on_model: &js_sys::Function,
     cache: &mut PageCache,
     stage_backend: Option<&str>,
     runs_from: Option<&str>,
-) -> crate::Result<fig1::Fig1Results> {
+) -> crate::Result<experiments::ExperimentResults> {
     let tokenizer = cfg.task.tokenizer()?.to_json()?;
     let special = SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
     let mut seeds = vec![];
@@ -510,8 +510,8 @@ async fn run_seeds(
             Progress::StagesReady { .. } => {}
         };
         // Online and offline side by side, so that both curves start within the first minute.
-        let placement = fig1::Placement { stage_backend, interleave: true, resumable: true, runs_from };
-        let r = fig1::run_seed(e, cfg, seed, &cfg.runs_for(seed), cache, placement, progress, |m| {
+        let placement = experiments::Placement { stage_backend, interleave: true, resumable: true, runs_from };
+        let r = experiments::run_seed(e, cfg, seed, &cfg.runs_for(seed), cache, placement, progress, |m| {
             models = Some(m);
             Ok(())
         })
@@ -532,16 +532,16 @@ async fn run_seeds(
         emit(on_event, &Event::Seed { seed, heldout_accuracy: r.proxy.heldout_accuracy, timings: &r.timings });
         seeds.push(r);
     }
-    Ok(fig1::merge(cfg, e.describe(), seeds))
+    experiments::merge(cfg, e.describe(), seeds)
 }
 
 /// Results of one config run over disjoint groups of its seeds, one group per Web Worker, merged into the
-/// results one worker running every seed would return (`fig1::merge_seed_groups`).
+/// results one worker running every seed would return (`experiments::merge_seed_groups`).
 #[wasm_bindgen(js_name = mergeSeedGroups)]
 pub fn merge_seed_groups(config: JsValue, parts: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
-    let parts: Vec<fig1::Fig1Results> = serde_wasm_bindgen::from_value(parts).map_err(|e| js_err(format!("parts: {e}")))?;
-    to_js(&fig1::merge_seed_groups(&cfg, parts).map_err(|e| js_err(e.0))?)
+    let parts: Vec<experiments::ExperimentResults> = serde_wasm_bindgen::from_value(parts).map_err(|e| js_err(format!("parts: {e}")))?;
+    to_js(&experiments::merge_seed_groups(&cfg, parts).map_err(|e| js_err(e.0))?)
 }
 
 /// The error text a stopped run ends with.

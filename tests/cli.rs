@@ -200,12 +200,12 @@ fn the_committed_results_index_is_current() {
 /// preset's seed on the backend that trained it, so a config change that would make them stale fails here.
 #[test]
 fn the_shipped_stages_are_the_quick_presets() {
-    use alignment_gap::experiments::{fig1::Fig1Config, pipeline};
+    use alignment_gap::experiments::{pipeline, ExperimentConfig};
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/www/stages");
     let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/index.json")).unwrap()).unwrap();
     let backend = manifest["backend"].as_str().unwrap();
     let entries = manifest["entries"].as_array().unwrap();
-    let cfg = Fig1Config::preset("fig1-quick").unwrap();
+    let cfg = ExperimentConfig::preset("fig1-quick").unwrap();
     assert_eq!(entries.len(), 2 * cfg.seeds.len());
     for e in entries {
         assert_eq!(e["preset"], "fig1-quick");

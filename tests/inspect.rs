@@ -4,17 +4,17 @@
 
 use alignment_gap::control;
 use alignment_gap::engine::Engine;
-use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
+use alignment_gap::experiments::{self, ExperimentConfig, Placement};
 use alignment_gap::experiments::pipeline::{NoCache, Progress, Row};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-fn run(cfg: &Fig1Config, look_after: &[(&str, u32)]) -> (Vec<Row>, Vec<serde_json::Value>) {
+fn run(cfg: &ExperimentConfig, look_after: &[(&str, u32)]) -> (Vec<Row>, Vec<serde_json::Value>) {
     let e = Engine::cpu();
     let seen = Rc::new(RefCell::new(vec![]));
     let sink = seen.clone();
     control::set_step_sink(Some(Box::new(move |v| sink.borrow_mut().push(v))));
-    let r = pollster::block_on(fig1::run_seed(&e, cfg, 0, &cfg.runs_for(0), &mut NoCache, Placement::default(), |p| {
+    let r = pollster::block_on(experiments::run_seed(&e, cfg, 0, &cfg.runs_for(0), &mut NoCache, Placement::default(), |p| {
         if let Progress::Checkpoint(row) = p {
             if look_after.contains(&(row.method.as_str(), row.checkpoint.step)) {
                 control::request_step_inside();
@@ -30,7 +30,7 @@ fn run(cfg: &Fig1Config, look_after: &[(&str, u32)]) -> (Vec<Row>, Vec<serde_jso
 #[test]
 fn a_looked_into_step_shows_the_update_the_run_trained() {
     // A checkpoint after every step, so a checkpoint's train_loss is its one step's loss.
-    let cfg = Fig1Config { eval_every: 1, golden_reference: false, ..Fig1Config::preset("fig1-tiny").unwrap() };
+    let cfg = ExperimentConfig { eval_every: 1, golden_reference: false, ..ExperimentConfig::preset("fig1-tiny").unwrap() };
     let (plain, none) = run(&cfg, &[]);
     assert!(none.is_empty());
     let (looked, steps) = run(&cfg, &[("online", 3), ("offline", 3)]);

@@ -275,9 +275,9 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
 /// the other — on the CPU and on the GPU (lavapipe), where the two runs' kernels share one command stream.
 #[test]
 fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
-    use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
+    use alignment_gap::experiments::{self, ExperimentConfig, Placement};
     use alignment_gap::experiments::pipeline::{NoCache, Progress};
-    let cfg = Fig1Config::preset("fig1-tiny").unwrap();
+    let cfg = ExperimentConfig::preset("fig1-tiny").unwrap();
     let mut engines = vec![Engine::cpu()];
     if std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref() != Ok("1") {
         engines.push(pollster::block_on(Engine::open(alignment_gap::engine::BackendChoice::Gpu, &Default::default())).expect("a GPU adapter (lavapipe on CI)").0);
@@ -285,7 +285,7 @@ fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
     for e in &engines {
         let run = |interleave: bool| {
             let mut order = vec![];
-            let r = pollster::block_on(fig1::run_seed(e, &cfg, 0, &cfg.runs_for(0), &mut NoCache, Placement { interleave, ..Placement::default() }, |p| {
+            let r = pollster::block_on(experiments::run_seed(e, &cfg, 0, &cfg.runs_for(0), &mut NoCache, Placement { interleave, ..Placement::default() }, |p| {
                 if let Progress::Checkpoint(row) = p {
                     order.push((row.method.clone(), row.beta, row.checkpoint.step));
                 }
@@ -309,18 +309,18 @@ fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
 /// runs are done.
 #[test]
 fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
-    use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
+    use alignment_gap::experiments::{self, ExperimentConfig, Placement};
     use alignment_gap::experiments::pipeline::Progress;
     let e = Engine::cpu();
-    let tiny = Fig1Config::preset("fig1-tiny").unwrap();
+    let tiny = ExperimentConfig::preset("fig1-tiny").unwrap();
     // With semi-online IPO refreshing every 4 steps (after online, so online and offline no longer train side by
     // side): its state at step 6 must carry the pairs sampled at step 4.
-    let semi = Fig1Config { semi_online: vec![4], ..tiny.clone() };
+    let semi = ExperimentConfig { semi_online: vec![4], ..tiny.clone() };
     // As the page runs it: online and offline side by side, states kept.
     let placement = Placement { interleave: true, resumable: true, ..Placement::default() };
-    let run = |cfg: &Fig1Config, cache: &mut Logged| {
+    let run = |cfg: &ExperimentConfig, cache: &mut Logged| {
         let mut stages = vec![];
-        let r = pollster::block_on(fig1::run_seed(&e, cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
+        let r = pollster::block_on(experiments::run_seed(&e, cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
             if let Progress::Stage { name, .. } = p {
                 if !stages.contains(&name) {
                     stages.push(name);
@@ -338,7 +338,7 @@ fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
         log.iter().position(|x| is_state(x) && x.1.as_ref().is_some_and(|v| !v.3["buffered"].as_array().unwrap().is_empty() && v.3["buffered_from"] != v.3["step"]))
     };
     type Pick<'p> = &'p dyn Fn(&[(String, Option<Entry>)]) -> Option<usize>;
-    let cases: [(&Fig1Config, Pick, &[&str]); 2] = [(&tiny, &second_state, &["online β", "offline β"]), (&semi, &mid_buffer, &["semi_online4 β"])];
+    let cases: [(&ExperimentConfig, Pick, &[&str]); 2] = [(&tiny, &second_state, &["online β", "offline β"]), (&semi, &mid_buffer, &["semi_online4 β"])];
     for (cfg, pick, resuming) in cases {
         let mut whole = Logged::default();
         let (uninterrupted, _) = run(cfg, &mut whole);
@@ -372,17 +372,17 @@ fn a_run_resumed_from_its_last_checkpoint_ends_as_the_uninterrupted_run() {
 /// from the GPU's checkpoints.
 #[test]
 fn a_run_cut_off_on_the_gpu_goes_on_on_the_cpu_from_what_the_gpu_left() {
-    use alignment_gap::experiments::fig1::{self, Fig1Config, Placement};
+    use alignment_gap::experiments::{self, ExperimentConfig, Placement};
     use alignment_gap::experiments::pipeline::Progress;
     let Ok((gpu, _)) = pollster::block_on(Engine::open(alignment_gap::engine::BackendChoice::Gpu, &Default::default())) else {
         assert_eq!(std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref(), Ok("1"), "a GPU adapter (lavapipe on CI)");
         return;
     };
     let cpu = Engine::cpu();
-    let cfg = Fig1Config::preset("fig1-tiny").unwrap();
+    let cfg = ExperimentConfig::preset("fig1-tiny").unwrap();
     let on = |e: &Engine, cache: &mut Logged, placement: Placement| {
         let mut stages = vec![];
-        let r = pollster::block_on(fig1::run_seed(e, &cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
+        let r = pollster::block_on(experiments::run_seed(e, &cfg, 0, &cfg.runs_for(0), cache, placement, |p| {
             if let Progress::Stage { name, .. } = p {
                 if !stages.contains(&name) {
                     stages.push(name);

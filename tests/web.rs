@@ -60,7 +60,7 @@ fn url_query_round_trips_and_reports_bad_fields() {
     for field in ["\"steps\"", "\"policy.heads\"", "\"nope\""] {
         assert!(errors.contains(field), "{errors}");
     }
-    let range = format!("out of range 1..={}", alignment_gap::experiments::fig1::range::ONLINE_STEPS);
+    let range = format!("out of range 1..={}", alignment_gap::experiments::range::ONLINE_STEPS);
     assert!(errors.contains(&range), "{errors}");
     assert_eq!(get(&bad, &["config", "steps"]).as_f64(), Some(12.0), "the preset's value is kept");
     assert_eq!(get(&bad, &["config", "policy", "heads"]).as_f64(), Some(2.0));

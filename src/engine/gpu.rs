@@ -2,7 +2,7 @@
 //! a pending command encoder; `read` submits it, so a step costs one submit however many ops it has.
 
 use super::kernels::SHADERS;
-use super::{AdapterRequest, Op};
+use super::AdapterRequest;
 use crate::bail;
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -310,12 +310,6 @@ impl GpuBackend {
         }
         self.dispatch(name, params, buffers, [x, y, 1]);
         Ok(())
-    }
-
-    /// Records `op` on buffers given as inputs then outputs (lengths already checked by `Op::check`); its
-    /// family's module maps them onto the kernel's bindings.
-    pub fn run(&self, op: &Op, t: &[&GpuTensor]) -> Result<()> {
-        super::kernels::run_gpu(self, op, t)
     }
 
     /// Submits what has been recorded and waits until the device has run it (per-op profiling).

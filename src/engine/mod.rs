@@ -5,7 +5,6 @@
 //! Ops are recorded, not awaited: on the GPU they go into one command encoder that is submitted when a
 //! result is read back, so a whole training step costs one submit. Only `read` is async.
 
-pub mod cpu;
 pub mod gpu;
 pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
@@ -168,13 +167,18 @@ impl<'a> IntoIterator for &'a Packed {
 
 /// The engine a run computes on.
 pub enum Engine {
-    Cpu(cpu::CpuBackend),
+    /// Every op runs its CPU twin (`engine::kernels::<family>`). The twins are the references every WGSL kernel is
+    /// tested against, so they favour being obviously right; GEMM goes to a direct kernel or `matrixmultiply`
+    /// because a hand-written loop would be 50× slower and no clearer.
+    Cpu,
+    /// Every op records its WGSL kernel (`shaders/<family>.wgsl`) on the device; routed, like the CPU's, by
+    /// [`Engine::run`] through the op's family module.
     Gpu(gpu::GpuBackend),
 }
 
 impl Engine {
     pub fn cpu() -> Self {
-        Engine::Cpu(cpu::CpuBackend)
+        Engine::Cpu
     }
 
     /// Opens the backend asked for. With `Auto`, a missing or failing GPU falls back to the CPU and the
@@ -202,8 +206,8 @@ impl Engine {
             // for bit, so their stages are cached apart.
             // The GEMM is named because stages are cached by this line: results from the kernels before the direct
             // narrow-product kernel agree with these to rounding only.
-            Engine::Cpu(_) if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)".to_string(),
-            Engine::Cpu(_) => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
+            Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)".to_string(),
+            Engine::Cpu => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
             Engine::Gpu(g) => format!("gpu ({} via {}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),
         }
     }
@@ -214,7 +218,7 @@ impl Engine {
 
     pub fn tensor(&self, data: &[f32]) -> Tensor {
         match self {
-            Engine::Cpu(_) => Tensor::Cpu(RefCell::new(data.to_vec())),
+            Engine::Cpu => Tensor::Cpu(RefCell::new(data.to_vec())),
             Engine::Gpu(g) => Tensor::Gpu(g.upload(data)),
         }
     }
@@ -224,7 +228,7 @@ impl Engine {
             // Not through `tensor`: a zeroed allocation is fresh pages from the system, touched only when
             // written, where copying a zeroed vector wrote every page twice (a forward pass's activations
             // include the backward's buffers, which scoring and sampling never touch).
-            Engine::Cpu(_) => Tensor::Cpu(RefCell::new(vec![0.0; len])),
+            Engine::Cpu => Tensor::Cpu(RefCell::new(vec![0.0; len])),
             Engine::Gpu(_) => self.tensor(&vec![0.0; len]),
         }
     }
@@ -244,7 +248,7 @@ impl Engine {
     /// Zeroed tensors of `lens` as a [`Packed`].
     pub fn pack_zeros(&self, lens: &[usize], segment_of: &[usize]) -> Packed {
         match self {
-            Engine::Cpu(_) => Packed { parts: lens.iter().map(|&n| self.zeros(n)).collect(), segment_of: segment_of.to_vec(), segments: Vec::new() },
+            Engine::Cpu => Packed { parts: lens.iter().map(|&n| self.zeros(n)).collect(), segment_of: segment_of.to_vec(), segments: Vec::new() },
             Engine::Gpu(_) => {
                 let zeros: Vec<Vec<f32>> = lens.iter().map(|&n| vec![0.0; n]).collect();
                 self.pack(&zeros.iter().map(|v| v.as_slice()).collect::<Vec<_>>(), segment_of)
@@ -286,7 +290,7 @@ impl Engine {
     fn run_op(&self, op: Op, ins: &[&Tensor], outs: &[&Tensor]) -> Result<()> {
         op.check(ins, outs)?;
         match self {
-            Engine::Cpu(_) => {
+            Engine::Cpu => {
                 let mut held_in = Vec::with_capacity(ins.len());
                 for t in ins {
                     match t {
@@ -303,7 +307,7 @@ impl Engine {
                 }
                 let i: Vec<&[f32]> = held_in.iter().map(|r| r.as_slice()).collect();
                 let mut o: Vec<&mut [f32]> = held_out.iter_mut().map(|r| r.as_mut_slice()).collect();
-                cpu::run(&op, &i, &mut o);
+                kernels::run_cpu(&op, &i, &mut o);
                 Ok(())
             }
             Engine::Gpu(g) => {
@@ -319,7 +323,7 @@ impl Engine {
                         return Err(aliased(op.name()));
                     }
                 }
-                g.run(&op, &buffers)
+                kernels::run_gpu(g, &op, &buffers)
             }
         }
     }
@@ -327,7 +331,7 @@ impl Engine {
     /// Copies a tensor back to the host; on the GPU this submits everything recorded so far.
     pub async fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
         match (self, t) {
-            (Engine::Cpu(_), Tensor::Cpu(v)) => Ok(v.borrow().clone()),
+            (Engine::Cpu, Tensor::Cpu(v)) => Ok(v.borrow().clone()),
             (Engine::Gpu(g), Tensor::Gpu(t)) => g.read(t).await,
             _ => Err(foreign("read")),
         }

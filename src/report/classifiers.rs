@@ -11,7 +11,7 @@
 use super::figure::{self, err};
 use super::summary::{estimate, main_rows, Estimate};
 use crate::error::Result;
-use crate::experiments::fig1::{Analysis, Fig1Results};
+use crate::experiments::{Analysis, ExperimentResults};
 use crate::experiments::pipeline::Row;
 use plotters::prelude::*;
 
@@ -112,7 +112,7 @@ fn show_unsigned(e: &Estimate) -> String {
 }
 
 /// The sections of summary.md for the analyses the config asks for.
-pub fn analyses_md(results: &Fig1Results) -> String {
+pub fn analyses_md(results: &ExperimentResults) -> String {
     let rows = main_rows(&results.checkpoints);
     let mut s = String::new();
     for a in &results.config.analyses {
@@ -127,7 +127,7 @@ pub fn analyses_md(results: &Fig1Results) -> String {
 }
 
 /// The figure of one analysis.
-pub fn analysis_svg(analysis: Analysis, results: &Fig1Results) -> Result<String> {
+pub fn analysis_svg(analysis: Analysis, results: &ExperimentResults) -> Result<String> {
     let rows = main_rows(&results.checkpoints);
     match analysis {
         Analysis::GenerationVsClassification => generation_vs_classification_svg(&rows),

@@ -2,7 +2,7 @@
 //! description, seeds, backend, times, figures). The page's "what the full run found" and the static site read it;
 //! `alignment-gap index` writes it from each folder's results.json, and `--check` (run by the tests) refuses a stale one.
 
-use crate::experiments::fig1::{preset_description, Fig1Results, PRESETS};
+use crate::experiments::{preset_description, ExperimentResults, PRESETS};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
-    pub fn new(name: &str, results: &Fig1Results, mut figures: Vec<String>) -> Self {
+    pub fn new(name: &str, results: &ExperimentResults, mut figures: Vec<String>) -> Self {
         figures.sort_by_key(|f| (f != "fig1.svg", f.clone()));
         IndexEntry {
             name: name.into(),

@@ -13,7 +13,7 @@ use super::classifiers::Finding;
 use super::figure;
 use super::summary::{estimate, show_plain, Estimate, MIN_KL};
 use crate::error::Result;
-use crate::experiments::fig1::Fig1Results;
+use crate::experiments::ExperimentResults;
 use crate::experiments::method::Method;
 use crate::experiments::pipeline::{ModelSize, Row};
 
@@ -71,7 +71,7 @@ impl SizeResult {
 }
 
 /// Every size of the ladder (smallest first), measured from the results' checkpoints.
-pub fn measure(results: &Fig1Results) -> Vec<SizeResult> {
+pub fn measure(results: &ExperimentResults) -> Vec<SizeResult> {
     let c = &results.config;
     let ladder = c.ladder();
     let smallest = ladder.first().map_or(1, |s| s.parameters(&c.task)) as f32;
@@ -133,7 +133,7 @@ fn show_signed(e: Option<&Estimate>) -> String {
 
 /// summary.md's scaling section (empty without a ladder): the sizes, each method's best performance, Fig. 11's
 /// normalised values, the matched-KL comparison at each size, and the verdicts beside the paper's findings.
-pub fn scaling_md(results: &Fig1Results) -> String {
+pub fn scaling_md(results: &ExperimentResults) -> String {
     let c = &results.config;
     if c.scaling.is_empty() {
         return String::new();
@@ -222,7 +222,7 @@ pub fn scaling_md(results: &Fig1Results) -> String {
 }
 
 /// Fig. 10: the curves at each size, a panel per size (smallest first), on shared axes.
-pub fn fig10_svg(results: &Fig1Results) -> Result<String> {
+pub fn fig10_svg(results: &ExperimentResults) -> Result<String> {
     let c = &results.config;
     let panels: Vec<(String, Vec<Row>)> = c
         .ladder()
@@ -237,7 +237,7 @@ pub fn fig10_svg(results: &Fig1Results) -> Result<String> {
 
 /// Fig. 11: each compared method's best performance over online's (online = 1) against log2 relative size: the mean
 /// across seeds with its 95 % interval, in the methods' colours of Fig. 10, each size named on the axis.
-pub fn fig11_svg(results: &Fig1Results) -> Result<String> {
+pub fn fig11_svg(results: &ExperimentResults) -> Result<String> {
     use plotters::prelude::*;
     let sizes = measure(results);
     let loss = results.config.loss;
@@ -306,7 +306,7 @@ pub fn fig11_svg(results: &Fig1Results) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiments::fig1::Fig1Config;
+    use crate::experiments::ExperimentConfig;
     use crate::train::align::Checkpoint;
 
     #[test]
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn best_performance_is_normalised_to_online_per_size_and_seed() {
         let small = ModelSize { layers: 1, d_model: 16, heads: 1 };
-        let cfg = Fig1Config { seeds: vec![0, 1, 2], scaling: vec![small], ..Fig1Config::preset("fig1-tiny").unwrap() };
+        let cfg = ExperimentConfig { seeds: vec![0, 1, 2], scaling: vec![small], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
         let mut rows = vec![];
         for seed in 0..3 {
             let jitter = seed as f32 * 0.01;
@@ -340,7 +340,7 @@ mod tests {
                 }
             }
         }
-        let results = Fig1Results { checkpoints: rows, ..Fig1Results::empty(&cfg, "test".into()) };
+        let results = ExperimentResults { checkpoints: rows, ..ExperimentResults::empty(&cfg, "test".into()) };
         let sizes = measure(&results);
         assert_eq!(sizes.iter().map(|z| z.size).collect::<Vec<_>>(), vec![small, cfg.policy], "smallest first");
         assert_eq!(sizes[0].log2_relative, 0.0);
@@ -356,7 +356,7 @@ mod tests {
         assert!(fig10_svg(&results).unwrap().contains("policy 1x16h1"));
         assert!(fig11_svg(&results).unwrap().contains("<svg"));
         // Without a ladder there is no section.
-        let plain = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), ..results };
+        let plain = ExperimentResults { config: ExperimentConfig::preset("fig1-tiny").unwrap(), ..results };
         assert_eq!(scaling_md(&plain), "");
     }
 }

@@ -1,7 +1,7 @@
 //! The comparison the figure makes, as numbers: golden win rate binned by log KL, per method, mean over
 //! seeds with a 95 % t-interval, and each method's peak. The verdict in summary.md is computed here.
 
-use crate::experiments::fig1::Fig1Results;
+use crate::experiments::ExperimentResults;
 use super::{gao, verdict};
 use crate::experiments::pipeline::Row;
 
@@ -122,7 +122,7 @@ pub fn main_rows(rows: &[Row]) -> Vec<Row> {
 
 /// summary.md: the setting, the proxy, the binned table (`bins`, of [`main_rows`]), the peaks and the
 /// verdict, all from the data; and the spread of alignment seeds over one proxy when the config has them.
-pub fn summary_md(results: &Fig1Results, bins: &[Bin]) -> String {
+pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
     let main = main_rows(&results.checkpoints);
     let rows = &main;
     let c = &results.config;
@@ -235,7 +235,7 @@ pub fn without_family(rows: &[Row]) -> Vec<Row> {
 }
 
 /// IPO-MD's section: online against each mixture (what mixing in π_sft changes), then each against offline.
-fn mixtures_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::fig1::Fig1Config) -> String {
+fn mixtures_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::ExperimentConfig) -> String {
     use crate::experiments::method::Method;
     if c.mixtures.is_empty() {
         return String::new();
@@ -249,7 +249,7 @@ fn mixtures_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::fig1::Fig1Co
 }
 
 /// The loss family's section: for each loss, online against offline by the figure's verdict, and their peaks.
-fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::fig1::Fig1Config) -> String {
+fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::ExperimentConfig) -> String {
     if c.loss_family.is_empty() {
         return String::new();
     }
@@ -422,7 +422,7 @@ fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiments::fig1::{Fig1Config, Fig1Results};
+    use crate::experiments::{ExperimentConfig, ExperimentResults};
     use crate::experiments::pipeline::Row;
     use crate::train::align::Checkpoint;
 
@@ -442,8 +442,8 @@ mod tests {
                 rows.push(row("offline", seed, kl, off - j));
             }
         }
-        let config = Fig1Config { seeds: vec![0, 1, 2], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+        let config = ExperimentConfig { seeds: vec![0, 1, 2], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
+        let results = ExperimentResults { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
@@ -471,8 +471,8 @@ mod tests {
                 }
             }
         }
-        let config = Fig1Config { seeds: vec![0, 1, 2], align_seeds: vec![9], ..Fig1Config::preset("fig1-tiny").unwrap() };
-        let results = Fig1Results { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+        let config = ExperimentConfig { seeds: vec![0, 1, 2], align_seeds: vec![9], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
+        let results = ExperimentResults { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&main_rows(&rows), 3));
         let (main, spread) = md.split_at(md.find("### Alignment seeds over one proxy").expect("the repeats' section"));
         assert!(main.contains("online > offline **holds**"), "the repeat does not enter the verdict: {main}");
@@ -482,7 +482,7 @@ mod tests {
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
-        let results = Fig1Results { config: Fig1Config::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::fig1::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+        let results = ExperimentResults { config: ExperimentConfig::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&rows, 4));
         assert!(md.contains("online > offline **cannot be judged (no shared KL range)**") && md.contains("reached no common KL range"), "{md}");
     }

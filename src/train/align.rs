@@ -9,7 +9,7 @@ use super::losses::{gpo, Loss};
 use super::optim::{AdamW, AdamwConfig, Schedule};
 use super::pm::{prefers, Pairs};
 use crate::bail;
-use crate::bench::now_ms;
+use crate::clock::now_ms;
 use phases::Phase;
 use crate::engine::Engine;
 use crate::error::Result;

@@ -76,7 +76,7 @@ pub fn from_bytes(bytes: &[u8], task: &TaskConfig) -> Result<(Pairs, String)> {
     }
     let theirs: TaskConfig = about.get("task").and_then(|t| serde_json::from_value(t.clone()).ok()).ok_or_else(|| Error("dataset: its metadata has no readable 'task'".into()))?;
     if &theirs != task {
-        let keys = crate::experiments::differing_keys(&theirs, task)?;
+        let keys = crate::settings::differing_keys(&theirs, task)?;
         bail!("dataset: made for another task (task.{} differ{}); its ids would mean other words or its labels another judge", keys.join(", task."), if keys.len() == 1 { "s" } else { "" });
     }
     if get("tokenizer")? != task.tokenizer()?.to_json()? {

@@ -19,6 +19,23 @@ pub struct AdamwConfig {
     pub max_grad_norm: Option<f32>,
 }
 
+impl AdamwConfig {
+    /// Every field against its range, each error naming it under `prefix` (e.g. `sft.adamw`).
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        use crate::limits::{real, Interval};
+        let a = self;
+        real(&format!("{prefix}.lr"), a.lr, Interval::above(0.0, 1.0), "a step as large as the weights themselves diverges at once")?;
+        real(&format!("{prefix}.beta1"), a.beta1, Interval::below(0.0, 1.0), "a moving-average factor; 1 or more never forgets, or amplifies, old gradients")?;
+        real(&format!("{prefix}.beta2"), a.beta2, Interval::below(0.0, 1.0), "a moving-average factor; 1 or more never forgets, or amplifies, old gradients")?;
+        real(&format!("{prefix}.eps"), a.eps, Interval::closed(1e-12, 1e-2), "it keeps the update finite where a gradient vanishes; large values stall learning")?;
+        real(&format!("{prefix}.weight_decay"), a.weight_decay, Interval::closed(0.0, 1.0), "weights shrink by lr·weight_decay per step; negative values grow them")?;
+        if let Some(m) = a.max_grad_norm {
+            real(&format!("{prefix}.max_grad_norm"), m, Interval::above(0.0, 1e6), "the global gradient norm is clipped to it; 0 would stop learning (null turns clipping off)")?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for AdamwConfig {
     fn default() -> Self {
         AdamwConfig { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, max_grad_norm: Some(1.0) }
@@ -141,5 +158,17 @@ impl AdamW {
             e.run(Op::Adamw { len: g.len(), step }, &[g], &[p, m, v])?;
         }
         Ok(StepStats { grad_norm, lr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adamw_settings_are_refused_by_name() {
+        let bad = AdamwConfig { eps: 0.0, ..AdamwConfig::default() };
+        assert!(bad.validate("sft.adamw").unwrap_err().0.starts_with("sft.adamw.eps = 0 is out of range"));
+        assert!(AdamwConfig::default().validate("sft.adamw").is_ok());
     }
 }

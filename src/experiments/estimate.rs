@@ -1,0 +1,71 @@
+//! How long an experiment should take on a device: a count of the work in each stage, scaled from the bench's
+//! measured step and sampling speed.
+
+use super::experiment::{Analysis, ExperimentConfig};
+use super::pipeline::ModelSize;
+
+impl ExperimentConfig {
+    /// Seconds this config should take on a device whose S-size bench (`crate::bench`) measured
+    /// `train_step_ms` per training step and `sample_tokens_per_s`: a count of the work in each stage,
+    /// scaled from the bench's shape. An estimate (attention and the vocabulary are not in the scaling).
+    pub fn estimate_seconds(&self, train_step_ms: f64, sample_tokens_per_s: f64) -> f64 {
+        self.estimate_seconds_from(train_step_ms, sample_tokens_per_s, false)
+    }
+
+    /// [`ExperimentConfig::estimate_seconds`], without the SFT and proxy stages when `stages_given` (they come from a cache or
+    /// are shipped with the site; D_golden is still sampled).
+    pub fn estimate_seconds_from(&self, train_step_ms: f64, sample_tokens_per_s: f64, stages_given: bool) -> f64 {
+        use crate::bench::{BATCH, CONTEXT};
+        let (t, y) = (self.task.context() as f64, self.task.max_summary as f64);
+        let pm_t = crate::train::pm::pm_context(&self.task) as f64;
+        let flops = |p: ModelSize| (p.layers * p.d_model * p.d_model) as f64;
+        let scale = flops(self.policy) / (2.0 * 64.0 * 64.0);
+        // A run or SFT at another size of the scaling ladder, relative to `policy`'s (the proxy's share of an
+        // online step scaled with it too: an over-estimate for smaller sizes).
+        let relative = |p: Option<ModelSize>| p.map_or(1.0, |p| flops(p) / flops(self.policy));
+        // ms per token of forward + backward + update; a forward alone is about a third of it.
+        let fb = train_step_ms / (BATCH * CONTEXT) as f64 * scale;
+        let fwd = fb / 3.0;
+        let sample = 1e3 / sample_tokens_per_s.max(1e-9) * scale;
+        let b = self.batch as f64;
+        let sft = self.sft.steps as f64 * self.sft.batch as f64 * t * fb;
+        let d_golden = 2.0 * (self.d_golden + self.heldout) as f64 * y * sample;
+        let validation = 2.0 * self.proxy.validation_pairs(self.d_golden) as f64 * pm_t * fwd;
+        let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * validation + 2.0 * self.heldout as f64 * pm_t * fwd;
+        let mut eval = (self.win_prompts + self.kl_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
+        if self.analyses.contains(&Analysis::SelfClassification) {
+            // A second sample per win-rate prompt, and both policies' log-probs of the pairs.
+            eval += self.win_prompts as f64 * (y * sample + 4.0 * t * fwd);
+        }
+        if self.analyses.contains(&Analysis::StreamClassification) {
+            eval += 4.0 * crate::train::align::STREAM_STRETCH as f64 * t * fwd;
+        }
+        let evals = |steps: u32| (steps / self.eval_every + 2 + self.log_evals) as f64 * eval;
+        let offline_step = 2.0 * b * t * (fb + fwd);
+        let golden_step = 2.0 * b * y * sample + offline_step;
+        let proxy_step = 4.0 * b * pm_t * fwd;
+        // Every run the config asks for, each at its cost (the first seed's repeats included).
+        let runs: f64 = self
+            .seeds
+            .iter()
+            .flat_map(|&s| self.runs_for(s))
+            .map(|r| {
+                let cost = r.method.step_cost();
+                let mut per_step = if cost.samples { golden_step } else { offline_step };
+                if cost.proxy {
+                    per_step += proxy_step;
+                }
+                if cost.mixture {
+                    // Every sampled token runs π_sft's forward too.
+                    per_step += 2.0 * b * y * sample;
+                }
+                (r.steps as f64 * per_step + evals(r.steps)) * relative(r.policy)
+            })
+            .sum::<f64>()
+            / self.seeds.len().max(1) as f64;
+        let sft = sft * (1.0 + self.scaling.iter().map(|&p| relative(Some(p))).sum::<f64>());
+        let (sft, proxy) = if stages_given { (0.0, 0.0) } else { (sft, proxy) };
+        let per_seed = sft + d_golden + proxy + runs;
+        per_seed * self.seeds.len() as f64 / 1e3
+    }
+}

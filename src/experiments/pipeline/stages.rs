@@ -1,0 +1,205 @@
+//! A seed's shared stages: SFT → D_golden and the held-out pairs → the proxy PM → the fixed evaluation set (and the
+//! SFT policies of a scaling ladder's other sizes, and the pair datasets of Figs 5 and 12).
+
+use super::*;
+use crate::rng::streams;
+use crate::bail;
+use crate::clock::now_ms;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::Gpt;
+use crate::experiments::method::{early_steps, Method, PairDataset, Sampler};
+use crate::train::align::{EvalPrompts, EvalSet, ReferenceLogps};
+use crate::train::data::golden_pairs;
+use crate::train::eval::sample_responses;
+use crate::train::pm::{train_pm, Pairs, PmData};
+use crate::train::sft::train_sft;
+
+/// A seed's shared stages, trained or from the cache.
+pub struct SeedStages {
+    pub seed: u32,
+    pub sft: Gpt,
+    pub sft_loss: Vec<f32>,
+    pub d_golden: Pairs,
+    pub heldout: Pairs,
+    pub proxy: Gpt,
+    pub proxy_report: ProxyReport,
+    /// The SFT policies of the scaling ladder's other sizes ([`SeedStages::add_size`]).
+    pub sized: Vec<SizedSft>,
+    pub timings: Vec<(String, f64)>,
+    /// π_sft's log-probs of D_golden's pairs, shared by this seed's offline runs at the config's policy size.
+    pub d_golden_reference: ReferenceLogps,
+}
+
+/// SFT → D_golden and held-out pairs → proxy PM for one seed.
+pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<SeedStages> {
+    let task = spec.task;
+    let mut timings: Vec<(String, f64)> = vec![];
+    let backend = e.describe();
+    let (sft_key, proxy_key) = stage_keys(spec, seed, spec.stages_on(&backend));
+
+    let t0 = now_ms();
+    let (sft, sft_loss) = sft_stage(e, spec, seed, &sft_key, true, cache, progress).await?;
+    add_time(&mut timings, "sft", now_ms() - t0);
+
+    let t0 = now_ms();
+    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 0, total: 1 });
+    let d_golden = golden_pairs(e, task, &sft, spec.d_golden, seed, streams::D_GOLDEN.0, streams::PAIR_CHUNK).await?;
+    let heldout = golden_pairs(e, task, &sft, spec.heldout, seed, streams::HELDOUT.0, streams::PAIR_CHUNK).await?;
+    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 1, total: 1 });
+    add_time(&mut timings, "d_golden", now_ms() - t0);
+
+    let t0 = now_ms();
+    let (proxy, proxy_report) = match cache.get(&proxy_key) {
+        Some((config, head, values, meta)) => {
+            progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
+            let report = serde_json::from_value(meta).unwrap_or(ProxyReport { seed, heldout_accuracy: f32::NAN, ..ProxyReport::default() });
+            (Gpt::new(e, config, head, &values)?, report)
+        }
+        None => {
+            // The proxy selects on a validation split held back from D_golden; the held-out pairs are
+            // only reported on.
+            let (train, validation) = d_golden.split_tail(spec.proxy.validation_pairs(d_golden.len()));
+            let trained = train_pm(e, task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, spec.proxy, seed, |s, eval| {
+                progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: spec.proxy.steps as u64 });
+                if let Some(eval) = eval {
+                    progress(Progress::ProxyEval { seed, step: s, eval });
+                }
+            })
+            .await?;
+            let report = ProxyReport { seed, heldout_accuracy: trained.heldout_accuracy, best_step: trained.best_step, steps_run: trained.steps_run };
+            cache.put(&proxy_key, &trained.model, &trained.model.values(e).await?, serde_json::json!(report))?;
+            (trained.model, report)
+        }
+    };
+    add_time(&mut timings, "proxy", now_ms() - t0);
+    if !proxy_report.heldout_accuracy.is_finite() {
+        bail!("seed {seed}: the proxy's held-out accuracy is not finite ({})", proxy_report.heldout_accuracy);
+    }
+    progress(Progress::StagesReady { seed, sft_loss: &sft_loss, proxy: &proxy_report });
+    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, sized: vec![], timings, d_golden_reference: ReferenceLogps::default() })
+}
+
+/// The SFT policy of `spec`'s size for one seed, from the cache or trained (and cached), with its losses. The SFT
+/// progress of a policy of another size than the seed's own names that size.
+async fn sft_stage(e: &Engine, spec: &StageSpec<'_>, seed: u32, key: &str, own: bool, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<(Gpt, Vec<f32>)> {
+    let label = format!("seed {seed}: SFT{}", if own { String::new() } else { format!(" {}", spec.policy) });
+    if let Some((config, head, values, meta)) = cache.get(key) {
+        progress(Progress::Stage { name: format!("{label} (cached)"), step: 1, total: 1 });
+        return Ok((Gpt::new(e, config, head, &values)?, serde_json::from_value(meta).unwrap_or_default()));
+    }
+    let mut losses = vec![];
+    let sft = train_sft(e, spec.task, spec.model_config(), spec.sft, seed, |s, l| {
+        losses.push(l);
+        progress(Progress::Stage { name: label.clone(), step: s as u64 + 1, total: spec.sft.steps as u64 });
+        if own {
+            progress(Progress::SftLoss { seed, step: s + 1, loss: l });
+        }
+    })
+    .await?;
+    cache.put(key, &sft, &sft.values(e).await?, serde_json::json!(losses))?;
+    Ok((sft, losses))
+}
+
+/// The SFT policy of one size of the scaling ladder, trained with the seed's SFT config and data.
+pub struct SizedSft {
+    pub size: ModelSize,
+    pub sft: Gpt,
+    pub losses: Vec<f32>,
+}
+
+impl SeedStages {
+    /// Trains (or reads from the cache) the SFT policy of `size`, with the seed's SFT config and data, for the runs
+    /// of that size.
+    pub async fn add_size(&mut self, e: &Engine, spec: &StageSpec<'_>, size: ModelSize, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<()> {
+        if size == spec.policy || self.sized.iter().any(|s| s.size == size) {
+            return Ok(());
+        }
+        let sized = StageSpec { policy: size, ..*spec };
+        let backend = e.describe();
+        let (key, _) = stage_keys(&sized, self.seed, sized.stages_on(&backend));
+        let t0 = now_ms();
+        let (sft, losses) = sft_stage(e, &sized, self.seed, &key, false, cache, progress).await?;
+        add_time(&mut self.timings, "sft_scaling", now_ms() - t0);
+        self.sized.push(SizedSft { size, sft, losses });
+        Ok(())
+    }
+
+    /// The SFT policy a run of size `size` starts from (none: the seed's own policy size).
+    pub fn sft_of(&self, size: Option<ModelSize>) -> Result<&Gpt> {
+        match size {
+            None => Ok(&self.sft),
+            Some(size) => match self.sized.iter().find(|s| s.size == size) {
+                Some(s) => Ok(&s.sft),
+                None => bail!("seed {}: no SFT policy of size {size} (add_size first)", self.seed),
+            },
+        }
+    }
+
+    /// The evaluation data of the runs of another policy size: `base`'s prompts and baseline responses (the seed's
+    /// own π_sft's, so win rates compare across sizes), with the held-out pairs' log-probs under that size's π_sft
+    /// (its runs' reference).
+    pub async fn sized_eval_set<'s>(&'s self, e: &Engine, spec: &StageSpec<'_>, base: &EvalSet<'s>, size: ModelSize) -> Result<EvalSet<'s>> {
+        let prompts = EvalPrompts { win_prompts: base.win_prompts.clone(), baseline: base.baseline.clone(), kl_prompts: base.kl_prompts.clone() };
+        self.eval_set_from(e, spec, prompts, self.sft_of(Some(size))?).await
+    }
+
+    /// The evaluation set of runs regularised to `sft`: the held-out pairs' log-probs under it, the proxy, and the
+    /// metrics `spec` asks for.
+    async fn eval_set_from<'s>(&'s self, e: &Engine, spec: &StageSpec<'_>, prompts: EvalPrompts, sft: &Gpt) -> Result<EvalSet<'s>> {
+        let mut set = EvalSet::new(e, sft, spec.task, prompts, self.heldout.clone(), Some(&self.proxy), self.seed).await?;
+        set.self_classification = spec.self_classification;
+        set.stream_classification = spec.stream_classification;
+        Ok(set)
+    }
+
+    /// The fixed evaluation data of this seed: the same prompts and π_sft baseline for every run.
+    pub async fn eval_set(&self, e: &Engine, spec: &StageSpec<'_>) -> Result<EvalSet<'_>> {
+        let (task, seed) = (spec.task, self.seed);
+        let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_WIN_PROMPTS, i)).collect();
+        let baseline = sample_responses(e, &self.sft, task, &win, seed, streams::EVAL_BASELINE).await?;
+        let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_KL_PROMPTS, i)).collect();
+        self.eval_set_from(e, spec, EvalPrompts { win_prompts: win, baseline, kl_prompts }, &self.sft).await
+    }
+
+    /// The golden-labelled pair dataset of a `Pairs` run: on D_golden's prompts, each side sampled from π_sft or
+    /// from the online run with the run's β, lr and alignment seed, after [`early_steps`] or at its end. Those
+    /// online policies come from the cache, or are trained (and cached) unreported.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pair_dataset(
+        &self,
+        e: &Engine,
+        spec: &StageSpec<'_>,
+        eval: &EvalSet<'_>,
+        run: &RunSpec,
+        dataset: PairDataset,
+        cache: &mut dyn StageCache,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Pairs> {
+        let seed = run.align_seed.unwrap_or(self.seed);
+        let late = RunSpec { method: Method::ONLINE, steps: spec.online_steps, ..*run };
+        let early = RunSpec { steps: early_steps(spec.online_steps), ..late };
+        let (a, b) = dataset.samplers();
+        let mut online = |r: RunSpec| {
+            progress(Progress::Stage { name: format!("seed {}: online β={} lr={} ({} steps), for {}", self.seed, r.beta, r.lr, r.steps, run.method.name()), step: 0, total: 1 });
+            r
+        };
+        let early = match [a, b].contains(&Sampler::Early) {
+            true => Some(self.align_run(e, spec, eval, &online(early), cache, &mut |_| {}, None, false).await?.0),
+            false => None,
+        };
+        let late = match [a, b].contains(&Sampler::Late) {
+            true => Some(self.align_run(e, spec, eval, &online(late), cache, &mut |_| {}, None, false).await?.0),
+            false => None,
+        };
+        let sft = self.sft_of(run.policy)?;
+        let policy = |s: Sampler| match s {
+            Sampler::Sft => sft,
+            Sampler::Early => early.as_ref().expect("trained above"),
+            Sampler::Late => late.as_ref().expect("trained above"),
+        };
+        progress(Progress::Stage { name: format!("seed {}: {} ({} pairs)", self.seed, run.method.name(), self.d_golden.len()), step: 0, total: 1 });
+        crate::train::data::pairs_from(e, spec.task, (policy(a), policy(b)), &self.d_golden.prompts, seed, streams::PAIR_DATASETS.0, streams::PAIR_CHUNK).await
+    }
+
+}
