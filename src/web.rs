@@ -8,7 +8,7 @@ use crate::experiments::{self, ExperimentConfig, PRESETS};
 use crate::experiments::pipeline::{Progress, ProxyReport, Row};
 use crate::settings::{apply_overrides, json_value, setting_leaves};
 use crate::model::checkpoint::{config_json, safetensors_bytes, SpecialIds};
-use crate::report::{figure, metrics_csv, summary};
+use crate::report::{figure, metrics_csv, stats, summary};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -115,7 +115,7 @@ pub fn page_facts() -> Result<JsValue, JsValue> {
     to_js(&serde_json::json!({
         "knobs": experiments::knobs(),
         "methods": methods,
-        "min_kl": summary::MIN_KL,
+        "min_kl": stats::MIN_KL,
         "bench": { "batch": crate::bench::BATCH, "context": crate::bench::CONTEXT, "layers": layers, "d_model": d_model, "heads": heads },
     }))
 }
@@ -262,7 +262,7 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let rows = rows_from_js(rows)?;
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
     let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy, ..ProxyReport::default() }).collect();
-    let bins = summary::binned(&summary::main_rows(&rows), bins.max(1));
+    let bins = stats::binned(&stats::main_rows(&rows), bins.max(1));
     let results = experiments::ExperimentResults { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
     Ok(summary::summary_md(&results, &bins))
 }

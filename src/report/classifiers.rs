@@ -9,7 +9,7 @@
 //! [log π − log π_sft](y2) > 0, scored against the golden label (`train::align::classifier_score`).
 
 use super::figure::{self, err};
-use super::summary::{estimate, main_rows, Estimate};
+use super::stats::{estimate, main_rows, Estimate};
 use crate::error::Result;
 use crate::experiments::{Analysis, ExperimentResults};
 use crate::experiments::pipeline::Row;
@@ -176,7 +176,7 @@ fn partial_correlations(rows: &[Row]) -> Vec<(u32, f32, usize)> {
     seeds_of(rows)
         .into_iter()
         .filter_map(|seed| {
-            let mine: Vec<&Row> = trained(rows).filter(|r| r.seed == seed && r.checkpoint.kl > super::summary::MIN_KL).collect();
+            let mine: Vec<&Row> = trained(rows).filter(|r| r.seed == seed && r.checkpoint.kl > super::stats::MIN_KL).collect();
             let kl: Vec<(f32, f32)> = mine.iter().map(|r| (r.checkpoint.kl, 0.0)).collect();
             let acc = residuals_on_kl(&kl, &mine.iter().map(|r| r.checkpoint.classifier_accuracy).collect::<Vec<_>>())?;
             let win = residuals_on_kl(&kl, &mine.iter().map(|r| r.checkpoint.golden_win_rate).collect::<Vec<_>>())?;
@@ -647,9 +647,9 @@ fn over_training_svg(rows: &[Row]) -> Result<String> {
 }
 
 fn self_classification_svg(rows: &[Row]) -> Result<String> {
-    let series = by_method(rows, |r| Some((r.checkpoint.kl, r.checkpoint.self_classifier_accuracy?)).filter(|p| p.0 > super::summary::MIN_KL));
+    let series = by_method(rows, |r| Some((r.checkpoint.kl, r.checkpoint.self_classifier_accuracy?)).filter(|p| p.0 > super::stats::MIN_KL));
     let ((x0, x1), (y0, y1)) = bounds(&series);
-    let (x0, x1) = (x0.max(super::summary::MIN_KL), x1.max(x0.max(super::summary::MIN_KL) * 10.0));
+    let (x0, x1) = (x0.max(super::stats::MIN_KL), x1.max(x0.max(super::stats::MIN_KL) * 10.0));
     let (y0, y1) = (y0.min(0.45), y1.max(0.55));
     let mut svg = String::new();
     {

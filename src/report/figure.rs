@@ -4,7 +4,7 @@
 //! fitted form dashed. Right: the frontier, the best win rate reached within each KL budget. No curve
 //! is drawn across a KL region without checkpoints.
 
-use super::summary::{estimate, MIN_KL};
+use super::stats::{estimate, MIN_KL};
 use super::{gao, verdict};
 use crate::error::{Error, Result};
 use crate::experiments::method::Method;
@@ -117,7 +117,7 @@ pub fn overlay_svg(runs: &[(String, Vec<Row>)]) -> Result<String> {
 
 /// [`overlay_svg`] in either [`Layout`]; the compact one names each run by its label's first part (`A` of `A: …`).
 pub fn overlay_svg_in(runs: &[(String, Vec<Row>)], layout: Layout) -> Result<String> {
-    let own: Vec<Vec<Row>> = runs.iter().map(|(_, rows)| super::summary::main_rows(rows)).collect();
+    let own: Vec<Vec<Row>> = runs.iter().map(|(_, rows)| super::stats::main_rows(rows)).collect();
     let all: Vec<Row> = own.iter().flatten().cloned().collect();
     let ((lo, hi), grid, (y_lo, y_hi), _) = axes(&drawable(&all));
     // (dash, gap) in pixels per run; (0, 0) is a solid line.
@@ -201,7 +201,7 @@ pub enum Layout {
 /// [`fig1_svg`] in either [`Layout`].
 pub fn fig1_svg_in(rows: &[Row], loss: crate::train::losses::Loss, layout: Layout) -> Result<String> {
     // The figure's own runs; the repeats over one proxy are summary.md's business.
-    let rows = &super::summary::main_rows(rows);
+    let rows = &super::stats::main_rows(rows);
     let pts = drawable(rows);
     let ((lo, hi), grid, (y_lo, y_hi), betas) = axes(&pts);
     let curves = "checkpoints, per-seed curves, mean ± 95 %, Gao fit (dashed)";

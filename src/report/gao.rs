@@ -5,7 +5,7 @@
 //!
 //! The fit is ordinary least squares: R is linear in (α, β_g) with regressors d and −d·ln d.
 
-use super::summary::{estimate, Estimate, MIN_KL};
+use super::stats::{estimate, Estimate, MIN_KL};
 use crate::experiments::pipeline::Row;
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,6 +6,7 @@ pub mod figure;
 pub mod gao;
 pub mod index;
 pub mod scaling;
+pub mod stats;
 pub mod summary;
 pub mod verdict;
 

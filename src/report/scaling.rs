@@ -11,7 +11,7 @@
 
 use super::classifiers::Finding;
 use super::figure;
-use super::summary::{estimate, show_plain, Estimate, MIN_KL};
+use super::stats::{estimate, show_plain, Estimate, MIN_KL};
 use crate::error::Result;
 use crate::experiments::ExperimentResults;
 use crate::experiments::method::Method;

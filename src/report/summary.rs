@@ -1,109 +1,10 @@
-//! The comparison the figure makes, as numbers: golden win rate binned by log KL, per method, mean over
-//! seeds with a 95 % t-interval, and each method's peak. The verdict in summary.md is computed here.
+//! summary.md: the comparison the figure makes, as numbers (from [`super::stats`]), and every section's verdict,
+//! computed from the data.
 
 use crate::experiments::ExperimentResults;
 use super::{gao, verdict};
 use crate::experiments::pipeline::Row;
-
-/// Checkpoints with KL below this (the untrained start) have no log KL and are left out of bins and plots.
-pub const MIN_KL: f32 = 1e-3;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Estimate {
-    pub mean: f32,
-    /// Half-width of the 95 % interval across seeds (None with one seed).
-    pub ci: Option<f32>,
-    pub seeds: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Bin {
-    /// Bounds in ln KL.
-    pub lo: f32,
-    pub hi: f32,
-    pub methods: Vec<(String, Estimate)>,
-}
-
-impl Bin {
-    pub fn get(&self, method: &str) -> Option<&Estimate> {
-        self.methods.iter().find(|(m, _)| m == method).map(|(_, e)| e)
-    }
-}
-
-/// Two-sided 95 % Student-t quantile for `df` degrees of freedom.
-fn t95(df: usize) -> f32 {
-    const T: [f32; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
-    if df == 0 { f32::NAN } else if df <= 10 { T[df - 1] } else if df < 30 { 2.1 } else { 1.96 }
-}
-
-/// Mean across per-seed values, with a t-interval.
-pub fn estimate(per_seed: &[f32]) -> Estimate {
-    let n = per_seed.len();
-    let mean = per_seed.iter().sum::<f32>() / n as f32;
-    let ci = (n > 1).then(|| {
-        let var = per_seed.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / (n - 1) as f32;
-        t95(n - 1) * (var / n as f32).sqrt()
-    });
-    Estimate { mean, ci, seeds: n }
-}
-
-pub fn methods(rows: &[Row]) -> Vec<String> {
-    let mut m: Vec<String> = vec![];
-    for r in rows {
-        if !m.contains(&r.method) {
-            m.push(r.method.clone());
-        }
-    }
-    m
-}
-
-/// `n` equal-width bins of ln KL over all checkpoints; within a bin, each seed's mean win rate, then the
-/// mean and interval over seeds.
-pub fn binned(rows: &[Row], n: usize) -> Vec<Bin> {
-    let pts: Vec<&Row> = rows.iter().filter(|r| r.checkpoint.kl > MIN_KL).collect();
-    if pts.is_empty() {
-        return vec![];
-    }
-    let xs: Vec<f32> = pts.iter().map(|r| r.checkpoint.kl.ln()).collect();
-    let (lo, hi) = xs.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-    let width = ((hi - lo) / n as f32).max(1e-6);
-    (0..n)
-        .map(|i| {
-            let (a, b) = (lo + i as f32 * width, lo + (i + 1) as f32 * width);
-            let inside = |x: f32| x >= a && (x < b || (i == n - 1 && x <= b));
-            let methods = methods(rows)
-                .into_iter()
-                .filter_map(|m| {
-                    let mut seeds: Vec<u32> = vec![];
-                    let mut per_seed = vec![];
-                    for (r, &x) in pts.iter().zip(&xs) {
-                        if r.method == m && inside(x) && !seeds.contains(&r.seed) {
-                            seeds.push(r.seed);
-                        }
-                    }
-                    for s in &seeds {
-                        let v: Vec<f32> = pts.iter().zip(&xs).filter(|(r, &x)| r.method == m && r.seed == *s && inside(x)).map(|(r, _)| r.checkpoint.golden_win_rate).collect();
-                        per_seed.push(v.iter().sum::<f32>() / v.len() as f32);
-                    }
-                    (!per_seed.is_empty()).then(|| (m, estimate(&per_seed)))
-                })
-                .collect();
-            Bin { lo: a, hi: b, methods }
-        })
-        .collect()
-}
-
-/// Each seed's best checkpoint per method, then mean and interval over seeds.
-pub fn peak(rows: &[Row], method: &str) -> Option<Estimate> {
-    let mut best: Vec<(u32, f32)> = vec![];
-    for r in rows.iter().filter(|r| r.method == method && r.checkpoint.kl > MIN_KL) {
-        match best.iter_mut().find(|(s, _)| *s == r.seed) {
-            Some((_, b)) => *b = b.max(r.checkpoint.golden_win_rate),
-            None => best.push((r.seed, r.checkpoint.golden_win_rate)),
-        }
-    }
-    (!best.is_empty()).then(|| estimate(&best.iter().map(|(_, b)| *b).collect::<Vec<_>>()))
-}
+use super::stats::{best_at_last_checkpoint, best_and_last_steps, estimate, family_rows, main_rows, methods, peak, show_plain, Bin, Estimate};
 
 fn show(e: Option<&Estimate>) -> String {
     match e {
@@ -111,13 +12,6 @@ fn show(e: Option<&Estimate>) -> String {
         Some(Estimate { mean, ci: Some(ci), seeds }) => format!("{mean:.3} ± {ci:.3} ({seeds} seeds)"),
         Some(Estimate { mean, ci: None, seeds }) => format!("{mean:.3} ({seeds} seed{})", if *seeds == 1 { "" } else { "s" }),
     }
-}
-
-/// The checkpoints of the figure's own runs: without the repeats over one proxy (`Row::align_seed`), which
-/// would count the first seed again, and without the runs of the scaling ladder's other sizes (`Row::policy`),
-/// which have their own figures.
-pub fn main_rows(rows: &[Row]) -> Vec<Row> {
-    rows.iter().filter(|r| r.align_seed.is_none() && r.policy.is_none()).cloned().collect()
 }
 
 /// summary.md: the setting, the proxy, the binned table (`bins`, of [`main_rows`]), the peaks and the
@@ -215,23 +109,6 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         s = s.replacen("\n\n", &format!("\n\nEvery run trained with the {} loss (the sections' \"{}\" is it).{note}\n\n", c.loss.display(), c.loss.display()), 1);
     }
     s
-}
-
-/// The rows of one loss of the loss family's runs, named `online` and `offline` as Figure 1's: its own figure.
-pub fn family_rows(rows: &[Row], loss: crate::train::losses::Loss) -> Vec<Row> {
-    use crate::experiments::method::Method;
-    let (on, off) = (Method::ONLINE.with_loss(loss).name(), Method::OFFLINE.with_loss(loss).name());
-    rows.iter()
-        .filter(|r| r.method == on || r.method == off)
-        .map(|r| Row { method: if r.method == on { "online" } else { "offline" }.into(), ..r.clone() })
-        .collect()
-}
-
-/// Figure 1's own rows: without the loss family's runs, which have their own figures ([`family_rows`]).
-pub fn without_family(rows: &[Row]) -> Vec<Row> {
-    use crate::experiments::method::Method;
-    let family: Vec<String> = Method::ALL.iter().filter(|m| m.loss.is_some()).map(|m| m.name()).collect();
-    rows.iter().filter(|r| !family.contains(&r.method)).cloned().collect()
 }
 
 /// IPO-MD's section: online against each mixture (what mixing in π_sft changes), then each against offline.
@@ -362,39 +239,6 @@ fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments
     s
 }
 
-/// Of `method`'s runs (seed, β, lr, length), how many reach their best golden win rate at their last
-/// checkpoint, and how many runs there are: a run still improving when it stopped was cut short.
-pub fn best_at_last_checkpoint(rows: &[Row], method: &str) -> (usize, usize) {
-    let runs = best_and_last_steps(rows, method);
-    (runs.iter().filter(|&&(best, last)| best == last && last > 0).count(), runs.len())
-}
-
-/// Each run of `method`: the step of its best golden win rate (the earliest, on a tie) and its last step.
-pub fn best_and_last_steps(rows: &[Row], method: &str) -> Vec<(u32, u32)> {
-    let mut runs: Vec<((u32, u32, u32, u32), u32, f32, u32)> = vec![]; // (run, best step, best win, last step)
-    for r in rows.iter().filter(|r| r.method == method) {
-        let key = (r.seed, r.beta.to_bits(), r.lr.to_bits(), r.run_steps);
-        let c = &r.checkpoint;
-        match runs.iter_mut().find(|x| x.0 == key) {
-            Some(x) => {
-                if c.golden_win_rate > x.2 {
-                    (x.1, x.2) = (c.step, c.golden_win_rate);
-                }
-                x.3 = x.3.max(c.step);
-            }
-            None => runs.push((key, c.step, c.golden_win_rate, c.step)),
-        }
-    }
-    runs.iter().map(|x| (x.1, x.3)).collect()
-}
-
-pub(crate) fn show_plain(e: &Estimate) -> String {
-    match e.ci {
-        Some(ci) => format!("{:.3} ± {ci:.3}", e.mean),
-        None => format!("{:.3}", e.mean),
-    }
-}
-
 /// Each seed's best win rate of A and of B among checkpoints inside the ln-KL range both reached, and
 /// the difference across seeds: the peak comparison that does not credit a region only one visited.
 fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> String {
@@ -422,6 +266,7 @@ fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::stats::binned;
     use crate::experiments::{ExperimentConfig, ExperimentResults};
     use crate::experiments::pipeline::Row;
     use crate::train::align::Checkpoint;

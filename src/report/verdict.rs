@@ -6,7 +6,7 @@
 //! only at KL values inside the range both reached for that seed, so neither is credited for a region the
 //! other never visited (the frontier at a budget inside that range counts every checkpoint within it).
 
-use super::summary::{estimate, Estimate, MIN_KL};
+use super::stats::{estimate, Estimate, MIN_KL};
 use crate::experiments::pipeline::Row;
 
 /// Points of the ln-KL grid the frontier and smoothed matchings are evaluated on.
