@@ -90,22 +90,22 @@ pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result
 
 #[derive(Serialize)]
 struct PresetInfo {
-    name: &'static str,
-    description: &'static str,
+    #[serde(flatten)]
+    preset: experiments::Preset,
     config: ExperimentConfig,
 }
 
-/// Every preset: name, one-line description, full config.
+/// Every preset: name, title, one-line description, full config.
 #[wasm_bindgen]
 pub fn presets() -> Result<JsValue, JsValue> {
     let list: Vec<PresetInfo> = PRESETS
         .iter()
-        .map(|&name| Ok(PresetInfo { name, description: experiments::preset_description(name), config: ExperimentConfig::preset(name).map_err(|e| js_err(e.0))? }))
+        .map(|&preset| Ok(PresetInfo { preset, config: ExperimentConfig::preset(preset.name).map_err(|e| js_err(e.0))? }))
         .collect::<Result<_, JsValue>>()?;
     to_js(&list)
 }
 
-/// Facts the page shows that Rust owns: the knobs with their ranges, each method's label, the smallest
+/// Facts the page shows that Rust owns: the knobs with their ranges, the arms' slider stops, each method's label, the smallest
 /// KL a checkpoint is plotted at, and the shape of the speed probe.
 #[wasm_bindgen(js_name = pageFacts)]
 pub fn page_facts() -> Result<JsValue, JsValue> {
@@ -114,6 +114,8 @@ pub fn page_facts() -> Result<JsValue, JsValue> {
     let (_, layers, d_model, heads) = crate::bench::SIZES[0];
     to_js(&serde_json::json!({
         "knobs": experiments::knobs(),
+        // The arms whose few allowed values the page offers as slider stops: key → [[value, what it means], …].
+        "sliders": experiments::arms::ARMS.iter().filter_map(|a| { let stops = (a.stops)(); (!stops.is_empty()).then(|| (a.key.to_string(), serde_json::json!(stops))) }).collect::<serde_json::Map<_, _>>(),
         "methods": methods,
         "min_kl": stats::MIN_KL,
         "bench": { "batch": crate::bench::BATCH, "context": crate::bench::CONTEXT, "layers": layers, "d_model": d_model, "heads": heads },
@@ -182,10 +184,10 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
     let mut errors = vec![];
     let mut preset = "fig1-quick".to_string();
     if let Some((_, name)) = pairs.iter().find(|(k, _)| k == "preset") {
-        if PRESETS.contains(&name.as_str()) {
+        if experiments::preset_info(name).is_some() {
             preset = name.clone();
         } else {
-            errors.push(FieldError { field: "preset".into(), message: format!("'{name}' is not one of {}; using {preset}", PRESETS.join(", ")) });
+            errors.push(FieldError { field: "preset".into(), message: format!("'{name}' is not one of {}; using {preset}", experiments::preset_names().join(", ")) });
         }
     }
     let mut cfg = ExperimentConfig::preset(&preset).map_err(|e| js_err(e.0))?;

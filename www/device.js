@@ -3,7 +3,8 @@ import { $, el, fmtTime, fact, mib } from './ui.js';
 import { state, facts } from './state.js';
 import { learnFromRun, updateEstimate } from './settings.js';
 import { mergeSeedGroups } from './pkg/alignment_gap.js';
-import { setRunStatus, setButtons, saveSoon, finish, onEvent, showReadiness, broadcast } from './run.js';
+import { saveSoon, finish, onEvent, broadcast } from './run.js';
+import { setRunStatus, setButtons, showReadiness } from './buttons.js';
 import { renderModels } from './render.js';
 
 export function setDeviceStatus(text, kind) {

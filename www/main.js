@@ -7,7 +7,8 @@ import { markInterrupted } from './store.js';
 import { $, el } from './ui.js';
 import { state, facts } from './state.js';
 import { buildKnobs, writeUrl, applyPreset, readUrl, updateEstimate } from './settings.js';
-import { setRunStatus, setButtons, start, finish, broadcast, resumeSaved } from './run.js';
+import { start, finish, broadcast, resumeSaved } from './run.js';
+import { setRunStatus, setButtons } from './buttons.js';
 import { plotRows, renderAll, renderSamples } from './render.js';
 import { download, resultsJson, svgText, pngOf } from './downloads.js';
 import { listSaved } from './saved.js';
@@ -24,13 +25,7 @@ async function main() {
     return;
   }
   Object.assign(facts, pageFacts());
-  const titles = {
-    fig1: 'Figure 1 (full)', 'fig1-quick': 'Figure 1 (quick)', 'fig1-tiny': 'tiny (smoke)',
-    replay: 'Exact replay (App. F)', fig4: 'Fig. 4: shuffled online stream', fig13: 'Fig. 13: shuffle windows', fig5: 'Fig. 5: quality of the responses', fig12: 'Fig. 12: which pairs teach', 'semi-online': 'Semi-online IPO (beyond the paper)',
-    fig6: 'Fig. 6: who classifies the online stream', fig7: 'Fig. 7: generation vs classification', fig8: 'Fig. 8: classification over training',
-    selfclass: 'Self-classification', fig9: 'Fig. 9: Best-of-2', losses: 'The loss family (DPO, SLiC)', 'ipo-md': 'IPO-MD (beyond the paper)', fig10: 'Figs 10–11: scaling',
-  };
-  state.presets = presets().map((p) => ({ ...p, title: titles[p.name] || p.name }));
+  state.presets = presets();
   $('preset').replaceChildren(...state.presets.map((p) => el('option', { value: p.name, textContent: p.title })));
   buildKnobs();
   readUrl();

@@ -3,7 +3,7 @@
 import { analysisSvg, figureSvg, linesSvg, scalingSvg, summaryMarkdown } from './pkg/alignment_gap.js';
 import { $, el, num } from './ui.js';
 import { state, facts } from './state.js';
-import { setButtons } from './run.js';
+import { setButtons } from './buttons.js';
 import { download } from './downloads.js';
 
 let renderTimer = null;

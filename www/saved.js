@@ -2,7 +2,8 @@
 import { getRun, deleteRun, allRuns } from './store.js';
 import { $, el } from './ui.js';
 import { state } from './state.js';
-import { setRunStatus, resumeSaved } from './run.js';
+import { resumeSaved } from './run.js';
+import { setRunStatus } from './buttons.js';
 import { renderAll } from './render.js';
 import { refreshCompare } from './compare.js';
 

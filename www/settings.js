@@ -3,15 +3,20 @@
 import { presets, configFromQuery, queryFromConfig, estimateSecondsWith } from './pkg/alignment_gap.js';
 import { $, el, get, show, fmtTime } from './ui.js';
 import { state, facts } from './state.js';
-import { setButtons, showReadiness } from './run.js';
+import { setButtons, showReadiness } from './buttons.js';
 
 // List knobs with a few meaningful values get a slider over them: each stop runs one arm beside online; the
-// list knob it writes stays the one source of the setting. Semi-online: its refresh interval (online is
-// refresh 1). IPO-MD: π_sft's weight m in the sampling mixture (online is m = 0).
-const SLIDERS = {
-  semi_online: { id: 'semi-online', aria: 'Semi-online refresh interval', stops: [['', 'off: online and offline only'], ['4', 'every 4 steps'], ['16', 'every 16 steps'], ['64', 'every 64 steps'], ['0', 'never (π_sft\'s samples)']] },
-  mixtures: { id: 'mixture', aria: 'IPO-MD mixture weight of π_sft', stops: [['', 'off: online samples from π alone'], ['0.25', 'm = 0.25: π^0.75·π_sft^0.25'], ['0.5', 'm = 0.5: π^0.5·π_sft^0.5'], ['0.75', 'm = 0.75: π^0.25·π_sft^0.75']] },
+// list knob it writes stays the one source of the setting. The stops and what each means are the arm's own, from
+// Rust (pageFacts().sliders); only the element ids and names are the page's. Semi-online: its refresh interval
+// (online is refresh 1). IPO-MD: π_sft's weight m in the sampling mixture (online is m = 0).
+const SLIDER_IDS = {
+  semi_online: { id: 'semi-online', aria: 'Semi-online refresh interval' },
+  mixtures: { id: 'mixture', aria: 'IPO-MD mixture weight of π_sft' },
 };
+
+function sliders() {
+  return Object.fromEntries(Object.entries(SLIDER_IDS).map(([key, ids]) => [key, { ...ids, stops: facts.sliders[key] }]).filter(([, s]) => s.stops));
+}
 
 function stopsSlider(input, { id, aria, stops }) {
   const slider = el('input', { type: 'range', id: `${id}-slider`, min: '0', max: String(stops.length - 1), step: '1' });
@@ -27,7 +32,7 @@ function stopsSlider(input, { id, aria, stops }) {
 }
 
 function fillSliders() {
-  for (const [key, { id, stops }] of Object.entries(SLIDERS)) {
+  for (const [key, { id, stops }] of Object.entries(sliders())) {
     const slider = $(`${id}-slider`);
     if (!slider) continue;
     const v = get(state.config, key) || [];
@@ -48,7 +53,7 @@ export function buildKnobs() {
     input.addEventListener('change', onKnobChange);
     form.append(el('div', { className: 'knob' },
       el('label', { htmlFor: id, textContent: label }), input,
-      ...(SLIDERS[key] ? [stopsSlider(input, SLIDERS[key])] : []),
+      ...(sliders()[key] ? [stopsSlider(input, sliders()[key])] : []),
       el('span', { className: 'hint', textContent: help }),
       el('span', { className: 'field-error', id: `${id}-error`, role: 'alert' })));
   }

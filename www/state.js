@@ -18,4 +18,4 @@ export const state = {
 };
 
 // Filled from pageFacts() (src/web.rs) when the wasm module has loaded.
-export const facts = { knobs: [], methods: {}, min_kl: 0, bench: { batch: 0, context: 0, layers: 0, d_model: 0, heads: 0 } };
+export const facts = { knobs: [], sliders: {}, methods: {}, min_kl: 0, bench: { batch: 0, context: 0, layers: 0, d_model: 0, heads: 0 } };

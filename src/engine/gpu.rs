@@ -1,7 +1,6 @@
 //! The GPU backend: wgpu on WebGPU (browser) or Vulkan/GL (native). Each op records one compute pass into
 //! a pending command encoder; `read` submits it, so a step costs one submit however many ops it has.
 
-use super::kernels::SHADERS;
 use super::AdapterRequest;
 use crate::bail;
 use crate::error::{Error, Result};
@@ -81,6 +80,13 @@ impl AdapterSummary {
             },
         }
     }
+}
+
+/// A WGSL file and its entry points; a pipeline is named "name.entry".
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+    pub entries: &'static [&'static str],
 }
 
 pub struct GpuBackend {
@@ -164,7 +170,7 @@ async fn pick_adapter(request: &AdapterRequest) -> Result<wgpu::Adapter> {
 }
 
 impl GpuBackend {
-    pub async fn new(request: &AdapterRequest) -> Result<Self> {
+    pub async fn new(request: &AdapterRequest, shaders: &[Shader]) -> Result<Self> {
         let adapter = pick_adapter(request).await?;
         let summary = AdapterSummary::of(&adapter);
         let (device, queue) = adapter
@@ -179,7 +185,7 @@ impl GpuBackend {
         // A shader the adapter rejects must be an error the caller can show, not a panic.
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut pipelines = HashMap::new();
-        for shader in &SHADERS {
+        for shader in shaders {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),
                 source: wgpu::ShaderSource::Wgsl(with_prelude(shader.source).into()),

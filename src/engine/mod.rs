@@ -186,8 +186,8 @@ impl Engine {
     pub async fn open(choice: BackendChoice, request: &AdapterRequest) -> Result<(Engine, Option<String>)> {
         match choice {
             BackendChoice::Cpu => Ok((Engine::cpu(), None)),
-            BackendChoice::Gpu => Ok((Engine::Gpu(gpu::GpuBackend::new(request).await?), None)),
-            BackendChoice::Auto => match gpu::GpuBackend::new(request).await {
+            BackendChoice::Gpu => Ok((Engine::Gpu(gpu::GpuBackend::new(request, &kernels::SHADERS).await?), None)),
+            BackendChoice::Auto => match gpu::GpuBackend::new(request, &kernels::SHADERS).await {
                 // A software rasteriser (lavapipe) runs our kernels several times slower than the CPU backend;
                 // asking for it by name or with --software still gets it. (Browsers do not report the type.)
                 Ok(g) if cfg!(not(target_arch = "wasm32")) && g.adapter.device_type == "Cpu" && !request.software && request.name_contains.is_none() => {

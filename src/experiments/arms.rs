@@ -3,8 +3,7 @@
 //! table, so an arm cannot be left out of one branch of it; a test sets each arm's example on the swept and the
 //! unswept protocol and checks that its runs are there or the config is refused by name.
 
-use super::experiment::{check_size, range, training_bytes, ExperimentConfig};
-use super::knobs::Knob;
+use super::experiment::{check_size, range, training_bytes, ExperimentConfig, Knob};
 use super::method::{self, Method, PairDataset};
 use super::pipeline::RunSpec;
 use crate::bail;

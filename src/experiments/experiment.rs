@@ -134,9 +134,9 @@ impl Analysis {
 }
 
 impl ExperimentConfig {
-    /// Every setting against its range (each with its reason), then the settings that constrain each
-    /// other; the error names the key at fault. Runs before anything is trained.
-    pub fn validate(&self) -> Result<()> {
+    /// Every setting but the optional arms' against its range (each with its reason), then the settings that
+    /// constrain each other; the error names the key at fault. Part of [`ExperimentConfig::validate`].
+    pub(super) fn check_settings(&self) -> Result<()> {
         use crate::limits::{int, list, real};
         use range::*;
         self.task.validate()?;
@@ -190,7 +190,7 @@ impl ExperimentConfig {
             let longest = self.offline_steps.iter().copied().max().unwrap_or(0) as u64;
             int("offline_max_steps", self.offline_max_steps as u64, longest, MAX_STEPS, "the cap on an offline run that is still improving: at least the longest of offline_steps")?;
         }
-        super::arms::validate(self)
+        Ok(())
     }
 
     /// Steps of lr warm-up of every alignment run: `warmup` of the online run's steps.
@@ -279,4 +279,21 @@ pub mod range {
     /// The memory a scaling ladder's largest policy may take to train: half of the 4 GiB a browser tab's
     /// WebAssembly can address, the rest left to the other models, the data and the page.
     pub const TRAINING_BYTES: u64 = 2 << 30;
+}
+
+/// A setting the page offers as a knob: its `--set` key, label, input kind and the help a visitor sees,
+/// with the range `validate` enforces.
+#[derive(Clone, Debug, Serialize)]
+pub struct Knob {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// "int", "list", "bool" or "text".
+    pub kind: &'static str,
+    pub help: String,
+}
+
+impl Knob {
+    pub fn new(key: &'static str, label: &'static str, kind: &'static str, help: String) -> Knob {
+        Knob { key, label, kind, help }
+    }
 }

@@ -1,25 +1,7 @@
 //! The settings the page offers as knobs, in the order it shows them, each with the range `validate` enforces. An
 //! optional arm's knob is its row's ([`super::arms`]).
 
-use super::experiment::range;
-use serde::Serialize;
-
-/// A setting the page offers as a knob: its `--set` key, label, input kind and the help a visitor sees,
-/// with the range `validate` enforces.
-#[derive(Clone, Debug, Serialize)]
-pub struct Knob {
-    pub key: &'static str,
-    pub label: &'static str,
-    /// "int", "list", "bool" or "text".
-    pub kind: &'static str,
-    pub help: String,
-}
-
-impl Knob {
-    pub fn new(key: &'static str, label: &'static str, kind: &'static str, help: String) -> Knob {
-        Knob { key, label, kind, help }
-    }
-}
+use super::experiment::{range, Knob};
 
 /// The page's knobs, in the order it shows them (any other key can still be set in the URL).
 pub fn knobs() -> Vec<Knob> {

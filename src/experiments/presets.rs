@@ -11,30 +11,112 @@ use crate::train::losses::Loss;
 use crate::train::pm::PmConfig;
 use crate::train::sft::SftConfig;
 
-pub const PRESETS: [&str; 17] = ["fig1", "fig1-quick", "fig1-tiny", "replay", "fig4", "fig13", "fig5", "fig12", "semi-online", "fig7", "fig8", "selfclass", "fig9", "losses", "fig6", "ipo-md", "fig10"];
+/// A named preset: its name (`--preset`, the page's URL and its results folder), the title the page's picker shows,
+/// and what it is for in a line (the CLI's help, the page's picker, the results index).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Preset {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+}
 
-/// What each preset is for, in a line (the CLI's help and the page's preset picker).
-pub fn preset_description(name: &str) -> &'static str {
-    match name {
-        "fig1" => "The full figure, the paper's protocol scaled down: 5 seeds, two values of β, online and golden-labelled IPO, offline swept over lr and length; about an hour on 2 CPU cores.",
-        "fig1-quick" => "One seed, two values of β, a smaller D_golden and proxy: the weaker proxy (≈ 0.79) is over-optimised by online IPO — the figure's other regime, in a fraction of the time.",
-        "fig1-tiny" => "A smoke test: a tiny model and a few steps of every stage, to see the pipeline work end to end.",
-        "replay" => "The paper's App. F control: offline IPO on the online run's own stream, in its order, retraces the online run exactly (every checkpoint identical). What to look for: the replay curve lies on the online one.",
-        "fig4" => "Fig. 4, coverage: offline IPO on the online stream shuffled over the whole run. The paper: shuffling loses most of online's advantage. What to look for: where the shuffled curve lies between online and offline.",
-        "semi-online" => "Beyond the paper: semi-online IPO, its data refreshed from the current policy every 4, 16 or 64 steps, or never (offline on π_sft's samples with proxy labels). What to look for: how often the data must be refreshed to stay at online.",
-        "fig5" => "Fig. 5, quality: offline IPO on pairs whose both responses come from the final online policy, golden-labelled, against offline IPO on D_golden. The paper: high-quality responses alone barely beat SFT. What to look for: whether that curve rises above D_golden's.",
-        "fig12" => "Fig. 12, which pairs teach: golden-labelled pairs of π_sft vs the early online policy, early vs final, final vs final, beside D_golden (π_sft vs π_sft). The paper: sft-vs-early ≳ D_golden > early-vs-late, late-vs-late. What to look for: the order of the curves.",
-        "fig13" => "Fig. 13, shuffle windows: the online stream shuffled within 1, 2, 8, 32 batches or all of it. What to look for: the window at which the curve leaves online's.",
-        "fig7" => "Fig. 7, generation vs classification: every Figure-1 checkpoint's golden win rate against its accuracy as a classifier of held-out D_golden pairs. The paper: no positive correlation. What to look for: whether the better generators are the better classifiers, per seed and per method.",
-        "fig8" => "Fig. 8, over training: classifier accuracy on held-out D_golden and the winners' log-likelihood change log π(y_w) − log π_sft(y_w), online vs offline. The paper: offline's accuracy rises to 60–70 % while online's stays ≤ 50 %; the winners' likelihood falls for every method, most for offline.",
-        "selfclass" => "Self-classification: each checkpoint's policy as a classifier of golden-labelled pairs of its own samples. The paper: every policy is at chance. What to look for: whether any curve leaves 0.5.",
-        "fig9" => "Fig. 9, a non-contrastive loss: Best-of-2 (SFT on the preferred of two responses) online, offline on D_golden, and offline on the shuffled online stream. The paper: the gap persists; Bo2 on the shuffled stream ≈ online.",
-        "fig6" => "Fig. 6, who classifies the online stream: near each online checkpoint, the proxy's labels, the online policy and the offline policy at similar KL as classifiers of that stretch of the online stream (golden labels). The paper: the proxy beats the policies, and its accuracy decays as the policy drifts.",
-        "ipo-md" => "Beyond the paper: IPO-MD (Calandriello et al. 2024), online IPO whose two samples come from the geometric mixture π^(1−m)·π_sft^m, m = 0.25 and 0.5 (m leans the data toward π_sft). What to look for: whether mixing in π_sft moves the curve off online's, and which way.",
-        "fig10" => "Figs 10 and 11, scaling: online, offline and offline on the shuffled online stream at three policy sizes (1x16h1, 1x32h2 and the figure's 2x64h4, 24× apart in parameters), each from its own SFT, over one proxy. The paper: larger policies peak higher; the gap to offline closes slowly, the gap to the shuffled stream faster. What to look for: Fig. 11's offline line moving toward 1 as size grows.",
-        "losses" => "The loss family: online and offline DPO and SLiC beside IPO, on Figure 1's axes. The paper: the online > offline ordering is not specific to IPO. What to look for: for each loss, whether online's curve lies above offline's.",
-        _ => "",
-    }
+/// Every preset, in the page's order; each one's config is [`ExperimentConfig::preset`].
+pub const PRESETS: [Preset; 17] = [
+    Preset {
+        name: "fig1",
+        title: "Figure 1 (full)",
+        description: "The full figure, the paper's protocol scaled down: 5 seeds, two values of β, online and golden-labelled IPO, offline swept over lr and length; about an hour on 2 CPU cores.",
+    },
+    Preset {
+        name: "fig1-quick",
+        title: "Figure 1 (quick)",
+        description: "One seed, two values of β, a smaller D_golden and proxy: the weaker proxy (≈ 0.79) is over-optimised by online IPO — the figure's other regime, in a fraction of the time.",
+    },
+    Preset {
+        name: "fig1-tiny",
+        title: "tiny (smoke)",
+        description: "A smoke test: a tiny model and a few steps of every stage, to see the pipeline work end to end.",
+    },
+    Preset {
+        name: "replay",
+        title: "Exact replay (App. F)",
+        description: "The paper's App. F control: offline IPO on the online run's own stream, in its order, retraces the online run exactly (every checkpoint identical). What to look for: the replay curve lies on the online one.",
+    },
+    Preset {
+        name: "fig4",
+        title: "Fig. 4: shuffled online stream",
+        description: "Fig. 4, coverage: offline IPO on the online stream shuffled over the whole run. The paper: shuffling loses most of online's advantage. What to look for: where the shuffled curve lies between online and offline.",
+    },
+    Preset {
+        name: "fig13",
+        title: "Fig. 13: shuffle windows",
+        description: "Fig. 13, shuffle windows: the online stream shuffled within 1, 2, 8, 32 batches or all of it. What to look for: the window at which the curve leaves online's.",
+    },
+    Preset {
+        name: "fig5",
+        title: "Fig. 5: quality of the responses",
+        description: "Fig. 5, quality: offline IPO on pairs whose both responses come from the final online policy, golden-labelled, against offline IPO on D_golden. The paper: high-quality responses alone barely beat SFT. What to look for: whether that curve rises above D_golden's.",
+    },
+    Preset {
+        name: "fig12",
+        title: "Fig. 12: which pairs teach",
+        description: "Fig. 12, which pairs teach: golden-labelled pairs of π_sft vs the early online policy, early vs final, final vs final, beside D_golden (π_sft vs π_sft). The paper: sft-vs-early ≳ D_golden > early-vs-late, late-vs-late. What to look for: the order of the curves.",
+    },
+    Preset {
+        name: "semi-online",
+        title: "Semi-online IPO (beyond the paper)",
+        description: "Beyond the paper: semi-online IPO, its data refreshed from the current policy every 4, 16 or 64 steps, or never (offline on π_sft's samples with proxy labels). What to look for: how often the data must be refreshed to stay at online.",
+    },
+    Preset {
+        name: "fig7",
+        title: "Fig. 7: generation vs classification",
+        description: "Fig. 7, generation vs classification: every Figure-1 checkpoint's golden win rate against its accuracy as a classifier of held-out D_golden pairs. The paper: no positive correlation. What to look for: whether the better generators are the better classifiers, per seed and per method.",
+    },
+    Preset {
+        name: "fig8",
+        title: "Fig. 8: classification over training",
+        description: "Fig. 8, over training: classifier accuracy on held-out D_golden and the winners' log-likelihood change log π(y_w) − log π_sft(y_w), online vs offline. The paper: offline's accuracy rises to 60–70 % while online's stays ≤ 50 %; the winners' likelihood falls for every method, most for offline.",
+    },
+    Preset {
+        name: "selfclass",
+        title: "Self-classification",
+        description: "Self-classification: each checkpoint's policy as a classifier of golden-labelled pairs of its own samples. The paper: every policy is at chance. What to look for: whether any curve leaves 0.5.",
+    },
+    Preset {
+        name: "fig9",
+        title: "Fig. 9: Best-of-2",
+        description: "Fig. 9, a non-contrastive loss: Best-of-2 (SFT on the preferred of two responses) online, offline on D_golden, and offline on the shuffled online stream. The paper: the gap persists; Bo2 on the shuffled stream ≈ online.",
+    },
+    Preset {
+        name: "losses",
+        title: "The loss family (DPO, SLiC)",
+        description: "The loss family: online and offline DPO and SLiC beside IPO, on Figure 1's axes. The paper: the online > offline ordering is not specific to IPO. What to look for: for each loss, whether online's curve lies above offline's.",
+    },
+    Preset {
+        name: "fig6",
+        title: "Fig. 6: who classifies the online stream",
+        description: "Fig. 6, who classifies the online stream: near each online checkpoint, the proxy's labels, the online policy and the offline policy at similar KL as classifiers of that stretch of the online stream (golden labels). The paper: the proxy beats the policies, and its accuracy decays as the policy drifts.",
+    },
+    Preset {
+        name: "ipo-md",
+        title: "IPO-MD (beyond the paper)",
+        description: "Beyond the paper: IPO-MD (Calandriello et al. 2024), online IPO whose two samples come from the geometric mixture π^(1−m)·π_sft^m, m = 0.25 and 0.5 (m leans the data toward π_sft). What to look for: whether mixing in π_sft moves the curve off online's, and which way.",
+    },
+    Preset {
+        name: "fig10",
+        title: "Figs 10–11: scaling",
+        description: "Figs 10 and 11, scaling: online, offline and offline on the shuffled online stream at three policy sizes (1x16h1, 1x32h2 and the figure's 2x64h4, 24× apart in parameters), each from its own SFT, over one proxy. The paper: larger policies peak higher; the gap to offline closes slowly, the gap to the shuffled stream faster. What to look for: Fig. 11's offline line moving toward 1 as size grows.",
+    },
+];
+
+/// The preset named `name`.
+pub fn preset_info(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name == name)
+}
+
+/// The names of every preset, in order (for messages).
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|p| p.name).collect()
 }
 
 impl ExperimentConfig {
@@ -220,7 +302,7 @@ impl ExperimentConfig {
                 scaling: vec![ModelSize { layers: 1, d_model: 16, heads: 1 }, ModelSize { layers: 1, d_model: 32, heads: 2 }],
                 ..full
             }),
-            other => bail!("preset '{other}' is not one of {}", PRESETS.join(", ")),
+            other => bail!("preset '{other}' is not one of {}", preset_names().join(", ")),
         }
     }
 }
@@ -231,7 +313,7 @@ mod tests {
 
     #[test]
     fn every_preset_passes_its_own_checks_and_duplicate_seeds_do_not() {
-        for name in PRESETS {
+        for name in preset_names() {
             ExperimentConfig::preset(name).unwrap().validate().unwrap();
         }
         let cfg = ExperimentConfig { seeds: vec![1, 2, 1], ..ExperimentConfig::preset("fig1-tiny").unwrap() };

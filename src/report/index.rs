@@ -2,7 +2,7 @@
 //! description, seeds, backend, times, figures). The page's "what the full run found" and the static site read it;
 //! `alignment-gap index` writes it from each folder's results.json, and `--check` (run by the tests) refuses a stale one.
 
-use crate::experiments::{preset_description, ExperimentResults, PRESETS};
+use crate::experiments::{preset_info, ExperimentResults, PRESETS};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ impl IndexEntry {
         figures.sort_by_key(|f| (f != "fig1.svg", f.clone()));
         IndexEntry {
             name: name.into(),
-            description: preset_description(name).into(),
+            description: preset_info(name).map_or("", |p| p.description).into(),
             seeds: results.config.seeds.clone(),
             backend: results.backend.clone(),
             loss: results.config.loss.display().into(),
@@ -45,5 +45,5 @@ impl IndexEntry {
 
 /// The entries in the page's order: the presets' folders in [`PRESETS`] order, then any other folder by name.
 pub fn sort(entries: &mut [IndexEntry]) {
-    entries.sort_by_key(|e| (PRESETS.iter().position(|p| *p == e.name).unwrap_or(PRESETS.len()), e.name.clone()));
+    entries.sort_by_key(|e| (PRESETS.iter().position(|p| p.name == e.name).unwrap_or(PRESETS.len()), e.name.clone()));
 }

@@ -7,7 +7,7 @@ use alignment_gap::engine::{AdapterRequest, Engine};
 /// machine that has none; CI never sets it, so a missing lavapipe fails the build.
 pub fn gpu() -> Option<Engine> {
     let request = AdapterRequest { software: std::env::var("ALIGNMENT_GAP_SOFTWARE_ADAPTER").is_ok(), name_contains: None };
-    match pollster::block_on(alignment_gap::engine::gpu::GpuBackend::new(&request)) {
+    match pollster::block_on(alignment_gap::engine::gpu::GpuBackend::new(&request, &alignment_gap::engine::kernels::SHADERS)) {
         Ok(g) => Some(Engine::Gpu(g)),
         Err(e) if std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref() == Ok("1") => {
             eprintln!("SKIPPED (no GPU adapter, ALIGNMENT_GAP_ALLOW_NO_GPU=1): {e}");

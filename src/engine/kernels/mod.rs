@@ -26,12 +26,7 @@ use super::gpu::{GpuBackend, GpuTensor};
 use super::Op;
 use crate::error::Result;
 
-/// A WGSL file and its entry points; a pipeline is named "name.entry".
-pub struct Shader {
-    pub name: &'static str,
-    pub source: &'static str,
-    pub entries: &'static [&'static str],
-}
+pub use crate::engine::gpu::Shader;
 
 /// The kernel family an op belongs to: one module here, one shader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
