@@ -179,7 +179,7 @@ fn ipo_md_runs_beside_online_and_refuses_bad_weights() {
     assert_ne!(cps.iter().rfind(|c| c["method"] == "ipo_md25").unwrap()["kl"], cps.iter().rfind(|c| c["method"] == "online").unwrap()["kl"], "{:?} {:?}", last("ipo_md25"), last("online"));
     let summary = read(out.join("summary.md"));
     assert!(summary.contains("## Beyond the paper: IPO-MD") && summary.contains("**online − ipo_md25**") && summary.contains("**ipo_md75 − offline**"), "{summary}");
-    for (set, says) in [("mixtures=[1.0]", "mixtures[0] = 1 is out of range [0, 1)"), ("mixtures=[-0.5]", "mixtures[0] = -0.5 is out of range"), ("mixtures=[0.3]", "mixtures[0] = 0.3: each must be one of 0.25, 0.5, 0.75"), ("mixtures=[0]", "0 is online IPO itself")] {
+    for (set, says) in [("mixtures=[1.0]", "mixtures[0] = 1 is out of range [0, 1)"), ("mixtures=[-0.5]", "mixtures[0] = -0.5 is out of range"), ("mixtures=[0.333]", "mixtures[0] = 0.333: each must be a whole percent"), ("mixtures=[0]", "0 is online IPO itself")] {
         let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("bad-md").to_str().unwrap(), "--set", set]);
         assert!(!ok && stderr.contains(says), "{set}: {stderr}");
     }

@@ -45,13 +45,13 @@ pub const ARMS: [Arm; 7] = [
         example: "[1, 0]",
         stops: || vec![],
         knob: || {
-            let help = format!("offline IPO on each online run's own stream, shuffled within this many batches; each of {:?} (1: in order, 0: all)", method::STREAM_WINDOWS);
+            let help = format!("offline IPO on each online run's own stream, shuffled within this many batches, up to the online steps; e.g. {:?} (1: in order, 0: all)", method::STREAM_WINDOWS);
             Knob::new("stream_windows", "Online-stream windows", "list", help)
         },
         validate: |c| {
             for (i, w) in c.stream_windows.iter().enumerate() {
-                if !method::STREAM_WINDOWS.contains(w) || c.stream_windows[..i].contains(w) {
-                    bail!("stream_windows[{i}] = {w}: each must be one of {:?} (batches per shuffle window; 1 keeps the online order, 0 shuffles the whole stream), once", method::STREAM_WINDOWS);
+                if c.stream_windows[..i].contains(w) {
+                    bail!("stream_windows[{i}] = {w} appears twice (one run per window; the paper's are {:?}: 1 keeps the online order, 0 shuffles the whole stream)", method::STREAM_WINDOWS);
                 }
                 if *w > c.steps {
                     bail!("stream_windows[{i}] = {w} batches is larger than the stream: an online run has steps = {} batches (0 shuffles the whole stream)", c.steps);
@@ -69,13 +69,13 @@ pub const ARMS: [Arm; 7] = [
             std::iter::once((String::new(), "off: online and offline only".to_string())).chain(method::SEMI_ONLINE_REFRESH.map(|r| (r.to_string(), every(r)))).collect()
         },
         knob: || {
-            let help = format!("semi-online IPO beside online, refreshing its data every this many steps; each of {:?} (0: never)", method::SEMI_ONLINE_REFRESH);
+            let help = format!("semi-online IPO beside online, refreshing its data every this many steps, 2 up to the online steps, or 0 (never); e.g. {:?}", method::SEMI_ONLINE_REFRESH);
             Knob::new("semi_online", "Semi-online refresh", "list", help)
         },
         validate: |c| {
             for (i, r) in c.semi_online.iter().enumerate() {
-                if !method::SEMI_ONLINE_REFRESH.contains(r) || c.semi_online[..i].contains(r) {
-                    bail!("semi_online[{i}] = {r}: each must be one of {:?} (steps between refreshes of the data; 0 never refreshes; online IPO is 1), once", method::SEMI_ONLINE_REFRESH);
+                if *r == 1 || *r > c.steps || c.semi_online[..i].contains(r) {
+                    bail!("semi_online[{i}] = {r}: each must be 0 (never refreshed) or 2..={} (steps between refreshes of the data, at most steps; 1 is online IPO itself), once; e.g. {:?}", c.steps, method::SEMI_ONLINE_REFRESH);
                 }
             }
             Ok(())
@@ -93,7 +93,7 @@ pub const ARMS: [Arm; 7] = [
             std::iter::once((String::new(), "off: online samples from π alone".to_string())).chain(method::MIXTURES.map(stop)).collect()
         },
         knob: || {
-            let help = "IPO-MD beside online: π_sft's weight m in the sampling mixture π^(1−m)·π_sft^m, each of 0.25, 0.5, 0.75 (0 is online IPO); m leans the samples toward π_sft";
+            let help = "IPO-MD beside online: π_sft's weight m in the sampling mixture π^(1−m)·π_sft^m, each in 0.01 – 0.99 in steps of 0.01, e.g. 0.25, 0.5, 0.75 (0 is online IPO); m leans the samples toward π_sft";
             Knob::new("mixtures", "IPO-MD mixture", "list", help.into())
         },
         validate: |c| {
@@ -101,8 +101,9 @@ pub const ARMS: [Arm; 7] = [
                 let key = format!("mixtures[{i}]");
                 crate::limits::real(&key, m, crate::limits::Interval::below(0.0, 1.0), "π_sft's weight in IPO-MD's sampling mixture π^(1−m)·π_sft^m; 1 would sample from π_sft alone")?;
                 let percent = (m * 100.0).round() as u32;
-                if !method::MIXTURES.contains(&percent) || (m * 100.0 - percent as f32).abs() > 1e-4 || c.mixtures[..i].contains(&m) {
-                    bail!("{key} = {m}: each must be one of 0.25, 0.5, 0.75 (0 is online IPO itself), once");
+                // Runs are named by the percent (ipo_md25), so each weight is a whole percent.
+                if percent == 0 || (m * 100.0 - percent as f32).abs() > 1e-4 || c.mixtures[..i].contains(&m) {
+                    bail!("{key} = {m}: each must be a whole percent in 0.01 – 0.99, e.g. 0.25, 0.5, 0.75 (0 is online IPO itself), once");
                 }
             }
             Ok(())

@@ -207,9 +207,50 @@ impl Method {
         Method::mixture(75),
     ];
 
-    /// The method named `name` among [`Method::ALL`].
+    /// The method named `name`: the inverse of [`Method::name`], for every point on the axes (not only
+    /// [`Method::ALL`]), so that a run of a value no figure has listed is still drawn, labelled and compared.
     pub fn from_name(name: &str) -> Option<Method> {
-        Method::ALL.into_iter().find(|m| m.name() == name)
+        let number = |t: &str| t.parse::<u32>().ok();
+        let (rest, loss) = match Loss::ALL.iter().find_map(|&l| name.strip_suffix(&format!("_{}", l.name())).map(|d| (d, l))) {
+            Some((d, l)) => (d, Some(l)),
+            None => (name, None),
+        };
+        let (rest, judge) = match rest.strip_suffix("_golden") {
+            Some(d) => (d, Judge::Golden),
+            None => (rest, Judge::Proxy),
+        };
+        // A sampler's name with its optional `_md{m}` (the mixture weight in percent).
+        let mixed = |t: &str| -> Option<(u32, u32)> {
+            match t.split_once("_md") {
+                Some((r, m)) => Some((if r.is_empty() { 0 } else { number(r)? }, number(m)?)),
+                None => Some((if t.is_empty() { 0 } else { number(t)? }, 0)),
+            }
+        };
+        let data = if rest == "online" {
+            Data::Online { judge, refresh: 1, mixture: 0 }
+        } else if let Some(m) = rest.strip_prefix("ipo_md") {
+            Data::Online { judge, refresh: 1, mixture: number(m)? }
+        } else if let Some(t) = rest.strip_prefix("semi_online_never") {
+            let (_, mixture) = mixed(t)?;
+            Data::Online { judge, refresh: 0, mixture }
+        } else if let Some(t) = rest.strip_prefix("semi_online") {
+            let (refresh, mixture) = mixed(t)?;
+            Data::Online { judge, refresh, mixture }
+        } else if judge == Judge::Golden {
+            return None;
+        } else if let Some(w) = rest.strip_prefix("stream_window") {
+            Data::Offline(Offline::Stream { window: number(w)? })
+        } else {
+            let offline = match rest {
+                "offline" => Offline::Golden,
+                "replay" => Offline::Stream { window: 1 },
+                "stream_shuffled" => Offline::Stream { window: 0 },
+                _ => Offline::Pairs(PairDataset::ALL.into_iter().find(|d| d.name() == rest)?),
+            };
+            Data::Offline(offline)
+        };
+        // Only a method's own spelling reads back (no "semi_online1", no "stream_window0").
+        Some(Method { data, loss }).filter(|m| m.name() == name)
     }
 
     /// The loss a run of this method trains with, in an experiment whose loss is `loss`.
@@ -420,6 +461,12 @@ mod tests {
             assert!(Method::ALL.iter().chain(&off[..i]).all(|o| o.name() != m.name() && o.label() != m.label()), "{}", m.name());
         }
         assert_eq!(off[3].name(), "semi_online4_md25_golden");
+        for m in off.iter().chain(&[Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::semi_online(0).with_loss(Loss::Dpo)]) {
+            assert_eq!(Method::from_name(&m.name()), Some(*m), "{}", m.name());
+        }
+        for not_a_name in ["", "semi_online1", "stream_window1", "stream_window0", "offline_golden", "replay_golden", "ipo_md0", "online_ipo_dpo", "sft_vs_sft", "online5"] {
+            assert_eq!(Method::from_name(not_a_name), None, "{not_a_name}");
+        }
     }
 
     #[test]

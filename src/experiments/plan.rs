@@ -312,8 +312,12 @@ mod sweep_tests {
             assert_eq!(p.stage_spec().model_config(), full.stage_spec().model_config());
             assert_eq!(crate::settings::differing_keys(&p, &full).unwrap().iter().filter(|k| !["seeds", "align_seeds", "stream_windows", "semi_online"].contains(&k.as_str())).count(), 0, "{name} shares fig1's stages and runs");
         }
-        let bad = ExperimentConfig { stream_windows: vec![4], ..cfg.clone() };
-        assert!(bad.validate().unwrap_err().0.contains("stream_windows[0] = 4"));
+        // Any window up to the stream's length is a run (the paper's are 1, 2, 8, 32 and 0); a wider one is refused.
+        let other = ExperimentConfig { stream_windows: vec![4], ..cfg.clone() };
+        other.validate().unwrap();
+        assert!(other.runs().iter().any(|r| r.method.name() == "stream_window4"));
+        let bad = ExperimentConfig { stream_windows: vec![13], ..cfg.clone() };
+        assert!(bad.validate().unwrap_err().0.contains("stream_windows[0] = 13"));
         let twice = ExperimentConfig { stream_windows: vec![2, 2], ..cfg };
         assert!(twice.validate().unwrap_err().0.contains("stream_windows[1] = 2"));
     }

@@ -539,7 +539,7 @@ fn draw_lines<'a, 'b: 'a>(chart: &mut LinearChart<'a, 'b>, series: Vec<(String, 
 
 /// (method, colour, points) for every method with a point.
 fn by_method(rows: &[Row], point: impl Fn(&Row) -> Option<(f32, f32)>) -> Vec<(String, RGBColor, Vec<(f32, f32)>)> {
-    figure::styles()
+    figure::styles_for(rows.iter().map(|r| r.method.as_str()))
         .into_iter()
         .map(|(name, label, colour)| (label.to_string(), colour, trained(rows).filter(|r| r.method == name).filter_map(&point).collect::<Vec<_>>()))
         .filter(|s| !s.2.is_empty())
@@ -599,7 +599,7 @@ fn mean_by_step(values: impl Iterator<Item = (u32, f32)>) -> Vec<(f32, f32)> {
 fn mean_lines(rows: &[Row], value: impl Fn(&Row) -> Option<f32>) -> Vec<(String, RGBColor, Vec<(f32, f32)>)> {
     let betas = betas_of(rows);
     let mut out = vec![];
-    for (name, label, colour) in figure::styles() {
+    for (name, label, colour) in figure::styles_for(rows.iter().map(|r| r.method.as_str())) {
         for (bi, &b) in betas.iter().enumerate() {
             let pts = mean_by_step(rows.iter().filter(|r| r.method == name && r.beta == b).filter_map(|r| Some((r.checkpoint.step, value(r)?))));
             if !pts.is_empty() {

@@ -19,9 +19,16 @@ pub(crate) fn colour_of(method: &str) -> RGBColor {
     RGBColor(r, g, b)
 }
 
-/// (name, legend label, colour) of every method, in the figure's order.
-pub(crate) fn styles() -> Vec<(String, String, RGBColor)> {
-    Method::ALL
+/// (name, legend label, colour) of every method in the figure's order ([`Method::ALL`]), then of each other method
+/// `names` holds (a value no preset listed: a window, refresh interval or mixture weight of a user's), in order.
+pub(crate) fn styles_for<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<(String, String, RGBColor)> {
+    let mut methods: Vec<Method> = Method::ALL.to_vec();
+    for m in names.into_iter().filter_map(Method::from_name) {
+        if !methods.contains(&m) {
+            methods.push(m);
+        }
+    }
+    methods
         .iter()
         .map(|m| {
             let (r, g, b) = m.colour();
@@ -126,7 +133,7 @@ pub fn overlay_svg_in(runs: &[(String, Vec<Row>)], layout: Layout) -> Result<Str
     let mut entries = vec![];
     {
         let compact = layout == Layout::Compact;
-        let lines: usize = own.iter().map(|rows| styles().iter().filter(|(m, ..)| !seeds_of(&drawable(rows), m).is_empty()).count()).sum();
+        let lines: usize = own.iter().map(|rows| styles_for(rows.iter().map(|r| r.method.as_str())).iter().filter(|(m, ..)| !seeds_of(&drawable(rows), m).is_empty()).count()).sum();
         let size = if compact { (340, 36 + 380 + 16 + 18 * lines as u32) } else { (1000, 620) };
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
@@ -145,7 +152,7 @@ pub fn overlay_svg_in(runs: &[(String, Vec<Row>)], layout: Layout) -> Result<Str
         for (i, ((label, _), rows)) in runs.iter().zip(&own).enumerate() {
             let (dash, gap) = DASHES[i % DASHES.len()];
             let pts = drawable(rows);
-            for (method, method_label, color) in styles() {
+            for (method, method_label, color) in styles_for(rows.iter().map(|r| r.method.as_str())) {
                 let seeds = seeds_of(&pts, &method);
                 if seeds.is_empty() {
                     continue;
@@ -241,7 +248,7 @@ enum LegendEntry {
 }
 
 fn legend_entries(pts: &[&Row], betas: &[f32], loss: crate::train::losses::Loss) -> Vec<LegendEntry> {
-    let mut entries: Vec<LegendEntry> = styles().into_iter().filter(|(m, ..)| !seeds_of(pts, m).is_empty()).map(|(_, label, c)| LegendEntry::Line(label.replace("IPO", loss.display()), c, (0, 0))).collect();
+    let mut entries: Vec<LegendEntry> = styles_for(pts.iter().map(|r| r.method.as_str())).into_iter().filter(|(m, ..)| !seeds_of(pts, m).is_empty()).map(|(_, label, c)| LegendEntry::Line(label.replace("IPO", loss.display()), c, (0, 0))).collect();
     if betas.len() > 1 {
         entries.extend(betas.iter().enumerate().map(|(i, &b)| LegendEntry::Beta(b, i)));
     }
@@ -319,7 +326,7 @@ fn curves_panel(
     layout: Layout,
 ) -> Result<()> {
     let mut chart = log_kl_chart(area, caption, (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"), layout)?;
-    for (method, label, color) in styles() {
+    for (method, label, color) in styles_for(pts.iter().map(|r| r.method.as_str())) {
         let seeds = seeds_of(pts, &method);
         if seeds.is_empty() {
             continue;
@@ -387,7 +394,7 @@ fn marker_at<DB: DrawingBackend>(p: (i32, i32), beta_index: usize) -> DynElement
 /// smallest KL any seed reached to the largest (a seed counts from its own first checkpoint on).
 fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), layout: Layout) -> Result<()> {
     let mut chart = log_kl_chart(area, "frontier: best win rate within each KL budget", (lo, hi), (y_lo, y_hi), ("KL budget, log scale", "best golden win rate so far"), layout)?;
-    for (method, _, color) in styles() {
+    for (method, _, color) in styles_for(pts.iter().map(|r| r.method.as_str())) {
         let seeds = seeds_of(pts, &method);
         let per_seed: Vec<Vec<(f32, f32)>> = seeds.iter().map(|&s| pts.iter().filter(|r| r.method == method && r.seed == s).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect()).collect();
         let top = per_seed.iter().flatten().fold(0f32, |a, p| a.max(p.0));
@@ -506,5 +513,33 @@ mod palette_tests {
         // The check can fail: tab10's green against its orange under protanopia.
         let (x, y) = (seen(RGBColor(44, 160, 44), &visions[1].1), seen(colour_of("offline"), &visions[1].1));
         assert!(((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)).sqrt() < 10.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::align::Checkpoint;
+    use crate::train::losses::Loss;
+
+    /// A run of a value no preset lists (semi-online refreshed every 8 steps) is drawn and labelled like the listed
+    /// ones: a new point on an axis needs no table of its own.
+    #[test]
+    fn a_method_outside_the_table_is_drawn_with_its_label() {
+        let row = |method: &str, step: u32, kl: f32, win: f32| Row {
+            method: method.into(),
+            seed: 0,
+            beta: 0.1,
+            lr: 5e-4,
+            run_steps: 12,
+            align_seed: None,
+            policy: None,
+            checkpoint: Checkpoint { step, kl, golden_win_rate: win, ..Default::default() },
+        };
+        let rows: Vec<Row> = [(0, 0.0, 0.5), (6, 0.5, 0.6), (12, 1.0, 0.65)].iter().flat_map(|&(s, k, w)| [row("online", s, k, w), row("semi_online8", s, k * 1.1, w)]).collect();
+        let svg = fig1_svg(&rows, Loss::Ipo).unwrap();
+        assert!(svg.contains("semi-online IPO, data refreshed every 8 steps"), "no legend entry for semi_online8");
+        let without = fig1_svg(&rows.iter().filter(|r| r.method == "online").cloned().collect::<Vec<_>>(), Loss::Ipo).unwrap();
+        assert!(!without.contains("refreshed every 8"));
     }
 }

@@ -84,7 +84,7 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         );
         s += &verdict::comparison_md(&verdict::compare(&repeats, &alignment_seeds, "online", "offline"));
     }
-    s += &data_experiments_md(rows, seeds);
+    s += &data_experiments_md(rows, seeds, c);
     s += "\n### Peaks within the KL range both reached\n\n";
     s += &shared_peaks_md(rows, seeds, "online", "offline");
     s += "\n### Gao et al.'s form R(d) = d(α − β_g ln d), d = √KL, R = win rate − ½\n\n";
@@ -152,11 +152,11 @@ fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Experimen
 /// The data experiments' sections (the runs on the online stream D_online, present when the config asks for
 /// them): the exact replay's check against online, checkpoint by checkpoint; and each reordered stream against
 /// online and against offline, by the same verdict as the figure's.
-fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
-    use crate::experiments::method::{Method, PairDataset, EARLY, SEMI_ONLINE_REFRESH, STREAM_WINDOWS};
+fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::ExperimentConfig) -> String {
+    use crate::experiments::method::{Method, EARLY};
     let mut s = String::new();
     let with_rows = |ms: Vec<Method>| -> Vec<Method> { ms.into_iter().filter(|m| rows.iter().any(|r| r.method == m.name())).collect() };
-    let pairs = with_rows(PairDataset::ALL.iter().map(|&d| Method::pairs(d)).collect());
+    let pairs = with_rows(c.pair_datasets.iter().map(|&d| Method::pairs(d)).collect());
     if !pairs.is_empty() {
         s += "\n## Which pairs teach: golden-labelled datasets sampled from the online run (the paper's Figs 5 and 12)\n\n";
         s += &format!(
@@ -172,7 +172,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
             s += &between_online_and_offline(rows, seeds, *m);
         }
     }
-    let semi = with_rows(SEMI_ONLINE_REFRESH.iter().map(|&r| Method::semi_online(r)).collect());
+    let semi = with_rows(c.semi_online.iter().map(|&r| Method::semi_online(r)).collect());
     if !semi.is_empty() {
         s += "\n## Semi-online IPO (beyond the paper)\n\n";
         s += "Every s steps the next s steps' pairs are sampled from the current policy and labelled by the proxy, then trained on in order (s = 1 is online IPO, \"never\" samples every pair from π_sft). Same proxy, β, lr, batch and steps as online. Lanchantin et al. (2025) found semi-online DPO close to online; below, online against each refresh interval (a gap > 0 is what refreshing less often costs), and each against offline.\n";
@@ -180,7 +180,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32]) -> String {
             s += &between_online_and_offline(rows, seeds, *m);
         }
     }
-    let present = with_rows(STREAM_WINDOWS.iter().map(|&w| Method::stream(w)).collect());
+    let present = with_rows(c.stream_windows.iter().map(|&w| Method::stream(w)).collect());
     if present.is_empty() {
         return s;
     }

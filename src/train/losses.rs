@@ -18,6 +18,8 @@ pub enum Loss {
 }
 
 impl Loss {
+    pub const ALL: [Loss; 4] = [Loss::Ipo, Loss::Dpo, Loss::Slic, Loss::BestOf2];
+
     /// Its name in configs and method names (its serde name).
     pub fn name(self) -> &'static str {
         match self {

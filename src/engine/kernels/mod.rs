@@ -136,3 +136,102 @@ pub fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
 pub(crate) fn ids(x: &[f32]) -> &[u32] {
     bytemuck::cast_slice(x)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SHADERS;
+
+    /// Each family's Rust source, in `SHADERS`' order: its `Params` and `binding` constants are read from it.
+    const SOURCES: [(&str, &str); 13] = [
+        ("matmul", include_str!("matmul.rs")),
+        ("softmax", include_str!("softmax.rs")),
+        ("embed", include_str!("embed.rs")),
+        ("layernorm", include_str!("layernorm.rs")),
+        ("elementwise", include_str!("elementwise.rs")),
+        ("heads", include_str!("heads.rs")),
+        ("attention", include_str!("attention.rs")),
+        ("logprobs", include_str!("logprobs.rs")),
+        ("adamw", include_str!("adamw.rs")),
+        ("decode", include_str!("decode.rs")),
+        ("sum_squares", include_str!("sum_squares.rs")),
+        ("kl", include_str!("kl.rs")),
+        ("score_head", include_str!("score_head.rs")),
+    ];
+
+    /// The text between `open` and the next `close` after it.
+    fn block<'a>(text: &'a str, open: &str, close: char) -> &'a str {
+        let start = text.find(open).unwrap_or_else(|| panic!("no `{open}`")) + open.len();
+        let len = text[start..].find(close).expect("closed");
+        &text[start..start + len]
+    }
+
+    /// The 4-byte words of a `struct Params { … }` block (Rust or WGSL), in order: each field's name and scalar type,
+    /// an array or vector one word per element (`name[i]`), padding (a name starting with `_`) as `_` whatever its
+    /// spelling (`_pad: [u32; 3]` in Rust is `_pad0, _pad1, _pad2` in WGSL, whose uniform arrays have a 16-byte stride).
+    fn words(body: &str) -> Vec<(String, String)> {
+        let mut out = vec![];
+        for (name, ty) in body
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .flat_map(|l| l.split(','))
+            .filter_map(|f| f.split_once(':'))
+            .map(|(n, t)| (n.trim().trim_start_matches("pub ").to_string(), t.trim().replace(' ', "")))
+            .filter(|(n, t)| !n.is_empty() && !t.is_empty())
+        {
+            // [T;n] (Rust), array<T,n> or vecN<T> (WGSL): n words of T.
+            let (scalar, n) = if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                let (t, n) = inner.split_once(';').expect("[T; n]");
+                (t.to_string(), n.parse::<usize>().expect("a length"))
+            } else if let Some(inner) = ty.strip_prefix("array<").and_then(|t| t.strip_suffix('>')) {
+                let (t, n) = inner.split_once(',').expect("array<T, n>");
+                (t.to_string(), n.parse::<usize>().expect("a length"))
+            } else if let Some((n, t)) = ty.strip_prefix("vec").and_then(|t| t.split_once('<')) {
+                (t.trim_end_matches('>').to_string(), n.parse::<usize>().expect("vecN"))
+            } else {
+                (ty.clone(), 1)
+            };
+            for i in 0..n {
+                let word = if name.starts_with('_') { "_".to_string() } else if n == 1 { name.clone() } else { format!("{name}[{i}]") };
+                out.push((word, scalar.clone()));
+            }
+        }
+        out
+    }
+
+    /// The uniform block of every shader has the fields of its Rust `Params`, in order and of the same types, and
+    /// every storage binding the Rust `binding` module names is the shader's variable of that name at that number
+    /// (and the shader has no other): a mismatch would read garbage, not fail.
+    #[test]
+    fn every_shader_agrees_with_its_rust_params_and_bindings() {
+        for (shader, (family, rust)) in SHADERS.iter().zip(SOURCES) {
+            assert_eq!(shader.name, family);
+            let wgsl = shader.source;
+            let ours = words(block(rust, "struct Params {", '}'));
+            let theirs = words(block(wgsl, "struct Params {", '}'));
+            assert!(!ours.is_empty(), "{family}: no Params fields read");
+            assert_eq!(ours, theirs, "{family}: Params in Rust and in WGSL differ");
+            let rust_bindings: Vec<(String, u32)> = block(rust, "mod binding {", '}')
+                .lines()
+                .filter_map(|l| {
+                    let (name, n) = l.trim().strip_prefix("pub const ")?.split_once(": u32 = ")?;
+                    Some((name.to_lowercase(), n.trim_end_matches(';').parse().ok()?))
+                })
+                .collect();
+            let wgsl_bindings: Vec<(String, u32)> = wgsl
+                .lines()
+                .filter_map(|l| {
+                    let rest = l.trim().strip_prefix("@group(0) @binding(")?;
+                    let (n, decl) = rest.split_once(')')?;
+                    let name = decl.split_once('>')?.1.trim().split(':').next()?.trim();
+                    Some((name.to_lowercase(), n.parse().ok()?))
+                })
+                .filter(|(_, n)| *n != 0)
+                .collect();
+            assert!(!rust_bindings.is_empty(), "{family}: no binding constants read");
+            let (mut a, mut b) = (rust_bindings, wgsl_bindings);
+            a.sort_by_key(|x| x.1);
+            b.sort_by_key(|x| x.1);
+            assert_eq!(a, b, "{family}: storage bindings in Rust and in WGSL differ");
+        }
+    }
+}
