@@ -125,7 +125,8 @@ fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
 /// and a seed reproduces a run exactly.
 #[test]
 fn online_and_offline_ipo_produce_sane_checkpoints() {
-    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Online, PastBest, ReferenceLogps, Source};
+    use alignment_gap::train::align::{align, AlignConfig, Online, PastBest, ReferenceLogps, Source};
+    use alignment_gap::train::eval::{EvalPrompts, EvalSet};
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
@@ -218,7 +219,8 @@ fn a_diverged_proxy_stops_naming_its_stage() {
 /// pair's step on, and not before.
 #[test]
 fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
-    use alignment_gap::train::align::{align, AlignConfig, EvalPrompts, EvalSet, Online, Source};
+    use alignment_gap::train::align::{align, AlignConfig, Online, Source};
+    use alignment_gap::train::eval::{EvalPrompts, EvalSet};
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;

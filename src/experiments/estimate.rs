@@ -38,7 +38,7 @@ impl ExperimentConfig {
             eval += self.win_prompts as f64 * (y * sample + 4.0 * t * fwd);
         }
         if self.analyses.contains(&Analysis::StreamClassification) {
-            eval += 4.0 * crate::train::align::STREAM_STRETCH as f64 * t * fwd;
+            eval += 4.0 * crate::train::eval::STREAM_STRETCH as f64 * t * fwd;
         }
         let evals = |steps: u32| (steps / self.eval_every + 2 + self.log_evals) as f64 * eval;
         let offline_step = 2.0 * b * t * (fb + fwd);

@@ -429,7 +429,7 @@ fn stream_classification_md(rows: &[Row]) -> String {
     let mut s = String::from("\n## Who classifies the online stream (the paper's Fig. 6)\n\n");
     s += &format!(
         "The paper: on the pairs the online policy samples near each checkpoint, the proxy preference model classifies better (against golden labels) than the online policy or the offline policy at similar KL, and the proxy's accuracy decays as the policy drifts. Below, per online checkpoint, the {} pairs of the online stream sampled just before it, golden-labelled: the accuracy of the proxy's labels, of the online policy as a classifier, and of the offline policy at its checkpoint of the nearest KL (that KL in brackets). Mean over seeds.\n\n",
-        crate::train::align::STREAM_STRETCH
+        crate::train::eval::STREAM_STRETCH
     );
     let seeds = seeds_of(rows);
     let betas = betas_of(rows);
@@ -677,7 +677,7 @@ fn self_classification_svg(rows: &[Row]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::align::Checkpoint;
+    use crate::train::eval::Checkpoint;
 
     fn row(method: &str, seed: u32, step: u32, acc: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step, kl: 0.1 * step as f32, golden_win_rate: win, classifier_accuracy: acc, ..Default::default() };

@@ -519,7 +519,7 @@ mod palette_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::align::Checkpoint;
+    use crate::train::eval::Checkpoint;
     use crate::train::losses::Loss;
 
     /// A run of a value no preset lists (semi-online refreshed every 8 steps) is drawn and labelled like the listed

@@ -307,7 +307,7 @@ pub fn fig11_svg(results: &ExperimentResults) -> Result<String> {
 mod tests {
     use super::*;
     use crate::experiments::ExperimentConfig;
-    use crate::train::align::Checkpoint;
+    use crate::train::eval::Checkpoint;
 
     #[test]
     fn quantiles_interpolate_between_order_statistics() {

@@ -196,7 +196,7 @@ pub fn comparison_md(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::align::Checkpoint;
+    use crate::train::eval::Checkpoint;
 
     fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![], ..Default::default() };

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod data;
 pub mod dataset_file;
 pub mod eval;
+pub mod inspect;
 pub mod losses;
 pub mod optim;
 pub mod pm;

@@ -30,7 +30,7 @@ pub use stages::{seed_stages, SeedStages, SizedSft};
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::align::Checkpoint;
+    use crate::train::eval::Checkpoint;
     use crate::train::eval::ResponseStats;
 
     fn row(kl: f32, proxy_win_rate: Option<f32>) -> Row {

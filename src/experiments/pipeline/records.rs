@@ -5,7 +5,7 @@ use super::*;
 use crate::bail;
 use crate::error::Result;
 use crate::model::Gpt;
-use crate::train::align::Checkpoint;
+use crate::train::eval::Checkpoint;
 use crate::train::pm::{Pairs, PmEval};
 use serde::{Deserialize, Serialize};
 

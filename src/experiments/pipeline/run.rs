@@ -9,7 +9,8 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::Gpt;
 use crate::experiments::method::{early_steps, Data, Judge, Method, Offline};
-use crate::train::align::{align_from, AlignState, Checkpoint, EvalSet, Online, OnlineStream, Source};
+use crate::train::align::{align_from, AlignState, Online, Source};
+use crate::train::eval::{Checkpoint, EvalSet, OnlineStream};
 use crate::train::pm::Pairs;
 use std::borrow::Cow;
 
