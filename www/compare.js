@@ -4,7 +4,6 @@ import { compareRuns } from './pkg/alignment_gap.js';
 import { allRuns, getRun } from './store.js';
 import { $, el, show } from './ui.js';
 import { setSvg } from './render.js';
-import { committed } from './found.js';
 import { state } from './state.js';
 
 // Loaded runs by key ("saved:ID" or "results:NAME"): {config, rows}.
@@ -67,7 +66,7 @@ export async function refreshCompare() {
   saved.sort((a, b) => b.created.localeCompare(a.created));
   const options = [
     ...saved.map((r) => ({ key: `saved:${r.id}`, label: `saved ${r.preset}, ${new Date(r.created).toLocaleString()}` })),
-    ...committed().map((e) => ({ key: `results:${e.name}`, label: `committed ${state.presets.find((p) => p.name === e.name)?.title || e.name}` })),
+    ...state.committed.map((e) => ({ key: `results:${e.name}`, label: `committed ${state.presets.find((p) => p.name === e.name)?.title || e.name}` })),
   ];
   ticked = ticked.filter((k) => options.some((o) => o.key === k));
   const box = $('compare-pick');

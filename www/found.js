@@ -9,9 +9,6 @@ import { refreshCompare } from './compare.js';
 
 let entries = [];
 
-// The committed experiments (results/index.json), once loaded.
-export const committed = () => entries;
-
 // The verdict sections of a summary.md: each "## Verdict (computed)…" section up to its first sub-heading, and the
 // bullet verdicts of the other sections (the analyses' and scaling's findings).
 export function verdictOf(md) {
@@ -35,7 +32,7 @@ async function show(name) {
   facts.replaceChildren();
   fact(facts, 'Seeds', e.seeds.join(', '));
   fact(facts, 'Backend', e.backend);
-  fact(facts, 'Wall time', e.wall_seconds != null ? `${fmtTime(e.wall_seconds)} (with the stage cache it had)` : 'not recorded in these results (the README lists it)');
+  fact(facts, 'Wall time', e.wall_seconds != null ? `${fmtTime(e.wall_seconds)} (with the stage cache it had)` : 'not recorded in these results (results/FINDINGS.md lists it)');
   fact(facts, 'Stage time', `${fmtTime(e.stage_seconds)}, summed over the seeds' threads`);
   fact(facts, 'Checkpoints', e.complete ? String(e.checkpoints) : `${e.checkpoints} so far: these results are partial (the run had not finished when they were committed)`);
   const figure = $('found-figure');
@@ -68,6 +65,7 @@ export async function loadFound() {
     const res = await fetch('results/index.json');
     if (!res.ok) throw new Error(`${res.status}`);
     entries = await res.json();
+    state.committed = entries;
   } catch (err) {
     $('found').replaceChildren(el('h2', { textContent: 'What the full run found' }), el('p', { className: 'hint', textContent: `No committed results were found here (results/index.json: ${err.message}).` }));
     return;

@@ -11,7 +11,7 @@ import { start, finish, broadcast, resumeSaved } from './run.js';
 import { setRunStatus, setButtons } from './buttons.js';
 import { plotRows, renderAll, renderSamples } from './render.js';
 import { download, resultsJson, svgText, pngOf } from './downloads.js';
-import { listSaved } from './saved.js';
+import { listSaved, onResume } from './saved.js';
 import { setDeviceStatus, onWorkerMessage } from './device.js';
 import { loadFound } from './found.js';
 import { refreshCompare } from './compare.js';
@@ -76,6 +76,7 @@ async function main() {
   });
   renderAll();
   try { await markInterrupted(); } catch { /* no IndexedDB: listSaved says so */ }
+  onResume(resumeSaved);
   listSaved();
   if (!('gpu' in navigator)) setDeviceStatus('WebGPU is unavailable in this browser; the CPU backend (WebAssembly) will be used. Checking it…', 'warn');
   try {

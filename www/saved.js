@@ -2,10 +2,13 @@
 import { getRun, deleteRun, allRuns } from './store.js';
 import { $, el } from './ui.js';
 import { state } from './state.js';
-import { resumeSaved } from './run.js';
 import { setRunStatus } from './buttons.js';
 import { renderAll } from './render.js';
 import { refreshCompare } from './compare.js';
+
+// What a saved run's Resume button does (run.js's resumeSaved, handed over by main.js: saved.js does not run runs).
+let resume = () => {};
+export function onResume(handler) { resume = handler; }
 
 export async function listSaved() {
   refreshCompare();
@@ -21,7 +24,7 @@ export async function listSaved() {
     const resumeBtn = ['interrupted', 'gpu-lost'].includes(r.status) && el('button', {
       textContent: r.status === 'gpu-lost' ? 'Continue on the CPU' : 'Resume', className: 'resume-saved', title: 'Go on from its last checkpoint',
     });
-    if (resumeBtn) resumeBtn.addEventListener('click', async () => { if (!state.running && !$('start').disabled) resumeSaved(await getRun(r.id)); });
+    if (resumeBtn) resumeBtn.addEventListener('click', async () => { if (!state.running && !$('start').disabled) resume(await getRun(r.id)); });
     const delBtn = el('button', { textContent: 'Delete' });
     delBtn.addEventListener('click', async () => { await deleteRun(r.id); listSaved(); });
     const status = r.status === 'interrupted' ? 'interrupted (the page was closed or reloaded; Resume goes on from its last checkpoint)'

@@ -15,6 +15,7 @@ export const state = {
   cpuOnly: false, // the device check found no usable WebGPU: runs go to the CPU backend (WebAssembly)
   // A run split over Web Workers by seed (CPU backend): {workers, parts: Map(worker → results), ended, stopped, error}
   group: null,
+  committed: [], // the committed experiments (results/index.json), once loaded (found.js)
 };
 
 // Filled from pageFacts() (src/web.rs) when the wasm module has loaded.
