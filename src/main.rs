@@ -741,23 +741,10 @@ mod native {
     /// fig1.svg (and fig1-phone.svg) and summary.md from the results (metrics.csv goes with results.json); prints the
     /// verdict.
     fn write_reports(out: &std::path::Path, results: &alignment_gap::experiments::ExperimentResults) -> alignment_gap::Result<()> {
-        use alignment_gap::report::{figure, stats, summary};
+        use alignment_gap::report::{artifacts, stats, summary};
         let bins = stats::binned(&stats::main_rows(&results.checkpoints), 6);
-        let rows = stats::without_family(&results.checkpoints);
-        checkpoint::write_atomic(&out.join("fig1.svg"), figure::fig1_svg(&rows, results.config.loss)?.as_bytes())?;
-        // The same figure laid out for a phone's width (the page's first sight shows it there).
-        checkpoint::write_atomic(&out.join("fig1-phone.svg"), figure::fig1_svg_in(&rows, results.config.loss, figure::Layout::Compact)?.as_bytes())?;
-        for &l in &results.config.loss_family {
-            let file = format!("fig1-{}.svg", alignment_gap::experiments::method::Method::ONLINE.with_loss(l).name().trim_start_matches("online_"));
-            checkpoint::write_atomic(&out.join(file), figure::fig1_svg(&stats::family_rows(&results.checkpoints, l), l)?.as_bytes())?;
-        }
-        for &a in &results.config.analyses {
-            checkpoint::write_atomic(&out.join(a.figure_file()), alignment_gap::report::classifiers::analysis_svg(a, results)?.as_bytes())?;
-        }
-        if !results.config.scaling.is_empty() {
-            use alignment_gap::report::scaling;
-            checkpoint::write_atomic(&out.join("fig10.svg"), scaling::fig10_svg(results)?.as_bytes())?;
-            checkpoint::write_atomic(&out.join("fig11.svg"), scaling::fig11_svg(results)?.as_bytes())?;
+        for f in artifacts::figures(&results.config) {
+            checkpoint::write_atomic(&out.join(f.file()), f.svg(results)?.as_bytes())?;
         }
         let md = summary::summary_md(results, &bins);
         checkpoint::write_atomic(&out.join("summary.md"), md.as_bytes())?;

@@ -281,6 +281,13 @@ pub fn analysis_svg(config: JsValue, rows: JsValue, analysis: String) -> Result<
     crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_err(e.0))
 }
 
+/// The CLI's file stem of each figure the page draws below Figure 1, by the key it draws it under (an analysis's
+/// name, "fig10", "fig11"): the page's downloads take the names `reproduce` writes (`report::artifacts`).
+#[wasm_bindgen(js_name = figureFiles)]
+pub fn figure_files() -> Result<JsValue, JsValue> {
+    to_js(&crate::report::artifacts::page_figure_files().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect::<serde_json::Map<_, _>>())
+}
+
 /// Fig. 10 or Fig. 11 (`figure`: "fig10" or "fig11") of a config with a scaling ladder, from the checkpoint rows.
 #[wasm_bindgen(js_name = scalingSvg)]
 pub fn scaling_svg(config: JsValue, rows: JsValue, figure: String) -> Result<String, JsValue> {

@@ -2,7 +2,7 @@
 // with the same Rust code as the CLI), starts the Web Worker that trains (worker.js) and wires the controls.
 // Each part lives in its own module: settings.js, run.js, render.js, downloads.js, saved.js, device.js.
 import init from './pkg/alignment_gap.js';
-import { presets, metricsCsv, pageFacts } from './pkg/alignment_gap.js';
+import { presets, metricsCsv, pageFacts, figureFiles } from './pkg/alignment_gap.js';
 import { markInterrupted } from './store.js';
 import { $, el } from './ui.js';
 import { state, facts } from './state.js';
@@ -69,7 +69,7 @@ async function main() {
   $('dl-plots').addEventListener('click', () => {
     for (const [id, name] of [['plot-sft', 'sft_loss'], ['plot-proxy', 'proxy_accuracy'], ['plot-kl', 'kl_over_steps'], ['plot-loss', 'alignment_loss']]) download(`${name}.svg`, svgText(id), 'image/svg+xml');
     // The analyses drawn, under the CLI's file names.
-    const files = { generation_vs_classification: 'fig7', over_training: 'fig8', self_classification: 'selfclass', stream_classification: 'fig6', fig10: 'fig10', fig11: 'fig11' };
+    const files = figureFiles();
     for (const div of document.querySelectorAll('#analysis-plots .plot')) {
       if (div.querySelector('svg')) download(`${files[div.id.replace('analysis-', '')]}.svg`, svgText(div.id), 'image/svg+xml');
     }

@@ -1,6 +1,7 @@
 //! Results as files: metrics.csv, the figure (SVG, one plotting path for the CLI and the page) and
 //! summary.md, whose verdicts are computed from the data.
 
+pub mod artifacts;
 pub mod classifiers;
 pub mod figure;
 pub mod gao;
