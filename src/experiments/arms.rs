@@ -69,13 +69,14 @@ pub const ARMS: [Arm; 7] = [
             std::iter::once((String::new(), "off: online and offline only".to_string())).chain(method::SEMI_ONLINE_REFRESH.map(|r| (r.to_string(), every(r)))).collect()
         },
         knob: || {
-            let help = format!("semi-online IPO beside online, refreshing its data every this many steps, 2 up to the online steps, or 0 (never); e.g. {:?}", method::SEMI_ONLINE_REFRESH);
+            let help = format!("semi-online IPO beside online, refreshing its data every this many steps (2 or more), or 0 (never); e.g. {:?}", method::SEMI_ONLINE_REFRESH);
             Knob::new("semi_online", "Semi-online refresh", "list", help)
         },
         validate: |c| {
             for (i, r) in c.semi_online.iter().enumerate() {
-                if *r == 1 || *r > c.steps || c.semi_online[..i].contains(r) {
-                    bail!("semi_online[{i}] = {r}: each must be 0 (never refreshed) or 2..={} (steps between refreshes of the data, at most steps; 1 is online IPO itself), once; e.g. {:?}", c.steps, method::SEMI_ONLINE_REFRESH);
+                // A refresh at or past the run's length samples every pair at step 0, as 0 does: allowed, as before.
+                if *r == 1 || *r as u64 > range::ONLINE_STEPS || c.semi_online[..i].contains(r) {
+                    bail!("semi_online[{i}] = {r}: each must be 0 (never refreshed) or 2..={} (steps between refreshes of the data; 1 is online IPO itself), once; e.g. {:?}", range::ONLINE_STEPS, method::SEMI_ONLINE_REFRESH);
                 }
             }
             Ok(())
@@ -244,13 +245,16 @@ mod tests {
         }
     }
 
+    /// Every stop the page offers is a value the config takes, on every preset (the page offers them on each).
     #[test]
     fn slider_stops_are_allowed_values() {
         for arm in &ARMS {
             for (value, _) in (arm.stops)().into_iter().filter(|(v, _)| !v.is_empty()) {
                 let set = format!("{}=[{value}]", arm.key);
-                let cfg: ExperimentConfig = crate::settings::apply_overrides(&ExperimentConfig::preset("fig1-quick").unwrap(), &[set.clone()]).unwrap();
-                cfg.validate().unwrap_or_else(|e| panic!("{set}: {}", e.0));
+                for preset in crate::experiments::preset_names() {
+                    let cfg: ExperimentConfig = crate::settings::apply_overrides(&ExperimentConfig::preset(preset).unwrap(), &[set.clone()]).unwrap();
+                    cfg.validate().unwrap_or_else(|e| panic!("{preset}, {set}: {}", e.0));
+                }
             }
         }
     }
