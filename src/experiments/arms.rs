@@ -23,6 +23,24 @@ pub enum Adds {
     Again(fn(&ExperimentConfig, &[RunSpec]) -> Vec<RunSpec>),
 }
 
+/// Where in a (β, lr)'s runs an arm's [`Adds`] puts its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    BesideOnline,
+    BesideOffline,
+    Last,
+}
+
+impl Adds {
+    /// The runs it adds at (β, lr) when it adds them at `place` (none otherwise, and never for [`Adds::Again`]).
+    pub fn runs_at(&self, place: Place, c: &ExperimentConfig, beta: f32, lr: f32) -> Vec<RunSpec> {
+        match (*self, place) {
+            (Adds::BesideOnline(runs), Place::BesideOnline) | (Adds::BesideOffline(runs, _), Place::BesideOffline) | (Adds::Last(runs), Place::Last) => runs(c, beta, lr),
+            _ => vec![],
+        }
+    }
+}
+
 /// One optional arm.
 #[derive(Clone, Copy, Debug)]
 pub struct Arm {
@@ -89,7 +107,7 @@ pub const ARMS: [Arm; 7] = [
         stops: || {
             let stop = |p: u32| {
                 let m = p as f64 / 100.0;
-                (m.to_string(), format!("m = {m}: π^{}·π_sft^{m}", (100 - p) as f64 / 100.0))
+                (m.to_string(), format!("m = {m}: {}", method::mixture_text(p)))
             };
             std::iter::once((String::new(), "off: online samples from π alone".to_string())).chain(method::MIXTURES.map(stop)).collect()
         },

@@ -324,17 +324,13 @@ impl Method {
 
     /// What the page's legends and the figures call it.
     pub fn label(self) -> String {
-        let proxy_or_golden = |judge: Judge| match judge {
-            Judge::Proxy => "proxy labels",
-            Judge::Golden => "golden labels",
-        };
         match (self.data, self.loss) {
-            // The loss family's own IPO run is told apart from the experiment's online and offline IPO.
-            (Data::Online { judge, refresh: 1, mixture: 0 }, Some(Loss::Ipo)) => format!("online, IPO loss ({})", proxy_or_golden(judge)),
-            (Data::Online { judge, refresh: 1, mixture: 0 }, loss) => format!("online {} ({})", loss.map_or("IPO", Loss::display), proxy_or_golden(judge)),
-            (Data::Offline(Offline::Golden), Some(Loss::Ipo)) => "offline, IPO loss (D_golden)".to_string(),
-            (Data::Offline(Offline::Golden), loss) => format!("offline {} (D_golden)", loss.map_or("IPO", Loss::display)),
             (data, None) => data_label(data),
+            // The loss family's own IPO run is told apart from the experiment's online and offline IPO.
+            (Data::Online { judge, refresh: 1, mixture: 0 }, Some(Loss::Ipo)) => format!("online, IPO loss ({})", judge_label(judge)),
+            (Data::Online { judge, refresh: 1, mixture: 0 }, Some(l)) => format!("online {} ({})", l.display(), judge_label(judge)),
+            (Data::Offline(Offline::Golden), Some(Loss::Ipo)) => "offline, IPO loss (D_golden)".to_string(),
+            (Data::Offline(Offline::Golden), Some(l)) => format!("offline {} (D_golden)", l.display()),
             (data, Some(l)) => format!("{}, {} loss", data_label(data), l.display()),
         }
     }
@@ -404,14 +400,27 @@ fn mix_suffix(m: u32) -> String {
     }
 }
 
+/// Who labelled the pairs, as the legends say it.
+fn judge_label(judge: Judge) -> &'static str {
+    match judge {
+        Judge::Proxy => "proxy labels",
+        Judge::Golden => "golden labels",
+    }
+}
+
+/// IPO-MD's sampling distribution for π_sft's weight `percent`: π^0.75·π_sft^0.25 for 25 (the legends, the page's stops).
+pub fn mixture_text(percent: u32) -> String {
+    format!("π^{}·π_sft^{}", (100 - percent) as f64 / 100.0, percent as f64 / 100.0)
+}
+
 /// The legend label of a method's data, with the experiment's loss (IPO in every legend, as the paper's).
 fn data_label(data: Data) -> String {
     match data {
+        Data::Online { judge, refresh: 1, mixture: 0 } => format!("online IPO ({})", judge_label(judge)),
+        Data::Online { judge: Judge::Proxy, refresh: 0, mixture: 0 } => "semi-online IPO, never refreshed (π_sft's samples, proxy labels)".to_string(),
         Data::Online { judge, refresh, mixture } => {
             let sampled = match (refresh, mixture) {
-                (1, 0) => return format!("online IPO ({})", if judge == Judge::Proxy { "proxy labels" } else { "golden labels" }),
-                (1, m) => format!("IPO-MD: samples from π^{}·π_sft^{}", (100 - m) as f64 / 100.0, m as f64 / 100.0),
-                (0, m) if judge == Judge::Proxy && m == 0 => return "semi-online IPO, never refreshed (π_sft's samples, proxy labels)".to_string(),
+                (1, m) => format!("IPO-MD: samples from {}", mixture_text(m)),
                 (0, m) => format!("semi-online IPO, never refreshed{}", mix_label(m)),
                 (r, m) => format!("semi-online IPO, data refreshed every {r} steps{}", mix_label(m)),
             };
@@ -432,7 +441,7 @@ fn mix_label(m: u32) -> String {
     if m == 0 {
         String::new()
     } else {
-        format!(", samples from π^{}·π_sft^{}", (100 - m) as f64 / 100.0, m as f64 / 100.0)
+        format!(", samples from {}", mixture_text(m))
     }
 }
 

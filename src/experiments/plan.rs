@@ -1,7 +1,7 @@
 //! The run plan: which alignment runs an experiment trains for each seed, in results order (one loop over the
 //! config's (β, lr) grid and the arms' table), how they split into shards, and one seed run from its stages.
 
-use super::arms::{Adds, ARMS};
+use super::arms::{Adds, Place, ARMS};
 use super::experiment::ExperimentConfig;
 use super::method::Method;
 use super::pipeline::{self, ModelSize, Progress, RunSpec, SeedModels, SeedResults, StageCache, StageSpec};
@@ -22,19 +22,17 @@ impl ExperimentConfig {
         // with a sweep).
         let swept = !self.offline_lrs.is_empty();
         let offline_at = |beta: f32, lr: f32| self.offline_steps.iter().map(move |&steps| RunSpec::new(Method::OFFLINE, beta, lr, steps));
-        let arm_runs = |beta: f32, lr: f32, place: fn(&Adds) -> Option<fn(&ExperimentConfig, f32, f32) -> Vec<RunSpec>>| {
-            ARMS.iter().filter_map(move |a| place(&a.adds)).flat_map(move |runs| runs(self, beta, lr))
-        };
+        let arm_runs = |place: Place, beta: f32, lr: f32| ARMS.iter().flat_map(move |a| a.adds.runs_at(place, self, beta, lr));
         let mut runs = vec![];
         for &beta in &self.betas {
             for &lr in &self.lrs {
                 runs.push(RunSpec::new(Method::ONLINE, beta, lr, self.steps));
-                runs.extend(arm_runs(beta, lr, |a| if let Adds::BesideOnline(r) = a { Some(*r) } else { None }));
+                runs.extend(arm_runs(Place::BesideOnline, beta, lr));
                 if !swept {
                     runs.extend(offline_at(beta, lr));
-                    runs.extend(arm_runs(beta, lr, |a| if let Adds::BesideOffline(r, _) = a { Some(*r) } else { None }));
+                    runs.extend(arm_runs(Place::BesideOffline, beta, lr));
                 }
-                runs.extend(arm_runs(beta, lr, |a| if let Adds::Last(r) = a { Some(*r) } else { None }));
+                runs.extend(arm_runs(Place::Last, beta, lr));
             }
             if swept {
                 runs.extend(self.offline_lrs.iter().flat_map(|&lr| offline_at(beta, lr)));
