@@ -314,7 +314,7 @@ mod native {
     }
 
     fn train_offline(a: &TrainOffline, device: &DeviceArgs) -> alignment_gap::Result<()> {
-        use alignment_gap::experiments::{range, ExperimentResults};
+        use alignment_gap::experiments::{range, ExperimentResults, Method};
         use alignment_gap::experiments::pipeline::{self, Row};
         use alignment_gap::train::align::{align, Source};
         let fail = |m: String| alignment_gap::Error(m);
@@ -360,7 +360,7 @@ mod native {
         let (policy, cps, _) = pollster::block_on(align(&e, spec.task, &stages.sft, Source::Offline(&pairs, None), &run, &eval, |c| {
             eprintln!("step {}: KL {:.4}, golden win rate {:.4}", c.step, c.kl, c.golden_win_rate)
         }))?;
-        let rows: Vec<Row> = cps.into_iter().map(|checkpoint| Row { method: "offline_file".into(), seed: a.seed, beta: a.beta, lr: a.lr, run_steps: steps, align_seed: None, policy: None, checkpoint }).collect();
+        let rows: Vec<Row> = cps.into_iter().map(|checkpoint| Row { method: Method::OFFLINE_FILE, seed: a.seed, beta: a.beta, lr: a.lr, run_steps: steps, align_seed: None, policy: None, checkpoint }).collect();
         let json = serde_json::to_string_pretty(&rows).map_err(|e| fail(e.to_string()))?;
         checkpoint::write_atomic(&a.out.join("checkpoints.json"), json.as_bytes())?;
         checkpoint::write_atomic(&a.out.join("metrics.csv"), alignment_gap::report::metrics_csv(&rows).as_bytes())?;
@@ -370,10 +370,10 @@ mod native {
         checkpoint::save(&a.out.join("model"), &policy.config, policy.head, &values, special, Some(&tokenizer))?;
         // FROM's runs of the same setting, checkpoint by checkpoint: the largest difference in KL, golden win
         // rate and training loss.
-        let mut methods: Vec<&str> = vec![];
+        let mut methods: Vec<Method> = vec![];
         for r in &from.checkpoints {
-            if !methods.contains(&r.method.as_str()) {
-                methods.push(&r.method);
+            if !methods.contains(&r.method) {
+                methods.push(r.method);
             }
         }
         for m in methods {

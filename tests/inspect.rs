@@ -4,19 +4,19 @@
 
 use alignment_gap::control;
 use alignment_gap::engine::Engine;
-use alignment_gap::experiments::{self, ExperimentConfig, Placement};
+use alignment_gap::experiments::{self, ExperimentConfig, Method, Placement};
 use alignment_gap::experiments::pipeline::{NoCache, Progress, Row};
 use std::cell::RefCell;
 use std::rc::Rc;
 
-fn run(cfg: &ExperimentConfig, look_after: &[(&str, u32)]) -> (Vec<Row>, Vec<serde_json::Value>) {
+fn run(cfg: &ExperimentConfig, look_after: &[(Method, u32)]) -> (Vec<Row>, Vec<serde_json::Value>) {
     let e = Engine::cpu();
     let seen = Rc::new(RefCell::new(vec![]));
     let sink = seen.clone();
     control::set_step_sink(Some(Box::new(move |v| sink.borrow_mut().push(v))));
     let r = pollster::block_on(experiments::run_seed(&e, cfg, 0, &cfg.runs_for(0), &mut NoCache, Placement::default(), |p| {
         if let Progress::Checkpoint(row) = p {
-            if look_after.contains(&(row.method.as_str(), row.checkpoint.step)) {
+            if look_after.contains(&(row.method, row.checkpoint.step)) {
                 control::request_step_inside();
             }
         }
@@ -33,12 +33,12 @@ fn a_looked_into_step_shows_the_update_the_run_trained() {
     let cfg = ExperimentConfig { eval_every: 1, golden_reference: false, ..ExperimentConfig::preset("fig1-tiny").unwrap() };
     let (plain, none) = run(&cfg, &[]);
     assert!(none.is_empty());
-    let (looked, steps) = run(&cfg, &[("online", 3), ("offline", 3)]);
+    let (looked, steps) = run(&cfg, &[(Method::ONLINE, 3), (Method::OFFLINE, 3)]);
     assert_eq!(looked, plain, "looking into a step changes nothing in the run");
     assert_eq!(steps.len(), 2);
-    for (inside, method, labels) in [(&steps[0], "online", "proxy"), (&steps[1], "offline", "golden")] {
+    for (inside, method, labels) in [(&steps[0], Method::ONLINE, "proxy"), (&steps[1], Method::OFFLINE, "golden")] {
         assert_eq!(inside["step"], 4);
-        assert_eq!(inside["source"], method);
+        assert_eq!(inside["source"], method.name());
         assert_eq!(inside["labels"], labels);
         let row = looked.iter().find(|r| r.method == method && r.checkpoint.step == 4).unwrap();
         let loss = inside["loss"].as_f64().unwrap();
@@ -63,7 +63,7 @@ fn a_looked_into_step_shows_the_update_the_run_trained() {
             }
             let margin = |k: usize| f(&p["logp_preferred"][k]) - f(&p["logp_rejected"][k]);
             moved_up += (margin(1) > margin(0)) as usize;
-            if method == "online" {
+            if method == Method::ONLINE {
                 assert_ne!(p["proxy_agrees"], false, "online pairs are ordered by the proxy's preference (or it ranks neither first)");
             }
         }

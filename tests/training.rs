@@ -8,6 +8,7 @@ use alignment_gap::task::{TaskConfig, EOS, PAD};
 use alignment_gap::train::sft::{train_sft, SftConfig};
 
 use alignment_gap::experiments::pipeline::StageCache;
+use alignment_gap::experiments::Method;
 use alignment_gap::model::{Gpt, Head};
 type Entry = (GptConfig, Head, Vec<Vec<f32>>, serde_json::Value);
 
@@ -289,7 +290,7 @@ fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
             let mut order = vec![];
             let r = pollster::block_on(experiments::run_seed(e, &cfg, 0, &cfg.runs_for(0), &mut NoCache, Placement { interleave, ..Placement::default() }, |p| {
                 if let Progress::Checkpoint(row) = p {
-                    order.push((row.method.clone(), row.beta, row.checkpoint.step));
+                    order.push((row.method, row.beta, row.checkpoint.step));
                 }
             }, |_| Ok(())))
             .unwrap();
@@ -298,8 +299,8 @@ fn online_and_offline_side_by_side_give_the_numbers_of_one_after_the_other() {
         let (one_after_the_other, sequential) = run(false);
         let (side_by_side, interleaved) = run(true);
         assert_eq!(side_by_side, one_after_the_other, "{}", e.describe());
-        let first_offline = |o: &[(String, f32, u32)]| o.iter().position(|c| c.0 == "offline").unwrap();
-        let last_online_of_beta = |o: &[(String, f32, u32)]| o.iter().rposition(|c| c.0 == "online" && c.1 == 0.1).unwrap();
+        let first_offline = |o: &[(Method, f32, u32)]| o.iter().position(|c| c.0 == Method::OFFLINE).unwrap();
+        let last_online_of_beta = |o: &[(Method, f32, u32)]| o.iter().rposition(|c| c.0 == Method::ONLINE && c.1 == 0.1).unwrap();
         assert!(first_offline(&sequential) > last_online_of_beta(&sequential));
         assert!(first_offline(&interleaved) < last_online_of_beta(&interleaved), "no interleaving on {}: {interleaved:?}", e.describe());
     }
@@ -411,8 +412,8 @@ fn a_run_cut_off_on_the_gpu_goes_on_on_the_cpu_from_what_the_gpu_left() {
     assert!(stages.iter().any(|s| s.contains("SFT (cached)")) && stages.iter().any(|s| s.contains("proxy PM (cached)")), "the GPU's stages: {stages:?}");
     assert_eq!(stages.iter().filter(|s| s.contains("(resumed at step 6)")).count(), 2, "online and offline go on from the GPU's states: {stages:?}");
     // Up to the GPU's saved step the checkpoints are the GPU's own.
-    let upto = |rows: &[alignment_gap::experiments::pipeline::Row], m: &str| rows.iter().filter(|r| r.method == m && r.checkpoint.step <= 6).cloned().collect::<Vec<_>>();
-    for m in ["online", "offline"] {
+    let upto = |rows: &[alignment_gap::experiments::pipeline::Row], m: Method| rows.iter().filter(|r| r.method == m && r.checkpoint.step <= 6).cloned().collect::<Vec<_>>();
+    for m in [Method::ONLINE, Method::OFFLINE] {
         assert_eq!(upto(&rows, m), upto(&gpu_rows, m), "{m}");
     }
     assert_eq!(rows.len(), gpu_rows.len());

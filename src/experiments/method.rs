@@ -53,6 +53,8 @@ pub enum Offline {
     /// A golden-labelled dataset on D_golden's prompts whose two sides come from π_sft or the online run with the
     /// same setting, early or at its end (the paper's Figs 5 and 12).
     Pairs(PairDataset),
+    /// A dataset file given to `train-offline` (JSONL pairs, or a run's saved stream): no experiment plans it.
+    File,
 }
 
 /// The mixture weights of π_sft in IPO-MD's sampling, in percent.
@@ -143,6 +145,8 @@ impl Method {
     pub const ONLINE_GOLDEN: Method = Method::online(Judge::Golden, 1, 0);
     /// Offline IPO on D_golden.
     pub const OFFLINE: Method = Method::offline(Offline::Golden);
+    /// Offline IPO on a dataset file (`train-offline`).
+    pub const OFFLINE_FILE: Method = Method::offline(Offline::File);
 
     const fn online(judge: Judge, refresh: u32, mixture: u32) -> Method {
         Method { data: Data::Online { judge, refresh, mixture }, loss: None }
@@ -245,6 +249,7 @@ impl Method {
                 "offline" => Offline::Golden,
                 "replay" => Offline::Stream { window: 1 },
                 "stream_shuffled" => Offline::Stream { window: 0 },
+                "offline_file" => Offline::File,
                 _ => Offline::Pairs(PairDataset::ALL.into_iter().find(|d| d.name() == rest)?),
             };
             Data::Offline(offline)
@@ -315,6 +320,7 @@ impl Method {
             Data::Offline(Offline::Stream { window: 0 }) => "stream_shuffled".to_string(),
             Data::Offline(Offline::Stream { window }) => format!("stream_window{window}"),
             Data::Offline(Offline::Pairs(d)) => d.name().to_string(),
+            Data::Offline(Offline::File) => "offline_file".to_string(),
         };
         match self.loss {
             None => data,
@@ -434,6 +440,7 @@ fn data_label(data: Data) -> String {
         Data::Offline(Offline::Stream { window: 0 }) => "offline IPO on D_online, shuffled".to_string(),
         Data::Offline(Offline::Stream { window }) => format!("offline IPO on D_online, shuffled within {window} batches"),
         Data::Offline(Offline::Pairs(d)) => format!("offline IPO on D_{} (golden labels)", d.name().replace("_vs_", "-vs-")),
+        Data::Offline(Offline::File) => "offline IPO on a dataset file".to_string(),
     }
 }
 
@@ -449,6 +456,23 @@ fn mix_label(m: u32) -> String {
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name())
+    }
+}
+
+/// In results.json a method is its name; a name no method has is refused with the names that exist.
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+        let name = String::deserialize(d)?;
+        Method::from_name(&name).ok_or_else(|| {
+            let known: Vec<String> = Method::ALL.iter().map(|m| m.name()).collect();
+            serde::de::Error::custom(format!("method \"{name}\" is no point on the methods' axes (the figures' methods: {})", known.join(", ")))
+        })
     }
 }
 
@@ -470,12 +494,17 @@ mod tests {
             assert!(Method::ALL.iter().chain(&off[..i]).all(|o| o.name() != m.name() && o.label() != m.label()), "{}", m.name());
         }
         assert_eq!(off[3].name(), "semi_online4_md25_golden");
-        for m in off.iter().chain(&[Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::semi_online(0).with_loss(Loss::Dpo)]) {
+        for m in off.iter().chain(&[Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::semi_online(0).with_loss(Loss::Dpo), Method::OFFLINE_FILE]) {
             assert_eq!(Method::from_name(&m.name()), Some(*m), "{}", m.name());
         }
         for not_a_name in ["", "semi_online1", "stream_window1", "stream_window0", "offline_golden", "replay_golden", "ipo_md0", "online_ipo_dpo", "sft_vs_sft", "online5"] {
             assert_eq!(Method::from_name(not_a_name), None, "{not_a_name}");
         }
+        let json = serde_json::to_string(&Method::ALL).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Method>>(&json).unwrap(), Method::ALL);
+        assert_eq!(json.split(',').nth(3), Some("\"replay\""));
+        let err = serde_json::from_str::<Method>("\"onlin\"").unwrap_err().to_string();
+        assert!(err.contains("\"onlin\"") && err.contains("semi_online4"), "{err}");
     }
 
     #[test]

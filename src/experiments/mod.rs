@@ -18,6 +18,7 @@ pub mod results;
 pub mod validate;
 
 pub use experiment::{range, training_bytes, Analysis, ExperimentConfig, Knob};
+pub use method::Method;
 pub use knobs::knobs;
 pub use plan::{run_seed, Placement, Shard};
 pub use presets::{preset_info, preset_names, Preset, PRESETS};

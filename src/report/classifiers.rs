@@ -9,6 +9,7 @@
 //! [log π − log π_sft](y2) > 0, scored against the golden label (`train::align::classifier_score`).
 
 use super::figure::{self, err};
+use crate::experiments::Method;
 use super::stats::{estimate, main_rows, Estimate};
 use crate::error::Result;
 use crate::experiments::{Analysis, ExperimentResults};
@@ -212,15 +213,10 @@ pub fn no_positive_correlation(per_seed: &[(u32, f32, usize)]) -> (Finding, Opti
 fn generation_vs_classification_md(rows: &[Row]) -> String {
     let mut s = String::from("\n## Generation vs classification (the paper's Fig. 7)\n\n");
     s += "The paper: across checkpoints, a policy's golden win rate (how well it generates) shows no positive correlation with its accuracy as a classifier of held-out D_golden pairs. Below, per seed: Pearson's r over that seed's checkpoints past step 0, with Fisher's 95 % interval and the number of checkpoints; all methods pooled (as the paper's figure), then each method alone.\n\n";
-    let mut methods: Vec<String> = vec![];
-    for r in rows {
-        if !methods.contains(&r.method) {
-            methods.push(r.method.clone());
-        }
-    }
+    let methods = super::stats::methods(rows);
     let all = correlations(rows, |_| true);
-    let per_method: Vec<Vec<(u32, f32, usize)>> = methods.iter().map(|m| correlations(rows, |r| &r.method == m)).collect();
-    s += &format!("| seed | all methods | {} |\n|---|---|{}\n", methods.join(" | "), "---|".repeat(methods.len()));
+    let per_method: Vec<Vec<(u32, f32, usize)>> = methods.iter().map(|&m| correlations(rows, |r| r.method == m)).collect();
+    s += &format!("| seed | all methods | {} |\n|---|---|{}\n", methods.iter().map(|m| m.name()).collect::<Vec<_>>().join(" | "), "---|".repeat(methods.len()));
     let cell = |c: Option<&(u32, f32, usize)>| match c {
         Some(&(_, r, n)) => match fisher_interval(r, n) {
             Some((lo, hi)) => format!("{r:+.2} [{lo:+.2}, {hi:+.2}] ({n})"),
@@ -259,12 +255,12 @@ fn generation_vs_classification_md(rows: &[Row]) -> String {
 }
 
 /// A run's checkpoint at `step`, if it has one.
-fn at_step<'a>(rows: &'a [Row], method: &str, seed: u32, beta: f32, step: u32) -> Option<&'a Row> {
+fn at_step<'a>(rows: &'a [Row], method: Method, seed: u32, beta: f32, step: u32) -> Option<&'a Row> {
     rows.iter().find(|r| r.method == method && r.seed == seed && r.beta == beta && r.checkpoint.step == step)
 }
 
 /// A run's last checkpoint (the longest run of its method, seed and β).
-fn last<'a>(rows: &'a [Row], method: &str, seed: u32, beta: f32) -> Option<&'a Row> {
+fn last<'a>(rows: &'a [Row], method: Method, seed: u32, beta: f32) -> Option<&'a Row> {
     rows.iter().filter(|r| r.method == method && r.seed == seed && r.beta == beta).max_by_key(|r| (r.run_steps, r.checkpoint.step))
 }
 
@@ -286,8 +282,8 @@ fn over_training_md(rows: &[Row], online_steps: u32) -> String {
     s += &format!(
         "The paper: offline IPO's classifier accuracy on held-out D_golden rises to 60–70 % while online's stays ≤ 50 %; the likelihood of the winners y_w of D_golden falls for every method, most for offline. Below, per method and β, the mean over seeds (95 % t-interval) at step {online_steps} (online's last: both methods after the same number of updates) and at each run's end; Δ log π(y_w) is the mean over held-out pairs of log π(y_w) − log π_sft(y_w) (TRL's `rewards/chosen` is β times it).\n\n"
     );
-    let methods: Vec<&str> = ["online", "offline", "online_golden"].into_iter().filter(|m| rows.iter().any(|r| r.method == *m && r.checkpoint.chosen_logratio.is_some())).collect();
-    if !(methods.contains(&"online") && methods.contains(&"offline")) {
+    let methods: Vec<Method> = [Method::ONLINE, Method::OFFLINE, Method::ONLINE_GOLDEN].into_iter().filter(|m| rows.iter().any(|r| r.method == *m && r.checkpoint.chosen_logratio.is_some())).collect();
+    if !(methods.contains(&Method::ONLINE) && methods.contains(&Method::OFFLINE)) {
         return s + "No online and offline runs with the winners' log-ratio measured (runs from before it existed): rerun the preset.\n";
     }
     let seeds = seeds_of(rows);
@@ -297,11 +293,11 @@ fn over_training_md(rows: &[Row], online_steps: u32) -> String {
     };
     let cell = |e: Option<Estimate>, signed: bool| e.map(|e| if signed { show(&e, 3) } else { show_unsigned(&e) }).unwrap_or_else(|| "—".into());
     s += &format!("| method | β | accuracy at step {online_steps} | accuracy at end | best accuracy | Δ log π(y_w) at step {online_steps} | Δ log π(y_w) at end | end step |\n|---|---|---|---|---|---|---|---|\n");
-    for m in &methods {
+    for &m in &methods {
         for b in betas_of(rows) {
             let acc_at = over(&|s| at_step(rows, m, s, b, online_steps).map(|r| r.checkpoint.classifier_accuracy));
             let acc_end = over(&|s| last(rows, m, s, b).map(|r| r.checkpoint.classifier_accuracy));
-            let best = over(&|s| rows.iter().filter(|r| r.method == *m && r.seed == s && r.beta == b).map(|r| r.checkpoint.classifier_accuracy).reduce(f32::max));
+            let best = over(&|s| rows.iter().filter(|r| r.method == m && r.seed == s && r.beta == b).map(|r| r.checkpoint.classifier_accuracy).reduce(f32::max));
             let ll_at = over(&|s| at_step(rows, m, s, b, online_steps).and_then(|r| r.checkpoint.chosen_logratio));
             let ll_end = over(&|s| last(rows, m, s, b).and_then(|r| r.checkpoint.chosen_logratio));
             let end = over(&|s| last(rows, m, s, b).map(|r| r.checkpoint.step as f32)).map(|e| format!("{:.0}", e.mean)).unwrap_or_default();
@@ -309,12 +305,12 @@ fn over_training_md(rows: &[Row], online_steps: u32) -> String {
         }
     }
     // (a) offline classifies better than online after the same updates; per seed, the mean over β.
-    let acc = |m: &str, s: u32, b: f32| at_step(rows, m, s, b, online_steps).map(|r| r.checkpoint.classifier_accuracy);
-    let gap = per_seed_over_betas(rows, |s, b| Some(acc("offline", s, b)? - acc("online", s, b)?));
+    let acc = |m: Method, s: u32, b: f32| at_step(rows, m, s, b, online_steps).map(|r| r.checkpoint.classifier_accuracy);
+    let gap = per_seed_over_betas(rows, |s, b| Some(acc(Method::OFFLINE, s, b)? - acc(Method::ONLINE, s, b)?));
     // (b) every method's winners lose likelihood by its end; (c) offline's more than online's at the same step.
-    let ll = |m: &str, s: u32, b: f32| at_step(rows, m, s, b, online_steps).and_then(|r| r.checkpoint.chosen_logratio);
-    let fall: Vec<(&str, Vec<f32>)> = methods.iter().map(|m| (*m, per_seed_over_betas(rows, |s, b| last(rows, m, s, b).and_then(|r| r.checkpoint.chosen_logratio)))).collect();
-    let deeper = per_seed_over_betas(rows, |s, b| Some(ll("offline", s, b)? - ll("online", s, b)?));
+    let ll = |m: Method, s: u32, b: f32| at_step(rows, m, s, b, online_steps).and_then(|r| r.checkpoint.chosen_logratio);
+    let fall: Vec<(Method, Vec<f32>)> = methods.iter().map(|&m| (m, per_seed_over_betas(rows, |s, b| last(rows, m, s, b).and_then(|r| r.checkpoint.chosen_logratio)))).collect();
+    let deeper = per_seed_over_betas(rows, |s, b| Some(ll(Method::OFFLINE, s, b)? - ll(Method::ONLINE, s, b)?));
     let judge = |v: &[f32], below: bool| {
         if v.is_empty() {
             return (Finding::NoData, String::new());
@@ -336,7 +332,7 @@ fn over_training_md(rows: &[Row], online_steps: u32) -> String {
     );
     let (fc, ec) = judge(&deeper, true);
     s += &format!("- **Most for offline (at step {online_steps}): {}** (offline − online = {ec}).\n", fc.words());
-    let online_best = per_seed_over_betas(rows, |s, b| rows.iter().filter(|r| r.method == "online" && r.seed == s && r.beta == b).map(|r| r.checkpoint.classifier_accuracy).reduce(f32::max));
+    let online_best = per_seed_over_betas(rows, |s, b| rows.iter().filter(|r| r.method == Method::ONLINE && r.seed == s && r.beta == b).map(|r| r.checkpoint.classifier_accuracy).reduce(f32::max));
     if !online_best.is_empty() {
         let e = estimate(&online_best);
         s += &format!("- Online's best classifier accuracy (per seed the mean over β of each run's best): {} — the paper's \"≤ 50 %\" is {}.\n", show_unsigned(&e), if e.mean <= 0.5 { "met" } else { "not met" });
@@ -347,20 +343,16 @@ fn over_training_md(rows: &[Row], online_steps: u32) -> String {
 fn self_classification_md(rows: &[Row]) -> String {
     let mut s = String::from("\n## Self-classification (the paper's §5)\n\n");
     s += "The paper: every policy, used as a classifier of pairs of its own samples (golden labels), is at chance. Each checkpoint past step 0 samples two responses per win-rate prompt from its policy; pairs of two identical responses are left out. Per method: per seed the mean over its checkpoints, then mean ± 95 % t-interval across seeds; and the last checkpoint alone.\n\n";
-    let mut methods: Vec<String> = vec![];
-    for r in rows.iter().filter(|r| r.checkpoint.self_classifier_accuracy.is_some()) {
-        if !methods.contains(&r.method) {
-            methods.push(r.method.clone());
-        }
-    }
+    let measured: Vec<Row> = rows.iter().filter(|r| r.checkpoint.self_classifier_accuracy.is_some()).cloned().collect();
+    let methods = super::stats::methods(&measured);
     if methods.is_empty() {
         return s + "No checkpoint has it measured: rerun with `analyses` including `self_classification`.\n";
     }
     let seeds = seeds_of(rows);
     s += "| method | all checkpoints | last checkpoint | distinct pairs per checkpoint | held-out D_golden accuracy (for contrast) |\n|---|---|---|---|---|\n";
     let (mut findings, mut last_findings) = (vec![], vec![]);
-    for m in &methods {
-        let mine = |seed: u32| trained(rows).filter(move |r| &r.method == m && r.seed == seed);
+    for &m in &methods {
+        let mine = |seed: u32| trained(rows).filter(move |r| r.method == m && r.seed == seed);
         let mean = |v: Vec<f32>| (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32);
         let all: Vec<f32> = seeds.iter().filter_map(|&s| mean(mine(s).filter_map(|r| r.checkpoint.self_classifier_accuracy).collect())).collect();
         let lasts: Vec<f32> = seeds.iter().filter_map(|&s| mine(s).max_by_key(|r| (r.run_steps, r.checkpoint.step)).and_then(|r| r.checkpoint.self_classifier_accuracy)).collect();
@@ -410,14 +402,14 @@ type StreamPoint = (u32, f32, f32, f32, Option<(f32, f32)>);
 fn stream_points(rows: &[Row], seed: u32, beta: f32) -> Vec<StreamPoint> {
     let gap = |a: f32, b: f32| (a.max(1e-6).ln() - b.max(1e-6).ln()).abs();
     rows.iter()
-        .filter(|r| r.method == "online" && r.seed == seed && r.beta == beta)
+        .filter(|r| r.method == Method::ONLINE && r.seed == seed && r.beta == beta)
         .filter_map(|r| {
             let c = &r.checkpoint;
             let (proxy, policy) = (c.stream_proxy_accuracy?, c.stream_policy_accuracy?);
             // Of the offline checkpoints measured on this stretch, the one nearest in KL.
             let offline = rows
                 .iter()
-                .filter(|o| o.method == "offline" && o.seed == seed && o.beta == beta && o.checkpoint.stream_step == Some(c.step))
+                .filter(|o| o.method == Method::OFFLINE && o.seed == seed && o.beta == beta && o.checkpoint.stream_step == Some(c.step))
                 .min_by(|a, b| gap(a.checkpoint.kl, c.kl).total_cmp(&gap(b.checkpoint.kl, c.kl)))
                 .and_then(|o| Some((o.checkpoint.stream_policy_accuracy?, o.checkpoint.kl)));
             Some((c.step, c.kl, proxy, policy, offline))
@@ -539,9 +531,9 @@ fn draw_lines<'a, 'b: 'a>(chart: &mut LinearChart<'a, 'b>, series: Vec<(String, 
 
 /// (method, colour, points) for every method with a point.
 fn by_method(rows: &[Row], point: impl Fn(&Row) -> Option<(f32, f32)>) -> Vec<(String, RGBColor, Vec<(f32, f32)>)> {
-    figure::styles_for(rows.iter().map(|r| r.method.as_str()))
+    figure::styles_for(rows.iter().map(|r| r.method))
         .into_iter()
-        .map(|(name, label, colour)| (label.to_string(), colour, trained(rows).filter(|r| r.method == name).filter_map(&point).collect::<Vec<_>>()))
+        .map(|(method, label, colour)| (label.to_string(), colour, trained(rows).filter(|r| r.method == method).filter_map(&point).collect::<Vec<_>>()))
         .filter(|s| !s.2.is_empty())
         .collect()
 }
@@ -599,9 +591,9 @@ fn mean_by_step(values: impl Iterator<Item = (u32, f32)>) -> Vec<(f32, f32)> {
 fn mean_lines(rows: &[Row], value: impl Fn(&Row) -> Option<f32>) -> Vec<(String, RGBColor, Vec<(f32, f32)>)> {
     let betas = betas_of(rows);
     let mut out = vec![];
-    for (name, label, colour) in figure::styles_for(rows.iter().map(|r| r.method.as_str())) {
+    for (method, label, colour) in figure::styles_for(rows.iter().map(|r| r.method)) {
         for (bi, &b) in betas.iter().enumerate() {
-            let pts = mean_by_step(rows.iter().filter(|r| r.method == name && r.beta == b).filter_map(|r| Some((r.checkpoint.step, value(r)?))));
+            let pts = mean_by_step(rows.iter().filter(|r| r.method == method && r.beta == b).filter_map(|r| Some((r.checkpoint.step, value(r)?))));
             if !pts.is_empty() {
                 // A lighter shade for each further β.
                 let shade = if bi == 0 { colour } else { colour.mix(0.5).into_rgb() };
@@ -679,9 +671,9 @@ mod tests {
     use super::*;
     use crate::train::eval::Checkpoint;
 
-    fn row(method: &str, seed: u32, step: u32, acc: f32, win: f32) -> Row {
+    fn row(method: Method, seed: u32, step: u32, acc: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step, kl: 0.1 * step as f32, golden_win_rate: win, classifier_accuracy: acc, ..Default::default() };
-        Row { method: method.into(), seed, beta: 0.1, lr: 5e-4, run_steps: 100, align_seed: None, policy: None, checkpoint }
+        Row { method, seed, beta: 0.1, lr: 5e-4, run_steps: 100, align_seed: None, policy: None, checkpoint }
     }
 
     /// With both quantities a function of KL plus independent noise, the plain correlation is high and the
@@ -692,7 +684,7 @@ mod tests {
             .map(|i| {
                 let kl = 0.05 * i as f32;
                 let noise = |k: u32| crate::rng::uniform(1, k, i, 0) - 0.5;
-                let mut r = row("online", 0, i, 0.6 + 0.1 * kl.ln() + 0.02 * noise(1), 0.5 + 0.1 * kl.ln() - 0.02 * kl.ln().powi(2) + 0.02 * noise(2));
+                let mut r = row(Method::ONLINE, 0, i, 0.6 + 0.1 * kl.ln() + 0.02 * noise(1), 0.5 + 0.1 * kl.ln() - 0.02 * kl.ln().powi(2) + 0.02 * noise(2));
                 r.checkpoint.kl = kl;
                 r
             })
@@ -718,7 +710,7 @@ mod tests {
     #[test]
     fn the_fig7_verdict_follows_the_sign_of_the_per_seed_correlations() {
         let cloud = |sign: f32| -> Vec<Row> {
-            (0..3).flat_map(|seed| (1..=8).map(move |i| row("online", seed, i * 10, 0.5 + 0.02 * i as f32, 0.5 + sign * 0.03 * i as f32 + 0.01 * seed as f32))).collect()
+            (0..3).flat_map(|seed| (1..=8).map(move |i| row(Method::ONLINE, seed, i * 10, 0.5 + 0.02 * i as f32, 0.5 + sign * 0.03 * i as f32 + 0.01 * seed as f32))).collect()
         };
         let (f, _) = no_positive_correlation(&correlations(&cloud(-1.0), |_| true));
         assert_eq!(f, Finding::Shown);
@@ -732,7 +724,7 @@ mod tests {
         let mut rows = vec![];
         for seed in 0..3 {
             let jitter = 0.005 * seed as f32;
-            for (method, steps, acc, ll) in [("online", 200, 0.49, -1.0), ("offline", 1000, 0.66, -3.0)] {
+            for (method, steps, acc, ll) in [(Method::ONLINE, 200, 0.49, -1.0), (Method::OFFLINE, 1000, 0.66, -3.0)] {
                 for step in [0, 200, steps] {
                     let mut r = row(method, seed, step, if step == 0 { 0.5 } else { acc + jitter }, 0.5);
                     r.run_steps = steps;
@@ -747,7 +739,7 @@ mod tests {
         assert!(md.contains("Most for offline (at step 200): shown"), "{md}");
         assert!(md.contains("the paper's \"≤ 50 %\" is met"), "{md}");
         // Online's winners gaining likelihood breaks "falls for every method".
-        for r in rows.iter_mut().filter(|r| r.method == "online" && r.checkpoint.step > 0) {
+        for r in rows.iter_mut().filter(|r| r.method == Method::ONLINE && r.checkpoint.step > 0) {
             r.checkpoint.chosen_logratio = Some(0.5 + r.seed as f32 * 0.01);
         }
         assert!(over_training_md(&rows, 200).contains("falls for every method, by each run's end: not shown"));
@@ -758,7 +750,7 @@ mod tests {
         let rows = |online: f32| -> Vec<Row> {
             (0..3)
                 .flat_map(|seed| {
-                    [("online", online), ("offline", 0.5)].into_iter().map(move |(m, a)| {
+                    [(Method::ONLINE, online), (Method::OFFLINE, 0.5)].into_iter().map(move |(m, a)| {
                         let mut r = row(m, seed, 10, 0.6, 0.5);
                         r.checkpoint.self_classifier_accuracy = Some(a + [-0.01, 0.0, 0.01][seed as usize]);
                         r.checkpoint.self_classified_pairs = Some(500);

@@ -13,17 +13,17 @@ use plotters::coord::types::RangedCoordf32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// The colour of a method (`Method::name`) in every figure ([`Method::colour`]).
-pub(crate) fn colour_of(method: &str) -> RGBColor {
-    let (r, g, b) = Method::from_name(method).map_or(crate::experiments::method::GREY, Method::colour);
+/// The colour of a method in every figure ([`Method::colour`]).
+pub(crate) fn colour_of(method: Method) -> RGBColor {
+    let (r, g, b) = method.colour();
     RGBColor(r, g, b)
 }
 
 /// (name, legend label, colour) of every method in the figure's order ([`Method::ALL`]), then of each other method
 /// `names` holds (a value no preset listed: a window, refresh interval or mixture weight of a user's), in order.
-pub(crate) fn styles_for<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<(String, String, RGBColor)> {
+pub(crate) fn styles_for(present: impl IntoIterator<Item = Method>) -> Vec<(Method, String, RGBColor)> {
     let mut methods: Vec<Method> = Method::ALL.to_vec();
-    for m in names.into_iter().filter_map(Method::from_name) {
+    for m in present {
         if !methods.contains(&m) {
             methods.push(m);
         }
@@ -32,7 +32,7 @@ pub(crate) fn styles_for<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<(S
         .iter()
         .map(|m| {
             let (r, g, b) = m.colour();
-            (m.name(), m.label(), RGBColor(r, g, b))
+            (*m, m.label(), RGBColor(r, g, b))
         })
         .collect()
 }
@@ -49,7 +49,7 @@ fn drawable(rows: &[Row]) -> Vec<&Row> {
     rows.iter().filter(|r| r.checkpoint.kl > MIN_KL && r.checkpoint.kl.is_finite() && r.checkpoint.golden_win_rate.is_finite()).collect()
 }
 
-fn seeds_of(rows: &[&Row], method: &str) -> Vec<u32> {
+fn seeds_of(rows: &[&Row], method: Method) -> Vec<u32> {
     let mut s: Vec<u32> = rows.iter().filter(|r| r.method == method).map(|r| r.seed).collect();
     s.sort_unstable();
     s.dedup();
@@ -133,7 +133,7 @@ pub fn overlay_svg_in(runs: &[(String, Vec<Row>)], layout: Layout) -> Result<Str
     let mut entries = vec![];
     {
         let compact = layout == Layout::Compact;
-        let lines: usize = own.iter().map(|rows| styles_for(rows.iter().map(|r| r.method.as_str())).iter().filter(|(m, ..)| !seeds_of(&drawable(rows), m).is_empty()).count()).sum();
+        let lines: usize = own.iter().map(|rows| styles_for(rows.iter().map(|r| r.method)).iter().filter(|(m, ..)| !seeds_of(&drawable(rows), *m).is_empty()).count()).sum();
         let size = if compact { (340, 36 + 380 + 16 + 18 * lines as u32) } else { (1000, 620) };
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
@@ -152,12 +152,12 @@ pub fn overlay_svg_in(runs: &[(String, Vec<Row>)], layout: Layout) -> Result<Str
         for (i, ((label, _), rows)) in runs.iter().zip(&own).enumerate() {
             let (dash, gap) = DASHES[i % DASHES.len()];
             let pts = drawable(rows);
-            for (method, method_label, color) in styles_for(rows.iter().map(|r| r.method.as_str())) {
-                let seeds = seeds_of(&pts, &method);
+            for (method, method_label, color) in styles_for(rows.iter().map(|r| r.method)) {
+                let seeds = seeds_of(&pts, method);
                 if seeds.is_empty() {
                     continue;
                 }
-                let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(rows, &method, s)).collect();
+                let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(rows, method, s)).collect();
                 let mean = grid.iter().map(|&x| (x, mean_curve(&per_seed, x.ln()).map(|(y, _)| y)));
                 let style = color.stroke_width(3);
                 let mut first = true;
@@ -248,7 +248,7 @@ enum LegendEntry {
 }
 
 fn legend_entries(pts: &[&Row], betas: &[f32], loss: crate::train::losses::Loss) -> Vec<LegendEntry> {
-    let mut entries: Vec<LegendEntry> = styles_for(pts.iter().map(|r| r.method.as_str())).into_iter().filter(|(m, ..)| !seeds_of(pts, m).is_empty()).map(|(_, label, c)| LegendEntry::Line(label.replace("IPO", loss.display()), c, (0, 0))).collect();
+    let mut entries: Vec<LegendEntry> = styles_for(pts.iter().map(|r| r.method)).into_iter().filter(|(m, ..)| !seeds_of(pts, *m).is_empty()).map(|(_, label, c)| LegendEntry::Line(label.replace("IPO", loss.display()), c, (0, 0))).collect();
     if betas.len() > 1 {
         entries.extend(betas.iter().enumerate().map(|(i, &b)| LegendEntry::Beta(b, i)));
     }
@@ -326,8 +326,8 @@ fn curves_panel(
     layout: Layout,
 ) -> Result<()> {
     let mut chart = log_kl_chart(area, caption, (lo, hi), (y_lo, y_hi), ("KL(π ‖ π_sft), log scale", "golden win rate vs π_sft (ties ½)"), layout)?;
-    for (method, label, color) in styles_for(pts.iter().map(|r| r.method.as_str())) {
-        let seeds = seeds_of(pts, &method);
+    for (method, label, color) in styles_for(pts.iter().map(|r| r.method)) {
+        let seeds = seeds_of(pts, method);
         if seeds.is_empty() {
             continue;
         }
@@ -336,7 +336,7 @@ fn curves_panel(
             draw_marker(chart.plotting_area(), (r.checkpoint.kl, r.checkpoint.golden_win_rate), bi, color.mix(0.35).filled())?;
         }
         let rows: Vec<Row> = pts.iter().map(|r| (*r).clone()).collect();
-        let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(&rows, &method, s)).collect();
+        let per_seed: Vec<Vec<verdict::Point>> = seeds.iter().map(|&s| verdict::points(&rows, method, s)).collect();
         for p in &per_seed {
             for seg in segments(grid.iter().map(|&x| (x, verdict::smoothed(p, x.ln())))) {
                 chart.draw_series(LineSeries::new(seg, color.mix(0.45).stroke_width(1))).map_err(err)?;
@@ -357,7 +357,7 @@ fn curves_panel(
                 series.label(label.replace("IPO", loss.display())).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
             }
         }
-        if let (_, Some((alpha, beta_g))) = gao::across_seeds(&rows, &method, &seeds) {
+        if let (_, Some((alpha, beta_g))) = gao::across_seeds(&rows, method, &seeds) {
             let fit = gao::GaoFit { alpha: alpha.mean, beta_g: beta_g.mean, points: 0 };
             let (m_lo, m_hi) = per_seed.iter().flatten().fold((f32::MAX, f32::MIN), |(a, b), p| (a.min(p.ln_kl), b.max(p.ln_kl)));
             let curve: Vec<(f32, f32)> = grid.iter().filter(|x| x.ln() >= m_lo && x.ln() <= m_hi).map(|&x| (x, fit.win_rate(x).clamp(y_lo, y_hi))).collect();
@@ -394,8 +394,8 @@ fn marker_at<DB: DrawingBackend>(p: (i32, i32), beta_index: usize) -> DynElement
 /// smallest KL any seed reached to the largest (a seed counts from its own first checkpoint on).
 fn frontier_panel(area: &DrawingArea<SVGBackend, Shift>, pts: &[&Row], grid: &[f32], (lo, hi): (f32, f32), (y_lo, y_hi): (f32, f32), layout: Layout) -> Result<()> {
     let mut chart = log_kl_chart(area, "frontier: best win rate within each KL budget", (lo, hi), (y_lo, y_hi), ("KL budget, log scale", "best golden win rate so far"), layout)?;
-    for (method, _, color) in styles_for(pts.iter().map(|r| r.method.as_str())) {
-        let seeds = seeds_of(pts, &method);
+    for (method, _, color) in styles_for(pts.iter().map(|r| r.method)) {
+        let seeds = seeds_of(pts, method);
         let per_seed: Vec<Vec<(f32, f32)>> = seeds.iter().map(|&s| pts.iter().filter(|r| r.method == method && r.seed == s).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect()).collect();
         let top = per_seed.iter().flatten().fold(0f32, |a, p| a.max(p.0));
         let line: Vec<(f32, Option<f32>)> = grid
@@ -500,18 +500,18 @@ mod palette_tests {
             ("deuteranopia", [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]]),
             ("tritanopia", [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]]),
         ];
-        let methods = ["online", "offline", "online_golden"];
+        let methods = [Method::ONLINE, Method::OFFLINE, Method::ONLINE_GOLDEN];
         for (name, m) in &visions {
             for (i, a) in methods.iter().enumerate() {
                 for b in &methods[i + 1..] {
-                    let (x, y) = (seen(colour_of(a), m), seen(colour_of(b), m));
+                    let (x, y) = (seen(colour_of(*a), m), seen(colour_of(*b), m));
                     let de = ((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)).sqrt();
                     assert!(de >= 30.0, "{a} and {b} are {de:.0} ΔE apart under {name}");
                 }
             }
         }
         // The check can fail: tab10's green against its orange under protanopia.
-        let (x, y) = (seen(RGBColor(44, 160, 44), &visions[1].1), seen(colour_of("offline"), &visions[1].1));
+        let (x, y) = (seen(RGBColor(44, 160, 44), &visions[1].1), seen(colour_of(Method::OFFLINE), &visions[1].1));
         assert!(((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)).sqrt() < 10.0);
     }
 }
@@ -526,8 +526,8 @@ mod tests {
     /// ones: a new point on an axis needs no table of its own.
     #[test]
     fn a_method_outside_the_table_is_drawn_with_its_label() {
-        let row = |method: &str, step: u32, kl: f32, win: f32| Row {
-            method: method.into(),
+        let row = |method: Method, step: u32, kl: f32, win: f32| Row {
+            method,
             seed: 0,
             beta: 0.1,
             lr: 5e-4,
@@ -536,10 +536,10 @@ mod tests {
             policy: None,
             checkpoint: Checkpoint { step, kl, golden_win_rate: win, ..Default::default() },
         };
-        let rows: Vec<Row> = [(0, 0.0, 0.5), (6, 0.5, 0.6), (12, 1.0, 0.65)].iter().flat_map(|&(s, k, w)| [row("online", s, k, w), row("semi_online8", s, k * 1.1, w)]).collect();
+        let rows: Vec<Row> = [(0, 0.0, 0.5), (6, 0.5, 0.6), (12, 1.0, 0.65)].iter().flat_map(|&(s, k, w)| [row(Method::ONLINE, s, k, w), row(Method::semi_online(8), s, k * 1.1, w)]).collect();
         let svg = fig1_svg(&rows, Loss::Ipo).unwrap();
         assert!(svg.contains("semi-online IPO, data refreshed every 8 steps"), "no legend entry for semi_online8");
-        let without = fig1_svg(&rows.iter().filter(|r| r.method == "online").cloned().collect::<Vec<_>>(), Loss::Ipo).unwrap();
+        let without = fig1_svg(&rows.iter().filter(|r| r.method == Method::ONLINE).cloned().collect::<Vec<_>>(), Loss::Ipo).unwrap();
         assert!(!without.contains("refreshed every 8"));
     }
 }

@@ -6,6 +6,7 @@
 //! The fit is ordinary least squares: R is linear in (α, β_g) with regressors d and −d·ln d.
 
 use super::stats::{estimate, Estimate, MIN_KL};
+use crate::experiments::Method;
 use crate::experiments::pipeline::Row;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,13 +52,13 @@ pub fn fit(points: &[(f32, f32)]) -> Option<GaoFit> {
 }
 
 /// The fit to one method's pooled checkpoints of one seed.
-pub fn fit_rows(rows: &[Row], method: &str, seed: u32) -> Option<GaoFit> {
+pub fn fit_rows(rows: &[Row], method: Method, seed: u32) -> Option<GaoFit> {
     let pts: Vec<(f32, f32)> = rows.iter().filter(|r| r.method == method && r.seed == seed).map(|r| (r.checkpoint.kl, r.checkpoint.golden_win_rate)).collect();
     fit(&pts)
 }
 
 /// Per seed fits of one method, and α and β_g across seeds.
-pub fn across_seeds(rows: &[Row], method: &str, seeds: &[u32]) -> (Vec<(u32, GaoFit)>, Option<(Estimate, Estimate)>) {
+pub fn across_seeds(rows: &[Row], method: Method, seeds: &[u32]) -> (Vec<(u32, GaoFit)>, Option<(Estimate, Estimate)>) {
     let fits: Vec<(u32, GaoFit)> = seeds.iter().filter_map(|&s| Some((s, fit_rows(rows, method, s)?))).collect();
     if fits.is_empty() {
         return (fits, None);

@@ -43,7 +43,7 @@ fn rows_of(rows: &[Row], size: ModelSize, own: ModelSize) -> Vec<Row> {
 
 /// Best performance of `method` on `seed`: the [`BEST`] quantile of its checkpoints' golden win rates past the start
 /// (every run of the method pooled, as the figure pools them).
-fn best(rows: &[Row], method: &str, seed: u32) -> Option<f32> {
+fn best(rows: &[Row], method: Method, seed: u32) -> Option<f32> {
     let wins: Vec<f32> = rows.iter().filter(|r| r.method == method && r.seed == seed && r.checkpoint.kl > MIN_KL).map(|r| r.checkpoint.golden_win_rate).collect();
     quantile(&wins, BEST)
 }
@@ -55,18 +55,18 @@ pub struct SizeResult {
     /// log2 of its parameters over the smallest size's.
     pub log2_relative: f32,
     /// Per method (online first): per seed, best performance.
-    pub best: Vec<(String, Vec<(u32, f32)>)>,
+    pub best: Vec<(Method, Vec<(u32, f32)>)>,
     /// Per compared method: per seed, its best performance over online's.
-    pub normalised: Vec<(String, Vec<(u32, f32)>)>,
+    pub normalised: Vec<(Method, Vec<(u32, f32)>)>,
 }
 
 impl SizeResult {
-    fn best_of(&self, method: &str) -> Option<Estimate> {
-        self.best.iter().find(|(m, _)| m == method).filter(|(_, v)| !v.is_empty()).map(|(_, v)| estimate(&v.iter().map(|p| p.1).collect::<Vec<_>>()))
+    fn best_of(&self, method: Method) -> Option<Estimate> {
+        self.best.iter().find(|(m, _)| *m == method).filter(|(_, v)| !v.is_empty()).map(|(_, v)| estimate(&v.iter().map(|p| p.1).collect::<Vec<_>>()))
     }
 
-    fn normalised_of(&self, method: &str) -> Option<Estimate> {
-        self.normalised.iter().find(|(m, _)| m == method).filter(|(_, v)| !v.is_empty()).map(|(_, v)| estimate(&v.iter().map(|p| p.1).collect::<Vec<_>>()))
+    fn normalised_of(&self, method: Method) -> Option<Estimate> {
+        self.normalised.iter().find(|(m, _)| *m == method).filter(|(_, v)| !v.is_empty()).map(|(_, v)| estimate(&v.iter().map(|p| p.1).collect::<Vec<_>>()))
     }
 }
 
@@ -75,21 +75,21 @@ pub fn measure(results: &ExperimentResults) -> Vec<SizeResult> {
     let c = &results.config;
     let ladder = c.ladder();
     let smallest = ladder.first().map_or(1, |s| s.parameters(&c.task)) as f32;
-    let methods: Vec<String> = std::iter::once(Method::ONLINE).chain(COMPARED).map(|m| m.name()).collect();
+    let methods: Vec<Method> = std::iter::once(Method::ONLINE).chain(COMPARED).collect();
     ladder
         .iter()
         .map(|&size| {
             let rows = rows_of(&results.checkpoints, size, c.policy);
-            let per_seed = |m: &str| -> Vec<(u32, f32)> { c.seeds.iter().filter_map(|&s| Some((s, best(&rows, m, s)?))).collect() };
-            let best: Vec<(String, Vec<(u32, f32)>)> = methods.iter().map(|m| (m.to_string(), per_seed(m))).filter(|(_, v)| !v.is_empty()).collect();
-            let online = per_seed("online");
+            let per_seed = |m: Method| -> Vec<(u32, f32)> { c.seeds.iter().filter_map(|&s| Some((s, best(&rows, m, s)?))).collect() };
+            let best: Vec<(Method, Vec<(u32, f32)>)> = methods.iter().map(|&m| (m, per_seed(m))).filter(|(_, v)| !v.is_empty()).collect();
+            let online = per_seed(Method::ONLINE);
             let normalised = methods[1..]
                 .iter()
-                .map(|m| {
+                .map(|&m| {
                     let ratios = per_seed(m).into_iter().filter_map(|(s, b)| online.iter().find(|o| o.0 == s).filter(|o| o.1 > 0.0).map(|o| (s, b / o.1))).collect();
-                    (m.to_string(), ratios)
+                    (m, ratios)
                 })
-                .filter(|(_, v): &(String, Vec<(u32, f32)>)| !v.is_empty())
+                .filter(|(_, v): &(Method, Vec<(u32, f32)>)| !v.is_empty())
                 .collect();
             let parameters = size.parameters(&c.task);
             SizeResult { size, parameters, log2_relative: (parameters as f32 / smallest).log2(), best, normalised }
@@ -110,8 +110,8 @@ fn slopes(sizes: &[SizeResult], seeds: &[u32], value: impl Fn(&SizeResult, u32) 
     seeds.iter().filter_map(|&s| Some((s, slope(&sizes.iter().filter_map(|z| Some((z.log2_relative, value(z, s)?))).collect::<Vec<_>>())?))).collect()
 }
 
-fn per_seed_value(v: &[(String, Vec<(u32, f32)>)], method: &str, seed: u32) -> Option<f32> {
-    v.iter().find(|(m, _)| m == method)?.1.iter().find(|p| p.0 == seed).map(|p| p.1)
+fn per_seed_value(v: &[(Method, Vec<(u32, f32)>)], method: Method, seed: u32) -> Option<f32> {
+    v.iter().find(|(m, _)| *m == method)?.1.iter().find(|p| p.0 == seed).map(|p| p.1)
 }
 
 /// "Above zero" of per-seed values, by [`Finding::above`], with their estimate across seeds.
@@ -146,7 +146,7 @@ pub fn scaling_md(results: &ExperimentResults) -> String {
     );
     let span = sizes.last().map_or(1.0, |z| z.log2_relative.exp2());
     s += &format!("The ladder spans {span:.1}× in parameters.\n\n");
-    let methods: Vec<String> = sizes.iter().flat_map(|z| z.best.iter().map(|(m, _)| m.clone())).fold(vec![], |mut acc, m| {
+    let methods: Vec<Method> = sizes.iter().flat_map(|z| z.best.iter().map(|(m, _)| *m)).fold(vec![], |mut acc, m| {
         if !acc.contains(&m) {
             acc.push(m);
         }
@@ -165,26 +165,26 @@ pub fn scaling_md(results: &ExperimentResults) -> String {
     s += &format!("| size | parameters | log2 relative | SFT loss, last tenth of its steps | {} |\n|---|---|---|---|{}\n", methods.iter().map(|m| format!("best: {m}")).collect::<Vec<_>>().join(" | "), "---|".repeat(methods.len()));
     for z in &sizes {
         let own = if z.size == c.policy { " (the seeds' own)" } else { "" };
-        s += &format!("| {}{own} | {} | {:.2} | {} | {} |\n", z.size, z.parameters, z.log2_relative, show(final_loss(z.size).as_ref()), methods.iter().map(|m| show(z.best_of(m).as_ref())).collect::<Vec<_>>().join(" | "));
+        s += &format!("| {}{own} | {} | {:.2} | {} | {} |\n", z.size, z.parameters, z.log2_relative, show(final_loss(z.size).as_ref()), methods.iter().map(|&m| show(z.best_of(m).as_ref())).collect::<Vec<_>>().join(" | "));
     }
-    let compared: Vec<String> = methods.iter().filter(|m| m.as_str() != "online").cloned().collect();
-    s += &format!("\nFig. 11, best performance over online's (online = 1), mean ± 95 % across seeds:\n\n| size | log2 relative | {} |\n|---|---|{}\n", compared.join(" | "), "---|".repeat(compared.len()));
+    let compared: Vec<Method> = methods.iter().copied().filter(|&m| m != Method::ONLINE).collect();
+    s += &format!("\nFig. 11, best performance over online's (online = 1), mean ± 95 % across seeds:\n\n| size | log2 relative | {} |\n|---|---|{}\n", compared.iter().map(|m| m.name()).collect::<Vec<_>>().join(" | "), "---|".repeat(compared.len()));
     for z in &sizes {
-        s += &format!("| {} | {:.2} | {} |\n", z.size, z.log2_relative, compared.iter().map(|m| show(z.normalised_of(m).as_ref())).collect::<Vec<_>>().join(" | "));
+        s += &format!("| {} | {:.2} | {} |\n", z.size, z.log2_relative, compared.iter().map(|&m| show(z.normalised_of(m).as_ref())).collect::<Vec<_>>().join(" | "));
     }
     s += "\nFigure 1's comparison at each size (online − offline at matched KL, the agreement rule of the verdict above):\n\n| size | frontier | smoothed | nearest | outcome |\n|---|---|---|---|---|\n";
     for z in &sizes {
         let rows = rows_of(&results.checkpoints, z.size, c.policy);
-        let cmp = super::verdict::compare(&rows, &c.seeds, "online", "offline");
+        let cmp = super::verdict::compare(&rows, &c.seeds, Method::ONLINE, Method::OFFLINE);
         s += &format!("| {} | {} | {} |\n", z.size, cmp.matchings.iter().map(|m| show_signed(m.across.as_ref())).collect::<Vec<_>>().join(" | "), cmp.outcome.words());
     }
     // The verdicts: per seed, the change from the smallest size to the largest, and slopes against log2 size.
     let (small, large) = (sizes.first().expect("a ladder"), sizes.last().expect("a ladder"));
-    let rise: Vec<(u32, f32)> = c.seeds.iter().filter_map(|&seed| Some((seed, per_seed_value(&large.best, "online", seed)? - per_seed_value(&small.best, "online", seed)?))).collect();
+    let rise: Vec<(u32, f32)> = c.seeds.iter().filter_map(|&seed| Some((seed, per_seed_value(&large.best, Method::ONLINE, seed)? - per_seed_value(&small.best, Method::ONLINE, seed)?))).collect();
     let (f_rise, e_rise) = positive(&rise);
-    let offline_slope = slopes(&sizes, &c.seeds, |z, seed| per_seed_value(&z.normalised, "offline", seed));
+    let offline_slope = slopes(&sizes, &c.seeds, |z, seed| per_seed_value(&z.normalised, Method::OFFLINE, seed));
     let (f_close, e_close) = positive(&offline_slope);
-    let gap_left: Vec<(u32, f32)> = c.seeds.iter().filter_map(|&seed| Some((seed, 1.0 - per_seed_value(&large.normalised, "offline", seed)?))).collect();
+    let gap_left: Vec<(u32, f32)> = c.seeds.iter().filter_map(|&seed| Some((seed, 1.0 - per_seed_value(&large.normalised, Method::OFFLINE, seed)?))).collect();
     let (f_left, e_left) = positive(&gap_left);
     // "Slowly": the gap narrows and is still there at the largest size.
     let f_slowly = Finding::all([f_close, f_left]);
@@ -196,7 +196,7 @@ pub fn scaling_md(results: &ExperimentResults) -> String {
         large.size,
         show_signed(e_left.as_ref())
     );
-    let above: Vec<&SizeResult> = sizes.iter().filter(|z| z.normalised_of("offline").is_some_and(|e| e.mean > 1.0)).collect();
+    let above: Vec<&SizeResult> = sizes.iter().filter(|z| z.normalised_of(Method::OFFLINE).is_some_and(|e| e.mean > 1.0)).collect();
     if !above.is_empty() {
         s += &format!(
             "- Offline's best performance is above online's at {} of {} sizes ({}): there online has no lead for scale to close, and the slope above says whether offline's lead grows or shrinks with size.\n",
@@ -205,7 +205,7 @@ pub fn scaling_md(results: &ExperimentResults) -> String {
             above.iter().map(|z| z.size.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    let shuffled = &Method::stream(0).name();
+    let shuffled = Method::stream(0);
     if sizes.iter().any(|z| z.normalised_of(shuffled).is_some()) {
         let shuffled_slope = slopes(&sizes, &c.seeds, |z, seed| per_seed_value(&z.normalised, shuffled, seed));
         let faster: Vec<(u32, f32)> = shuffled_slope.iter().filter_map(|&(seed, a)| Some((seed, a - offline_slope.iter().find(|p| p.0 == seed)?.1))).collect();
@@ -243,7 +243,7 @@ pub fn fig11_svg(results: &ExperimentResults) -> Result<String> {
     let loss = results.config.loss;
     let lines: Vec<(Method, Vec<(f32, Estimate)>)> = COMPARED
         .iter()
-        .map(|&m| (m, sizes.iter().filter_map(|z| Some((z.log2_relative, z.normalised_of(&m.name())?))).collect::<Vec<_>>()))
+        .map(|&m| (m, sizes.iter().filter_map(|z| Some((z.log2_relative, z.normalised_of(m)?))).collect::<Vec<_>>()))
         .filter(|(_, p)| !p.is_empty())
         .collect();
     let ends = |e: &Estimate| (e.mean - e.ci.unwrap_or(0.0), e.mean + e.ci.unwrap_or(0.0));
@@ -273,14 +273,14 @@ pub fn fig11_svg(results: &ExperimentResults) -> Result<String> {
         chart
             .draw_series(names.iter().map(|(x, n)| Text::new(n.clone(), (*x, y0 - pad * 0.6), ("sans-serif", 12).into_font().color(&BLACK.mix(0.7)))))
             .map_err(figure::err)?;
-        let online = figure::colour_of(&Method::ONLINE.name());
+        let online = figure::colour_of(Method::ONLINE);
         chart
             .draw_series(LineSeries::new([(-0.3, 1.0), (x1 + 0.3, 1.0)], online.stroke_width(2)))
             .map_err(figure::err)?
             .label(Method::ONLINE.label().replace("IPO", loss.display()) + " (= 1)")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], online.stroke_width(2)));
         for (i, (m, points)) in lines.iter().enumerate() {
-            let colour = figure::colour_of(&m.name());
+            let colour = figure::colour_of(*m);
             // Methods side by side at each size, so their intervals do not hide each other.
             let dx = (i as f32 - (lines.len() as f32 - 1.0) / 2.0) * 0.06;
             let at: Vec<(f32, f32)> = points.iter().map(|(x, e)| (x + dx, e.mean)).collect();
@@ -318,7 +318,7 @@ mod tests {
         assert!((quantile(&v, 0.9).unwrap() - 0.9).abs() < 1e-6);
     }
 
-    fn row(method: &str, seed: u32, policy: Option<ModelSize>, kl: f32, win: f32) -> Row {
+    fn row(method: Method, seed: u32, policy: Option<ModelSize>, kl: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ..Default::default() };
         Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, policy, checkpoint }
     }
@@ -335,8 +335,8 @@ mod tests {
             for (policy, online, offline) in [(Some(small), 0.5, 0.3), (None, 0.8, 0.7)] {
                 for i in 0..10 {
                     let kl = 0.1 * (i + 1) as f32;
-                    rows.push(row("online", seed, policy, kl, online * (i + 1) as f32 / 10.0 + jitter));
-                    rows.push(row("offline", seed, policy, kl, offline * (i + 1) as f32 / 10.0 + jitter));
+                    rows.push(row(Method::ONLINE, seed, policy, kl, online * (i + 1) as f32 / 10.0 + jitter));
+                    rows.push(row(Method::OFFLINE, seed, policy, kl, offline * (i + 1) as f32 / 10.0 + jitter));
                 }
             }
         }
@@ -346,9 +346,9 @@ mod tests {
         assert_eq!(sizes[0].log2_relative, 0.0);
         assert!(sizes[1].log2_relative > 1.0);
         // Seed 0: online's 90th percentile of 0.05..0.5 is 0.455, offline's 0.273.
-        let on = per_seed_value(&sizes[0].best, "online", 0).unwrap();
+        let on = per_seed_value(&sizes[0].best, Method::ONLINE, 0).unwrap();
         assert!((on - 0.455).abs() < 1e-5, "{on}");
-        let ratio = per_seed_value(&sizes[0].normalised, "offline", 0).unwrap();
+        let ratio = per_seed_value(&sizes[0].normalised, Method::OFFLINE, 0).unwrap();
         assert!((ratio - 0.273 / 0.455).abs() < 1e-4, "{ratio}");
         let md = scaling_md(&results);
         assert!(md.contains("- **Larger policies peak higher: shown**"), "{md}");

@@ -2,6 +2,7 @@
 //! each method's peak, the rows of the figure's own runs, and when each run peaked.
 
 use crate::experiments::pipeline::Row;
+use crate::experiments::Method;
 
 /// Checkpoints with KL below this (the untrained start) have no log KL and are left out of bins and plots.
 pub const MIN_KL: f32 = 1e-3;
@@ -19,12 +20,12 @@ pub struct Bin {
     /// Bounds in ln KL.
     pub lo: f32,
     pub hi: f32,
-    pub methods: Vec<(String, Estimate)>,
+    pub methods: Vec<(Method, Estimate)>,
 }
 
 impl Bin {
-    pub fn get(&self, method: &str) -> Option<&Estimate> {
-        self.methods.iter().find(|(m, _)| m == method).map(|(_, e)| e)
+    pub fn get(&self, method: Method) -> Option<&Estimate> {
+        self.methods.iter().find(|(m, _)| *m == method).map(|(_, e)| e)
     }
 }
 
@@ -45,11 +46,12 @@ pub fn estimate(per_seed: &[f32]) -> Estimate {
     Estimate { mean, ci, seeds: n }
 }
 
-pub fn methods(rows: &[Row]) -> Vec<String> {
-    let mut m: Vec<String> = vec![];
+/// The methods `rows` holds, in the order they first appear.
+pub fn methods(rows: &[Row]) -> Vec<Method> {
+    let mut m: Vec<Method> = vec![];
     for r in rows {
         if !m.contains(&r.method) {
-            m.push(r.method.clone());
+            m.push(r.method);
         }
     }
     m
@@ -92,7 +94,7 @@ pub fn binned(rows: &[Row], n: usize) -> Vec<Bin> {
 }
 
 /// Each seed's best checkpoint per method, then mean and interval over seeds.
-pub fn peak(rows: &[Row], method: &str) -> Option<Estimate> {
+pub fn peak(rows: &[Row], method: Method) -> Option<Estimate> {
     let mut best: Vec<(u32, f32)> = vec![];
     for r in rows.iter().filter(|r| r.method == method && r.checkpoint.kl > MIN_KL) {
         match best.iter_mut().find(|(s, _)| *s == r.seed) {
@@ -113,31 +115,28 @@ pub fn main_rows(rows: &[Row]) -> Vec<Row> {
 
 /// The rows of one loss of the loss family's runs, named `online` and `offline` as Figure 1's: its own figure.
 pub fn family_rows(rows: &[Row], loss: crate::train::losses::Loss) -> Vec<Row> {
-    use crate::experiments::method::Method;
-    let (on, off) = (Method::ONLINE.with_loss(loss).name(), Method::OFFLINE.with_loss(loss).name());
+    let (on, off) = (Method::ONLINE.with_loss(loss), Method::OFFLINE.with_loss(loss));
     rows.iter()
         .filter(|r| r.method == on || r.method == off)
-        .map(|r| Row { method: if r.method == on { "online" } else { "offline" }.into(), ..r.clone() })
+        .map(|r| Row { method: if r.method == on { Method::ONLINE } else { Method::OFFLINE }, ..r.clone() })
         .collect()
 }
 
 /// Figure 1's own rows: without the loss family's runs, which have their own figures ([`family_rows`]).
 pub fn without_family(rows: &[Row]) -> Vec<Row> {
-    use crate::experiments::method::Method;
-    let family: Vec<String> = Method::ALL.iter().filter(|m| m.loss.is_some()).map(|m| m.name()).collect();
-    rows.iter().filter(|r| !family.contains(&r.method)).cloned().collect()
+    rows.iter().filter(|r| !(r.method.loss.is_some() && Method::ALL.contains(&r.method))).cloned().collect()
 }
 
 
 /// Of `method`'s runs (seed, β, lr, length), how many reach their best golden win rate at their last
 /// checkpoint, and how many runs there are: a run still improving when it stopped was cut short.
-pub fn best_at_last_checkpoint(rows: &[Row], method: &str) -> (usize, usize) {
+pub fn best_at_last_checkpoint(rows: &[Row], method: Method) -> (usize, usize) {
     let runs = best_and_last_steps(rows, method);
     (runs.iter().filter(|&&(best, last)| best == last && last > 0).count(), runs.len())
 }
 
 /// Each run of `method`: the step of its best golden win rate (the earliest, on a tie) and its last step.
-pub fn best_and_last_steps(rows: &[Row], method: &str) -> Vec<(u32, u32)> {
+pub fn best_and_last_steps(rows: &[Row], method: Method) -> Vec<(u32, u32)> {
     let mut runs: Vec<((u32, u32, u32, u32), u32, f32, u32)> = vec![]; // (run, best step, best win, last step)
     for r in rows.iter().filter(|r| r.method == method) {
         let key = (r.seed, r.beta.to_bits(), r.lr.to_bits(), r.run_steps);

@@ -1,7 +1,7 @@
 //! summary.md: the comparison the figure makes, as numbers (from [`super::stats`]), and every section's verdict,
 //! computed from the data.
 
-use crate::experiments::ExperimentResults;
+use crate::experiments::{ExperimentResults, Method};
 use super::{gao, verdict};
 use crate::experiments::pipeline::Row;
 use super::stats::{best_at_last_checkpoint, best_and_last_steps, estimate, family_rows, main_rows, methods, peak, show_plain, Bin, Estimate};
@@ -32,24 +32,24 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
     s += &results.proxy.iter().map(|p| format!("seed {} {:.3}", p.seed, p.heldout_accuracy)).collect::<Vec<_>>().join(", ");
     s += "\n\nWin rate is against π_sft's samples on fixed prompts, judged by the golden reward (ties count ½). Bins are equal-width in ln KL; each cell is the mean over seeds of each seed's mean in the bin, with a 95 % t-interval across seeds.\n\n";
     let ms = methods(rows);
-    s += &format!("| ln KL | {} |\n|---|{}\n", ms.join(" | "), "---|".repeat(ms.len()));
+    s += &format!("| ln KL | {} |\n|---|{}\n", ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(" | "), "---|".repeat(ms.len()));
     for b in bins {
-        s += &format!("| {:.2} … {:.2} | {} |\n", b.lo, b.hi, ms.iter().map(|m| show(b.get(m))).collect::<Vec<_>>().join(" | "));
+        s += &format!("| {:.2} … {:.2} | {} |\n", b.lo, b.hi, ms.iter().map(|&m| show(b.get(m))).collect::<Vec<_>>().join(" | "));
     }
-    let (p_on, p_off) = (peak(rows, "online"), peak(rows, "offline"));
+    let (p_on, p_off) = (peak(rows, Method::ONLINE), peak(rows, Method::OFFLINE));
     s += &format!("\nPeak (each seed's best checkpoint): online {}, offline {}", show(p_on.as_ref()), show(p_off.as_ref()));
-    if let Some(g) = peak(rows, "online_golden") {
+    if let Some(g) = peak(rows, Method::ONLINE_GOLDEN) {
         s += &format!(", online with golden labels {}", show(Some(&g)));
     }
     s += ".\n\n";
-    for m in ["offline", "online"] {
+    for m in [Method::OFFLINE, Method::ONLINE] {
         let (last, runs) = best_at_last_checkpoint(rows, m);
         if runs > 0 {
             s += &format!("{m} runs whose best checkpoint is their last (still rising when they stopped): {last} of {runs}.\n");
         }
     }
     if c.offline_patience > 0 {
-        let mut lengths: Vec<u32> = best_and_last_steps(rows, "offline").iter().map(|&(_, last)| last).collect();
+        let mut lengths: Vec<u32> = best_and_last_steps(rows, Method::OFFLINE).iter().map(|&(_, last)| last).collect();
         lengths.sort_unstable();
         if let (Some(lo), Some(hi)) = (lengths.first(), lengths.last()) {
             let capped = lengths.iter().filter(|&&l| l >= c.offline_max_steps).count();
@@ -62,13 +62,13 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
     s += "\n## Verdict (computed)\n\n";
     s += "The paper's finding: online IPO reaches a higher golden win rate than offline IPO at the same KL. Each matching below is computed per seed, only inside the KL range both methods reached on that seed, then across seeds (mean, 95 % t-interval).\n\n";
     let seeds = &c.seeds;
-    s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", "offline"));
-    let has_golden = rows.iter().any(|r| r.method == "online_golden");
+    s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, Method::OFFLINE));
+    let has_golden = rows.iter().any(|r| r.method == Method::ONLINE_GOLDEN);
     if has_golden {
         s += "\n### Online with golden labels against offline\n\n";
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online_golden", "offline"));
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE_GOLDEN, Method::OFFLINE));
         s += "\n### What the proxy costs: online against online with golden labels\n\n";
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", "online_golden"));
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, Method::ONLINE_GOLDEN));
     }
     if let (Some(&first), false) = (seeds.first(), c.align_seeds.is_empty()) {
         // The first seed's runs and their repeats, each repeat standing in as a seed of its own.
@@ -82,14 +82,14 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         s += &format!(
             "\n### Alignment seeds over one proxy (seed {first}'s SFT, D_golden and proxy; alignment seeds {alignment_seeds:?})\n\nThe paper had one proxy. Here each row below is one alignment seed over the same proxy, so its spread is the alignment's alone; the seeds' spread above also holds the proxy's.\n\n"
         );
-        s += &verdict::comparison_md(&verdict::compare(&repeats, &alignment_seeds, "online", "offline"));
+        s += &verdict::comparison_md(&verdict::compare(&repeats, &alignment_seeds, Method::ONLINE, Method::OFFLINE));
     }
     s += &data_experiments_md(rows, seeds, c);
     s += "\n### Peaks within the KL range both reached\n\n";
-    s += &shared_peaks_md(rows, seeds, "online", "offline");
+    s += &shared_peaks_md(rows, seeds, Method::ONLINE, Method::OFFLINE);
     s += "\n### Gao et al.'s form R(d) = d(α − β_g ln d), d = √KL, R = win rate − ½\n\n";
     s += "Fitted by least squares to each seed's pooled checkpoints of a method; α is the initial rise, β_g the bend back (over-optimisation), the peak at d* = exp(α/β_g − 1).\n\n| method | α | β_g | seeds fitted |\n|---|---|---|---|\n";
-    for m in &ms {
+    for &m in &ms {
         let (fits, across) = gao::across_seeds(rows, m, seeds);
         if let Some((a, b)) = across {
             s += &format!("| {m} | {} | {} | {} |\n", show_plain(&a), show_plain(&b), fits.len());
@@ -136,13 +136,13 @@ fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Experimen
         c.loss.display()
     );
     s += "| loss | online − offline (figure's verdict) | peak online | peak offline |\n|---|---|---|---|\n";
-    let own = verdict::compare(rows, seeds, "online", "offline");
-    s += &format!("| {} | {} | {} | {} |\n", c.loss.display(), own.outcome.words(), show(peak(rows, "online").as_ref()), show(peak(rows, "offline").as_ref()));
+    let own = verdict::compare(rows, seeds, Method::ONLINE, Method::OFFLINE);
+    s += &format!("| {} | {} | {} | {} |\n", c.loss.display(), own.outcome.words(), show(peak(rows, Method::ONLINE).as_ref()), show(peak(rows, Method::OFFLINE).as_ref()));
     let mut detail = String::new();
     for &l in &c.loss_family {
         let family = family_rows(rows, l);
-        let cmp = verdict::compare(&family, seeds, "online", "offline");
-        s += &format!("| {} | {} | {} | {} |\n", l.display(), cmp.outcome.words(), show(peak(&family, "online").as_ref()), show(peak(&family, "offline").as_ref()));
+        let cmp = verdict::compare(&family, seeds, Method::ONLINE, Method::OFFLINE);
+        s += &format!("| {} | {} | {} | {} |\n", l.display(), cmp.outcome.words(), show(peak(&family, Method::ONLINE).as_ref()), show(peak(&family, Method::OFFLINE).as_ref()));
         detail += &format!("\n### {}\n\n", l.display());
         detail += &verdict::comparison_md(&cmp).replace("**online − offline**", &format!("**online {0} − offline {0}**", l.display()));
     }
@@ -155,7 +155,7 @@ fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Experimen
 fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::ExperimentConfig) -> String {
     use crate::experiments::method::{Method, EARLY};
     let mut s = String::new();
-    let with_rows = |ms: Vec<Method>| -> Vec<Method> { ms.into_iter().filter(|m| rows.iter().any(|r| r.method == m.name())).collect() };
+    let with_rows = |ms: Vec<Method>| -> Vec<Method> { ms.into_iter().filter(|m| rows.iter().any(|r| r.method == *m)).collect() };
     let pairs = with_rows(c.pair_datasets.iter().map(|&d| Method::pairs(d)).collect());
     if !pairs.is_empty() {
         s += "\n## Which pairs teach: golden-labelled datasets sampled from the online run (the paper's Figs 5 and 12)\n\n";
@@ -165,7 +165,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Expe
         );
         s += "The paper's findings: offline IPO on D_4k-vs-4k (late-vs-late here) barely beats SFT (Fig. 5); D_sft-vs-800 ≳ D_golden > D_800-vs-4k, D_4k-vs-4k (Fig. 12).\n\n";
         s += "Peak golden win rate (each seed's best checkpoint; π_sft is 0.5): ";
-        let peaks: Vec<String> = std::iter::once("offline".to_string()).chain(pairs.iter().map(|m| m.name())).map(|m| format!("{m} {}", show(peak(rows, &m).as_ref()))).collect();
+        let peaks: Vec<String> = std::iter::once(Method::OFFLINE).chain(pairs.iter().copied()).map(|m| format!("{m} {}", show(peak(rows, m).as_ref()))).collect();
         s += &peaks.join(", ");
         s += ".\n";
         for m in &pairs {
@@ -191,8 +191,8 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Expe
         let mut compared = 0;
         let mut worst = 0f32;
         let mut worst_at = String::new();
-        for r in rows.iter().filter(|r| r.method == "replay") {
-            let Some(o) = rows.iter().find(|o| o.method == "online" && o.seed == r.seed && o.align_seed == r.align_seed && o.beta == r.beta && o.lr == r.lr && o.run_steps == r.run_steps && o.checkpoint.step == r.checkpoint.step) else { continue };
+        for r in rows.iter().filter(|r| r.method == Method::stream(1)) {
+            let Some(o) = rows.iter().find(|o| o.method == Method::ONLINE && o.seed == r.seed && o.align_seed == r.align_seed && o.beta == r.beta && o.lr == r.lr && o.run_steps == r.run_steps && o.checkpoint.step == r.checkpoint.step) else { continue };
             let (a, b) = (&r.checkpoint, &o.checkpoint);
             let diffs = [
                 (a.kl - b.kl).abs(),
@@ -231,17 +231,17 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Expe
 /// offline IPO on D_golden when the rows have offline runs, each by the figure's verdict.
 fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments::method::Method) -> String {
     let mut s = format!("\n### {}\n\n", m.label());
-    s += &verdict::comparison_md(&verdict::compare(rows, seeds, "online", &m.name()));
-    if rows.iter().any(|r| r.method == "offline") {
+    s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, m));
+    if rows.iter().any(|r| r.method == Method::OFFLINE) {
         s += "\n";
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, &m.name(), "offline"));
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, m, Method::OFFLINE));
     }
     s
 }
 
 /// Each seed's best win rate of A and of B among checkpoints inside the ln-KL range both reached, and
 /// the difference across seeds: the peak comparison that does not credit a region only one visited.
-fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> String {
+fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> String {
     let mut diffs = vec![];
     let mut per = vec![];
     for &seed in seeds {
@@ -271,7 +271,7 @@ mod tests {
     use crate::experiments::pipeline::Row;
     use crate::train::eval::Checkpoint;
 
-    fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
+    fn row(method: Method, seed: u32, kl: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![], ..Default::default() };
         Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, policy: None, checkpoint }
     }
@@ -283,8 +283,8 @@ mod tests {
             let j = jitter * (seed as f32 - 1.0);
             for k in 0..3 {
                 let kl = (k as f32).exp();
-                rows.push(row("online", seed, kl, on + j));
-                rows.push(row("offline", seed, kl, off - j));
+                rows.push(row(Method::ONLINE, seed, kl, on + j));
+                rows.push(row(Method::OFFLINE, seed, kl, off - j));
             }
         }
         let config = ExperimentConfig { seeds: vec![0, 1, 2], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
@@ -307,12 +307,12 @@ mod tests {
         for seed in 0..3u32 {
             for k in 0..3 {
                 let kl = (k as f32).exp();
-                rows.push(row("online", seed, kl, 0.8 + 0.01 * seed as f32));
-                rows.push(row("offline", seed, kl, 0.6));
+                rows.push(row(Method::ONLINE, seed, kl, 0.8 + 0.01 * seed as f32));
+                rows.push(row(Method::OFFLINE, seed, kl, 0.6));
                 // Seed 0's repeat with alignment seed 9: online below offline there.
                 if seed == 0 {
-                    rows.push(Row { align_seed: Some(9), ..row("online", 0, kl, 0.5) });
-                    rows.push(Row { align_seed: Some(9), ..row("offline", 0, kl, 0.6) });
+                    rows.push(Row { align_seed: Some(9), ..row(Method::ONLINE, 0, kl, 0.5) });
+                    rows.push(Row { align_seed: Some(9), ..row(Method::OFFLINE, 0, kl, 0.6) });
                 }
             }
         }
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn no_common_kl_range_means_no_verdict() {
-        let rows = vec![row("online", 0, 5.0, 0.9), row("online", 0, 6.0, 0.9), row("offline", 0, 0.1, 0.6), row("offline", 0, 0.12, 0.6)];
+        let rows = vec![row(Method::ONLINE, 0, 5.0, 0.9), row(Method::ONLINE, 0, 6.0, 0.9), row(Method::OFFLINE, 0, 0.1, 0.6), row(Method::OFFLINE, 0, 0.12, 0.6)];
         let results = ExperimentResults { config: ExperimentConfig::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&rows, 4));
         assert!(md.contains("online > offline **cannot be judged (no shared KL range)**") && md.contains("reached no common KL range"), "{md}");
@@ -335,13 +335,13 @@ mod tests {
     #[test]
     fn bins_average_each_seed_then_across_seeds_with_a_t_interval() {
         // Seed 0 has two checkpoints in the bin (mean 0.6), seed 1 one (0.8): mean 0.7, t(1) = 12.706.
-        let rows = vec![row("online", 0, 1.0, 0.5), row("online", 0, 1.1, 0.7), row("online", 1, 1.05, 0.8), row("online", 0, 0.0005, 0.1)];
+        let rows = vec![row(Method::ONLINE, 0, 1.0, 0.5), row(Method::ONLINE, 0, 1.1, 0.7), row(Method::ONLINE, 1, 1.05, 0.8), row(Method::ONLINE, 0, 0.0005, 0.1)];
         let bins = binned(&rows, 1);
-        let e = bins[0].get("online").unwrap();
+        let e = bins[0].get(Method::ONLINE).unwrap();
         assert_eq!(e.seeds, 2);
         assert!((e.mean - 0.7).abs() < 1e-6, "{e:?}");
         let sd = (0.02f32).sqrt(); // sample sd of {0.6, 0.8}
         assert!((e.ci.unwrap() - 12.706 * sd / 2f32.sqrt()).abs() < 1e-4, "{e:?}");
-        assert_eq!(peak(&rows, "online").unwrap().mean, (0.7 + 0.8) / 2.0, "the KL ≈ 0 start is left out of the peak");
+        assert_eq!(peak(&rows, Method::ONLINE).unwrap().mean, (0.7 + 0.8) / 2.0, "the KL ≈ 0 start is left out of the peak");
     }
 }

@@ -7,6 +7,7 @@
 //! other never visited (the frontier at a budget inside that range counts every checkpoint within it).
 
 use super::stats::{estimate, Estimate, MIN_KL};
+use crate::experiments::Method;
 use crate::experiments::pipeline::Row;
 
 /// Points of the ln-KL grid the frontier and smoothed matchings are evaluated on.
@@ -28,7 +29,7 @@ pub struct Point {
 
 /// The checkpoints of one method and seed past the start (every run of that method pooled, as the
 /// paper pools every setting).
-pub fn points(rows: &[Row], method: &str, seed: u32) -> Vec<Point> {
+pub fn points(rows: &[Row], method: Method, seed: u32) -> Vec<Point> {
     rows.iter()
         .filter(|r| r.method == method && r.seed == seed && r.checkpoint.kl > MIN_KL)
         .map(|r| Point { ln_kl: r.checkpoint.kl.ln(), win: r.checkpoint.golden_win_rate })
@@ -147,13 +148,13 @@ impl Outcome {
 /// A against B by every matching, and the outcome of the agreement rule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
-    pub a: String,
-    pub b: String,
+    pub a: Method,
+    pub b: Method,
     pub matchings: Vec<Matched>,
     pub outcome: Outcome,
 }
 
-pub fn compare(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> Comparison {
+pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison {
     let matchings: Vec<Matched> = Matching::ALL
         .iter()
         .map(|&m| {
@@ -174,7 +175,7 @@ pub fn compare(rows: &[Row], seeds: &[u32], a: &str, b: &str) -> Comparison {
     } else {
         Outcome::DoesNotHold
     };
-    Comparison { a: a.into(), b: b.into(), matchings, outcome }
+    Comparison { a, b, matchings, outcome }
 }
 
 /// The comparison as a markdown table: one line per matching, per-seed differences, mean ± interval.
@@ -198,9 +199,13 @@ mod tests {
     use super::*;
     use crate::train::eval::Checkpoint;
 
-    fn row(method: &str, seed: u32, kl: f32, win: f32) -> Row {
+    /// The two methods compared: A above B or not.
+    const A: Method = Method::ONLINE;
+    const B: Method = Method::OFFLINE;
+
+    fn row(method: Method, seed: u32, kl: f32, win: f32) -> Row {
         let checkpoint = Checkpoint { step: 1, kl, golden_win_rate: win, ties: 0.0, classifier_accuracy: 0.5, proxy_win_rate: None, train_loss: None, responses: Default::default(), samples: vec![], ..Default::default() };
-        Row { method: method.into(), seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, policy: None, checkpoint }
+        Row { method, seed, beta: 0.1, lr: 1e-3, run_steps: 1, align_seed: None, policy: None, checkpoint }
     }
 
     /// Both methods trace a rise-and-fall curve in ln KL over the same checkpoints; A is `gap` above B,
@@ -212,11 +217,11 @@ mod tests {
             for i in 0..20 {
                 let x = -1.0 + 0.15 * i as f32;
                 let curve = 0.6 + 0.2 * x - 0.08 * x * x;
-                rows.push(row("a", seed, x.exp(), curve + gap + shift));
+                rows.push(row(A, seed, x.exp(), curve + gap + shift));
                 // B's checkpoints sit slightly off A's, as real runs' do.
-                rows.push(row("b", seed, (x + 0.03).exp(), curve + 0.2 * 0.03));
+                rows.push(row(B, seed, (x + 0.03).exp(), curve + 0.2 * 0.03));
             }
-            rows.push(row("a", seed, 0.0, 0.5)); // the start: left out
+            rows.push(row(A, seed, 0.0, 0.5)); // the start: left out
         }
         rows
     }
@@ -225,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_clear_gap_holds_by_every_matching() {
-        let c = compare(&rows(0.1, 0.005), &SEEDS, "a", "b");
+        let c = compare(&rows(0.1, 0.005), &SEEDS, A, B);
         assert_eq!(c.outcome, Outcome::Holds, "{}", comparison_md(&c));
         for m in &c.matchings {
             let e = m.across.as_ref().unwrap();
@@ -237,14 +242,14 @@ mod tests {
     #[test]
     fn a_small_gap_in_noise_is_direction_only() {
         // Seeds spread ±0.2 around a gap of 0.02: every mean is 0.02 > 0, no interval excludes zero.
-        let c = compare(&rows(0.02, 0.1), &SEEDS, "a", "b");
+        let c = compare(&rows(0.02, 0.1), &SEEDS, A, B);
         assert_eq!(c.outcome, Outcome::DirectionOnly, "{}", comparison_md(&c));
         assert!(comparison_md(&c).contains("**holds in direction only**"));
     }
 
     #[test]
     fn a_negative_gap_is_reversed() {
-        let c = compare(&rows(-0.1, 0.005), &SEEDS, "a", "b");
+        let c = compare(&rows(-0.1, 0.005), &SEEDS, A, B);
         assert_eq!(c.outcome, Outcome::Reversed, "{}", comparison_md(&c));
     }
 
@@ -256,12 +261,12 @@ mod tests {
         for seed in 0..5u32 {
             for i in 0..10 {
                 let x = 0.1 * i as f32;
-                r.push(row("a", seed, x.exp(), 0.55 + 0.01 * seed as f32));
-                r.push(row("b", seed, x.exp(), 0.6 + 0.01 * seed as f32));
+                r.push(row(A, seed, x.exp(), 0.55 + 0.01 * seed as f32));
+                r.push(row(B, seed, x.exp(), 0.6 + 0.01 * seed as f32));
             }
-            r.push(row("a", seed, 0.45f32.exp(), 0.95));
+            r.push(row(A, seed, 0.45f32.exp(), 0.95));
         }
-        let c = compare(&r, &SEEDS, "a", "b");
+        let c = compare(&r, &SEEDS, A, B);
         assert!(c.matchings[0].across.as_ref().unwrap().mean > 0.0, "frontier credits the lucky checkpoint");
         assert!(c.matchings[2].across.as_ref().unwrap().mean < 0.0);
         assert_eq!(c.outcome, Outcome::DoesNotHold, "{}", comparison_md(&c));
@@ -269,8 +274,8 @@ mod tests {
 
     #[test]
     fn no_shared_kl_range_means_no_verdict() {
-        let r = vec![row("a", 0, 5.0, 0.9), row("a", 0, 6.0, 0.9), row("b", 0, 0.1, 0.6), row("b", 0, 0.12, 0.6)];
-        assert_eq!(compare(&r, &[0], "a", "b").outcome, Outcome::NoOverlap);
+        let r = vec![row(A, 0, 5.0, 0.9), row(A, 0, 6.0, 0.9), row(B, 0, 0.1, 0.6), row(B, 0, 0.12, 0.6)];
+        assert_eq!(compare(&r, &[0], A, B).outcome, Outcome::NoOverlap);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub use stages::{seed_stages, SeedStages, SizedSft};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::experiments::Method;
     use crate::train::eval::Checkpoint;
     use crate::train::eval::ResponseStats;
 
@@ -46,7 +47,7 @@ mod tests {
             samples: vec![],
             ..Default::default()
         };
-        Row { method: "online".into(), seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, align_seed: None, policy: None, checkpoint }
+        Row { method: Method::ONLINE, seed: 3, beta: 0.1, lr: 5e-4, run_steps: 12, align_seed: None, policy: None, checkpoint }
     }
 
     #[test]

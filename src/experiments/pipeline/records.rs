@@ -4,6 +4,7 @@
 use super::*;
 use crate::bail;
 use crate::error::Result;
+use crate::experiments::Method;
 use crate::model::Gpt;
 use crate::train::eval::Checkpoint;
 use crate::train::pm::{Pairs, PmEval};
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// One checkpoint of one run, as results.json and metrics.csv hold it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Row {
-    pub method: String,
+    pub method: Method,
     pub seed: u32,
     pub beta: f32,
     pub lr: f32,
@@ -31,7 +32,7 @@ pub struct Row {
 impl Row {
     /// True when this row is of the run `run`.
     pub fn is_of(&self, run: &RunSpec) -> bool {
-        self.method == run.method.name() && self.beta == run.beta && self.lr == run.lr && self.run_steps == run.steps && self.align_seed == run.align_seed && self.policy == run.policy
+        self.method == run.method && self.beta == run.beta && self.lr == run.lr && self.run_steps == run.steps && self.align_seed == run.align_seed && self.policy == run.policy
     }
 }
 

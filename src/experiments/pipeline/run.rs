@@ -33,7 +33,7 @@ impl SeedStages {
         want_stream: bool,
     ) -> Result<(Gpt, Vec<Row>, Pairs)> {
         let seed = self.seed;
-        let (method, beta, lr, steps) = (run.method.name(), run.beta, run.lr, run.steps);
+        let (method, beta, lr, steps) = (run.method, run.beta, run.lr, run.steps);
         let repeat = run.align_seed.map(|a| format!(", alignment seed {a}")).unwrap_or_default();
         let size = run.policy.map(|p| format!(", policy {p}")).unwrap_or_default();
         let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat}{size})");
@@ -87,6 +87,7 @@ impl SeedStages {
             (Data::Offline(_), Some(pairs)) => Source::Offline(pairs, None),
             (Data::Offline(Offline::Stream { .. }), None) => bail!("{name}: a stream run needs its online run's stream"),
             (Data::Offline(Offline::Pairs(_)), None) => bail!("{name}: a pair-dataset run needs its dataset"),
+            (Data::Offline(Offline::File), _) => bail!("{name}: a dataset file is trained on by train-offline, not by an experiment"),
         };
         let run_cfg = spec.align_config(run.method.loss(spec.loss), beta, lr, steps, run.align_seed.unwrap_or(seed), past_best);
         let mut rows = vec![];
@@ -116,7 +117,7 @@ impl SeedStages {
         let mut keep_state = |state: AlignState| write_state(&mut *cache, &state_keys, sft, state);
         let on_state: Option<&mut dyn FnMut(AlignState) -> Result<()>> = if spec.resumable { Some(&mut keep_state) } else { None };
         let (policy, _, stream) = align_from(e, spec.task, sft, source, &run_cfg, eval, saved, |c| {
-            let row = Row { method: method.clone(), seed, beta, lr, run_steps: steps, align_seed: run.align_seed, policy: run.policy, checkpoint: c.clone() };
+            let row = Row { method, seed, beta, lr, run_steps: steps, align_seed: run.align_seed, policy: run.policy, checkpoint: c.clone() };
             if bad.is_ok() {
                 bad = check_finite(&row);
             }
@@ -279,7 +280,7 @@ pub async fn run_seed(
         let probe = match (spec.stream_classification, run.method) {
             (true, Method::OFFLINE) => position(&datasets, &online_of(run).data_name("online_stream")).map(|i| {
                 let online = online_of(run);
-                let own = |r: &&Row| r.method == Method::ONLINE.name() && r.beta == online.beta && r.lr == online.lr && r.align_seed == online.align_seed && r.policy == online.policy;
+                let own = |r: &&Row| r.method == Method::ONLINE && r.beta == online.beta && r.lr == online.lr && r.align_seed == online.align_seed && r.policy == online.policy;
                 let checkpoints = checkpoints.iter().filter(own).map(|r: &Row| (r.checkpoint.step, r.checkpoint.kl)).collect();
                 EvalSet { online_stream: Some(OnlineStream { pairs: datasets[i].pairs.clone(), checkpoints, batch: spec.batch }), ..eval.clone() }
             }),
