@@ -2,10 +2,7 @@
 //! the page's Web Worker it awaits a hook the worker installs, which lets the worker read its messages (pause,
 //! resume, stop) between steps and keeps a CPU-backend run from starving the worker's event loop.
 
-use crate::error::Result;
-
-/// The error a run ends with when the user stops it; the page tells it apart from failures.
-pub const STOPPED: &str = "stopped by the user";
+use crate::error::{Error, Result};
 
 #[cfg(target_arch = "wasm32")]
 thread_local! {
@@ -22,11 +19,11 @@ pub fn set_hook(f: Option<js_sys::Function>) {
 /// Natively: a reason every running pipeline stops for at its next step (a failed results write makes
 /// further training pointless); set once, first reason kept.
 #[cfg(not(target_arch = "wasm32"))]
-static ABORT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static ABORT: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
 
 /// Stops every native pipeline at its next step with `reason` as its error.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn abort(reason: String) {
+pub fn abort(reason: Error) {
     let mut a = ABORT.lock().unwrap_or_else(|p| p.into_inner());
     a.get_or_insert(reason);
 }
@@ -50,18 +47,17 @@ pub async fn yield_point() -> Result<()> {
     YieldOnce(false).await;
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(reason) = ABORT.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-        return Err(crate::error::Error(reason));
+        return Err(reason);
     }
     #[cfg(target_arch = "wasm32")]
     {
-        use crate::error::Error;
         let hook = HOOK.with(|h| h.borrow().clone());
         if let Some(f) = hook {
-            let js = |e: wasm_bindgen::JsValue| Error(format!("control hook: {e:?}"));
+            let js = |e: wasm_bindgen::JsValue| Error::new(format!("control hook: {e:?}"));
             let promise = js_sys::Promise::from(f.call0(&wasm_bindgen::JsValue::NULL).map_err(js)?);
             let answer = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(js)?;
             if answer.as_bool() == Some(true) {
-                return Err(Error(STOPPED.into()));
+                return Err(Error::stopped());
             }
             if answer.as_string().as_deref() == Some("step") {
                 request_step_inside();

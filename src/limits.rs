@@ -71,13 +71,13 @@ mod tests {
 
     #[test]
     fn errors_name_key_value_range_and_reason() {
-        let e = real("sft.adamw.lr", 1e30, Interval::above(0.0, 1.0), "why").unwrap_err().0;
+        let e = real("sft.adamw.lr", 1e30, Interval::above(0.0, 1.0), "why").unwrap_err().message;
         assert_eq!(e, "sft.adamw.lr = 1000000000000000000000000000000 is out of range (0, 1] (why)");
         assert!(real("x", f32::NAN, Interval::closed(0.0, 1.0), "w").is_err());
         assert!(real("x", 0.0, Interval::above(0.0, 1.0), "w").is_err());
         assert!(real("x", 1.0, Interval::below(0.0, 1.0), "w").is_err());
         assert!(real("x", 1.0, Interval::closed(0.0, 1.0), "w").is_ok());
-        assert_eq!(int("proxy.eval_every", 0, 1, 10, "w").unwrap_err().0, "proxy.eval_every = 0 is out of range 1..=10 (w)");
-        assert!(list("seeds", &[] as &[u32], 4, "w", |_, _| Ok(())).unwrap_err().0.contains("seeds holds 0 values"));
+        assert_eq!(int("proxy.eval_every", 0, 1, 10, "w").unwrap_err().message, "proxy.eval_every = 0 is out of range 1..=10 (w)");
+        assert!(list("seeds", &[] as &[u32], 4, "w", |_, _| Ok(())).unwrap_err().message.contains("seeds holds 0 values"));
     }
 }

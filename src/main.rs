@@ -274,7 +274,7 @@ mod native {
         let mut chosen = vec![];
         for name in sizes {
             let Some(&size) = bench::SIZES.iter().find(|s| s.0.eq_ignore_ascii_case(name)) else {
-                return Err(alignment_gap::Error(format!("sizes: '{name}' is not one of S, M, L")));
+                return Err(alignment_gap::Error::new(format!("sizes: '{name}' is not one of S, M, L")));
             };
             chosen.push(size);
         }
@@ -317,7 +317,7 @@ mod native {
         use alignment_gap::experiments::{range, ExperimentResults, Method};
         use alignment_gap::experiments::pipeline::{self, Row};
         use alignment_gap::train::align::{align, Source};
-        let fail = |m: String| alignment_gap::Error(m);
+        let fail = |m: String| alignment_gap::Error::new(m);
         let path = a.from.join("results.json");
         let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("--from: {}: {e} (a reproduce output holds results.json)", path.display())))?;
         let from: ExperimentResults = serde_json::from_str(&text).map_err(|e| fail(format!("--from: {}: {e}", path.display())))?;
@@ -329,7 +329,7 @@ mod native {
         alignment_gap::limits::real("--beta", a.beta, range::BETA, "IPO's target margin is 1/(2β)")?;
         alignment_gap::limits::real("--lr", a.lr, range::LR, "a step as large as the weights themselves diverges at once")?;
         let bytes = std::fs::read(&a.data).map_err(|e| fail(format!("--data: {}: {e}", a.data.display())))?;
-        let (pairs, source) = dataset_file::from_bytes(&bytes, &cfg.task).map_err(|e| fail(format!("--data {}: {}", a.data.display(), e.0)))?;
+        let (pairs, source) = dataset_file::from_bytes(&bytes, &cfg.task).map_err(|e| fail(format!("--data {}: {}", a.data.display(), e.message)))?;
         let batch = cfg.batch;
         let steps = match a.steps {
             Some(s) => s,
@@ -417,10 +417,10 @@ mod native {
     ) -> alignment_gap::Result<Option<alignment_gap::experiments::ExperimentResults>> {
         use alignment_gap::experiments::ExperimentResults;
         use alignment_gap::settings::differing_keys;
-        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
+        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error::new(format!("{}: {e}", p.display()));
         checkpoint::create_dir_all(out)?;
         let probe = checkpoint::unique_temp(&out.join("write-test"));
-        std::fs::write(&probe, b"").map_err(|e| alignment_gap::Error(format!("out: {} is not writable ({e})", out.display())))?;
+        std::fs::write(&probe, b"").map_err(|e| alignment_gap::Error::new(format!("out: {} is not writable ({e})", out.display())))?;
         std::fs::remove_file(&probe).map_err(|e| err(&probe, e))?;
         let results = out.join("results.json");
         let models = out.join("models");
@@ -438,7 +438,7 @@ mod native {
             Some(Err(e)) => format!("a results.json this version cannot read ({e})"),
         };
         if !overwrite {
-            return Err(alignment_gap::Error(format!(
+            return Err(alignment_gap::Error::new(format!(
                 "out: {} holds {same}; pass --overwrite to replace its results and models (the cache is kept), or choose another --out",
                 out.display()
             )));
@@ -498,7 +498,7 @@ mod native {
             match written {
                 Ok(()) => st.written_runs = runs,
                 Err(e) => {
-                    alignment_gap::control::abort(e.0.clone());
+                    alignment_gap::control::abort(e.clone());
                     st.error = Some(e);
                 }
             }
@@ -508,7 +508,7 @@ mod native {
         fn failed(&self, e: alignment_gap::Error) -> alignment_gap::Error {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let e = st.error.clone().unwrap_or(e);
-            alignment_gap::Error(format!(
+            alignment_gap::Error::new(format!(
                 "{e}\n{}/results.json keeps the {} alignment run(s) finished before the failure; run the same command again to resume (finished stages and runs come from the cache)",
                 self.out.display(),
                 st.written_runs
@@ -518,7 +518,7 @@ mod native {
 
     /// results.json and metrics.csv, each written whole or not at all.
     fn write_results(out: &std::path::Path, results: &alignment_gap::experiments::ExperimentResults) -> alignment_gap::Result<()> {
-        let json = serde_json::to_string_pretty(results).map_err(|e| alignment_gap::Error(e.to_string()))?;
+        let json = serde_json::to_string_pretty(results).map_err(|e| alignment_gap::Error::new(e.to_string()))?;
         checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
         write_metrics(out, results)
     }
@@ -542,7 +542,7 @@ mod native {
         use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
         let mut cfg = experiments::ExperimentConfig::preset(preset)?;
         if seeds.is_some() && sets.iter().any(|s| s.trim_start().starts_with("seeds=")) {
-            return Err(alignment_gap::Error("seeds: given twice (--seeds and --set seeds=…); give it once".into()));
+            return Err(alignment_gap::Error::new("seeds: given twice (--seeds and --set seeds=…); give it once"));
         }
         if let Some(seeds) = seeds {
             cfg.seeds = seeds;
@@ -555,7 +555,7 @@ mod native {
         let on_cpu = matches!(engine, Engine::Cpu);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let jobs = match options.jobs {
-            Some(0) => return Err(alignment_gap::Error("jobs = 0 is out of range 1.. (seeds run in parallel)".into())),
+            Some(0) => return Err(alignment_gap::Error::new("jobs = 0 is out of range 1.. (seeds run in parallel)")),
             Some(j) if on_cpu => j,
             Some(_) | None if !on_cpu => 1,
             // All seeds at once: with 3 seeds on 2 cores that finishes in 1.5 seed-times, not 2.
@@ -640,7 +640,7 @@ mod native {
                         Ok(())
                     },
                 ))
-                .inspect_err(|e| alignment_gap::control::abort(e.0.clone()))?;
+                .inspect_err(|e| alignment_gap::control::abort(e.clone()))?;
                 done.push(r);
             }
             bar.finish_and_clear();
@@ -651,7 +651,7 @@ mod native {
         } else {
             let outcomes: Vec<_> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..jobs).map(|_| s.spawn(|| worker(&Engine::cpu()))).collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(alignment_gap::Error("a seed's worker thread panicked".into())))).collect()
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(alignment_gap::Error::new("a seed's worker thread panicked")))).collect()
             });
             outcomes.into_iter().try_fold(vec![], |mut all, o| {
                 all.extend(o?);
@@ -678,7 +678,7 @@ mod native {
         for m in &models {
             let dir = out.join("models").join(format!("seed{}", m.seed)).join(&m.name);
             checkpoint::save(&dir, &m.config, m.head, &m.values, special, Some(&tokenizer))
-                .map_err(|e| alignment_gap::Error(format!("{e}\nresults.json, metrics.csv, fig1.svg and summary.md are written; the models are not all saved: rerun the same command to write them (every stage comes from the cache)")))?;
+                .map_err(|e| alignment_gap::Error::new(format!("{e}\nresults.json, metrics.csv, fig1.svg and summary.md are written; the models are not all saved: rerun the same command to write them (every stage comes from the cache)")))?;
         }
         eprintln!("stage time, summed over seeds (s): {}", results.timings.iter().map(|(n, s)| format!("{n} {s:.0}")).collect::<Vec<_>>().join(", "));
         let inside = alignment_gap::train::align::phases::totals();
@@ -694,8 +694,8 @@ mod native {
         use alignment_gap::experiments::{self, ExperimentResults};
         let read = |dir: &PathBuf| -> alignment_gap::Result<ExperimentResults> {
             let path = dir.join("results.json");
-            let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
-            serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))
+            let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error::new(format!("{}: {e}", path.display())))?;
+            serde_json::from_str(&text).map_err(|e| alignment_gap::Error::new(format!("{}: {e}", path.display())))
         };
         let parts = shards.iter().map(read).collect::<alignment_gap::Result<Vec<_>>>()?;
         let results = experiments::merge_shards(parts)?;
@@ -707,8 +707,8 @@ mod native {
         }
         for d in &results.datasets {
             let from = shards.iter().map(|dir| dir.join(&d.file)).find(|p| p.exists());
-            let Some(from) = from else { return Err(alignment_gap::Error(format!("merge: no shard holds {} (results.json names it)", d.file))) };
-            let bytes = std::fs::read(&from).map_err(|e| alignment_gap::Error(format!("{}: {e}", from.display())))?;
+            let Some(from) = from else { return Err(alignment_gap::Error::new(format!("merge: no shard holds {} (results.json names it)", d.file))) };
+            let bytes = std::fs::read(&from).map_err(|e| alignment_gap::Error::new(format!("{}: {e}", from.display())))?;
             if let Some(parent) = out.join(&d.file).parent() {
                 checkpoint::create_dir_all(parent)?;
             }
@@ -720,7 +720,7 @@ mod native {
 
     /// Copies every model folder (`seed*/NAME/`) under `from` into `to`, leaving ones already there.
     fn copy_models(from: &std::path::Path, to: &std::path::Path) -> alignment_gap::Result<()> {
-        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
+        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error::new(format!("{}: {e}", p.display()));
         let Ok(seeds) = std::fs::read_dir(from) else { return Ok(()) };
         for seed in seeds.flatten() {
             for model in std::fs::read_dir(seed.path()).map_err(|e| err(&seed.path(), e))?.flatten() {
@@ -755,9 +755,9 @@ mod native {
     /// Rewrites metrics.csv, fig1.svg and summary.md of DIR from DIR/results.json (no training).
     fn summarize(dir: &std::path::Path) -> alignment_gap::Result<()> {
         let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| alignment_gap::Error::new(format!("{}: {e}", path.display())))?;
         let results: alignment_gap::experiments::ExperimentResults =
-            serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+            serde_json::from_str(&text).map_err(|e| alignment_gap::Error::new(format!("{}: {e}", path.display())))?;
         write_metrics(dir, &results)?;
         write_reports(dir, &results)?;
         println!("rewrote {}/metrics.csv, fig1.svg, the analyses' and the scaling figures and summary.md from results.json", dir.display());
@@ -778,7 +778,7 @@ mod native {
         let manifest_path = out.join("index.json");
         let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::json!({"entries": []}));
         if manifest.get("backend").and_then(|b| b.as_str()).is_some_and(|b| b != engine.describe()) {
-            return Err(alignment_gap::Error(format!("{}: its stages were trained on {}, not {}; ship from one backend", manifest_path.display(), manifest["backend"], engine.describe())));
+            return Err(alignment_gap::Error::new(format!("{}: its stages were trained on {}, not {}; ship from one backend", manifest_path.display(), manifest["backend"], engine.describe())));
         }
         let mut entries: Vec<serde_json::Value> = manifest["entries"].as_array().cloned().unwrap_or_default().into_iter().filter(|e| e["preset"] != preset).collect();
         let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
@@ -793,7 +793,7 @@ mod native {
             let (sft, proxy) = pipeline::stage_keys(&spec, seed, &engine.describe());
             for (stage, key) in [("sft", sft), ("proxy", proxy)] {
                 use alignment_gap::experiments::pipeline::StageCache;
-                let Some((config, head, values, meta)) = cache.get(&key) else { return Err(alignment_gap::Error(format!("{key}: not in the cache after training it"))) };
+                let Some((config, head, values, meta)) = cache.get(&key) else { return Err(alignment_gap::Error::new(format!("{key}: not in the cache after training it"))) };
                 let bytes = safetensors_bytes(&config, head, &values)?;
                 let file = format!("{key}.safetensors");
                 checkpoint::write_atomic(&out.join(&file), &bytes)?;
@@ -804,7 +804,7 @@ mod native {
             }
         }
         let manifest = serde_json::json!({ "backend": engine.describe(), "entries": entries });
-        checkpoint::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest).map_err(|e| alignment_gap::Error(e.to_string()))? + "\n").as_bytes())?;
+        checkpoint::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest).map_err(|e| alignment_gap::Error::new(e.to_string()))? + "\n").as_bytes())?;
         println!("wrote {} stage(s) of {preset} to {} ({})", 2 * cfg.seeds.len(), out.display(), manifest_path.display());
         Ok(())
     }
@@ -812,12 +812,12 @@ mod native {
     /// ROOT/index.json from every folder under ROOT that holds a results.json; with `check`, only compared.
     fn index(root: &std::path::Path, check: bool) -> alignment_gap::Result<()> {
         use alignment_gap::report::index::{self, IndexEntry};
-        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error(format!("{}: {e}", p.display()));
+        let err = |p: &std::path::Path, e: std::io::Error| alignment_gap::Error::new(format!("{}: {e}", p.display()));
         let mut entries = vec![];
         for dir in std::fs::read_dir(root).map_err(|e| err(root, e))?.flatten() {
             let path = dir.path().join("results.json");
             let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let results: alignment_gap::experiments::ExperimentResults = serde_json::from_str(&text).map_err(|e| alignment_gap::Error(format!("{}: {e}", path.display())))?;
+            let results: alignment_gap::experiments::ExperimentResults = serde_json::from_str(&text).map_err(|e| alignment_gap::Error::new(format!("{}: {e}", path.display())))?;
             let figures = std::fs::read_dir(dir.path())
                 .map_err(|e| err(&dir.path(), e))?
                 .flatten()
@@ -827,12 +827,12 @@ mod native {
             entries.push(IndexEntry::new(&dir.file_name().to_string_lossy(), &results, figures));
         }
         index::sort(&mut entries);
-        let json = serde_json::to_string_pretty(&entries).map_err(|e| alignment_gap::Error(e.to_string()))? + "\n";
+        let json = serde_json::to_string_pretty(&entries).map_err(|e| alignment_gap::Error::new(e.to_string()))? + "\n";
         let file = root.join("index.json");
         if check {
             let old = std::fs::read_to_string(&file).unwrap_or_default();
             if old != json {
-                return Err(alignment_gap::Error(format!("{} is not current (the results under {} changed): run alignment-gap index --root {}", file.display(), root.display(), root.display())));
+                return Err(alignment_gap::Error::new(format!("{} is not current (the results under {} changed): run alignment-gap index --root {}", file.display(), root.display(), root.display())));
             }
             println!("{} is current ({} experiments)", file.display(), entries.len());
             return Ok(());
@@ -845,7 +845,7 @@ mod native {
     fn init_model(out: &std::path::Path, config: GptConfig, head: Head, seed: u32) -> alignment_gap::Result<()> {
         config.validate()?;
         if config.vocab_size < 5 {
-            return Err(alignment_gap::Error(format!("vocab = {} is out of range 5..: four ids are special tokens", config.vocab_size)));
+            return Err(alignment_gap::Error::new(format!("vocab = {} is out of range 5..: four ids are special tokens", config.vocab_size)));
         }
         // The values, their safetensors bytes and the file buffer are alive at once: about 3 × 4 bytes per
         // parameter. Refuse up front rather than abort on allocation.
@@ -853,7 +853,7 @@ mod native {
         let need = params as u64 * 12;
         if let Some(avail) = available_memory() {
             if need > avail {
-                return Err(alignment_gap::Error(format!(
+                return Err(alignment_gap::Error::new(format!(
                     "init-model: {params} parameters need about {:.1} GiB to initialise and write; this machine has {:.1} GiB available (lower --layers, --d-model, --context or --vocab)",
                     need as f64 / (1u64 << 30) as f64,
                     avail as f64 / (1u64 << 30) as f64
@@ -880,10 +880,10 @@ mod native {
     fn logprobs(dir: &std::path::Path, tokens: &[u32], device: &DeviceArgs) -> alignment_gap::Result<()> {
         let (config, head, values) = checkpoint::load(dir)?;
         if head != Head::Lm {
-            return Err(alignment_gap::Error("logprobs: the checkpoint is a preference model (score head), not a policy".into()));
+            return Err(alignment_gap::Error::new("logprobs: the checkpoint is a preference model (score head), not a policy"));
         }
         if tokens.is_empty() {
-            return Err(alignment_gap::Error("tokens: give at least one token id".into()));
+            return Err(alignment_gap::Error::new("tokens: give at least one token id"));
         }
         let engine = open_engine(device)?;
         let model = Gpt::new(&engine, config, head, &values)?;

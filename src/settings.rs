@@ -29,17 +29,17 @@ pub fn apply_overrides<T: Serialize + DeserializeOwned>(config: &T, overrides: &
         // Parse after each override, so a value of the wrong type is reported with its key.
         serde_json::from_value::<T>(v.clone()).map_err(|e| {
             let e = e.to_string().replace("expected u32", "expected a whole number ≥ 0").replace("expected usize", "expected a whole number ≥ 0").replace("expected f32", "expected a number");
-            Error(format!("--set {key}={value}: {e}"))
+            Error::new(format!("--set {key}={value}: {e}"))
         })?;
     }
-    serde_json::from_value(v).map_err(|e| Error(format!("--set: {e}")))
+    serde_json::from_value(v).map_err(|e| Error::new(format!("--set: {e}")))
 }
 
 /// A config as a JSON value, with f32 fields as their shortest decimal (0.05, not 0.05000000074505806),
 /// as the JSON text prints them.
 pub fn json_value<T: Serialize>(config: &T) -> Result<serde_json::Value> {
-    let text = serde_json::to_string(config).map_err(|e| Error(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| Error(e.to_string()))
+    let text = serde_json::to_string(config).map_err(|e| Error::new(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| Error::new(e.to_string()))
 }
 
 /// Every leaf of a config's JSON form as (dotted key, value): the `--set` keys and the page's URL keys.

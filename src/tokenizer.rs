@@ -23,29 +23,29 @@ impl WordTokenizer {
         let mut vocab: HashMap<String, u32> = HashMap::new();
         for w in SPECIALS.iter().chain(words) {
             if w.is_empty() || w.chars().any(char::is_whitespace) {
-                return Err(Error(format!("tokenizer: word '{w}' is empty or holds whitespace")));
+                return Err(Error::new(format!("tokenizer: word '{w}' is empty or holds whitespace")));
             }
             let id = vocab.len() as u32;
             if vocab.insert(w.to_string(), id).is_some() {
-                return Err(Error(format!("tokenizer: word '{w}' appears twice")));
+                return Err(Error::new(format!("tokenizer: word '{w}' appears twice")));
             }
         }
         let model = WordLevel::builder()
             .vocab(vocab.into_iter().collect())
             .unk_token("<unk>".into())
             .build()
-            .map_err(|e| Error(format!("tokenizer: {e}")))?;
+            .map_err(|e| Error::new(format!("tokenizer: {e}")))?;
         let mut inner = Tokenizer::new(model);
         inner.with_pre_tokenizer(Some(WhitespaceSplit));
         Ok(Self { inner })
     }
 
     pub fn from_json(json: &str) -> Result<Self> {
-        Tokenizer::from_str(json).map(|inner| Self { inner }).map_err(|e| Error(format!("tokenizer.json: {e}")))
+        Tokenizer::from_str(json).map(|inner| Self { inner }).map_err(|e| Error::new(format!("tokenizer.json: {e}")))
     }
 
     pub fn to_json(&self) -> Result<String> {
-        self.inner.to_string(true).map_err(|e| Error(format!("tokenizer.json: {e}")))
+        self.inner.to_string(true).map_err(|e| Error::new(format!("tokenizer.json: {e}")))
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -57,13 +57,13 @@ impl WordTokenizer {
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| Error(format!("tokenizer: {e}")))?;
+        let enc = self.inner.encode(text, false).map_err(|e| Error::new(format!("tokenizer: {e}")))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Words joined by spaces; special tokens are kept so a reader sees <eos> and <pad>.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, false).map_err(|e| Error(format!("tokenizer: {e}")))
+        self.inner.decode(ids, false).map_err(|e| Error::new(format!("tokenizer: {e}")))
     }
 }
 
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_and_blank_words() {
-        assert!(WordTokenizer::new(&["a", "a"]).unwrap_err().0.contains("twice"));
-        assert!(WordTokenizer::new(&["a b"]).unwrap_err().0.contains("whitespace"));
+        assert!(WordTokenizer::new(&["a", "a"]).unwrap_err().message.contains("twice"));
+        assert!(WordTokenizer::new(&["a b"]).unwrap_err().message.contains("whitespace"));
     }
 }

@@ -21,6 +21,17 @@ fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
 
+/// A crate error as the page catches it: a JS `Error` whose text is the message (its name is empty, so `String(e)`
+/// is the message alone, as for the plain strings other failures throw) and whose `kind` is its
+/// [`crate::error::ErrorKind`]'s name ("failed", "gpu_lost", "stopped"), which the worker tells errors apart by.
+fn js_error(e: crate::Error) -> JsValue {
+    let error = js_sys::Error::new(&e.message);
+    error.set_name("");
+    // Setting a property on a fresh Error cannot fail.
+    let _ = js_sys::Reflect::set(&error, &"kind".into(), &e.kind.name().into());
+    error.into()
+}
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     // Through JSON text: plain objects (not Maps), and f32 fields as their shortest decimal (β 0.05, not
     // 0.05000000074505806), exactly as results.json prints them.
@@ -29,14 +40,8 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
 
 fn config_from_js(config: JsValue) -> Result<ExperimentConfig, JsValue> {
     let cfg: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("config: {e}")))?;
-    cfg.validate().map_err(|e| js_err(e.0))?;
+    cfg.validate().map_err(|e| js_error(e))?;
     Ok(cfg)
-}
-
-/// How the error of a run whose GPU device was lost begins (the page offers to go on on the CPU).
-#[wasm_bindgen(js_name = gpuLostMessage)]
-pub fn gpu_lost_message() -> String {
-    crate::engine::gpu::GPU_LOST.into()
 }
 
 /// Destroys this worker's GPU device, as a driver reset would lose it (the page's test of what a run does then).
@@ -55,15 +60,15 @@ pub fn has_webgpu() -> bool {
 /// `backend` is "auto", "gpu" or "cpu".
 #[wasm_bindgen]
 pub async fn doctor(backend: String) -> Result<JsValue, JsValue> {
-    let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_err(e.0))?;
-    let report = crate::selfcheck::doctor(choice, &AdapterRequest::default()).await.map_err(|e| js_err(e.0))?;
+    let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_error(e))?;
+    let report = crate::selfcheck::doctor(choice, &AdapterRequest::default()).await.map_err(|e| js_error(e))?;
     web_sys::console::log_1(&report.selfcheck.summary_line().into());
     to_js(&report)
 }
 
 async fn open(backend: &str) -> Result<(Engine, Option<String>), JsValue> {
-    let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_err(e.0))?;
-    Engine::open(choice, &AdapterRequest::default()).await.map_err(|e| js_err(e.0))
+    let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_error(e))?;
+    Engine::open(choice, &AdapterRequest::default()).await.map_err(|e| js_error(e))
 }
 
 /// The S-size bench on this device (a training step of 128 × 32 tokens, and sampling), for run-time estimates.
@@ -71,7 +76,7 @@ async fn open(backend: &str) -> Result<(Engine, Option<String>), JsValue> {
 pub async fn measure_speed(backend: String) -> Result<JsValue, JsValue> {
     let (e, _) = open(&backend).await?;
     let (name, l, d, h) = crate::bench::SIZES[0];
-    to_js(&crate::bench::run_size(&e, name, l, d, h, 2).await.map_err(|e| js_err(e.0))?)
+    to_js(&crate::bench::run_size(&e, name, l, d, h, 2).await.map_err(|e| js_error(e))?)
 }
 
 /// One bench size (S, M or L) on this device, `repeats` timed steps: what `bench/wasm.mjs` runs in headless
@@ -85,7 +90,7 @@ pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result
     if !(1..=50).contains(&repeats) {
         return Err(js_err(format!("repeats = {repeats} is out of range 1..=50")));
     }
-    to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(|e| js_err(e.0))?)
+    to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(|e| js_error(e))?)
 }
 
 #[derive(Serialize)]
@@ -100,7 +105,7 @@ struct PresetInfo {
 pub fn presets() -> Result<JsValue, JsValue> {
     let list: Vec<PresetInfo> = PRESETS
         .iter()
-        .map(|&preset| Ok(PresetInfo { preset, config: ExperimentConfig::preset(preset.name).map_err(|e| js_err(e.0))? }))
+        .map(|&preset| Ok(PresetInfo { preset, config: ExperimentConfig::preset(preset.name).map_err(|e| js_error(e))? }))
         .collect::<Result<_, JsValue>>()?;
     to_js(&list)
 }
@@ -190,10 +195,10 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
             errors.push(FieldError { field: "preset".into(), message: format!("'{name}' is not one of {}; using {preset}", experiments::preset_names().join(", ")) });
         }
     }
-    let mut cfg = ExperimentConfig::preset(&preset).map_err(|e| js_err(e.0))?;
+    let mut cfg = ExperimentConfig::preset(&preset).map_err(|e| js_error(e))?;
     let known = {
         let mut l = vec![];
-        setting_leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut l);
+        setting_leaves("", &json_value(&cfg).map_err(|e| js_error(e))?, &mut l);
         l
     };
     for (key, value) in pairs.iter().filter(|(k, _)| k != "preset") {
@@ -202,7 +207,7 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
         let attempt = apply_overrides(&cfg, &[format!("{key}={value}")]).and_then(|c| c.validate().map(|_| c));
         match attempt {
             Ok(c) => cfg = c,
-            Err(e) => errors.push(FieldError { field: key.clone(), message: format!("{}; the preset's value stands in", e.0.trim_start_matches("--set ")) }),
+            Err(e) => errors.push(FieldError { field: key.clone(), message: format!("{}; the preset's value stands in", e.message.trim_start_matches("--set ")) }),
         }
     }
     to_js(&ParsedQuery { preset, config: cfg, errors })
@@ -218,10 +223,10 @@ fn list_json(value: &str) -> String {
 #[wasm_bindgen(js_name = queryFromConfig)]
 pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValue> {
     let cfg: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let base = ExperimentConfig::preset(preset).map_err(|e| js_err(e.0))?;
+    let base = ExperimentConfig::preset(preset).map_err(|e| js_error(e))?;
     let (mut a, mut b) = (vec![], vec![]);
-    setting_leaves("", &json_value(&cfg).map_err(|e| js_err(e.0))?, &mut a);
-    setting_leaves("", &json_value(&base).map_err(|e| js_err(e.0))?, &mut b);
+    setting_leaves("", &json_value(&cfg).map_err(|e| js_error(e))?, &mut a);
+    setting_leaves("", &json_value(&base).map_err(|e| js_error(e))?, &mut b);
     let mut q = format!("preset={preset}");
     for ((key, v), (_, w)) in a.iter().zip(&b) {
         if v != w {
@@ -253,7 +258,7 @@ pub fn figure_svg(rows: JsValue, loss: JsValue, compact: bool) -> Result<String,
     // The runs' loss names the curves; IPO when not given.
     let loss = if loss.is_undefined() || loss.is_null() { crate::train::losses::Loss::Ipo } else { serde_wasm_bindgen::from_value(loss).map_err(|e| js_err(format!("loss: {e}")))? };
     let layout = if compact { figure::Layout::Compact } else { figure::Layout::Wide };
-    figure::fig1_svg_in(&rows, loss, layout).map_err(|e| js_err(e.0))
+    figure::fig1_svg_in(&rows, loss, layout).map_err(|e| js_error(e))
 }
 
 /// The computed comparison (summary.md's verdict and table) for the rows so far; `proxy_accuracy` is
@@ -278,7 +283,7 @@ pub fn analysis_svg(config: JsValue, rows: JsValue, analysis: String) -> Result<
         .map_err(|_| js_err(format!("analysis: '{analysis}' is not one of generation_vs_classification, over_training, self_classification, stream_classification")))?;
     let rows = rows_from_js(rows)?;
     let results = experiments::ExperimentResults { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![], scaling_sft_loss: vec![], wall_seconds: None };
-    crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_err(e.0))
+    crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_error(e))
 }
 
 /// The CLI's file stem of each figure the page draws below Figure 1, by the key it draws it under (an analysis's
@@ -298,7 +303,7 @@ pub fn scaling_svg(config: JsValue, rows: JsValue, figure: String) -> Result<Str
         "fig11" => crate::report::scaling::fig11_svg(&results),
         other => return Err(js_err(format!("figure: '{other}' is not fig10 or fig11"))),
     }
-    .map_err(|e| js_err(e.0))
+    .map_err(|e| js_error(e))
 }
 
 /// A run to compare: its label, config and checkpoint rows.
@@ -316,10 +321,10 @@ pub fn compare_runs(runs: JsValue, compact: bool) -> Result<JsValue, JsValue> {
     let runs: Vec<Compared> = serde_wasm_bindgen::from_value(runs).map_err(|e| js_err(format!("runs: {e}")))?;
     let curves: Vec<(String, Vec<Row>)> = runs.iter().map(|r| (r.label.clone(), r.rows.clone())).collect();
     let layout = if compact { figure::Layout::Compact } else { figure::Layout::Wide };
-    let svg = figure::overlay_svg_in(&curves, layout).map_err(|e| js_err(e.0))?;
+    let svg = figure::overlay_svg_in(&curves, layout).map_err(|e| js_error(e))?;
     let configs: Vec<&ExperimentConfig> = runs.iter().map(|r| &r.config).collect();
     let settings: Vec<serde_json::Value> = crate::settings::differing_settings(&configs)
-        .map_err(|e| js_err(e.0))?
+        .map_err(|e| js_error(e))?
         .into_iter()
         .map(|(k, values)| serde_json::Value::Array(std::iter::once(serde_json::Value::String(k)).chain(values).collect()))
         .collect();
@@ -330,7 +335,7 @@ pub fn compare_runs(runs: JsValue, compact: bool) -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = linesSvg)]
 pub fn lines_svg(title: &str, x_desc: &str, y_desc: &str, series: JsValue, width: u32, height: u32) -> Result<String, JsValue> {
     let series: Vec<figure::Series> = serde_wasm_bindgen::from_value(series).map_err(|e| js_err(format!("series: {e}")))?;
-    figure::lines_svg(title, x_desc, y_desc, &series, (width.clamp(200, 2000), height.clamp(150, 1500))).map_err(|e| js_err(e.0))
+    figure::lines_svg(title, x_desc, y_desc, &series, (width.clamp(200, 2000), height.clamp(150, 1500))).map_err(|e| js_error(e))
 }
 
 /// metrics.csv (the CLI's) from checkpoint rows.
@@ -390,7 +395,7 @@ pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Func
     let result = run_seeds(&e, &cfg, &on_event, &on_model, &mut cache, stage_backend.as_deref(), runs_from.as_deref()).await;
     crate::control::set_hook(None);
     crate::control::set_step_sink(None);
-    to_js(&result.map_err(|e| js_err(e.0))?)
+    to_js(&result.map_err(|e| js_error(e))?)
 }
 
 /// A page run's stage cache: the SFT and proxy entries the page had for it (from IndexedDB, or shipped with the site),
@@ -550,11 +555,6 @@ async fn run_seeds(
 pub fn merge_seed_groups(config: JsValue, parts: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
     let parts: Vec<experiments::ExperimentResults> = serde_wasm_bindgen::from_value(parts).map_err(|e| js_err(format!("parts: {e}")))?;
-    to_js(&experiments::merge_seed_groups(&cfg, parts).map_err(|e| js_err(e.0))?)
+    to_js(&experiments::merge_seed_groups(&cfg, parts).map_err(|e| js_error(e))?)
 }
 
-/// The error text a stopped run ends with.
-#[wasm_bindgen(js_name = stoppedMessage)]
-pub fn stopped_message() -> String {
-    crate::control::STOPPED.into()
-}

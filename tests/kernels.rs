@@ -140,3 +140,18 @@ fn gpu_packed_parameters_step_like_separate_tensors() {
         assert!((all - parts).abs() <= 1e-9 * parts, "segment {segment}: Σx² {all} over the view, {parts} over its parts");
     }
 }
+
+/// A readback from a device that was lost fails as `ErrorKind::GpuLost` (what the page goes on on the CPU after),
+/// and a readback that merely fails does not claim to be one.
+#[test]
+fn a_lost_device_is_told_apart_by_its_kind() {
+    use alignment_gap::error::ErrorKind;
+    let Some(e) = gpu() else { return };
+    let t = e.tensor(&[1.0, 2.0, 3.0]);
+    assert_eq!(pollster::block_on(e.read(&t)).unwrap(), [1.0, 2.0, 3.0]);
+    assert_eq!(pollster::block_on(e.read(&Engine::cpu().tensor(&[1.0]))).unwrap_err().kind, ErrorKind::Failed, "a CPU tensor on the GPU");
+    let Engine::Gpu(g) = &e else { unreachable!() };
+    g.lose_device();
+    let err = pollster::block_on(e.read(&t)).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::GpuLost, "{err}");
+}

@@ -140,7 +140,7 @@ fn banned_tokens_are_never_drawn(e: &Engine) {
     let none_left = Op::SampleNext { b, v: 3, context, pos: 0, temperature: 1.0, seed: 5, stream: 1, eos: 9, pad: PAD, banned: 0b111 };
     let (tokens, done, lp) = (e.indices(&vec![7; b * context]), e.zeros(b), e.zeros(b * context));
     let err = e.run(none_left, &[&e.zeros(b * 3)], &[&tokens, &done, &lp]).unwrap_err();
-    assert!(err.0.contains("leaves no token"), "{err}");
+    assert!(err.message.contains("leaves no token"), "{err}");
 }
 
 #[test]

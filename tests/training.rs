@@ -191,7 +191,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     for k in 2..past_cps.len() - 1 {
         assert!(rule.still_improving(&past_cps[..=k]), "it went on past the checkpoint at step {} where the rule stops it", steps[k]);
     }
-    let err = pollster::block_on(align(&e, &task, &sft, Source::Online(Online::proxy(&proxy)), &past, &eval, |_| {})).err().map(|e| e.0).unwrap_or_default();
+    let err = pollster::block_on(align(&e, &task, &sft, Source::Online(Online::proxy(&proxy)), &past, &eval, |_| {})).err().map(|e| e.message).unwrap_or_default();
     assert!(err.contains("only an offline run"), "{err}");
 }
 
@@ -210,7 +210,7 @@ fn a_diverged_proxy_stops_naming_its_stage() {
     values[2].iter_mut().for_each(|v| *v = f32::NAN); // the first LayerNorm's gain
     let diverged = Gpt::new(&e, cfg, Head::Lm, &values).unwrap();
     let pm_cfg = PmConfig { steps: 5, batch: 16, eval_every: 5, ..PmConfig::default() };
-    let err = pollster::block_on(train_pm(&e, &task, &diverged, PmData { train: &pairs, validation: &pairs, heldout: &pairs }, &pm_cfg, 0, |_, _| {})).err().map(|e| e.0).unwrap_or_default();
+    let err = pollster::block_on(train_pm(&e, &task, &diverged, PmData { train: &pairs, validation: &pairs, heldout: &pairs }, &pm_cfg, 0, |_, _| {})).err().map(|e| e.message).unwrap_or_default();
     assert!(err.contains("proxy PM: the loss is not finite") && err.contains("at step 0") && err.contains("proxy.adamw.lr"), "{err}");
 }
 

@@ -6,7 +6,7 @@
 // Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
-import init, { benchSize, destroyGpuDevice, doctor, gpuLostMessage, hasWebGpu, measureSpeed, runFigure, stoppedMessage } from './pkg/alignment_gap.js';
+import init, { benchSize, destroyGpuDevice, doctor, hasWebGpu, measureSpeed, runFigure } from './pkg/alignment_gap.js';
 import { deleteStage, getStage, putStage } from './store.js';
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
@@ -112,11 +112,12 @@ async function run(config, backend, useShipped, resume, previousBackend) {
     post({ type: 'done', results });
   } catch (e) {
     const message = String(e);
-    const gpuLost = message.includes(gpuLostMessage());
+    // The run's error says what kind it is (Rust's ErrorKind): a lost GPU, a stop, or a failure.
+    const gpuLost = e?.kind === 'gpu_lost';
     // Its finished runs and each run's state at its last checkpoint are kept for going on on the CPU; a run stopped
     // or failed otherwise cannot be resumed, so they are dropped.
     if (!gpuLost) await stages?.dropRuns();
-    if (message.includes(stoppedMessage())) post({ type: 'stopped' });
+    if (e?.kind === 'stopped') post({ type: 'stopped' });
     else post({ type: 'error', message, during: 'run', gpuLost });
   }
 }

@@ -99,10 +99,6 @@ pub struct GpuBackend {
     failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
-/// How every error of a device that stopped working begins, so that callers (the page) can tell it from others: a
-/// run that ends with it keeps its checkpoints and can go on on the CPU.
-pub const GPU_LOST: &str = "the GPU device was lost";
-
 #[cfg(target_arch = "wasm32")]
 thread_local! {
     /// The device the worker's last engine opened, for `destroy_current_device`.
@@ -114,6 +110,13 @@ thread_local! {
 #[cfg(target_arch = "wasm32")]
 pub fn destroy_current_device() -> bool {
     CURRENT.with(|c| c.borrow().as_ref().map(|d| d.destroy()).is_some())
+}
+
+impl GpuBackend {
+    /// Destroys this engine's device, as a driver reset would lose it (the native test of what a readback says then).
+    pub fn lose_device(&self) {
+        self.device.destroy();
+    }
 }
 
 fn instance() -> wgpu::Instance {
@@ -154,7 +157,7 @@ async fn pick_adapter(request: &AdapterRequest) -> Result<wgpu::Adapter> {
         return adapters
             .into_iter()
             .find(|a| a.get_info().name.to_lowercase().contains(&want))
-            .ok_or_else(|| Error(format!("adapter: no adapter name contains '{want}'; found {names:?}")));
+            .ok_or_else(|| Error::new(format!("adapter: no adapter name contains '{want}'; found {names:?}")));
     }
     instance
         .request_adapter(&wgpu::RequestAdapterOptions {
@@ -165,7 +168,7 @@ async fn pick_adapter(request: &AdapterRequest) -> Result<wgpu::Adapter> {
         .await
         .map_err(|e| {
             let kind = if request.software { "software (fallback) adapter" } else { "GPU adapter" };
-            Error(format!("no {kind} found: {e}"))
+            Error::new(format!("no {kind} found: {e}"))
         })
 }
 
@@ -181,7 +184,7 @@ impl GpuBackend {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error(format!("could not open a device on '{}': {e}", summary.name)))?;
+            .map_err(|e| Error::new(format!("could not open a device on '{}': {e}", summary.name)))?;
         // A shader the adapter rejects must be an error the caller can show, not a panic.
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut pipelines = HashMap::new();
@@ -322,7 +325,7 @@ impl GpuBackend {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn wait_idle(&self) -> Result<()> {
         self.flush();
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| Error(format!("GPU device poll failed: {e}")))
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| Error::new(format!("GPU device poll failed: {e}")))
     }
 
     /// Submits what has been recorded (if anything).
@@ -353,16 +356,17 @@ impl GpuBackend {
         #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error(format!("GPU device poll failed: {e}")))?;
+            .map_err(|e| Error::new(format!("GPU device poll failed: {e}")))?;
         let failed = |what: String| {
             let why = self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            Error(format!("{GPU_LOST} ({}; {what})", why.unwrap_or_else(|| "no reason given".into())))
+            // Its own kind (`ErrorKind::GpuLost`): a run that ends with it keeps its checkpoints and can go on on the CPU.
+            Error::gpu_lost(&format!("{}; {what}", why.unwrap_or_else(|| "no reason given".into())))
         };
         rx.await.map_err(|_| failed("its readback was dropped".into()))?.map_err(|e| failed(format!("a readback failed: {e}")))?;
         if self.failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             return Err(failed("a readback after it".into()));
         }
-        let view = staging.slice(..).get_mapped_range().map_err(|e| Error(format!("GPU readback: {e}")))?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::new(format!("GPU readback: {e}")))?;
         let mut out: Vec<f32> = bytemuck::cast_slice(&view).to_vec();
         out.truncate(t.len);
         Ok(out)

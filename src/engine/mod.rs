@@ -339,9 +339,9 @@ impl Engine {
 }
 
 fn foreign(op: &str) -> Error {
-    Error(format!("{op}: a tensor belongs to the other backend"))
+    Error::new(format!("{op}: a tensor belongs to the other backend"))
 }
 
 fn aliased(op: &str) -> Error {
-    Error(format!("{op}: the output tensor is also an input; ops do not work in place"))
+    Error::new(format!("{op}: the output tensor is also an input; ops do not work in place"))
 }

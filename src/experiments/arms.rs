@@ -245,8 +245,8 @@ mod tests {
                 let plain = ExperimentConfig { offline_lrs: cfg.offline_lrs.clone(), ..ExperimentConfig::preset("fig1").unwrap() }.runs_for(cfg.seeds[0]);
                 match cfg.validate() {
                     Err(e) => {
-                        assert!(matches!(arm.adds, Adds::BesideOffline(..)) && offline_lrs != "[]", "{}: {}", arm.key, e.0);
-                        assert!(e.0.starts_with(arm.key), "{}", e.0);
+                        assert!(matches!(arm.adds, Adds::BesideOffline(..)) && offline_lrs != "[]", "{}: {}", arm.key, e.message);
+                        assert!(e.message.starts_with(arm.key), "{}", e.message);
                     }
                     Ok(()) if arm.key == "golden_reference" => assert_eq!(runs.len(), plain.len(), "the fig1 preset has it already"),
                     Ok(()) => {
@@ -271,7 +271,7 @@ mod tests {
                 let set = format!("{}=[{value}]", arm.key);
                 for preset in crate::experiments::preset_names() {
                     let cfg: ExperimentConfig = crate::settings::apply_overrides(&ExperimentConfig::preset(preset).unwrap(), &[set.clone()]).unwrap();
-                    cfg.validate().unwrap_or_else(|e| panic!("{preset}, {set}: {}", e.0));
+                    cfg.validate().unwrap_or_else(|e| panic!("{preset}, {set}: {}", e.message));
                 }
             }
         }

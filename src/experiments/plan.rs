@@ -205,7 +205,7 @@ mod shard_tests {
         assert_eq!(union.len(), all.len());
         assert!(all.iter().all(|x| union.contains(x)));
         for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/2"] {
-            assert!(bad.parse::<Shard>().unwrap_err().0.contains("is not i/n"), "{bad}");
+            assert!(bad.parse::<Shard>().unwrap_err().message.contains("is not i/n"), "{bad}");
         }
     }
 }
@@ -287,7 +287,7 @@ mod sweep_tests {
         for r in plain.runs() {
             assert_eq!(key(&plain, &r) != key(&ruled, &r), r.method == Method::OFFLINE, "{r:?}");
         }
-        let err = ExperimentConfig { offline_max_steps: 6, ..ruled }.validate().unwrap_err().0;
+        let err = ExperimentConfig { offline_max_steps: 6, ..ruled }.validate().unwrap_err().message;
         assert!(err.contains("offline_max_steps") && err.contains("12"), "{err}");
     }
 
@@ -315,9 +315,9 @@ mod sweep_tests {
         other.validate().unwrap();
         assert!(other.runs().iter().any(|r| r.method.name() == "stream_window4"));
         let bad = ExperimentConfig { stream_windows: vec![13], ..cfg.clone() };
-        assert!(bad.validate().unwrap_err().0.contains("stream_windows[0] = 13"));
+        assert!(bad.validate().unwrap_err().message.contains("stream_windows[0] = 13"));
         let twice = ExperimentConfig { stream_windows: vec![2, 2], ..cfg };
-        assert!(twice.validate().unwrap_err().0.contains("stream_windows[1] = 2"));
+        assert!(twice.validate().unwrap_err().message.contains("stream_windows[1] = 2"));
     }
 
     #[test]
@@ -337,8 +337,8 @@ mod sweep_tests {
         }
         assert_eq!(union.len(), cfg.run_count());
         let bad = ExperimentConfig { align_seeds: vec![4], ..cfg.clone() };
-        assert!(bad.validate().unwrap_err().0.contains("align_seeds: 4"));
+        assert!(bad.validate().unwrap_err().message.contains("align_seeds: 4"));
         let bad = ExperimentConfig { align_seeds: vec![7, 7], ..cfg };
-        assert!(bad.validate().unwrap_err().0.contains("align_seeds: 7"));
+        assert!(bad.validate().unwrap_err().message.contains("align_seeds: 7"));
     }
 }

@@ -325,6 +325,6 @@ mod tests {
             ExperimentConfig::preset(name).unwrap().validate().unwrap();
         }
         let cfg = ExperimentConfig { seeds: vec![1, 2, 1], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
-        assert!(cfg.validate().unwrap_err().0.contains("seeds: 1 appears twice"));
+        assert!(cfg.validate().unwrap_err().message.contains("seeds: 1 appears twice"));
     }
 }

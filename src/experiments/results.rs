@@ -304,10 +304,10 @@ mod tests {
         let merged = merge_seed_groups(&cfg, vec![part(&cfg, vec![3, 5]), part(&cfg, vec![4])]).unwrap();
         assert_eq!(merged.proxy.iter().map(|p| p.seed).collect::<Vec<_>>(), vec![3, 4, 5], "in the config's seed order");
         assert_eq!(merged.config, cfg);
-        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3, 4]), part(&cfg, vec![4, 5])]).unwrap_err().0.contains("seed 4 is in two parts"));
-        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3])]).unwrap_err().0.contains("the config needs"));
+        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3, 4]), part(&cfg, vec![4, 5])]).unwrap_err().message.contains("seed 4 is in two parts"));
+        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3])]).unwrap_err().message.contains("the config needs"));
         let mut other = part(&cfg, vec![4, 5]);
         other.config.steps += 1;
-        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3]), other]).unwrap_err().0.contains("another config"));
+        assert!(merge_seed_groups(&cfg, vec![part(&cfg, vec![3]), other]).unwrap_err().message.contains("another config"));
     }
 }

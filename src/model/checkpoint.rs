@@ -25,11 +25,11 @@ pub fn safetensors_bytes(config: &GptConfig, head: Head, values: &[Vec<f32>]) ->
     let bytes: Vec<&[u8]> = values.iter().map(|v| bytemuck::cast_slice(v.as_slice())).collect();
     let mut views = Vec::with_capacity(infos.len());
     for (info, b) in infos.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, info.shape.clone(), b).map_err(|e| Error(format!("checkpoint: {}: {e}", info.name)))?;
+        let view = TensorView::new(Dtype::F32, info.shape.clone(), b).map_err(|e| Error::new(format!("checkpoint: {}: {e}", info.name)))?;
         views.push((info.name.clone(), view));
     }
     let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error(format!("checkpoint: {e}")))
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::new(format!("checkpoint: {e}")))
 }
 
 /// `config.json`: a GPT2Config that transformers reads unchanged.
@@ -67,9 +67,9 @@ pub fn config_json(config: &GptConfig, head: Head, special: SpecialIds) -> Strin
 /// that this engine does not implement (another activation, LayerNorm ε, MLP width, an untied LM head, …)
 /// are refused by name, so a checkpoint is never run as a different model than it describes.
 pub fn parse_config(text: &str) -> Result<(GptConfig, Head)> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error(format!("config.json: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::new(format!("config.json: {e}")))?;
     let field = |k: &str| -> Result<usize> {
-        v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| Error(format!("config.json: missing or non-integer field '{k}'")))
+        v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| Error::new(format!("config.json: missing or non-integer field '{k}'")))
     };
     let config = GptConfig {
         n_layer: field("n_layer")?,
@@ -78,7 +78,7 @@ pub fn parse_config(text: &str) -> Result<(GptConfig, Head)> {
         n_positions: field("n_positions")?,
         vocab_size: field("vocab_size")?,
     };
-    config.validate().map_err(|e| Error(format!("config.json: {e}")))?;
+    config.validate().map_err(|e| Error::new(format!("config.json: {e}")))?;
     check_supported(&v, &config)?;
     let arch = v["architectures"][0].as_str().unwrap_or("GPT2LMHeadModel");
     let head = match arch {
@@ -97,7 +97,7 @@ pub fn parse_config(text: &str) -> Result<(GptConfig, Head)> {
 /// Refuses config.json values this engine would silently compute differently; absent fields take
 /// GPT2Config's defaults, which are the engine's.
 fn check_supported(v: &serde_json::Value, config: &GptConfig) -> Result<()> {
-    let unsupported = |k: &str, why: &str| Error(format!("config.json: {k} = {} is not supported: {why}", v[k]));
+    let unsupported = |k: &str, why: &str| Error::new(format!("config.json: {k} = {} is not supported: {why}", v[k]));
     if let Some(t) = v.get("model_type") {
         if t != "gpt2" {
             return Err(unsupported("model_type", "only GPT-2 (\"gpt2\") models are implemented"));
@@ -138,12 +138,12 @@ fn f32_values(view: &TensorView<'_>) -> Vec<f32> {
 /// wrong shape, a non-f32 dtype, a non-finite value or a tensor the config does not use (a layer beyond
 /// `n_layer`, an untied `lm_head.weight`) is an error naming the tensor.
 pub fn values_from_safetensors(bytes: &[u8], config: &GptConfig, head: Head) -> Result<Vec<Vec<f32>>> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error(format!("model.safetensors: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::new(format!("model.safetensors: {e}")))?;
     let infos = param_infos(config, head);
     let values = infos
         .iter()
         .map(|info| {
-            let view = st.tensor(&info.name).map_err(|_| Error(format!("model.safetensors: tensor '{}' is missing", info.name)))?;
+            let view = st.tensor(&info.name).map_err(|_| Error::new(format!("model.safetensors: tensor '{}' is missing", info.name)))?;
             if view.dtype() != Dtype::F32 {
                 bail!("model.safetensors: tensor '{}' is {:?}, expected F32", info.name, view.dtype());
             }
@@ -168,7 +168,7 @@ pub fn values_from_safetensors(bytes: &[u8], config: &GptConfig, head: Head) -> 
         }
         // A tied LM head may be stored as a copy of the embedding; only an untied one changes the model.
         if name == "lm_head.weight" && head == Head::Lm {
-            let view = st.tensor(&name).map_err(|e| Error(format!("model.safetensors: {name}: {e}")))?;
+            let view = st.tensor(&name).map_err(|e| Error::new(format!("model.safetensors: {name}: {e}")))?;
             if view.dtype() == Dtype::F32 && view.shape() == infos[0].shape.as_slice() && f32_values(&view) == values[0] {
                 continue;
             }
@@ -181,8 +181,8 @@ pub fn values_from_safetensors(bytes: &[u8], config: &GptConfig, head: Head) -> 
 
 /// Named f32 and i32 tensors (as f32) plus the metadata of any safetensors file (fixtures).
 pub fn read_all(bytes: &[u8]) -> Result<(HashMap<String, (Vec<usize>, Vec<f32>)>, HashMap<String, String>)> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error(format!("safetensors: {e}")))?;
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error(format!("safetensors: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::new(format!("safetensors: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::new(format!("safetensors: {e}")))?;
     let mut out = HashMap::new();
     for (name, view) in st.tensors() {
         let values = match view.dtype() {
@@ -234,14 +234,14 @@ mod files {
         }
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            Error(format!("{}: {e}", path.display()))
+            Error::new(format!("{}: {e}", path.display()))
         })
     }
 
     /// Creates a directory and its parents (refused like a write under the fault-injection hook).
     pub fn create_dir_all(dir: &Path) -> Result<()> {
         check_writable(dir)?;
-        std::fs::create_dir_all(dir).map_err(|e| Error(format!("{}: {e}", dir.display())))
+        std::fs::create_dir_all(dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))
     }
 
     /// Writes model.safetensors, config.json and (if given) tokenizer.json into `dir`.
@@ -257,8 +257,8 @@ mod files {
 
     /// Reads a checkpoint directory: (config, head, values).
     pub fn load(dir: &Path) -> Result<(GptConfig, Head, Vec<Vec<f32>>)> {
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error(format!("{}: {e}", dir.join(name).display())));
-        let config_text = String::from_utf8(read("config.json")?).map_err(|_| Error("config.json is not UTF-8".into()))?;
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| Error::new(format!("{}: {e}", dir.join(name).display())));
+        let config_text = String::from_utf8(read("config.json")?).map_err(|_| Error::new("config.json is not UTF-8"))?;
         let (config, head) = parse_config(&config_text)?;
         let values = values_from_safetensors(&read("model.safetensors")?, &config, head)?;
         Ok((config, head, values))

@@ -243,7 +243,7 @@ impl Gpt {
     }
 
     fn score_w(&self) -> Result<&Tensor> {
-        self.named().score.ok_or_else(|| crate::Error("this model has an LM head, not a scalar head".into()))
+        self.named().score.ok_or_else(|| crate::Error::new("this model has an LM head, not a scalar head"))
     }
 
     /// After `forward`, for a preference model: scores[b] read at token `last[b]` of each sequence.
@@ -258,7 +258,7 @@ impl Gpt {
     pub fn backward_score(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, last: &Tensor, dscores: &Tensor) -> Result<()> {
         let (b, t, c) = (acts.b, acts.t, self.config.n_embd);
         let s = &acts.scratch;
-        let dw = params::named(grads, self.config.n_layer).score.ok_or_else(|| crate::Error("backward_score: no gradient for score.weight".into()))?;
+        let dw = params::named(grads, self.config.n_layer).score.ok_or_else(|| crate::Error::new("backward_score: no gradient for score.weight"))?;
         e.run(Op::ScoreHeadBackward { b, t, c }, &[dscores, &acts.lnf, last, self.score_w()?], &[&s.dlnf, dw])?;
         self.backward_trunk(e, acts, grads, tokens, s)
     }

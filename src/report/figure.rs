@@ -41,7 +41,7 @@ pub(crate) fn styles_for(present: impl IntoIterator<Item = Method>) -> Vec<(Meth
 const GRID: usize = 80;
 
 pub(crate) fn err(e: impl std::fmt::Display) -> Error {
-    Error(format!("figure: {e}"))
+    Error::new(format!("figure: {e}"))
 }
 
 /// The checkpoints that can be drawn: past the start, with finite values.

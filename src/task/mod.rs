@@ -312,9 +312,9 @@ mod tests {
     #[test]
     fn bad_settings_name_the_field() {
         let bad = TaskConfig { key_words: 50, ..task() };
-        assert!(bad.validate().unwrap_err().0.contains("task.key_words = 50 is out of range 1..=40"));
+        assert!(bad.validate().unwrap_err().message.contains("task.key_words = 50 is out of range 1..=40"));
         let bad = TaskConfig { labels: LabelNoise::Bernoulli { tau: 0.0 }, ..task() };
-        assert!(bad.validate().unwrap_err().0.contains("task.labels.tau"));
+        assert!(bad.validate().unwrap_err().message.contains("task.labels.tau"));
         assert!(task().validate().is_ok());
         assert_eq!(task().tokenizer().unwrap().vocab_size(), task().vocab_size());
     }

@@ -380,7 +380,7 @@ pub async fn align_from(
         if look {
             let done = Trained { step: step + 1, pairs: &pairs, batch: &batch, logps: &lp, reference: &reference, token_logps, loss, stats };
             let inside = look_inside(e, task, &policy, &acts, source.judged(eval), (cfg.loss, cfg.beta), eval, done).await?;
-            crate::control::report_step(serde_json::to_value(&inside).map_err(|e| crate::Error(e.to_string()))?);
+            crate::control::report_step(serde_json::to_value(&inside).map_err(|e| crate::Error::new(e.to_string()))?);
         }
         loss_sum += loss;
         since += 1;

@@ -56,25 +56,25 @@ pub fn to_bytes(pairs: &Pairs, task: &TaskConfig, source: &str) -> Result<Vec<u8
     let u32s = [("prompts", &prompts, vec![n, p_len]), ("y1", &y1, vec![n, y_len]), ("y2", &y2, vec![n, y_len]), ("y1_length", &y1_length, vec![n]), ("y2_length", &y2_length, vec![n])];
     let mut views = vec![];
     for (name, data, shape) in u32s {
-        views.push((name.to_string(), TensorView::new(Dtype::U32, shape, bytemuck::cast_slice(data)).map_err(|e| Error(format!("dataset: {name}: {e}")))?));
+        views.push((name.to_string(), TensorView::new(Dtype::U32, shape, bytemuck::cast_slice(data)).map_err(|e| Error::new(format!("dataset: {name}: {e}")))?));
     }
-    views.push(("first_wins".to_string(), TensorView::new(Dtype::U8, vec![n], &first_wins).map_err(|e| Error(format!("dataset: first_wins: {e}")))?));
+    views.push(("first_wins".to_string(), TensorView::new(Dtype::U8, vec![n], &first_wins).map_err(|e| Error::new(format!("dataset: first_wins: {e}")))?));
     let about = serde_json::json!({ "format": FORMAT, "task": task, "tokenizer": task.tokenizer()?.to_json()?, "source": source });
     let meta = HashMap::from([(META_KEY.to_string(), about.to_string())]);
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error(format!("dataset: {e}")))
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::new(format!("dataset: {e}")))
 }
 
 /// Reads a dataset file written by [`to_bytes`] for `task`: the pairs and the file's `source`. Refuses, by name,
 /// a file of another format, task or tokenizer, a missing or misshapen tensor, and ids outside the vocabulary.
 pub fn from_bytes(bytes: &[u8], task: &TaskConfig) -> Result<(Pairs, String)> {
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error(format!("dataset: not a safetensors file ({e})")))?;
-    let not_ours = || Error(format!("dataset: the file's metadata has no '{META_KEY}' object (not a file of format \"{FORMAT}\")"));
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::new(format!("dataset: not a safetensors file ({e})")))?;
+    let not_ours = || Error::new(format!("dataset: the file's metadata has no '{META_KEY}' object (not a file of format \"{FORMAT}\")"));
     let about: serde_json::Value = header.metadata().as_ref().and_then(|m| m.get(META_KEY)).and_then(|t| serde_json::from_str(t).ok()).ok_or_else(not_ours)?;
-    let get = |k: &str| about.get(k).and_then(|v| v.as_str()).ok_or_else(|| Error(format!("dataset: its metadata has no text field '{k}'")));
+    let get = |k: &str| about.get(k).and_then(|v| v.as_str()).ok_or_else(|| Error::new(format!("dataset: its metadata has no text field '{k}'")));
     if get("format")? != FORMAT {
         bail!("dataset: format \"{}\" is not \"{FORMAT}\"", get("format")?);
     }
-    let theirs: TaskConfig = about.get("task").and_then(|t| serde_json::from_value(t.clone()).ok()).ok_or_else(|| Error("dataset: its metadata has no readable 'task'".into()))?;
+    let theirs: TaskConfig = about.get("task").and_then(|t| serde_json::from_value(t.clone()).ok()).ok_or_else(|| Error::new("dataset: its metadata has no readable 'task'"))?;
     if &theirs != task {
         let keys = crate::settings::differing_keys(&theirs, task)?;
         bail!("dataset: made for another task (task.{} differ{}); its ids would mean other words or its labels another judge", keys.join(", task."), if keys.len() == 1 { "s" } else { "" });
@@ -82,14 +82,14 @@ pub fn from_bytes(bytes: &[u8], task: &TaskConfig) -> Result<(Pairs, String)> {
     if get("tokenizer")? != task.tokenizer()?.to_json()? {
         bail!("dataset: made with another tokenizer than this task's");
     }
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error(format!("dataset: {e}")))?;
-    let first_wins = st.tensor("first_wins").map_err(|e| Error(format!("dataset: first_wins: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::new(format!("dataset: {e}")))?;
+    let first_wins = st.tensor("first_wins").map_err(|e| Error::new(format!("dataset: first_wins: {e}")))?;
     let n = first_wins.shape().first().copied().unwrap_or(0);
     if first_wins.dtype() != Dtype::U8 || first_wins.shape() != [n] {
         bail!("dataset: first_wins must be u8 [n], is {:?} {:?}", first_wins.dtype(), first_wins.shape());
     }
     let u32s = |name: &str, shape: &[usize]| -> Result<Vec<u32>> {
-        let t = st.tensor(name).map_err(|e| Error(format!("dataset: {name}: {e}")))?;
+        let t = st.tensor(name).map_err(|e| Error::new(format!("dataset: {name}: {e}")))?;
         if t.dtype() != Dtype::U32 || t.shape() != shape {
             bail!("dataset: {name} must be u32 {shape:?} (n = {n} pairs), is {:?} {:?}", t.dtype(), t.shape());
         }
@@ -149,15 +149,15 @@ mod tests {
         let task = TaskConfig::default();
         let bytes = to_bytes(&pairs(&task), &task, "").unwrap();
         let other = TaskConfig { vocab_words: task.vocab_words + 8, ..task.clone() };
-        let err = from_bytes(&bytes, &other).unwrap_err().0;
+        let err = from_bytes(&bytes, &other).unwrap_err().message;
         assert!(err.contains("another task") && err.contains("task.vocab_words"), "{err}");
-        let err = from_bytes(&bytes[..bytes.len() - 7], &task).unwrap_err().0;
+        let err = from_bytes(&bytes[..bytes.len() - 7], &task).unwrap_err().message;
         assert!(err.starts_with("dataset:"), "{err}");
-        let err = from_bytes(b"not a file", &task).unwrap_err().0;
+        let err = from_bytes(b"not a file", &task).unwrap_err().message;
         assert!(err.contains("not a safetensors file"), "{err}");
         let mut foreign = pairs(&task);
         foreign.y2[3][0] = task.vocab_size() as u32 + 3;
-        let err = from_bytes(&to_bytes(&foreign, &task, "").unwrap(), &task).unwrap_err().0;
+        let err = from_bytes(&to_bytes(&foreign, &task, "").unwrap(), &task).unwrap_err().message;
         assert!(err.contains("y2[3]") && err.contains("outside the task's vocabulary"), "{err}");
     }
 }

@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn adamw_settings_are_refused_by_name() {
         let bad = AdamwConfig { eps: 0.0, ..AdamwConfig::default() };
-        assert!(bad.validate("sft.adamw").unwrap_err().0.starts_with("sft.adamw.eps = 0 is out of range"));
+        assert!(bad.validate("sft.adamw").unwrap_err().message.starts_with("sft.adamw.eps = 0 is out of range"));
         assert!(AdamwConfig::default().validate("sft.adamw").is_ok());
     }
 }

@@ -121,7 +121,7 @@ pub(super) fn write_state(cache: &mut dyn StageCache, keys: &[String; 3], like: 
     let step = serde_json::json!(state.step);
     cache.put(&keys[1], like, &state.adam_m, step.clone())?;
     cache.put(&keys[2], like, &state.adam_v, step)?;
-    let meta = serde_json::to_value(&state).map_err(|e| crate::Error(e.to_string()))?;
+    let meta = serde_json::to_value(&state).map_err(|e| crate::Error::new(e.to_string()))?;
     cache.put(&keys[0], like, &state.params, meta)
 }
 
@@ -169,7 +169,7 @@ impl StageCache for DirCache {
         let dir = self.0.join(key);
         let tmp = crate::model::checkpoint::unique_temp(&dir);
         let special = crate::model::checkpoint::SpecialIds { pad: crate::task::PAD, eos: crate::task::EOS };
-        let entry = |e: crate::Error| crate::Error(format!("cache entry {}: {e}", dir.display()));
+        let entry = |e: crate::Error| crate::Error::new(format!("cache entry {}: {e}", dir.display()));
         crate::model::checkpoint::save(&tmp, &model.config, model.head, values, special, None).map_err(entry)?;
         crate::model::checkpoint::write_atomic(&tmp.join("meta.json"), meta.to_string().as_bytes()).map_err(entry)?;
         if dir.exists() {
@@ -189,7 +189,7 @@ impl StageCache for DirCache {
             // Another writer renamed its entry in between; use it if it loads.
             let _ = std::fs::remove_dir_all(&tmp);
             if load_cache_entry(&dir).is_err() {
-                return Err(crate::Error(format!("{}: could not store the cache entry", dir.display())));
+                return Err(crate::Error::new(format!("{}: could not store the cache entry", dir.display())));
             }
         }
         Ok(())
@@ -200,8 +200,8 @@ impl StageCache for DirCache {
 /// A cache entry's model and meta.json, or why it cannot be used.
 fn load_cache_entry(dir: &std::path::Path) -> crate::Result<(GptConfig, Head, Vec<Vec<f32>>, serde_json::Value)> {
     let meta_path = dir.join("meta.json");
-    let bytes = std::fs::read(&meta_path).map_err(|e| crate::Error(format!("{}: {e}", meta_path.display())))?;
-    let meta = serde_json::from_slice(&bytes).map_err(|e| crate::Error(format!("{}: {e}", meta_path.display())))?;
+    let bytes = std::fs::read(&meta_path).map_err(|e| crate::Error::new(format!("{}: {e}", meta_path.display())))?;
+    let meta = serde_json::from_slice(&bytes).map_err(|e| crate::Error::new(format!("{}: {e}", meta_path.display())))?;
     let (config, head, values) = crate::model::checkpoint::load(dir)?;
     Ok((config, head, values, meta))
 }

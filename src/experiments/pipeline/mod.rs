@@ -54,9 +54,9 @@ mod tests {
     fn non_finite_metrics_are_refused_by_name_not_written_as_null() {
         assert!(check_finite(&row(0.5, Some(0.7))).is_ok());
         assert!(check_finite(&row(0.5, None)).is_ok(), "an unmeasured metric is not an error");
-        let e = check_finite(&row(f32::NAN, None)).unwrap_err().0;
+        let e = check_finite(&row(f32::NAN, None)).unwrap_err().message;
         assert!(e.contains("seed 3 online β=0.1 lr=0.0005 step 6: kl is not finite (NaN)"), "{e}");
-        let e = check_finite(&row(0.5, Some(f32::INFINITY))).unwrap_err().0;
+        let e = check_finite(&row(0.5, Some(f32::INFINITY))).unwrap_err().message;
         assert!(e.contains("proxy_win_rate is not finite (inf)"), "{e}");
     }
 

@@ -66,7 +66,7 @@ impl SeedStages {
             // (the steps before are the same): reused, and cached under this run's key too.
             let plain = read(cache, &run_key_with(spec, seed, &e.describe(), run, None));
             if let Some((config, head, values, rows)) = plain.filter(|(.., rows)| !rule.still_improving(&rows.iter().map(|r| r.checkpoint.clone()).collect::<Vec<_>>())) {
-                let meta = serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?;
+                let meta = serde_json::to_value(&rows).map_err(|e| crate::Error::new(e.to_string()))?;
                 cache.put(&key, &Gpt::new(e, config, head, &values)?, &values, meta)?;
                 cached = Some((config, head, values, rows));
             }
@@ -130,7 +130,7 @@ impl SeedStages {
         }, on_state)
         .await?;
         bad?;
-        let meta = serde_json::to_value(&rows).map_err(|e| crate::Error(e.to_string()))?;
+        let meta = serde_json::to_value(&rows).map_err(|e| crate::Error::new(e.to_string()))?;
         cache.put(&key, &policy, &policy.values(e).await?, meta)?;
         if spec.resumable {
             for k in &state_keys {

@@ -65,7 +65,7 @@ pub mod size_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ModelSize>, D::Error> {
-        Vec::<String>::deserialize(d)?.iter().map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.0))).collect()
+        Vec::<String>::deserialize(d)?.iter().map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.message))).collect()
     }
 
     pub mod option {
@@ -79,7 +79,7 @@ pub mod size_text {
         }
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ModelSize>, D::Error> {
-            Option::<String>::deserialize(d)?.map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.0))).transpose()
+            Option::<String>::deserialize(d)?.map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.message))).transpose()
         }
     }
 }
