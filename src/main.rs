@@ -569,7 +569,7 @@ mod native {
         }
         let shard_note = options.shard.map(|s| format!(", shard {s}: {} of {} runs", assignments.iter().map(|(_, r)| r.len()).sum::<usize>(), cfg.run_count())).unwrap_or_default();
         // Only now, with every argument checked and the engine open, is anything in OUT touched.
-        let previous = prepare_output(out, &cfg, options.shard, &engine.describe(), options.overwrite)?;
+        let previous = prepare_output(out, &cfg, options.shard, &engine.identity(), options.overwrite)?;
         eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time{shard_note}", cfg.seeds, engine.describe());
         let cache_dir = options.cache.unwrap_or_else(|| out.join("cache"));
         let tokenizer = cfg.task.tokenizer()?.to_json()?;
@@ -578,7 +578,7 @@ mod native {
         let bars = MultiProgress::new();
         let started = std::time::Instant::now();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let backend = engine.describe();
+        let backend = engine.identity();
         let read_only_after_runs = std::env::var("ALIGNMENT_GAP_FAULT_READONLY_AFTER_RUNS").ok().and_then(|v| v.parse().ok());
         let mut start = previous.unwrap_or_else(|| experiments::ExperimentResults::empty(&cfg, backend.clone()));
         (start.complete, start.shard, start.backend) = (false, options.shard, backend.clone());
@@ -777,8 +777,8 @@ mod native {
         checkpoint::create_dir_all(out)?;
         let manifest_path = out.join("index.json");
         let manifest: serde_json::Value = std::fs::read_to_string(&manifest_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::json!({"entries": []}));
-        if manifest.get("backend").and_then(|b| b.as_str()).is_some_and(|b| b != engine.describe()) {
-            return Err(alignment_gap::Error::new(format!("{}: its stages were trained on {}, not {}; ship from one backend", manifest_path.display(), manifest["backend"], engine.describe())));
+        if manifest.get("backend").and_then(|b| b.as_str()).is_some_and(|b| b != engine.identity()) {
+            return Err(alignment_gap::Error::new(format!("{}: its stages were trained on {}, not {}; ship from one backend", manifest_path.display(), manifest["backend"], engine.identity())));
         }
         let mut entries: Vec<serde_json::Value> = manifest["entries"].as_array().cloned().unwrap_or_default().into_iter().filter(|e| e["preset"] != preset).collect();
         let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };
@@ -790,7 +790,7 @@ mod native {
                     }
                 }
             }))?;
-            let (sft, proxy) = pipeline::stage_keys(&spec, seed, &engine.describe());
+            let (sft, proxy) = pipeline::stage_keys(&spec, seed, &engine.identity());
             for (stage, key) in [("sft", sft), ("proxy", proxy)] {
                 use alignment_gap::experiments::pipeline::StageCache;
                 let Some((config, head, values, meta)) = cache.get(&key) else { return Err(alignment_gap::Error::new(format!("{key}: not in the cache after training it"))) };
@@ -803,7 +803,7 @@ mod native {
                 }));
             }
         }
-        let manifest = serde_json::json!({ "backend": engine.describe(), "entries": entries });
+        let manifest = serde_json::json!({ "backend": engine.identity(), "entries": entries });
         checkpoint::write_atomic(&manifest_path, (serde_json::to_string_pretty(&manifest).map_err(|e| alignment_gap::Error::new(e.to_string()))? + "\n").as_bytes())?;
         println!("wrote {} stage(s) of {preset} to {} ({})", 2 * cfg.seeds.len(), out.display(), manifest_path.display());
         Ok(())

@@ -279,5 +279,5 @@ pub async fn doctor(choice: BackendChoice, request: &AdapterRequest) -> Result<D
         Engine::Cpu => vec![],
     };
     let selfcheck = run(&engine).await;
-    Ok(DoctorReport { adapters, backend: engine.describe(), note, selfcheck })
+    Ok(DoctorReport { adapters, backend: engine.identity(), note, selfcheck })
 }

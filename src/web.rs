@@ -383,7 +383,7 @@ enum Event<'a> {
 pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Function, on_model: js_sys::Function, control: js_sys::Function, stages: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
     let (e, note) = open(&backend).await?;
-    emit(&on_event, &Event::Backend { backend: e.describe(), note });
+    emit(&on_event, &Event::Backend { backend: e.identity(), note });
     let (mut cache, stage_backend) = PageCache::load(&e, &cfg, &stages).await?;
     if let Some(b) = &stage_backend {
         emit(&on_event, &Event::Stages { backend: b.clone() });
@@ -439,13 +439,13 @@ impl PageCache {
         let field = |name: &str| js_sys::Reflect::get(stages, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED);
         cache.store = field("store").dyn_into::<js_sys::Function>().ok();
         cache.forget = field("forget").dyn_into::<js_sys::Function>().ok();
-        let own = cfg.stage_cache_keys(&e.describe());
+        let own = cfg.stage_cache_keys(&e.identity());
         // Stages trained elsewhere, in order of preference: on the backend a run going on here was cut off on (a lost
         // GPU's), then the site's shipped ones.
         let elsewhere: Vec<(String, Vec<String>)> = ["previous_backend", "shipped_backend"]
             .iter()
             .filter_map(|f| field(f).as_string())
-            .filter(|b| *b != e.describe())
+            .filter(|b| *b != e.identity())
             .map(|b| (b.clone(), cfg.stage_cache_keys(&b)))
             .collect();
         let Ok(load) = field("load").dyn_into::<js_sys::Function>() else { return Ok((cache, None)) };
@@ -453,8 +453,8 @@ impl PageCache {
         let all = |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| cache.entries.contains_key(k));
         let stage_backend = if all(&own) { None } else { elsewhere.iter().find(|(_, keys)| all(keys)).map(|(b, _)| b.clone()) };
         if field("resume").as_bool() == Some(true) {
-            cache.runs_from = field("previous_backend").as_string().filter(|b| *b != e.describe());
-            load_entries(&load, &cfg.run_cache_keys(&e.describe(), stage_backend.as_deref(), cache.runs_from.as_deref()), &mut cache).await?;
+            cache.runs_from = field("previous_backend").as_string().filter(|b| *b != e.identity());
+            load_entries(&load, &cfg.run_cache_keys(&e.identity(), stage_backend.as_deref(), cache.runs_from.as_deref()), &mut cache).await?;
         }
         Ok((cache, stage_backend))
     }
@@ -546,7 +546,7 @@ async fn run_seeds(
         emit(on_event, &Event::Seed { seed, heldout_accuracy: r.proxy.heldout_accuracy, timings: &r.timings });
         seeds.push(r);
     }
-    experiments::merge(cfg, e.describe(), seeds)
+    experiments::merge(cfg, e.identity(), seeds)
 }
 
 /// Results of one config run over disjoint groups of its seeds, one group per Web Worker, merged into the

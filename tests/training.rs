@@ -406,7 +406,7 @@ fn a_run_cut_off_on_the_gpu_goes_on_on_the_cpu_from_what_the_gpu_left() {
             None => left.entries.remove(key),
         };
     }
-    let gpu_name = gpu.describe();
+    let gpu_name = gpu.identity();
     let (rows, stages) = on(&cpu, &mut left, Placement { interleave: true, resumable: true, stage_backend: Some(&gpu_name), runs_from: Some(&gpu_name) });
     println!("{stages:?}");
     assert!(stages.iter().any(|s| s.contains("SFT (cached)")) && stages.iter().any(|s| s.contains("proxy PM (cached)")), "the GPU's stages: {stages:?}");

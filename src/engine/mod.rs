@@ -200,15 +200,27 @@ impl Engine {
     }
 
     /// One line naming the backend and, for the GPU, the adapter.
-    pub fn describe(&self) -> String {
+    /// What results computed here are identified by: part of every stage and run cache key, results.json's
+    /// `backend`, the shipped stages' manifest and the page's "go on from this backend's runs". Two engines with the
+    /// same identity give bit-identical results; change it when a kernel change moves results by even a rounding.
+    pub fn identity(&self) -> String {
         match self {
             // Named apart: the browser's WebAssembly build (simd128 kernels) and a native one agree to rounding, not bit
             // for bit, so their stages are cached apart.
-            // The GEMM is named because stages are cached by this line: results from the kernels before the direct
-            // narrow-product kernel agree with these to rounding only.
+            // The GEMM is named because results from the kernels before the direct narrow-product kernel agree with
+            // these to rounding only.
             Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)".to_string(),
             Engine::Cpu => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
             Engine::Gpu(g) => format!("gpu ({} via {}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),
+        }
+    }
+
+    /// What a person is told this engine is (logs, the self-check and bench reports); free to change wording.
+    pub fn describe(&self) -> String {
+        match self {
+            Engine::Cpu if cfg!(target_arch = "wasm32") => "the CPU (WebAssembly, SIMD128 kernels, one thread)".to_string(),
+            Engine::Cpu => "the CPU (native Rust, one thread per seed)".to_string(),
+            Engine::Gpu(g) => format!("the GPU {} ({}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),
         }
     }
 

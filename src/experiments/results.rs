@@ -205,7 +205,7 @@ pub async fn run(e: &Engine, cfg: &ExperimentConfig, mut progress: impl FnMut(Pr
     for &seed in &cfg.seeds {
         seeds.push(run_seed(e, cfg, seed, &cfg.runs_for(seed), &mut NoCache, Placement::default(), &mut progress, &mut keep).await?);
     }
-    merge(cfg, e.describe(), seeds)
+    merge(cfg, e.identity(), seeds)
 }
 
 /// The figure's results from runs of the same config over disjoint groups of its seeds (the page runs

@@ -38,7 +38,7 @@ impl SeedStages {
         let size = run.policy.map(|p| format!(", policy {p}")).unwrap_or_default();
         let name = format!("seed {seed}: {method} β={beta} lr={lr} ({steps} steps{repeat}{size})");
         let sft = self.sft_of(run.policy)?;
-        let key = run_key(spec, seed, &e.describe(), run);
+        let key = run_key(spec, seed, &e.identity(), run);
         let past_best = past_best_of(spec, run);
         // An offline run measured on its online run's stream needs that measure at every checkpoint past the start.
         let on_stream = eval.online_stream.is_some() && run.method == Method::OFFLINE;
@@ -57,14 +57,14 @@ impl SeedStages {
         // its checkpoints say what a retrained run keeps measuring (below).
         // Going on here after its backend was lost (`runs_from`): a run that finished there, or its saved state, is
         // taken over from there.
-        let there = spec.runs_from.filter(|b| *b != e.describe()).map(|b| run_key(spec, seed, b, run));
+        let there = spec.runs_from.filter(|b| *b != e.identity()).map(|b| run_key(spec, seed, b, run));
         let entry = read_any(cache, &key).or_else(|| there.as_ref().and_then(|k| read_any(cache, k)));
         let before: Vec<Row> = entry.as_ref().map(|(.., rows)| rows.clone()).unwrap_or_default();
         let mut cached = entry.filter(|(.., rows)| !want_stream && measured(rows));
         if let (None, Some(rule), false) = (&cached, past_best, want_stream) {
             // The same run cached without the rule is this run exactly when the rule stops it at its length
             // (the steps before are the same): reused, and cached under this run's key too.
-            let plain = read(cache, &run_key_with(spec, seed, &e.describe(), run, None));
+            let plain = read(cache, &run_key_with(spec, seed, &e.identity(), run, None));
             if let Some((config, head, values, rows)) = plain.filter(|(.., rows)| !rule.still_improving(&rows.iter().map(|r| r.checkpoint.clone()).collect::<Vec<_>>())) {
                 let meta = serde_json::to_value(&rows).map_err(|e| crate::Error::new(e.to_string()))?;
                 cache.put(&key, &Gpt::new(e, config, head, &values)?, &values, meta)?;

@@ -36,7 +36,7 @@ pub struct SeedStages {
 pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<SeedStages> {
     let task = spec.task;
     let mut timings: Vec<(String, f64)> = vec![];
-    let backend = e.describe();
+    let backend = e.identity();
     let (sft_key, proxy_key) = stage_keys(spec, seed, spec.stages_on(&backend));
 
     let t0 = now_ms();
@@ -117,7 +117,7 @@ impl SeedStages {
             return Ok(());
         }
         let sized = StageSpec { policy: size, ..*spec };
-        let backend = e.describe();
+        let backend = e.identity();
         let (key, _) = stage_keys(&sized, self.seed, sized.stages_on(&backend));
         let t0 = now_ms();
         let (sft, losses) = sft_stage(e, &sized, self.seed, &key, false, cache, progress).await?;
