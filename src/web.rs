@@ -40,7 +40,7 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
 
 fn config_from_js(config: JsValue) -> Result<ExperimentConfig, JsValue> {
     let cfg: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(|e| js_err(format!("config: {e}")))?;
-    cfg.validate().map_err(|e| js_error(e))?;
+    cfg.validate().map_err(js_error)?;
     Ok(cfg)
 }
 
@@ -61,14 +61,14 @@ pub fn has_webgpu() -> bool {
 #[wasm_bindgen]
 pub async fn doctor(backend: String) -> Result<JsValue, JsValue> {
     let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_error(e))?;
-    let report = crate::selfcheck::doctor(choice, &AdapterRequest::default()).await.map_err(|e| js_error(e))?;
+    let report = crate::selfcheck::doctor(choice, &AdapterRequest::default()).await.map_err(js_error)?;
     web_sys::console::log_1(&report.selfcheck.summary_line().into());
     to_js(&report)
 }
 
 async fn open(backend: &str) -> Result<(Engine, Option<String>), JsValue> {
     let choice: BackendChoice = backend.parse().map_err(|e: crate::Error| js_error(e))?;
-    Engine::open(choice, &AdapterRequest::default()).await.map_err(|e| js_error(e))
+    Engine::open(choice, &AdapterRequest::default()).await.map_err(js_error)
 }
 
 /// The S-size bench on this device (a training step of 128 × 32 tokens, and sampling), for run-time estimates.
@@ -76,7 +76,7 @@ async fn open(backend: &str) -> Result<(Engine, Option<String>), JsValue> {
 pub async fn measure_speed(backend: String) -> Result<JsValue, JsValue> {
     let (e, _) = open(&backend).await?;
     let (name, l, d, h) = crate::bench::SIZES[0];
-    to_js(&crate::bench::run_size(&e, name, l, d, h, 2).await.map_err(|e| js_error(e))?)
+    to_js(&crate::bench::run_size(&e, name, l, d, h, 2).await.map_err(js_error)?)
 }
 
 /// One bench size (S, M or L) on this device, `repeats` timed steps: what `bench/wasm.mjs` runs in headless
@@ -90,7 +90,7 @@ pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result
     if !(1..=50).contains(&repeats) {
         return Err(js_err(format!("repeats = {repeats} is out of range 1..=50")));
     }
-    to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(|e| js_error(e))?)
+    to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(js_error)?)
 }
 
 #[derive(Serialize)]
@@ -105,13 +105,13 @@ struct PresetInfo {
 pub fn presets() -> Result<JsValue, JsValue> {
     let list: Vec<PresetInfo> = PRESETS
         .iter()
-        .map(|&preset| Ok(PresetInfo { preset, config: ExperimentConfig::preset(preset.name).map_err(|e| js_error(e))? }))
+        .map(|&preset| Ok(PresetInfo { preset, config: ExperimentConfig::preset(preset.name).map_err(js_error)? }))
         .collect::<Result<_, JsValue>>()?;
     to_js(&list)
 }
 
-/// Facts the page shows that Rust owns: the knobs with their ranges, the arms' slider stops, each method's label, the smallest
-/// KL a checkpoint is plotted at, and the shape of the speed probe.
+/// Facts the page shows that Rust owns: the knobs with their ranges, the arms' slider stops, each method's label, the
+/// classifier analyses, the smallest KL a checkpoint is plotted at, and the shape of the speed probe.
 #[wasm_bindgen(js_name = pageFacts)]
 pub fn page_facts() -> Result<JsValue, JsValue> {
     use crate::experiments::method::Method;
@@ -122,6 +122,8 @@ pub fn page_facts() -> Result<JsValue, JsValue> {
         // The arms whose few allowed values the page offers as slider stops: key → [[value, what it means], …].
         "sliders": experiments::arms::ARMS.iter().filter_map(|a| { let stops = (a.stops)(); (!stops.is_empty()).then(|| (a.key.to_string(), serde_json::json!(stops))) }).collect::<serde_json::Map<_, _>>(),
         "methods": methods,
+        // The classifier analyses the page offers as boxes: [{key, label}].
+        "analyses": experiments::Analysis::ALL.iter().map(|a| serde_json::json!({ "key": a.name(), "label": a.label() })).collect::<Vec<_>>(),
         "min_kl": stats::MIN_KL,
         "bench": { "batch": crate::bench::BATCH, "context": crate::bench::CONTEXT, "layers": layers, "d_model": d_model, "heads": heads },
     }))
@@ -195,10 +197,10 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
             errors.push(FieldError { field: "preset".into(), message: format!("'{name}' is not one of {}; using {preset}", experiments::preset_names().join(", ")) });
         }
     }
-    let mut cfg = ExperimentConfig::preset(&preset).map_err(|e| js_error(e))?;
+    let mut cfg = ExperimentConfig::preset(&preset).map_err(js_error)?;
     let known = {
         let mut l = vec![];
-        setting_leaves("", &json_value(&cfg).map_err(|e| js_error(e))?, &mut l);
+        setting_leaves("", &json_value(&cfg).map_err(js_error)?, &mut l);
         l
     };
     for (key, value) in pairs.iter().filter(|(k, _)| k != "preset") {
@@ -223,10 +225,10 @@ fn list_json(value: &str) -> String {
 #[wasm_bindgen(js_name = queryFromConfig)]
 pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValue> {
     let cfg: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let base = ExperimentConfig::preset(preset).map_err(|e| js_error(e))?;
+    let base = ExperimentConfig::preset(preset).map_err(js_error)?;
     let (mut a, mut b) = (vec![], vec![]);
-    setting_leaves("", &json_value(&cfg).map_err(|e| js_error(e))?, &mut a);
-    setting_leaves("", &json_value(&base).map_err(|e| js_error(e))?, &mut b);
+    setting_leaves("", &json_value(&cfg).map_err(js_error)?, &mut a);
+    setting_leaves("", &json_value(&base).map_err(js_error)?, &mut b);
     let mut q = format!("preset={preset}");
     for ((key, v), (_, w)) in a.iter().zip(&b) {
         if v != w {
@@ -258,7 +260,7 @@ pub fn figure_svg(rows: JsValue, loss: JsValue, compact: bool) -> Result<String,
     // The runs' loss names the curves; IPO when not given.
     let loss = if loss.is_undefined() || loss.is_null() { crate::train::losses::Loss::Ipo } else { serde_wasm_bindgen::from_value(loss).map_err(|e| js_err(format!("loss: {e}")))? };
     let layout = if compact { figure::Layout::Compact } else { figure::Layout::Wide };
-    figure::fig1_svg_in(&rows, loss, layout).map_err(|e| js_error(e))
+    figure::fig1_svg_in(&rows, loss, layout).map_err(js_error)
 }
 
 /// The computed comparison (summary.md's verdict and table) for the rows so far; `proxy_accuracy` is
@@ -274,36 +276,23 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     Ok(summary::summary_md(&results, &bins))
 }
 
-/// The figure of one of the paper's classifier analyses (`experiments::Analysis`, by its snake_case name) of the
-/// checkpoint rows: it reads only the checkpoints, so it works on a saved run without retraining.
-#[wasm_bindgen(js_name = analysisSvg)]
-pub fn analysis_svg(config: JsValue, rows: JsValue, analysis: String) -> Result<String, JsValue> {
+/// The figures the page draws below Figure 1 for a run of `config` (its analyses, its scaling ladder's Figs 10 and
+/// 11), in the CLI's order: `[{key, file}]`, `file` the name `reproduce` writes it under (`report::artifacts`).
+#[wasm_bindgen(js_name = pageFigures)]
+pub fn page_figures(config: JsValue) -> Result<JsValue, JsValue> {
     let config: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let analysis: experiments::Analysis = serde_json::from_value(serde_json::Value::String(analysis.clone()))
-        .map_err(|_| js_err(format!("analysis: '{analysis}' is not one of generation_vs_classification, over_training, self_classification, stream_classification")))?;
-    let rows = rows_from_js(rows)?;
-    let results = experiments::ExperimentResults { config, backend: String::new(), checkpoints: rows, proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: vec![], scaling_sft_loss: vec![], wall_seconds: None };
-    crate::report::classifiers::analysis_svg(analysis, &results).map_err(|e| js_error(e))
+    let list: Vec<serde_json::Value> = crate::report::artifacts::below_figure_1(&config).into_iter().map(|f| serde_json::json!({ "key": f.page_key(), "file": f.file() })).collect();
+    to_js(&list)
 }
 
-/// The CLI's file stem of each figure the page draws below Figure 1, by the key it draws it under (an analysis's
-/// name, "fig10", "fig11"): the page's downloads take the names `reproduce` writes (`report::artifacts`).
-#[wasm_bindgen(js_name = figureFiles)]
-pub fn figure_files() -> Result<JsValue, JsValue> {
-    to_js(&crate::report::artifacts::page_figure_files().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect::<serde_json::Map<_, _>>())
-}
-
-/// Fig. 10 or Fig. 11 (`figure`: "fig10" or "fig11") of a config with a scaling ladder, from the checkpoint rows.
-#[wasm_bindgen(js_name = scalingSvg)]
-pub fn scaling_svg(config: JsValue, rows: JsValue, figure: String) -> Result<String, JsValue> {
+/// The figure the page draws under `key` (one of [`page_figures`]' keys) from the checkpoint rows of a run of
+/// `config`: it reads only the checkpoints, so it works on a saved run without retraining.
+#[wasm_bindgen(js_name = pageFigureSvg)]
+pub fn page_figure_svg(config: JsValue, rows: JsValue, key: String) -> Result<String, JsValue> {
     let config: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let results = experiments::ExperimentResults { checkpoints: rows_from_js(rows)?, ..experiments::ExperimentResults::empty(&config, String::new()) };
-    match figure.as_str() {
-        "fig10" => crate::report::scaling::fig10_svg(&results),
-        "fig11" => crate::report::scaling::fig11_svg(&results),
-        other => return Err(js_err(format!("figure: '{other}' is not fig10 or fig11"))),
-    }
-    .map_err(|e| js_error(e))
+    let figure = crate::report::artifacts::Figure::from_page_key(&key).map_err(js_error)?;
+    let results = experiments::ExperimentResults { checkpoints: rows_from_js(rows)?, complete: true, ..experiments::ExperimentResults::empty(&config, String::new()) };
+    figure.svg(&results).map_err(js_error)
 }
 
 /// A run to compare: its label, config and checkpoint rows.
@@ -321,10 +310,10 @@ pub fn compare_runs(runs: JsValue, compact: bool) -> Result<JsValue, JsValue> {
     let runs: Vec<Compared> = serde_wasm_bindgen::from_value(runs).map_err(|e| js_err(format!("runs: {e}")))?;
     let curves: Vec<(String, Vec<Row>)> = runs.iter().map(|r| (r.label.clone(), r.rows.clone())).collect();
     let layout = if compact { figure::Layout::Compact } else { figure::Layout::Wide };
-    let svg = figure::overlay_svg_in(&curves, layout).map_err(|e| js_error(e))?;
+    let svg = figure::overlay_svg_in(&curves, layout).map_err(js_error)?;
     let configs: Vec<&ExperimentConfig> = runs.iter().map(|r| &r.config).collect();
     let settings: Vec<serde_json::Value> = crate::settings::differing_settings(&configs)
-        .map_err(|e| js_error(e))?
+        .map_err(js_error)?
         .into_iter()
         .map(|(k, values)| serde_json::Value::Array(std::iter::once(serde_json::Value::String(k)).chain(values).collect()))
         .collect();
@@ -335,7 +324,7 @@ pub fn compare_runs(runs: JsValue, compact: bool) -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = linesSvg)]
 pub fn lines_svg(title: &str, x_desc: &str, y_desc: &str, series: JsValue, width: u32, height: u32) -> Result<String, JsValue> {
     let series: Vec<figure::Series> = serde_wasm_bindgen::from_value(series).map_err(|e| js_err(format!("series: {e}")))?;
-    figure::lines_svg(title, x_desc, y_desc, &series, (width.clamp(200, 2000), height.clamp(150, 1500))).map_err(|e| js_error(e))
+    figure::lines_svg(title, x_desc, y_desc, &series, (width.clamp(200, 2000), height.clamp(150, 1500))).map_err(js_error)
 }
 
 /// metrics.csv (the CLI's) from checkpoint rows.
@@ -395,7 +384,7 @@ pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Func
     let result = run_seeds(&e, &cfg, &on_event, &on_model, &mut cache, stage_backend.as_deref(), runs_from.as_deref()).await;
     crate::control::set_hook(None);
     crate::control::set_step_sink(None);
-    to_js(&result.map_err(|e| js_error(e))?)
+    to_js(&result.map_err(js_error)?)
 }
 
 /// A page run's stage cache: the SFT and proxy entries the page had for it (from IndexedDB, or shipped with the site),
@@ -555,6 +544,6 @@ async fn run_seeds(
 pub fn merge_seed_groups(config: JsValue, parts: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
     let parts: Vec<experiments::ExperimentResults> = serde_wasm_bindgen::from_value(parts).map_err(|e| js_err(format!("parts: {e}")))?;
-    to_js(&experiments::merge_seed_groups(&cfg, parts).map_err(|e| js_error(e))?)
+    to_js(&experiments::merge_seed_groups(&cfg, parts).map_err(js_error)?)
 }
 

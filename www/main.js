@@ -2,14 +2,14 @@
 // with the same Rust code as the CLI), starts the Web Worker that trains (worker.js) and wires the controls.
 // Each part lives in its own module: settings.js, run.js, render.js, downloads.js, saved.js, device.js.
 import init from './pkg/alignment_gap.js';
-import { presets, metricsCsv, pageFacts, figureFiles } from './pkg/alignment_gap.js';
+import { presets, metricsCsv, pageFacts } from './pkg/alignment_gap.js';
 import { markInterrupted } from './store.js';
 import { $, el } from './ui.js';
 import { state, facts } from './state.js';
 import { buildKnobs, writeUrl, applyPreset, readUrl, updateEstimate } from './settings.js';
 import { start, finish, broadcast, resumeSaved } from './run.js';
 import { setRunStatus, setButtons } from './buttons.js';
-import { plotRows, renderAll, renderSamples } from './render.js';
+import { buildAnalysisBoxes, plotRows, renderAll, renderSamples } from './render.js';
 import { download, resultsJson, svgText, pngOf } from './downloads.js';
 import { listSaved, onResume } from './saved.js';
 import { setDeviceStatus, onWorkerMessage } from './device.js';
@@ -25,6 +25,7 @@ async function main() {
     return;
   }
   Object.assign(facts, pageFacts());
+  buildAnalysisBoxes();
   state.presets = presets();
   $('preset').replaceChildren(...state.presets.map((p) => el('option', { value: p.name, textContent: p.title })));
   buildKnobs();
@@ -68,10 +69,9 @@ async function main() {
   });
   $('dl-plots').addEventListener('click', () => {
     for (const [id, name] of [['plot-sft', 'sft_loss'], ['plot-proxy', 'proxy_accuracy'], ['plot-kl', 'kl_over_steps'], ['plot-loss', 'alignment_loss']]) download(`${name}.svg`, svgText(id), 'image/svg+xml');
-    // The analyses drawn, under the CLI's file names.
-    const files = figureFiles();
+    // The analyses drawn, under the CLI's file names (pageFigures).
     for (const div of document.querySelectorAll('#analysis-plots .plot')) {
-      if (div.querySelector('svg')) download(`${files[div.id.replace('analysis-', '')]}.svg`, svgText(div.id), 'image/svg+xml');
+      if (div.querySelector('svg')) download(div.dataset.file, svgText(div.id), 'image/svg+xml');
     }
   });
   renderAll();

@@ -1,6 +1,6 @@
 // Drawing: Figure 1 and the small plots (by the CLI's plotters code, through wasm), the computed verdict,
 // the checkpoint picker and sample viewer, the trained models.
-import { analysisSvg, figureSvg, linesSvg, scalingSvg, summaryMarkdown } from './pkg/alignment_gap.js';
+import { figureSvg, linesSvg, pageFigureSvg, pageFigures, summaryMarkdown } from './pkg/alignment_gap.js';
 import { $, el, num } from './ui.js';
 import { state, facts } from './state.js';
 import { setButtons } from './buttons.js';
@@ -57,6 +57,14 @@ function analyses(config) {
 
 function withAnalyses(config) { return { ...config, analyses: analyses(config) }; }
 
+// A box per classifier analysis Rust offers (experiments::Analysis), once, before the first render.
+export function buildAnalysisBoxes() {
+  const box = $('analyses');
+  for (const { key, label } of facts.analyses) {
+    box.append(el('label', {}, el('input', { type: 'checkbox', name: 'analysis', value: key }), ` ${label}`));
+  }
+}
+
 export function renderAnalyses(rows) {
   const box = $('analysis-plots');
   const config = state.run?.config;
@@ -67,19 +75,15 @@ export function renderAnalyses(rows) {
     if (own) input.checked = true;
   }
   if (!config || rows.length === 0) { box.replaceChildren(); return; }
-  const drawn = analyses(config).map((a) => {
-    const div = el('div', { className: 'plot', id: `analysis-${a}` });
-    try { setSvg(div, analysisSvg(config, rows, a)); } catch (e) { div.textContent = `Could not draw ${a}: ${e}`; }
+  // Which figures a run has below Figure 1 is Rust's list (report::artifacts): its analyses and those ticked here, and
+  // with a scaling ladder Figs 10 (a panel per size) and 11 (best performance over online's).
+  const asked = withAnalyses(config);
+  const drawn = pageFigures(asked).map(({ key, file }) => {
+    const div = el('div', { className: 'plot', id: `analysis-${key}` });
+    div.dataset.file = file;
+    try { setSvg(div, pageFigureSvg(asked, rows, key)); } catch (e) { div.textContent = `Could not draw ${key}: ${e}`; }
     return div;
   });
-  // A run with a scaling ladder: its Figs 10 (a panel per size) and 11 (best performance over online's).
-  if ((config.scaling || []).length) {
-    for (const f of ['fig10', 'fig11']) {
-      const div = el('div', { className: 'plot', id: `analysis-${f}` });
-      try { setSvg(div, scalingSvg(config, rows, f)); } catch (e) { div.textContent = `Could not draw ${f}: ${e}`; }
-      drawn.push(div);
-    }
-  }
   box.replaceChildren(...drawn);
 }
 

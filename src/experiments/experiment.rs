@@ -122,6 +122,26 @@ pub enum Analysis {
 impl Analysis {
     pub const ALL: [Analysis; 4] = [Analysis::GenerationVsClassification, Analysis::OverTraining, Analysis::SelfClassification, Analysis::StreamClassification];
 
+    /// Its name in configs, URLs and the page (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Analysis::GenerationVsClassification => "generation_vs_classification",
+            Analysis::OverTraining => "over_training",
+            Analysis::SelfClassification => "self_classification",
+            Analysis::StreamClassification => "stream_classification",
+        }
+    }
+
+    /// What the page's box for it says.
+    pub fn label(self) -> &'static str {
+        match self {
+            Analysis::GenerationVsClassification => "Fig. 7: win rate against classifier accuracy",
+            Analysis::OverTraining => "Fig. 8: classification over training",
+            Analysis::SelfClassification => "Self-classification (measured only by runs that ask for it)",
+            Analysis::StreamClassification => "Fig. 6: who classifies the online stream (measured only by runs that ask for it)",
+        }
+    }
+
     /// The file its figure is written to.
     pub fn figure_file(self) -> &'static str {
         match self {

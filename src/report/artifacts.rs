@@ -61,12 +61,30 @@ pub fn figures(config: &crate::experiments::ExperimentConfig) -> Vec<Figure> {
     out
 }
 
-/// The file stem of each figure the page draws below Figure 1, by the key it draws it under (an analysis's
-/// snake_case name, `fig10`, `fig11`): its downloads take the CLI's names.
-pub fn page_figure_files() -> Vec<(String, String)> {
-    let stem = |f: Figure| f.file().trim_end_matches(".svg").to_string();
-    let analyses = Analysis::ALL.iter().map(|&a| (serde_json::to_value(a).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), stem(Figure::Analysis(a))));
-    analyses.chain([("fig10".to_string(), stem(Figure::Fig10)), ("fig11".to_string(), stem(Figure::Fig11))]).collect()
+impl Figure {
+    /// The key the page draws it under below Figure 1 (an analysis's name, `fig10`, `fig11`); none for Figure 1
+    /// itself and its loss-family panels, which the page draws in Figure 1's place.
+    pub fn page_key(self) -> Option<&'static str> {
+        match self {
+            Figure::Analysis(a) => Some(a.name()),
+            Figure::Fig10 => Some("fig10"),
+            Figure::Fig11 => Some("fig11"),
+            Figure::Fig1 | Figure::Fig1Phone | Figure::Family(_) => None,
+        }
+    }
+
+    /// The figure the page draws under `key`.
+    pub fn from_page_key(key: &str) -> Result<Figure> {
+        let below = Analysis::ALL.iter().map(|&a| Figure::Analysis(a)).chain([Figure::Fig10, Figure::Fig11]);
+        let keys: Vec<&str> = below.clone().filter_map(Figure::page_key).collect();
+        below.into_iter().find(|f| f.page_key() == Some(key)).ok_or_else(|| crate::Error::new(format!("figure: '{key}' is not one of {}", keys.join(", "))))
+    }
+}
+
+/// The figures the page draws below Figure 1 for a run of `config`, in [`figures`]' order (the CLI's files, so
+/// that its downloads take the CLI's names).
+pub fn below_figure_1(config: &crate::experiments::ExperimentConfig) -> Vec<Figure> {
+    figures(config).into_iter().filter(|f| f.page_key().is_some()).collect()
 }
 
 #[cfg(test)]
@@ -79,8 +97,17 @@ mod tests {
         let cfg = ExperimentConfig { loss_family: vec![Loss::Dpo, Loss::Slic], analyses: Analysis::ALL.to_vec(), scaling: vec!["1x16h1".parse().unwrap()], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
         let files: Vec<String> = figures(&cfg).into_iter().map(Figure::file).collect();
         assert_eq!(files, ["fig1.svg", "fig1-phone.svg", "fig1-dpo.svg", "fig1-slic.svg", "fig7.svg", "fig8.svg", "selfclass.svg", "fig6.svg", "fig10.svg", "fig11.svg"]);
-        let page = page_figure_files();
-        assert!(page.contains(&("over_training".to_string(), "fig8".to_string())) && page.contains(&("fig11".to_string(), "fig11".to_string())), "{page:?}");
+        let below: Vec<(&str, String)> = below_figure_1(&cfg).into_iter().map(|f| (f.page_key().unwrap(), f.file())).collect();
+        assert_eq!(below, [("generation_vs_classification", "fig7.svg".into()), ("over_training", "fig8.svg".into()), ("self_classification", "selfclass.svg".into()), ("stream_classification", "fig6.svg".into()), ("fig10", "fig10.svg".into()), ("fig11", "fig11.svg".into())]);
+        for (key, _) in &below {
+            assert_eq!(Figure::from_page_key(key).unwrap().page_key(), Some(*key));
+        }
+        assert!(Figure::from_page_key("fig1").unwrap_err().message.contains("fig11"));
+        // An analysis's name is its serde name (configs and URLs spell it so).
+        for a in Analysis::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+        }
         assert_eq!(figures(&ExperimentConfig::preset("fig1-tiny").unwrap()).len(), 2);
+        assert!(below_figure_1(&ExperimentConfig::preset("fig1-tiny").unwrap()).is_empty());
     }
 }
