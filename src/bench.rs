@@ -78,6 +78,65 @@ pub async fn profile_size(e: &Engine, layers: usize, d_model: usize, heads: usiz
     Ok(times)
 }
 
+/// The host's work for one training step on a GPU: what the step dispatches and what that costs the host
+/// (`engine::gpu::HostCounters`, per step), with the step's time.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostWork {
+    pub size: String,
+    pub dispatches: f64,
+    /// Host µs to record one dispatch (find or make its uniform block and bind group, encode it).
+    pub record_us_per_dispatch: f64,
+    /// Host µs of the submits per dispatch (wgpu's validation and encoding for the driver). Neither includes GPU time.
+    pub submit_us_per_dispatch: f64,
+    pub uniforms_created: f64,
+    pub bind_groups_created: f64,
+    pub submits: f64,
+    /// Reads of a tensor back to the host; the last one ends the step.
+    pub readbacks: f64,
+    pub step_ms: f64,
+}
+
+/// [`HostWork`] averaged over `steps` steps after a warm-up one; none on the CPU (it records nothing).
+pub async fn host_work(e: &Engine, name: &str, layers: usize, d_model: usize, heads: usize, steps: usize) -> Result<Option<HostWork>> {
+    let crate::engine::Engine::Gpu(g) = e else { return Ok(None) };
+    let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
+    let mut setup = StepSetup::new(e, cfg)?;
+    setup.step(e).await?;
+    let (before, start) = (g.counters(), now_ms());
+    for _ in 0..steps {
+        setup.step(e).await?;
+    }
+    let (after, ms) = (g.counters(), now_ms() - start);
+    let per = |a: u64, b: u64| (a - b) as f64 / steps as f64;
+    let dispatches = per(after.dispatches, before.dispatches);
+    Ok(Some(HostWork {
+        size: name.to_string(),
+        dispatches,
+        record_us_per_dispatch: (after.record_seconds - before.record_seconds) * 1e6 / (dispatches * steps as f64).max(1.0),
+        submit_us_per_dispatch: (after.submit_seconds - before.submit_seconds) * 1e6 / (dispatches * steps as f64).max(1.0),
+        uniforms_created: per(after.uniforms_created, before.uniforms_created),
+        bind_groups_created: per(after.bind_groups_created, before.bind_groups_created),
+        submits: per(after.submits, before.submits),
+        readbacks: per(after.readbacks, before.readbacks),
+        step_ms: ms / steps as f64,
+    }))
+}
+
+/// The host-work table, a row per size.
+pub fn host_table(rows: &[HostWork]) -> String {
+    let mut s = format!(
+        "{:<5} {:>11} {:>18} {:>18} {:>13} {:>12} {:>9} {:>10} {:>10}\n",
+        "size", "dispatches", "record µs/dispatch", "submit µs/dispatch", "uniforms new", "groups new", "submits", "readbacks", "step (ms)"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<5} {:>11.0} {:>18.2} {:>18.2} {:>13.1} {:>12.1} {:>9.1} {:>10.1} {:>10.1}\n",
+            r.size, r.dispatches, r.record_us_per_dispatch, r.submit_us_per_dispatch, r.uniforms_created, r.bind_groups_created, r.submits, r.readbacks, r.step_ms
+        );
+    }
+    s
+}
+
 /// The bench's model, batch and optimiser: one training step of 128 × 32 tokens.
 struct StepSetup {
     model: Gpt,
@@ -114,14 +173,16 @@ impl StepSetup {
         })
     }
 
-    /// One step; the optimiser reads back the gradient norm, so the step has finished when this returns.
+    /// One step, ended as a training loop ends it: by reading the step's loss back (so it has finished when this
+    /// returns).
     async fn step(&mut self, e: &Engine) -> Result<()> {
         let (model, acts, grads) = (&self.model, &self.acts, &self.grads);
         Gpt::clear_grads(e, grads)?;
         model.forward(e, acts, &self.tokens)?;
         model.sequence_logprobs(e, acts, &self.targets, &self.weights)?;
         model.backward(e, acts, grads, &crate::model::TokenBatch { tokens: &self.tokens, targets: &self.targets, weights: &self.weights }, &self.dseq)?;
-        self.opt.step(e, &model.params, grads).await?;
+        self.opt.step(e, &model.params, grads)?;
+        e.read(&acts.sequence_logprobs).await?;
         Ok(())
     }
 }

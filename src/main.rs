@@ -289,6 +289,14 @@ mod native {
         println!("batch {} x context {}, vocab {}; matmul threads: {threads}", bench::BATCH, bench::CONTEXT, bench::VOCAB);
         println!("peak: a 1024³ GEMM runs at {peak:.1} GFLOP/s here (matrixmultiply on the CPU, our matmul kernel on a GPU)");
         print!("{}", bench::table(&rows, Some(peak)));
+        let mut host = vec![];
+        for &(n, l, d, h) in &chosen {
+            host.extend(pollster::block_on(bench::host_work(&engine, n, l, d, h, repeats))?);
+        }
+        if !host.is_empty() {
+            println!("host work per training step (counted over {repeats} steps after a warm-up; host µs per dispatch, no GPU time in either):");
+            print!("{}", bench::host_table(&host));
+        }
         if profile {
             for &(n, l, d, h) in &chosen {
                 let times = pollster::block_on(bench::profile_size(&engine, l, d, h, repeats.min(3)))?;
@@ -296,7 +304,7 @@ mod native {
             }
         }
         if let Some(path) = json {
-            let text = serde_json::to_string_pretty(&serde_json::json!({ "peak_gflops": peak, "sizes": rows })).expect("json");
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "peak_gflops": peak, "sizes": rows, "host_work": host })).expect("json");
             checkpoint::write_atomic(path, text.as_bytes())?;
         }
         Ok(())

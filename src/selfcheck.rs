@@ -84,6 +84,8 @@ fn case(name: String, op: Op, seed: u32) -> Case {
                 random_ids(seed, len, vocab)
             } else if matches!(op, Op::LayernormBackward { .. }) && i == 4 {
                 uniform_vec(seed, i as u32, len, 0.5, 2.0) // rstd > 0
+            } else if matches!(op, Op::ClipScale { .. }) {
+                uniform_vec(seed, i as u32, len, 0.0, 4.0) // squared norms ≥ 0
             } else if matches!(op, Op::CausalSoftmaxBackward { .. }) && i == 1 {
                 // att: a real causal softmax, so the backward sees consistent inputs
                 let Op::CausalSoftmaxBackward { t, scale, .. } = op else { unreachable!() };
@@ -152,6 +154,7 @@ fn cases() -> Vec<Case> {
                 Op::SoftmaxRows { rows, cols } => format!("softmax_rows {rows}x{cols}"),
                 Op::EmbedPosition { pos, .. } | Op::CachedAttention { pos, .. } => format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}", op.name()),
                 Op::SampleNext { pos, temperature, .. } => format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}, temperature {temperature}", op.name()),
+                Op::ClipScale { slots, max_norm } => format!("clip_scale {slots} slots, max_norm {max_norm:?}"),
                 _ => format!("{} (B{b} T{t} C{c} H{h} V{v})", op.name()),
             };
             case(name, op, 1000 + i as u32)

@@ -119,7 +119,8 @@ fn gpu_packed_parameters_step_like_separate_tensors() {
         let mut opt = AdamW::new(&e, &infos, config, Schedule::constant());
         let mut norms = vec![];
         for _ in 0..3 {
-            norms.push(pollster::block_on(opt.step(&e, params, grads)).unwrap().grad_norm);
+            opt.step(&e, params, grads).unwrap();
+            norms.push(pollster::block_on(opt.last_stats(&e)).unwrap().grad_norm);
         }
         let (m, v) = pollster::block_on(opt.moments(&e)).unwrap();
         let p: Vec<Vec<f32>> = params.iter().map(|t| pollster::block_on(e.read(t)).unwrap()).collect();
@@ -154,4 +155,56 @@ fn a_lost_device_is_told_apart_by_its_kind() {
     g.lose_device();
     let err = pollster::block_on(e.read(&t)).unwrap_err();
     assert_eq!(err.kind, ErrorKind::GpuLost, "{err}");
+}
+
+/// A GPU training step is recorded once and replayed: after the first step a step makes no uniform block or bind
+/// group but AdamW's (its learning rate and bias corrections change every step), submits once and reads back
+/// once, at its end (its loss: the clip factor is computed and read on the device). Two runs from one init end
+/// bit-identical, and equal to the CPU's run within rounding.
+#[test]
+fn a_gpu_training_step_is_recorded_once_and_replayed() {
+    use alignment_gap::model::{Gpt, GptConfig, Head, TokenBatch};
+    use alignment_gap::train::optim::{AdamW, AdamwConfig, Schedule};
+    let Some(gpu) = gpu() else { return };
+    let cfg = GptConfig { n_layer: 2, n_embd: 16, n_head: 2, n_positions: 8, vocab_size: 11 };
+    let (b, t) = (3, 8);
+    let ids: Vec<u32> = (0..b * t).map(|i| (i * 7 % 11) as u32).collect();
+    let targets: Vec<u32> = (0..b * t).map(|i| ids[(i + 1) % (b * t)]).collect();
+    let weights: Vec<f32> = (0..b * t).map(|i| if i % t >= 2 { 1.0 } else { 0.0 }).collect();
+    // Clipping on (the default max norm 1 is reached at this init), a warm-up so the learning rate moves.
+    let train = |e: &Engine, steps: usize, mut after_step: Box<dyn FnMut(usize) + '_>| -> Vec<Vec<f32>> {
+        let model = Gpt::init(e, cfg, Head::Lm, 3).unwrap();
+        let acts = model.activations(e, b, t).unwrap();
+        let grads = model.zero_grads(e);
+        let mut opt = AdamW::new(e, &model.infos, AdamwConfig { lr: 1e-2, weight_decay: 0.1, ..AdamwConfig::default() }, Schedule { warmup_steps: 2, total_steps: steps as u32, min_lr_ratio: 0.1 });
+        let (tokens, targets, weights, dseq) = (e.indices(&ids), e.indices(&targets), e.tensor(&weights), e.tensor(&vec![-1.0 / b as f32; b]));
+        for step in 0..steps {
+            Gpt::clear_grads(e, &grads).unwrap();
+            model.forward(e, &acts, &tokens).unwrap();
+            model.sequence_logprobs(e, &acts, &targets, &weights).unwrap();
+            model.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq).unwrap();
+            opt.step(e, &model.params, &grads).unwrap();
+            pollster::block_on(e.read(&acts.sequence_logprobs)).unwrap();
+            after_step(step);
+        }
+        assert!(pollster::block_on(opt.last_stats(e)).unwrap().grad_norm > 1.0, "the test clips");
+        pollster::block_on(model.values(e)).unwrap()
+    };
+    let Engine::Gpu(g) = &gpu else { unreachable!() };
+    let mut at = vec![];
+    let first = train(&gpu, 5, Box::new(|_| at.push(g.counters())));
+    for w in at[1..].windows(2) {
+        let (a, b) = (w[0], w[1]);
+        assert_eq!((b.submits - a.submits, b.readbacks - a.readbacks), (1, 1), "one submit and one readback per step");
+        assert!(b.uniforms_created - a.uniforms_created <= 2, "only AdamW's uniforms are new: {}", b.uniforms_created - a.uniforms_created);
+        assert_eq!(b.bind_groups_created - a.bind_groups_created, b.uniforms_created - a.uniforms_created, "a bind group is new only where its uniform is");
+    }
+    let again = train(&gpu, 5, Box::new(|_| {}));
+    assert_eq!(first, again, "two GPU runs from one init differ");
+    let cpu = train(&Engine::cpu(), 5, Box::new(|_| {}));
+    for (i, (x, y)) in first.iter().zip(&cpu).enumerate() {
+        for (u, v) in x.iter().zip(y) {
+            assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "tensor {i}: GPU {u} vs CPU {v}");
+        }
+    }
 }

@@ -1,11 +1,17 @@
-//! The GPU backend: wgpu on WebGPU (browser) or Vulkan/GL (native). Each op records one compute pass into
-//! a pending command encoder; `read` submits it, so a step costs one submit however many ops it has.
+//! The GPU backend: wgpu on WebGPU (browser) or Vulkan/GL (native). Ops are recorded as dispatches into one
+//! compute pass of a pending command encoder; `read` ends the pass and submits, so a step costs one submit
+//! however many ops it has.
+//!
+//! A training step dispatches the same kernels over the same buffers with the same shapes every step, so nothing
+//! a dispatch needs is created twice: uniform blocks are kept by their bytes and bind groups by (pipeline, uniform,
+//! buffers), and both are reused until they go unused for [`KEEP_SUBMITS`] submits (then dropped, so that a
+//! dropped tensor's memory is not held for long).
 
 use super::AdapterRequest;
 use crate::bail;
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use wgpu::util::DeviceExt;
 
@@ -94,9 +100,50 @@ pub struct GpuBackend {
     device: wgpu::Device,
     queue: wgpu::Queue,
     pipelines: HashMap<String, wgpu::ComputePipeline>,
-    pending: RefCell<Option<wgpu::CommandEncoder>>,
+    pending: RefCell<Option<Pending>>,
     /// Why the device stopped working (lost, or an error no scope caught: a failed submit), once it has.
     failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    /// Uniform blocks by their bytes, with the submit they were last used in.
+    uniforms: RefCell<HashMap<Vec<u8>, (wgpu::Buffer, u64)>>,
+    /// Bind groups by what they bind, with the submit they were last used in.
+    bind_groups: RefCell<HashMap<BindKey, (wgpu::BindGroup, u64)>>,
+    counters: Cell<HostCounters>,
+}
+
+/// Work recorded and not yet submitted: the encoder, and the compute pass open in it (ended before a copy).
+/// The pass is declared first so that it is dropped (ended) before its encoder.
+struct Pending {
+    pass: Option<wgpu::ComputePass<'static>>,
+    encoder: wgpu::CommandEncoder,
+}
+
+/// What a bind group binds: the pipeline, its uniform block, and each storage binding's buffer range.
+#[derive(PartialEq, Eq, Hash)]
+struct BindKey {
+    pipeline: String,
+    uniform: wgpu::Buffer,
+    buffers: Vec<(u32, wgpu::Buffer, u64, usize)>,
+}
+
+/// A uniform block or bind group unused for this many submits is dropped (a step has a few submits; one that is
+/// used every step stays).
+pub const KEEP_SUBMITS: u64 = 8;
+
+/// What the host did for the GPU so far (`bench` prints it per training step): dispatches recorded, the time
+/// recording them took, and the objects, submits and readbacks they cost.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct HostCounters {
+    pub dispatches: u64,
+    /// Host time spent recording dispatches (making or finding their uniform and bind group, encoding them), in
+    /// seconds.
+    pub record_seconds: f64,
+    /// Host time spent submitting them (ending the pass, finishing the encoder, the submit: where wgpu validates
+    /// and encodes for the driver), in seconds. Neither includes waiting for the GPU.
+    pub submit_seconds: f64,
+    pub uniforms_created: u64,
+    pub bind_groups_created: u64,
+    pub submits: u64,
+    pub readbacks: u64,
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -221,7 +268,17 @@ impl GpuBackend {
         device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| note(&failed, format!("a submit failed: {e}"))));
         #[cfg(target_arch = "wasm32")]
         CURRENT.with(|c| *c.borrow_mut() = Some(device.clone()));
-        Ok(GpuBackend { adapter: summary, device, queue, pipelines, pending: RefCell::new(None), failure })
+        Ok(GpuBackend {
+            adapter: summary,
+            device,
+            queue,
+            pipelines,
+            pending: RefCell::new(None),
+            failure,
+            uniforms: RefCell::default(),
+            bind_groups: RefCell::default(),
+            counters: Cell::default(),
+        })
     }
 
     pub fn upload(&self, data: &[f32]) -> GpuTensor {
@@ -283,29 +340,58 @@ impl GpuBackend {
     /// family's `Params` as bytes) at binding 0 and the given (binding, buffer) pairs — exactly the
     /// bindings the entry point uses.
     pub(crate) fn dispatch(&self, name: &str, params: &[u8], buffers: &[(u32, &GpuTensor)], groups: [usize; 3]) {
+        let start = crate::clock::now_ms();
+        let mut counters = self.counters.get();
+        let submit = counters.submits;
         let pipeline = &self.pipelines[name];
         let mut padded = params.to_vec();
         padded.resize(params.len().div_ceil(16) * 16, 0);
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents: &padded,
-            usage: wgpu::BufferUsages::UNIFORM,
+        let uniform = {
+            let mut uniforms = self.uniforms.borrow_mut();
+            let entry = uniforms.entry(padded).or_insert_with_key(|bytes| {
+                counters.uniforms_created += 1;
+                let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytes, usage: wgpu::BufferUsages::UNIFORM });
+                (buffer, submit)
+            });
+            entry.1 = submit;
+            entry.0.clone()
+        };
+        let key = BindKey { pipeline: name.to_string(), uniform, buffers: buffers.iter().map(|(b, t)| (*b, t.buffer.clone(), t.offset, t.len)).collect() };
+        let mut bind_groups = self.bind_groups.borrow_mut();
+        let (bind_group, used) = bind_groups.entry(key).or_insert_with_key(|key| {
+            counters.bind_groups_created += 1;
+            let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: key.uniform.as_entire_binding() }];
+            for (binding, t) in buffers {
+                entries.push(wgpu::BindGroupEntry { binding: *binding, resource: t.binding() });
+            }
+            let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(name), layout: &pipeline.get_bind_group_layout(0), entries: &entries });
+            (group, submit)
         });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for (binding, t) in buffers {
-            entries.push(wgpu::BindGroupEntry { binding: *binding, resource: t.binding() });
-        }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(name),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        *used = submit;
         let mut pending = self.pending.borrow_mut();
-        let encoder = pending.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
-        let mut pass = encoder.begin_compute_pass(&Default::default());
+        let pending = pending.get_or_insert_with(|| Pending { encoder: self.device.create_command_encoder(&Default::default()), pass: None });
+        // One pass for every dispatch until a copy or a submit: WebGPU orders dispatches within a pass and makes
+        // each one's writes visible to the next, as it does across passes.
+        let pass = pending.pass.get_or_insert_with(|| pending.encoder.begin_compute_pass(&Default::default()).forget_lifetime());
         pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
+        pass.set_bind_group(0, &*bind_group, &[]);
         pass.dispatch_workgroups(groups[0] as u32, groups[1] as u32, groups[2] as u32);
+        counters.dispatches += 1;
+        counters.record_seconds += (crate::clock::now_ms() - start) / 1e3;
+        self.counters.set(counters);
+    }
+
+    /// What the host has done for the GPU since this engine opened.
+    pub fn counters(&self) -> HostCounters {
+        self.counters.get()
+    }
+
+    /// The pending encoder with no pass open in it (a copy is recorded outside passes).
+    fn encoder(&self) -> std::cell::RefMut<'_, wgpu::CommandEncoder> {
+        let mut pending = self.pending.borrow_mut();
+        let p = pending.get_or_insert_with(|| Pending { encoder: self.device.create_command_encoder(&Default::default()), pass: None });
+        p.pass = None;
+        std::cell::RefMut::map(pending, |p| &mut p.as_mut().expect("just made").encoder)
     }
 
     /// A 1-D launch of `threads` threads in groups of 64, folded into x and y when it exceeds one
@@ -328,10 +414,20 @@ impl GpuBackend {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map(|_| ()).map_err(|e| Error::new(format!("GPU device poll failed: {e}")))
     }
 
-    /// Submits what has been recorded (if anything).
+    /// Submits what has been recorded (if anything), and drops the uniforms and bind groups that went unused for
+    /// [`KEEP_SUBMITS`] submits.
     pub fn flush(&self) {
-        if let Some(encoder) = self.pending.borrow_mut().take() {
+        if let Some(Pending { encoder, pass }) = self.pending.borrow_mut().take() {
+            let start = crate::clock::now_ms();
+            drop(pass);
             self.queue.submit([encoder.finish()]);
+            let mut counters = self.counters.get();
+            counters.submits += 1;
+            counters.submit_seconds += (crate::clock::now_ms() - start) / 1e3;
+            self.counters.set(counters);
+            let now = counters.submits;
+            self.uniforms.borrow_mut().retain(|_, (_, used)| used.saturating_add(KEEP_SUBMITS) >= now);
+            self.bind_groups.borrow_mut().retain(|_, (_, used)| used.saturating_add(KEEP_SUBMITS) >= now);
         }
     }
 
@@ -343,12 +439,11 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        {
-            let mut pending = self.pending.borrow_mut();
-            let encoder = pending.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
-            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, bytes);
-        }
+        self.encoder().copy_buffer_to_buffer(&t.buffer, t.offset, &staging, 0, bytes);
         self.flush();
+        let mut counters = self.counters.get();
+        counters.readbacks += 1;
+        self.counters.set(counters);
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);

@@ -76,9 +76,12 @@ pub enum Op {
     /// is from the distribution renormalised over the other tokens.
     SampleNext { b: usize, v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32, banned: u32 },
     /// [x] → [sums]: sums[slot] = Σ x² (other slots untouched), so the squared norms of many tensors land in
-    /// one buffer and the global gradient norm costs one readback per step
+    /// one buffer, which [`Op::ClipScale`] reads on the device
     SumSquares { len: usize, slot: usize, slots: usize },
-    /// [grad] → [param, m, v]
+    /// [sums (slots)] → [clip (2)]: the global gradient norm ‖g‖ = √Σ sums, and the factor the gradient is
+    /// scaled by before the update: max_norm / (‖g‖ + 1e-6) when ‖g‖ exceeds `max_norm`, else 1. clip = [factor, ‖g‖].
+    ClipScale { slots: usize, max_norm: Option<f32> },
+    /// [grad, clip (2)] → [param, m, v]: the update of the gradient times clip[0] ([`Op::ClipScale`]'s factor)
     Adamw { len: usize, step: AdamwStep },
 }
 
@@ -116,6 +119,7 @@ impl Op {
             Op::CachedAttention { .. } => "cached_attention",
             Op::SampleNext { .. } => "sample_next",
             Op::SumSquares { .. } => "sum_squares",
+            Op::ClipScale { .. } => "clip_scale",
             Op::Adamw { .. } => "adamw",
         }
     }
@@ -143,7 +147,7 @@ impl Op {
             Op::TokenKl { .. } => Family::Kl,
             Op::ScoreHead { .. } | Op::ScoreHeadBackward { .. } => Family::ScoreHead,
             Op::EmbedPosition { .. } | Op::CachedAttention { .. } | Op::SampleNext { .. } => Family::Decode,
-            Op::SumSquares { .. } => Family::SumSquares,
+            Op::SumSquares { .. } | Op::ClipScale { .. } => Family::SumSquares,
             Op::Adamw { .. } => Family::Adamw,
         }
     }
@@ -181,7 +185,8 @@ impl Op {
             Op::CachedAttention { b, h, d, context, .. } => (vec![3 * b * h * d], vec![b * h * context * d, b * h * context * d, b * h * d]),
             Op::SampleNext { b, v, context, .. } => (vec![b * v], vec![b * context, b, b * context]),
             Op::SumSquares { len, slots, .. } => (vec![len], vec![slots]),
-            Op::Adamw { len, .. } => (vec![len], vec![len; 3]),
+            Op::ClipScale { slots, .. } => (vec![slots], vec![2]),
+            Op::Adamw { len, .. } => (vec![len, 2], vec![len; 3]),
         }
     }
 
@@ -212,6 +217,9 @@ impl Op {
                 bail!("{name}: banned = {banned:#b} leaves no token of the {v} to draw, or bans <eos> ({eos})")
             }
             Op::SumSquares { slot, slots, .. } if slot >= slots => bail!("{name}: slot {slot} is outside 0..{slots}"),
+            Op::ClipScale { slots, max_norm } if slots == 0 || max_norm.is_some_and(|m| !(m > 0.0 && m.is_finite())) => {
+                bail!("{name}: slots ({slots}) must be ≥ 1 and max_norm ({max_norm:?}) finite and > 0")
+            }
             _ => {}
         }
         let (want_in, want_out) = self.lengths();

@@ -375,9 +375,10 @@ pub async fn align_from(
         let token_logps = if look { e.read(&acts.token_logprobs).await? } else { vec![] };
         let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
         policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&dseq))?;
-        let stats = opt.step(e, &policy.params, &grads).await?;
+        opt.step(e, &policy.params, &grads)?;
         phases::add(Phase::Training, now_ms() - t1);
         if look {
+            let stats = opt.last_stats(e).await?;
             let done = Trained { step: step + 1, pairs: &pairs, batch: &batch, logps: &lp, reference: &reference, token_logps, loss, stats };
             let inside = look_inside(e, task, &policy, &acts, source.judged(eval), (cfg.loss, cfg.beta), eval, done).await?;
             crate::control::report_step(serde_json::to_value(&inside).map_err(|e| crate::Error::new(e.to_string()))?);

@@ -74,8 +74,11 @@ pub struct AdamW {
     /// First and second moments, packed like the parameters.
     m: Packed,
     v: Packed,
-    /// Σ g² of each gradient tensor (or segment), filled on the device and read back once per step.
+    /// Σ g² of each gradient tensor (or segment), filled on the device.
     squared_norms: Tensor,
+    /// [clip factor, ‖g‖] of the last step, computed on the device from `squared_norms` and read there by the
+    /// update: a step reads nothing back.
+    clip: Tensor,
     /// Steps taken so far.
     pub step: u32,
 }
@@ -91,7 +94,7 @@ impl AdamW {
     pub fn new(engine: &Engine, infos: &[ParamInfo], config: AdamwConfig, schedule: Schedule) -> Self {
         let lens: Vec<usize> = infos.iter().map(|i| i.len()).collect();
         let z = || engine.pack_zeros(&lens, &segments(infos));
-        AdamW { config, schedule, m: z(), v: z(), squared_norms: engine.zeros(infos.len()), step: 0 }
+        AdamW { config, schedule, m: z(), v: z(), squared_norms: engine.zeros(infos.len()), clip: engine.zeros(2), step: 0 }
     }
 
     /// The first and second moments of every parameter tensor, read back (what resuming a run needs beside the
@@ -119,11 +122,11 @@ impl AdamW {
         Ok(())
     }
 
-    /// One update of `params` from `grads`. Reads back the gradient norm (a metric, and the clip factor).
-    /// Σg² and AdamW run once per unit of the packs (a segment where all four are packed alike on the GPU,
-    /// else a tensor); each element's
+    /// One update of `params` from `grads`, recorded and not waited for: the gradient norm and its clip factor
+    /// are computed on the device ([`AdamW::last_stats`] reads them back when wanted). Σg² and AdamW run once per
+    /// unit of the packs (a segment where all four are packed alike on the GPU, else a tensor); each element's
     /// update is the same either way.
-    pub async fn step(&mut self, e: &Engine, params: &Packed, grads: &Packed) -> Result<StepStats> {
+    pub fn step(&mut self, e: &Engine, params: &Packed, grads: &Packed) -> Result<()> {
         let sets = [params, grads, &self.m, &self.v];
         let layout = |u: &[(usize, &Tensor)]| u.iter().map(|(s, t)| (*s, t.len())).collect::<Vec<_>>();
         let mut units = sets.map(|p| p.units());
@@ -135,12 +138,8 @@ impl AdamW {
         for (slot, (_, g)) in units[1].iter().enumerate() {
             e.run(Op::SumSquares { len: g.len(), slot, slots }, &[g], &[&self.squared_norms])?;
         }
-        let sq: f64 = e.read(&self.squared_norms).await?[..units[1].len()].iter().map(|&v| v as f64).sum();
-        let grad_norm = sq.sqrt() as f32;
-        let grad_scale = match self.config.max_grad_norm {
-            Some(max) if grad_norm > max => max / (grad_norm + 1e-6),
-            _ => 1.0,
-        };
+        // The slots past the units' stay 0 (a pack's units are the same every step), so all of them sum to ‖g‖².
+        e.run(Op::ClipScale { slots, max_norm: self.config.max_grad_norm }, &[&self.squared_norms], &[&self.clip])?;
         self.step += 1;
         let c = self.config;
         let lr = c.lr * self.schedule.factor(self.step);
@@ -153,11 +152,16 @@ impl AdamW {
                 eps: c.eps,
                 weight_decay: if segment == DECAY_SEGMENT { c.weight_decay } else { 0.0 },
                 step: self.step,
-                grad_scale,
             };
-            e.run(Op::Adamw { len: g.len(), step }, &[g], &[p, m, v])?;
+            e.run(Op::Adamw { len: g.len(), step }, &[g, &self.clip], &[p, m, v])?;
         }
-        Ok(StepStats { grad_norm, lr })
+        Ok(())
+    }
+
+    /// The last step's gradient norm (before clipping) and learning rate; reads the norm back.
+    pub async fn last_stats(&self, e: &Engine) -> Result<StepStats> {
+        let grad_norm = e.read(&self.clip).await?[1];
+        Ok(StepStats { grad_norm, lr: self.config.lr * self.schedule.factor(self.step) })
     }
 }
 

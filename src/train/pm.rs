@@ -231,7 +231,7 @@ pub async fn train_pm(
         loss_sum += loss;
         let dscores: Vec<f32> = d1.into_iter().chain(d2).collect();
         pm.backward_score(e, &acts, &grads, &tokens, &last, &e.tensor(&dscores))?;
-        opt.step(e, &pm.params, &grads).await?;
+        opt.step(e, &pm.params, &grads)?;
         if (step + 1) % cfg.eval_every != 0 && step + 1 != cfg.steps {
             on_step(step + 1, None);
         } else {

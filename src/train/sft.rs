@@ -47,12 +47,13 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
         model.forward(e, &acts, &tokens)?;
         model.sequence_logprobs(e, &acts, &targets, &weights)?;
         model.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq)?;
+        opt.step(e, &model.params, &grads)?;
+        // The step's one readback, at its end: the loss is a metric here (its gradient is fixed, -1/B per sequence).
         let seq = e.read(&acts.sequence_logprobs).await?;
         let loss = -seq.iter().sum::<f32>() / sft.batch as f32;
         if !loss.is_finite() {
             bail!("SFT: the loss is not finite ({loss}) at step {step}: training diverged; lower sft.adamw.lr (now {})", sft.adamw.lr);
         }
-        opt.step(e, &model.params, &grads).await?;
         on_step(step, loss);
     }
     Ok(model)

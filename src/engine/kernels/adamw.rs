@@ -14,12 +14,12 @@ pub const SHADER: Shader = Shader { name: "adamw", source: include_str!("../../.
 // ---- CPU twin
 
 /// One AdamW step with bias correction and decoupled weight decay (as torch.optim.AdamW), on the gradient
-/// times `grad_scale` (the global-norm clip factor).
-pub fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamwStep) {
+/// times `grad_scale` (the global-norm clip factor, `sum_squares::clip_scale`).
+pub fn adamw(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &AdamwStep, grad_scale: f32) {
     let bc1 = 1.0 - h.beta1.powi(h.step as i32);
     let bc2 = 1.0 - h.beta2.powi(h.step as i32);
     for i in 0..p.len() {
-        let gi = g[i] * h.grad_scale;
+        let gi = g[i] * grad_scale;
         m[i] = h.beta1 * m[i] + (1.0 - h.beta1) * gi;
         v[i] = h.beta2 * v[i] + (1.0 - h.beta2) * gi * gi;
         p[i] -= h.lr * h.weight_decay * p[i];
@@ -37,7 +37,6 @@ pub struct AdamwStep {
     pub weight_decay: f32,
     /// 1-based step count, for bias correction.
     pub step: u32,
-    pub grad_scale: f32,
 }
 
 // ---- GPU launch
@@ -54,8 +53,6 @@ struct Params {
     weight_decay: f32,
     bias_correction1: f32,
     bias_correction2: f32,
-    grad_scale: f32,
-    _pad: [u32; 3],
 }
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
@@ -64,12 +61,14 @@ mod binding {
     pub const PARAM: u32 = 2;
     pub const M: u32 = 3;
     pub const V: u32 = 4;
+    /// [clip factor, ‖g‖] (`Op::ClipScale`), read on the device.
+    pub const CLIP: u32 = 5;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     if let Op::Adamw { step, .. } = *op {
         let [p, m, v] = o else { unreachable!() };
-        adamw(p, i[0], m, v, &step)
+        adamw(p, i[0], m, v, &step, i[1][0])
     }
 }
 
@@ -85,13 +84,11 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         weight_decay: h.weight_decay,
         bias_correction1: 1.0 - h.beta1.powi(h.step as i32),
         bias_correction2: 1.0 - h.beta2.powi(h.step as i32),
-        grad_scale: h.grad_scale,
-        _pad: [0; 3],
     };
-    g.launch("adamw.main", bytemuck::bytes_of(&p), &[(GRAD, t[0]), (PARAM, t[1]), (M, t[2]), (V, t[3])], len)
+    g.launch("adamw.main", bytemuck::bytes_of(&p), &[(GRAD, t[0]), (CLIP, t[1]), (PARAM, t[2]), (M, t[3]), (V, t[4])], len)
 }
 
 pub(crate) fn selfcheck_ops(_: &CheckShape) -> Vec<Op> {
-    let step = AdamwStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, step: 3, grad_scale: 0.7 };
+    let step = AdamwStep { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, step: 3 };
     vec![Op::Adamw { len: 1001, step }]
 }
