@@ -99,7 +99,9 @@ pub struct GpuBackend {
     pub adapter: AdapterSummary,
     device: wgpu::Device,
     queue: wgpu::Queue,
-    pipelines: HashMap<String, wgpu::ComputePipeline>,
+    /// Every entry point's pipeline, and its place there by name ("family.entry").
+    pipelines: Vec<wgpu::ComputePipeline>,
+    pipeline_index: HashMap<String, usize>,
     pending: RefCell<Option<Pending>>,
     /// Why the device stopped working (lost, or an error no scope caught: a failed submit), once it has.
     failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -120,7 +122,7 @@ struct Pending {
 /// What a bind group binds: the pipeline, its uniform block, and each storage binding's buffer range.
 #[derive(PartialEq, Eq, Hash)]
 struct BindKey {
-    pipeline: String,
+    pipeline: usize,
     uniform: wgpu::Buffer,
     buffers: Vec<(u32, wgpu::Buffer, u64, usize)>,
 }
@@ -234,7 +236,7 @@ impl GpuBackend {
             .map_err(|e| Error::new(format!("could not open a device on '{}': {e}", summary.name)))?;
         // A shader the adapter rejects must be an error the caller can show, not a panic.
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut pipelines = HashMap::new();
+        let (mut pipelines, mut pipeline_index) = (Vec::new(), HashMap::new());
         for shader in shaders {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),
@@ -250,7 +252,8 @@ impl GpuBackend {
                     compilation_options: Default::default(),
                     cache: None,
                 });
-                pipelines.insert(name, pipeline);
+                pipeline_index.insert(name, pipelines.len());
+                pipelines.push(pipeline);
             }
         }
         if let Some(e) = scope.pop().await {
@@ -273,6 +276,7 @@ impl GpuBackend {
             device,
             queue,
             pipelines,
+            pipeline_index,
             pending: RefCell::new(None),
             failure,
             uniforms: RefCell::default(),
@@ -343,20 +347,25 @@ impl GpuBackend {
         let start = crate::clock::now_ms();
         let mut counters = self.counters.get();
         let submit = counters.submits;
-        let pipeline = &self.pipelines[name];
-        let mut padded = params.to_vec();
-        padded.resize(params.len().div_ceil(16) * 16, 0);
+        let index = self.pipeline_index[name];
+        let pipeline = &self.pipelines[index];
+        // Uniform blocks are a few words: padded to 16 bytes on the stack, copied to the heap only when new.
+        let mut padded = [0u8; 256];
+        assert!(params.len() <= padded.len(), "{name}: a uniform block of {} bytes (at most 256)", params.len());
+        let padded = &mut padded[..params.len().div_ceil(16) * 16];
+        padded[..params.len()].copy_from_slice(params);
         let uniform = {
             let mut uniforms = self.uniforms.borrow_mut();
-            let entry = uniforms.entry(padded).or_insert_with_key(|bytes| {
+            if !uniforms.contains_key(&padded[..]) {
                 counters.uniforms_created += 1;
-                let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytes, usage: wgpu::BufferUsages::UNIFORM });
-                (buffer, submit)
-            });
+                let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: padded, usage: wgpu::BufferUsages::UNIFORM });
+                uniforms.insert(padded.to_vec(), (buffer, submit));
+            }
+            let entry = uniforms.get_mut(&padded[..]).expect("just inserted");
             entry.1 = submit;
             entry.0.clone()
         };
-        let key = BindKey { pipeline: name.to_string(), uniform, buffers: buffers.iter().map(|(b, t)| (*b, t.buffer.clone(), t.offset, t.len)).collect() };
+        let key = BindKey { pipeline: index, uniform, buffers: buffers.iter().map(|(b, t)| (*b, t.buffer.clone(), t.offset, t.len)).collect() };
         let mut bind_groups = self.bind_groups.borrow_mut();
         let (bind_group, used) = bind_groups.entry(key).or_insert_with_key(|key| {
             counters.bind_groups_created += 1;

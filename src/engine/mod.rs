@@ -211,7 +211,9 @@ impl Engine {
             // these to rounding only.
             Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)".to_string(),
             Engine::Cpu => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
-            Engine::Gpu(g) => format!("gpu ({} via {}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),
+            // The clip factor is computed on the device (in f32) since the step is replayed without readbacks: its
+            // results agree with earlier GPU results to rounding only.
+            Engine::Gpu(g) => format!("gpu ({} via {}, {}; clip on the device)", g.adapter.name, g.adapter.backend, g.adapter.device_type),
         }
     }
 
