@@ -341,7 +341,8 @@ impl Method {
         }
     }
 
-    /// Its colour in every figure (the same for a method in each; grey for one outside [`Method::ALL`]).
+    /// Its colour in every figure (the same for a method in each; for one outside [`Method::ALL`], a hue of its
+    /// own from its name, [`Method::off_palette`]).
     pub fn colour(self) -> (u8, u8, u8) {
         const ONLINE: (u8, u8, u8) = (31, 119, 180);
         const OFFLINE: (u8, u8, u8) = (230, 120, 20);
@@ -369,14 +370,14 @@ impl Method {
                 8 => (188, 189, 34),
                 32 => (23, 190, 207),
                 0 => (140, 86, 75),
-                _ => GREY,
+                _ => self.off_palette(),
             },
             (Data::Online { judge: Judge::Proxy, refresh, mixture: 0 }, None) => match refresh {
                 4 => (158, 218, 229),
                 16 => (23, 190, 207),
                 64 => (148, 103, 189),
                 0 => (127, 127, 127),
-                _ => GREY,
+                _ => self.off_palette(),
             },
             (Data::Offline(Offline::Pairs(d)), None) => match d {
                 PairDataset::SftVsEarly => (214, 39, 40),
@@ -388,15 +389,35 @@ impl Method {
                 25 => (158, 154, 200),
                 50 => (117, 107, 177),
                 75 => (84, 39, 143),
-                _ => GREY,
+                _ => self.off_palette(),
             },
-            _ => GREY,
+            _ => self.off_palette(),
         }
     }
 }
 
-/// The colour of a method outside the figures' palette.
-pub const GREY: (u8, u8, u8) = (90, 90, 90);
+impl Method {
+    /// The colour of a method outside the figures' palette (a user's window, refresh or mixture): a hue from its
+    /// name, at a middle saturation and brightness, so that two such methods differ and none is read as
+    /// online_golden's near-black or the greys of the palette.
+    pub fn off_palette(self) -> (u8, u8, u8) {
+        let hash = self.name().bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193));
+        let hue = (hash % 360) as f32 / 60.0;
+        let (s, v) = (0.65f32, 0.8f32);
+        let c = v * s;
+        let x = c * (1.0 - (hue % 2.0 - 1.0).abs());
+        let (r, g, b) = match hue as u32 {
+            0 => (c, x, 0.0),
+            1 => (x, c, 0.0),
+            2 => (0.0, c, x),
+            3 => (0.0, x, c),
+            4 => (x, 0.0, c),
+            _ => (c, 0.0, x),
+        };
+        let byte = |u: f32| ((u + v - c) * 255.0).round() as u8;
+        (byte(r), byte(g), byte(b))
+    }
+}
 
 fn mix_suffix(m: u32) -> String {
     if m == 0 {
@@ -486,12 +507,19 @@ mod tests {
         for (i, m) in Method::ALL.iter().enumerate() {
             assert_eq!(Method::from_name(&m.name()), Some(*m));
             assert!(Method::ALL[..i].iter().all(|o| o.name() != m.name() && o.label() != m.label()), "{m:?}");
-            assert_ne!(m.colour(), GREY, "{m:?} has a colour of its own");
+            assert_ne!(m.colour(), m.off_palette(), "{m:?} has a colour of its own");
         }
         // Points off the figures' set still get names and labels of their own.
         let off = [Method::ONLINE_GOLDEN.with_loss(Loss::Dpo), Method::stream(0).with_loss(Loss::BestOf2), Method::semi_online(8), Method::online(Judge::Golden, 4, 25)];
         for (i, m) in off.iter().enumerate() {
             assert!(Method::ALL.iter().chain(&off[..i]).all(|o| o.name() != m.name() && o.label() != m.label()), "{}", m.name());
+        }
+        // Off the palette, each gets a hue of its own, far from online_golden's near-black.
+        let far = |a: (u8, u8, u8), b: (u8, u8, u8)| [(a.0, b.0), (a.1, b.1), (a.2, b.2)].iter().map(|&(x, y)| (x as f32 - y as f32).powi(2)).sum::<f32>().sqrt() > 60.0;
+        let users = [Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::OFFLINE_FILE];
+        for (i, m) in users.iter().enumerate() {
+            assert!(far(m.colour(), Method::ONLINE_GOLDEN.colour()), "{m}: {:?}", m.colour());
+            assert!(users[..i].iter().all(|o| o.colour() != m.colour()), "{m}");
         }
         assert_eq!(off[3].name(), "semi_online4_md25_golden");
         for m in off.iter().chain(&[Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::semi_online(0).with_loss(Loss::Dpo), Method::OFFLINE_FILE]) {
