@@ -1,5 +1,7 @@
 // C[b] = op(A[b]) · op(B[b])  (+ C[b] when accumulate = 1), row-major.
-// Transposes are expressed as strides, so one kernel serves x·W, dy·Wᵀ and xᵀ·dy.
+// Transposes are expressed as strides, so one kernel serves x·W, dy·Wᵀ and xᵀ·dy; batches too (a_batch, b_batch,
+// c_batch: where batch b starts in each), so that a product with few tiles and a long k is split along k as a
+// batch over k-chunks into partial products (split-K), which `reduce_splits` then sums in a fixed order.
 // Register blocking without workgroup memory: on software adapters (lavapipe, SwiftShader) barrier-free
 // kernels measured fastest, and it is a fair start on GPUs.
 // CPU twin: engine::kernels::matmul::matmul.
@@ -8,7 +10,8 @@ struct Params {
     batch: u32, m: u32, n: u32, k: u32,
     a_row: u32, a_col: u32,      // strides of op(A) within one batch
     b_row: u32, b_col: u32,      // strides of op(B) within one batch
-    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    accumulate: u32,
+    a_batch: u32, b_batch: u32, c_batch: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -65,9 +68,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let tile_row = wid.y * 32u;
     let tile_col = wid.x * 32u;
     let batch = wid.z;
-    let a_base = batch * p.m * p.k;
-    let b_base = batch * p.k * p.n;
-    let c_base = batch * p.m * p.n;
+    let a_base = batch * p.a_batch;
+    let b_base = batch * p.b_batch;
+    let c_base = batch * p.c_batch;
     let row0 = tile_row + lid.y;
     let col0 = tile_col + lid.x;
 
@@ -102,5 +105,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 c[idx] = acc[i][j];
             }
         }
+    }
+}
+
+// Split-K's second pass: c[i] (+)= Σ over the p.k partial products a[s·p.m + i], s ascending (the same order every
+// run: the sum is deterministic). p.m is the number of values of C.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn reduce_splits(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = thread_index(gid, groups);
+    if (i >= p.m) { return; }
+    var s = 0.0;
+    for (var part = 0u; part < p.k; part = part + 1u) {
+        s = s + a[part * p.m + i];
+    }
+    if (p.accumulate == 1u) {
+        c[i] = c[i] + s;
+    } else {
+        c[i] = s;
     }
 }

@@ -243,11 +243,11 @@ async fn run_case(engine: &Engine, case: &Case, want: &[Vec<f32>]) -> Result<Opt
     Ok(worst)
 }
 
-/// Runs every case that has a reference on `engine`.
+/// Runs every case that has a reference on `engine`. On a GPU the products that split along k are run both ways
+/// (split-K and one pass), whichever this adapter uses by default, so that both kernels are checked everywhere.
 pub async fn run(engine: &Engine) -> SelfCheckReport {
     let mut results = Vec::new();
-    for case in cases() {
-        let Some(want) = reference(engine, &case) else { continue };
+    let check = |case: Case, want: Vec<Vec<f32>>| async move {
         let reference = if engine.is_gpu() { "CPU twin" } else { "naive f64 loop" };
         let (relative_error, message) = match run_case(engine, &case, &want).await {
             Ok(Some(e)) => (Some(e), None),
@@ -255,7 +255,22 @@ pub async fn run(engine: &Engine) -> SelfCheckReport {
             Err(e) => (None, Some(e.to_string())),
         };
         let passed = relative_error.is_some_and(|e| e <= TOLERANCE);
-        results.push(CheckResult { name: case.name, reference: reference.into(), relative_error, passed, message });
+        CheckResult { name: case.name, reference: reference.into(), relative_error, passed, message }
+    };
+    for case in cases() {
+        let Some(want) = reference(engine, &case) else { continue };
+        results.push(check(case, want).await);
+    }
+    if let Engine::Gpu(g) = engine {
+        let usual = g.splits_k();
+        g.set_splits_k(!usual);
+        let other = if usual { "one pass" } else { "split-K" };
+        for mut case in cases().into_iter().filter(|c| matches!(c.op, Op::Matmul(s) if kernels::matmul::k_splits(&s) > 1)) {
+            let Some(want) = reference(engine, &case) else { continue };
+            case.name = format!("{}, {other}", case.name);
+            results.push(check(case, want).await);
+        }
+        g.set_splits_k(usual);
     }
     let passed = results.iter().filter(|r| r.passed).count();
     SelfCheckReport { engine: engine.describe(), passed, failed: results.len() - passed, results }

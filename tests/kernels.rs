@@ -208,3 +208,34 @@ fn a_gpu_training_step_is_recorded_once_and_replayed() {
         }
     }
 }
+
+/// A weight gradient's product (xᵀ·dy, few tiles, k = B·T) split along k: the same bits every run, and the same
+/// values as one pass and the CPU twin up to rounding.
+#[test]
+fn gpu_split_k_is_deterministic_and_matches_one_pass() {
+    use alignment_gap::engine::kernels::matmul::k_splits;
+    let Some(e) = gpu() else { return };
+    let Engine::Gpu(g) = &e else { unreachable!() };
+    let spec = MatmulSpec { batch: 1, m: 64, n: 192, k: 4096, a_transposed: true, b_transposed: false, accumulate: true };
+    assert_eq!(k_splits(&spec), 16, "12 tiles, split 16 ways: 192 workgroups of k 256");
+    let a = uniform_vec(5, 1, spec.a_len(), -1.0, 1.0);
+    let b = uniform_vec(5, 2, spec.b_len(), -1.0, 1.0);
+    let c0 = uniform_vec(5, 3, spec.c_len(), -1.0, 1.0);
+    let product = |split: bool| {
+        g.set_splits_k(split);
+        let (ta, tb, tc) = (e.tensor(&a), e.tensor(&b), e.tensor(&c0));
+        e.matmul(&ta, &tb, &tc, spec).unwrap();
+        pollster::block_on(e.read(&tc)).unwrap()
+    };
+    let (split, again, one_pass) = (product(true), product(true), product(false));
+    assert_eq!(split, again, "split-K differs run to run");
+    let cpu = Engine::cpu();
+    let tc = cpu.tensor(&c0);
+    cpu.matmul(&cpu.tensor(&a), &cpu.tensor(&b), &tc, spec).unwrap();
+    let want = pollster::block_on(cpu.read(&tc)).unwrap();
+    for (name, got) in [("split-K", &split), ("one pass", &one_pass)] {
+        let err = alignment_gap::selfcheck::relative_error(got, &want).unwrap();
+        assert!(err < 1e-5, "{name}: relative error {err:e} against the CPU twin");
+    }
+    assert_ne!(split, one_pass, "the two passes sum in another order (so the test compares two kernels)");
+}

@@ -110,6 +110,11 @@ pub struct GpuBackend {
     /// Bind groups by what they bind, with the submit they were last used in.
     bind_groups: RefCell<HashMap<BindKey, (wgpu::BindGroup, u64)>>,
     counters: Cell<HostCounters>,
+    /// Products with few tiles and a long k are split along k (`kernels::matmul::k_splits`): on every adapter but a
+    /// software one, where the few tiles already fill the CPU's threads and the second pass only costs.
+    splits_k: Cell<bool>,
+    /// Scratch buffers by length (split-K's partial products), reused by every op that needs one of that length.
+    scratch: RefCell<HashMap<usize, wgpu::Buffer>>,
 }
 
 /// Work recorded and not yet submitted: the encoder, and the compute pass open in it (ended before a copy).
@@ -166,6 +171,11 @@ impl GpuBackend {
     pub fn lose_device(&self) {
         self.device.destroy();
     }
+}
+
+/// Split-K by default on every adapter but a software one (wgpu's device type "Cpu": lavapipe, SwiftShader, WARP).
+fn device_type_splits(device_type: &str) -> bool {
+    device_type != "Cpu"
 }
 
 fn instance() -> wgpu::Instance {
@@ -271,6 +281,7 @@ impl GpuBackend {
         device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| note(&failed, format!("a submit failed: {e}"))));
         #[cfg(target_arch = "wasm32")]
         CURRENT.with(|c| *c.borrow_mut() = Some(device.clone()));
+        let splits = device_type_splits(&summary.device_type);
         Ok(GpuBackend {
             adapter: summary,
             device,
@@ -282,6 +293,8 @@ impl GpuBackend {
             uniforms: RefCell::default(),
             bind_groups: RefCell::default(),
             counters: Cell::default(),
+            splits_k: Cell::new(splits),
+            scratch: RefCell::default(),
         })
     }
 
@@ -334,6 +347,23 @@ impl GpuBackend {
         let parts = values.iter().zip(&starts).map(|(v, &at)| view(at, v.len())).collect();
         let whole = ranges.into_iter().enumerate().filter(|(_, (a, b))| b > a).map(|(s, (a, b))| (s, view(a, b - a))).collect();
         Some((parts, whole))
+    }
+
+    /// Whether products with few tiles and a long k are split along k on this engine.
+    pub fn splits_k(&self) -> bool {
+        self.splits_k.get()
+    }
+
+    /// Turns split-K on or off (the self-check runs both on every adapter; results differ by rounding).
+    pub fn set_splits_k(&self, on: bool) {
+        self.splits_k.set(on);
+    }
+
+    /// A scratch tensor of `len` values, the same buffer for every caller of that length: its contents are the last
+    /// writer's (ops that use one write it before they read it, within their own dispatches).
+    pub(crate) fn scratch(&self, len: usize) -> GpuTensor {
+        let buffer = self.scratch.borrow_mut().entry(len).or_insert_with(|| self.upload(&vec![0.0; len]).buffer).clone();
+        GpuTensor { buffer, offset: 0, len }
     }
 
     pub(crate) fn max_groups(&self) -> usize {

@@ -213,7 +213,8 @@ impl Engine {
             Engine::Cpu => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
             // The clip factor is computed on the device (in f32) since the step is replayed without readbacks: its
             // results agree with earlier GPU results to rounding only.
-            Engine::Gpu(g) => format!("gpu ({} via {}, {}; clip on the device)", g.adapter.name, g.adapter.backend, g.adapter.device_type),
+            // Split-K sums a product's k-chunks in another order than one pass does.
+            Engine::Gpu(g) => format!("gpu ({} via {}, {}; clip on the device{})", g.adapter.name, g.adapter.backend, g.adapter.device_type, if g.splits_k() { "; split-K" } else { "" }),
         }
     }
 

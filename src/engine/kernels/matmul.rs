@@ -11,7 +11,7 @@ use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::{MatmulSpec, Op};
 use crate::error::Result;
 
-pub const SHADER: Shader = Shader { name: "matmul", source: include_str!("../../../shaders/matmul.wgsl"), entries: &["main"] };
+pub const SHADER: Shader = Shader { name: "matmul", source: include_str!("../../../shaders/matmul.wgsl"), entries: &["main", "reduce_splits"] };
 
 // ---- CPU twin
 
@@ -305,7 +305,10 @@ struct Params {
     b_row: u32,
     b_col: u32,
     accumulate: u32,
-    _pad: [u32; 3],
+    /// Where batch b starts in A, B and C (b times these).
+    a_batch: u32,
+    b_batch: u32,
+    c_batch: u32,
 }
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
@@ -321,18 +324,65 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     }
 }
 
-/// One 32×32 tile of C per workgroup, batches in z.
+/// Workgroups a split-K product aims for: enough to fill a GPU's compute units a few times over.
+const SPLIT_K_GROUPS: usize = 256;
+/// The shortest k-chunk worth a split (below it the second pass costs more than the parallelism saves).
+const SPLIT_K_MIN_CHUNK: usize = 128;
+
+/// Into how many k-chunks a product is split on an adapter that splits (`GpuBackend::splits_k`): the largest power
+/// of two that keeps its tiles × splits within [`SPLIT_K_GROUPS`], each chunk at least [`SPLIT_K_MIN_CHUNK`] long
+/// and dividing k exactly; 1 (no split) for batched products and those that fill the card already. The weight
+/// gradients xᵀ·dy (M·N ≤ 256², k = B·T = 4096) are the products this is for: 4–64 tiles.
+pub fn k_splits(spec: &MatmulSpec) -> usize {
+    let tiles = spec.m.div_ceil(32) * spec.n.div_ceil(32);
+    let mut splits = 1;
+    while spec.batch == 1 && tiles * splits * 2 <= SPLIT_K_GROUPS && spec.k % (splits * 2) == 0 && spec.k / (splits * 2) >= SPLIT_K_MIN_CHUNK {
+        splits *= 2;
+    }
+    splits
+}
+
+/// One 32×32 tile of C per workgroup, batches in z. A product with few tiles and a long k, on an adapter that
+/// splits, is two passes: the k-chunks' partial products into a scratch buffer (a batch per chunk), then their sum
+/// in a fixed order into C (`reduce_splits`), the same result every run.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     let Op::Matmul(spec) = *op else { unreachable!("matmul::run_gpu got {}", op.name()) };
-    let groups = [spec.n.div_ceil(32), spec.m.div_ceil(32), spec.batch];
+    let splits = if g.splits_k() { k_splits(&spec) } else { 1 };
+    let batches = if splits > 1 { splits } else { spec.batch };
+    let groups = [spec.n.div_ceil(32), spec.m.div_ceil(32), batches];
     if let Some(n) = groups.iter().find(|&&n| n > g.max_groups()) {
         bail!("matmul: {spec:?} needs {n} workgroups in one dimension; this adapter allows {}", g.max_groups());
     }
     let ((a_row, a_col), (b_row, b_col)) = (spec.a_strides(), spec.b_strides());
     let u = |v: usize| v as u32;
-    let p = Params { batch: u(spec.batch), m: u(spec.m), n: u(spec.n), k: u(spec.k), a_row: u(a_row), a_col: u(a_col), b_row: u(b_row), b_col: u(b_col), accumulate: spec.accumulate as u32, _pad: [0; 3] };
-    g.dispatch("matmul.main", bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, t[2])], groups);
-    Ok(())
+    let (m, n, k) = (spec.m, spec.n, spec.k);
+    let mut p = Params {
+        batch: u(batches),
+        m: u(m),
+        n: u(n),
+        k: u(k),
+        a_row: u(a_row),
+        a_col: u(a_col),
+        b_row: u(b_row),
+        b_col: u(b_col),
+        accumulate: spec.accumulate as u32,
+        a_batch: u(m * k),
+        b_batch: u(k * n),
+        c_batch: u(m * n),
+    };
+    if splits == 1 {
+        g.dispatch("matmul.main", bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, t[2])], groups);
+        return Ok(());
+    }
+    let chunk = k / splits;
+    p.k = u(chunk);
+    p.a_batch = u(chunk * a_col);
+    p.b_batch = u(chunk * b_row);
+    p.accumulate = 0;
+    let partials = g.scratch(splits * m * n);
+    g.dispatch("matmul.main", bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, &partials)], groups);
+    let sum = Params { m: u(m * n), k: u(splits), accumulate: spec.accumulate as u32, ..p };
+    g.launch("matmul.reduce_splits", bytemuck::bytes_of(&sum), &[(binding::A, &partials), (binding::C, t[2])], m * n)
 }
 
 /// Every transpose combination at 1-wide edges and sizes that are no multiple of the tile, batched and
@@ -347,6 +397,10 @@ pub(crate) fn selfcheck_ops(_: &CheckShape) -> Vec<Op> {
     specs.push(MatmulSpec { batch: 3, m: 7, n: 13, k: 29, a_transposed: false, b_transposed: true, accumulate: false });
     specs.push(MatmulSpec { batch: 2, m: 9, n: 5, k: 11, a_transposed: true, b_transposed: false, accumulate: true });
     specs.push(MatmulSpec { batch: 1, m: 33, n: 65, k: 17, a_transposed: true, b_transposed: false, accumulate: true });
+    // Split along k where the adapter splits (a weight gradient xᵀ·dy's shape, ragged tiles), plain and accumulating.
+    specs.push(MatmulSpec { batch: 1, m: 40, n: 33, k: 1024, a_transposed: true, b_transposed: false, accumulate: false });
+    specs.push(MatmulSpec { batch: 1, m: 17, n: 70, k: 512, a_transposed: true, b_transposed: true, accumulate: true });
+    specs.push(MatmulSpec { batch: 1, m: 9, n: 12, k: 768, a_transposed: false, b_transposed: false, accumulate: false });
     specs.into_iter().map(Op::Matmul).collect()
 }
 
