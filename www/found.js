@@ -17,7 +17,7 @@ export function verdictOf(md) {
   for (const line of md.split('\n')) {
     if (line.startsWith('## ')) keep = line.startsWith('## Verdict (computed)');
     else if (line.startsWith('### ')) keep = false;
-    if (keep || (line.startsWith('- **') && /: (shown|direction only|not shown|holds|does not hold|is reversed|holds in direction only)\b/.test(line))) out.push(line);
+    if (keep || (line.startsWith('- **') && /: (shown|direction only|not shown|holds|does not hold|is reversed|is reversed in direction only|holds in direction only)\b/.test(line))) out.push(line);
   }
   return out.join('\n');
 }

@@ -42,7 +42,8 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         s += &format!(", online with golden labels {}", show(Some(&g)));
     }
     s += ".\n\n";
-    for m in [Method::OFFLINE, Method::ONLINE] {
+    // Every method's, so that a method cut short shows whichever it is (online_golden's too).
+    for &m in &ms {
         let (last, runs) = best_at_last_checkpoint(rows, m);
         if runs > 0 {
             s += &format!("{m} runs whose best checkpoint is their last (still rising when they stopped): {last} of {runs}.\n");

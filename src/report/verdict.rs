@@ -125,8 +125,10 @@ pub enum Outcome {
     Holds,
     /// Every matching puts A above B on average, but not every interval excludes zero.
     DirectionOnly,
-    /// The matchings disagree in sign, or A is not above B.
+    /// The matchings disagree in sign (or a mean is exactly zero).
     DoesNotHold,
+    /// Every matching puts A below B on average, but not every interval excludes zero.
+    ReversedInDirection,
     /// Every matching puts A below B with an interval that excludes zero.
     Reversed,
     /// A matching found no shared KL range on any seed.
@@ -139,6 +141,7 @@ impl Outcome {
             Outcome::Holds => "holds",
             Outcome::DirectionOnly => "holds in direction only",
             Outcome::DoesNotHold => "does not hold",
+            Outcome::ReversedInDirection => "is reversed in direction only",
             Outcome::Reversed => "is reversed",
             Outcome::NoOverlap => "cannot be judged (no shared KL range)",
         }
@@ -172,6 +175,8 @@ pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison 
         Outcome::Reversed
     } else if matchings.iter().all(|m| m.across.as_ref().is_some_and(|e| e.mean > 0.0)) {
         Outcome::DirectionOnly
+    } else if matchings.iter().all(|m| m.across.as_ref().is_some_and(|e| e.mean < 0.0)) {
+        Outcome::ReversedInDirection
     } else {
         Outcome::DoesNotHold
     };
@@ -245,6 +250,13 @@ mod tests {
         let c = compare(&rows(0.02, 0.1), &SEEDS, A, B);
         assert_eq!(c.outcome, Outcome::DirectionOnly, "{}", comparison_md(&c));
         assert!(comparison_md(&c).contains("**holds in direction only**"));
+    }
+
+    #[test]
+    fn a_small_negative_gap_in_noise_is_reversed_in_direction_only() {
+        let c = compare(&rows(-0.02, 0.1), &SEEDS, A, B);
+        assert_eq!(c.outcome, Outcome::ReversedInDirection, "{}", comparison_md(&c));
+        assert!(comparison_md(&c).contains("**is reversed in direction only**"));
     }
 
     #[test]
