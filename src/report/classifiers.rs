@@ -362,8 +362,8 @@ fn self_classification_md(rows: &[Row]) -> String {
         s += &format!("| {m} | {} | {} | {:.0} | {} |\n", e(&all), e(&lasts), pairs.iter().sum::<f32>() / pairs.len().max(1) as f32, e(&heldout));
         let at_chance = |v: &[f32]| {
             let est = estimate(v);
-            let contains_half = est.ci.is_some_and(|ci| (est.mean - 0.5).abs() <= ci);
-            (m.clone(), est, contains_half)
+            let finding = equivalent_to_chance(&est);
+            (m, est, finding)
         };
         if !all.is_empty() {
             findings.push(at_chance(&all));
@@ -372,27 +372,34 @@ fn self_classification_md(rows: &[Row]) -> String {
             last_findings.push(at_chance(&lasts));
         }
     }
-    let f = if findings.is_empty() {
-        Finding::NoData
-    } else if findings.iter().all(|f| f.2) {
-        Finding::Shown
-    } else {
-        Finding::NotShown
-    };
-    let off: Vec<String> = findings.iter().filter(|f| !f.2).map(|(m, e, _)| format!("{m} {}", show_unsigned(e))).collect();
+    let f = if findings.is_empty() { Finding::NoData } else { Finding::all(findings.iter().map(|f| f.2)) };
+    let off: Vec<String> = findings.iter().filter(|f| f.2 == Finding::NotShown).map(|(m, e, _)| format!("{m} {}", show_unsigned(e))).collect();
+    let wide: Vec<String> = findings.iter().filter(|f| f.2 == Finding::DirectionOnly).map(|(m, e, _)| format!("{m} {}", show_unsigned(e))).collect();
     s += &format!(
-        "\n**Verdict (computed): every policy at chance on its own samples — {}.** Rule: shown when every method's interval across seeds (all checkpoints) contains 0.5; with one seed there is no interval and it is not judged shown.{}\n",
+        "\n**Verdict (computed): every policy at chance on its own samples — {}.** Rule (equivalence, margin ±{CHANCE_MARGIN}): shown when every method's 95 % interval across seeds (all checkpoints) lies within 0.5 ± {CHANCE_MARGIN}; direction only when every mean does but some interval reaches past the margin (too wide to tell chance from a real skill); not shown when a mean lies outside it. With one seed there is no interval and it is not judged shown.{}{}\n",
         f.words(),
-        if off.is_empty() { String::new() } else { format!(" Away from 0.5: {}.", off.join("; ")) }
+        if off.is_empty() { String::new() } else { format!(" Away from 0.5: {}.", off.join("; ")) },
+        if wide.is_empty() { String::new() } else { format!(" Too wide to tell: {}.", wide.join("; ")) }
     );
     if !last_findings.is_empty() {
-        let all_half = last_findings.iter().all(|f| f.2);
-        s += &format!(
-            "\nThe same rule on each run's last checkpoint alone (the trained policies the paper tested): **{}**.\n",
-            if all_half { "every interval contains 0.5" } else { "some interval excludes 0.5" }
-        );
+        let last = Finding::all(last_findings.iter().map(|f| f.2));
+        s += &format!("\nThe same rule on each run's last checkpoint alone (the trained policies the paper tested): **{}**.\n", last.words());
     }
     s
+}
+
+/// How far from ½ a classifier's accuracy may be and still count as chance (the equivalence margin).
+const CHANCE_MARGIN: f32 = 0.05;
+
+/// "At chance" as an equivalence: shown when the interval lies within ½ ± [`CHANCE_MARGIN`], direction only when
+/// the mean does (the interval is too wide to tell), not shown when the mean lies outside it.
+fn equivalent_to_chance(e: &Estimate) -> Finding {
+    let off = (e.mean - 0.5).abs();
+    match e.ci {
+        _ if off > CHANCE_MARGIN => Finding::NotShown,
+        Some(ci) if off + ci <= CHANCE_MARGIN => Finding::Shown,
+        _ => Finding::DirectionOnly,
+    }
 }
 
 /// Fig. 6's points of one seed and β: per online checkpoint past the start, (step, KL, the proxy's labels'
@@ -746,21 +753,25 @@ mod tests {
     }
 
     #[test]
-    fn self_classification_is_at_chance_only_when_every_interval_holds_a_half() {
-        let rows = |online: f32| -> Vec<Row> {
+    fn self_classification_is_at_chance_only_when_every_interval_lies_within_the_margin() {
+        let rows = |online: f32, spread: f32| -> Vec<Row> {
             (0..3)
                 .flat_map(|seed| {
                     [(Method::ONLINE, online), (Method::OFFLINE, 0.5)].into_iter().map(move |(m, a)| {
                         let mut r = row(m, seed, 10, 0.6, 0.5);
-                        r.checkpoint.self_classifier_accuracy = Some(a + [-0.01, 0.0, 0.01][seed as usize]);
+                        r.checkpoint.self_classifier_accuracy = Some(a + spread * [-1.0, 0.0, 1.0][seed as usize]);
                         r.checkpoint.self_classified_pairs = Some(500);
                         r
                     })
                 })
                 .collect()
         };
-        assert!(self_classification_md(&rows(0.5)).contains("— shown."));
-        let md = self_classification_md(&rows(0.6));
+        // ±0.01 across 3 seeds: the interval is ±0.025, inside ±0.05.
+        assert!(self_classification_md(&rows(0.5, 0.01)).contains("— shown."));
+        let md = self_classification_md(&rows(0.6, 0.01));
         assert!(md.contains("— not shown.") && md.contains("Away from 0.5: online"), "{md}");
+        // ±0.1: the interval (±0.25) contains ½ but reaches far past the margin: too wide to call chance.
+        let md = self_classification_md(&rows(0.5, 0.1));
+        assert!(md.contains("— direction only.") && md.contains("Too wide to tell: online"), "{md}");
     }
 }
