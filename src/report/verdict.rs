@@ -155,6 +155,17 @@ pub struct Comparison {
     pub b: Method,
     pub matchings: Vec<Matched>,
     pub outcome: Outcome,
+    /// Per seed, the KL range both methods reached (from the larger of their smallest KLs to the smaller of their
+    /// largest): the only range the matchings compare them in. None for a seed where they do not overlap.
+    pub shared_kl: Vec<(u32, Option<(f32, f32)>)>,
+}
+
+/// The KL range both point sets reach, if they overlap.
+fn shared_range(a: &[Point], b: &[Point]) -> Option<(f32, f32)> {
+    let range = |p: &[Point]| p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), q| (lo.min(q.ln_kl), hi.max(q.ln_kl)));
+    let ((a_lo, a_hi), (b_lo, b_hi)) = (range(a), range(b));
+    let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
+    (lo <= hi).then(|| (lo.exp(), hi.exp()))
 }
 
 pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison {
@@ -180,7 +191,8 @@ pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison 
     } else {
         Outcome::DoesNotHold
     };
-    Comparison { a, b, matchings, outcome }
+    let shared_kl = seeds.iter().map(|&s| (s, shared_range(&points(rows, a, s), &points(rows, b, s)))).collect();
+    Comparison { a, b, matchings, outcome, shared_kl }
 }
 
 /// The comparison as a markdown table: one line per matching, per-seed differences, mean ± interval.
@@ -195,8 +207,16 @@ pub fn comparison_md(c: &Comparison) -> String {
         };
         s += &format!("| {} | {} | {} | {} of {} |\n", m.matching.describe(), per.join(", "), across, m.positive, m.per_seed.len());
     }
+    let ranges: Vec<String> = c.shared_kl.iter().map(|(seed, r)| r.map_or(format!("{seed}: none"), |(lo, hi)| format!("{seed}: {} – {}", kl_text(lo), kl_text(hi)))).collect();
+    s += &format!("\nThe KL range both reached, where they are compared, per seed: {}.\n", ranges.join(", "));
     s += &format!("\nBy the agreement rule (all three matchings above zero with intervals that exclude it), {} > {} **{}**.\n", c.a, c.b, c.outcome.words());
     s
+}
+
+/// A KL value with two significant digits (0.0031, 0.27, 4.6, 87).
+fn kl_text(kl: f32) -> String {
+    let digits = (1 - kl.abs().log10().floor() as i32).max(0) as usize;
+    format!("{kl:.digits$}")
 }
 
 #[cfg(test)]
@@ -287,7 +307,16 @@ mod tests {
     #[test]
     fn no_shared_kl_range_means_no_verdict() {
         let r = vec![row(A, 0, 5.0, 0.9), row(A, 0, 6.0, 0.9), row(B, 0, 0.1, 0.6), row(B, 0, 0.12, 0.6)];
-        assert_eq!(compare(&r, &[0], A, B).outcome, Outcome::NoOverlap);
+        let c = compare(&r, &[0], A, B);
+        assert_eq!(c.outcome, Outcome::NoOverlap);
+        assert!(comparison_md(&c).contains("per seed: 0: none."), "{}", comparison_md(&c));
+    }
+
+    #[test]
+    fn the_shared_kl_range_is_stated() {
+        let r = vec![row(A, 0, 0.01, 0.5), row(A, 0, 0.27, 0.6), row(B, 0, 0.05, 0.6), row(B, 0, 4.6, 0.6)];
+        let c = compare(&r, &[0], A, B);
+        assert!(comparison_md(&c).contains("per seed: 0: 0.050 – 0.27."), "{}", comparison_md(&c));
     }
 
     #[test]
