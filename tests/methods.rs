@@ -2,7 +2,8 @@
 //! page's URLs all carry it) and its legend label, in the figures' order. Written before `Method` became a
 //! product of the paper's axes, so that the switch could change no committed result, key or link.
 
-use alignment_gap::experiments::method::Method;
+use alignment_gap::experiments::method::{Data, Judge, Method};
+use alignment_gap::train::losses::Loss;
 
 const PINNED: [(&str, &str); 26] = [
     ("online", "online IPO (proxy labels)"),
@@ -40,4 +41,47 @@ fn every_method_keeps_its_name_and_label_in_order() {
         assert_eq!(m.name(), name, "{m:?}");
         assert_eq!(m.label(), label, "{m:?}");
     }
+}
+
+/// Names are the identity of results, cache keys and links: no two methods share one, and each reads back.
+#[test]
+fn names_are_distinct_and_read_back() {
+    for (i, m) in Method::ALL.iter().enumerate() {
+        assert_eq!(Method::from_name(&m.name()), Some(*m));
+        assert!(Method::ALL[..i].iter().all(|o| o.name() != m.name() && o.label() != m.label()), "{m:?}");
+        assert_ne!(m.colour(), m.off_palette(), "{m:?} has a colour of its own");
+    }
+    // Points off the figures' set still get names and labels of their own.
+    let off = [Method::ONLINE_GOLDEN.with_loss(Loss::Dpo), Method::stream(0).with_loss(Loss::BestOf2), Method::semi_online(8), Method { data: Data::Online { judge: Judge::Golden, refresh: 4, mixture: 25 }, loss: None }];
+    for (i, m) in off.iter().enumerate() {
+        assert!(Method::ALL.iter().chain(&off[..i]).all(|o| o.name() != m.name() && o.label() != m.label()), "{}", m.name());
+    }
+    // Off the palette, each gets a hue of its own, far from online_golden's near-black.
+    let far = |a: (u8, u8, u8), b: (u8, u8, u8)| [(a.0, b.0), (a.1, b.1), (a.2, b.2)].iter().map(|&(x, y)| (x as f32 - y as f32).powi(2)).sum::<f32>().sqrt() > 60.0;
+    let users = [Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::OFFLINE_FILE];
+    for (i, m) in users.iter().enumerate() {
+        assert!(far(m.colour(), Method::ONLINE_GOLDEN.colour()), "{m}: {:?}", m.colour());
+        assert!(users[..i].iter().all(|o| o.colour() != m.colour()), "{m}");
+    }
+    assert_eq!(off[3].name(), "semi_online4_md25_golden");
+    for m in off.iter().chain(&[Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::semi_online(0).with_loss(Loss::Dpo), Method::OFFLINE_FILE]) {
+        assert_eq!(Method::from_name(&m.name()), Some(*m), "{}", m.name());
+    }
+    for not_a_name in ["", "semi_online1", "stream_window1", "stream_window0", "offline_golden", "replay_golden", "ipo_md0", "online_ipo_dpo", "sft_vs_sft", "online5"] {
+        assert_eq!(Method::from_name(not_a_name), None, "{not_a_name}");
+    }
+    let json = serde_json::to_string(&Method::ALL).unwrap();
+    assert_eq!(serde_json::from_str::<Vec<Method>>(&json).unwrap(), Method::ALL);
+    assert_eq!(json.split(',').nth(3), Some("\"replay\""));
+    let err = serde_json::from_str::<Method>("\"onlin\"").unwrap_err().to_string();
+    assert!(err.contains("\"onlin\"") && err.contains("semi_online4"), "{err}");
+}
+
+#[test]
+fn offline_runs_and_their_stopping_rule() {
+    for m in Method::ALL {
+        assert_eq!(m.is_offline(), !m.step_cost().samples, "{m}");
+        assert!(!m.stops_past_best() || m.is_offline(), "{m}");
+    }
+    assert!(!Method::stream(0).stops_past_best() && Method::OFFLINE.with_loss(Loss::Dpo).stops_past_best());
 }
