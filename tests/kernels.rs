@@ -239,3 +239,23 @@ fn gpu_split_k_is_deterministic_and_matches_one_pass() {
     }
     assert_ne!(split, one_pass, "the two passes sum in another order (so the test compares two kernels)");
 }
+
+/// The SFT loop writes each step's batch into the same buffers: after its first step a step makes no bind group
+/// but AdamW's (whose uniform changes every step), and reads back once.
+#[test]
+fn gpu_sft_steps_reuse_their_bind_groups() {
+    use alignment_gap::model::GptConfig;
+    use alignment_gap::task::TaskConfig;
+    use alignment_gap::train::sft::{train_sft, SftConfig};
+    let Some(e) = gpu() else { return };
+    let Engine::Gpu(g) = &e else { unreachable!() };
+    let task = TaskConfig::default();
+    let cfg = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+    let mut at = vec![];
+    pollster::block_on(train_sft(&e, &task, cfg, &SftConfig { steps: 5, batch: 4, ..SftConfig::default() }, 0, |_, _| at.push(g.counters()))).unwrap();
+    for w in at[1..].windows(2) {
+        let (a, b) = (w[0], w[1]);
+        assert_eq!(b.readbacks - a.readbacks, 1, "one readback per SFT step");
+        assert!(b.bind_groups_created - a.bind_groups_created <= 2, "a step made {} bind groups", b.bind_groups_created - a.bind_groups_created);
+    }
+}

@@ -420,6 +420,15 @@ impl GpuBackend {
         self.counters.set(counters);
     }
 
+    /// Overwrites `t` with `data` after everything recorded so far: the recorded work is submitted first, because a
+    /// queued write lands before the next submit, not where it is called.
+    pub fn write(&self, t: &GpuTensor, data: &[f32]) {
+        self.flush();
+        if !data.is_empty() {
+            self.queue.write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(data));
+        }
+    }
+
     /// What the host has done for the GPU since this engine opened.
     pub fn counters(&self) -> HostCounters {
         self.counters.get()

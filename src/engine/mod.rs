@@ -276,6 +276,30 @@ impl Engine {
         self.tensor(bytemuck::cast_slice(ids))
     }
 
+    /// Overwrites `t` with `data` (exactly its length), after everything recorded so far: a training loop's inputs
+    /// stay in the same buffers step after step, so the GPU's bind groups over them are made once.
+    pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
+        if t.len() != data.len() {
+            bail!("write: the tensor holds {} values, not {}", t.len(), data.len());
+        }
+        match (self, t) {
+            (Engine::Cpu, Tensor::Cpu(v)) => {
+                v.try_borrow_mut().map_err(|_| aliased("write"))?.copy_from_slice(data);
+                Ok(())
+            }
+            (Engine::Gpu(g), Tensor::Gpu(t)) => {
+                g.write(t, data);
+                Ok(())
+            }
+            _ => Err(foreign("write")),
+        }
+    }
+
+    /// [`Engine::write`] of token ids (as [`Engine::indices`] holds them).
+    pub fn write_indices(&self, t: &Tensor, ids: &[u32]) -> Result<()> {
+        self.write(t, bytemuck::cast_slice(ids))
+    }
+
     pub fn matmul(&self, a: &Tensor, b: &Tensor, c: &Tensor, spec: MatmulSpec) -> Result<()> {
         self.run(Op::Matmul(spec), &[a, b], &[c])
     }

@@ -288,6 +288,8 @@ pub async fn align_from(
     let mut opt = AdamW::new(e, &policy.infos, cfg.adamw, Schedule { warmup_steps: cfg.warmup_steps, total_steps: cfg.warmup_steps, min_lr_ratio: 1.0 });
     let (acts, acts_ref) = (policy.activations(e, 2 * b, t)?, sft.activations(e, 2 * b, t)?);
     let grads = policy.zero_grads(e);
+    // A step's inputs, written in place each step (the GPU's bind groups over them are made once).
+    let (tokens, targets, weights, dseq_in) = (e.zeros(2 * b * t), e.zeros(2 * b * t), e.zeros(2 * b * t), e.zeros(2 * b));
     // Online IPO measures its own stream (Fig. 6); the semi-online and mixture runs are not asked to.
     let measures_stream = matches!(source, Source::Online(Online { proxy: Some(_), refresh: 1, mixture }) if mixture == 0.0);
     let AlignState { mut step, mut checkpoints, mut stream, mut buffered, mut buffered_from, .. } = match resume {
@@ -352,7 +354,9 @@ pub async fn align_from(
         let prompts: Vec<Vec<u32>> = pairs.prompts.iter().chain(&pairs.prompts).cloned().collect();
         let ys: Vec<Vec<u32>> = (0..b).map(|i| pairs.ordered(i).0.to_vec()).chain((0..b).map(|i| pairs.ordered(i).1.to_vec())).collect();
         let batch = SequenceBatch::new(&prompts, &ys, t);
-        let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
+        e.write_indices(&tokens, &batch.tokens)?;
+        e.write_indices(&targets, &batch.targets)?;
+        e.write(&weights, &batch.weights)?;
         let reference = match &source {
             Source::Offline(_, Some(known)) => match known.get(&offline_idx) {
                 Some(r) => r,
@@ -374,7 +378,8 @@ pub async fn align_from(
         }
         let token_logps = if look { e.read(&acts.token_logprobs).await? } else { vec![] };
         let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
-        policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&dseq))?;
+        e.write(&dseq_in, &dseq)?;
+        policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq_in)?;
         opt.step(e, &policy.params, &grads)?;
         phases::add(Phase::Training, now_ms() - t1);
         if look {

@@ -36,13 +36,17 @@ pub async fn train_sft(e: &Engine, task: &TaskConfig, model_cfg: GptConfig, sft:
     let acts = model.activations(e, sft.batch, t)?;
     let grads = model.zero_grads(e);
     let dseq = e.tensor(&vec![-1.0 / sft.batch as f32; sft.batch]);
+    // A step's inputs, written in place each step (the GPU's bind groups over them are made once).
+    let (tokens, targets, weights) = (e.zeros(sft.batch * t), e.zeros(sft.batch * t), e.zeros(sft.batch * t));
     for step in 0..sft.steps {
         crate::control::yield_point().await?;
         let first = step * sft.batch as u32;
         let prompts: Vec<Vec<u32>> = (0..sft.batch as u32).map(|i| task.prompt(seed, SFT_PROMPTS, first + i)).collect();
         let responses: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, seed, SFT_RESPONSES, first + i as u32)).collect();
         let batch = SequenceBatch::new(&prompts, &responses, t);
-        let (tokens, targets, weights) = (e.indices(&batch.tokens), e.indices(&batch.targets), e.tensor(&batch.weights));
+        e.write_indices(&tokens, &batch.tokens)?;
+        e.write_indices(&targets, &batch.targets)?;
+        e.write(&weights, &batch.weights)?;
         Gpt::clear_grads(e, &grads)?;
         model.forward(e, &acts, &tokens)?;
         model.sequence_logprobs(e, &acts, &targets, &weights)?;
