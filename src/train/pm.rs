@@ -208,6 +208,8 @@ pub async fn train_pm(
     // One batch holds both orders of each pair: (x, y_w, y_l) in rows 0..b, (x, y_l, y_w) in rows b..2b.
     let acts = pm.activations(e, 2 * b, t)?;
     let grads = pm.zero_grads(e);
+    // A step's inputs, written in place each step (the GPU's bind groups over them are made once).
+    let (tokens_in, last_in, dscores_in) = (e.zeros(2 * b * t), e.zeros(2 * b), e.zeros(2 * b));
     let (mut best, mut best_values, mut loss_sum) = (f32::INFINITY, pm.values(e).await?, 0.0f32);
     let (mut best_step, mut since_best, mut steps_run) = (0, 0, 0);
     for step in 0..cfg.steps {
@@ -219,10 +221,12 @@ pub async fn train_pm(
         let first: Vec<Vec<u32>> = w.iter().chain(&l).cloned().collect();
         let second: Vec<Vec<u32>> = l.iter().chain(&w).cloned().collect();
         let (tokens, last) = pm_inputs(task, &prompts, &first, &second);
-        let (tokens, last) = (e.indices(&tokens), e.indices(&last));
+        e.write_indices(&tokens_in, &tokens)?;
+        e.write_indices(&last_in, &last)?;
+        let (tokens, last) = (&tokens_in, &last_in);
         Gpt::clear_grads(e, &grads)?;
-        pm.forward(e, &acts, &tokens)?;
-        pm.score(e, &acts, &last)?;
+        pm.forward(e, &acts, tokens)?;
+        pm.score(e, &acts, last)?;
         let s = e.read(&acts.scores).await?;
         let (loss, d1, d2) = pairwise_pm(&s[..b], &s[b..]);
         if !loss.is_finite() {
@@ -230,7 +234,8 @@ pub async fn train_pm(
         }
         loss_sum += loss;
         let dscores: Vec<f32> = d1.into_iter().chain(d2).collect();
-        pm.backward_score(e, &acts, &grads, &tokens, &last, &e.tensor(&dscores))?;
+        e.write(&dscores_in, &dscores)?;
+        pm.backward_score(e, &acts, &grads, tokens, last, &dscores_in)?;
         opt.step(e, &pm.params, &grads)?;
         if (step + 1) % cfg.eval_every != 0 && step + 1 != cfg.steps {
             on_step(step + 1, None);
