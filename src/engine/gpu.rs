@@ -386,14 +386,18 @@ impl GpuBackend {
         padded[..params.len()].copy_from_slice(params);
         let uniform = {
             let mut uniforms = self.uniforms.borrow_mut();
-            if !uniforms.contains_key(&padded[..]) {
-                counters.uniforms_created += 1;
-                let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: padded, usage: wgpu::BufferUsages::UNIFORM });
-                uniforms.insert(padded.to_vec(), (buffer, submit));
+            match uniforms.get_mut(&padded[..]) {
+                Some((buffer, used)) => {
+                    *used = submit;
+                    buffer.clone()
+                }
+                None => {
+                    counters.uniforms_created += 1;
+                    let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: padded, usage: wgpu::BufferUsages::UNIFORM });
+                    uniforms.insert(padded.to_vec(), (buffer.clone(), submit));
+                    buffer
+                }
             }
-            let entry = uniforms.get_mut(&padded[..]).expect("just inserted");
-            entry.1 = submit;
-            entry.0.clone()
         };
         let key = BindKey { pipeline: index, uniform, buffers: buffers.iter().map(|(b, t)| (*b, t.buffer.clone(), t.offset, t.len)).collect() };
         let mut bind_groups = self.bind_groups.borrow_mut();

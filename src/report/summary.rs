@@ -278,12 +278,7 @@ fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> String 
     let mut per = vec![];
     for &seed in seeds {
         let (pa, pb) = (verdict::points(rows, a, seed), verdict::points(rows, b, seed));
-        let range = |p: &[verdict::Point]| p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), q| (lo.min(q.ln_kl), hi.max(q.ln_kl)));
-        let ((a_lo, a_hi), (b_lo, b_hi)) = (range(&pa), range(&pb));
-        let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
-        if lo > hi {
-            continue;
-        }
+        let Some((lo, hi)) = verdict::shared_ln_range(&pa, &pb) else { continue };
         let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).fold(f32::NEG_INFINITY, f32::max);
         let (ba, bb) = (best(&pa), best(&pb));
         per.push(format!("{seed}: {ba:.3} vs {bb:.3} (KL {:.2} … {:.2})", lo.exp(), hi.exp()));

@@ -60,12 +60,7 @@ impl Matching {
 
     /// A's win rate minus B's for one seed, by this matching; None when they share no KL range.
     pub fn difference(self, a: &[Point], b: &[Point]) -> Option<f32> {
-        let range = |p: &[Point]| p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), q| (lo.min(q.ln_kl), hi.max(q.ln_kl)));
-        let ((a_lo, a_hi), (b_lo, b_hi)) = (range(a), range(b));
-        let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
-        if a.is_empty() || b.is_empty() || lo > hi {
-            return None;
-        }
+        let (lo, hi) = shared_ln_range(a, b)?;
         let grid = || (0..GRID).map(move |i| if GRID == 1 || hi == lo { lo } else { lo + (hi - lo) * i as f32 / (GRID - 1) as f32 });
         match self {
             Matching::Frontier => {
@@ -160,12 +155,13 @@ pub struct Comparison {
     pub shared_kl: Vec<(u32, Option<(f32, f32)>)>,
 }
 
-/// The KL range both point sets reach, if they overlap.
-fn shared_range(a: &[Point], b: &[Point]) -> Option<(f32, f32)> {
+/// The ln-KL range both point sets reach (from the larger of their smallest to the smaller of their largest), if
+/// they overlap: the only range any comparison of the two reads.
+pub fn shared_ln_range(a: &[Point], b: &[Point]) -> Option<(f32, f32)> {
     let range = |p: &[Point]| p.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), q| (lo.min(q.ln_kl), hi.max(q.ln_kl)));
     let ((a_lo, a_hi), (b_lo, b_hi)) = (range(a), range(b));
     let (lo, hi) = (a_lo.max(b_lo), a_hi.min(b_hi));
-    (lo <= hi).then(|| (lo.exp(), hi.exp()))
+    (lo <= hi).then_some((lo, hi))
 }
 
 pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison {
@@ -191,7 +187,7 @@ pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison 
     } else {
         Outcome::DoesNotHold
     };
-    let shared_kl = seeds.iter().map(|&s| (s, shared_range(&points(rows, a, s), &points(rows, b, s)))).collect();
+    let shared_kl = seeds.iter().map(|&s| (s, shared_ln_range(&points(rows, a, s), &points(rows, b, s)).map(|(lo, hi)| (lo.exp(), hi.exp())))).collect();
     Comparison { a, b, matchings, outcome, shared_kl }
 }
 
