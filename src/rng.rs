@@ -79,12 +79,17 @@ pub mod streams {
     pub const EVAL_WIN_PROMPTS: u32 = 0xE1_0000;
     pub const EVAL_BASELINE: u32 = 0xE2_0000;
     pub const EVAL_KL_PROMPTS: u32 = 0xE3_0000;
+    /// The stopping rule's validation data, disjoint from the evaluation prompts: prompts, π_sft's baseline
+    /// responses to them, and each checkpoint's samples.
+    pub const EVAL_VALIDATION_PROMPTS: u32 = 0xE4_0000;
+    pub const EVAL_VALIDATION_BASELINE: u32 = 0xE5_0000;
+    pub const EVAL_VALIDATION_SAMPLES: u32 = 0xE0_0006;
 
     /// The data experiments' reshuffling of an online run's stream (row = the window's index).
     pub const STREAM_SHUFFLE: u32 = 0xF50_0000;
 
     /// (purpose, start, end) of every range; single streams are ranges of one.
-    pub const RANGES: [(&str, u32, u32); 17] = [
+    pub const RANGES: [(&str, u32, u32); 20] = [
         ("init", INIT.0, INIT.1),
         ("sft", SFT.0, SFT.1),
         ("align prompts", ALIGN_PROMPTS, ALIGN_PROMPTS + 1),
@@ -101,6 +106,9 @@ pub mod streams {
         ("eval win prompts", EVAL_WIN_PROMPTS, EVAL_WIN_PROMPTS + 1),
         ("eval baseline", EVAL_BASELINE, EVAL_BASELINE + 1),
         ("eval kl prompts", EVAL_KL_PROMPTS, EVAL_KL_PROMPTS + 1),
+        ("eval validation prompts", EVAL_VALIDATION_PROMPTS, EVAL_VALIDATION_PROMPTS + 1),
+        ("eval validation baseline", EVAL_VALIDATION_BASELINE, EVAL_VALIDATION_BASELINE + 1),
+        ("eval validation samples", EVAL_VALIDATION_SAMPLES, EVAL_VALIDATION_SAMPLES + 1),
         ("stream shuffle", STREAM_SHUFFLE, STREAM_SHUFFLE + 1),
     ];
 }

@@ -74,6 +74,18 @@ pub struct ExperimentConfig {
     pub offline_patience: u32,
     #[serde(default)]
     pub offline_max_steps: u32,
+    /// The same stopping rule (`offline_patience`, `offline_max_steps`) for online IPO, with proxy or golden
+    /// labels, as for offline: no method is cut off while still improving and none trains longer by rule.
+    #[serde(default)]
+    pub past_best_every_method: bool,
+    /// Prompts (with π_sft's responses to them) of the golden win rate the stopping rule selects on, disjoint
+    /// from the `win_prompts` every result is reported on (0: the rule reads the reported win rate).
+    #[serde(default)]
+    pub validation_prompts: usize,
+    /// How the verdicts match checkpoints at equal KL: the KL floor below which no checkpoint is compared, and
+    /// where the grid's points lie. Fixed with the experiment, before it runs.
+    #[serde(default)]
+    pub matching: MatchingConfig,
     /// The quality and dataset experiments (the paper's Figs 5 and 12): beside each offline run on D_golden,
     /// offline IPO on a golden-labelled dataset of D_golden's prompts whose two sides come from π_sft or from the
     /// online run with the same setting (early, or at its end), one run per dataset. Needs offline at online's
@@ -100,6 +112,33 @@ pub struct ExperimentConfig {
     /// sizes compare. `policy` is one more size of the ladder.
     #[serde(default, with = "pipeline::size_text")]
     pub scaling: Vec<ModelSize>,
+}
+
+/// How the verdicts match two methods' checkpoints at equal KL ([`crate::report::verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatchingConfig {
+    /// Checkpoints with a KL below this are compared by no matching: near π_sft every method scores about the
+    /// same, and a grid that spends most of its points there dilutes every difference. 0: every checkpoint past
+    /// the untrained start (KL > 0.001).
+    pub kl_floor: f32,
+    /// Where the frontier's and the smoothed curves' grid points lie in the shared KL range.
+    pub grid: MatchingGrid,
+}
+
+impl Default for MatchingConfig {
+    /// What every verdict computed before the floor existed used: no floor, a grid uniform in ln KL.
+    fn default() -> Self {
+        MatchingConfig { kl_floor: 0.0, grid: MatchingGrid::LnKl }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchingGrid {
+    /// Uniform in ln KL: most points at small KL.
+    LnKl,
+    /// Uniform in √KL (Gao et al.'s d): the points spread over the range where the methods part.
+    SqrtKl,
 }
 
 /// An analysis of the runs' checkpoints that the paper draws beside Figure 1 (its §5: are online policies better
@@ -171,6 +210,9 @@ impl ExperimentConfig {
         real("proxy.validation", self.proxy.validation, crate::limits::Interval::closed(0.01, 0.5), "the fraction of D_golden held back for early stopping: enough pairs to select on, most left to train on")?;
         int("proxy.patience", self.proxy.patience as u64, 0, 1000, "evaluations without a lower validation loss before stopping (0: train every step)")?;
         self.proxy.adamw.validate("proxy.adamw")?;
+        if self.proxy.separator && self.proxy.kind != crate::train::pm::ProxyKind::Pairwise {
+            bail!("proxy.separator = true applies to proxy.kind = pairwise only (a bradley_terry proxy reads one response at a time)");
+        }
         int("batch", self.batch as u64, BATCH.0, BATCH.1, "pairs per alignment step; memory grows with it")?;
         int("steps", self.steps as u64, 1, ONLINE_STEPS, "steps of each online run; each step's samples have their own random stream, and this many fit")?;
         int("eval_every", self.eval_every as u64, 1, MAX_STEPS, "a checkpoint every this many alignment steps (and at the first and last)")?;
@@ -210,6 +252,18 @@ impl ExperimentConfig {
             let longest = self.offline_steps.iter().copied().max().unwrap_or(0) as u64;
             int("offline_max_steps", self.offline_max_steps as u64, longest, MAX_STEPS, "the cap on an offline run that is still improving: at least the longest of offline_steps")?;
         }
+        if self.past_best_every_method {
+            if self.offline_patience == 0 {
+                bail!("past_best_every_method = true needs a stopping rule: offline_patience is 0 (set it ≥ 1)");
+            }
+            let cap = crate::rng::streams::MAX_ONLINE_STEPS as u64;
+            int("offline_max_steps", self.offline_max_steps as u64, self.steps as u64, cap, "with past_best_every_method online runs stop by this cap too: at least steps, at most the online step streams")?;
+            if !self.stream_windows.is_empty() {
+                bail!("past_best_every_method = true with stream_windows: a replay retraces its online run's fixed length; set stream_windows = [] or past_best_every_method = false");
+            }
+        }
+        int("validation_prompts", self.validation_prompts as u64, 0, WIN_PROMPTS.1 as u64, "prompts of the stopping rule's own win rate, disjoint from win_prompts (0: the rule reads win_prompts')")?;
+        real("matching.kl_floor", self.matching.kl_floor, crate::limits::Interval::closed(0.0, 100.0), "the KL below which no checkpoint is compared")?;
         Ok(())
     }
 
@@ -247,6 +301,8 @@ impl ExperimentConfig {
             resumable: false,
             runs_from: None,
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
+            past_best_every_method: self.past_best_every_method,
+            validation_prompts: self.validation_prompts,
         }
     }
 }

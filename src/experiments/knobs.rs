@@ -35,6 +35,8 @@ pub fn knobs() -> Vec<Knob> {
         k("d_golden", "D_golden pairs", "int", format!("from one batch to {PAIRS} labelled pairs")),
         k("heldout", "Held-out pairs", "int", format!("{} – {} (proxy accuracy, classifier accuracy)", HELDOUT.0, HELDOUT.1)),
         k("proxy.steps", "Proxy PM steps", "int", format!("1 – {MAX_STEPS} training steps of the proxy preference model")),
+        k("proxy.kind", "Proxy kind", "text", "pairwise (the paper's: one score of x, y1, y2) or bradley_terry (a score per response, compared)".into()),
+        k("matching.kl_floor", "KL floor of the verdict", "real", "0 – 100: checkpoints below this KL are not compared (0: every one past the start)".into()),
         k("win_prompts", "Win-rate prompts", "int", format!("{} – {} prompts per checkpoint", WIN_PROMPTS.0, WIN_PROMPTS.1)),
         k("kl_prompts", "KL prompts", "int", format!("{} – {} prompts per checkpoint", KL_PROMPTS.0, KL_PROMPTS.1)),
         k("policy.layers", "Layers", "int", format!("{} – {} transformer blocks", LAYERS.0, LAYERS.1)),

@@ -291,6 +291,12 @@ impl Method {
         matches!(self.data, Data::Offline(Offline::Golden | Offline::Pairs(_)))
     }
 
+    /// Online IPO itself, with proxy or golden labels (any loss): the runs Figure 1 compares with offline, which an
+    /// experiment's `past_best_every_method` trains under offline's stopping rule too.
+    pub fn is_plain_online(self) -> bool {
+        matches!(self.data, Data::Online { refresh: 1, mixture: 0, .. })
+    }
+
     /// What a step costs besides the update.
     pub fn step_cost(self) -> StepCost {
         match self.data {

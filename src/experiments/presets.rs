@@ -1,7 +1,7 @@
 //! The named presets: every paper figure and the page's quick and tiny runs, each a config whose values carry their
 //! reasons, with the title and the line of description the CLI's help and the page's picker show.
 
-use super::experiment::{Analysis, ExperimentConfig};
+use super::experiment::{Analysis, ExperimentConfig, MatchingConfig};
 use super::method::{self, PairDataset};
 use super::pipeline::ModelSize;
 use crate::bail;
@@ -284,6 +284,11 @@ fn full() -> ExperimentConfig {
         // best checkpoint at their last.
         offline_patience: 300,
         offline_max_steps: 3000,
+        // The stopping rule as in the first runs of this preset: offline only, on the reported win rate; every
+        // checkpoint past the start matched, on a grid in ln KL.
+        past_best_every_method: false,
+        validation_prompts: 0,
+        matching: MatchingConfig::default(),
         // Pairs per step, the same for both methods.
         batch: 64,
         // Checkpoints every 100 steps and at 12 log-spaced steps (dense early, where KL moves fastest),

@@ -263,6 +263,21 @@ impl Gpt {
         self.backward_trunk(e, acts, grads, tokens, s)
     }
 
+    /// After `forward`, for a preference model: the scalar head at every position, `out[n] = lnf[n]·w` ([B·T]),
+    /// for a score summed over a response's tokens. It is the last-token head with every position its own row
+    /// (`zeros`: B·T zero indices).
+    pub fn score_every_position(&self, e: &Engine, acts: &Activations, zeros: &Tensor, out: &Tensor) -> Result<()> {
+        e.run(Op::ScoreHead { b: acts.b * acts.t, t: 1, c: self.config.n_embd }, &[&acts.lnf, zeros, self.score_w()?], &[out])
+    }
+
+    /// Backward of [`Gpt::score_every_position`] from d loss / d out ([B·T]); gradients are added to `grads`.
+    pub fn backward_score_every_position(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, zeros: &Tensor, dout: &Tensor) -> Result<()> {
+        let s = &acts.scratch;
+        let dw = params::named(grads, self.config.n_layer).score.ok_or_else(|| crate::Error::new("backward_score: no gradient for score.weight"))?;
+        e.run(Op::ScoreHeadBackward { b: acts.b * acts.t, t: 1, c: self.config.n_embd }, &[dout, &acts.lnf, zeros, self.score_w()?], &[&s.dlnf, dw])?;
+        self.backward_trunk(e, acts, grads, tokens, s)
+    }
+
     /// After `forward`: per-token log-probs of `targets` and their `weights`-weighted sum per sequence,
     /// i.e. log π(y|x) summed over the response tokens the weights select.
     pub fn sequence_logprobs(&self, e: &Engine, acts: &Activations, targets: &Tensor, weights: &Tensor) -> Result<()> {

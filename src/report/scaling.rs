@@ -175,7 +175,7 @@ pub fn scaling_md(results: &ExperimentResults) -> String {
     s += "\nFigure 1's comparison at each size (online − offline at matched KL, the agreement rule of the verdict above):\n\n| size | frontier | smoothed | nearest | outcome |\n|---|---|---|---|---|\n";
     for z in &sizes {
         let rows = rows_of(&results.checkpoints, z.size, c.policy);
-        let cmp = super::verdict::compare(&rows, &c.seeds, Method::ONLINE, Method::OFFLINE);
+        let cmp = super::verdict::compare(&rows, &c.seeds, Method::ONLINE, Method::OFFLINE, &c.matching);
         s += &format!("| {} | {} | {} |\n", z.size, cmp.matchings.iter().map(|m| show_signed(m.across.as_ref())).collect::<Vec<_>>().join(" | "), cmp.outcome.words());
     }
     // The verdicts: per seed, the change from the smallest size to the largest, and slopes against log2 size.

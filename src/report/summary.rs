@@ -63,13 +63,13 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
     s += "\n## Verdict (computed)\n\n";
     s += "The paper's finding: online IPO reaches a higher golden win rate than offline IPO at the same KL. Each matching below is computed per seed, only inside the KL range both methods reached on that seed, then across seeds (mean, 95 % t-interval).\n\n";
     let seeds = &c.seeds;
-    s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, Method::OFFLINE));
+    s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, Method::OFFLINE, &c.matching));
     let has_golden = rows.iter().any(|r| r.method == Method::ONLINE_GOLDEN);
     if has_golden {
         s += "\n### Online with golden labels against offline\n\n";
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE_GOLDEN, Method::OFFLINE));
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE_GOLDEN, Method::OFFLINE, &c.matching));
         s += "\n### What the proxy costs: online against online with golden labels\n\n";
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, Method::ONLINE_GOLDEN));
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, Method::ONLINE_GOLDEN, &c.matching));
     }
     if let (Some(&first), false) = (seeds.first(), c.align_seeds.is_empty()) {
         // The first seed's runs and their repeats, each repeat standing in as a seed of its own.
@@ -83,7 +83,7 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         s += &format!(
             "\n### Alignment seeds over one proxy (seed {first}'s SFT, D_golden and proxy; alignment seeds {alignment_seeds:?})\n\nThe paper had one proxy. Here each row below is one alignment seed over the same proxy, so its spread is the alignment's alone; the seeds' spread above also holds the proxy's.\n\n"
         );
-        s += &verdict::comparison_md(&verdict::compare(&repeats, &alignment_seeds, Method::ONLINE, Method::OFFLINE));
+        s += &verdict::comparison_md(&verdict::compare(&repeats, &alignment_seeds, Method::ONLINE, Method::OFFLINE, &c.matching));
     }
     s += &data_experiments_md(rows, seeds, c);
     s += "\n### Peaks within the KL range both reached\n\n";
@@ -121,7 +121,7 @@ fn mixtures_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::ExperimentCo
     let mut s = String::from("\n## Beyond the paper: IPO-MD, samples from a mixture with π_sft\n\n");
     s += "Online IPO whose two samples per prompt come from the per-token geometric mixture π^(1−m)·π_sft^m of the current policy and π_sft (Calandriello et al. 2024), labelled by the proxy; same proxy, β, lr, batch and steps as online. m leans the data toward π_sft: m = 0 is online IPO, m → 1 samples from π_sft alone like D_golden (with proxy labels). Below, online against each m (a gap > 0 is what the mixture costs), then each against offline.\n";
     for &m in &c.mixtures {
-        s += &between_online_and_offline(rows, seeds, Method::mixture((m * 100.0).round() as u32));
+        s += &between_online_and_offline(rows, seeds, Method::mixture((m * 100.0).round() as u32), c);
     }
     s
 }
@@ -137,12 +137,12 @@ fn loss_family_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Experimen
         c.loss.display()
     );
     s += "| loss | online − offline (figure's verdict) | peak online | peak offline |\n|---|---|---|---|\n";
-    let own = verdict::compare(rows, seeds, Method::ONLINE, Method::OFFLINE);
+    let own = verdict::compare(rows, seeds, Method::ONLINE, Method::OFFLINE, &c.matching);
     s += &format!("| {} | {} | {} | {} |\n", c.loss.display(), own.outcome.words(), show(peak(rows, Method::ONLINE).as_ref()), show(peak(rows, Method::OFFLINE).as_ref()));
     let mut detail = String::new();
     for &l in &c.loss_family {
         let family = family_rows(rows, l);
-        let cmp = verdict::compare(&family, seeds, Method::ONLINE, Method::OFFLINE);
+        let cmp = verdict::compare(&family, seeds, Method::ONLINE, Method::OFFLINE, &c.matching);
         s += &format!("| {} | {} | {} | {} |\n", l.display(), cmp.outcome.words(), show(peak(&family, Method::ONLINE).as_ref()), show(peak(&family, Method::OFFLINE).as_ref()));
         detail += &format!("\n### {}\n\n", l.display());
         detail += &verdict::comparison_md(&cmp).replace("**online − offline**", &format!("**online {0} − offline {0}**", l.display()));
@@ -173,7 +173,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Expe
             s += &barely_beats_sft_md(rows, seeds);
         }
         for m in &pairs {
-            s += &between_online_and_offline(rows, seeds, *m);
+            s += &between_online_and_offline(rows, seeds, *m, c);
         }
     }
     let semi = with_rows(c.semi_online.iter().map(|&r| Method::semi_online(r)).collect());
@@ -181,7 +181,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Expe
         s += "\n## Semi-online IPO (beyond the paper)\n\n";
         s += "Every s steps the next s steps' pairs are sampled from the current policy and labelled by the proxy, then trained on in order (s = 1 is online IPO, \"never\" samples every pair from π_sft). Same proxy, β, lr, batch and steps as online. Lanchantin et al. (2025) found semi-online DPO close to online; below, online against each refresh interval (a gap > 0 is what refreshing less often costs), and each against offline.\n";
         for m in &semi {
-            s += &between_online_and_offline(rows, seeds, *m);
+            s += &between_online_and_offline(rows, seeds, *m, c);
         }
     }
     let present = with_rows(c.stream_windows.iter().map(|&w| Method::stream(w)).collect());
@@ -225,7 +225,7 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Expe
     }
     for m in &present {
         if *m != Method::stream(1) {
-            s += &between_online_and_offline(rows, seeds, *m);
+            s += &between_online_and_offline(rows, seeds, *m, c);
         }
     }
     s
@@ -233,12 +233,12 @@ fn data_experiments_md(rows: &[Row], seeds: &[u32], c: &crate::experiments::Expe
 
 /// A run kind placed between online and offline: online against it (what it loses), then it against
 /// offline IPO on D_golden when the rows have offline runs, each by the figure's verdict.
-fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments::method::Method) -> String {
+fn between_online_and_offline(rows: &[Row], seeds: &[u32], m: crate::experiments::method::Method, c: &crate::experiments::ExperimentConfig) -> String {
     let mut s = format!("\n### {}\n\n", m.label());
-    s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, m));
+    s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, m, &c.matching));
     if rows.iter().any(|r| r.method == Method::OFFLINE) {
         s += "\n";
-        s += &verdict::comparison_md(&verdict::compare(rows, seeds, m, Method::OFFLINE));
+        s += &verdict::comparison_md(&verdict::compare(rows, seeds, m, Method::OFFLINE, &c.matching));
     }
     s
 }

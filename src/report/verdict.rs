@@ -7,7 +7,7 @@
 //! other never visited (the frontier at a budget inside that range counts every checkpoint within it).
 
 use super::stats::{estimate, Estimate, MIN_KL};
-use crate::experiments::Method;
+use crate::experiments::{MatchingConfig, MatchingGrid, Method};
 use crate::experiments::pipeline::Row;
 
 /// Points of the ln-KL grid the frontier and smoothed matchings are evaluated on.
@@ -30,9 +30,28 @@ pub struct Point {
 /// The checkpoints of one method and seed past the start (every run of that method pooled, as the
 /// paper pools every setting).
 pub fn points(rows: &[Row], method: Method, seed: u32) -> Vec<Point> {
+    points_above(rows, method, seed, 0.0)
+}
+
+/// [`points`] at or above the KL floor `kl_floor`: the checkpoints a matching compares.
+pub fn points_above(rows: &[Row], method: Method, seed: u32, kl_floor: f32) -> Vec<Point> {
     rows.iter()
-        .filter(|r| r.method == method && r.seed == seed && r.checkpoint.kl > MIN_KL)
+        .filter(|r| r.method == method && r.seed == seed && r.checkpoint.kl > MIN_KL && r.checkpoint.kl >= kl_floor)
         .map(|r| Point { ln_kl: r.checkpoint.kl.ln(), win: r.checkpoint.golden_win_rate })
+        .collect()
+}
+
+/// `GRID` points from ln KL `lo` to `hi`, spaced evenly in ln KL or in √KL, as ln KL.
+pub fn grid_points(lo: f32, hi: f32, grid: MatchingGrid) -> Vec<f32> {
+    (0..GRID)
+        .map(|i| match grid {
+            _ if GRID == 1 || hi == lo => lo,
+            MatchingGrid::LnKl => lo + (hi - lo) * i as f32 / (GRID - 1) as f32,
+            MatchingGrid::SqrtKl => {
+                let (d_lo, d_hi) = ((0.5 * lo).exp(), (0.5 * hi).exp());
+                (2.0 * (d_lo + (d_hi - d_lo) * i as f32 / (GRID - 1) as f32).ln()).clamp(lo, hi)
+            }
+        })
         .collect()
 }
 
@@ -59,9 +78,10 @@ impl Matching {
     }
 
     /// A's win rate minus B's for one seed, by this matching; None when they share no KL range.
-    pub fn difference(self, a: &[Point], b: &[Point]) -> Option<f32> {
+    pub fn difference(self, a: &[Point], b: &[Point], spacing: MatchingGrid) -> Option<f32> {
         let (lo, hi) = shared_ln_range(a, b)?;
-        let grid = || (0..GRID).map(move |i| if GRID == 1 || hi == lo { lo } else { lo + (hi - lo) * i as f32 / (GRID - 1) as f32 });
+        let points = grid_points(lo, hi, spacing);
+        let grid = || points.iter().copied();
         match self {
             Matching::Frontier => {
                 // A budget's frontier counts every checkpoint within it; budgets start at the larger of the two
@@ -153,6 +173,8 @@ pub struct Comparison {
     /// Per seed, the KL range both methods reached (from the larger of their smallest KLs to the smaller of their
     /// largest): the only range the matchings compare them in. None for a seed where they do not overlap.
     pub shared_kl: Vec<(u32, Option<(f32, f32)>)>,
+    /// The KL floor and grid it was matched with.
+    pub how: MatchingConfig,
 }
 
 /// The ln-KL range both point sets reach (from the larger of their smallest to the smaller of their largest), if
@@ -164,11 +186,12 @@ pub fn shared_ln_range(a: &[Point], b: &[Point]) -> Option<(f32, f32)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison {
+pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method, how: &MatchingConfig) -> Comparison {
+    let pts = |m: Method, s: u32| points_above(rows, m, s, how.kl_floor);
     let matchings: Vec<Matched> = Matching::ALL
         .iter()
         .map(|&m| {
-            let per_seed: Vec<(u32, f32)> = seeds.iter().filter_map(|&s| Some((s, m.difference(&points(rows, a, s), &points(rows, b, s))?))).collect();
+            let per_seed: Vec<(u32, f32)> = seeds.iter().filter_map(|&s| Some((s, m.difference(&pts(a, s), &pts(b, s), how.grid)?))).collect();
             let values: Vec<f32> = per_seed.iter().map(|p| p.1).collect();
             let across = (!values.is_empty()).then(|| estimate(&values));
             Matched { matching: m, positive: values.iter().filter(|&&v| v > 0.0).count(), per_seed, across }
@@ -187,8 +210,8 @@ pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> Comparison 
     } else {
         Outcome::DoesNotHold
     };
-    let shared_kl = seeds.iter().map(|&s| (s, shared_ln_range(&points(rows, a, s), &points(rows, b, s)).map(|(lo, hi)| (lo.exp(), hi.exp())))).collect();
-    Comparison { a, b, matchings, outcome, shared_kl }
+    let shared_kl = seeds.iter().map(|&s| (s, shared_ln_range(&pts(a, s), &pts(b, s)).map(|(lo, hi)| (lo.exp(), hi.exp())))).collect();
+    Comparison { a, b, matchings, outcome, shared_kl, how: *how }
 }
 
 /// The comparison as a markdown table: one line per matching, per-seed differences, mean ± interval.
@@ -205,6 +228,13 @@ pub fn comparison_md(c: &Comparison) -> String {
     }
     let ranges: Vec<String> = c.shared_kl.iter().map(|(seed, r)| r.map_or(format!("{seed}: none"), |(lo, hi)| format!("{seed}: {} – {}", kl_text(lo), kl_text(hi)))).collect();
     s += &format!("\nThe KL range both reached, where they are compared, per seed: {}.\n", ranges.join(", "));
+    if c.how != MatchingConfig::default() {
+        let grid = match c.how.grid {
+            MatchingGrid::LnKl => "ln KL",
+            MatchingGrid::SqrtKl => "√KL",
+        };
+        s += &format!("Only checkpoints at KL ≥ {} are compared (fixed before the runs); the grid's points are evenly spaced in {grid}.\n", c.how.kl_floor);
+    }
     s += &format!("\nBy the agreement rule (all three matchings above zero with intervals that exclude it), {} > {} **{}**.\n", c.a, c.b, c.outcome.words());
     s
 }
@@ -251,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_clear_gap_holds_by_every_matching() {
-        let c = compare(&rows(0.1, 0.005), &SEEDS, A, B);
+        let c = compare(&rows(0.1, 0.005), &SEEDS, A, B, &MatchingConfig::default());
         assert_eq!(c.outcome, Outcome::Holds, "{}", comparison_md(&c));
         for m in &c.matchings {
             let e = m.across.as_ref().unwrap();
@@ -263,21 +293,21 @@ mod tests {
     #[test]
     fn a_small_gap_in_noise_is_direction_only() {
         // Seeds spread ±0.2 around a gap of 0.02: every mean is 0.02 > 0, no interval excludes zero.
-        let c = compare(&rows(0.02, 0.1), &SEEDS, A, B);
+        let c = compare(&rows(0.02, 0.1), &SEEDS, A, B, &MatchingConfig::default());
         assert_eq!(c.outcome, Outcome::DirectionOnly, "{}", comparison_md(&c));
         assert!(comparison_md(&c).contains("**holds in direction only**"));
     }
 
     #[test]
     fn a_small_negative_gap_in_noise_is_reversed_in_direction_only() {
-        let c = compare(&rows(-0.02, 0.1), &SEEDS, A, B);
+        let c = compare(&rows(-0.02, 0.1), &SEEDS, A, B, &MatchingConfig::default());
         assert_eq!(c.outcome, Outcome::ReversedInDirection, "{}", comparison_md(&c));
         assert!(comparison_md(&c).contains("**is reversed in direction only**"));
     }
 
     #[test]
     fn a_negative_gap_is_reversed() {
-        let c = compare(&rows(-0.1, 0.005), &SEEDS, A, B);
+        let c = compare(&rows(-0.1, 0.005), &SEEDS, A, B, &MatchingConfig::default());
         assert_eq!(c.outcome, Outcome::Reversed, "{}", comparison_md(&c));
     }
 
@@ -294,7 +324,7 @@ mod tests {
             }
             r.push(row(A, seed, 0.45f32.exp(), 0.95));
         }
-        let c = compare(&r, &SEEDS, A, B);
+        let c = compare(&r, &SEEDS, A, B, &MatchingConfig::default());
         assert!(c.matchings[0].across.as_ref().unwrap().mean > 0.0, "frontier credits the lucky checkpoint");
         assert!(c.matchings[2].across.as_ref().unwrap().mean < 0.0);
         assert_eq!(c.outcome, Outcome::DoesNotHold, "{}", comparison_md(&c));
@@ -303,7 +333,7 @@ mod tests {
     #[test]
     fn no_shared_kl_range_means_no_verdict() {
         let r = vec![row(A, 0, 5.0, 0.9), row(A, 0, 6.0, 0.9), row(B, 0, 0.1, 0.6), row(B, 0, 0.12, 0.6)];
-        let c = compare(&r, &[0], A, B);
+        let c = compare(&r, &[0], A, B, &MatchingConfig::default());
         assert_eq!(c.outcome, Outcome::NoOverlap);
         assert!(comparison_md(&c).contains("per seed: 0: none."), "{}", comparison_md(&c));
     }
@@ -311,7 +341,7 @@ mod tests {
     #[test]
     fn the_shared_kl_range_is_stated() {
         let r = vec![row(A, 0, 0.01, 0.5), row(A, 0, 0.27, 0.6), row(B, 0, 0.05, 0.6), row(B, 0, 4.6, 0.6)];
-        let c = compare(&r, &[0], A, B);
+        let c = compare(&r, &[0], A, B, &MatchingConfig::default());
         assert!(comparison_md(&c).contains("per seed: 0: 0.050 – 0.27."), "{}", comparison_md(&c));
     }
 
@@ -320,5 +350,43 @@ mod tests {
         let p = [Point { ln_kl: 0.0, win: 0.6 }, Point { ln_kl: 3.0, win: 0.8 }];
         assert!(smoothed(&p, 1.5).is_none());
         assert!((smoothed(&p, 0.0).unwrap() - 0.6).abs() < 1e-3);
+    }
+
+    #[test]
+    fn the_kl_floor_leaves_out_the_checkpoints_below_it() {
+        // A is far above B below KL 0.1 and equal above it: with the floor, no difference is left.
+        let mut r = vec![];
+        for seed in 0..5u32 {
+            for i in 0..20 {
+                let kl = 0.01 * 1.3f32.powi(i);
+                let gap = if kl < 0.1 { 0.2 } else { 0.0 };
+                r.push(row(A, seed, kl, 0.6 + gap + 0.001 * seed as f32));
+                r.push(row(B, seed, kl, 0.6 + 0.001 * seed as f32));
+            }
+        }
+        let floor = MatchingConfig { kl_floor: 0.1, grid: MatchingGrid::SqrtKl };
+        let without = compare(&r, &SEEDS, A, B, &MatchingConfig::default());
+        assert_eq!(without.outcome, Outcome::Holds, "{}", comparison_md(&without));
+        let with = compare(&r, &SEEDS, A, B, &floor);
+        for m in &with.matchings {
+            assert!(m.across.as_ref().unwrap().mean.abs() < 1e-6, "{:?}", m);
+        }
+        assert!(with.shared_kl.iter().all(|(_, r)| r.unwrap().0 >= 0.1));
+        assert!(comparison_md(&with).contains("Only checkpoints at KL ≥ 0.1 are compared"));
+        assert!(!comparison_md(&without).contains("Only checkpoints"));
+    }
+
+    #[test]
+    fn a_sqrt_kl_grid_spreads_its_points_evenly_in_sqrt_kl() {
+        let (lo, hi) = (0.1f32.ln(), 4.0f32.ln());
+        let g = grid_points(lo, hi, MatchingGrid::SqrtKl);
+        assert_eq!(g.len(), GRID);
+        assert!((g[0] - lo).abs() < 1e-5 && (g[GRID - 1] - hi).abs() < 1e-5);
+        let d: Vec<f32> = g.iter().map(|x| (0.5 * x).exp()).collect();
+        let step = d[1] - d[0];
+        assert!(d.windows(2).all(|w| ((w[1] - w[0]) - step).abs() < 1e-4), "{d:?}");
+        // Fewer points below KL 0.37 than the ln-KL grid puts there.
+        let below = |g: &[f32]| g.iter().filter(|&&x| x < 0.37f32.ln()).count();
+        assert!(below(&g) < below(&grid_points(lo, hi, MatchingGrid::LnKl)));
     }
 }

@@ -8,7 +8,7 @@ use super::eval::{evaluate, response_logprobs, sample_mixture_responses, Checkpo
 use super::inspect::{look_inside, Judged, Trained};
 use super::losses::{gpo, Loss};
 use super::optim::{AdamW, AdamwConfig, Schedule};
-use super::pm::{prefers, Pairs};
+use super::pm::{prefers, Pairs, Proxy};
 use crate::bail;
 use crate::clock::now_ms;
 use phases::Phase;
@@ -58,9 +58,15 @@ impl PastBest {
     /// (so is not yet past its best).
     pub fn still_improving(&self, checkpoints: &[Checkpoint]) -> bool {
         let Some(last) = checkpoints.last() else { return true };
-        let best = checkpoints.iter().fold(&checkpoints[0], |b, c| if c.golden_win_rate > b.golden_win_rate { c } else { b });
+        let best = checkpoints.iter().fold(&checkpoints[0], |b, c| if selected_on(c) > selected_on(b) { c } else { b });
         last.step - best.step < self.patience
     }
+}
+
+/// What the stopping rule reads off a checkpoint: its golden win rate on the validation prompts where they were
+/// measured, else (experiments without them, from before they existed) on the evaluation prompts.
+fn selected_on(c: &Checkpoint) -> f32 {
+    c.validation_win_rate.unwrap_or(c.golden_win_rate)
 }
 
 impl AlignConfig {
@@ -108,7 +114,7 @@ pub enum Source<'a> {
 #[derive(Clone, Copy)]
 pub struct Online<'a> {
     /// The proxy PM that labels the pairs; none: the golden preference does (the paper's "golden policy").
-    pub proxy: Option<&'a Gpt>,
+    pub proxy: Option<&'a Proxy>,
     /// Semi-online (beyond the paper; Lanchantin et al. 2025): every `refresh` steps, the next `refresh` steps'
     /// pairs are sampled at once from the current policy and labelled, then trained on in order; 0 never
     /// refreshes (every pair sampled from π_sft at step 0); 1 samples every step.
@@ -141,7 +147,7 @@ impl Source<'_> {
 
 impl<'a> Online<'a> {
     /// Online IPO: two samples per prompt from the current policy, every step, labelled by `proxy`.
-    pub fn proxy(proxy: &'a Gpt) -> Self {
+    pub fn proxy(proxy: &'a Proxy) -> Self {
         Online { proxy: Some(proxy), refresh: 1, mixture: 0.0 }
     }
 
@@ -192,7 +198,7 @@ impl ReferenceLogps {
 /// The pairs of online step `step`: `b` prompts, two samples each from `policy` (the step's own sample
 /// streams), labelled by the proxy `pm`, or by the golden preference when there is none.
 #[allow(clippy::too_many_arguments)]
-async fn online_pairs(e: &Engine, task: &TaskConfig, policy: &Gpt, mixture: Option<(&Gpt, f32)>, pm: Option<&Gpt>, seed: u32, step: u32, b: usize) -> Result<Pairs> {
+async fn online_pairs(e: &Engine, task: &TaskConfig, policy: &Gpt, mixture: Option<(&Gpt, f32)>, pm: Option<&Proxy>, seed: u32, step: u32, b: usize) -> Result<Pairs> {
     let prompts: Vec<Vec<u32>> = (0..b).map(|i| task.prompt(seed, ALIGN_PROMPTS, step * b as u32 + i as u32)).collect();
     let y1 = sample_mixture_responses(e, policy, mixture, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step).await?;
     let y2 = sample_mixture_responses(e, policy, mixture, task, &prompts, seed, ALIGN_SAMPLES.0 + 2 * step + 1).await?;
@@ -269,8 +275,10 @@ pub async fn align_from(
         }
         _ => {}
     }
-    if cfg.past_best.is_some() && !matches!(source, Source::Offline(..)) {
-        bail!("align: only an offline run trains on past its length until past its best (an online run's steps each have their own random streams, counted in advance)");
+    if let (Some(p), Source::Online(_)) = (cfg.past_best, &source) {
+        if p.max_steps > MAX_ONLINE_STEPS {
+            bail!("align: an online run trained past its best stops by {MAX_ONLINE_STEPS} steps at most (each step's samples have their own random stream); its cap is {}", p.max_steps);
+        }
     }
     let seed = cfg.seed;
     let t = task.context();

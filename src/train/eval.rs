@@ -8,10 +8,10 @@ use crate::error::Result;
 use crate::model::sample::SampleSpec;
 use crate::model::{sequence_kl, Gpt};
 use crate::task::{TaskConfig, EOS, NEVER_SAMPLED, PAD};
-use super::pm::{prefers, Pairs};
+use super::pm::{prefers, Pairs, Proxy};
 use crate::model::Activations;
 use crate::rng::uniform;
-use crate::rng::streams::{EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_STREAM_COINS, EVAL_WIN_SAMPLES};
+use crate::rng::streams::{EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_STREAM_COINS, EVAL_VALIDATION_SAMPLES, EVAL_WIN_SAMPLES};
 use serde::{Deserialize, Serialize};
 
 /// One response per prompt from `policy` at temperature 1, cut after <eos>.
@@ -115,7 +115,10 @@ pub struct EvalSet<'a> {
     /// measured on, at the online checkpoint of the nearest KL (Fig. 6's "offline policy at similar KL").
     pub online_stream: Option<OnlineStream>,
     /// The proxy PM, to report how often it prefers the policy over the baseline (none: not reported).
-    pub proxy: Option<&'a Gpt>,
+    pub proxy: Option<&'a Proxy>,
+    /// Prompts disjoint from the evaluation's, and π_sft's responses to them: the golden win rate a stopping
+    /// rule selects on, so that no run is selected on the prompts it is reported on (none: not measured).
+    pub validation: Option<ValidationPrompts>,
     /// The task's tokenizer, built once, for the sample texts.
     pub words: crate::tokenizer::WordTokenizer,
     /// Seed of the evaluation samplers (the same for every checkpoint of every run).
@@ -153,11 +156,21 @@ pub struct Checkpoint {
     /// How often the proxy PM prefers the policy's response to the baseline's (identical responses count
     /// half); beside the golden win rate it shows the proxy being exploited.
     pub proxy_win_rate: Option<f32>,
+    /// The golden win rate on the validation prompts ([`EvalSet::validation`]), which a stopping rule reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_win_rate: Option<f32>,
     /// Mean training loss since the previous checkpoint (none at step 0).
     pub train_loss: Option<f32>,
     pub responses: ResponseStats,
     #[serde(default)]
     pub samples: Vec<SampleText>,
+}
+
+/// A stopping rule's own prompts and the baseline's responses to them.
+#[derive(Clone, Debug, Default)]
+pub struct ValidationPrompts {
+    pub prompts: Vec<Vec<u32>>,
+    pub baseline: Vec<Vec<u32>>,
 }
 
 /// The fixed prompts of an evaluation set, and the baseline policy's responses to the win-rate ones.
@@ -168,10 +181,10 @@ pub struct EvalPrompts {
 }
 
 impl<'a> EvalSet<'a> {
-    pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, prompts: EvalPrompts, heldout: Pairs, proxy: Option<&'a Gpt>, seed: u32) -> Result<Self> {
+    pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, prompts: EvalPrompts, heldout: Pairs, proxy: Option<&'a Proxy>, seed: u32) -> Result<Self> {
         let EvalPrompts { win_prompts, baseline, kl_prompts } = prompts;
         let heldout_sft_logps = pair_logps(e, sft, task, &heldout).await?;
-        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_logps, self_classification: false, stream_classification: false, online_stream: None, proxy, words: task.tokenizer()?, seed })
+        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_logps, self_classification: false, stream_classification: false, online_stream: None, proxy, validation: None, words: task.tokenizer()?, seed })
     }
 }
 
@@ -361,6 +374,13 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
         false => (None, None),
     };
     let on_stream = stream_measure(e, policy, sft, task, set, step, kl, stream).await?;
+    let validation_win_rate = match &set.validation {
+        Some(v) => {
+            let ys = sample_responses(e, policy, task, &v.prompts, set.seed, EVAL_VALIDATION_SAMPLES).await?;
+            Some(self::golden_win_rate(task, &v.prompts, &ys, &v.baseline).0)
+        }
+        None => None,
+    };
     let proxy_prefers = match set.proxy {
         Some(pm) => Some(prefers(e, pm, task, &set.win_prompts, &ys, &set.baseline).await?),
         None => None,
@@ -396,6 +416,7 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
         stream_policy_accuracy: on_stream.as_ref().map(|m| m.policy),
         stream_proxy_accuracy: on_stream.as_ref().and_then(|m| m.proxy),
         proxy_win_rate,
+        validation_win_rate,
         train_loss,
         responses: response_stats(task, &set.win_prompts, &ys),
         samples,

@@ -3,7 +3,7 @@
 
 use super::batch::SequenceBatch;
 use super::losses::{gpo, Loss};
-use super::pm::{prefers, Pairs};
+use super::pm::{prefers, Pairs, Proxy};
 use super::eval::EvalSet;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -82,7 +82,7 @@ pub(super) struct Trained<'b> {
 pub(super) struct Judged<'a> {
     pub(super) source: &'static str,
     pub(super) labels: &'static str,
-    pub(super) proxy: Option<&'a Gpt>,
+    pub(super) proxy: Option<&'a Proxy>,
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,14 +1,17 @@
-//! The pairwise proxy preference model r(x, y1, y2) = σ(score(x ⊕ y1 ⊕ y2)) (docs/method.md §3.2): a GPT-2 with a scalar
-//! head read at the last real token, initialised from the SFT trunk, trained on D_golden with the
-//! position-debiased loss, and used through the sign rule y1 ≻ y2 iff r(x,y1,y2) − r(x,y2,y1) > 0.
+//! The proxy preference model (docs/method.md §3.2), of one of two kinds: the paper's pairwise model
+//! r(x, y1, y2) = σ(score(x ⊕ y1 ⊕ y2)) read at the last real token, or a Bradley–Terry model
+//! r(x, y1, y2) = σ(s(x, y1) − s(x, y2)). Either is a GPT-2 with a scalar head initialised from the SFT trunk,
+//! trained on D_golden with the position-debiased loss, and used through the sign rule
+//! y1 ≻ y2 iff r(x,y1,y2) − r(x,y2,y1) > 0.
 
 use super::losses::{pairwise_pm, prefers_first};
 use super::optim::{AdamW, AdamwConfig, Schedule};
 use crate::bail;
 use crate::engine::Engine;
 use crate::error::Result;
+use crate::engine::Tensor;
 use crate::model::{param_infos, params::init_values, Gpt, GptConfig, Head};
-use crate::task::{TaskConfig, PAD};
+use crate::task::{TaskConfig, PAD, SEP};
 use serde::{Deserialize, Serialize};
 
 /// Labelled pairs: `first_wins[i]` is true when y1[i] ≻ y2[i].
@@ -54,6 +57,30 @@ pub struct PmData<'a> {
     pub heldout: &'a Pairs,
 }
 
+/// Which preference model the proxy is (docs/method.md §3.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyKind {
+    /// r(x, y1, y2) = σ(score(x ⊕ y1 ⊕ y2)) read at the last real token: the paper's architecture. Not
+    /// antisymmetric, hence the position-debiased loss and the sign rule.
+    #[default]
+    Pairwise,
+    /// r(x, y1, y2) = σ(s(x, y1) − s(x, y2)) with s a scalar score of one response: a pairwise preference
+    /// in use (same loss, same sign rule), antisymmetric by construction.
+    BradleyTerry,
+}
+
+/// How a Bradley–Terry proxy reads s(x, y) off its trunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreRead {
+    /// The scalar head summed over the response's tokens (<eos> included): a per-token score.
+    #[default]
+    Summed,
+    /// The scalar head at the response's last real token.
+    Last,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PmConfig {
     /// Training steps at most (early stopping may end sooner).
@@ -69,6 +96,30 @@ pub struct PmConfig {
     /// Stop after this many evaluations in a row without a lower validation loss (0: never stop early).
     #[serde(default)]
     pub patience: u32,
+    /// pairwise (the paper's) or bradley_terry.
+    #[serde(default)]
+    pub kind: ProxyKind,
+    /// Pairwise only: a <sep> between y1 and y2 (without it a y1 that runs out without <eos> runs into y2),
+    /// and y2's positions beyond the policy's context start from the policy's own response positions
+    /// instead of GPT-2's initialisation.
+    #[serde(default)]
+    pub separator: bool,
+    /// Bradley–Terry only: how s(x, y) is read.
+    #[serde(default)]
+    pub score: ScoreRead,
+}
+
+impl PmConfig {
+    /// How a model trained by this config is read.
+    pub fn form(&self) -> ProxyForm {
+        ProxyForm { kind: self.kind, separator: self.separator, score: self.score }
+    }
+
+    /// Whether this is the proxy every experiment had before proxy kinds existed (pairwise, no separator):
+    /// its cache keys and reports stay as they were.
+    pub fn is_original(&self) -> bool {
+        self.kind == ProxyKind::Pairwise && !self.separator
+    }
 }
 
 fn default_validation() -> f32 {
@@ -77,7 +128,17 @@ fn default_validation() -> f32 {
 
 impl Default for PmConfig {
     fn default() -> Self {
-        PmConfig { steps: 600, batch: 64, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, eval_every: 100, validation: default_validation(), patience: 0 }
+        PmConfig {
+            steps: 600,
+            batch: 64,
+            adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() },
+            eval_every: 100,
+            validation: default_validation(),
+            patience: 0,
+            kind: ProxyKind::Pairwise,
+            separator: false,
+            score: ScoreRead::Summed,
+        }
     }
 }
 
@@ -97,86 +158,294 @@ pub struct PmEval {
     pub validation_accuracy: f32,
 }
 
+/// How a proxy's model is read: its kind and the kind's options (everything but training).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProxyForm {
+    pub kind: ProxyKind,
+    pub separator: bool,
+    pub score: ScoreRead,
+}
+
+impl ProxyForm {
+    /// The context of one scored row: x ⊕ y1 [⊕ <sep>] ⊕ y2 for a pairwise proxy, x ⊕ y (the policy's
+    /// context) for a Bradley–Terry one.
+    pub fn context(&self, task: &TaskConfig) -> usize {
+        match self.kind {
+            ProxyKind::Pairwise => task.prompt_len() + 2 * task.max_summary + self.separator as usize,
+            ProxyKind::BradleyTerry => task.context(),
+        }
+    }
+
+    /// The pairwise logits z(x, ya, yb) (r = σ(z)) from the rows' scores: for a pairwise proxy the rows are
+    /// the pairs; for Bradley–Terry rows 0..n are (x, ya) and n..2n (x, yb), and z = s(x, ya) − s(x, yb).
+    fn logits(&self, scores: &[f32], n: usize) -> Vec<f32> {
+        match self.kind {
+            ProxyKind::Pairwise => scores[..n].to_vec(),
+            ProxyKind::BradleyTerry => (0..n).map(|i| scores[i] - scores[n + i]).collect(),
+        }
+    }
+}
+
+/// A proxy preference model: its weights and how they are read.
+pub struct Proxy {
+    pub model: Gpt,
+    pub form: ProxyForm,
+}
+
 /// A trained proxy: the model from its best validation loss, and its held-out accuracy (measured once).
 pub struct TrainedPm {
-    pub model: Gpt,
-    pub heldout_accuracy: f32,
+    pub proxy: Proxy,
+    pub heldout: PmAccuracy,
     /// The step whose model was kept, and the steps run (fewer than configured when stopped early).
     pub best_step: u32,
     pub steps_run: u32,
 }
 
-/// Context of the preference model: the prompt and two summaries.
+/// A proxy's sign-rule accuracy on golden-labelled pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PmAccuracy {
+    /// Against every label, golden ties (labelled by a coin) included.
+    pub with_ties: f32,
+    /// On the pairs whose golden rewards differ.
+    pub tie_free: f32,
+    /// The share of pairs whose golden rewards are equal.
+    pub tie_rate: f32,
+}
+
+impl PmAccuracy {
+    /// The best accuracy with ties a proxy can expect: every untied pair right, the coin-flipped ties at ½.
+    pub fn ceiling(&self) -> f32 {
+        1.0 - self.tie_rate / 2.0
+    }
+}
+
+/// Context of the original pairwise preference model: the prompt and two summaries.
 pub fn pm_context(task: &TaskConfig) -> usize {
     task.prompt_len() + 2 * task.max_summary
 }
 
-/// Tokens of x ⊕ ya ⊕ yb per pair (right-padded) and the index of each sequence's last real token.
-pub fn pm_inputs(task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec<u32>], yb: &[Vec<u32>]) -> (Vec<u32>, Vec<u32>) {
-    let t = pm_context(task);
-    let mut tokens = vec![PAD; prompts.len() * t];
-    let mut last = Vec::with_capacity(prompts.len());
-    for (r, ((p, a), b)) in prompts.iter().zip(ya).zip(yb).enumerate() {
-        let seq: Vec<u32> = p.iter().chain(a).chain(b).copied().take(t).collect();
-        tokens[r * t..r * t + seq.len()].copy_from_slice(&seq);
-        last.push(seq.len() as u32 - 1);
-    }
-    (tokens, last)
+/// Right-padded rows of `t` tokens, each the concatenation of its parts (cut at `t`), with the index of each
+/// row's last real token and the span of its last part (the response a summed score reads).
+struct Rows {
+    tokens: Vec<u32>,
+    last: Vec<u32>,
+    spans: Vec<(usize, usize)>,
 }
 
-/// A preference model whose trunk is the SFT policy's (positions beyond the policy's context and the
-/// scalar head start from GPT-2's initialisation).
-pub async fn pm_from_policy(e: &Engine, policy: &Gpt, task: &TaskConfig, seed: u32) -> Result<Gpt> {
-    let cfg = GptConfig { n_positions: pm_context(task), ..policy.config };
+fn pack_rows<'a>(t: usize, rows: impl Iterator<Item = Vec<&'a [u32]>>) -> Rows {
+    let mut out = Rows { tokens: vec![], last: vec![], spans: vec![] };
+    for parts in rows {
+        let seq: Vec<u32> = parts.iter().flat_map(|p| p.iter()).copied().take(t).collect();
+        let start = parts[..parts.len() - 1].iter().map(|p| p.len()).sum::<usize>().min(seq.len());
+        out.spans.push((start, seq.len()));
+        out.last.push(seq.len() as u32 - 1);
+        out.tokens.extend(&seq);
+        out.tokens.extend(std::iter::repeat_n(PAD, t - seq.len()));
+    }
+    out
+}
+
+/// The rows a proxy scores for pairs (x, ya, yb): x ⊕ ya [⊕ <sep>] ⊕ yb per pair (pairwise), or (x, ya) for
+/// every pair then (x, yb) for every pair (Bradley–Terry).
+fn pair_rows(form: ProxyForm, task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec<u32>], yb: &[Vec<u32>]) -> Rows {
+    let t = form.context(task);
+    let sep: &[u32] = if form.separator { &[SEP] } else { &[] };
+    match form.kind {
+        ProxyKind::Pairwise => pack_rows(t, (0..prompts.len()).map(|i| vec![&prompts[i][..], &ya[i][..], sep, &yb[i][..]])),
+        ProxyKind::BradleyTerry => pack_rows(t, (0..prompts.len()).map(|i| vec![&prompts[i][..], &ya[i][..]]).chain((0..prompts.len()).map(|i| vec![&prompts[i][..], &yb[i][..]]))),
+    }
+}
+
+/// Tokens of x ⊕ ya ⊕ yb per pair (right-padded) and the index of each sequence's last real token: the
+/// original pairwise proxy's input.
+pub fn pm_inputs(task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec<u32>], yb: &[Vec<u32>]) -> (Vec<u32>, Vec<u32>) {
+    let form = ProxyForm { kind: ProxyKind::Pairwise, separator: false, score: ScoreRead::Summed };
+    let rows = pair_rows(form, task, prompts, ya, yb);
+    (rows.tokens, rows.last)
+}
+
+/// The device buffers for scoring `rows` rows of a proxy (and backpropagating through them), made once and
+/// written in place each time (the GPU's bind groups over them are made once).
+struct Scorer<'a> {
+    proxy: &'a Proxy,
+    acts: crate::model::Activations,
+    tokens: Tensor,
+    last: Tensor,
+    /// A summed read: B·T zero indices, the score at every position and its gradient.
+    positions: Option<(Tensor, Tensor, Tensor)>,
+    dscores: Tensor,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(e: &Engine, proxy: &'a Proxy, task: &TaskConfig, rows: usize) -> Result<Self> {
+        let t = proxy.form.context(task);
+        let summed = proxy.form.kind == ProxyKind::BradleyTerry && proxy.form.score == ScoreRead::Summed;
+        Ok(Scorer {
+            acts: proxy.model.activations(e, rows, t)?,
+            tokens: e.zeros(rows * t),
+            last: e.zeros(rows),
+            positions: summed.then(|| (e.zeros(rows * t), e.zeros(rows * t), e.zeros(rows * t))),
+            dscores: e.zeros(rows),
+            proxy,
+        })
+    }
+
+    /// Each row's score.
+    async fn forward(&self, e: &Engine, rows: &Rows) -> Result<Vec<f32>> {
+        let m = &self.proxy.model;
+        e.write_indices(&self.tokens, &rows.tokens)?;
+        m.forward(e, &self.acts, &self.tokens)?;
+        match &self.positions {
+            None => {
+                e.write_indices(&self.last, &rows.last)?;
+                m.score(e, &self.acts, &self.last)?;
+                e.read(&self.acts.scores).await
+            }
+            Some((zeros, at, _)) => {
+                m.score_every_position(e, &self.acts, zeros, at)?;
+                let at = e.read(at).await?;
+                let t = self.acts.t;
+                Ok(rows.spans.iter().enumerate().map(|(r, &(a, b))| at[r * t + a..r * t + b].iter().sum()).collect())
+            }
+        }
+    }
+
+    /// Adds to `grads` the gradient of a loss whose derivative by each row's score is `dscores` (after `forward`
+    /// on the same rows).
+    fn backward(&self, e: &Engine, grads: &[Tensor], rows: &Rows, dscores: &[f32]) -> Result<()> {
+        let m = &self.proxy.model;
+        match &self.positions {
+            None => {
+                e.write(&self.dscores, dscores)?;
+                m.backward_score(e, &self.acts, grads, &self.tokens, &self.last, &self.dscores)
+            }
+            Some((zeros, _, dat)) => {
+                let t = self.acts.t;
+                let mut d = vec![0f32; rows.spans.len() * t];
+                for (r, &(a, b)) in rows.spans.iter().enumerate() {
+                    d[r * t + a..r * t + b].iter_mut().for_each(|v| *v = dscores[r]);
+                }
+                e.write(dat, &d)?;
+                m.backward_score_every_position(e, &self.acts, grads, &self.tokens, zeros, dat)
+            }
+        }
+    }
+}
+
+/// A proxy of kind `form` whose trunk is the SFT policy's. Positions beyond the policy's context start from
+/// GPT-2's initialisation, or, for a pairwise proxy with a separator, from the policy's own positions one
+/// summary (and the separator) earlier, so y2's block of positions starts where y1's did. The scalar head
+/// starts from GPT-2's initialisation.
+pub async fn pm_from_policy(e: &Engine, policy: &Gpt, task: &TaskConfig, form: ProxyForm, seed: u32) -> Result<Proxy> {
+    let cfg = GptConfig { n_positions: form.context(task), ..policy.config };
     let mut values = init_values(&cfg, Head::Score, seed);
     let trunk = policy.values(e).await?;
+    let c = cfg.n_embd;
     for (i, v) in trunk.into_iter().enumerate() {
         if i == 1 {
-            values[1][..v.len()].copy_from_slice(&v); // wpe: the policy's positions come first
+            // wpe: the policy's positions come first
+            let n = v.len().min(values[1].len());
+            values[1][..n].copy_from_slice(&v[..n]);
+            if form.separator {
+                let shift = task.max_summary + 1;
+                for p in policy.config.n_positions..cfg.n_positions {
+                    let from = (p - shift) * c;
+                    values[1].copy_within(from..from + c, p * c);
+                }
+            }
         } else {
             values[i] = v;
         }
     }
     debug_assert_eq!(values.len(), param_infos(&cfg, Head::Score).len());
-    Gpt::new(e, cfg, Head::Score, &values)
+    Ok(Proxy { model: Gpt::new(e, cfg, Head::Score, &values)?, form })
 }
 
-/// Scores of (x, ya, yb) for each pair, in batches of at most `batch`.
-pub async fn scores(e: &Engine, pm: &Gpt, task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec<u32>], yb: &[Vec<u32>], batch: usize) -> Result<Vec<f32>> {
-    let t = pm_context(task);
-    let mut out = Vec::with_capacity(prompts.len());
+/// The proxy's logits z(x, ya, yb) and z(x, yb, ya) of each pair (r = σ(z)), in batches of at most `batch`
+/// pairs. For a Bradley–Terry proxy the second is exactly the first negated.
+pub async fn pair_logits(e: &Engine, proxy: &Proxy, task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec<u32>], yb: &[Vec<u32>], batch: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (mut ab, mut ba) = (Vec::with_capacity(prompts.len()), Vec::with_capacity(prompts.len()));
+    let form = proxy.form;
     for start in (0..prompts.len()).step_by(batch.max(1)) {
         let end = (start + batch).min(prompts.len());
-        let (tokens, last) = pm_inputs(task, &prompts[start..end], &ya[start..end], &yb[start..end]);
-        let acts = pm.activations(e, end - start, t)?;
-        pm.forward(e, &acts, &e.indices(&tokens))?;
-        pm.score(e, &acts, &e.indices(&last))?;
-        out.extend(e.read(&acts.scores).await?);
+        let (p, a, b) = (&prompts[start..end], &ya[start..end], &yb[start..end]);
+        let n = end - start;
+        match form.kind {
+            ProxyKind::Pairwise => {
+                let scorer = Scorer::new(e, proxy, task, n)?;
+                ab.extend(scorer.forward(e, &pair_rows(form, task, p, a, b)).await?);
+                ba.extend(scorer.forward(e, &pair_rows(form, task, p, b, a)).await?);
+            }
+            ProxyKind::BradleyTerry => {
+                let scorer = Scorer::new(e, proxy, task, 2 * n)?;
+                let z = form.logits(&scorer.forward(e, &pair_rows(form, task, p, a, b)).await?, n);
+                ba.extend(z.iter().map(|v| -v));
+                ab.extend(z);
+            }
+        }
     }
-    Ok(out)
+    Ok((ab, ba))
 }
 
 /// The proxy's labels by the sign rule: true where y1 ≻ y2.
-pub async fn prefers(e: &Engine, pm: &Gpt, task: &TaskConfig, prompts: &[Vec<u32>], y1: &[Vec<u32>], y2: &[Vec<u32>]) -> Result<Vec<bool>> {
-    let s12 = scores(e, pm, task, prompts, y1, y2, 256).await?;
-    let s21 = scores(e, pm, task, prompts, y2, y1, 256).await?;
+pub async fn prefers(e: &Engine, proxy: &Proxy, task: &TaskConfig, prompts: &[Vec<u32>], y1: &[Vec<u32>], y2: &[Vec<u32>]) -> Result<Vec<bool>> {
+    let (s12, s21) = pair_logits(e, proxy, task, prompts, y1, y2, 256).await?;
     Ok(s12.iter().zip(&s21).map(|(&a, &b)| prefers_first(a, b)).collect())
 }
 
-/// Accuracy of the proxy's sign-rule labels against `pairs`' labels.
-pub async fn accuracy(e: &Engine, pm: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<f32> {
-    let got = prefers(e, pm, task, &pairs.prompts, &pairs.y1, &pairs.y2).await?;
-    Ok(got.iter().zip(&pairs.first_wins).filter(|(a, b)| a == b).count() as f32 / pairs.len().max(1) as f32)
+/// The proxy's sign-rule accuracy on `pairs` against their golden labels, with and without the golden ties.
+pub async fn accuracy(e: &Engine, proxy: &Proxy, task: &TaskConfig, pairs: &Pairs) -> Result<PmAccuracy> {
+    let got = prefers(e, proxy, task, &pairs.prompts, &pairs.y1, &pairs.y2).await?;
+    let tied: Vec<bool> = (0..pairs.len()).map(|i| task.golden_reward(&pairs.prompts[i], &pairs.y1[i]) == task.golden_reward(&pairs.prompts[i], &pairs.y2[i])).collect();
+    let right = |keep: &dyn Fn(usize) -> bool| {
+        let kept: Vec<usize> = (0..pairs.len()).filter(|&i| keep(i)).collect();
+        kept.iter().filter(|&&i| got[i] == pairs.first_wins[i]).count() as f32 / kept.len().max(1) as f32
+    };
+    Ok(PmAccuracy { with_ties: right(&|_| true), tie_free: right(&|i| !tied[i]), tie_rate: tied.iter().filter(|&&t| t).count() as f32 / pairs.len().max(1) as f32 })
 }
 
 /// The training loss (position-debiased, as in training) and the sign-rule accuracy on `pairs`.
-pub async fn loss_and_accuracy(e: &Engine, pm: &Gpt, task: &TaskConfig, pairs: &Pairs) -> Result<(f32, f32)> {
+pub async fn loss_and_accuracy(e: &Engine, proxy: &Proxy, task: &TaskConfig, pairs: &Pairs) -> Result<(f32, f32)> {
     let (w, l): (Vec<Vec<u32>>, Vec<Vec<u32>>) = (0..pairs.len()).map(|i| (pairs.ordered(i).0.to_vec(), pairs.ordered(i).1.to_vec())).unzip();
-    let forward = scores(e, pm, task, &pairs.prompts, &w, &l, 256).await?;
-    let swapped = scores(e, pm, task, &pairs.prompts, &l, &w, 256).await?;
+    let (forward, swapped) = pair_logits(e, proxy, task, &pairs.prompts, &w, &l, 256).await?;
     let (loss, _, _) = pairwise_pm(&forward, &swapped);
     let right = forward.iter().zip(&swapped).filter(|(&a, &b)| prefers_first(a, b)).count();
     Ok((loss, right as f32 / pairs.len().max(1) as f32))
+}
+
+/// One training step's rows for `b` (winner, loser) pairs, and how the loss's gradient by each pair's two
+/// logits reaches the rows' scores. Pairwise: rows (x, y_w, y_l) then (x, y_l, y_w), one logit each.
+/// Bradley–Terry: rows (x, y_w) then (x, y_l); z(x, y_w, y_l) = s_w − s_l and z(x, y_l, y_w) = s_l − s_w.
+fn training_rows(form: ProxyForm, task: &TaskConfig, prompts: &[Vec<u32>], w: &[Vec<u32>], l: &[Vec<u32>]) -> Rows {
+    match form.kind {
+        ProxyKind::Pairwise => {
+            let p2: Vec<Vec<u32>> = prompts.iter().chain(prompts).cloned().collect();
+            let first: Vec<Vec<u32>> = w.iter().chain(l).cloned().collect();
+            let second: Vec<Vec<u32>> = l.iter().chain(w).cloned().collect();
+            pair_rows(form, task, &p2, &first, &second)
+        }
+        ProxyKind::BradleyTerry => pair_rows(form, task, prompts, w, l),
+    }
+}
+
+/// (forward logits z(x, y_w, y_l), swapped logits z(x, y_l, y_w)) from a training step's row scores.
+fn training_logits(form: ProxyForm, s: &[f32], b: usize) -> (Vec<f32>, Vec<f32>) {
+    match form.kind {
+        ProxyKind::Pairwise => (s[..b].to_vec(), s[b..].to_vec()),
+        ProxyKind::BradleyTerry => {
+            let z = form.logits(s, b);
+            (z.clone(), z.iter().map(|v| -v).collect())
+        }
+    }
+}
+
+/// d loss / d row score from d loss / d forward logit (`d1`) and / d swapped logit (`d2`).
+fn row_gradients(form: ProxyForm, d1: Vec<f32>, d2: Vec<f32>) -> Vec<f32> {
+    match form.kind {
+        ProxyKind::Pairwise => d1.into_iter().chain(d2).collect(),
+        // s_w enters the forward logit with +1 and the swapped one with −1; s_l the other way round.
+        ProxyKind::BradleyTerry => d1.iter().zip(&d2).map(|(a, b)| a - b).chain(d1.iter().zip(&d2).map(|(a, b)| b - a)).collect(),
+    }
 }
 
 /// Trains the proxy on `train` (cycling through it in order) until `steps`, or until `patience`
@@ -201,42 +470,32 @@ pub async fn train_pm(
             cfg.batch, train.len(), validation.len(), heldout.len()
         );
     }
-    let pm = pm_from_policy(e, policy, task, seed).await?;
-    let t = pm_context(task);
+    let form = cfg.form();
+    let pm = pm_from_policy(e, policy, task, form, seed).await?;
     let b = cfg.batch;
-    let mut opt = AdamW::new(e, &pm.infos, cfg.adamw, Schedule { warmup_steps: 20, total_steps: cfg.steps, min_lr_ratio: 0.1 });
-    // One batch holds both orders of each pair: (x, y_w, y_l) in rows 0..b, (x, y_l, y_w) in rows b..2b.
-    let acts = pm.activations(e, 2 * b, t)?;
-    let grads = pm.zero_grads(e);
-    // A step's inputs, written in place each step (the GPU's bind groups over them are made once).
-    let (tokens_in, last_in, dscores_in) = (e.zeros(2 * b * t), e.zeros(2 * b), e.zeros(2 * b));
-    let (mut best, mut best_values, mut loss_sum) = (f32::INFINITY, pm.values(e).await?, 0.0f32);
+    let mut opt = AdamW::new(e, &pm.model.infos, cfg.adamw, Schedule { warmup_steps: 20, total_steps: cfg.steps, min_lr_ratio: 0.1 });
+    // One batch holds 2b rows: both orders of each pair (pairwise) or each pair's two responses (Bradley–Terry).
+    let scorer = Scorer::new(e, &pm, task, 2 * b)?;
+    let grads = pm.model.zero_grads(e);
+    let (mut best, mut best_values, mut loss_sum) = (f32::INFINITY, pm.model.values(e).await?, 0.0f32);
     let (mut best_step, mut since_best, mut steps_run) = (0, 0, 0);
     for step in 0..cfg.steps {
         steps_run = step + 1;
         crate::control::yield_point().await?;
         let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % train.len()).collect();
-        let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| train.prompts[i].clone()).chain(idx.iter().map(|&i| train.prompts[i].clone())).collect();
+        let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| train.prompts[i].clone()).collect();
         let (w, l): (Vec<Vec<u32>>, Vec<Vec<u32>>) = idx.iter().map(|&i| (train.ordered(i).0.to_vec(), train.ordered(i).1.to_vec())).unzip();
-        let first: Vec<Vec<u32>> = w.iter().chain(&l).cloned().collect();
-        let second: Vec<Vec<u32>> = l.iter().chain(&w).cloned().collect();
-        let (tokens, last) = pm_inputs(task, &prompts, &first, &second);
-        e.write_indices(&tokens_in, &tokens)?;
-        e.write_indices(&last_in, &last)?;
-        let (tokens, last) = (&tokens_in, &last_in);
+        let rows = training_rows(form, task, &prompts, &w, &l);
         Gpt::clear_grads(e, &grads)?;
-        pm.forward(e, &acts, tokens)?;
-        pm.score(e, &acts, last)?;
-        let s = e.read(&acts.scores).await?;
-        let (loss, d1, d2) = pairwise_pm(&s[..b], &s[b..]);
+        let s = scorer.forward(e, &rows).await?;
+        let (forward, swapped) = training_logits(form, &s, b);
+        let (loss, d1, d2) = pairwise_pm(&forward, &swapped);
         if !loss.is_finite() {
             bail!("proxy PM: the loss is not finite ({loss}) at step {step}: training diverged; lower proxy.adamw.lr (now {})", cfg.adamw.lr);
         }
         loss_sum += loss;
-        let dscores: Vec<f32> = d1.into_iter().chain(d2).collect();
-        e.write(&dscores_in, &dscores)?;
-        pm.backward_score(e, &acts, &grads, tokens, last, &dscores_in)?;
-        opt.step(e, &pm.params, &grads)?;
+        scorer.backward(e, &grads, &rows, &row_gradients(form, d1, d2))?;
+        opt.step(e, &pm.model.params, &grads)?;
         if (step + 1) % cfg.eval_every != 0 && step + 1 != cfg.steps {
             on_step(step + 1, None);
         } else {
@@ -246,7 +505,7 @@ pub async fn train_pm(
             loss_sum = 0.0;
             if validation_loss < best {
                 (best, best_step, since_best) = (validation_loss, step + 1, 0);
-                best_values = pm.values(e).await?;
+                best_values = pm.model.values(e).await?;
             } else {
                 since_best += 1;
                 if cfg.patience > 0 && since_best >= cfg.patience {
@@ -255,7 +514,146 @@ pub async fn train_pm(
             }
         }
     }
-    let model = Gpt::new(e, pm.config, Head::Score, &best_values)?;
-    let heldout_accuracy = accuracy(e, &model, task, heldout).await?;
-    Ok(TrainedPm { model, heldout_accuracy, best_step, steps_run })
+    let proxy = Proxy { model: Gpt::new(e, pm.model.config, Head::Score, &best_values)?, form };
+    let heldout = accuracy(e, &proxy, task, heldout).await?;
+    Ok(TrainedPm { proxy, heldout, best_step, steps_run })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_separator_sits_between_the_two_summaries_and_the_spans_cover_the_last_part() {
+        let task = TaskConfig::default();
+        let (x, a, b) = (vec![vec![10, 11, SEP]], vec![vec![20, 21]], vec![vec![30, crate::task::EOS]]);
+        let form = ProxyForm { kind: ProxyKind::Pairwise, separator: true, score: ScoreRead::Summed };
+        let rows = pair_rows(form, &task, &x, &a, &b);
+        let t = form.context(&task);
+        assert_eq!(t, task.prompt_len() + 2 * task.max_summary + 1);
+        assert_eq!(&rows.tokens[..8], &[10, 11, SEP, 20, 21, SEP, 30, crate::task::EOS]);
+        assert!(rows.tokens[8..t].iter().all(|&v| v == PAD));
+        assert_eq!(rows.last, vec![7]);
+        let bt = ProxyForm { kind: ProxyKind::BradleyTerry, ..form };
+        let rows = pair_rows(bt, &task, &x, &a, &b);
+        assert_eq!(rows.tokens.len(), 2 * task.context());
+        assert_eq!(rows.spans, vec![(3, 5), (3, 5)]);
+        assert_eq!(rows.last, vec![4, 4]);
+        // The original proxy's input is unchanged: no separator.
+        let (tokens, last) = pm_inputs(&task, &x, &a, &b);
+        assert_eq!(&tokens[..7], &[10, 11, SEP, 20, 21, 30, crate::task::EOS]);
+        assert_eq!(last, vec![6]);
+    }
+
+    #[test]
+    fn bradley_terry_row_gradients_are_the_chain_rule_of_the_pair_loss() {
+        // loss(s) = pairwise_pm(s_w − s_l, s_l − s_w): its analytic gradient by each score against a central difference.
+        let form = ProxyForm { kind: ProxyKind::BradleyTerry, separator: false, score: ScoreRead::Summed };
+        let s = vec![0.3f32, -1.2, 2.0, 0.7, 0.1, 1.5];
+        let loss = |s: &[f32]| {
+            let (f, w) = training_logits(form, s, 3);
+            pairwise_pm(&f, &w).0 as f64
+        };
+        let (f, w) = training_logits(form, &s, 3);
+        let (_, d1, d2) = pairwise_pm(&f, &w);
+        let analytic = row_gradients(form, d1, d2);
+        for i in 0..s.len() {
+            let h = 1e-2f32;
+            let (mut up, mut down) = (s.clone(), s.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (loss(&up) - loss(&down)) / (2.0 * h as f64);
+            assert!((numeric - analytic[i] as f64).abs() < 1e-4, "score {i}: numeric {numeric} analytic {}", analytic[i]);
+        }
+    }
+
+    /// A tiny task and a Bradley–Terry proxy over a random trunk, for the whole-model checks below.
+    fn tiny(score: ScoreRead, values: Option<&[Vec<f32>]>) -> (Engine, TaskConfig, Proxy) {
+        let e = Engine::cpu();
+        let task = TaskConfig { vocab_words: 8, key_words: 3, doc_len: 3, max_summary: 4, ..TaskConfig::default() };
+        let cfg = GptConfig { n_layer: 1, n_embd: 8, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+        let values = values.map(|v| v.to_vec()).unwrap_or_else(|| {
+            let mut v = init_values(&cfg, Head::Score, 3);
+            v.iter_mut().for_each(|t| t.iter_mut().enumerate().for_each(|(i, x)| *x = *x * 3.0 + 0.01 * ((i % 5) as f32 - 2.0)));
+            v
+        });
+        let model = Gpt::new(&e, cfg, Head::Score, &values).unwrap();
+        (e, task, Proxy { model, form: ProxyForm { kind: ProxyKind::BradleyTerry, separator: false, score } })
+    }
+
+    fn tiny_pairs(task: &TaskConfig) -> (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<u32>>) {
+        let w = |i: usize| task.word_id(i);
+        let prompts = vec![vec![w(0), w(4), w(5), SEP], vec![w(1), w(2), w(6), SEP]];
+        let ya = vec![vec![w(0), crate::task::EOS], vec![w(1), w(2), w(2), crate::task::EOS]];
+        let yb = vec![vec![w(7), w(4), w(4), w(0)], vec![w(6), crate::task::EOS]];
+        (prompts, ya, yb)
+    }
+
+    #[test]
+    fn a_bradley_terry_proxy_is_antisymmetric_exactly() {
+        for score in [ScoreRead::Summed, ScoreRead::Last] {
+            let (e, task, proxy) = tiny(score, None);
+            let (p, a, b) = tiny_pairs(&task);
+            let (ab, ba) = pollster::block_on(pair_logits(&e, &proxy, &task, &p, &a, &b, 256)).unwrap();
+            // Scored the other way round, from scratch: z(x, yb, ya) is z(x, ya, yb) negated, bit for bit.
+            let (ba2, ab2) = pollster::block_on(pair_logits(&e, &proxy, &task, &p, &b, &a, 256)).unwrap();
+            for i in 0..p.len() {
+                assert_eq!(ab[i].to_bits(), (-ba[i]).to_bits());
+                assert_eq!(ab[i].to_bits(), ab2[i].to_bits(), "{score:?}: z(x, ya, yb) does not depend on the order it is asked in");
+                assert_eq!(ba[i].to_bits(), ba2[i].to_bits());
+                assert!(ab[i] != 0.0, "a constant score would pass trivially");
+                // r(x, ya, yb) + r(x, yb, ya) = σ(z) + σ(−z) = 1, to the rounding of one sigmoid.
+                let r = |z: f32| 1.0 / (1.0 + (-z as f64).exp());
+                assert!((r(ab[i]) + r(ba[i]) - 1.0).abs() < 1e-15);
+            }
+        }
+    }
+
+    /// The proxy's training loss through the whole model, as `train_pm` computes it.
+    fn bt_loss(e: &Engine, task: &TaskConfig, proxy: &Proxy) -> f64 {
+        let (p, a, b) = tiny_pairs(task);
+        let rows = training_rows(proxy.form, task, &p, &a, &b);
+        let scorer = Scorer::new(e, proxy, task, 2 * p.len()).unwrap();
+        let s = pollster::block_on(scorer.forward(e, &rows)).unwrap();
+        let (f, w) = training_logits(proxy.form, &s, p.len());
+        pairwise_pm(&f, &w).0 as f64
+    }
+
+    /// Every parameter's analytic gradient (the summed read's positions and the chain rule through both
+    /// responses) against five-point central differences of the loss, on a few entries of several tensors.
+    #[test]
+    fn bradley_terry_gradients_agree_with_finite_differences_through_the_model() {
+        for score in [ScoreRead::Summed, ScoreRead::Last] {
+            let (e, task, proxy) = tiny(score, None);
+            let values = pollster::block_on(proxy.model.values(&e)).unwrap();
+            let (p, a, b) = tiny_pairs(&task);
+            let rows = training_rows(proxy.form, &task, &p, &a, &b);
+            let scorer = Scorer::new(&e, &proxy, &task, 2 * p.len()).unwrap();
+            let s = pollster::block_on(scorer.forward(&e, &rows)).unwrap();
+            let (f, w) = training_logits(proxy.form, &s, p.len());
+            let (_, d1, d2) = pairwise_pm(&f, &w);
+            let grads = proxy.model.zero_grads(&e);
+            Gpt::clear_grads(&e, &grads).unwrap();
+            scorer.backward(&e, &grads, &rows, &row_gradients(proxy.form, d1, d2)).unwrap();
+            let mut checked = 0;
+            for (i, info) in proxy.model.infos.iter().enumerate().filter(|(i, _)| [0, 1, 2, 4, 8].contains(i) || *i + 1 == proxy.model.infos.len()) {
+                let g = pollster::block_on(e.read(&grads[i])).unwrap();
+                for k in [0, info.len() / 2, info.len() - 1] {
+                    let h = 1e-2f32;
+                    let at = |step: f32| {
+                        let mut shifted = values.clone();
+                        shifted[i][k] += step;
+                        let (e, task, proxy) = tiny(score, Some(&shifted));
+                        bt_loss(&e, &task, &proxy)
+                    };
+                    let numeric = (8.0 * (at(h) - at(-h)) - (at(2.0 * h) - at(-2.0 * h))) / (12.0 * h as f64);
+                    let analytic = g[k] as f64;
+                    let err = (numeric - analytic).abs() / numeric.abs().max(analytic.abs()).max(1e-2);
+                    assert!(err < 2e-2, "{score:?} {} [{k}]: analytic {analytic} vs numeric {numeric}", info.name);
+                    checked += 1;
+                }
+            }
+            assert_eq!(checked, 18, "{score:?}");
+        }
+    }
 }

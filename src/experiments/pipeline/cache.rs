@@ -56,7 +56,15 @@ pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String
     let task = TaskConfig { labels: crate::task::LabelNoise::Hard, ..spec.task.clone() };
     let sft = serde_json::json!({"stage": "sft", "task": task, "policy": spec.policy, "sft": spec.sft, "seed": seed, "backend": backend, "version": 1});
     let sft_key = format!("sft-{}", hash_json(&sft));
-    let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": spec.d_golden, "heldout": spec.heldout, "proxy": spec.proxy, "version": 1});
+    let mut proxy_config = serde_json::json!(spec.proxy);
+    if spec.proxy.is_original() {
+        // The proxy every experiment had before proxy kinds existed keeps its key (and its cached and shipped
+        // stages); `score` does not read a pairwise proxy.
+        for k in ["kind", "separator", "score"] {
+            proxy_config.as_object_mut().expect("a struct").remove(k);
+        }
+    }
+    let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": spec.d_golden, "heldout": spec.heldout, "proxy": proxy_config, "version": 1});
     (sft_key.clone(), format!("proxy-{}", hash_json(&proxy)))
 }
 
@@ -69,7 +77,7 @@ pub fn run_key(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec) -> Str
 /// The stopping rule a run trains under: the spec's [`PastBest`] for offline IPO on D_golden or on a pair
 /// dataset of its size (compared with it, so trained by the same rule), none for the others.
 pub fn past_best_of(spec: &StageSpec, run: &RunSpec) -> Option<PastBest> {
-    spec.offline_past_best.filter(|_| run.method.stops_past_best())
+    spec.offline_past_best.filter(|_| run.method.stops_past_best() || (spec.past_best_every_method && run.method.is_plain_online()))
 }
 
 /// [`run_key`] under a given stopping rule. Without one, the key is the one runs had before the rule
@@ -84,6 +92,9 @@ pub(super) fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &Run
     });
     if let Some(p) = past_best {
         key["past_best"] = serde_json::json!(p);
+    }
+    if spec.validation_prompts > 0 {
+        key["validation_prompts"] = serde_json::json!(spec.validation_prompts);
     }
     if spec.stages_on(backend) != backend {
         // Trained here from stages trained on another backend.

@@ -47,6 +47,25 @@ pub struct ProxyReport {
     pub best_step: u32,
     #[serde(default)]
     pub steps_run: u32,
+    /// Held-out accuracy on the pairs whose golden rewards differ, and the share of golden ties (absent in
+    /// reports from before they were measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_free_accuracy: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tie_rate: Option<f32>,
+}
+
+impl ProxyReport {
+    /// The report of a freshly trained proxy.
+    pub fn new(seed: u32, trained: &crate::train::pm::TrainedPm) -> Self {
+        let h = trained.heldout;
+        ProxyReport { seed, heldout_accuracy: h.with_ties, best_step: trained.best_step, steps_run: trained.steps_run, tie_free_accuracy: Some(h.tie_free), tie_rate: Some(h.tie_rate) }
+    }
+
+    /// The best accuracy with ties a proxy can expect (every untied pair right, ties at ½), where measured.
+    pub fn ceiling(&self) -> Option<f32> {
+        self.tie_rate.map(|t| 1.0 - t / 2.0)
+    }
 }
 
 /// What the pipeline reports as it goes: (stage, step, total) and each finished checkpoint.
@@ -64,7 +83,7 @@ pub enum Progress<'a> {
 pub struct SeedModels {
     pub seed: u32,
     pub sft: Gpt,
-    pub proxy: Gpt,
+    pub proxy: crate::train::pm::Proxy,
     pub policies: Vec<(String, Gpt)>,
     /// The datasets the seed's runs trained on besides D_golden: online streams, pair datasets.
     pub datasets: Vec<NamedDataset>,
@@ -92,7 +111,7 @@ pub(super) fn stream_dataset(seed: u32, online: &RunSpec, stream: Pairs, batch: 
 impl SeedModels {
     /// Every model with the folder name it is saved under (`sft`, `proxy`, then each run's).
     pub fn named(&self) -> Vec<(&str, &Gpt)> {
-        let mut all = vec![("sft", &self.sft), ("proxy", &self.proxy)];
+        let mut all = vec![("sft", &self.sft), ("proxy", &self.proxy.model)];
         all.extend(self.policies.iter().map(|(n, m)| (n.as_str(), m)));
         all
     }

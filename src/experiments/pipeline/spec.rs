@@ -107,8 +107,12 @@ pub struct StageSpec<'a> {
     pub log_evals: u32,
     pub warmup_steps: u32,
     /// Offline runs train on past their length until past their best golden win rate (none: they stop at
-    /// their length). Only offline: online runs keep the paper's fixed length.
+    /// their length); online ones too where `past_best_every_method`.
     pub offline_past_best: Option<PastBest>,
+    pub past_best_every_method: bool,
+    /// Prompts of the stopping rule's own golden win rate, disjoint from the evaluation's (0: the rule reads the
+    /// evaluation prompts' win rate, as experiments did before).
+    pub validation_prompts: usize,
     /// Steps of the online runs: the final policy of the pair datasets (Figs 5 and 12).
     pub online_steps: u32,
     /// The checkpoints must carry the held-out winners' log-ratio (`Checkpoint::chosen_logratio`), and

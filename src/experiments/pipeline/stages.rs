@@ -10,10 +10,10 @@ use crate::error::Result;
 use crate::model::Gpt;
 use crate::experiments::method::{early_steps, Method, PairDataset, Sampler};
 use crate::train::align::ReferenceLogps;
-use crate::train::eval::{EvalPrompts, EvalSet};
+use crate::train::eval::{EvalPrompts, EvalSet, ValidationPrompts};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
-use crate::train::pm::{train_pm, Pairs, PmData};
+use crate::train::pm::{train_pm, Pairs, PmData, Proxy};
 use crate::train::sft::train_sft;
 
 /// A seed's shared stages, trained or from the cache.
@@ -23,7 +23,7 @@ pub struct SeedStages {
     pub sft_loss: Vec<f32>,
     pub d_golden: Pairs,
     pub heldout: Pairs,
-    pub proxy: Gpt,
+    pub proxy: Proxy,
     pub proxy_report: ProxyReport,
     /// The SFT policies of the scaling ladder's other sizes ([`SeedStages::add_size`]).
     pub sized: Vec<SizedSft>,
@@ -55,7 +55,7 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
         Some((config, head, values, meta)) => {
             progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
             let report = serde_json::from_value(meta).unwrap_or(ProxyReport { seed, heldout_accuracy: f32::NAN, ..ProxyReport::default() });
-            (Gpt::new(e, config, head, &values)?, report)
+            (Proxy { model: Gpt::new(e, config, head, &values)?, form: spec.proxy.form() }, report)
         }
         None => {
             // The proxy selects on a validation split held back from D_golden; the held-out pairs are
@@ -68,9 +68,9 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
                 }
             })
             .await?;
-            let report = ProxyReport { seed, heldout_accuracy: trained.heldout_accuracy, best_step: trained.best_step, steps_run: trained.steps_run };
-            cache.put(&proxy_key, &trained.model, &trained.model.values(e).await?, serde_json::json!(report))?;
-            (trained.model, report)
+            let report = ProxyReport::new(seed, &trained);
+            cache.put(&proxy_key, &trained.proxy.model, &trained.proxy.model.values(e).await?, serde_json::json!(report))?;
+            (trained.proxy, report)
         }
     };
     add_time(&mut timings, "proxy", now_ms() - t0);
@@ -142,7 +142,9 @@ impl SeedStages {
     /// (its runs' reference).
     pub async fn sized_eval_set<'s>(&'s self, e: &Engine, spec: &StageSpec<'_>, base: &EvalSet<'s>, size: ModelSize) -> Result<EvalSet<'s>> {
         let prompts = EvalPrompts { win_prompts: base.win_prompts.clone(), baseline: base.baseline.clone(), kl_prompts: base.kl_prompts.clone() };
-        self.eval_set_from(e, spec, prompts, self.sft_of(Some(size))?).await
+        let mut set = self.eval_set_from(e, spec, prompts, self.sft_of(Some(size))?).await?;
+        set.validation = base.validation.clone();
+        Ok(set)
     }
 
     /// The evaluation set of runs regularised to `sft`: the held-out pairs' log-probs under it, the proxy, and the
@@ -160,7 +162,13 @@ impl SeedStages {
         let win: Vec<Vec<u32>> = (0..spec.win_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_WIN_PROMPTS, i)).collect();
         let baseline = sample_responses(e, &self.sft, task, &win, seed, streams::EVAL_BASELINE).await?;
         let kl_prompts = (0..spec.kl_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_KL_PROMPTS, i)).collect();
-        self.eval_set_from(e, spec, EvalPrompts { win_prompts: win, baseline, kl_prompts }, &self.sft).await
+        let mut set = self.eval_set_from(e, spec, EvalPrompts { win_prompts: win, baseline, kl_prompts }, &self.sft).await?;
+        if spec.validation_prompts > 0 {
+            let prompts: Vec<Vec<u32>> = (0..spec.validation_prompts as u32).map(|i| task.prompt(seed, streams::EVAL_VALIDATION_PROMPTS, i)).collect();
+            let baseline = sample_responses(e, &self.sft, task, &prompts, seed, streams::EVAL_VALIDATION_BASELINE).await?;
+            set.validation = Some(ValidationPrompts { prompts, baseline });
+        }
+        Ok(set)
     }
 
     /// The golden-labelled pair dataset of a `Pairs` run: on D_golden's prompts, each side sampled from π_sft or
