@@ -71,7 +71,7 @@ fn sft_learns_the_generator() {
 /// The pairwise proxy learns the golden preference from D_golden: held-out accuracy well above chance.
 #[test]
 fn proxy_learns_golden_preferences() {
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData, ProxyKind, ScoreRead}};
     let e = Engine::cpu();
     let task = TaskConfig::default();
     let cfg = GptConfig { n_layer: 2, n_embd: 64, n_head: 4, n_positions: task.context(), vocab_size: task.vocab_size() };
@@ -85,8 +85,18 @@ fn proxy_learns_golden_preferences() {
             println!("PM step {s}: train loss {:.3}, validation loss {:.3}, validation accuracy {:.3}", v.train_loss, v.validation_loss, v.validation_accuracy);
         }
     })).unwrap();
-    assert!(trained.heldout_accuracy > 0.65, "held-out accuracy {}", trained.heldout_accuracy);
+    assert!(trained.heldout.with_ties > 0.65, "held-out accuracy {}", trained.heldout.with_ties);
     assert_eq!(trained.steps_run, 300);
+    // The same data and steps for a Bradley–Terry proxy with a summed score: it learns too, and its tie-free
+    // accuracy is the accuracy on the untied pairs (above the one with coin-flipped ties, below the ceiling's share).
+    let bt_cfg = PmConfig { kind: ProxyKind::BradleyTerry, score: ScoreRead::Summed, ..pm_cfg };
+    let bt = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &bt_cfg, 0, |_, _| {})).unwrap();
+    let h = bt.heldout;
+    println!("BT: with ties {:.3}, tie-free {:.3}, tie rate {:.3}", h.with_ties, h.tie_free, h.tie_rate);
+    assert!(h.with_ties > 0.65, "{h:?}");
+    assert!(h.tie_rate > 0.0 && h.tie_free > h.with_ties && h.with_ties <= h.ceiling(), "{h:?}");
+    assert_eq!(bt.proxy.form.kind, ProxyKind::BradleyTerry);
+    assert_eq!(bt.proxy.model.config.n_positions, task.context(), "a BT proxy reads x ⊕ y: the policy's context");
 }
 
 /// Early stopping selects on the validation loss and stops after `patience` evaluations without a lower
@@ -95,7 +105,7 @@ fn proxy_learns_golden_preferences() {
 /// accuracy is measured once, at the end.
 #[test]
 fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData, ProxyKind, ScoreRead}};
     use alignment_gap::train::optim::AdamwConfig;
     let e = Engine::cpu();
     let task = TaskConfig::default();
@@ -118,7 +128,7 @@ fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
     let best = losses.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
     assert_eq!(trained.best_step, best.0, "the kept model is the one of the lowest validation loss");
     assert!(trained.steps_run < 400 && trained.steps_run == trained.best_step + 10, "stopped 2 evaluations after the best");
-    assert!((0.0..=1.0).contains(&trained.heldout_accuracy));
+    assert!((0.0..=1.0).contains(&trained.heldout.with_ties));
 }
 
 /// Online (proxy-labelled) and offline IPO from the same π_sft on a tiny setting: checkpoints are sane
@@ -131,7 +141,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData, ProxyKind, ScoreRead}};
     let e = Engine::cpu();
     let task = TaskConfig::default();
     let cfg = GptConfig { n_layer: 2, n_embd: 32, n_head: 4, n_positions: task.context(), vocab_size: task.vocab_size() };
@@ -140,7 +150,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 128, 1, 200, 256)).unwrap();
     let pm_cfg = PmConfig { steps: 60, batch: 32, eval_every: 30, ..PmConfig::default() };
     let (train, validation) = d_golden.split_tail(64);
-    let proxy = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap().model;
+    let proxy = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap().proxy;
     let win_prompts: Vec<Vec<u32>> = (0..64).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, EvalPrompts { win_prompts, baseline, kl_prompts: (0..32).map(|i| task.prompt(9, 2, i)).collect() }, heldout, Some(&proxy), 9)).unwrap();
@@ -191,8 +201,16 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     for k in 2..past_cps.len() - 1 {
         assert!(rule.still_improving(&past_cps[..=k]), "it went on past the checkpoint at step {} where the rule stops it", steps[k]);
     }
-    let err = pollster::block_on(align(&e, &task, &sft, Source::Online(Online::proxy(&proxy)), &past, &eval, |_| {})).err().map(|e| e.message).unwrap_or_default();
-    assert!(err.contains("only an offline run"), "{err}");
+    // An online run trains by the same rule (an experiment's past_best_every_method): the same cadence past its
+    // length, stopped where the rule says; a cap past the online step streams is refused by name.
+    let (_, online_cps, _) = pollster::block_on(align(&e, &task, &sft, Source::Online(Online::proxy(&proxy)), &past, &eval, |_| {})).unwrap();
+    let steps: Vec<u32> = online_cps.iter().map(|c| c.step).collect();
+    println!("online past its best: {:?}", online_cps.iter().map(|c| (c.step, c.golden_win_rate)).collect::<Vec<_>>());
+    assert!(steps.windows(2).all(|w| w[1] == w[0] + 5) && *steps.last().unwrap() <= 40 && *steps.last().unwrap() >= 10);
+    assert!(*steps.last().unwrap() == 40 || !rule.still_improving(&online_cps), "it stopped while still improving: {steps:?}");
+    let too_long = AlignConfig { past_best: Some(PastBest { patience: 10, max_steps: alignment_gap::rng::streams::MAX_ONLINE_STEPS + 1 }), ..short };
+    let err = pollster::block_on(align(&e, &task, &sft, Source::Online(Online::proxy(&proxy)), &too_long, &eval, |_| {})).err().map(|e| e.message).unwrap_or_default();
+    assert!(err.contains("an online run trained past its best stops by"), "{err}");
 }
 
 /// Training that diverges anyway (here: a policy whose weights are already NaN) stops at once with an error
@@ -200,7 +218,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
 #[test]
 fn a_diverged_proxy_stops_naming_its_stage() {
     use alignment_gap::model::{params::init_values, Gpt, Head};
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData, ProxyKind, ScoreRead}};
     let e = Engine::cpu();
     let task = TaskConfig::default();
     let cfg = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
@@ -225,7 +243,7 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     use alignment_gap::train::eval::sample_responses;
     use alignment_gap::train::losses::Loss;
     use alignment_gap::train::optim::AdamwConfig;
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData}};
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData, ProxyKind, ScoreRead}};
     let e = Engine::cpu();
     let task = TaskConfig::default();
     let cfg = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
@@ -234,7 +252,7 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 32, 1, 200, 64)).unwrap();
     let (train, validation) = d_golden.split_tail(32);
     let pm_cfg = PmConfig { steps: 20, batch: 16, eval_every: 10, ..PmConfig::default() };
-    let proxy = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap().model;
+    let proxy = pollster::block_on(train_pm(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, |_, _| {})).unwrap().proxy;
     let win_prompts: Vec<Vec<u32>> = (0..16).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
     let prompts = EvalPrompts { win_prompts, baseline, kl_prompts: (0..8).map(|i| task.prompt(9, 2, i)).collect() };

@@ -291,6 +291,27 @@ mod sweep_tests {
         assert!(err.contains("offline_max_steps") && err.contains("12"), "{err}");
     }
 
+    /// `past_best_every_method` puts online IPO (proxy and golden labels) under the same rule as offline, and
+    /// nothing else; validation prompts enter every run's key; an online cap past the step streams is refused.
+    #[test]
+    fn one_stopping_rule_for_every_method_covers_online_and_golden_online() {
+        let plain = ExperimentConfig { golden_reference: true, offline_patience: 6, offline_max_steps: 48, semi_online: vec![2], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
+        let every = ExperimentConfig { past_best_every_method: true, validation_prompts: 32, ..plain.clone() };
+        every.validate().unwrap();
+        let spec = every.stage_spec();
+        let runs = every.runs();
+        assert!(runs.iter().any(|r| r.method == Method::ONLINE_GOLDEN) && runs.iter().any(|r| r.method == Method::semi_online(2)));
+        for r in &runs {
+            let ruled = [Method::ONLINE, Method::ONLINE_GOLDEN, Method::OFFLINE].contains(&r.method);
+            assert_eq!(pipeline::past_best_of(&spec, r).is_some(), ruled, "{r:?}");
+            assert_ne!(pipeline::run_key(&plain.stage_spec(), 0, "cpu", r), pipeline::run_key(&spec, 0, "cpu", r), "{r:?}");
+        }
+        let err = ExperimentConfig { offline_max_steps: crate::rng::streams::MAX_ONLINE_STEPS + 1, ..every.clone() }.validate().unwrap_err().message;
+        assert!(err.contains("offline_max_steps"), "{err}");
+        let err = ExperimentConfig { offline_patience: 0, ..every }.validate().unwrap_err().message;
+        assert!(err.contains("past_best_every_method") && err.contains("offline_patience"), "{err}");
+    }
+
     /// The data experiments' runs follow each online run, one per window, at its setting; a window outside
     /// the paper's set is refused by name.
     #[test]

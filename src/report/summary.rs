@@ -29,7 +29,18 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         c.seeds, c.loss, c.betas, c.lrs, c.steps, c.offline_steps, c.batch, c.policy.layers, c.policy.d_model, c.d_golden, results.backend
     );
     s += "Proxy preference model, held-out accuracy on golden labels: ";
-    s += &results.proxy.iter().map(|p| format!("seed {} {:.3}", p.seed, p.heldout_accuracy)).collect::<Vec<_>>().join(", ");
+    s += &results
+        .proxy
+        .iter()
+        .map(|p| match (p.tie_free_accuracy, p.ceiling()) {
+            (Some(free), Some(ceiling)) => format!("seed {} {:.3} (ceiling {ceiling:.3}; tie-free {free:.3}; best step {} of {})", p.seed, p.heldout_accuracy, p.best_step, p.steps_run),
+            _ => format!("seed {} {:.3}", p.seed, p.heldout_accuracy),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if results.proxy.iter().any(|p| p.tie_rate.is_some()) {
+        s += ". The ceiling is the best a proxy can do with golden ties labelled by a coin (1 − tie rate / 2); tie-free accuracy leaves the ties out";
+    }
     s += "\n\nWin rate is against π_sft's samples on fixed prompts, judged by the golden reward (ties count ½). Bins are equal-width in ln KL; each cell is the mean over seeds of each seed's mean in the bin, with a 95 % t-interval across seeds.\n\n";
     let ms = methods(rows);
     s += &format!("| ln KL | {} |\n|---|{}\n", ms.iter().map(|m| m.name()).collect::<Vec<_>>().join(" | "), "---|".repeat(ms.len()));
@@ -49,7 +60,25 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
             s += &format!("{m} runs whose best checkpoint is their last (still rising when they stopped): {last} of {runs}.\n");
         }
     }
-    if c.offline_patience > 0 {
+    if c.offline_patience > 0 && c.past_best_every_method {
+        s += &format!(
+            "Every run (online, online with golden labels, offline) trains past its length of {} steps until its best checkpoint is {} steps behind, up to {} steps{}:",
+            c.steps,
+            c.offline_patience,
+            c.offline_max_steps,
+            if c.validation_prompts > 0 { format!(", its best judged by the golden win rate on {} validation prompts disjoint from the reported ones", c.validation_prompts) } else { String::new() }
+        );
+        for &m in &ms {
+            let mut lengths: Vec<u32> = best_and_last_steps(rows, m).iter().map(|&(_, last)| last).collect();
+            lengths.sort_unstable();
+            if let (Some(lo), Some(hi)) = (lengths.first(), lengths.last()) {
+                let capped = lengths.iter().filter(|&&l| l >= c.offline_max_steps).count();
+                s += &format!(" {m} {lo}–{hi} steps (median {}, {capped} at the cap);", lengths[lengths.len() / 2]);
+            }
+        }
+        s.pop();
+        s += ".\n";
+    } else if c.offline_patience > 0 {
         let mut lengths: Vec<u32> = best_and_last_steps(rows, Method::OFFLINE).iter().map(|&(_, last)| last).collect();
         lengths.sort_unstable();
         if let (Some(lo), Some(hi)) = (lengths.first(), lengths.last()) {

@@ -506,6 +506,23 @@ mod tests {
     }
 
     #[test]
+    fn the_stopping_rule_reads_the_validation_prompts_where_they_were_measured() {
+        use super::PastBest;
+        let rule = PastBest { patience: 300, max_steps: 2000 };
+        // The reported win rate still rises; the validation prompts' peaked 400 steps back: past its best.
+        let mut c = checkpoints(&[(0, 0.5), (600, 0.7), (800, 0.75), (1000, 0.8)]);
+        for (ck, v) in c.iter_mut().zip([0.5, 0.8, 0.7, 0.7]) {
+            ck.validation_win_rate = Some(v);
+        }
+        assert!(!rule.still_improving(&c));
+        // And the other way round: the reported win rate fell, the validation one still rises.
+        for (ck, (g, v)) in c.iter_mut().zip([(0.5, 0.5), (0.9, 0.6), (0.7, 0.7), (0.6, 0.8)]) {
+            (ck.golden_win_rate, ck.validation_win_rate) = (g, Some(v));
+        }
+        assert!(rule.still_improving(&c));
+    }
+
+    #[test]
     fn log_spaced_checkpoints_are_dense_early() {
         assert_eq!(super::log_spaced(300, 8), vec![2, 4, 8, 17, 35, 72, 147, 300]);
         assert_eq!(super::log_spaced(10, 20).first(), Some(&1));
