@@ -123,7 +123,8 @@ mod native {
             device: DeviceArgs,
         },
         /// Combine the outputs of `reproduce --shard 1/n … n/n` into one: results.json, the reports and the
-        /// models, exactly as one unsharded run writes them.
+        /// models, exactly as one unsharded run writes them. Or combine runs of one config over disjoint seeds
+        /// (`reproduce --seeds 10`, `--seeds 11`, …, e.g. one per session) into the run of all their seeds.
         Merge {
             /// Where the combined results go.
             #[arg(long)]
@@ -706,7 +707,18 @@ mod native {
             serde_json::from_str(&text).map_err(|e| alignment_gap::Error::new(format!("{}: {e}", path.display())))
         };
         let parts = shards.iter().map(read).collect::<alignment_gap::Result<Vec<_>>>()?;
-        let results = experiments::merge_shards(parts)?;
+        let results = if parts.first().is_some_and(|p| p.shard.is_none()) {
+            // Runs of one config over disjoint groups of its seeds (e.g. a seed per session): the config holds them all.
+            if let Some((dir, _)) = shards.iter().zip(&parts).find(|(_, p)| !p.complete || p.shard.is_some()) {
+                return Err(alignment_gap::Error::new(format!("merge: {} is a shard or has not finished (its results.json is partial); merge seed groups or shards, each complete", dir.display())));
+            }
+            let mut cfg = parts[0].config.clone();
+            cfg.seeds = parts.iter().flat_map(|p| p.config.seeds.iter().copied()).collect();
+            cfg.seeds.sort_unstable();
+            experiments::merge_seed_groups(&cfg, parts)?
+        } else {
+            experiments::merge_shards(parts)?
+        };
         prepare_output(out, &results.config, None, &results.backend, overwrite)?;
         write_results(out, &results)?;
         write_reports(out, &results)?;

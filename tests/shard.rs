@@ -99,6 +99,36 @@ fn three_shards_merged_equal_one_unsharded_run() {
     }
 }
 
+/// Runs of one config over disjoint seeds (a seed per session) merge into the run of all their seeds, the
+/// seeds in order; an unfinished part is refused.
+#[test]
+fn runs_of_single_seeds_merge_into_the_run_of_all_of_them() {
+    let whole = tmp("seeds-whole");
+    let (ok, _, stderr) = sweep(&whole, &[]);
+    assert!(ok, "{stderr}");
+    let parts: Vec<PathBuf> = ["1", "0"].iter().map(|s| tmp(&format!("seed-{s}"))).collect();
+    for (dir, seed) in parts.iter().zip(["1", "0"]) {
+        let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--seeds", seed, "--set", "betas=[0.1,0.2]", "--out", dir.to_str().unwrap()]);
+        assert!(ok, "{stderr}");
+    }
+    let merged = tmp("seeds-merged");
+    let (ok, stdout, stderr) = cli(&["merge", "--out", merged.to_str().unwrap(), parts[0].to_str().unwrap(), parts[1].to_str().unwrap()]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let (a, b) = (json(&whole.join("results.json")), json(&merged.join("results.json")));
+    for key in ["config", "backend", "checkpoints", "proxy", "sft_loss"] {
+        assert_eq!(a[key], b[key], "merged {key} differs from the run of both seeds");
+    }
+    assert_eq!(std::fs::read(whole.join("summary.md")).unwrap(), std::fs::read(merged.join("summary.md")).unwrap());
+    // A partial part is refused before anything is written.
+    let mut partial = json(&parts[0].join("results.json"));
+    partial["complete"] = serde_json::json!(false);
+    std::fs::write(parts[0].join("results.json"), partial.to_string()).unwrap();
+    let refused = tmp("seeds-refused");
+    let (ok, _, stderr) = cli(&["merge", "--out", refused.to_str().unwrap(), parts[0].to_str().unwrap(), parts[1].to_str().unwrap()]);
+    assert!(!ok && stderr.contains("has not finished"), "{stderr}");
+    assert!(!refused.exists());
+}
+
 /// The data experiments on the tiny preset: offline IPO on each online run's stream D_online. In order
 /// (replay) it reproduces every online checkpoint exactly; shuffled it is a run of its own. A shard holding a
 /// stream run without its online run trains that online run again for its stream alone (unreported), so

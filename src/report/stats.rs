@@ -135,23 +135,36 @@ pub fn best_at_last_checkpoint(rows: &[Row], method: Method) -> (usize, usize) {
     (runs.iter().filter(|&&(best, last)| best == last && last > 0).count(), runs.len())
 }
 
+/// [`best_at_last_checkpoint`] by the golden win rate on the validation prompts, the one a stopping rule reads;
+/// none when the runs did not measure it.
+pub fn best_at_last_on_validation(rows: &[Row], method: Method) -> Option<(usize, usize)> {
+    let runs = best_and_last_steps_by(rows, method, |c| c.validation_win_rate)?;
+    Some((runs.iter().filter(|&&(best, last)| best == last && last > 0).count(), runs.len()))
+}
+
 /// Each run of `method`: the step of its best golden win rate (the earliest, on a tie) and its last step.
 pub fn best_and_last_steps(rows: &[Row], method: Method) -> Vec<(u32, u32)> {
+    best_and_last_steps_by(rows, method, |c| Some(c.golden_win_rate)).unwrap_or_default()
+}
+
+/// [`best_and_last_steps`] by another reading of each checkpoint; none when a checkpoint lacks it.
+fn best_and_last_steps_by(rows: &[Row], method: Method, read: impl Fn(&crate::train::eval::Checkpoint) -> Option<f32>) -> Option<Vec<(u32, u32)>> {
     let mut runs: Vec<((u32, u32, u32, u32), u32, f32, u32)> = vec![]; // (run, best step, best win, last step)
     for r in rows.iter().filter(|r| r.method == method) {
         let key = (r.seed, r.beta.to_bits(), r.lr.to_bits(), r.run_steps);
         let c = &r.checkpoint;
+        let win = read(c)?;
         match runs.iter_mut().find(|x| x.0 == key) {
             Some(x) => {
-                if c.golden_win_rate > x.2 {
-                    (x.1, x.2) = (c.step, c.golden_win_rate);
+                if win > x.2 {
+                    (x.1, x.2) = (c.step, win);
                 }
                 x.3 = x.3.max(c.step);
             }
-            None => runs.push((key, c.step, c.golden_win_rate, c.step)),
+            None => runs.push((key, c.step, win, c.step)),
         }
     }
-    runs.iter().map(|x| (x.1, x.3)).collect()
+    Some(runs.iter().map(|x| (x.1, x.3)).collect())
 }
 
 /// An estimate as "mean ± ci" (the mean alone from one seed).

@@ -57,7 +57,11 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
     for &m in &ms {
         let (last, runs) = best_at_last_checkpoint(rows, m);
         if runs > 0 {
-            s += &format!("{m} runs whose best checkpoint is their last (still rising when they stopped): {last} of {runs}.\n");
+            s += &format!("{m} runs whose best checkpoint is their last (still rising when they stopped): {last} of {runs}");
+            match super::stats::best_at_last_on_validation(rows, m) {
+                Some((on_validation, _)) => s += &format!(" by the reported win rate, {on_validation} of {runs} by the validation prompts' (the one the stopping rule reads).\n"),
+                None => s += ".\n",
+            }
         }
     }
     if c.offline_patience > 0 && c.past_best_every_method {
@@ -116,7 +120,7 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
     }
     s += &data_experiments_md(rows, seeds, c);
     s += "\n### Peaks within the KL range both reached\n\n";
-    s += &shared_peaks_md(rows, seeds, Method::ONLINE, Method::OFFLINE);
+    s += &shared_peaks_md(rows, seeds, Method::ONLINE, Method::OFFLINE, c.matching.kl_floor);
     s += "\n### Gao et al.'s form R(d) = d(α − β_g ln d), d = √KL, R = win rate − ½\n\n";
     s += "Fitted by least squares to each seed's pooled checkpoints of a method; α is the initial rise, β_g the bend back (over-optimisation), the peak at d* = exp(α/β_g − 1).\n\n| method | α | β_g | seeds fitted |\n|---|---|---|---|\n";
     for &m in &ms {
@@ -302,11 +306,11 @@ fn barely_beats_sft_md(rows: &[Row], seeds: &[u32]) -> String {
 
 /// Each seed's best win rate of A and of B among checkpoints inside the ln-KL range both reached, and
 /// the difference across seeds: the peak comparison that does not credit a region only one visited.
-fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: Method, b: Method) -> String {
+fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: Method, b: Method, kl_floor: f32) -> String {
     let mut diffs = vec![];
     let mut per = vec![];
     for &seed in seeds {
-        let (pa, pb) = (verdict::points(rows, a, seed), verdict::points(rows, b, seed));
+        let (pa, pb) = (verdict::points_above(rows, a, seed, kl_floor), verdict::points_above(rows, b, seed, kl_floor));
         let Some((lo, hi)) = verdict::shared_ln_range(&pa, &pb) else { continue };
         let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).fold(f32::NEG_INFINITY, f32::max);
         let (ba, bb) = (best(&pa), best(&pb));
