@@ -17,7 +17,7 @@ impl ExperimentConfig {
     pub fn estimate_seconds_from(&self, train_step_ms: f64, sample_tokens_per_s: f64, stages_given: bool) -> f64 {
         use crate::bench::{BATCH, CONTEXT};
         let (t, y) = (self.task.context() as f64, self.task.max_summary as f64);
-        let pm_t = crate::train::pm::pm_context(&self.task) as f64;
+        let pm_t = self.proxy.form().context(&self.task) as f64;
         let flops = |p: ModelSize| (p.layers * p.d_model * p.d_model) as f64;
         let scale = flops(self.policy) / (2.0 * 64.0 * 64.0);
         // A run or SFT at another size of the scaling ladder, relative to `policy`'s (the proxy's share of an
@@ -44,6 +44,13 @@ impl ExperimentConfig {
         let offline_step = 2.0 * b * t * (fb + fwd);
         let golden_step = 2.0 * b * y * sample + offline_step;
         let proxy_step = 4.0 * b * pm_t * fwd;
+        // A run under the stopping rule is counted at its length plus three patiences (fig1-fair's pilot on search
+        // seed 100: 500–1700 steps, median 1000–1200, for 200 steps and a patience of 300), at most the cap.
+        let spec = self.stage_spec();
+        let length = |r: &super::pipeline::RunSpec| match super::pipeline::past_best_of(&spec, r) {
+            Some(p) => (r.steps + 3 * p.patience).min(p.max_steps.max(r.steps)),
+            None => r.steps,
+        };
         // Every run the config asks for, each at its cost (the first seed's repeats included).
         let runs: f64 = self
             .seeds
@@ -59,7 +66,7 @@ impl ExperimentConfig {
                     // Every sampled token runs π_sft's forward too.
                     per_step += 2.0 * b * y * sample;
                 }
-                (r.steps as f64 * per_step + evals(r.steps)) * relative(r.policy)
+                (length(&r) as f64 * per_step + evals(length(&r))) * relative(r.policy)
             })
             .sum::<f64>()
             / self.seeds.len().max(1) as f64;
