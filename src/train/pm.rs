@@ -219,11 +219,6 @@ impl PmAccuracy {
     }
 }
 
-/// Context of the original pairwise preference model: the prompt and two summaries.
-pub fn pm_context(task: &TaskConfig) -> usize {
-    task.prompt_len() + 2 * task.max_summary
-}
-
 /// Right-padded rows of `t` tokens, each the concatenation of its parts (cut at `t`), with the index of each
 /// row's last real token and the span of its last part (the response a summed score reads).
 struct Rows {
@@ -254,14 +249,6 @@ fn pair_rows(form: ProxyForm, task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec
         ProxyKind::Pairwise => pack_rows(t, (0..prompts.len()).map(|i| vec![&prompts[i][..], &ya[i][..], sep, &yb[i][..]])),
         ProxyKind::BradleyTerry => pack_rows(t, (0..prompts.len()).map(|i| vec![&prompts[i][..], &ya[i][..]]).chain((0..prompts.len()).map(|i| vec![&prompts[i][..], &yb[i][..]]))),
     }
-}
-
-/// Tokens of x ⊕ ya ⊕ yb per pair (right-padded) and the index of each sequence's last real token: the
-/// original pairwise proxy's input.
-pub fn pm_inputs(task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec<u32>], yb: &[Vec<u32>]) -> (Vec<u32>, Vec<u32>) {
-    let form = ProxyForm { kind: ProxyKind::Pairwise, separator: false, score: ScoreRead::Summed };
-    let rows = pair_rows(form, task, prompts, ya, yb);
-    (rows.tokens, rows.last)
 }
 
 /// The device buffers for scoring `rows` rows of a proxy (and backpropagating through them), made once and
@@ -539,10 +526,12 @@ mod tests {
         assert_eq!(rows.tokens.len(), 2 * task.context());
         assert_eq!(rows.spans, vec![(3, 5), (3, 5)]);
         assert_eq!(rows.last, vec![4, 4]);
-        // The original proxy's input is unchanged: no separator.
-        let (tokens, last) = pm_inputs(&task, &x, &a, &b);
-        assert_eq!(&tokens[..7], &[10, 11, SEP, 20, 21, 30, crate::task::EOS]);
-        assert_eq!(last, vec![6]);
+        // The original proxy's input is unchanged: no separator, the prompt and two summaries.
+        let original = ProxyForm { separator: false, ..form };
+        let rows = pair_rows(original, &task, &x, &a, &b);
+        assert_eq!(original.context(&task), task.prompt_len() + 2 * task.max_summary);
+        assert_eq!(&rows.tokens[..7], &[10, 11, SEP, 20, 21, 30, crate::task::EOS]);
+        assert_eq!(rows.last, vec![6]);
     }
 
     #[test]
