@@ -556,6 +556,8 @@ mod tests {
         }
     }
 
+    // Native only: these drive the engine with pollster, which the wasm build has not.
+    #[cfg(not(target_arch = "wasm32"))]
     /// A tiny task and a Bradley–Terry proxy over a random trunk, for the whole-model checks below.
     fn tiny(score: ScoreRead, values: Option<&[Vec<f32>]>) -> (Engine, TaskConfig, Proxy) {
         let e = Engine::cpu();
@@ -570,6 +572,7 @@ mod tests {
         (e, task, Proxy { model, form: ProxyForm { kind: ProxyKind::BradleyTerry, separator: false, score } })
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     fn tiny_pairs(task: &TaskConfig) -> (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<u32>>) {
         let w = |i: usize| task.word_id(i);
         let prompts = vec![vec![w(0), w(4), w(5), SEP], vec![w(1), w(2), w(6), SEP]];
@@ -578,6 +581,7 @@ mod tests {
         (prompts, ya, yb)
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn a_bradley_terry_proxy_is_antisymmetric_exactly() {
         for score in [ScoreRead::Summed, ScoreRead::Last] {
@@ -598,6 +602,7 @@ mod tests {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     /// The proxy's training loss through the whole model, as `train_pm` computes it.
     fn bt_loss(e: &Engine, task: &TaskConfig, proxy: &Proxy) -> f64 {
         let (p, a, b) = tiny_pairs(task);
@@ -608,6 +613,7 @@ mod tests {
         pairwise_pm(&f, &w).0 as f64
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     /// Every parameter's analytic gradient (the summed read's positions and the chain rule through both
     /// responses) against five-point central differences of the loss, on a few entries of several tensors.
     #[test]
