@@ -32,7 +32,7 @@ impl ExperimentConfig {
         let d_golden = 2.0 * (self.d_golden + self.heldout) as f64 * y * sample;
         let validation = 2.0 * self.proxy.validation_pairs(self.d_golden) as f64 * pm_t * fwd;
         let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * validation + 2.0 * self.heldout as f64 * pm_t * fwd;
-        let mut eval = (self.win_prompts + self.kl_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
+        let mut eval = (self.win_prompts + self.kl_prompts + self.validation_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
         if self.analyses.contains(&Analysis::SelfClassification) {
             // A second sample per win-rate prompt, and both policies' log-probs of the pairs.
             eval += self.win_prompts as f64 * (y * sample + 4.0 * t * fwd);
