@@ -176,14 +176,6 @@ impl ProxyForm {
         }
     }
 
-    /// The pairwise logits z(x, ya, yb) (r = σ(z)) from the rows' scores: for a pairwise proxy the rows are
-    /// the pairs; for Bradley–Terry rows 0..n are (x, ya) and n..2n (x, yb), and z = s(x, ya) − s(x, yb).
-    fn logits(&self, scores: &[f32], n: usize) -> Vec<f32> {
-        match self.kind {
-            ProxyKind::Pairwise => scores[..n].to_vec(),
-            ProxyKind::BradleyTerry => (0..n).map(|i| scores[i] - scores[n + i]).collect(),
-        }
-    }
 }
 
 /// A proxy preference model: its weights and how they are read.
@@ -365,9 +357,9 @@ pub async fn pair_logits(e: &Engine, proxy: &Proxy, task: &TaskConfig, prompts: 
             }
             ProxyKind::BradleyTerry => {
                 let scorer = Scorer::new(e, proxy, task, 2 * n)?;
-                let z = form.logits(&scorer.forward(e, &pair_rows(form, task, p, a, b)).await?, n);
-                ba.extend(z.iter().map(|v| -v));
+                let (z, minus_z) = training_logits(form, &scorer.forward(e, &pair_rows(form, task, p, a, b)).await?, n);
                 ab.extend(z);
+                ba.extend(minus_z);
             }
         }
     }
@@ -415,13 +407,15 @@ fn training_rows(form: ProxyForm, task: &TaskConfig, prompts: &[Vec<u32>], w: &[
     }
 }
 
-/// (forward logits z(x, y_w, y_l), swapped logits z(x, y_l, y_w)) from a training step's row scores.
+/// (z(x, ya, yb), z(x, yb, ya)) of `b` pairs from the scores of their rows ([`training_rows`]): pairwise, the
+/// two orders' rows; Bradley–Terry, z = s(x, ya) − s(x, yb) from rows (x, ya) then (x, yb), and its negation.
 fn training_logits(form: ProxyForm, s: &[f32], b: usize) -> (Vec<f32>, Vec<f32>) {
     match form.kind {
         ProxyKind::Pairwise => (s[..b].to_vec(), s[b..].to_vec()),
         ProxyKind::BradleyTerry => {
-            let z = form.logits(s, b);
-            (z.clone(), z.iter().map(|v| -v).collect())
+            let z: Vec<f32> = (0..b).map(|i| s[i] - s[b + i]).collect();
+            let minus_z = z.iter().map(|v| -v).collect();
+            (z, minus_z)
         }
     }
 }
