@@ -143,6 +143,8 @@ fn stream_classification_measures_online_and_offline_on_the_online_stream() {
     let online_steps: Vec<u64> = of("online").iter().map(|c| c["step"].as_u64().unwrap()).collect();
     for c in of("online") {
         assert_eq!(c["stream_step"], c["step"], "{c}");
+        // Measured on the stretch's distinct, golden-untied pairs: some, and at most the stretch.
+        assert!((1..=512).contains(&c["stream_pairs"].as_u64().unwrap()), "{c}");
         for k in ["stream_proxy_accuracy", "stream_policy_accuracy"] {
             assert!((0.0..=1.0).contains(&c[k].as_f64().unwrap()), "{k}: {c}");
         }

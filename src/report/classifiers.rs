@@ -403,8 +403,9 @@ fn equivalent_to_chance(e: &Estimate) -> Finding {
 }
 
 /// Fig. 6's points of one seed and β: per online checkpoint past the start, (step, KL, the proxy's labels'
-/// accuracy, the online policy's, and the offline policy's at the nearest KL with that offline checkpoint's KL).
-type StreamPoint = (u32, f32, f32, f32, Option<(f32, f32)>);
+/// accuracy, the online policy's, the offline policy's at the nearest KL with that offline checkpoint's KL, and the
+/// pairs measured on).
+type StreamPoint = (u32, f32, f32, f32, Option<(f32, f32)>, Option<u32>);
 
 fn stream_points(rows: &[Row], seed: u32, beta: f32) -> Vec<StreamPoint> {
     let gap = |a: f32, b: f32| (a.max(1e-6).ln() - b.max(1e-6).ln()).abs();
@@ -419,7 +420,7 @@ fn stream_points(rows: &[Row], seed: u32, beta: f32) -> Vec<StreamPoint> {
                 .filter(|o| o.method == Method::OFFLINE && o.seed == seed && o.beta == beta && o.checkpoint.stream_step == Some(c.step))
                 .min_by(|a, b| gap(a.checkpoint.kl, c.kl).total_cmp(&gap(b.checkpoint.kl, c.kl)))
                 .and_then(|o| Some((o.checkpoint.stream_policy_accuracy?, o.checkpoint.kl)));
-            Some((c.step, c.kl, proxy, policy, offline))
+            Some((c.step, c.kl, proxy, policy, offline, c.stream_pairs))
         })
         .collect()
 }
@@ -427,8 +428,13 @@ fn stream_points(rows: &[Row], seed: u32, beta: f32) -> Vec<StreamPoint> {
 fn stream_classification_md(rows: &[Row]) -> String {
     let mut s = String::from("\n## Who classifies the online stream (the paper's Fig. 6)\n\n");
     s += &format!(
-        "The paper: on the pairs the online policy samples near each checkpoint, the proxy preference model classifies better (against golden labels) than the online policy or the offline policy at similar KL, and the proxy's accuracy decays as the policy drifts. Below, per online checkpoint, the {} pairs of the online stream sampled just before it, golden-labelled: the accuracy of the proxy's labels, of the online policy as a classifier, and of the offline policy at its checkpoint of the nearest KL (that KL in brackets). Mean over seeds.\n\n",
-        crate::train::eval::STREAM_STRETCH
+        "The paper: on the pairs the online policy samples near each checkpoint, the proxy preference model classifies better (against golden labels) than the online policy or the offline policy at similar KL, and the proxy's accuracy decays as the policy drifts. Below, per online checkpoint, of the {} pairs of the online stream sampled just before it those a classifier can order (two different responses whose golden rewards differ: identical pairs and golden ties are left out, their labels being coin flips), golden-labelled: how many there were, the accuracy of the proxy's labels, of the online policy as a classifier, and of the offline policy at its checkpoint of the nearest KL (that KL in brackets). Mean over seeds.{}\n\n",
+        crate::train::eval::STREAM_STRETCH,
+        if rows.iter().any(|r| r.checkpoint.stream_policy_accuracy.is_some() && r.checkpoint.stream_pairs.is_none()) {
+            " Some checkpoints were measured before ties and identical pairs were left out: they read every pair of the stretch (their pair count shows as —)."
+        } else {
+            ""
+        }
     );
     let seeds = seeds_of(rows);
     let betas = betas_of(rows);
@@ -442,13 +448,15 @@ fn stream_classification_md(rows: &[Row]) -> String {
         let mut steps: Vec<u32> = per_seed.iter().flatten().map(|p| p.0).collect();
         steps.sort_unstable();
         steps.dedup();
-        s += &format!("**β = {b}**\n\n| online step | KL | proxy | online policy | offline policy (its KL) |\n|---|---|---|---|---|\n");
+        s += &format!("**β = {b}**\n\n| online step | KL | pairs | proxy | online policy | offline policy (its KL) |\n|---|---|---|---|---|---|\n");
         for st in steps {
             let at: Vec<&StreamPoint> = per_seed.iter().flatten().filter(|p| p.0 == st).collect();
             let offline: Vec<(f32, f32)> = at.iter().filter_map(|p| p.4).collect();
             let off = if offline.is_empty() { "—".into() } else { format!("{:.3} ({:.2})", mean(&offline.iter().map(|o| o.0).collect::<Vec<_>>()), mean(&offline.iter().map(|o| o.1).collect::<Vec<_>>())) };
+            let pairs: Vec<f32> = at.iter().filter_map(|p| p.5.map(|n| n as f32)).collect();
+            let pairs = if pairs.len() < at.len() { "—".into() } else { format!("{:.0}", mean(&pairs)) };
             s += &format!(
-                "| {st} | {:.2} | {:.3} | {:.3} | {off} |\n",
+                "| {st} | {:.2} | {pairs} | {:.3} | {:.3} | {off} |\n",
                 mean(&at.iter().map(|p| p.1).collect::<Vec<_>>()),
                 mean(&at.iter().map(|p| p.2).collect::<Vec<_>>()),
                 mean(&at.iter().map(|p| p.3).collect::<Vec<_>>())

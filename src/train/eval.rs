@@ -153,6 +153,10 @@ pub struct Checkpoint {
     pub stream_policy_accuracy: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_proxy_accuracy: Option<f32>,
+    /// The pairs of the stretch these were measured on: its distinct, golden-untied pairs ([`stretch`]); none in
+    /// runs measured before they were left out (all 512 pairs, ties and identical pairs included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_pairs: Option<u32>,
     /// How often the proxy PM prefers the policy's response to the baseline's (identical responses count
     /// half); beside the golden win rate it shows the proxy being exploited.
     pub proxy_win_rate: Option<f32>,
@@ -200,18 +204,27 @@ pub struct OnlineStream {
     pub batch: usize,
 }
 
-/// The stretch of `stream` that ends at pair `end` ([`STREAM_STRETCH`] pairs), golden-labelled (coins keyed by each
-/// pair's position in the stream, so every policy measured on a stretch sees the same labels), and the stream's
-/// own (proxy) labels of it.
-fn stretch<'s>(task: &TaskConfig, stream: &'s Pairs, end: usize, seed: u32) -> (Pairs, &'s [bool]) {
+/// The stretch of `stream` that ends at pair `end` ([`STREAM_STRETCH`] pairs): of it, the pairs a classifier can
+/// order (two different responses whose golden rewards differ; identical pairs and golden ties, whose labels are
+/// coin flips no classifier can beat ½ on, grow to 12–34 % of a late stream and would dilute every accuracy
+/// towards ½), golden-labelled (coins keyed by each pair's position in the stream, so every policy measured on a
+/// stretch sees the same labels), and the stream's own (proxy) labels of them.
+fn stretch(task: &TaskConfig, stream: &Pairs, end: usize, seed: u32) -> (Pairs, Vec<bool>) {
     let (end, start) = (end.min(stream.len()), end.min(stream.len()).saturating_sub(STREAM_STRETCH));
-    let pairs = Pairs {
-        prompts: stream.prompts[start..end].to_vec(),
-        y1: stream.y1[start..end].to_vec(),
-        y2: stream.y2[start..end].to_vec(),
-        first_wins: (start..end).map(|j| task.golden_label(&stream.prompts[j], &stream.y1[j], &stream.y2[j], uniform(seed, EVAL_STREAM_COINS, 0, j as u32))).collect(),
-    };
-    (pairs, &stream.first_wins[start..end])
+    let mut pairs = Pairs::default();
+    let mut proxy_labels = vec![];
+    for j in start..end {
+        let (p, y1, y2) = (&stream.prompts[j], &stream.y1[j], &stream.y2[j]);
+        if y1 == y2 || task.golden_reward(p, y1) == task.golden_reward(p, y2) {
+            continue;
+        }
+        pairs.first_wins.push(task.golden_label(p, y1, y2, uniform(seed, EVAL_STREAM_COINS, 0, j as u32)));
+        pairs.prompts.push(p.clone());
+        pairs.y1.push(y1.clone());
+        pairs.y2.push(y2.clone());
+        proxy_labels.push(stream.first_wins[j]);
+    }
+    (pairs, proxy_labels)
 }
 
 /// What a checkpoint measures on a stream stretch: the online step whose stretch, the policy's accuracy as a
@@ -220,6 +233,7 @@ struct StreamMeasure {
     step: u32,
     policy: f32,
     proxy: Option<f32>,
+    pairs: u32,
 }
 
 async fn stream_measure(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, set: &EvalSet<'_>, step: u32, kl: f32, own: Option<&Pairs>) -> Result<Option<StreamMeasure>> {
@@ -247,7 +261,7 @@ async fn stream_measure(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, 
     let sft_margins = pair_margins(e, sft, task, &golden).await?;
     let accuracy = classifier_accuracy(e, policy, &sft_margins, task, &golden).await?;
     let proxy = own.then(|| proxy_labels.iter().zip(&golden.first_wins).filter(|(a, b)| a == b).count() as f32 / golden.len() as f32);
-    Ok(Some(StreamMeasure { step: at, policy: accuracy, proxy }))
+    Ok(Some(StreamMeasure { step: at, policy: accuracy, proxy, pairs: golden.len() as u32 }))
 }
 
 /// How many of the win-rate prompts each checkpoint keeps as text, for the page's sample viewer.
@@ -415,6 +429,7 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
         stream_step: on_stream.as_ref().map(|m| m.step),
         stream_policy_accuracy: on_stream.as_ref().map(|m| m.policy),
         stream_proxy_accuracy: on_stream.as_ref().and_then(|m| m.proxy),
+        stream_pairs: on_stream.as_ref().map(|m| m.pairs),
         proxy_win_rate,
         validation_win_rate,
         train_loss,
@@ -442,5 +457,46 @@ mod tests {
         assert_eq!(classifier_score(0.3, false), 0.0);
         assert_eq!(classifier_score(-0.3, false), 1.0);
         assert_eq!(classifier_score(-0.3, true), 0.0);
+    }
+
+    #[test]
+    fn a_stream_stretch_keeps_only_the_pairs_a_classifier_can_order() {
+        let task = TaskConfig::default();
+        let mut stream = Pairs::default();
+        // Pairs of generated summaries; some made identical, some made golden ties by swapping in a response of the
+        // same reward; proxy labels alternate so that each kept pair's own label can be followed.
+        for j in 0..40u32 {
+            let p = task.prompt(3, 0, j);
+            let y1 = task.generate(&p, 3, 1, j);
+            let y2 = match j % 4 {
+                0 => y1.clone(),
+                1 => {
+                    // Another response of exactly y1's golden reward that differs from it: y1 reversed.
+                    let mut y = y1.clone();
+                    let body = y.iter().take_while(|&&t| t != crate::task::EOS).count();
+                    y[..body].reverse();
+                    y
+                }
+                _ => task.generate(&p, 3, 2, j),
+            };
+            stream.prompts.push(p);
+            stream.y1.push(y1);
+            stream.y2.push(y2);
+            stream.first_wins.push(j % 2 == 0);
+        }
+        let (pairs, proxy) = stretch(&task, &stream, 40, 7);
+        let orderable: Vec<usize> = (0..40).filter(|&j| stream.y1[j] != stream.y2[j] && task.golden_reward(&stream.prompts[j], &stream.y1[j]) != task.golden_reward(&stream.prompts[j], &stream.y2[j])).collect();
+        assert!(orderable.len() >= 10 && orderable.len() < 30, "the constructed stream has ties and identical pairs to leave out: {} of 40 kept", orderable.len());
+        assert_eq!(pairs.len(), orderable.len());
+        assert_eq!(proxy, orderable.iter().map(|&j| stream.first_wins[j]).collect::<Vec<_>>());
+        for (k, &j) in orderable.iter().enumerate() {
+            assert_eq!((&pairs.y1[k], &pairs.y2[k]), (&stream.y1[j], &stream.y2[j]));
+            // Untied, the golden label is the better response whatever the coin.
+            let better = task.golden_reward(&stream.prompts[j], &stream.y1[j]) > task.golden_reward(&stream.prompts[j], &stream.y2[j]);
+            assert_eq!(pairs.first_wins[k], better);
+        }
+        // A stretch is the last STREAM_STRETCH pairs up to its end, before leaving any out.
+        let (first_ten, _) = stretch(&task, &stream, 10, 7);
+        assert_eq!(first_ten.len(), orderable.iter().filter(|&&j| j < 10).count());
     }
 }

@@ -45,7 +45,7 @@ impl SeedStages {
         let measured_at = |c: &Checkpoint| {
             (!spec.chosen_logratio || c.chosen_logratio.is_some())
                 && (!spec.self_classification || c.self_classified_pairs.is_some())
-                && (!on_stream || c.step == 0 || c.stream_policy_accuracy.is_some())
+                && (!on_stream || c.step == 0 || c.stream_pairs.is_some())
         };
         let measured = |rows: &Vec<Row>| rows.iter().all(|r| measured_at(&r.checkpoint));
         let read_any = |cache: &mut dyn StageCache, key: &str| {
