@@ -88,8 +88,11 @@ pub mod streams {
     /// The data experiments' reshuffling of an online run's stream (row = the window's index).
     pub const STREAM_SHUFFLE: u32 = 0xF50_0000;
 
+    /// Reports: the proxy map's bootstrap over seeds (row = the resample, index = the draw).
+    pub const REPORT_BOOTSTRAP: u32 = 0xB00_0000;
+
     /// (purpose, start, end) of every range; single streams are ranges of one.
-    pub const RANGES: [(&str, u32, u32); 20] = [
+    pub const RANGES: [(&str, u32, u32); 21] = [
         ("init", INIT.0, INIT.1),
         ("sft", SFT.0, SFT.1),
         ("align prompts", ALIGN_PROMPTS, ALIGN_PROMPTS + 1),
@@ -110,6 +113,7 @@ pub mod streams {
         ("eval validation baseline", EVAL_VALIDATION_BASELINE, EVAL_VALIDATION_BASELINE + 1),
         ("eval validation samples", EVAL_VALIDATION_SAMPLES, EVAL_VALIDATION_SAMPLES + 1),
         ("stream shuffle", STREAM_SHUFFLE, STREAM_SHUFFLE + 1),
+        ("report bootstrap", REPORT_BOOTSTRAP, REPORT_BOOTSTRAP + 1),
     ];
 }
 

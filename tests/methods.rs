@@ -67,7 +67,15 @@ fn names_are_distinct_and_read_back() {
     for m in off.iter().chain(&[Method::semi_online(8), Method::stream(4), Method::mixture(10), Method::semi_online(0).with_loss(Loss::Dpo), Method::OFFLINE_FILE]) {
         assert_eq!(Method::from_name(&m.name()), Some(*m), "{}", m.name());
     }
-    for not_a_name in ["", "semi_online1", "stream_window1", "stream_window0", "offline_golden", "replay_golden", "ipo_md0", "online_ipo_dpo", "sft_vs_sft", "online5"] {
+    // The proxy map's online runs, each labelled by the proxy's run stopped at a step.
+    let rung = Method { data: Data::Online { judge: Judge::ProxyAt(250), refresh: 1, mixture: 0 }, loss: None };
+    assert_eq!((rung.name().as_str(), rung.label().as_str()), ("online_pm250", "online IPO (labels of the proxy at step 250)"));
+    assert!(rung.step_cost().proxy && rung.is_plain_online());
+    assert!(far(rung.colour(), Method::ONLINE_GOLDEN.colour()) && rung.colour() != Method::ONLINE.colour());
+    for m in [rung, rung.with_loss(Loss::Dpo), Method { data: Data::Online { judge: Judge::ProxyAt(100), refresh: 4, mixture: 0 }, loss: None }] {
+        assert_eq!(Method::from_name(&m.name()), Some(m), "{}", m.name());
+    }
+    for not_a_name in ["online_pm", "online_pmx", "offline_pm100", "online_pm100_golden", "", "semi_online1", "stream_window1", "stream_window0", "offline_golden", "replay_golden", "ipo_md0", "online_ipo_dpo", "sft_vs_sft", "online5"] {
         assert_eq!(Method::from_name(not_a_name), None, "{not_a_name}");
     }
     let json = serde_json::to_string(&Method::ALL).unwrap();

@@ -57,7 +57,7 @@ pub struct Arm {
 }
 
 /// Every arm, in the order their runs are listed at a (β, lr) (results order).
-pub const ARMS: [Arm; 7] = [
+pub const ARMS: [Arm; 8] = [
     Arm {
         key: "stream_windows",
         example: "[1, 0]",
@@ -170,6 +170,24 @@ pub const ARMS: [Arm; 7] = [
             },
             "each loss's offline run is compared with its online run at the same lr",
         ),
+    },
+    Arm {
+        key: "proxy_map",
+        example: "[250, 500]",
+        stops: || vec![],
+        knob: || {
+            let help = "the proxy map: online IPO again labelled by the proxy's own run stopped at each of these steps (weaker proxies, each ≤ proxy.steps), e.g. [25, 100, 500, 2000]";
+            Knob::new("proxy_map", "Proxy-map steps", "list", help.into())
+        },
+        validate: |c| {
+            for (i, &s) in c.proxy_map.iter().enumerate() {
+                if s == 0 || s > c.proxy.steps || c.proxy_map[..i].iter().any(|&o| o >= s) {
+                    bail!("proxy_map[{i}] = {s}: each must be a step of the proxy's run, in 1..={} (proxy.steps), ascending, once", c.proxy.steps);
+                }
+            }
+            Ok(())
+        },
+        adds: Adds::BesideOnline(|c, beta, lr| c.proxy_map.iter().map(|&s| RunSpec::new(Method::online_proxy_at(s), beta, lr, c.steps)).collect()),
     },
     Arm {
         key: "golden_reference",

@@ -112,6 +112,12 @@ pub struct ExperimentConfig {
     /// sizes compare. `policy` is one more size of the ladder.
     #[serde(default, with = "pipeline::size_text")]
     pub scaling: Vec<ModelSize>,
+    /// The proxy map (beyond the paper): online IPO again at each (β, lr), labelled by a weaker proxy, the proxy's
+    /// own run stopped at each of these steps (its parameters kept there; the run itself unchanged), so that
+    /// online − offline can be read against the labelling proxy's accuracy. Offline runs do not depend on the
+    /// proxy and are shared.
+    #[serde(default)]
+    pub proxy_map: Vec<u32>,
 }
 
 /// How the verdicts match two methods' checkpoints at equal KL ([`crate::report::verdict`]).
@@ -285,6 +291,7 @@ impl ExperimentConfig {
             d_golden: self.d_golden,
             heldout: self.heldout,
             proxy: &self.proxy,
+            proxy_ladder: &self.proxy_map,
             win_prompts: self.win_prompts,
             kl_prompts: self.kl_prompts,
             loss: self.loss,

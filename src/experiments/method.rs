@@ -39,6 +39,8 @@ pub enum Judge {
     Proxy,
     /// The golden preference itself (the paper's "golden policy", the reference no proxy can beat).
     Golden,
+    /// A weaker proxy of the proxy map: the proxy's own run stopped at this step (beyond the paper).
+    ProxyAt(u32),
 }
 
 /// The fixed dataset of an offline run.
@@ -171,6 +173,11 @@ impl Method {
         Method::online(Judge::Proxy, 1, percent)
     }
 
+    /// Online IPO labelled by the proxy's own run stopped at `step` (the proxy map's weaker proxies).
+    pub const fn online_proxy_at(step: u32) -> Method {
+        Method::online(Judge::ProxyAt(step), 1, 0)
+    }
+
     /// Offline IPO on a pair dataset of Figs 5 and 12.
     pub const fn pairs(dataset: PairDataset) -> Method {
         Method::offline(Offline::Pairs(dataset))
@@ -219,9 +226,11 @@ impl Method {
             Some((d, l)) => (d, Some(l)),
             None => (name, None),
         };
-        let (rest, judge) = match rest.strip_suffix("_golden") {
-            Some(d) => (d, Judge::Golden),
-            None => (rest, Judge::Proxy),
+        let at_step = rest.rsplit_once("_pm").and_then(|(d, s)| Some((d, Judge::ProxyAt(number(s)?))));
+        let (rest, judge) = match (rest.strip_suffix("_golden"), at_step) {
+            (Some(d), _) => (d, Judge::Golden),
+            (None, Some(at)) => at,
+            (None, None) => (rest, Judge::Proxy),
         };
         // A sampler's name with its optional `_md{m}` (the mixture weight in percent).
         let mixed = |t: &str| -> Option<(u32, u32)> {
@@ -240,7 +249,7 @@ impl Method {
         } else if let Some(t) = rest.strip_prefix("semi_online") {
             let (refresh, mixture) = mixed(t)?;
             Data::Online { judge, refresh, mixture }
-        } else if judge == Judge::Golden {
+        } else if judge != Judge::Proxy {
             return None;
         } else if let Some(w) = rest.strip_prefix("stream_window") {
             Data::Offline(Offline::Stream { window: number(w)? })
@@ -300,7 +309,7 @@ impl Method {
     /// What a step costs besides the update.
     pub fn step_cost(self) -> StepCost {
         match self.data {
-            Data::Online { judge, mixture, .. } => StepCost { samples: true, proxy: judge == Judge::Proxy, mixture: mixture > 0 },
+            Data::Online { judge, mixture, .. } => StepCost { samples: true, proxy: judge != Judge::Golden, mixture: mixture > 0 },
             Data::Offline(_) => StepCost { samples: false, proxy: false, mixture: false },
         }
     }
@@ -319,6 +328,7 @@ impl Method {
                 match judge {
                     Judge::Proxy => sampler,
                     Judge::Golden => format!("{sampler}_golden"),
+                    Judge::ProxyAt(step) => format!("{sampler}_pm{step}"),
                 }
             }
             Data::Offline(Offline::Golden) => "offline".to_string(),
@@ -390,6 +400,12 @@ impl Method {
                 PairDataset::EarlyVsLate => (188, 189, 34),
                 PairDataset::LateVsLate => (140, 86, 75),
             },
+            // The proxy map's weaker proxies: from a pale blue (few steps) to online's own blue (10,000 steps).
+            (Data::Online { judge: Judge::ProxyAt(step), refresh: 1, mixture: 0 }, None) => {
+                let t = ((step.max(1) as f32).ln() / 10_000f32.ln()).clamp(0.0, 1.0);
+                let mix = |pale: u8, full: u8| (pale as f32 + (full as f32 - pale as f32) * t).round() as u8;
+                (mix(170, ONLINE.0), mix(210, ONLINE.1), mix(235, ONLINE.2))
+            }
             // IPO-MD: purples, darker as π_sft's weight grows.
             (Data::Online { judge: Judge::Proxy, refresh: 1, mixture }, None) => match mixture {
                 25 => (158, 154, 200),
@@ -434,10 +450,11 @@ fn mix_suffix(m: u32) -> String {
 }
 
 /// Who labelled the pairs, as the legends say it.
-fn judge_label(judge: Judge) -> &'static str {
+fn judge_label(judge: Judge) -> String {
     match judge {
-        Judge::Proxy => "proxy labels",
-        Judge::Golden => "golden labels",
+        Judge::Proxy => "proxy labels".into(),
+        Judge::Golden => "golden labels".into(),
+        Judge::ProxyAt(step) => format!("labels of the proxy at step {step}"),
     }
 }
 
@@ -459,7 +476,7 @@ fn data_label(data: Data) -> String {
             };
             match judge {
                 Judge::Proxy => sampled,
-                Judge::Golden => format!("{sampled} (golden labels)"),
+                judge => format!("{sampled} ({})", judge_label(judge)),
             }
         }
         Data::Offline(Offline::Golden) => "offline IPO (D_golden)".to_string(),

@@ -324,6 +324,7 @@ fn full() -> ExperimentConfig {
         loss_family: vec![],
         mixtures: vec![],
         scaling: vec![],
+        proxy_map: vec![],
     }
 }
 

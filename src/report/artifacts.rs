@@ -1,7 +1,7 @@
 //! Every figure a result has and the file it is written to: one list that `reproduce` and `summarize` write, and
 //! whose names the page downloads under (`web.rs`'s `figureFiles`). summary.md and metrics.csv are beside them.
 
-use super::{classifiers, figure, scaling, stats};
+use super::{classifiers, figure, proxy_map, scaling, stats};
 use crate::error::Result;
 use crate::experiments::method::Method;
 use crate::experiments::{Analysis, ExperimentResults};
@@ -21,6 +21,8 @@ pub enum Figure {
     /// The scaling experiment: the curves at each size (Fig. 10), best performance over online's (Fig. 11).
     Fig10,
     Fig11,
+    /// The proxy map: online − offline against the labelling proxy's accuracy (beyond the paper).
+    ProxyMap,
 }
 
 impl Figure {
@@ -33,6 +35,7 @@ impl Figure {
             Figure::Analysis(a) => a.figure_file().into(),
             Figure::Fig10 => "fig10.svg".into(),
             Figure::Fig11 => "fig11.svg".into(),
+            Figure::ProxyMap => "proxy-map.svg".into(),
         }
     }
 
@@ -46,6 +49,7 @@ impl Figure {
             Figure::Analysis(a) => classifiers::analysis_svg(a, results),
             Figure::Fig10 => scaling::fig10_svg(results),
             Figure::Fig11 => scaling::fig11_svg(results),
+            Figure::ProxyMap => proxy_map::proxy_map_svg(results),
         }
     }
 }
@@ -58,6 +62,9 @@ pub fn figures(config: &crate::experiments::ExperimentConfig) -> Vec<Figure> {
     if !config.scaling.is_empty() {
         out.extend([Figure::Fig10, Figure::Fig11]);
     }
+    if !config.proxy_map.is_empty() {
+        out.push(Figure::ProxyMap);
+    }
     out
 }
 
@@ -69,13 +76,14 @@ impl Figure {
             Figure::Analysis(a) => Some(a.name()),
             Figure::Fig10 => Some("fig10"),
             Figure::Fig11 => Some("fig11"),
+            Figure::ProxyMap => Some("proxy_map"),
             Figure::Fig1 | Figure::Fig1Phone | Figure::Family(_) => None,
         }
     }
 
     /// The figure the page draws under `key`.
     pub fn from_page_key(key: &str) -> Result<Figure> {
-        let below = Analysis::ALL.iter().map(|&a| Figure::Analysis(a)).chain([Figure::Fig10, Figure::Fig11]);
+        let below = Analysis::ALL.iter().map(|&a| Figure::Analysis(a)).chain([Figure::Fig10, Figure::Fig11, Figure::ProxyMap]);
         let keys: Vec<&str> = below.clone().filter_map(Figure::page_key).collect();
         below.into_iter().find(|f| f.page_key() == Some(key)).ok_or_else(|| crate::Error::new(format!("figure: '{key}' is not one of {}", keys.join(", "))))
     }
@@ -94,11 +102,11 @@ mod tests {
 
     #[test]
     fn every_figure_has_its_own_file_and_the_page_uses_the_cli_names() {
-        let cfg = ExperimentConfig { loss_family: vec![Loss::Dpo, Loss::Slic], analyses: Analysis::ALL.to_vec(), scaling: vec!["1x16h1".parse().unwrap()], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
+        let cfg = ExperimentConfig { loss_family: vec![Loss::Dpo, Loss::Slic], analyses: Analysis::ALL.to_vec(), scaling: vec!["1x16h1".parse().unwrap()], proxy_map: vec![10], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
         let files: Vec<String> = figures(&cfg).into_iter().map(Figure::file).collect();
-        assert_eq!(files, ["fig1.svg", "fig1-phone.svg", "fig1-dpo.svg", "fig1-slic.svg", "fig7.svg", "fig8.svg", "selfclass.svg", "fig6.svg", "fig10.svg", "fig11.svg"]);
+        assert_eq!(files, ["fig1.svg", "fig1-phone.svg", "fig1-dpo.svg", "fig1-slic.svg", "fig7.svg", "fig8.svg", "selfclass.svg", "fig6.svg", "fig10.svg", "fig11.svg", "proxy-map.svg"]);
         let below: Vec<(&str, String)> = below_figure_1(&cfg).into_iter().map(|f| (f.page_key().unwrap(), f.file())).collect();
-        assert_eq!(below, [("generation_vs_classification", "fig7.svg".into()), ("over_training", "fig8.svg".into()), ("self_classification", "selfclass.svg".into()), ("stream_classification", "fig6.svg".into()), ("fig10", "fig10.svg".into()), ("fig11", "fig11.svg".into())]);
+        assert_eq!(below, [("generation_vs_classification", "fig7.svg".into()), ("over_training", "fig8.svg".into()), ("self_classification", "selfclass.svg".into()), ("stream_classification", "fig6.svg".into()), ("fig10", "fig10.svg".into()), ("fig11", "fig11.svg".into()), ("proxy_map", "proxy-map.svg".into())]);
         for (key, _) in &below {
             assert_eq!(Figure::from_page_key(key).unwrap().page_key(), Some(*key));
         }

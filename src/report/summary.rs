@@ -131,6 +131,7 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
     }
     s += &loss_family_md(rows, seeds, c);
     s += &mixtures_md(rows, seeds, c);
+    s += &super::proxy_map::proxy_map_md(results);
     s += &super::classifiers::analyses_md(results);
     s += &super::scaling::scaling_md(results);
     if c.loss != crate::train::losses::Loss::Ipo {

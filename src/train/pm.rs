@@ -191,6 +191,19 @@ pub struct TrainedPm {
     /// The step whose model was kept, and the steps run (fewer than configured when stopped early).
     pub best_step: u32,
     pub steps_run: u32,
+    /// The parameters at each step of a [`Ladder`], with their held-out accuracy, in the ladder's order.
+    pub rungs: Vec<(u32, Proxy, PmAccuracy)>,
+}
+
+/// Snapshots of one proxy run at fixed steps (the proxy map's weaker proxies: the same recipe, stopped earlier).
+/// Taking them changes nothing of the run itself: its learning-rate schedule still spans the recipe's `steps`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ladder<'a> {
+    /// Steps to keep the parameters at, ascending.
+    pub steps: &'a [u32],
+    /// Stop after the last of them (the full proxy is not wanted: it is cached already). The run's own best
+    /// model is then the best up to there, and not the recipe's.
+    pub only: bool,
 }
 
 /// A proxy's sign-rule accuracy on golden-labelled pairs.
@@ -433,15 +446,26 @@ fn row_gradients(form: ProxyForm, d1: Vec<f32>, d2: Vec<f32>) -> Vec<f32> {
 /// evaluations in a row bring no lower validation loss; keeps the parameters with the lowest validation
 /// loss and measures their held-out accuracy once. `on_step(step, evaluation)` sees every step (1-based),
 /// with `Some` at each evaluation.
-pub async fn train_pm(
+pub async fn train_pm(e: &Engine, task: &TaskConfig, policy: &Gpt, data: PmData<'_>, cfg: &PmConfig, seed: u32, on_step: impl FnMut(u32, Option<PmEval>)) -> Result<TrainedPm> {
+    train_pm_ladder(e, task, policy, data, cfg, seed, Ladder::default(), on_step).await
+}
+
+/// [`train_pm`], keeping the parameters at each step of `ladder` too (each measured on the held-out pairs).
+/// A ladder step the run does not reach (early stopping ended it sooner) is refused by name.
+#[allow(clippy::too_many_arguments)]
+pub async fn train_pm_ladder(
     e: &Engine,
     task: &TaskConfig,
     policy: &Gpt,
     PmData { train, validation, heldout }: PmData<'_>,
     cfg: &PmConfig,
     seed: u32,
+    ladder: Ladder<'_>,
     mut on_step: impl FnMut(u32, Option<PmEval>),
 ) -> Result<TrainedPm> {
+    if let Some(&s) = ladder.steps.iter().find(|&&s| s == 0 || s > cfg.steps) {
+        bail!("a proxy-map step {s} is not a step of the proxy's run: each must be in 1..={} (proxy.steps)", cfg.steps);
+    }
     if cfg.steps == 0 || cfg.eval_every == 0 {
         bail!("proxy.steps = {} and proxy.eval_every = {} must both be ≥ 1", cfg.steps, cfg.eval_every);
     }
@@ -460,7 +484,12 @@ pub async fn train_pm(
     let grads = pm.model.zero_grads(e);
     let (mut best, mut best_values, mut loss_sum) = (f32::INFINITY, pm.model.values(e).await?, 0.0f32);
     let (mut best_step, mut since_best, mut steps_run) = (0, 0, 0);
-    for step in 0..cfg.steps {
+    let mut snapshots: Vec<(u32, Vec<Vec<f32>>)> = vec![];
+    let last = match (ladder.only, ladder.steps.iter().max()) {
+        (true, Some(&m)) => m,
+        _ => cfg.steps,
+    };
+    for step in 0..last {
         steps_run = step + 1;
         crate::control::yield_point().await?;
         let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % train.len()).collect();
@@ -477,6 +506,9 @@ pub async fn train_pm(
         loss_sum += loss;
         scorer.backward(e, &grads, &rows, &row_gradients(form, d1, d2))?;
         opt.step(e, &pm.model.params, &grads)?;
+        if ladder.steps.contains(&(step + 1)) {
+            snapshots.push((step + 1, pm.model.values(e).await?));
+        }
         if (step + 1) % cfg.eval_every != 0 && step + 1 != cfg.steps {
             on_step(step + 1, None);
         } else {
@@ -495,9 +527,22 @@ pub async fn train_pm(
             }
         }
     }
+    if let Some(&s) = ladder.steps.iter().find(|&&s| !snapshots.iter().any(|(at, _)| *at == s)) {
+        bail!(
+            "the proxy stopped early at step {steps_run} (no lower validation loss in {} evaluations), before proxy-map step {s}: a proxy map's steps must lie within the proxy's run",
+            cfg.patience
+        );
+    }
+    let mut rungs = vec![];
+    for &s in ladder.steps {
+        let values = &snapshots.iter().find(|(at, _)| *at == s).expect("checked above").1;
+        let rung = Proxy { model: Gpt::new(e, pm.model.config, Head::Score, values)?, form };
+        let measured = accuracy(e, &rung, task, heldout).await?;
+        rungs.push((s, rung, measured));
+    }
     let proxy = Proxy { model: Gpt::new(e, pm.model.config, Head::Score, &best_values)?, form };
     let heldout = accuracy(e, &proxy, task, heldout).await?;
-    Ok(TrainedPm { proxy, heldout, best_step, steps_run })
+    Ok(TrainedPm { proxy, heldout, best_step, steps_run, rungs })
 }
 
 #[cfg(test)]

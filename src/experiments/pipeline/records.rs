@@ -53,13 +53,42 @@ pub struct ProxyReport {
     pub tie_free_accuracy: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tie_rate: Option<f32>,
+    /// The proxy map's weaker proxies: the same run's parameters at earlier steps, each with its held-out accuracy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ladder: Vec<Rung>,
+}
+
+/// One weaker proxy of the proxy map: the proxy's run at `step`, and its accuracy on the held-out pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rung {
+    pub step: u32,
+    pub heldout: crate::train::pm::PmAccuracy,
 }
 
 impl ProxyReport {
     /// The report of a freshly trained proxy.
     pub fn new(seed: u32, trained: &crate::train::pm::TrainedPm) -> Self {
         let h = trained.heldout;
-        ProxyReport { seed, heldout_accuracy: h.with_ties, best_step: trained.best_step, steps_run: trained.steps_run, tie_free_accuracy: Some(h.tie_free), tie_rate: Some(h.tie_rate) }
+        ProxyReport {
+            seed,
+            heldout_accuracy: h.with_ties,
+            best_step: trained.best_step,
+            steps_run: trained.steps_run,
+            tie_free_accuracy: Some(h.tie_free),
+            tie_rate: Some(h.tie_rate),
+            ladder: vec![],
+        }
+    }
+
+    /// The tie-free held-out accuracy of the proxy that labels `judge`'s pairs: the full proxy's or a rung's
+    /// (none: golden labels, or not measured).
+    pub fn tie_free_of(&self, judge: crate::experiments::method::Judge) -> Option<f32> {
+        use crate::experiments::method::Judge;
+        match judge {
+            Judge::Proxy => self.tie_free_accuracy,
+            Judge::ProxyAt(step) => self.ladder.iter().find(|r| r.step == step).map(|r| r.heldout.tie_free),
+            Judge::Golden => None,
+        }
     }
 
     /// The best accuracy with ties a proxy can expect (every untied pair right, ties at ½), where measured.

@@ -8,7 +8,7 @@ use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::Gpt;
-use crate::experiments::method::{early_steps, Data, Judge, Method, Offline};
+use crate::experiments::method::{early_steps, Data, Method, Offline};
 use crate::train::align::{align_from, AlignState, Online, Source};
 use crate::train::eval::{Checkpoint, EvalSet, OnlineStream};
 use crate::train::pm::Pairs;
@@ -81,7 +81,7 @@ impl SeedStages {
         }
         let source = match (run.method.data, online_stream) {
             (Data::Online { judge, refresh, mixture }, _) => {
-                Source::Online(Online { proxy: (judge == Judge::Proxy).then_some(&self.proxy), refresh, mixture: mixture as f32 / 100.0 })
+                Source::Online(Online { proxy: self.judge_proxy(judge)?, refresh, mixture: mixture as f32 / 100.0 })
             }
             (Data::Offline(Offline::Golden), _) => Source::Offline(&self.d_golden, run.policy.is_none().then_some(&self.d_golden_reference)),
             (Data::Offline(_), Some(pairs)) => Source::Offline(pairs, None),

@@ -95,6 +95,8 @@ pub struct StageSpec<'a> {
     pub d_golden: usize,
     pub heldout: usize,
     pub proxy: &'a PmConfig,
+    /// Steps of the proxy's run whose parameters are kept as the proxy map's weaker proxies (empty: none).
+    pub proxy_ladder: &'a [u32],
     pub win_prompts: usize,
     pub kl_prompts: usize,
     /// Shared by every alignment run: the loss, pairs per step, steps between checkpoints, extra

@@ -8,12 +8,12 @@ use crate::clock::now_ms;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::Gpt;
-use crate::experiments::method::{early_steps, Method, PairDataset, Sampler};
+use crate::experiments::method::{early_steps, Judge, Method, PairDataset, Sampler};
 use crate::train::align::ReferenceLogps;
 use crate::train::eval::{EvalPrompts, EvalSet, ValidationPrompts};
 use crate::train::data::golden_pairs;
 use crate::train::eval::sample_responses;
-use crate::train::pm::{train_pm, Pairs, PmData, Proxy};
+use crate::train::pm::{train_pm_ladder, Ladder, Pairs, PmData, Proxy};
 use crate::train::sft::train_sft;
 
 /// A seed's shared stages, trained or from the cache.
@@ -25,6 +25,8 @@ pub struct SeedStages {
     pub heldout: Pairs,
     pub proxy: Proxy,
     pub proxy_report: ProxyReport,
+    /// The proxy map's weaker proxies: the proxy's run at each step of `proxy_ladder`.
+    pub ladder: Vec<(u32, Proxy)>,
     /// The SFT policies of the scaling ladder's other sizes ([`SeedStages::add_size`]).
     pub sized: Vec<SizedSft>,
     pub timings: Vec<(String, f64)>,
@@ -51,34 +53,85 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
     add_time(&mut timings, "d_golden", now_ms() - t0);
 
     let t0 = now_ms();
-    let (proxy, proxy_report) = match cache.get(&proxy_key) {
-        Some((config, head, values, meta)) => {
-            progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
-            let report = serde_json::from_value(meta).unwrap_or(ProxyReport { seed, heldout_accuracy: f32::NAN, ..ProxyReport::default() });
-            (Proxy { model: Gpt::new(e, config, head, &values)?, form: spec.proxy.form() }, report)
-        }
-        None => {
-            // The proxy selects on a validation split held back from D_golden; the held-out pairs are
-            // only reported on.
-            let (train, validation) = d_golden.split_tail(spec.proxy.validation_pairs(d_golden.len()));
-            let trained = train_pm(e, task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, spec.proxy, seed, |s, eval| {
-                progress(Progress::Stage { name: format!("seed {seed}: proxy PM"), step: s as u64, total: spec.proxy.steps as u64 });
-                if let Some(eval) = eval {
-                    progress(Progress::ProxyEval { seed, step: s, eval });
-                }
-            })
-            .await?;
-            let report = ProxyReport::new(seed, &trained);
-            cache.put(&proxy_key, &trained.proxy.model, &trained.proxy.model.values(e).await?, serde_json::json!(report))?;
-            (trained.proxy, report)
-        }
-    };
+    let (proxy, proxy_report, ladder) = proxy_stage(e, spec, seed, &proxy_key, &sft, &d_golden, &heldout, cache, progress).await?;
     add_time(&mut timings, "proxy", now_ms() - t0);
     if !proxy_report.heldout_accuracy.is_finite() {
         bail!("seed {seed}: the proxy's held-out accuracy is not finite ({})", proxy_report.heldout_accuracy);
     }
     progress(Progress::StagesReady { seed, sft_loss: &sft_loss, proxy: &proxy_report });
-    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, sized: vec![], timings, d_golden_reference: ReferenceLogps::default() })
+    Ok(SeedStages { seed, sft, sft_loss, d_golden, heldout, proxy, proxy_report, ladder, sized: vec![], timings, d_golden_reference: ReferenceLogps::default() })
+}
+
+/// The cache key of the proxy's parameters at `step` of its run (a rung of the proxy map).
+fn rung_key(proxy_key: &str, step: u32) -> String {
+    format!("{proxy_key}-step{step}")
+}
+
+/// The proxy PM of one seed and, where the spec has a proxy map, its run's parameters at the map's steps: from the
+/// cache, or trained. When only the rungs are missing, the proxy's run is trained again up to the last of them
+/// (the same run: same data order, schedule and seed), not to its end.
+#[allow(clippy::too_many_arguments)]
+async fn proxy_stage(
+    e: &Engine,
+    spec: &StageSpec<'_>,
+    seed: u32,
+    proxy_key: &str,
+    sft: &Gpt,
+    d_golden: &Pairs,
+    heldout: &Pairs,
+    cache: &mut dyn StageCache,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Proxy, ProxyReport, Vec<(u32, Proxy)>)> {
+    let form = spec.proxy.form();
+    let cached = cache.get(proxy_key).map(|(config, head, values, meta)| {
+        let report = serde_json::from_value(meta).unwrap_or(ProxyReport { seed, heldout_accuracy: f32::NAN, ..ProxyReport::default() });
+        (config, head, values, report)
+    });
+    let mut rungs = vec![];
+    let mut rung_reports = vec![];
+    for &step in spec.proxy_ladder {
+        let Some((config, head, values, meta)) = cache.get(&rung_key(proxy_key, step)) else { break };
+        let Ok(heldout) = serde_json::from_value::<crate::train::pm::PmAccuracy>(meta) else { break };
+        rungs.push((step, Proxy { model: Gpt::new(e, config, head, &values)?, form }));
+        rung_reports.push(Rung { step, heldout });
+    }
+    let rungs_cached = rungs.len() == spec.proxy_ladder.len();
+    if let (Some((config, head, values, mut report)), true) = (cached.as_ref().cloned(), rungs_cached) {
+        progress(Progress::Stage { name: format!("seed {seed}: proxy PM (cached)"), step: 1, total: 1 });
+        report.ladder = rung_reports;
+        return Ok((Proxy { model: Gpt::new(e, config, head, &values)?, form }, report, rungs));
+    }
+    // The proxy selects on a validation split held back from D_golden; the held-out pairs are only reported on.
+    let (train, validation) = d_golden.split_tail(spec.proxy.validation_pairs(d_golden.len()));
+    let ladder = Ladder { steps: if rungs_cached { &[] } else { spec.proxy_ladder }, only: cached.is_some() };
+    let last = if ladder.only { ladder.steps.iter().copied().max().unwrap_or(0) } else { spec.proxy.steps };
+    let what = if ladder.only { "proxy PM, again up to the proxy map's last step" } else { "proxy PM" };
+    let mut trained = train_pm_ladder(e, spec.task, sft, PmData { train: &train, validation: &validation, heldout }, spec.proxy, seed, ladder, |s, eval| {
+        progress(Progress::Stage { name: format!("seed {seed}: {what}"), step: s as u64, total: last as u64 });
+        if let Some(eval) = eval {
+            progress(Progress::ProxyEval { seed, step: s, eval });
+        }
+    })
+    .await?;
+    if !rungs_cached {
+        rungs.clear();
+        rung_reports.clear();
+        for (step, rung, measured) in std::mem::take(&mut trained.rungs) {
+            cache.put(&rung_key(proxy_key, step), &rung.model, &rung.model.values(e).await?, serde_json::json!(measured))?;
+            rungs.push((step, rung));
+            rung_reports.push(Rung { step, heldout: measured });
+        }
+    }
+    let (proxy, mut report) = match cached {
+        Some((config, head, values, report)) => (Proxy { model: Gpt::new(e, config, head, &values)?, form }, report),
+        None => {
+            let report = ProxyReport::new(seed, &trained);
+            cache.put(proxy_key, &trained.proxy.model, &trained.proxy.model.values(e).await?, serde_json::json!(report))?;
+            (trained.proxy, report)
+        }
+    };
+    report.ladder = rung_reports;
+    Ok((proxy, report, rungs))
 }
 
 /// The SFT policy of `spec`'s size for one seed, from the cache or trained (and cached), with its losses. The SFT
@@ -124,6 +177,18 @@ impl SeedStages {
         add_time(&mut self.timings, "sft_scaling", now_ms() - t0);
         self.sized.push(SizedSft { size, sft, losses });
         Ok(())
+    }
+
+    /// The proxy that labels an online run's pairs for `judge` (none: golden labels).
+    pub fn judge_proxy(&self, judge: Judge) -> Result<Option<&Proxy>> {
+        match judge {
+            Judge::Proxy => Ok(Some(&self.proxy)),
+            Judge::Golden => Ok(None),
+            Judge::ProxyAt(step) => match self.ladder.iter().find(|(s, _)| *s == step) {
+                Some((_, p)) => Ok(Some(p)),
+                None => bail!("seed {}: no proxy at step {step} (a run labelled by it needs proxy_map to list {step})", self.seed),
+            },
+        }
     }
 
     /// The SFT policy a run of size `size` starts from (none: the seed's own policy size).
