@@ -235,3 +235,49 @@ fn scaling_runs_every_method_at_each_size_and_refuses_bad_ladders() {
         assert!(!ok && stderr.contains(says), "{set}: {stderr}");
     }
 }
+
+/// The proxy map: online again labelled by the proxy's run at earlier steps; each rung's held-out accuracy in the
+/// proxy report, its runs beside online's, the summary's section and proxy-map.svg. Over a cache that holds the
+/// full proxy (a run without the map), only the rungs are trained (the proxy's run again up to the last), and
+/// every number is the one a fresh run gives.
+#[test]
+fn the_proxy_map_runs_online_with_each_rung_and_reads_it_against_accuracy() {
+    let (plain_out, cache) = (tmp("map-plain"), tmp("map-cache"));
+    let (plain, _) = tiny(&[], &plain_out, &cache);
+    let out = tmp("map");
+    let (r, stderr) = tiny(&["proxy_map=[10, 20]"], &out, &cache);
+    assert!(stderr.contains("proxy PM, again up to the proxy map's last step") && stderr.contains("offline β=0.1 lr=0.0005 (12 steps) (cached)"), "{stderr}");
+    let ladder = r["proxy"][0]["ladder"].as_array().unwrap();
+    assert_eq!(ladder.iter().map(|g| g["step"].as_u64().unwrap()).collect::<Vec<_>>(), [10, 20]);
+    for g in ladder {
+        let h = &g["heldout"];
+        assert!((0.0..=1.0).contains(&h["tie_free"].as_f64().unwrap()) && (0.0..=1.0).contains(&h["with_ties"].as_f64().unwrap()), "{g}");
+    }
+    assert_eq!(r["proxy"][0]["heldout_accuracy"], plain["proxy"][0]["heldout_accuracy"], "the full proxy is the cached one");
+    let cps = r["checkpoints"].as_array().unwrap();
+    let betas: Vec<f64> = r["config"]["betas"].as_array().unwrap().iter().map(|b| b.as_f64().unwrap()).collect();
+    for m in ["online_pm10", "online_pm20"] {
+        for &b in &betas {
+            assert!(cps.iter().any(|c| c["method"] == m && c["beta"].as_f64() == Some(b)), "{m} at β {b}");
+        }
+    }
+    // Everything else is the plain run's, bit for bit.
+    let others: Vec<&serde_json::Value> = cps.iter().filter(|c| !c["method"].as_str().unwrap().contains("_pm")).collect();
+    assert_eq!(others.len(), plain["checkpoints"].as_array().unwrap().len());
+    for (a, b) in others.iter().zip(plain["checkpoints"].as_array().unwrap()) {
+        assert_eq!(*a, b);
+    }
+    let summary = read(out.join("summary.md"));
+    assert!(summary.contains("## The proxy map") && summary.contains("| proxy at step 10 |") && summary.contains("| golden labels |"), "{summary}");
+    assert!(summary.contains("Computed threshold") || summary.contains("Too few points"), "{summary}");
+    assert!(read(out.join("proxy-map.svg")).contains("<svg"));
+    // A fresh cache gives the same rungs and runs (the proxy's run trained once, keeping them on the way).
+    let (fresh_out, fresh_cache) = (tmp("map-fresh"), tmp("map-fresh-cache"));
+    let (fresh, stderr) = tiny(&["proxy_map=[10, 20]"], &fresh_out, &fresh_cache);
+    assert!(!stderr.contains("again up to"), "{stderr}");
+    assert_eq!(fresh["proxy"], r["proxy"]);
+    assert_eq!(fresh["checkpoints"], r["checkpoints"]);
+    // A step the proxy's run does not have is refused by name.
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("map-bad").to_str().unwrap(), "--set", "proxy_map=[40]"]);
+    assert!(!ok && stderr.contains("proxy_map[0] = 40") && stderr.contains("1..=30"), "{stderr}");
+}

@@ -105,7 +105,7 @@ fn proxy_learns_golden_preferences() {
 /// accuracy is measured once, at the end.
 #[test]
 fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
-    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, PmConfig, PmData, ProxyKind, ScoreRead}};
+    use alignment_gap::train::{data::golden_pairs, pm::{self, train_pm, PmConfig, PmData, ProxyKind, ScoreRead}};
     use alignment_gap::train::optim::AdamwConfig;
     let e = Engine::cpu();
     let task = TaskConfig::default();
@@ -129,6 +129,46 @@ fn proxy_early_stopping_keeps_the_lowest_validation_loss() {
     assert_eq!(trained.best_step, best.0, "the kept model is the one of the lowest validation loss");
     assert!(trained.steps_run < 400 && trained.steps_run == trained.best_step + 10, "stopped 2 evaluations after the best");
     assert!((0.0..=1.0).contains(&trained.heldout.with_ties));
+    // A proxy-map step past where it stopped is refused by name, not silently left out.
+    let ladder = pm::Ladder { steps: &[5, 395], only: false };
+    let err = pollster::block_on(pm::train_pm_ladder(&e, &task, &sft, PmData { train: &train, validation: &validation, heldout: &heldout }, &pm_cfg, 0, ladder, |_, _| {})).err().unwrap().message;
+    assert!(err.contains("stopped early") && err.contains("proxy-map step 395"), "{err}");
+}
+
+/// The proxy map's weaker proxies are the proxy's own run at earlier steps: keeping them changes nothing of the
+/// run (the same final proxy, bit for bit), and a run stopped after its last rung (the full proxy cached) keeps
+/// the same rungs.
+#[test]
+fn proxy_map_rungs_are_the_runs_own_parameters_at_their_steps() {
+    use alignment_gap::train::{data::golden_pairs, pm::{train_pm, train_pm_ladder, Ladder, PmConfig, PmData}};
+    let e = Engine::cpu();
+    let task = TaskConfig::default();
+    let cfg = GptConfig { n_layer: 1, n_embd: 32, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+    let sft = pollster::block_on(train_sft(&e, &task, cfg, &SftConfig { steps: 40, batch: 32, ..SftConfig::default() }, 0, |_, _| {})).unwrap();
+    let pairs = pollster::block_on(golden_pairs(&e, &task, &sft, 512, 0, 100, 256)).unwrap();
+    let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 128, 1, 200, 256)).unwrap();
+    let (train, validation) = pairs.split_tail(128);
+    let data = || PmData { train: &train, validation: &validation, heldout: &heldout };
+    let pm_cfg = PmConfig { steps: 40, batch: 32, eval_every: 10, patience: 0, ..PmConfig::default() };
+    let values = |p: &alignment_gap::train::pm::Proxy| pollster::block_on(p.model.values(&e)).unwrap();
+    let plain = pollster::block_on(train_pm(&e, &task, &sft, data(), &pm_cfg, 0, |_, _| {})).unwrap();
+    let full = pollster::block_on(train_pm_ladder(&e, &task, &sft, data(), &pm_cfg, 0, Ladder { steps: &[3, 20], only: false }, |_, _| {})).unwrap();
+    assert_eq!(values(&full.proxy), values(&plain.proxy), "keeping rungs changes the proxy");
+    assert_eq!((full.best_step, full.steps_run), (plain.best_step, plain.steps_run));
+    let mut last = 0;
+    let only = pollster::block_on(train_pm_ladder(&e, &task, &sft, data(), &pm_cfg, 0, Ladder { steps: &[3, 20], only: true }, |s, _| last = s)).unwrap();
+    assert_eq!(last, 20, "a run for its rungs alone stops at the last");
+    assert_eq!(full.rungs.iter().map(|r| r.0).collect::<Vec<_>>(), [3, 20]);
+    for ((a, pa, ha), (b, pb, hb)) in full.rungs.iter().zip(&only.rungs) {
+        assert_eq!(a, b);
+        assert_eq!(values(pa), values(pb), "rung {a}");
+        assert_eq!(ha, hb);
+    }
+    // Weaker and stronger: the rungs differ from each other and from the final proxy.
+    assert_ne!(values(&full.rungs[0].1), values(&full.rungs[1].1));
+    assert_ne!(values(&full.rungs[1].1), values(&full.proxy));
+    let bad = pollster::block_on(train_pm_ladder(&e, &task, &sft, data(), &pm_cfg, 0, Ladder { steps: &[41], only: true }, |_, _| {})).err().unwrap().message;
+    assert!(bad.contains("1..=40"), "{bad}");
 }
 
 /// Online (proxy-labelled) and offline IPO from the same π_sft on a tiny setting: checkpoints are sane

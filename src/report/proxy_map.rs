@@ -95,8 +95,9 @@ pub fn map_points(results: &ExperimentResults) -> Vec<MapPoint> {
 /// Best win rate of `a` minus `b`'s among their checkpoints inside the KL range both reached.
 fn shared_peak(a: &[verdict::Point], b: &[verdict::Point]) -> Option<f32> {
     let (lo, hi) = verdict::shared_ln_range(a, b)?;
-    let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).fold(f32::NEG_INFINITY, f32::max);
-    Some(best(a) - best(b))
+    // None when either has no checkpoint inside the range (its points straddle it).
+    let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).reduce(f32::max);
+    Some(best(a)? - best(b)?)
 }
 
 /// Least-squares line y = c + m·x: (c, m); none with fewer than two distinct x.
@@ -210,7 +211,7 @@ pub fn proxy_map_md(results: &ExperimentResults) -> String {
         Some(fit) => {
             let (c, m) = fit.line;
             s += &format!(
-                "\nFitted over every (seed, labeller) point by least squares: online − offline (frontier) = {c:+.3} {} {:.3} × accuracy. **Computed threshold: {}**",
+                "\nFitted over every (seed, labeller) point by least squares: online − offline (frontier) = {c:+.3} {} {:.3} × accuracy. Computed threshold: {}",
                 if m >= 0.0 { "+" } else { "−" },
                 m.abs(),
                 fit.threshold.words()
@@ -262,7 +263,7 @@ pub fn proxy_map_svg(results: &ExperimentResults) -> Result<String> {
             .x_desc("tie-free held-out accuracy of the labelling proxy (golden labels: 1)")
             .y_desc("online − offline, golden win rate")
             .x_label_formatter(&|x| format!("{x:.2}"))
-            .y_label_formatter(&|y| format!("{y:+.2}"))
+            .y_label_formatter(&|y| if y.abs() < 5e-3 { "0".into() } else { format!("{y:+.2}") })
             .draw()
             .map_err(err)?;
         chart.draw_series(LineSeries::new([(x0 - pad_x, 0.0), (x1 + pad_x, 0.0)], BLACK.mix(0.5).stroke_width(1))).map_err(err)?;

@@ -313,8 +313,9 @@ fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: Method, b: Method, kl_floor: 
     for &seed in seeds {
         let (pa, pb) = (verdict::points_above(rows, a, seed, kl_floor), verdict::points_above(rows, b, seed, kl_floor));
         let Some((lo, hi)) = verdict::shared_ln_range(&pa, &pb) else { continue };
-        let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).fold(f32::NEG_INFINITY, f32::max);
-        let (ba, bb) = (best(&pa), best(&pb));
+        // A method whose checkpoints straddle the range without one inside it has no peak there.
+        let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).reduce(f32::max);
+        let (Some(ba), Some(bb)) = (best(&pa), best(&pb)) else { continue };
         per.push(format!("{seed}: {ba:.3} vs {bb:.3} (KL {:.2} … {:.2})", lo.exp(), hi.exp()));
         diffs.push(ba - bb);
     }
