@@ -118,6 +118,8 @@ async fn proxy_stage(
         rung_reports.clear();
         for (step, rung, measured) in std::mem::take(&mut trained.rungs) {
             cache.put(&rung_key(proxy_key, step), &rung.model, &rung.model.values(e).await?, serde_json::json!(measured))?;
+            let name = format!("seed {seed}: proxy at step {step}: held-out accuracy {:.3} with ties, {:.3} tie-free", measured.with_ties, measured.tie_free);
+            progress(Progress::Stage { name, step: 1, total: 1 });
             rungs.push((step, rung));
             rung_reports.push(Rung { step, heldout: measured });
         }
