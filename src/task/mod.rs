@@ -18,6 +18,30 @@ pub const SEP: u32 = 2;
 /// padding and the prompt/response separator. <eos> ends a response and stays.
 pub const NEVER_SAMPLED: u32 = 1 << PAD | 1 << SEP;
 
+/// What the golden reward's coverage term asks of a summary (issue 29: tasks in which telling two summaries apart
+/// is easier than writing a good one). Every other term (hallucinations, repeats, length, <eos>) is the same in each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Each distinct key word of the document the summary covers counts once, in any order: ranking two summaries
+    /// and writing a good one are the same skill (the task of every result before issue 29).
+    #[default]
+    Additive,
+    /// Key words count only in the document's order: coverage is the longest chain of the summary's distinct
+    /// document key words whose positions in the document rise along the summary. π_sft's generator shuffles its
+    /// words, so it rarely writes a long chain, while two of its samples still differ mostly by local faults.
+    Ordered,
+    /// Key words 2i and 2i + 1 are partners and count only together: a partner pair that is in the document counts
+    /// 2 when both are covered and 0 when one is; a key word whose partner is not in the document counts 1.
+    Paired,
+}
+
+impl TaskKind {
+    pub fn is_additive(&self) -> bool {
+        *self == TaskKind::Additive
+    }
+}
+
 /// Weights of the golden reward's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RewardWeights {
@@ -60,6 +84,9 @@ pub struct GeneratorConfig {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskConfig {
+    /// What the coverage term asks for ([`TaskKind`]; `additive` in every config written before it existed).
+    #[serde(default)]
+    pub kind: TaskKind,
     /// Words in the vocabulary (besides the special tokens).
     pub vocab_words: usize,
     /// How many of those are key words.
@@ -77,6 +104,7 @@ impl Default for TaskConfig {
     /// The setting a PyTorch prototype explored (see the Figure-1 issue): 40 words, 16 of them key, 8 per document.
     fn default() -> Self {
         TaskConfig {
+            kind: TaskKind::Additive,
             vocab_words: 40,
             key_words: 16,
             doc_len: 8,
@@ -163,7 +191,9 @@ impl TaskConfig {
         let body: Vec<u32> = summary.iter().copied().take_while(|&t| t != EOS && t != PAD).collect();
         let has_eos = summary.iter().take_while(|&&t| t != PAD).any(|&t| t == EOS);
         let mut seen: Vec<u32> = Vec::new();
-        let (mut covered, mut hallucinated, mut repeats) = (0, 0, 0);
+        // The document's key words the summary covers, distinct, in the order the summary first writes them.
+        let mut covered: Vec<u32> = Vec::new();
+        let (mut hallucinated, mut repeats) = (0, 0);
         for &t in &body {
             if seen.contains(&t) {
                 repeats += 1;
@@ -173,17 +203,55 @@ impl TaskConfig {
             if !doc.contains(&t) {
                 hallucinated += 1;
             } else if self.is_key(t) {
-                covered += 1;
+                covered.push(t);
             }
         }
         let keys_in_doc = doc.iter().filter(|&&t| self.is_key(t)).count();
         let r = &self.reward;
-        let mut reward = r.coverage * covered as f32 - r.hallucination * hallucinated as f32 - r.repeat * repeats as f32
+        let mut reward = r.coverage * self.coverage(doc, &covered) - r.hallucination * hallucinated as f32 - r.repeat * repeats as f32
             - r.length * body.len().saturating_sub(keys_in_doc) as f32;
         if !has_eos {
             reward -= r.missing_eos;
         }
         reward
+    }
+
+    /// The coverage term's count for the document key words a summary covers (`covered`: distinct, in the order
+    /// the summary writes them), by [`TaskKind`].
+    pub fn coverage(&self, doc: &[u32], covered: &[u32]) -> f32 {
+        match self.kind {
+            TaskKind::Additive => covered.len() as f32,
+            TaskKind::Ordered => {
+                // The longest strictly rising chain of document positions (O(k²); k ≤ doc_len).
+                let pos: Vec<usize> = covered.iter().map(|t| doc.iter().position(|d| d == t).expect("a covered word is in the document")).collect();
+                let mut best = vec![1usize; pos.len()];
+                for i in 0..pos.len() {
+                    for j in 0..i {
+                        if pos[j] < pos[i] {
+                            best[i] = best[i].max(best[j] + 1);
+                        }
+                    }
+                }
+                best.into_iter().max().unwrap_or(0) as f32
+            }
+            TaskKind::Paired => covered
+                .iter()
+                .map(|&t| match self.partner(t) {
+                    Some(p) if doc.contains(&p) => covered.contains(&p) as u32 as f32,
+                    _ => 1.0,
+                })
+                .sum(),
+        }
+    }
+
+    /// A key word's partner under [`TaskKind::Paired`]: key words 2i and 2i + 1 (none for the last of an odd count).
+    pub fn partner(&self, id: u32) -> Option<u32> {
+        if !self.is_key(id) {
+            return None;
+        }
+        let w = id as usize - SPECIALS.len();
+        let p = w ^ 1;
+        (p < self.key_words).then(|| self.word_id(p))
     }
 
     /// The golden label for a pair: true when y1 ≻ y2. `coin` is a uniform number in [0, 1) for ties/noise.
@@ -275,6 +343,53 @@ mod tests {
         assert_eq!(t.golden_reward(&prompt, &[k0, w31, EOS]), 1.0 - 1.0); // hallucination
         assert_eq!(t.golden_reward(&prompt, &[k0, k1, w30, EOS]), 2.0 - 0.5); // one word too many
         assert_eq!(t.golden_reward(&prompt, &[k0, k1]), 2.0 - 0.5); // no <eos>
+    }
+
+    /// The task kinds on hand-computed summaries (docs/method.md §2 has the same examples): a document with key
+    /// words K0, K1, K2, K5 at positions 0, 2, 3, 5.
+    #[test]
+    fn each_task_kind_counts_coverage_as_documented() {
+        let additive = task();
+        let k = |w: usize| additive.word_id(w);
+        let prompt = vec![k(0), k(20), k(1), k(2), k(21), k(5), k(22), k(23), SEP];
+        let ordered = TaskConfig { kind: TaskKind::Ordered, ..task() };
+        let paired = TaskConfig { kind: TaskKind::Paired, ..task() };
+        // In the document's order: all three count under every kind but paired (K0 and K1 are partners, both
+        // covered: 2; K2's partner K3 is not in the document: 1).
+        let in_order = [k(0), k(1), k(2), EOS];
+        assert_eq!(additive.golden_reward(&prompt, &in_order), 3.0);
+        assert_eq!(ordered.golden_reward(&prompt, &in_order), 3.0);
+        assert_eq!(paired.golden_reward(&prompt, &in_order), 3.0);
+        // Reversed: positions 3, 2, 0 have no rising pair, so ordered counts 1.
+        let reversed = [k(2), k(1), k(0), EOS];
+        assert_eq!(additive.golden_reward(&prompt, &reversed), 3.0);
+        assert_eq!(ordered.golden_reward(&prompt, &reversed), 1.0);
+        // K2, K0, K1: positions 3, 0, 2, the longest rising chain 0, 2: 2.
+        assert_eq!(ordered.golden_reward(&prompt, &[k(2), k(0), k(1), EOS]), 2.0);
+        // K1 without its partner K0 (which is in the document): 0 under paired; K5 (partner K4 absent): 1.
+        assert_eq!(paired.golden_reward(&prompt, &[k(1), k(5), EOS]), 1.0);
+        assert_eq!(additive.golden_reward(&prompt, &[k(1), k(5), EOS]), 2.0);
+        // The other terms are the same for every kind: a repeat and a hallucinated word, then no <eos>.
+        let faulty = [k(0), k(0), k(30), k(1)];
+        for (t, coverage) in [(&additive, 2.0), (&ordered, 2.0), (&paired, 2.0)] {
+            assert_eq!(t.golden_reward(&prompt, &faulty), coverage - 1.0 - 1.0 - 0.5, "{:?}", t.kind);
+        }
+        assert_eq!((additive.partner(k(0)), additive.partner(k(5)), additive.partner(k(20))), (Some(k(1)), Some(k(4)), None));
+        let odd = TaskConfig { key_words: 15, ..task() };
+        assert_eq!(odd.partner(odd.word_id(14)), None, "the last key word of an odd count has no partner");
+    }
+
+    #[test]
+    fn task_kind_is_set_by_name_and_refused_by_name() {
+        let set = |v: &str| crate::settings::apply_overrides(&task(), &[format!("kind={v}")]);
+        assert_eq!(set("ordered").unwrap().kind, TaskKind::Ordered);
+        assert_eq!(set("paired").unwrap().kind, TaskKind::Paired);
+        let err = set("sorted").unwrap_err().message;
+        assert!(err.contains("kind=sorted") && err.contains("additive") && err.contains("ordered") && err.contains("paired"), "{err}");
+        // A config written before kinds existed reads as additive.
+        let mut old = serde_json::to_value(task()).unwrap();
+        old.as_object_mut().unwrap().remove("kind");
+        assert_eq!(serde_json::from_value::<TaskConfig>(old).unwrap(), task());
     }
 
     #[test]

@@ -51,10 +51,20 @@ pub fn hash_json(v: &serde_json::Value) -> String {
 
 /// Cache keys of the SFT and proxy stages of one seed. The backend is part of the key: the CPU and GPU
 /// backends agree to rounding, not bit for bit.
+/// A task as cache keys read it: today's additive task without its `kind`, so that every stage and run cached (and
+/// shipped) before task kinds existed keeps its key.
+fn task_key(task: &TaskConfig) -> serde_json::Value {
+    let mut v = serde_json::json!(task);
+    if task.kind.is_additive() {
+        v.as_object_mut().expect("a struct").remove("kind");
+    }
+    v
+}
+
 pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String) {
     // How golden labels are drawn does not touch SFT, so a label-noise sweep reuses the SFT stage.
     let task = TaskConfig { labels: crate::task::LabelNoise::Hard, ..spec.task.clone() };
-    let sft = serde_json::json!({"stage": "sft", "task": task, "policy": spec.policy, "sft": spec.sft, "seed": seed, "backend": backend, "version": 1});
+    let sft = serde_json::json!({"stage": "sft", "task": task_key(&task), "policy": spec.policy, "sft": spec.sft, "seed": seed, "backend": backend, "version": 1});
     let sft_key = format!("sft-{}", hash_json(&sft));
     let mut proxy_config = serde_json::json!(spec.proxy);
     if spec.proxy.is_original() {
@@ -85,7 +95,7 @@ pub fn past_best_of(spec: &StageSpec, run: &RunSpec) -> Option<PastBest> {
 pub(super) fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &RunSpec, past_best: Option<PastBest>) -> String {
     let (sft, proxy) = stage_keys(spec, seed, spec.stages_on(backend));
     let mut key = serde_json::json!({
-        "stage": "run", "sft": sft, "proxy": proxy, "task": spec.task, "d_golden": spec.d_golden, "heldout": spec.heldout,
+        "stage": "run", "sft": sft, "proxy": proxy, "task": task_key(spec.task), "d_golden": spec.d_golden, "heldout": spec.heldout,
         "loss": spec.loss, "batch": spec.batch, "eval_every": spec.eval_every, "win_prompts": spec.win_prompts,
         "kl_prompts": spec.kl_prompts, "method": run.method.name(), "beta": run.beta, "lr": run.lr, "steps": run.steps,
         "log_evals": spec.log_evals, "warmup_steps": spec.warmup_steps, "align_seed": run.align_seed, "version": 3,
