@@ -62,8 +62,9 @@ fn task_key(task: &TaskConfig) -> serde_json::Value {
 }
 
 pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String) {
-    // How golden labels are drawn does not touch SFT, so a label-noise sweep reuses the SFT stage.
-    let task = TaskConfig { labels: crate::task::LabelNoise::Hard, ..spec.task.clone() };
+    // How golden labels are drawn, and what the golden reward asks for, do not touch SFT (its data is the
+    // generator's), so a sweep over label noise or task kinds reuses the SFT stage.
+    let task = TaskConfig { labels: crate::task::LabelNoise::Hard, kind: crate::task::TaskKind::Additive, ..spec.task.clone() };
     let sft = serde_json::json!({"stage": "sft", "task": task_key(&task), "policy": spec.policy, "sft": spec.sft, "seed": seed, "backend": backend, "version": 1});
     let sft_key = format!("sft-{}", hash_json(&sft));
     let mut proxy_config = serde_json::json!(spec.proxy);
@@ -74,7 +75,15 @@ pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String
             proxy_config.as_object_mut().expect("a struct").remove(k);
         }
     }
-    let proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": spec.d_golden, "heldout": spec.heldout, "proxy": proxy_config, "version": 1});
+    let mut proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": spec.d_golden, "heldout": spec.heldout, "proxy": proxy_config, "version": 1});
+    // D_golden's labels (so the proxy) depend on both; keyed where they are not what every proxy had before
+    // either existed (hard labels, the additive reward), so those keep their keys.
+    if spec.task.labels != crate::task::LabelNoise::Hard {
+        proxy["labels"] = serde_json::json!(spec.task.labels);
+    }
+    if !spec.task.kind.is_additive() {
+        proxy["task_kind"] = serde_json::json!(spec.task.kind);
+    }
     (sft_key.clone(), format!("proxy-{}", hash_json(&proxy)))
 }
 
@@ -225,4 +234,35 @@ fn load_cache_entry(dir: &std::path::Path) -> crate::Result<(GptConfig, Head, Ve
     let meta = serde_json::from_slice(&bytes).map_err(|e| crate::Error::new(format!("{}: {e}", meta_path.display())))?;
     let (config, head, values) = crate::model::checkpoint::load(dir)?;
     Ok((config, head, values, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::ExperimentConfig;
+    use crate::task::{LabelNoise, TaskKind};
+
+    /// SFT does not depend on how D_golden is labelled, the proxy does: a sweep over label noise or task kinds
+    /// reuses SFT and trains its own proxy (a proxy trained on other labels was once reused silently).
+    #[test]
+    fn the_proxy_key_follows_the_labels_and_the_sft_key_does_not() {
+        let base = ExperimentConfig::preset("fig1-tiny").unwrap();
+        let keys = |task: crate::task::TaskConfig| {
+            let cfg = ExperimentConfig { task, ..base.clone() };
+            stage_keys(&cfg.stage_spec(), 0, "cpu")
+        };
+        let (sft, proxy) = keys(base.task.clone());
+        for task in [
+            crate::task::TaskConfig { labels: LabelNoise::Bernoulli { tau: 1.0 }, ..base.task.clone() },
+            crate::task::TaskConfig { kind: TaskKind::Ordered, ..base.task.clone() },
+            crate::task::TaskConfig { kind: TaskKind::Paired, ..base.task.clone() },
+        ] {
+            let (s, p) = keys(task.clone());
+            assert_eq!(s, sft, "{task:?}");
+            assert_ne!(p, proxy, "{task:?}");
+        }
+        assert_ne!(keys(crate::task::TaskConfig { kind: TaskKind::Ordered, ..base.task.clone() }).1, keys(crate::task::TaskConfig { kind: TaskKind::Paired, ..base.task.clone() }).1);
+        // The reward's weights reach SFT's key (as before), so do the generator's.
+        assert_ne!(keys(crate::task::TaskConfig { doc_len: 7, ..base.task.clone() }).0, sft);
+    }
 }
