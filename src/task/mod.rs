@@ -244,6 +244,16 @@ impl TaskConfig {
         }
     }
 
+    /// The best summary of `prompt` by construction, for every kind: the document's key words in the document's
+    /// order (so every chain rises and every pair is whole), as many as fit, then <eos>. Its win rate against
+    /// π_sft's samples is the headroom a task leaves above π_sft (issue 29's precondition).
+    pub fn oracle(&self, prompt: &[u32]) -> Vec<u32> {
+        let doc = &prompt[..self.doc_len.min(prompt.len())];
+        let mut out: Vec<u32> = doc.iter().copied().filter(|&t| self.is_key(t)).take(self.max_summary - 1).collect();
+        out.push(EOS);
+        out
+    }
+
     /// A key word's partner under [`TaskKind::Paired`]: key words 2i and 2i + 1 (none for the last of an odd count).
     pub fn partner(&self, id: u32) -> Option<u32> {
         if !self.is_key(id) {
@@ -377,6 +387,21 @@ mod tests {
         assert_eq!((additive.partner(k(0)), additive.partner(k(5)), additive.partner(k(20))), (Some(k(1)), Some(k(4)), None));
         let odd = TaskConfig { key_words: 15, ..task() };
         assert_eq!(odd.partner(odd.word_id(14)), None, "the last key word of an odd count has no partner");
+    }
+
+    /// The oracle summary scores at least as high as any summary the generator writes, under every kind.
+    #[test]
+    fn the_oracle_summary_is_never_beaten_by_the_generator() {
+        for kind in [TaskKind::Additive, TaskKind::Ordered, TaskKind::Paired] {
+            let t = TaskConfig { kind, ..task() };
+            for i in 0..300 {
+                let p = t.prompt(5, 0, i);
+                let best = t.golden_reward(&p, &t.oracle(&p));
+                let keys = p[..t.doc_len].iter().filter(|&&w| t.is_key(w)).count() as f32;
+                assert_eq!(best, keys, "{kind:?}: the oracle covers every key word, fault-free");
+                assert!(t.golden_reward(&p, &t.generate(&p, 5, 1, i)) <= best, "{kind:?} prompt {i}");
+            }
+        }
     }
 
     #[test]
