@@ -281,3 +281,37 @@ fn the_proxy_map_runs_online_with_each_rung_and_reads_it_against_accuracy() {
     let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("map-bad").to_str().unwrap(), "--set", "proxy_map=[40]"]);
     assert!(!ok && stderr.contains("proxy_map[0] = 40") && stderr.contains("1..=30"), "{stderr}");
 }
+
+/// With the proxy cached (shipped stages, a rerun), only the start of D_golden that the offline runs read is
+/// drawn, chunk for chunk the start of the whole; every number is the one drawing all of it gives.
+#[test]
+fn a_cached_proxy_draws_only_the_start_of_d_golden_the_offline_runs_read() {
+    let (out, cache) = (tmp("prefix-full"), tmp("prefix-cache"));
+    let sets = ["d_golden=2048"];
+    let (full, stderr) = tiny(&sets, &out, &cache);
+    assert!(!stderr.contains("its first"), "the proxy is trained on all of D_golden:\n{stderr}");
+    // The stages alone (SFT and proxy), no cached runs: the runs train again over the shorter D_golden.
+    let stages_only = tmp("prefix-stages");
+    std::fs::create_dir_all(&stages_only).unwrap();
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.starts_with("sft-") || name.starts_with("proxy-") {
+            let to = stages_only.join(&name);
+            if entry.path().is_dir() {
+                std::fs::create_dir_all(&to).unwrap();
+                for f in std::fs::read_dir(entry.path()).unwrap() {
+                    let f = f.unwrap();
+                    std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+                }
+            } else {
+                std::fs::copy(entry.path(), &to).unwrap();
+            }
+        }
+    }
+    let (again, stderr) = tiny(&sets, &tmp("prefix-again"), &stages_only);
+    // Offline reads 12 steps × 16 pairs: the first chunk of 512.
+    assert!(stderr.contains("D_golden (its first 512 of 2048 pairs") && stderr.contains("offline β=0.1 lr=0.0005 (12 steps)\n"), "{stderr}");
+    assert_eq!(again["checkpoints"], full["checkpoints"]);
+    assert_eq!(again["proxy"], full["proxy"]);
+}

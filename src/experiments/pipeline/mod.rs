@@ -25,7 +25,7 @@ pub use cache::DirCache;
 pub use records::{add_time, check_finite, NamedDataset, Progress, ProxyReport, Row, Rung, SeedModels, SeedResults};
 pub use run::{join2, run_seed};
 pub use spec::{size_text, ModelSize, RunSpec, StageSpec};
-pub use stages::{seed_stages, SeedStages, SizedSft};
+pub use stages::{d_golden_read, seed_stages, seed_stages_reading, SeedStages, SizedSft};
 
 #[cfg(test)]
 mod tests {

@@ -178,7 +178,7 @@ pub async fn run_seed(
     progress: &mut dyn FnMut(Progress),
     keep: &mut dyn FnMut(SeedModels) -> Result<()>,
 ) -> Result<SeedResults> {
-    let mut stages = seed_stages(e, spec, seed, cache, progress).await?;
+    let mut stages = seed_stages_reading(e, spec, seed, d_golden_read(spec, runs), cache, progress).await?;
     // The scaling ladder's other sizes: each its own SFT policy, before any run.
     let mut sizes: Vec<ModelSize> = vec![];
     for size in runs.iter().filter_map(|r| r.policy) {

@@ -36,6 +36,33 @@ pub struct SeedStages {
 
 /// SFT → D_golden and held-out pairs → proxy PM for one seed.
 pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<SeedStages> {
+    seed_stages_reading(e, spec, seed, None, cache, progress).await
+}
+
+/// How many of D_golden's pairs `runs` read, when they read only its start: offline IPO on D_golden reads its
+/// pairs in order, `batch` per step, up to its last possible step (its stopping rule's cap); none when a run
+/// reads all of D_golden (a pair dataset is built on every one of its prompts). Rounded up to whole chunks of
+/// [`streams::PAIR_CHUNK`], so that each chunk is drawn exactly as in the whole D_golden.
+pub fn d_golden_read(spec: &StageSpec<'_>, runs: &[RunSpec]) -> Option<usize> {
+    use crate::experiments::method::{Data, Offline};
+    let mut most = 0usize;
+    for r in runs {
+        match r.method.data {
+            Data::Offline(Offline::Pairs(_)) => return None,
+            Data::Offline(Offline::Golden) => {
+                let last = past_best_of(spec, r).map_or(r.steps, |p| p.max_steps.max(r.steps));
+                most = most.max(last as usize * spec.batch);
+            }
+            _ => {}
+        }
+    }
+    Some(most.div_ceil(streams::PAIR_CHUNK) * streams::PAIR_CHUNK)
+}
+
+/// [`seed_stages`] for runs that read only the first `reads` pairs of D_golden ([`d_golden_read`]): when the proxy
+/// (and its proxy-map rungs) come from the cache, nothing else reads D_golden, so only that start of it is drawn,
+/// pair for pair the start of the whole (the page's first checkpoints come sooner with shipped stages).
+pub async fn seed_stages_reading(e: &Engine, spec: &StageSpec<'_>, seed: u32, reads: Option<usize>, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<SeedStages> {
     let task = spec.task;
     let mut timings: Vec<(String, f64)> = vec![];
     let backend = e.identity();
@@ -46,10 +73,19 @@ pub async fn seed_stages(e: &Engine, spec: &StageSpec<'_>, seed: u32, cache: &mu
     add_time(&mut timings, "sft", now_ms() - t0);
 
     let t0 = now_ms();
-    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 0, total: 1 });
-    let d_golden = golden_pairs(e, task, &sft, spec.d_golden, seed, streams::D_GOLDEN.0, streams::PAIR_CHUNK).await?;
+    let mut proxy_cached = || cache.get(&proxy_key).is_some() && spec.proxy_ladder.iter().all(|&s| cache.get(&rung_key(&proxy_key, s)).is_some());
+    let n = match reads {
+        Some(r) if r < spec.d_golden && proxy_cached() => r,
+        _ => spec.d_golden,
+    };
+    let name = match n < spec.d_golden {
+        true => format!("seed {seed}: D_golden (its first {n} of {} pairs: the proxy is cached, and the offline runs read no further)", spec.d_golden),
+        false => format!("seed {seed}: D_golden"),
+    };
+    progress(Progress::Stage { name: name.clone(), step: 0, total: 1 });
+    let d_golden = golden_pairs(e, task, &sft, n, seed, streams::D_GOLDEN.0, streams::PAIR_CHUNK).await?;
     let heldout = golden_pairs(e, task, &sft, spec.heldout, seed, streams::HELDOUT.0, streams::PAIR_CHUNK).await?;
-    progress(Progress::Stage { name: format!("seed {seed}: D_golden"), step: 1, total: 1 });
+    progress(Progress::Stage { name, step: 1, total: 1 });
     add_time(&mut timings, "d_golden", now_ms() - t0);
 
     let t0 = now_ms();
