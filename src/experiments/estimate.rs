@@ -13,7 +13,8 @@ impl ExperimentConfig {
     }
 
     /// [`ExperimentConfig::estimate_seconds`], without the SFT and proxy stages when `stages_given` (they come from a cache or
-    /// are shipped with the site; D_golden is still sampled).
+    /// are shipped with the site; D_golden is still sampled, only as far as the offline runs read it:
+    /// [`super::pipeline::d_golden_read`]).
     pub fn estimate_seconds_from(&self, train_step_ms: f64, sample_tokens_per_s: f64, stages_given: bool) -> f64 {
         use crate::bench::{BATCH, CONTEXT};
         let (t, y) = (self.task.context() as f64, self.task.max_summary as f64);
@@ -29,7 +30,12 @@ impl ExperimentConfig {
         let sample = 1e3 / sample_tokens_per_s.max(1e-9) * scale;
         let b = self.batch as f64;
         let sft = self.sft.steps as f64 * self.sft.batch as f64 * t * fb;
-        let d_golden = 2.0 * (self.d_golden + self.heldout) as f64 * y * sample;
+        let spec = self.stage_spec();
+        let drawn = match (stages_given, self.seeds.first()) {
+            (true, Some(&s)) => super::pipeline::d_golden_read(&spec, &self.runs_for(s)).map_or(self.d_golden, |r| r.min(self.d_golden)),
+            _ => self.d_golden,
+        };
+        let d_golden = 2.0 * (drawn + self.heldout) as f64 * y * sample;
         let validation = 2.0 * self.proxy.validation_pairs(self.d_golden) as f64 * pm_t * fwd;
         let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * validation + 2.0 * self.heldout as f64 * pm_t * fwd;
         let mut eval = (self.win_prompts + self.kl_prompts + self.validation_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
@@ -46,7 +52,6 @@ impl ExperimentConfig {
         let proxy_step = 4.0 * b * pm_t * fwd;
         // A run under the stopping rule is counted at its length plus three patiences (fig1-fair's pilot on search
         // seed 100: 500–1700 steps, median 1000–1200, for 200 steps and a patience of 300), at most the cap.
-        let spec = self.stage_spec();
         let length = |r: &super::pipeline::RunSpec| match super::pipeline::past_best_of(&spec, r) {
             Some(p) => (r.steps + 3 * p.patience).min(p.max_steps.max(r.steps)),
             None => r.steps,
