@@ -86,18 +86,10 @@ pub fn map_points(results: &ExperimentResults) -> Vec<MapPoint> {
             };
             let online = verdict::points_above(&results.checkpoints, method, seed, how.kl_floor);
             let matched = Matching::ALL.map(|m| m.difference(&online, &offline, how.grid));
-            out.push(MapPoint { seed, method, accuracy, matched, peak: shared_peak(&online, &offline) });
+            out.push(MapPoint { seed, method, accuracy, matched, peak: verdict::shared_peaks(&online, &offline).map(|(a, b, _)| a - b) });
         }
     }
     out
-}
-
-/// Best win rate of `a` minus `b`'s among their checkpoints inside the KL range both reached.
-fn shared_peak(a: &[verdict::Point], b: &[verdict::Point]) -> Option<f32> {
-    let (lo, hi) = verdict::shared_ln_range(a, b)?;
-    // None when either has no checkpoint inside the range (its points straddle it).
-    let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).reduce(f32::max);
-    Some(best(a)? - best(b)?)
 }
 
 /// Least-squares line y = c + m·x: (c, m); none with fewer than two distinct x.

@@ -312,10 +312,7 @@ fn shared_peaks_md(rows: &[Row], seeds: &[u32], a: Method, b: Method, kl_floor: 
     let mut per = vec![];
     for &seed in seeds {
         let (pa, pb) = (verdict::points_above(rows, a, seed, kl_floor), verdict::points_above(rows, b, seed, kl_floor));
-        let Some((lo, hi)) = verdict::shared_ln_range(&pa, &pb) else { continue };
-        // A method whose checkpoints straddle the range without one inside it has no peak there.
-        let best = |p: &[verdict::Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).reduce(f32::max);
-        let (Some(ba), Some(bb)) = (best(&pa), best(&pb)) else { continue };
+        let Some((ba, bb, (lo, hi))) = verdict::shared_peaks(&pa, &pb) else { continue };
         per.push(format!("{seed}: {ba:.3} vs {bb:.3} (KL {:.2} … {:.2})", lo.exp(), hi.exp()));
         diffs.push(ba - bb);
     }

@@ -186,6 +186,14 @@ pub fn shared_ln_range(a: &[Point], b: &[Point]) -> Option<(f32, f32)> {
     (lo <= hi).then_some((lo, hi))
 }
 
+/// Each one's best win rate among its checkpoints inside the ln-KL range both reached, with that range (ln KL);
+/// none when they share no range or one has no checkpoint inside it (its points straddle it).
+pub fn shared_peaks(a: &[Point], b: &[Point]) -> Option<(f32, f32, (f32, f32))> {
+    let (lo, hi) = shared_ln_range(a, b)?;
+    let best = |p: &[Point]| p.iter().filter(|q| q.ln_kl >= lo && q.ln_kl <= hi).map(|q| q.win).reduce(f32::max);
+    Some((best(a)?, best(b)?, (lo, hi)))
+}
+
 pub fn compare(rows: &[Row], seeds: &[u32], a: Method, b: Method, how: &MatchingConfig) -> Comparison {
     let pts = |m: Method, s: u32| points_above(rows, m, s, how.kl_floor);
     let matchings: Vec<Matched> = Matching::ALL
