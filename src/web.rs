@@ -272,7 +272,7 @@ pub fn summary_markdown(config: JsValue, rows: JsValue, backend: String, proxy_a
     let proxy: Vec<(u32, f32)> = serde_wasm_bindgen::from_value(proxy_accuracy).map_err(|e| js_err(format!("proxy_accuracy: {e}")))?;
     let proxy = proxy.into_iter().map(|(seed, heldout_accuracy)| ProxyReport { seed, heldout_accuracy, ..ProxyReport::default() }).collect();
     let bins = stats::binned(&stats::main_rows(&rows), bins.max(1));
-    let results = experiments::ExperimentResults { config, backend, checkpoints: rows, proxy, sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+    let results = experiments::ExperimentResults { config, backend, checkpoints: rows, proxy, oracle: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
     Ok(summary::summary_md(&results, &bins))
 }
 

@@ -116,6 +116,32 @@ fn reproduce_fig1_tiny_writes_sane_results() {
     assert!(out.join("models/seed0/online_beta0.1_lr0.0005_steps12_align7/model.safetensors").is_file());
 }
 
+/// A tiny run of the second task's search (issue 29): the `ordered` task, offline IPO alone. No online run of any
+/// kind is trained, the seed's headroom is measured, and summary.md has the precondition's table and verdict.
+#[test]
+fn the_task_search_runs_offline_ipo_alone_on_the_new_task() {
+    let out = std::env::temp_dir().join(format!("alignment-gap-task2-tiny-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let sets = ["--set", "task.kind=ordered", "--set", "offline_only=true", "--set", "golden_reference=false", "--set", "analyses=[\"precondition\"]"];
+    let mut args = vec!["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", out.to_str().unwrap()];
+    args.extend(sets);
+    let (ok, stdout, stderr) = cli(&args);
+    assert!(ok, "{stdout}\n{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["config"]["task"]["kind"], "ordered");
+    let methods: std::collections::BTreeSet<&str> = r["checkpoints"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
+    assert_eq!(methods.into_iter().collect::<Vec<_>>(), ["offline"], "offline IPO alone");
+    let oracle = &r["oracle"][0];
+    assert_eq!(oracle["seed"], 0);
+    assert!(oracle["win_rate"].as_f64().unwrap() > 0.5, "the oracle summary beats π_sft: {oracle}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("## The precondition (issue 29): task `ordered`") && summary.contains("**Computed: the task"), "{summary}");
+    assert!(std::fs::read_to_string(out.join("precondition.svg")).unwrap().contains("<svg"));
+    // Arms that follow an online run are refused by name.
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--out", "/tmp/x", "--set", "offline_only=true"]);
+    assert!(!ok && stderr.contains("golden_reference is on, but offline_only = true"), "{stderr}");
+}
+
 #[test]
 fn reproduce_rejects_unknown_settings_by_name() {
     let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--out", "/tmp/x", "--set", "task.doc_lenght=9"]);

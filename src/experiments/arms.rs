@@ -235,6 +235,17 @@ pub fn validate(c: &ExperimentConfig) -> Result<()> {
     for a in &ARMS {
         (a.validate)(c)?;
     }
+    if c.offline_only {
+        // Every arm compares with, or reads, an online run; offline_only trains none.
+        let (beta, lr) = (c.betas.first().copied().unwrap_or(0.1), c.lrs.first().copied().unwrap_or(1e-3));
+        for a in &ARMS {
+            let adds = [Place::BesideOnline, Place::BesideOffline, Place::Last].iter().any(|&p| !a.adds.runs_at(p, c, beta, lr).is_empty());
+            let again = matches!(a.adds, Adds::Again(f) if !f(c, &[RunSpec::new(Method::OFFLINE, beta, lr, c.steps)]).is_empty());
+            if adds || again {
+                bail!("{} is on, but offline_only = true trains no online run for it to follow or be compared with; turn it off or set offline_only = false", a.key);
+            }
+        }
+    }
     if !c.offline_lrs.is_empty() {
         for a in &ARMS {
             if let (Adds::BesideOffline(runs, why), Some((&beta, &lr))) = (a.adds, c.betas.first().zip(c.lrs.first())) {
@@ -289,7 +300,11 @@ mod tests {
                 let set = format!("{}=[{value}]", arm.key);
                 for preset in crate::experiments::preset_names() {
                     let cfg: ExperimentConfig = crate::settings::apply_overrides(&ExperimentConfig::preset(preset).unwrap(), &[set.clone()]).unwrap();
-                    cfg.validate().unwrap_or_else(|e| panic!("{preset}, {set}: {}", e.message));
+                    match cfg.validate() {
+                        // A task search trains no online run: every arm is refused there, by name.
+                        Err(e) if cfg.offline_only => assert!(e.message.starts_with(arm.key) && e.message.contains("offline_only = true"), "{preset}, {set}: {}", e.message),
+                        r => r.unwrap_or_else(|e| panic!("{preset}, {set}: {}", e.message)),
+                    }
                 }
             }
         }

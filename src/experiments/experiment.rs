@@ -118,6 +118,10 @@ pub struct ExperimentConfig {
     /// proxy and are shared.
     #[serde(default)]
     pub proxy_map: Vec<u32>,
+    /// Offline IPO alone, no online run of any kind (issue 29's task search): the paper's precondition is measured
+    /// with offline IPO and the proxy only, so that a rule choosing a task cannot see the online − offline gap.
+    #[serde(default)]
+    pub offline_only: bool,
 }
 
 /// How the verdicts match two methods' checkpoints at equal KL ([`crate::report::verdict`]).
@@ -162,10 +166,15 @@ pub enum Analysis {
     /// Fig. 6: on the stretch of the online stream before each online checkpoint, the proxy's labels, the online
     /// policy and the offline policy at the nearest KL as classifiers, against golden labels.
     StreamClassification,
+    /// The paper's precondition for its explanation (issue 29), from offline IPO and the proxy alone: offline's
+    /// classifier accuracy on held-out D_golden, its correlation with the golden win rate over offline's
+    /// checkpoints, the proxy's tie-free accuracy, and the task's headroom (the oracle summary's golden win rate
+    /// against π_sft, measured per seed only by runs that ask for it).
+    Precondition,
 }
 
 impl Analysis {
-    pub const ALL: [Analysis; 4] = [Analysis::GenerationVsClassification, Analysis::OverTraining, Analysis::SelfClassification, Analysis::StreamClassification];
+    pub const ALL: [Analysis; 5] = [Analysis::GenerationVsClassification, Analysis::OverTraining, Analysis::SelfClassification, Analysis::StreamClassification, Analysis::Precondition];
 
     /// Its name in configs, URLs and the page (its serde name).
     pub fn name(self) -> &'static str {
@@ -174,6 +183,7 @@ impl Analysis {
             Analysis::OverTraining => "over_training",
             Analysis::SelfClassification => "self_classification",
             Analysis::StreamClassification => "stream_classification",
+            Analysis::Precondition => "precondition",
         }
     }
 
@@ -184,6 +194,7 @@ impl Analysis {
             Analysis::OverTraining => "Fig. 8: classification over training",
             Analysis::SelfClassification => "Self-classification (measured only by runs that ask for it)",
             Analysis::StreamClassification => "Fig. 6: who classifies the online stream (measured only by runs that ask for it)",
+            Analysis::Precondition => "The precondition: offline IPO a good classifier but not a better generator (the task's headroom measured only by runs that ask for it)",
         }
     }
 
@@ -194,6 +205,7 @@ impl Analysis {
             Analysis::OverTraining => "fig8.svg",
             Analysis::SelfClassification => "selfclass.svg",
             Analysis::StreamClassification => "fig6.svg",
+            Analysis::Precondition => "precondition.svg",
         }
     }
 }
@@ -303,6 +315,7 @@ impl ExperimentConfig {
             chosen_logratio: self.analyses.contains(&Analysis::OverTraining),
             self_classification: self.analyses.contains(&Analysis::SelfClassification),
             stream_classification: self.analyses.contains(&Analysis::StreamClassification),
+            oracle_headroom: self.analyses.contains(&Analysis::Precondition),
             stage_backend: None,
             interleave: false,
             resumable: false,

@@ -26,7 +26,9 @@ impl ExperimentConfig {
         let mut runs = vec![];
         for &beta in &self.betas {
             for &lr in &self.lrs {
-                runs.push(RunSpec::new(Method::ONLINE, beta, lr, self.steps));
+                if !self.offline_only {
+                    runs.push(RunSpec::new(Method::ONLINE, beta, lr, self.steps));
+                }
                 runs.extend(arm_runs(Place::BesideOnline, beta, lr));
                 if !swept {
                     runs.extend(offline_at(beta, lr));

@@ -25,7 +25,7 @@ pub struct Preset {
 }
 
 /// Every preset, in the page's order; each one's config is [`ExperimentConfig::preset`].
-pub const PRESETS: [Preset; 19] = [
+pub const PRESETS: [Preset; 20] = [
     Preset {
         name: "fig1-fair",
         title: "Figure 1 (fair, pre-registered)",
@@ -37,6 +37,12 @@ pub const PRESETS: [Preset; 19] = [
         title: "The proxy map (beyond the paper)",
         description: "How good must the proxy be for online IPO to beat offline? The fair Figure 1 again with online IPO labelled by weaker proxies (its proxy's own run stopped at steps 25, 1000 and 4000), read against each proxy's accuracy, golden labels on top; protocol in results/proxy-map/PROTOCOL.md.",
         config: proxy_map,
+    },
+    Preset {
+        name: "task2-search",
+        title: "Second task: the precondition (issue 29)",
+        description: "The search for a second task (results/task2/SEARCH.md): on a candidate task (task.kind), offline IPO and the proxy alone, no online run, measure the paper's precondition — offline a good classifier of D_golden but not a better generator, a proxy good enough, room above π_sft — on search seeds.",
+        config: task2_search,
     },
     Preset {
         name: "fig1",
@@ -333,6 +339,8 @@ fn full() -> ExperimentConfig {
         mixtures: vec![],
         scaling: vec![],
         proxy_map: vec![],
+        // Online and offline, as every figure of the paper compares them.
+        offline_only: false,
     }
 }
 
@@ -346,6 +354,21 @@ fn proxy_map() -> ExperimentConfig {
         // Five of the fair Figure 1's seeds: their SFT, D_golden, proxy and every run of the fair protocol are
         // shared (the same cache keys), so only the weaker proxies' online runs are new.
         seeds: (10..15).collect(),
+        ..fair()
+    }
+}
+
+fn task2_search() -> ExperimentConfig {
+    ExperimentConfig {
+        // The first candidate; the others by `--set task.kind=…` (results/task2/SEARCH.md lists them all).
+        task: TaskConfig { kind: crate::task::TaskKind::Ordered, ..TaskConfig::default() },
+        // The fair Figure 1's offline IPO (its proxy recipe, β grid, lr, stopping rule, validation prompts), without
+        // any online run: the rule that picks the task must not see online − offline.
+        offline_only: true,
+        golden_reference: false,
+        analyses: vec![Analysis::Precondition],
+        // Search seeds (≥ 100): never the confirmation seeds 10–19 nor the reserved 5–9.
+        seeds: vec![100, 101],
         ..fair()
     }
 }

@@ -2,7 +2,7 @@
 //! beside them; and the one merge that combines per-seed results, seed groups (the page's workers) and shards.
 
 use super::experiment::ExperimentConfig;
-use super::pipeline::{self, ModelSize, NoCache, Progress, ProxyReport, Row, RunSpec, SeedModels, SeedResults};
+use super::pipeline::{self, ModelSize, NoCache, OracleReport, Progress, ProxyReport, Row, RunSpec, SeedModels, SeedResults};
 use super::plan::{run_seed, Placement, Shard};
 use crate::bail;
 use crate::engine::Engine;
@@ -15,6 +15,9 @@ pub struct ExperimentResults {
     pub backend: String,
     pub checkpoints: Vec<Row>,
     pub proxy: Vec<ProxyReport>,
+    /// Each seed's headroom on its task, where the config measured it (the precondition analysis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oracle: Vec<OracleReport>,
     pub sft_loss: Vec<(u32, Vec<f32>)>,
     /// Seconds per stage, summed over seeds.
     pub timings: Vec<(String, f64)>,
@@ -90,7 +93,7 @@ pub struct DatasetRecord {
 impl ExperimentResults {
     /// No checkpoints yet (a run under way).
     pub fn empty(cfg: &ExperimentConfig, backend: String) -> Self {
-        ExperimentResults { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![], wall_seconds: None }
+        ExperimentResults { config: cfg.clone(), backend, checkpoints: vec![], proxy: vec![], oracle: vec![], sft_loss: vec![], timings: vec![], complete: false, shard: None, datasets: vec![], trl_names: trl_names(), scaling_sft_loss: vec![], wall_seconds: None }
     }
 
     /// Results order, whatever order the parts arrived in: seeds as in the config, each seed's runs as in
@@ -102,6 +105,7 @@ impl ExperimentResults {
         let run_pos = |row: &Row| runs.iter().find(|(s, _)| *s == row.seed).and_then(|(_, rs)| rs.iter().position(|r| row.is_of(r))).unwrap_or(usize::MAX);
         self.checkpoints.sort_by_key(|row| (seed_pos(row.seed), run_pos(row), row.checkpoint.step));
         self.proxy.sort_by_key(|p| seed_pos(p.seed));
+        self.oracle.sort_by_key(|o| seed_pos(o.seed));
         self.sft_loss.sort_by_key(|(s, _)| seed_pos(*s));
         let ladder = self.config.ladder();
         self.scaling_sft_loss.sort_by_key(|l| (seed_pos(l.seed), l.policy.and_then(|p| ladder.iter().position(|&q| q == p))));
@@ -145,6 +149,7 @@ pub fn merge(cfg: &ExperimentConfig, backend: String, mut seeds: Vec<SeedResults
         let part = ExperimentResults {
             checkpoints: s.checkpoints,
             proxy: vec![s.proxy],
+            oracle: s.oracle.into_iter().collect(),
             sft_loss: vec![(s.seed, s.sft_loss)],
             scaling_sft_loss: s.sized_sft_loss.into_iter().map(|(p, losses)| SizedSftLoss { seed: s.seed, policy: Some(p), losses }).collect(),
             timings: s.timings,
@@ -176,6 +181,13 @@ impl ExperimentResults {
                 Some(q) if q != &r => bail!("merge: shards disagree on seed {}'s proxy accuracy ({} vs {})", r.seed, q.heldout_accuracy, r.heldout_accuracy),
                 Some(_) => {}
                 None => self.proxy.push(r),
+            }
+        }
+        for o in part.oracle {
+            match self.oracle.iter().find(|q| q.seed == o.seed) {
+                Some(q) if q != &o => bail!("merge: shards disagree on seed {}'s oracle win rate ({} vs {})", o.seed, q.win_rate, o.win_rate),
+                Some(_) => {}
+                None => self.oracle.push(o),
             }
         }
         for l in part.scaling_sft_loss {

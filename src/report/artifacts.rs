@@ -104,9 +104,9 @@ mod tests {
     fn every_figure_has_its_own_file_and_the_page_uses_the_cli_names() {
         let cfg = ExperimentConfig { loss_family: vec![Loss::Dpo, Loss::Slic], analyses: Analysis::ALL.to_vec(), scaling: vec!["1x16h1".parse().unwrap()], proxy_map: vec![10], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
         let files: Vec<String> = figures(&cfg).into_iter().map(Figure::file).collect();
-        assert_eq!(files, ["fig1.svg", "fig1-phone.svg", "fig1-dpo.svg", "fig1-slic.svg", "fig7.svg", "fig8.svg", "selfclass.svg", "fig6.svg", "fig10.svg", "fig11.svg", "proxy-map.svg"]);
+        assert_eq!(files, ["fig1.svg", "fig1-phone.svg", "fig1-dpo.svg", "fig1-slic.svg", "fig7.svg", "fig8.svg", "selfclass.svg", "fig6.svg", "precondition.svg", "fig10.svg", "fig11.svg", "proxy-map.svg"]);
         let below: Vec<(&str, String)> = below_figure_1(&cfg).into_iter().map(|f| (f.page_key().unwrap(), f.file())).collect();
-        assert_eq!(below, [("generation_vs_classification", "fig7.svg".into()), ("over_training", "fig8.svg".into()), ("self_classification", "selfclass.svg".into()), ("stream_classification", "fig6.svg".into()), ("fig10", "fig10.svg".into()), ("fig11", "fig11.svg".into()), ("proxy_map", "proxy-map.svg".into())]);
+        assert_eq!(below, [("generation_vs_classification", "fig7.svg".into()), ("over_training", "fig8.svg".into()), ("self_classification", "selfclass.svg".into()), ("stream_classification", "fig6.svg".into()), ("precondition", "precondition.svg".into()), ("fig10", "fig10.svg".into()), ("fig11", "fig11.svg".into()), ("proxy_map", "proxy-map.svg".into())]);
         for (key, _) in &below {
             assert_eq!(Figure::from_page_key(key).unwrap().page_key(), Some(*key));
         }

@@ -122,6 +122,7 @@ pub fn analyses_md(results: &ExperimentResults) -> String {
             Analysis::OverTraining => over_training_md(&rows, results.config.steps),
             Analysis::SelfClassification => self_classification_md(&rows),
             Analysis::StreamClassification => stream_classification_md(&rows),
+            Analysis::Precondition => super::precondition::precondition_md(results),
         };
     }
     s
@@ -135,6 +136,8 @@ pub fn analysis_svg(analysis: Analysis, results: &ExperimentResults) -> Result<S
         Analysis::OverTraining => over_training_svg(&rows),
         Analysis::SelfClassification => self_classification_svg(&rows),
         Analysis::StreamClassification => stream_classification_svg(&rows),
+        // Fig. 7's cloud, offline IPO's checkpoints alone: the correlation the precondition reads.
+        Analysis::Precondition => generation_vs_classification_svg(&rows.into_iter().filter(|r| r.method == Method::OFFLINE).collect::<Vec<_>>()),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod classifiers;
 pub mod figure;
 pub mod gao;
 pub mod index;
+pub mod precondition;
 pub mod proxy_map;
 pub mod scaling;
 pub mod stats;

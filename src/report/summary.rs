@@ -94,8 +94,14 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         }
     }
     s += "\n## Verdict (computed)\n\n";
-    s += "The paper's finding: online IPO reaches a higher golden win rate than offline IPO at the same KL. Each matching below is computed per seed, only inside the KL range both methods reached on that seed, then across seeds (mean, 95 % t-interval).\n\n";
     let seeds = &c.seeds;
+    if c.offline_only {
+        // A task search (issue 29): nothing here may show online − offline.
+        s += "Not computed: this experiment trained offline IPO alone (`offline_only = true`), so that what it measures cannot show online − offline.\n";
+        s += &super::classifiers::analyses_md(results);
+        return s;
+    }
+    s += "The paper's finding: online IPO reaches a higher golden win rate than offline IPO at the same KL. Each matching below is computed per seed, only inside the KL range both methods reached on that seed, then across seeds (mean, 95 % t-interval).\n\n";
     s += &verdict::comparison_md(&verdict::compare(rows, seeds, Method::ONLINE, Method::OFFLINE, &c.matching));
     let has_golden = rows.iter().any(|r| r.method == Method::ONLINE_GOLDEN);
     if has_golden {
@@ -347,7 +353,7 @@ mod tests {
             }
         }
         let config = ExperimentConfig { seeds: vec![0, 1, 2], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
-        let results = ExperimentResults { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+        let results = ExperimentResults { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], oracle: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&rows, 3));
         md[md.find("## Verdict").unwrap()..].to_string()
     }
@@ -376,7 +382,7 @@ mod tests {
             }
         }
         let config = ExperimentConfig { seeds: vec![0, 1, 2], align_seeds: vec![9], ..ExperimentConfig::preset("fig1-tiny").unwrap() };
-        let results = ExperimentResults { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+        let results = ExperimentResults { config, backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], oracle: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&main_rows(&rows), 3));
         let (main, spread) = md.split_at(md.find("### Alignment seeds over one proxy").expect("the repeats' section"));
         assert!(main.contains("online > offline **holds**"), "the repeat does not enter the verdict: {main}");
@@ -386,7 +392,7 @@ mod tests {
     #[test]
     fn no_common_kl_range_means_no_verdict() {
         let rows = vec![row(Method::ONLINE, 0, 5.0, 0.9), row(Method::ONLINE, 0, 6.0, 0.9), row(Method::OFFLINE, 0, 0.1, 0.6), row(Method::OFFLINE, 0, 0.12, 0.6)];
-        let results = ExperimentResults { config: ExperimentConfig::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
+        let results = ExperimentResults { config: ExperimentConfig::preset("fig1-tiny").unwrap(), backend: "test".into(), checkpoints: rows.clone(), proxy: vec![], oracle: vec![], sft_loss: vec![], timings: vec![], complete: true, shard: None, datasets: vec![], trl_names: crate::experiments::trl_names(), scaling_sft_loss: vec![], wall_seconds: None };
         let md = summary_md(&results, &binned(&rows, 4));
         assert!(md.contains("online > offline **cannot be judged (no shared KL range)**") && md.contains("reached no common KL range"), "{md}");
     }

@@ -37,6 +37,15 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    /// Its name in configs (its serde name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskKind::Additive => "additive",
+            TaskKind::Ordered => "ordered",
+            TaskKind::Paired => "paired",
+        }
+    }
+
     pub fn is_additive(&self) -> bool {
         *self == TaskKind::Additive
     }

@@ -22,7 +22,7 @@ mod stages;
 pub use cache::{hash_json, past_best_of, resume_keys, run_key, stage_keys, NoCache, StageCache};
 #[cfg(not(target_arch = "wasm32"))]
 pub use cache::DirCache;
-pub use records::{add_time, check_finite, NamedDataset, Progress, ProxyReport, Row, Rung, SeedModels, SeedResults};
+pub use records::{add_time, check_finite, NamedDataset, OracleReport, Progress, ProxyReport, Row, Rung, SeedModels, SeedResults};
 pub use run::{join2, run_seed};
 pub use spec::{size_text, ModelSize, RunSpec, StageSpec};
 pub use stages::{d_golden_read, seed_stages, seed_stages_reading, SeedStages, SizedSft};

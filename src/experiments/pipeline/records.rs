@@ -58,6 +58,25 @@ pub struct ProxyReport {
     pub ladder: Vec<Rung>,
 }
 
+/// A seed's headroom on its task: the golden win rate against π_sft's responses, on the evaluation prompts, of
+/// the task's oracle summary ([`crate::task::TaskConfig::oracle`]: every key word, in the document's order, no
+/// fault), the best any policy could reach. Measured by runs that ask for the precondition analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OracleReport {
+    pub seed: u32,
+    /// Ties counted half.
+    pub win_rate: f32,
+    pub ties: f32,
+}
+
+impl OracleReport {
+    pub fn measure(seed: u32, task: &crate::task::TaskConfig, prompts: &[Vec<u32>], baseline: &[Vec<u32>]) -> Self {
+        let oracle: Vec<Vec<u32>> = prompts.iter().map(|p| task.oracle(p)).collect();
+        let (win_rate, ties) = crate::train::eval::golden_win_rate(task, prompts, &oracle, baseline);
+        OracleReport { seed, win_rate, ties }
+    }
+}
+
 /// One weaker proxy of the proxy map: the proxy's run at `step`, and its accuracy on the held-out pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rung {
@@ -154,6 +173,8 @@ pub struct SeedResults {
     pub sft_loss: Vec<f32>,
     /// The SFT losses of the scaling ladder's other sizes.
     pub sized_sft_loss: Vec<(ModelSize, Vec<f32>)>,
+    /// The seed's headroom, where the config asks for it ([`StageSpec::oracle_headroom`](super::StageSpec)).
+    pub oracle: Option<OracleReport>,
     pub timings: Vec<(String, f64)>,
 }
 

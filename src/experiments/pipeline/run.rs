@@ -295,12 +295,13 @@ pub async fn run_seed(
         add_time(&mut timings, &run.method.name(), now_ms() - t0);
     }
     drop(sized_evals);
-    drop(eval);
     let report = stages.proxy_report.clone();
+    let oracle = spec.oracle_headroom.then(|| OracleReport::measure(seed, spec.task, &eval.win_prompts, &eval.baseline));
+    drop(eval);
     let sft_loss = stages.sft_loss.clone();
     let sized_sft_loss: Vec<(ModelSize, Vec<f32>)> = stages.sized.iter().map(|s| (s.size, s.losses.clone())).collect();
     // Each other size's SFT policy is saved beside the runs, as `sft_{size}`.
     policies.extend(stages.sized.into_iter().map(|s| (format!("sft_{}", s.size), s.sft)));
     keep(SeedModels { seed, sft: stages.sft, proxy: stages.proxy, policies, datasets })?;
-    Ok(SeedResults { seed, checkpoints, proxy: report, sft_loss, sized_sft_loss, timings })
+    Ok(SeedResults { seed, checkpoints, proxy: report, sft_loss, sized_sft_loss, oracle, timings })
 }

@@ -125,6 +125,9 @@ pub struct StageSpec<'a> {
     /// Online runs measure their own stream and offline runs their online run's (the paper's Fig. 6): online runs
     /// are trained even when cached, for their stream.
     pub stream_classification: bool,
+    /// Measure the seed's headroom: the task's oracle summary's golden win rate against π_sft on the evaluation
+    /// prompts ([`OracleReport`](super::OracleReport)).
+    pub oracle_headroom: bool,
     /// The backend the SFT and proxy stages were trained on, when not the engine's own: stages trained elsewhere
     /// (the CLI's, shipped with the page) keyed as there. The runs trained here carry the engine's backend in their
     /// keys besides.
