@@ -124,6 +124,8 @@ pub fn page_facts() -> Result<JsValue, JsValue> {
         "methods": methods,
         // The classifier analyses the page offers as boxes: [{key, label}].
         "analyses": experiments::Analysis::ALL.iter().map(|a| serde_json::json!({ "key": a.name(), "label": a.label() })).collect::<Vec<_>>(),
+        // What each task kind's golden reward asks: kind → a line (the sample view says which the run's is).
+        "task_kinds": crate::task::TaskKind::ALL.iter().map(|t| (t.name().to_string(), serde_json::Value::from(t.describe()))).collect::<serde_json::Map<_, _>>(),
         "min_kl": stats::MIN_KL,
         "bench": { "batch": crate::bench::BATCH, "context": crate::bench::CONTEXT, "layers": layers, "d_model": d_model, "heads": heads },
     }))

@@ -184,7 +184,10 @@ export function renderSamples() {
       el('td', {}, words(s.baseline, s.key_words), el('div', { className: 'score', textContent: `golden ${s.baseline_golden_reward}` })),
       el('td', {}, words(s.response, s.key_words), el('div', { className: 'score', textContent: `golden ${s.golden_reward}${proxy}` }))));
   }
-  box.replaceChildren(table, el('p', { className: 'hint',
+  // The golden reward these scores come from: the run's task kind (issue 29's tasks score the same words differently).
+  const kind = state.run.config?.task?.kind || 'additive';
+  const task = el('p', { className: 'hint', id: 'sample-task', textContent: `Golden reward of task.kind = ${kind}: ${facts.task_kinds?.[kind] || ''}. Key words in bold.` });
+  box.replaceChildren(task, table, el('p', { className: 'hint',
     textContent: `At this checkpoint: golden win rate ${r.golden_win_rate.toFixed(3)}` + (r.proxy_win_rate != null ? `, proxy win rate ${r.proxy_win_rate.toFixed(3)}` : '') +
       `, mean length ${r.responses.length.toFixed(1)}, repeats ${r.responses.repeats.toFixed(2)}, made-up words ${r.responses.hallucinations.toFixed(2)} per response.` }));
 }

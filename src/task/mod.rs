@@ -37,6 +37,17 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    pub const ALL: [TaskKind; 3] = [TaskKind::Additive, TaskKind::Ordered, TaskKind::Paired];
+
+    /// What its golden reward's coverage term asks, in a line (the page's sample view and knob).
+    pub fn describe(&self) -> &'static str {
+        match self {
+            TaskKind::Additive => "each key word of the document the summary covers counts once, in any order",
+            TaskKind::Ordered => "key words count only in the document's order (the longest chain of them rising along the summary)",
+            TaskKind::Paired => "key words 2i and 2i+1 count only together when both are in the document",
+        }
+    }
+
     /// Its name in configs (its serde name).
     pub fn name(&self) -> &'static str {
         match self {

@@ -211,6 +211,24 @@ test('bad URL values are reported by field and the run does not start until the 
   }
 });
 
+test('the second task (issue 29): a tiny ordered-task run, its knob and sample view naming the kind and its reward', async () => {
+  const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&task.kind=ordered');
+  try {
+    assert.equal(await page.inputValue('#knob-task-kind'), 'ordered');
+    await page.click('#start');
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+    assert.ok(await page.locator('#sample-table table.samples tr').count() > 1, 'the sample viewer shows responses');
+    assert.match(await page.textContent('#sample-task'), /task\.kind = ordered: key words count only in the document's order/);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+    assert.equal(JSON.parse(readFileSync(await download.path(), 'utf8')).config.task.kind, 'ordered');
+    await page.screenshot({ path: path.join(shots, 'task2-ordered-tiny.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('the policy experiments run in the page: the analyses draw from the checkpoints, the loss family beside IPO, a scaling ladder', async () => {
   const query = '?preset=fig1-tiny&analyses=self_classification&loss_family=dpo&mixtures=0.25&scaling=1x16h1';
   const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, query);
