@@ -204,7 +204,8 @@ fn the_committed_results_index_is_current() {
     let (ok, stdout, stderr) = cli(&["index", "--root", results, "--check"]);
     assert!(ok, "{stdout}\n{stderr}");
     let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{results}/index.json")).unwrap()).unwrap();
-    assert_eq!(index[0]["name"], "fig1", "Figure 1 first");
+    assert_eq!(index[0]["name"], "fig1-fair", "Figure 1 first: the fair, pre-registered one (issue 27)");
+    assert_eq!(index[1]["name"], "fig1", "then the first protocol's");
     assert_eq!(index[0]["figures"][0], "fig1.svg");
     let root = std::env::temp_dir().join(format!("alignment-gap-index-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);

@@ -267,14 +267,14 @@ test('the policy experiments run in the page: the analyses draw from the checkpo
 // What a visitor sees first: the committed CLI result (results/index.json → results/fig1), its figure loaded and its
 // computed verdict, before anything is trained; the buttons load its preset or the quick one into the run controls.
 async function checkFirstSight(page) {
-  await page.waitForFunction(() => document.body.dataset.found === 'fig1' && document.querySelector('#found-figure img')?.complete);
-  assert.ok(await page.evaluate(() => document.querySelector('#found-figure img').naturalWidth > 0), 'results/fig1/fig1.svg loads');
-  assert.match(await page.getAttribute('#found-figure img', 'alt'), /^Figure 1 \(full\): By the agreement rule .* is reversed in direction only/, 'the verdict is the figure\'s text alternative');
+  await page.waitForFunction(() => document.body.dataset.found === 'fig1-fair' && document.querySelector('#found-figure img')?.complete);
+  assert.ok(await page.evaluate(() => document.querySelector('#found-figure img').naturalWidth > 0), 'results/fig1-fair/fig1.svg loads');
+  assert.match(await page.getAttribute('#found-figure img', 'alt'), /^Figure 1 \(fair, pre-registered\): By the agreement rule .* holds/, 'the verdict is the figure\'s text alternative');
   const verdict = await page.textContent('#found-verdict');
   assert.match(verdict, /Verdict \(computed\)/);
-  assert.match(verdict, /online > offline is reversed in direction only/);
+  assert.match(verdict, /online > offline holds/);
   const facts = await page.textContent('#found-facts');
-  assert.match(facts, /Seeds0, 1, 2, 3, 4/);
+  assert.match(facts, /Seeds10, 11, 12, 13, 14, 15, 16, 17, 18, 19/);
   assert.match(facts, /Backendcpu/);
   // Above the run controls.
   assert.ok(await page.evaluate(() => document.getElementById('found').compareDocumentPosition(document.getElementById('run')) & Node.DOCUMENT_POSITION_FOLLOWING));
@@ -291,7 +291,7 @@ async function checkFirstSight(page) {
 test('first sight: the committed result, its figure and verdict, above the run controls', async () => {
   const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 });
   try {
-    await page.waitForFunction(() => document.body.dataset.found === 'fig1' && document.querySelector('#found-figure img')?.complete);
+    await page.waitForFunction(() => document.body.dataset.found === 'fig1-fair' && document.querySelector('#found-figure img')?.complete);
     await page.screenshot({ path: path.join(shots, 'first-sight-desktop.png') });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: path.join(shots, 'first-sight-phone.png'), fullPage: true });
@@ -316,7 +316,7 @@ test('dist/ served by a plain static server (python3 -m http.server) runs the pa
     const { browser, page, errors } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny', staticUrl);
     try {
       assert.equal(await page.evaluate(() => document.body.dataset.doctor), 'passed', await page.textContent('#device-status'));
-      await page.waitForFunction(() => document.body.dataset.found === 'fig1');
+      await page.waitForFunction(() => document.body.dataset.found === 'fig1-fair');
       await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
       await page.click('#start');
       await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 600000 });
