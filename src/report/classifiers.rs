@@ -132,12 +132,15 @@ pub fn analyses_md(results: &ExperimentResults) -> String {
 pub fn analysis_svg(analysis: Analysis, results: &ExperimentResults) -> Result<String> {
     let rows = main_rows(&results.checkpoints);
     match analysis {
-        Analysis::GenerationVsClassification => generation_vs_classification_svg(&rows),
+        Analysis::GenerationVsClassification => generation_vs_classification_svg(&rows, "Generation vs classification: every checkpoint past step 0 (the paper's Fig. 7)"),
         Analysis::OverTraining => over_training_svg(&rows),
         Analysis::SelfClassification => self_classification_svg(&rows),
         Analysis::StreamClassification => stream_classification_svg(&rows),
         // Fig. 7's cloud, offline IPO's checkpoints alone: the correlation the precondition reads.
-        Analysis::Precondition => generation_vs_classification_svg(&rows.into_iter().filter(|r| r.method == Method::OFFLINE).collect::<Vec<_>>()),
+        Analysis::Precondition => generation_vs_classification_svg(
+            &rows.into_iter().filter(|r| r.method == Method::OFFLINE).collect::<Vec<_>>(),
+            "The precondition: offline IPO's checkpoints past step 0, win rate against classifier accuracy",
+        ),
     }
 }
 
@@ -566,7 +569,7 @@ fn bounds(series: &[(String, RGBColor, Vec<(f32, f32)>)]) -> ((f32, f32), (f32, 
     ((x0 - px, x1 + px), (y0 - py, y1 + py))
 }
 
-fn generation_vs_classification_svg(rows: &[Row]) -> Result<String> {
+fn generation_vs_classification_svg(rows: &[Row], caption: &str) -> Result<String> {
     let series = by_method(rows, |r| Some((r.checkpoint.classifier_accuracy, r.checkpoint.golden_win_rate)));
     let ((x0, x1), (y0, y1)) = bounds(&series);
     let mut svg = String::new();
@@ -574,7 +577,7 @@ fn generation_vs_classification_svg(rows: &[Row]) -> Result<String> {
         let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Generation vs classification: every checkpoint past step 0 (the paper's Fig. 7)", ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 18))
             .margin(14)
             .x_label_area_size(44)
             .y_label_area_size(60)
