@@ -145,12 +145,12 @@ pub fn analysis_svg(analysis: Analysis, results: &ExperimentResults) -> Result<S
 }
 
 /// The checkpoints past the start (step 0 is π_sft itself for every run: accuracy ½ by definition).
-fn trained(rows: &[Row]) -> impl Iterator<Item = &Row> {
+pub(super) fn trained(rows: &[Row]) -> impl Iterator<Item = &Row> {
     rows.iter().filter(|r| r.checkpoint.step > 0)
 }
 
 /// Per seed, the correlation of golden win rate and classifier accuracy over the checkpoints `keep` selects.
-fn correlations(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Vec<(u32, f32, usize)> {
+pub(super) fn correlations(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Vec<(u32, f32, usize)> {
     seeds_of(rows)
         .into_iter()
         .filter_map(|seed| {

@@ -10,7 +10,8 @@
 //!
 //! A task meets the precondition when every seed meets every criterion (results/task2/SEARCH.md).
 
-use super::classifiers::pearson;
+use super::classifiers::{correlations, trained};
+use super::stats::main_rows;
 use crate::experiments::pipeline::{OracleReport, Row};
 use crate::experiments::{ExperimentResults, Method};
 
@@ -50,22 +51,22 @@ impl SeedPrecondition {
     }
 }
 
-/// The offline IPO checkpoints on D_golden past step 0 (not the alignment repeats, not other policy sizes).
-fn offline_trained(rows: &[Row], seed: u32) -> Vec<&Row> {
-    rows.iter().filter(|r| r.seed == seed && r.method == Method::OFFLINE && r.checkpoint.step > 0 && r.align_seed.is_none() && r.policy.is_none()).collect()
-}
-
-/// Per seed of the config, its four numbers.
+/// Per seed of the config, its four numbers: Fig. 7's per-seed correlation over offline IPO's checkpoints past
+/// step 0 (the alignment repeats and other policy sizes left out, as every analysis does).
 pub fn per_seed(results: &ExperimentResults) -> Vec<SeedPrecondition> {
+    let rows = main_rows(&results.checkpoints);
+    let offline = |r: &Row| r.method == Method::OFFLINE;
+    let correlations = correlations(&rows, offline);
     results
         .config
         .seeds
         .iter()
         .map(|&seed| {
-            let rows = offline_trained(&results.checkpoints, seed);
-            let best_accuracy = rows.iter().max_by(|a, b| a.checkpoint.classifier_accuracy.total_cmp(&b.checkpoint.classifier_accuracy)).map(|r| (r.checkpoint.classifier_accuracy, r.beta, r.checkpoint.step));
-            let points: Vec<(f32, f32)> = rows.iter().map(|r| (r.checkpoint.classifier_accuracy, r.checkpoint.golden_win_rate)).collect();
-            let correlation = pearson(&points).map(|r| (r, points.len()));
+            let best_accuracy = trained(&rows)
+                .filter(|r| r.seed == seed && offline(r))
+                .max_by(|a, b| a.checkpoint.classifier_accuracy.total_cmp(&b.checkpoint.classifier_accuracy))
+                .map(|r| (r.checkpoint.classifier_accuracy, r.beta, r.checkpoint.step));
+            let correlation = correlations.iter().find(|c| c.0 == seed).map(|&(_, r, n)| (r, n));
             let proxy_tie_free = results.proxy.iter().find(|p| p.seed == seed).and_then(|p| p.tie_free_accuracy);
             let headroom = results.oracle.iter().find(|o: &&OracleReport| o.seed == seed).map(|o| o.win_rate - 0.5);
             SeedPrecondition { seed, best_accuracy, correlation, proxy_tie_free, headroom }
