@@ -282,6 +282,39 @@ fn the_proxy_map_runs_online_with_each_rung_and_reads_it_against_accuracy() {
     assert!(!ok && stderr.contains("proxy_map[0] = 40") && stderr.contains("1..=30"), "{stderr}");
 }
 
+/// The proxy's trunk is its own size: a trunk of another size starts from that size's SFT policy (trained, cached and
+/// named in the progress), the proxy is that size, and the policy's own SFT and D_golden are unchanged. A size
+/// the engine cannot run is refused by its key.
+#[test]
+fn the_proxy_trunk_has_its_own_size() {
+    let cache = tmp("trunk-cache");
+    let (own, _) = tiny(&[], &tmp("trunk-own"), &cache);
+    let other_dir = tmp("trunk-other");
+    let (other, stderr) = tiny(&["proxy.trunk=2x16h2"], &other_dir, &cache);
+    assert!(stderr.contains("seed 0: SFT 2x16h2"), "the trunk's SFT is trained:\n{stderr}");
+    assert!(stderr.contains("seed 0: SFT (cached)"), "the policy's SFT is the same one:\n{stderr}");
+    assert_eq!(other["config"]["proxy"]["trunk"], "2x16h2");
+    assert_eq!(own["config"]["proxy"]["trunk"], serde_json::Value::Null);
+    assert_eq!(other["sft_loss"], own["sft_loss"], "the policy's SFT does not depend on the proxy's trunk");
+    assert_ne!(other["proxy"], own["proxy"], "another trunk is another proxy");
+    assert!(read(other_dir.join("summary.md")).contains("(its own trunk, 2x16h2, started from the SFT policy of that size)"));
+    // The cached proxy of the other trunk is a 2-layer, 16-wide model.
+    let mut widths = vec![];
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("proxy-") && !entry.file_name().to_string_lossy().contains("-step") {
+            let config: serde_json::Value = serde_json::from_str(&read(entry.path().join("config.json"))).unwrap();
+            widths.push((config["n_layer"].as_u64().unwrap(), config["n_embd"].as_u64().unwrap()));
+        }
+    }
+    widths.sort();
+    assert_eq!(widths, vec![(1, 32), (2, 16)], "one proxy per trunk");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("trunk-bad").to_str().unwrap(), "--set", "proxy.trunk=2x30h4"]);
+    assert!(!ok && stderr.contains("proxy.trunk.d_model = 30 must be divisible by proxy.trunk.heads = 4"), "{stderr}");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--out", tmp("trunk-bad2").to_str().unwrap(), "--set", "proxy.trunk=large"]);
+    assert!(!ok && stderr.contains("proxy.trunk") && stderr.contains("LxDhH"), "{stderr}");
+}
+
 /// With the proxy cached (shipped stages, a rerun), only the start of D_golden that the offline runs read is
 /// drawn, chunk for chunk the start of the whole; every number is the one drawing all of it gives.
 #[test]

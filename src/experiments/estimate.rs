@@ -24,6 +24,10 @@ impl ExperimentConfig {
         // A run or SFT at another size of the scaling ladder, relative to `policy`'s (the proxy's share of an
         // online step scaled with it too: an over-estimate for smaller sizes).
         let relative = |p: Option<ModelSize>| p.map_or(1.0, |p| flops(p) / flops(self.policy));
+        // The proxy's trunk, when it has its own size: its training, scoring and (when no size of the scaling
+        // ladder is it) its own SFT scale with it.
+        let pm_scale = relative(self.proxy.trunk);
+        let trunk_sft = self.proxy.trunk.filter(|&p| p != self.policy && !self.scaling.contains(&p)).map_or(0.0, |p| relative(Some(p)));
         // ms per token of forward + backward + update; a forward alone is about a third of it.
         let fb = train_step_ms / (BATCH * CONTEXT) as f64 * scale;
         let fwd = fb / 3.0;
@@ -37,8 +41,8 @@ impl ExperimentConfig {
         };
         let d_golden = 2.0 * (drawn + self.heldout) as f64 * y * sample;
         let validation = 2.0 * self.proxy.validation_pairs(self.d_golden) as f64 * pm_t * fwd;
-        let proxy = self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * validation + 2.0 * self.heldout as f64 * pm_t * fwd;
-        let mut eval = (self.win_prompts + self.kl_prompts + self.validation_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + 4.0 * self.win_prompts as f64 * pm_t * fwd;
+        let proxy = pm_scale * (self.proxy.steps as f64 * 2.0 * self.proxy.batch as f64 * pm_t * fb + (self.proxy.steps / self.proxy.eval_every.max(1)) as f64 * validation + 2.0 * self.heldout as f64 * pm_t * fwd);
+        let mut eval = (self.win_prompts + self.kl_prompts + self.validation_prompts) as f64 * y * sample + self.kl_prompts as f64 * t * 2.0 * fwd + 2.0 * self.heldout as f64 * t * fwd + pm_scale * 4.0 * self.win_prompts as f64 * pm_t * fwd;
         if self.analyses.contains(&Analysis::SelfClassification) {
             // A second sample per win-rate prompt, and both policies' log-probs of the pairs.
             eval += self.win_prompts as f64 * (y * sample + 4.0 * t * fwd);
@@ -49,7 +53,7 @@ impl ExperimentConfig {
         let evals = |steps: u32| (steps / self.eval_every + 2 + self.log_evals) as f64 * eval;
         let offline_step = 2.0 * b * t * (fb + fwd);
         let golden_step = 2.0 * b * y * sample + offline_step;
-        let proxy_step = 4.0 * b * pm_t * fwd;
+        let proxy_step = pm_scale * 4.0 * b * pm_t * fwd;
         // A run under the stopping rule is counted at its length plus three patiences (fig1-fair's pilot on search
         // seed 100: 500–1700 steps, median 1000–1200, for 200 steps and a patience of 300), at most the cap.
         let length = |r: &super::pipeline::RunSpec| match super::pipeline::past_best_of(&spec, r) {
@@ -75,7 +79,7 @@ impl ExperimentConfig {
             })
             .sum::<f64>()
             / self.seeds.len().max(1) as f64;
-        let sft = sft * (1.0 + self.scaling.iter().map(|&p| relative(Some(p))).sum::<f64>());
+        let sft = sft * (1.0 + trunk_sft + self.scaling.iter().map(|&p| relative(Some(p))).sum::<f64>());
         let (sft, proxy) = if stages_given { (0.0, 0.0) } else { (sft, proxy) };
         let per_seed = sft + d_golden + proxy + runs;
         per_seed * self.seeds.len() as f64 / 1e3

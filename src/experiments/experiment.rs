@@ -228,6 +228,9 @@ impl ExperimentConfig {
         real("proxy.validation", self.proxy.validation, crate::limits::Interval::closed(0.01, 0.5), "the fraction of D_golden held back for early stopping: enough pairs to select on, most left to train on")?;
         int("proxy.patience", self.proxy.patience as u64, 0, 1000, "evaluations without a lower validation loss before stopping (0: train every step)")?;
         self.proxy.adamw.validate("proxy.adamw")?;
+        if let Some(trunk) = &self.proxy.trunk {
+            check_size("proxy.trunk", trunk)?;
+        }
         if self.proxy.separator && self.proxy.kind != crate::train::pm::ProxyKind::Pairwise {
             bail!("proxy.separator = true applies to proxy.kind = pairwise only (a bradley_terry proxy reads one response at a time)");
         }

@@ -6,7 +6,7 @@ mod config;
 pub mod params;
 pub mod sample;
 
-pub use config::GptConfig;
+pub use config::{size_text, GptConfig, ModelSize};
 pub use params::{param_infos, Head, ParamInfo};
 
 use crate::bail;

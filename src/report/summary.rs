@@ -28,7 +28,11 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         "Seeds {:?}; loss {:?}; β {:?}; lr {:?}; online {} steps, offline {:?} steps, of {} pairs; policy {} layers × d {}; D_golden {} pairs. Every checkpoint of every setting is pooled, as in the paper. Backend: {}.\n\n",
         c.seeds, c.loss, c.betas, c.lrs, c.steps, c.offline_steps, c.batch, c.policy.layers, c.policy.d_model, c.d_golden, results.backend
     );
-    s += "Proxy preference model, held-out accuracy on golden labels: ";
+    s += "Proxy preference model";
+    if let Some(trunk) = c.proxy.trunk.filter(|&t| t != c.policy) {
+        s += &format!(" (its own trunk, {trunk}, started from the SFT policy of that size)");
+    }
+    s += ", held-out accuracy on golden labels: ";
     s += &results
         .proxy
         .iter()

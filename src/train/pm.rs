@@ -10,7 +10,7 @@ use crate::bail;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::engine::Tensor;
-use crate::model::{param_infos, params::init_values, Gpt, GptConfig, Head};
+use crate::model::{param_infos, params::init_values, Gpt, GptConfig, Head, ModelSize};
 use crate::task::{TaskConfig, PAD, SEP};
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,11 @@ pub struct PmConfig {
     /// Bradley–Terry only: how s(x, y) is read.
     #[serde(default)]
     pub score: ScoreRead,
+    /// The proxy's trunk, `LxDhH` (null: the policy's size). A trunk of another size starts from the SFT policy
+    /// of that size, trained on the seed's SFT data with its SFT config, as the paper's PM starts from a
+    /// pretrained model of its own size; D_golden is still sampled from the policy's π_sft.
+    #[serde(default, with = "crate::model::size_text::option")]
+    pub trunk: Option<ModelSize>,
 }
 
 impl PmConfig {
@@ -138,6 +143,7 @@ impl Default for PmConfig {
             kind: ProxyKind::Pairwise,
             separator: false,
             score: ScoreRead::Summed,
+            trunk: None,
         }
     }
 }

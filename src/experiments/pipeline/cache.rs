@@ -75,6 +75,10 @@ pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String
             proxy_config.as_object_mut().expect("a struct").remove(k);
         }
     }
+    if spec.proxy.trunk.is_none_or(|t| t == spec.policy) {
+        // A trunk of the policy's size is the one every proxy had before the trunk was its own setting.
+        proxy_config.as_object_mut().expect("a struct").remove("trunk");
+    }
     let mut proxy = serde_json::json!({"stage": "proxy", "sft": sft_key, "d_golden": spec.d_golden, "heldout": spec.heldout, "proxy": proxy_config, "version": 1});
     // D_golden's labels (so the proxy) depend on both; keyed where they are not what every proxy had before
     // either existed (hard labels, the additive reward), so those keep their keys.
@@ -241,6 +245,27 @@ mod tests {
     use super::*;
     use crate::experiments::ExperimentConfig;
     use crate::task::{LabelNoise, TaskKind};
+
+    /// The proxy's trunk is in its key only when it is not the policy's size, so every proxy cached or shipped before
+    /// the trunk was a setting keeps its key; a trunk of another size is another proxy over the same SFT and D_golden.
+    #[test]
+    fn the_proxy_key_follows_its_trunk_only_when_it_is_not_the_policys() {
+        let base = ExperimentConfig::preset("fig1-tiny").unwrap();
+        let keys = |trunk: Option<ModelSize>| {
+            let cfg = ExperimentConfig { proxy: crate::train::pm::PmConfig { trunk, ..base.proxy.clone() }, ..base.clone() };
+            stage_keys(&cfg.stage_spec(), 0, "cpu")
+        };
+        let (sft, proxy) = keys(None);
+        assert_eq!(keys(Some(base.policy)), (sft.clone(), proxy.clone()));
+        let (s, p) = keys(Some(ModelSize { layers: 2, ..base.policy }));
+        assert_eq!(s, sft);
+        assert_ne!(p, proxy);
+        // The key every proxy had before trunks: the config's JSON has no "trunk".
+        let spec = base.stage_spec();
+        let mut old = serde_json::json!(spec.proxy);
+        old.as_object_mut().unwrap().remove("trunk");
+        assert_eq!(serde_json::from_value::<crate::train::pm::PmConfig>(old).unwrap(), base.proxy, "a config written before trunks reads as the policy's");
+    }
 
     /// SFT does not depend on how D_golden is labelled, the proxy does: a sweep over label noise or task kinds
     /// reuses SFT and trains its own proxy (a proxy trained on other labels was once reused silently).

@@ -1,9 +1,7 @@
 //! What a seed's stages and its alignment runs depend on: the policy's size, the [`StageSpec`] borrowed from an
 //! experiment's config, and one run's [`RunSpec`].
 
-use crate::bail;
-use crate::error::Result;
-use crate::model::{GptConfig, Head};
+use crate::model::GptConfig;
 use crate::task::TaskConfig;
 use crate::experiments::method::Method;
 use crate::train::align::{AlignConfig, PastBest};
@@ -11,78 +9,8 @@ use crate::train::losses::Loss;
 use crate::train::optim::AdamwConfig;
 use crate::train::pm::PmConfig;
 use crate::train::sft::SftConfig;
-use serde::{Deserialize, Serialize};
 
-/// The policy's shape (its context and vocabulary come from the task).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelSize {
-    pub layers: usize,
-    pub d_model: usize,
-    pub heads: usize,
-}
-
-impl ModelSize {
-    /// The GPT-2 of this shape for `task` (its context and vocabulary).
-    pub fn model_config(self, task: &TaskConfig) -> GptConfig {
-        GptConfig { n_layer: self.layers, n_embd: self.d_model, n_head: self.heads, n_positions: task.context(), vocab_size: task.vocab_size() }
-    }
-
-    /// Parameters of the policy (embeddings included; the LM head is tied).
-    pub fn parameters(self, task: &TaskConfig) -> usize {
-        crate::model::params::param_infos(&self.model_config(task), Head::Lm).iter().map(|p| p.shape.iter().product::<usize>()).sum()
-    }
-}
-
-/// `LxDhH`: L layers of width D with H heads (e.g. `2x64h4`, the fig1 preset's policy), as the scaling ladder and
-/// the runs of its sizes are written in results.json, metrics.csv, model names and the page's links.
-impl std::fmt::Display for ModelSize {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}h{}", self.layers, self.d_model, self.heads)
-    }
-}
-
-impl std::str::FromStr for ModelSize {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let parsed = s.trim().split_once('x').and_then(|(l, rest)| {
-            let (d, h) = rest.split_once('h')?;
-            Some(ModelSize { layers: l.parse().ok()?, d_model: d.parse().ok()?, heads: h.parse().ok()? })
-        });
-        match parsed {
-            Some(size) => Ok(size),
-            None => bail!("'{s}' is not a policy size LxDhH (L layers of width D with H heads, e.g. 2x64h4)"),
-        }
-    }
-}
-
-/// Serde for sizes written as text ([`ModelSize`]'s `LxDhH`): a list (the config's ladder) and an optional one (a row's).
-pub mod size_text {
-    use super::ModelSize;
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(sizes: &[ModelSize], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(sizes.iter().map(|m| m.to_string()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ModelSize>, D::Error> {
-        Vec::<String>::deserialize(d)?.iter().map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.message))).collect()
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(size: &Option<ModelSize>, s: S) -> Result<S::Ok, S::Error> {
-            match size {
-                Some(m) => s.serialize_str(&m.to_string()),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ModelSize>, D::Error> {
-            Option::<String>::deserialize(d)?.map(|t| t.parse().map_err(|e: crate::Error| D::Error::custom(e.message))).transpose()
-        }
-    }
-}
+pub use crate::model::{size_text, ModelSize};
 
 /// What a seed's shared stages and every alignment run of an experiment depend on, borrowed from the
 /// experiment's config.

@@ -139,10 +139,21 @@ async fn proxy_stage(
     }
     // The proxy selects on a validation split held back from D_golden; the held-out pairs are only reported on.
     let (train, validation) = d_golden.split_tail(spec.proxy.validation_pairs(d_golden.len()));
+    // The trunk the proxy starts from: the policy's π_sft, or the SFT policy of the proxy's own size.
+    let sized;
+    let trunk = match spec.proxy.trunk.filter(|&size| size != spec.policy) {
+        None => sft,
+        Some(size) => {
+            let sized_spec = StageSpec { policy: size, ..*spec };
+            let (key, _) = stage_keys(&sized_spec, seed, sized_spec.stages_on(&e.identity()));
+            sized = sft_stage(e, &sized_spec, seed, &key, false, cache, progress).await?.0;
+            &sized
+        }
+    };
     let ladder = Ladder { steps: if rungs_cached { &[] } else { spec.proxy_ladder }, only: cached.is_some() };
     let last = if ladder.only { ladder.steps.iter().copied().max().unwrap_or(0) } else { spec.proxy.steps };
     let what = if ladder.only { "proxy PM, again up to the proxy map's last step" } else { "proxy PM" };
-    let mut trained = train_pm_ladder(e, spec.task, sft, PmData { train: &train, validation: &validation, heldout }, spec.proxy, seed, ladder, |s, eval| {
+    let mut trained = train_pm_ladder(e, spec.task, trunk, PmData { train: &train, validation: &validation, heldout }, spec.proxy, seed, ladder, |s, eval| {
         progress(Progress::Stage { name: format!("seed {seed}: {what}"), step: s as u64, total: last as u64 });
         if let Some(eval) = eval {
             progress(Progress::ProxyEval { seed, step: s, eval });
