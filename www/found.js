@@ -9,15 +9,15 @@ import { refreshCompare } from './compare.js';
 
 let entries = [];
 
-// The verdict sections of a summary.md: each "## Verdict (computed)…" section up to its first sub-heading, and the
-// bullet verdicts of the other sections (the analyses' and scaling's findings).
+// The verdict sections of a summary.md: each "## Verdict (computed)…" section up to its first sub-heading, the
+// bullet verdicts of the other sections (the analyses' and scaling's findings) and the proxy map's threshold.
 export function verdictOf(md) {
   const out = [];
   let keep = false;
   for (const line of md.split('\n')) {
     if (line.startsWith('## ')) keep = line.startsWith('## Verdict (computed)');
     else if (line.startsWith('### ')) keep = false;
-    if (keep || (line.startsWith('- **') && /: (shown|direction only|not shown|holds|does not hold|is reversed|is reversed in direction only|holds in direction only)\b/.test(line))) out.push(line);
+    if (keep || line.startsWith('**Computed threshold**') || (line.startsWith('- **') && /: (shown|direction only|not shown|holds|does not hold|is reversed|is reversed in direction only|holds in direction only)\b/.test(line))) out.push(line);
   }
   return out.join('\n');
 }
@@ -36,7 +36,9 @@ async function show(name) {
   fact(facts, 'Stage time', `${fmtTime(e.stage_seconds)}, summed over the seeds' threads`);
   fact(facts, 'Checkpoints', e.complete ? String(e.checkpoints) : `${e.checkpoints} so far: these results are partial (the run had not finished when they were committed)`);
   const figure = $('found-figure');
-  const main = e.figures.includes('fig1.svg') ? 'fig1.svg' : e.figures[0];
+  // The folder's own figure (fig10.svg in results/fig10/, proxy-map.svg in results/proxy-map/), else Figure 1.
+  const own = `${e.name}.svg`;
+  const main = e.figures.includes(own) ? own : e.figures.includes('fig1.svg') ? 'fig1.svg' : e.figures[0];
   const verdictBox = $('found-verdict');
   let verdict = '';
   try {
@@ -48,7 +50,7 @@ async function show(name) {
     verdictBox.replaceChildren(el('p', { className: 'status error', textContent: `Could not read ${dir}summary.md (${err.message}).` }));
   }
   // The verdict in words is the figure's text alternative.
-  const alt = `${title}: ${verdict.replace(/\*\*/g, '').split('\n').filter((l) => l.startsWith('By the agreement rule') || l.startsWith('- ')).join(' ')}`;
+  const alt = `${title}: ${verdict.replace(/\*\*/g, '').split('\n').filter((l) => l.startsWith('By the agreement rule') || l.startsWith('- ') || l.startsWith('Computed threshold')).join(' ')}`;
   // At a phone's width, Figure 1 as the CLI laid it out for one (fig1-phone.svg), where the results have it.
   const img = main && el('img', { src: dir + main, alt, loading: 'eager' });
   const phone = main === 'fig1.svg' && e.figures.includes('fig1-phone.svg');

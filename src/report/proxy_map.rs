@@ -203,7 +203,7 @@ pub fn proxy_map_md(results: &ExperimentResults) -> String {
         Some(fit) => {
             let (c, m) = fit.line;
             s += &format!(
-                "\nFitted over every (seed, labeller) point by least squares: online − offline (frontier) = {c:+.3} {} {:.3} × accuracy. Computed threshold: {}",
+                "\nFitted over every (seed, labeller) point by least squares: online − offline (frontier) = {c:+.3} {} {:.3} × accuracy.\n\n**Computed threshold**: {}",
                 if m >= 0.0 { "+" } else { "−" },
                 m.abs(),
                 fit.threshold.words()
