@@ -34,10 +34,15 @@ pub enum TaskKind {
     /// Key words 2i and 2i + 1 are partners and count only together: a partner pair that is in the document counts
     /// 2 when both are covered and 0 when one is; a key word whose partner is not in the document counts 1.
     Paired,
+    /// The summary must cover exactly n of the document's k key words, n = k − 1 (n = k when k ≤ 1): each covered
+    /// key word up to n counts 1, each beyond n costs 1. Most of π_sft's pairs are below n, so D_golden teaches
+    /// "more key words win", while the best summary stops one short of all of them: a reward whose optimum lies
+    /// where ranking π_sft's pairs does not point (issue 29's "exactly the number asked for").
+    Counted,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 3] = [TaskKind::Additive, TaskKind::Ordered, TaskKind::Paired];
+    pub const ALL: [TaskKind; 4] = [TaskKind::Additive, TaskKind::Ordered, TaskKind::Paired, TaskKind::Counted];
 
     /// What its golden reward's coverage term asks, in a line (the page's sample view and knob).
     pub fn describe(&self) -> &'static str {
@@ -45,6 +50,7 @@ impl TaskKind {
             TaskKind::Additive => "each key word of the document the summary covers counts once, in any order",
             TaskKind::Ordered => "key words count only in the document's order (the longest chain of them rising along the summary)",
             TaskKind::Paired => "key words 2i and 2i+1 count only together when both are in the document",
+            TaskKind::Counted => "exactly all but one of the document's key words: each up to that count counts 1, each beyond it costs 1",
         }
     }
 
@@ -54,6 +60,7 @@ impl TaskKind {
             TaskKind::Additive => "additive",
             TaskKind::Ordered => "ordered",
             TaskKind::Paired => "paired",
+            TaskKind::Counted => "counted",
         }
     }
 
@@ -261,15 +268,32 @@ impl TaskConfig {
                     _ => 1.0,
                 })
                 .sum(),
+            TaskKind::Counted => {
+                let asked = self.asked(doc) as f32;
+                let c = covered.len() as f32;
+                c.min(asked) - (c - asked).max(0.0)
+            }
         }
     }
 
+    /// How many key words a summary of `doc` should cover under [`TaskKind::Counted`]: all but one of the document's
+    /// key words (all of them when it has at most one).
+    pub fn asked(&self, doc: &[u32]) -> usize {
+        let k = doc.iter().filter(|&&t| self.is_key(t)).count();
+        if k <= 1 { k } else { k - 1 }
+    }
+
     /// The best summary of `prompt` by construction, for every kind: the document's key words in the document's
-    /// order (so every chain rises and every pair is whole), as many as fit, then <eos>. Its win rate against
-    /// π_sft's samples is the headroom a task leaves above π_sft (issue 29's precondition).
+    /// order (so every chain rises and every pair is whole), as many as fit (under [`TaskKind::Counted`], as many as
+    /// it asks for), then <eos>. Its win rate against π_sft's samples is the headroom a task leaves above π_sft
+    /// (issue 29's precondition).
     pub fn oracle(&self, prompt: &[u32]) -> Vec<u32> {
         let doc = &prompt[..self.doc_len.min(prompt.len())];
-        let mut out: Vec<u32> = doc.iter().copied().filter(|&t| self.is_key(t)).take(self.max_summary - 1).collect();
+        let most = match self.kind {
+            TaskKind::Counted => self.asked(doc),
+            _ => usize::MAX,
+        };
+        let mut out: Vec<u32> = doc.iter().copied().filter(|&t| self.is_key(t)).take(most.min(self.max_summary - 1)).collect();
         out.push(EOS);
         out
     }
@@ -405,6 +429,20 @@ mod tests {
             assert_eq!(t.golden_reward(&prompt, &faulty), coverage - 1.0 - 1.0 - 0.5, "{:?}", t.kind);
         }
         assert_eq!((additive.partner(k(0)), additive.partner(k(5)), additive.partner(k(20))), (Some(k(1)), Some(k(4)), None));
+        // Counted: the document has 4 key words, so it asks for 3. K0 K1 K2: 3; K0 K1: 2; all four: 3 − 1 = 2,
+        // with no length charge (4 words, 4 key words in the document).
+        let counted = TaskConfig { kind: TaskKind::Counted, ..task() };
+        assert_eq!(counted.asked(&prompt[..8]), 3);
+        assert_eq!(counted.golden_reward(&prompt, &in_order), 3.0);
+        assert_eq!(counted.golden_reward(&prompt, &[k(0), k(1), EOS]), 2.0);
+        assert_eq!(counted.golden_reward(&prompt, &[k(0), k(1), k(2), k(5), EOS]), 2.0);
+        assert_eq!(counted.golden_reward(&prompt, &reversed), 3.0, "order does not count");
+        assert_eq!(counted.golden_reward(&prompt, &faulty), 2.0 - 1.0 - 1.0 - 0.5);
+        // One key word in the document: it is asked for; none: nothing is.
+        let one = vec![k(0), k(20), k(21), k(22), k(23), k(24), k(25), k(26), SEP];
+        assert_eq!((counted.asked(&one[..8]), counted.golden_reward(&one, &[k(0), EOS])), (1, 1.0));
+        let none = vec![k(20), k(21), k(22), k(23), k(24), k(25), k(26), k(27), SEP];
+        assert_eq!((counted.asked(&none[..8]), counted.golden_reward(&none, &[EOS])), (0, 0.0));
         let odd = TaskConfig { key_words: 15, ..task() };
         assert_eq!(odd.partner(odd.word_id(14)), None, "the last key word of an odd count has no partner");
     }
@@ -412,13 +450,14 @@ mod tests {
     /// The oracle summary scores at least as high as any summary the generator writes, under every kind.
     #[test]
     fn the_oracle_summary_is_never_beaten_by_the_generator() {
-        for kind in [TaskKind::Additive, TaskKind::Ordered, TaskKind::Paired] {
+        for kind in TaskKind::ALL {
             let t = TaskConfig { kind, ..task() };
             for i in 0..300 {
                 let p = t.prompt(5, 0, i);
                 let best = t.golden_reward(&p, &t.oracle(&p));
-                let keys = p[..t.doc_len].iter().filter(|&&w| t.is_key(w)).count() as f32;
-                assert_eq!(best, keys, "{kind:?}: the oracle covers every key word, fault-free");
+                let keys = p[..t.doc_len].iter().filter(|&&w| t.is_key(w)).count();
+                let asked = if kind == TaskKind::Counted { t.asked(&p[..t.doc_len]) } else { keys };
+                assert_eq!(best, asked as f32, "{kind:?}: the oracle covers every key word asked for, fault-free");
                 assert!(t.golden_reward(&p, &t.generate(&p, 5, 1, i)) <= best, "{kind:?} prompt {i}");
             }
         }
@@ -429,8 +468,9 @@ mod tests {
         let set = |v: &str| crate::settings::apply_overrides(&task(), &[format!("kind={v}")]);
         assert_eq!(set("ordered").unwrap().kind, TaskKind::Ordered);
         assert_eq!(set("paired").unwrap().kind, TaskKind::Paired);
+        assert_eq!(set("counted").unwrap().kind, TaskKind::Counted);
         let err = set("sorted").unwrap_err().message;
-        assert!(err.contains("kind=sorted") && err.contains("additive") && err.contains("ordered") && err.contains("paired"), "{err}");
+        assert!(err.contains("kind=sorted") && ["additive", "ordered", "paired", "counted"].iter().all(|k| err.contains(k)), "{err}");
         // A config written before kinds existed reads as additive.
         let mut old = serde_json::to_value(task()).unwrap();
         old.as_object_mut().unwrap().remove("kind");

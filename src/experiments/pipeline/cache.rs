@@ -281,6 +281,7 @@ mod tests {
             crate::task::TaskConfig { labels: LabelNoise::Bernoulli { tau: 1.0 }, ..base.task.clone() },
             crate::task::TaskConfig { kind: TaskKind::Ordered, ..base.task.clone() },
             crate::task::TaskConfig { kind: TaskKind::Paired, ..base.task.clone() },
+            crate::task::TaskConfig { kind: TaskKind::Counted, ..base.task.clone() },
         ] {
             let (s, p) = keys(task.clone());
             assert_eq!(s, sft, "{task:?}");
