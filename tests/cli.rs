@@ -205,7 +205,9 @@ fn the_committed_results_index_is_current() {
     assert!(ok, "{stdout}\n{stderr}");
     let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{results}/index.json")).unwrap()).unwrap();
     assert_eq!(index[0]["name"], "fig1-fair", "Figure 1 first: the fair, pre-registered one (issue 27)");
-    assert_eq!(index[1]["name"], "fig1", "then the first protocol's");
+    assert_eq!(index[1]["name"], "proxy-map", "then the proxy map, on Figure 1's seeds");
+    assert_eq!(index[2]["name"], "fig1", "then the first protocol's");
+    assert_eq!(index[1]["figures"].as_array().unwrap().iter().filter(|f| *f == "proxy-map.svg").count(), 1);
     assert_eq!(index[0]["figures"][0], "fig1.svg");
     let root = std::env::temp_dir().join(format!("alignment-gap-index-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);

@@ -259,8 +259,16 @@ pub fn proxy_map_svg(results: &ExperimentResults) -> Result<String> {
             .draw()
             .map_err(err)?;
         chart.draw_series(LineSeries::new([(x0 - pad_x, 0.0), (x1 + pad_x, 0.0)], BLACK.mix(0.5).stroke_width(1))).map_err(err)?;
-        for m in labellers(results) {
-            let (r, g, b) = m.colour();
+        // One colour per labeller, weakest first, told apart by hue rather than by shades of one (Okabe–Ito): the
+        // rungs, then the full proxy, golden labels in black.
+        const PALETTE: [(u8, u8, u8); 4] = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (0, 114, 178)];
+        let ms = labellers(results);
+        for (i, &m) in ms.iter().enumerate() {
+            let (r, g, b) = match m {
+                _ if m == Method::ONLINE_GOLDEN => (0, 0, 0),
+                _ if m == Method::ONLINE => PALETTE[3],
+                _ => PALETTE[i.min(2)],
+            };
             let colour = RGBColor(r, g, b);
             let mine: Vec<(f32, f32)> = pts.iter().filter(|p| p.0 == m).map(|p| (p.1, p.2)).collect();
             if mine.is_empty() {

@@ -281,8 +281,16 @@ async function checkFirstSight(page) {
   await page.click('#found-quick');
   assert.equal(await page.inputValue('#preset'), 'fig1-quick');
   assert.match(page.url(), /preset=fig1-quick/);
+  // A folder's own figure comes first: the proxy map's, with its computed threshold in the verdict panel.
+  await page.selectOption('#found-pick', 'proxy-map');
+  await page.waitForFunction(() => document.body.dataset.found === 'proxy-map' && document.querySelector('#found-figure img')?.complete);
+  assert.match(await page.getAttribute('#found-figure img', 'src'), /results\/proxy-map\/proxy-map\.svg$/);
+  assert.ok(await page.evaluate(() => document.querySelector('#found-figure img').naturalWidth > 0), 'results/proxy-map/proxy-map.svg loads');
+  assert.match(await page.textContent('#found-verdict'), /Computed threshold/);
+  assert.match(await page.getAttribute('#found-figure img', 'alt'), /Computed threshold/);
   await page.selectOption('#found-pick', 'fig10');
   await page.waitForFunction(() => document.body.dataset.found === 'fig10');
+  assert.match(await page.getAttribute('#found-figure img', 'src'), /results\/fig10\/fig10\.svg$/);
   assert.match(await page.textContent('#found-verdict'), /Larger policies peak higher/);
   await page.click('#found-reproduce');
   assert.equal(await page.inputValue('#preset'), 'fig10');
