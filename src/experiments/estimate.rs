@@ -26,8 +26,9 @@ impl ExperimentConfig {
         let relative = |p: Option<ModelSize>| p.map_or(1.0, |p| flops(p) / flops(self.policy));
         // The proxy's trunk, when it has its own size: its training, scoring and (when no size of the scaling
         // ladder is it) its own SFT scale with it.
-        let pm_scale = relative(self.proxy.trunk);
-        let trunk_sft = self.proxy.trunk.filter(|&p| p != self.policy && !self.scaling.contains(&p)).map_or(0.0, |p| relative(Some(p)));
+        let trunk = self.proxy.trunk_apart_from(self.policy);
+        let pm_scale = relative(trunk);
+        let trunk_sft = trunk.filter(|p| !self.scaling.contains(p)).map_or(0.0, |p| relative(Some(p)));
         // ms per token of forward + backward + update; a forward alone is about a third of it.
         let fb = train_step_ms / (BATCH * CONTEXT) as f64 * scale;
         let fwd = fb / 3.0;

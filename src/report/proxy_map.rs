@@ -262,8 +262,7 @@ pub fn proxy_map_svg(results: &ExperimentResults) -> Result<String> {
         // One colour per labeller, weakest first, told apart by hue rather than by shades of one (Okabe–Ito): the
         // rungs, then the full proxy, golden labels in black.
         const PALETTE: [(u8, u8, u8); 4] = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (0, 114, 178)];
-        let ms = labellers(results);
-        for (i, &m) in ms.iter().enumerate() {
+        for (i, m) in labellers(results).into_iter().enumerate() {
             let (r, g, b) = match m {
                 _ if m == Method::ONLINE_GOLDEN => (0, 0, 0),
                 _ if m == Method::ONLINE => PALETTE[3],

@@ -29,7 +29,7 @@ pub fn summary_md(results: &ExperimentResults, bins: &[Bin]) -> String {
         c.seeds, c.loss, c.betas, c.lrs, c.steps, c.offline_steps, c.batch, c.policy.layers, c.policy.d_model, c.d_golden, results.backend
     );
     s += "Proxy preference model";
-    if let Some(trunk) = c.proxy.trunk.filter(|&t| t != c.policy) {
+    if let Some(trunk) = c.proxy.trunk_apart_from(c.policy) {
         s += &format!(" (its own trunk, {trunk}, started from the SFT policy of that size)");
     }
     s += ", held-out accuracy on golden labels: ";

@@ -120,6 +120,12 @@ impl PmConfig {
         ProxyForm { kind: self.kind, separator: self.separator, score: self.score }
     }
 
+    /// The proxy's own trunk size when it is not `policy`'s (none: the trunk is the policy's π_sft, as every proxy's
+    /// was before the trunk was a setting).
+    pub fn trunk_apart_from(&self, policy: ModelSize) -> Option<ModelSize> {
+        self.trunk.filter(|&t| t != policy)
+    }
+
     /// Whether this is the proxy every experiment had before proxy kinds existed (pairwise, no separator):
     /// its cache keys and reports stay as they were.
     pub fn is_original(&self) -> bool {

@@ -75,7 +75,7 @@ pub fn stage_keys(spec: &StageSpec, seed: u32, backend: &str) -> (String, String
             proxy_config.as_object_mut().expect("a struct").remove(k);
         }
     }
-    if spec.proxy.trunk.is_none_or(|t| t == spec.policy) {
+    if spec.proxy.trunk_apart_from(spec.policy).is_none() {
         // A trunk of the policy's size is the one every proxy had before the trunk was its own setting.
         proxy_config.as_object_mut().expect("a struct").remove("trunk");
     }

@@ -141,12 +141,10 @@ async fn proxy_stage(
     let (train, validation) = d_golden.split_tail(spec.proxy.validation_pairs(d_golden.len()));
     // The trunk the proxy starts from: the policy's π_sft, or the SFT policy of the proxy's own size.
     let sized;
-    let trunk = match spec.proxy.trunk.filter(|&size| size != spec.policy) {
+    let trunk = match spec.proxy.trunk_apart_from(spec.policy) {
         None => sft,
         Some(size) => {
-            let sized_spec = StageSpec { policy: size, ..*spec };
-            let (key, _) = stage_keys(&sized_spec, seed, sized_spec.stages_on(&e.identity()));
-            sized = sft_stage(e, &sized_spec, seed, &key, false, cache, progress).await?.0;
+            sized = sft_of_size(e, spec, seed, size, cache, progress).await?.0;
             &sized
         }
     };
@@ -204,6 +202,14 @@ async fn sft_stage(e: &Engine, spec: &StageSpec<'_>, seed: u32, key: &str, own: 
     Ok((sft, losses))
 }
 
+/// The SFT policy of `size` (not the spec's own policy size), trained with the seed's SFT config and data, from the
+/// cache or trained (and cached): a scaling ladder's size, or a proxy's own trunk.
+async fn sft_of_size(e: &Engine, spec: &StageSpec<'_>, seed: u32, size: ModelSize, cache: &mut dyn StageCache, progress: &mut dyn FnMut(Progress)) -> Result<(Gpt, Vec<f32>)> {
+    let sized = StageSpec { policy: size, ..*spec };
+    let (key, _) = stage_keys(&sized, seed, sized.stages_on(&e.identity()));
+    sft_stage(e, &sized, seed, &key, false, cache, progress).await
+}
+
 /// The SFT policy of one size of the scaling ladder, trained with the seed's SFT config and data.
 pub struct SizedSft {
     pub size: ModelSize,
@@ -218,11 +224,8 @@ impl SeedStages {
         if size == spec.policy || self.sized.iter().any(|s| s.size == size) {
             return Ok(());
         }
-        let sized = StageSpec { policy: size, ..*spec };
-        let backend = e.identity();
-        let (key, _) = stage_keys(&sized, self.seed, sized.stages_on(&backend));
         let t0 = now_ms();
-        let (sft, losses) = sft_stage(e, &sized, self.seed, &key, false, cache, progress).await?;
+        let (sft, losses) = sft_of_size(e, spec, self.seed, size, cache, progress).await?;
         add_time(&mut self.timings, "sft_scaling", now_ms() - t0);
         self.sized.push(SizedSft { size, sft, losses });
         Ok(())
