@@ -1,5 +1,6 @@
 //! The CPU engine against PyTorch + transformers, tensor by tensor (llm.c's test_gpt2, in Rust).
-//! The fixture is made by tests/pytorch/make_fixture.py (not run by CI); see its docstring.
+//! The fixtures are made by tests/pytorch/make_fixture.py and make_bt_fixture.py (not run by CI); see their
+//! docstrings.
 #![cfg(not(target_arch = "wasm32"))]
 
 use alignment_gap::engine::{Engine, Packed, Tensor};
@@ -20,7 +21,10 @@ struct Fixture {
 
 impl Fixture {
     fn load() -> Self {
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gpt2_tiny.safetensors")).unwrap();
+        Self::load_file("gpt2_tiny.safetensors")
+    }
+    fn load_file(name: &str) -> Self {
+        let bytes = std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let (t, meta) = read_all(&bytes).unwrap();
         Fixture { t, meta: serde_json::from_str(&meta["fixture"]).unwrap() }
     }
@@ -206,4 +210,61 @@ fn cpu_preference_model_matches_pytorch() {
 fn gpu_preference_model_matches_pytorch() {
     let Some(e) = common::gpu() else { return };
     preference_model_matches_pytorch(&e);
+}
+
+/// The Bradley–Terry proxy's training loss and every gradient, for both score reads, from the raw prompts and
+/// responses: the Rust packing of rows (x, y) and their spans, the summed or last-token read, the chain rule
+/// from z = s_w − s_l through both responses, and the model, against make_bt_fixture.py's PyTorch.
+fn bradley_terry_proxy_matches_pytorch(e: &Engine) {
+    use alignment_gap::task::TaskConfig;
+    use alignment_gap::train::pm::{Proxy, ProxyForm, ProxyKind, ScoreRead, Scorer};
+    let f = Fixture::load_file("bt_proxy.safetensors");
+    let num = |k: &str| f.meta["task"][k].as_u64().unwrap() as usize;
+    let task = TaskConfig { vocab_words: num("vocab_words"), key_words: num("key_words"), doc_len: num("doc_len"), max_summary: num("max_summary"), ..TaskConfig::default() };
+    let config = f.config();
+    assert_eq!((config.n_positions, config.vocab_size), (task.context(), task.vocab_size()), "the fixture's model fits its task");
+    let b = f.meta["pairs"].as_u64().unwrap() as usize;
+    // Responses are padded with −1 in the fixture; the prompts are all doc_len words and <sep>.
+    let rows_of = |name: &str, width: usize| -> Vec<Vec<u32>> { f.get(name).chunks(width).map(|r| r.iter().take_while(|&&v| v >= 0.0).map(|&v| v as u32).collect()).collect() };
+    let (prompts, w, l) = (rows_of("prompts", task.prompt_len()), rows_of("winners", task.max_summary), rows_of("losers", task.max_summary));
+    assert_eq!((prompts.len(), w.len(), l.len()), (b, b, b));
+    let infos = alignment_gap::model::param_infos(&config, Head::Score);
+    let values: Vec<Vec<f32>> = infos.iter().map(|i| f.get(&format!("param.{}", i.name)).to_vec()).collect();
+    let mut ok = true;
+    for (read, score) in [("summed", ScoreRead::Summed), ("last", ScoreRead::Last)] {
+        let proxy = Proxy { model: Gpt::new(e, config, Head::Score, &values).unwrap(), form: ProxyForm { kind: ProxyKind::BradleyTerry, separator: false, score } };
+        let scorer = Scorer::new(e, &proxy, &task, 2 * b).unwrap();
+        let grads = proxy.model.zero_grads(e);
+        Gpt::clear_grads(e, &grads).unwrap();
+        let loss = pollster::block_on(scorer.train_batch(e, &grads, &task, &prompts, &w, &l)).unwrap();
+        ok &= report(&format!("bt {read} loss"), &[loss], f.get(&format!("{read}.loss")));
+        // With a last-token read each row adds its score's gradient to ln_f's bias through the same head
+        // vector, and a pair's two rows add +d and −d: that gradient is exactly 0 in PyTorch and rounding in
+        // f32 here, so an all-zero reference is held to TOL of the read's largest gradient instead.
+        let largest = proxy.model.infos.iter().flat_map(|i| f.get(&format!("{read}.grad.{}", i.name))).fold(0f32, |m, v| m.max(v.abs()));
+        for (info, g) in proxy.model.infos.iter().zip(&grads) {
+            let got = pollster::block_on(e.read(g)).unwrap();
+            let name = format!("bt {read} grad {}", info.name);
+            let want = f.get(&format!("{read}.grad.{}", info.name));
+            if want.iter().all(|&v| v == 0.0) {
+                let err = got.iter().fold(0f32, |m, v| m.max(v.abs())) / largest;
+                println!("{}  {name:<40} exactly 0 in PyTorch; max |got| / largest gradient {err:.2e}", if err <= TOL { "OK " } else { "FAIL" });
+                ok &= err <= TOL;
+            } else {
+                ok &= report(&name, &got, want);
+            }
+        }
+    }
+    assert!(ok, "some Bradley–Terry proxy tensors differ from PyTorch by more than {TOL}");
+}
+
+#[test]
+fn cpu_bradley_terry_proxy_matches_pytorch() {
+    bradley_terry_proxy_matches_pytorch(&Engine::cpu());
+}
+
+#[test]
+fn gpu_bradley_terry_proxy_matches_pytorch() {
+    let Some(e) = common::gpu() else { return };
+    bradley_terry_proxy_matches_pytorch(&e);
 }

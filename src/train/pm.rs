@@ -270,7 +270,7 @@ fn pair_rows(form: ProxyForm, task: &TaskConfig, prompts: &[Vec<u32>], ya: &[Vec
 
 /// The device buffers for scoring `rows` rows of a proxy (and backpropagating through them), made once and
 /// written in place each time (the GPU's bind groups over them are made once).
-struct Scorer<'a> {
+pub struct Scorer<'a> {
     proxy: &'a Proxy,
     acts: crate::model::Activations,
     tokens: Tensor,
@@ -281,7 +281,9 @@ struct Scorer<'a> {
 }
 
 impl<'a> Scorer<'a> {
-    fn new(e: &Engine, proxy: &'a Proxy, task: &TaskConfig, rows: usize) -> Result<Self> {
+    /// Buffers for `rows` rows: a training batch of b pairs needs 2b (both orders of each pair, or each pair's
+    /// two responses).
+    pub fn new(e: &Engine, proxy: &'a Proxy, task: &TaskConfig, rows: usize) -> Result<Self> {
         let t = proxy.form.context(task);
         let summed = proxy.form.kind == ProxyKind::BradleyTerry && proxy.form.score == ScoreRead::Summed;
         Ok(Scorer {
@@ -333,6 +335,21 @@ impl<'a> Scorer<'a> {
                 m.backward_score_every_position(e, &self.acts, grads, &self.tokens, zeros, dat)
             }
         }
+    }
+
+    /// One training batch of (winner, loser) pairs: returns the position-debiased loss and adds its gradient
+    /// to `grads`. Its rows and the chain rule from the pair logits to the rows' scores are
+    /// [`training_rows`], [`training_logits`] and [`row_gradients`].
+    pub async fn train_batch(&self, e: &Engine, grads: &[Tensor], task: &TaskConfig, prompts: &[Vec<u32>], w: &[Vec<u32>], l: &[Vec<u32>]) -> Result<f32> {
+        let form = self.proxy.form;
+        let rows = training_rows(form, task, prompts, w, l);
+        let s = self.forward(e, &rows).await?;
+        let (forward, swapped) = training_logits(form, &s, prompts.len());
+        let (loss, d1, d2) = pairwise_pm(&forward, &swapped);
+        if loss.is_finite() {
+            self.backward(e, grads, &rows, &row_gradients(form, d1, d2))?;
+        }
+        Ok(loss)
     }
 }
 
@@ -507,16 +524,12 @@ pub async fn train_pm_ladder(
         let idx: Vec<usize> = (0..b).map(|i| (step as usize * b + i) % train.len()).collect();
         let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| train.prompts[i].clone()).collect();
         let (w, l): (Vec<Vec<u32>>, Vec<Vec<u32>>) = idx.iter().map(|&i| (train.ordered(i).0.to_vec(), train.ordered(i).1.to_vec())).unzip();
-        let rows = training_rows(form, task, &prompts, &w, &l);
         Gpt::clear_grads(e, &grads)?;
-        let s = scorer.forward(e, &rows).await?;
-        let (forward, swapped) = training_logits(form, &s, b);
-        let (loss, d1, d2) = pairwise_pm(&forward, &swapped);
+        let loss = scorer.train_batch(e, &grads, task, &prompts, &w, &l).await?;
         if !loss.is_finite() {
             bail!("proxy PM: the loss is not finite ({loss}) at step {step}: training diverged; lower proxy.adamw.lr (now {})", cfg.adamw.lr);
         }
         loss_sum += loss;
-        scorer.backward(e, &grads, &rows, &row_gradients(form, d1, d2))?;
         opt.step(e, &pm.model.params, &grads)?;
         if ladder.steps.contains(&(step + 1)) {
             snapshots.push((step + 1, pm.model.values(e).await?));
