@@ -2,10 +2,10 @@
 // a training step and sampling at bench sizes, in headless Chromium (the page's own worker, no WebGPU)
 // and natively on one thread. Prints a markdown table.
 //
-//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2]
+//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2] [--wasm simd128,relaxed]
 //
-// Needs the release wasm in www/pkg (bash scripts/serve.sh builds it, or
-// `wasm-pack build --release --target web --out-dir www/pkg --no-typescript --no-pack`), the release CLI
+// Each wasm build (www/pkg/: SIMD128; www/pkg-relaxed/: + relaxed SIMD) runs in a worker of its own, forced by
+// the worker's ?wasm=. Needs both release builds (bash scripts/build-wasm.sh), the release CLI
 // (cargo build --release) and the page tests' node modules (cd tests/page && npm ci).
 // Env: ALIGNMENT_GAP_BIN (default target/release/alignment-gap), CHROMIUM (default /usr/bin/chromium).
 import { spawn, execFileSync } from 'node:child_process';
@@ -21,6 +21,8 @@ const arg = (name, fallback) => {
 const sizes = arg('sizes', 'S,M').split(',');
 const repeats = Number(arg('repeats', '5'));
 const rounds = Number(arg('rounds', '2'));
+const builds = arg('wasm', 'simd128,relaxed').split(',');
+for (const b of builds) if (!['simd128', 'relaxed'].includes(b)) throw new Error(`--wasm: '${b}' is not one of simd128, relaxed`);
 const bin = process.env.ALIGNMENT_GAP_BIN || path.join(root, 'target/release/alignment-gap');
 const port = 19080 + Math.floor(Math.random() * 1000);
 const url = `http://127.0.0.1:${port}/`;
@@ -46,36 +48,47 @@ try {
     await new Promise((r) => setTimeout(r, 200));
   }
   const page = await browser.newPage();
-  await page.goto(`${url}www/state.js`); // any page of the origin: the worker is all we need
-  await page.evaluate(() => {
-    window.benchWorker = new Worker('/www/worker.js', { type: 'module' });
-    window.nextMessage = (type) => new Promise((resolve, reject) => {
+  await page.goto(`${url}www/state.js`); // any page of the origin: the workers are all we need
+  // One worker per wasm build, each forced by its URL (worker.js reads ?wasm=).
+  await page.evaluate((builds) => {
+    window.benchWorkers = Object.fromEntries(builds.map((b) => [b, new Worker(`/www/worker.js?wasm=${b}`, { type: 'module' })]));
+    window.nextMessage = (build, type) => new Promise((resolve, reject) => {
+      const w = window.benchWorkers[build];
       const on = ({ data }) => {
-        if (data.type === type) { window.benchWorker.removeEventListener('message', on); resolve(data); }
-        if (data.type === 'error') { window.benchWorker.removeEventListener('message', on); reject(new Error(data.message)); }
+        if (data.type === type) { w.removeEventListener('message', on); resolve(data); }
+        if (data.type === 'error') { w.removeEventListener('message', on); reject(new Error(data.message)); }
       };
-      window.benchWorker.addEventListener('message', on);
+      w.addEventListener('message', on);
     });
-  });
-  await page.evaluate(() => window.nextMessage('doctor')); // the worker's start-up self-check, out of the way
+    // Every worker's start-up self-check is awaited from the start: a report that came before its listener would be lost.
+    window.doctors = Object.fromEntries(builds.map((b) => [b, window.nextMessage(b, 'doctor')]));
+  }, builds);
+  const identity = {};
+  for (const b of builds) identity[b] = (await page.evaluate((b) => window.doctors[b], b)).report.backend; // out of the way
+  for (const b of builds) console.error(`${b}: ${identity[b]}`);
   const rows = [];
   for (let round = 1; round <= rounds; round++) {
     for (const size of sizes) {
       const n = native(size);
-      const w = await page.evaluate(async ({ size, repeats }) => {
-        const done = window.nextMessage('bench');
-        window.benchWorker.postMessage({ type: 'bench', backend: 'cpu', size, repeats });
-        return (await done).row;
-      }, { size, repeats });
+      const w = {};
+      for (const b of builds) {
+        w[b] = await page.evaluate(async ({ b, size, repeats }) => {
+          const done = window.nextMessage(b, 'bench');
+          window.benchWorkers[b].postMessage({ type: 'bench', backend: 'cpu', size, repeats });
+          return (await done).row;
+        }, { b, size, repeats });
+      }
       rows.push({ round, size, n, w });
-      console.error(`round ${round} ${size}: native ${n.train_step_ms} ms, wasm ${w.train_step_ms.toFixed(1)} ms`);
+      console.error(`round ${round} ${size}: native ${n.train_step_ms} ms, ` + builds.map((b) => `${b} ${w[b].train_step_ms.toFixed(1)} ms`).join(', '));
     }
   }
-  console.log('| round | size | native step (ms) | wasm step (ms) | wasm / native | native sample tok/s | wasm sample tok/s | wasm / native |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(builds.map((b) => `- ${b}: ${identity[b]}`).join('\n') + '\n');
+  console.log(`| round | size | native step (ms) | ${builds.map((b) => `${b} step (ms) | ${b} / native`).join(' | ')} | native sample tok/s | ${builds.map((b) => `${b} sample tok/s`).join(' | ')} |`);
+  console.log(`|---|---|---|${builds.map(() => '---|---|').join('')}---|${builds.map(() => '---|').join('')}`);
   for (const { round, size, n, w } of rows) {
-    console.log(`| ${round} | ${size} | ${n.train_step_ms.toFixed(1)} | ${w.train_step_ms.toFixed(1)} | ${(w.train_step_ms / n.train_step_ms).toFixed(2)}× | ` +
-      `${Math.round(n.sample_tokens_per_s)} | ${Math.round(w.sample_tokens_per_s)} | ${(n.sample_tokens_per_s / w.sample_tokens_per_s).toFixed(2)}× slower |`);
+    console.log(`| ${round} | ${size} | ${n.train_step_ms.toFixed(1)} | ` +
+      builds.map((b) => `${w[b].train_step_ms.toFixed(1)} | ${(w[b].train_step_ms / n.train_step_ms).toFixed(2)}×`).join(' | ') +
+      ` | ${Math.round(n.sample_tokens_per_s)} | ${builds.map((b) => Math.round(w[b].sample_tokens_per_s)).join(' | ')} |`);
   }
 } finally {
   await browser.close();

@@ -3,31 +3,35 @@
 # index.html, www/ (the page's modules, the wasm package and the shipped SFT and proxy models), and results/ (the committed experiments: their
 # figures, summary.md, results.json, metrics.csv and results/index.json, without stage caches or models).
 #   bash scripts/build-site.sh                 sets up, builds the wasm package (release) and writes dist/
-#   bash scripts/build-site.sh --use-built-wasm  copies the www/pkg/ already built (the tests build a dev one)
+#   bash scripts/build-site.sh --use-built-wasm  copies the www/pkg/ and www/pkg-relaxed/ already built (the tests build dev ones)
 # Then, e.g.: python3 -m http.server --directory dist 8000   (a server must send .wasm as application/wasm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" != "--use-built-wasm" ]]; then
   bash scripts/setup.sh
   export PATH="$HOME/.cargo/bin:$PATH"
-  echo "[site] building the wasm package into www/pkg/"
-  wasm-pack build --release --target web --out-dir www/pkg --no-typescript --no-pack
+  echo "[site] building the wasm packages into www/pkg/ and www/pkg-relaxed/"
+  bash scripts/build-wasm.sh --release
 fi
-[[ -f www/pkg/alignment_gap_bg.wasm ]] || { echo "[site] www/pkg/ has no wasm build: run without --use-built-wasm" >&2; exit 1; }
+for pkg in pkg pkg-relaxed; do
+  [[ -f www/$pkg/alignment_gap_bg.wasm ]] || { echo "[site] www/$pkg/ has no wasm build: run without --use-built-wasm" >&2; exit 1; }
+done
 [[ -f results/index.json ]] || { echo "[site] results/index.json is missing: run alignment-gap index" >&2; exit 1; }
 # Written beside dist/ and renamed into place, so a failed build never leaves half a site.
 tmp=$(mktemp -d dist.tmp.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/www/pkg" "$tmp/results"
+mkdir -p "$tmp/www/pkg" "$tmp/www/pkg-relaxed" "$tmp/results"
 cp index.html "$tmp/"
 cp www/*.js www/*.css "$tmp/www/"
-cp www/pkg/alignment_gap.js www/pkg/alignment_gap_bg.wasm "$tmp/www/pkg/"
+for pkg in pkg pkg-relaxed; do
+  cp www/$pkg/alignment_gap.js www/$pkg/alignment_gap_bg.wasm "$tmp/www/$pkg/"
+  if [[ -d www/$pkg/snippets ]]; then cp -r www/$pkg/snippets "$tmp/www/$pkg/"; fi
+done
 # The shipped SFT and proxy models (alignment-gap ship-stages) and their manifest, without the stage cache.
 if [[ -f www/stages/index.json ]]; then
   mkdir -p "$tmp/www/stages"
   cp www/stages/index.json www/stages/*.safetensors "$tmp/www/stages/"
 fi
-[[ -d www/pkg/snippets ]] && cp -r www/pkg/snippets "$tmp/www/pkg/"
 cp results/index.json "$tmp/results/"
 for dir in results/*/; do
   name=$(basename "$dir")

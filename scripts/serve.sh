@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-echo "[serve] building the wasm package into www/pkg/"
-wasm-pack build --release --target web --out-dir www/pkg --no-typescript --no-pack
+echo "[serve] building the wasm packages into www/pkg/ and www/pkg-relaxed/"
+bash scripts/build-wasm.sh --release
 echo "[serve] building the CLI"
 cargo build --release --bin alignment-gap
 # Ask cargo where it put the binary: CARGO_TARGET_DIR (or a config) may move it out of ./target.

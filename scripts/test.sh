@@ -16,7 +16,7 @@ echo "== browser tests (wasm-pack test --headless --chrome) =="
 wasm-pack test --headless --chrome
 
 echo "== page tests (the served page in headless Chromium; screenshots in target/screenshots/) =="
-wasm-pack build --dev --target web --out-dir www/pkg --no-typescript --no-pack
+bash scripts/build-wasm.sh --dev
 # dist/, the static site, from that package: one page test serves it with a plain static server.
 bash scripts/build-site.sh --use-built-wasm
 (cd tests/page && npm ci --no-audit --no-fund --loglevel=error)

@@ -277,8 +277,10 @@ pub fn serve(root: &Path, port: u16) -> Result<(), String> {
     if !root.join("index.html").is_file() {
         return Err(format!("root: {} holds no index.html (run from the repository root or pass --root)", root.display()));
     }
-    if !root.join("www/pkg/alignment_gap_bg.wasm").is_file() {
-        eprintln!("warning: www/pkg/ has no wasm build yet; build it with: bash scripts/serve.sh");
+    for pkg in ["www/pkg", "www/pkg-relaxed"] {
+        if !root.join(pkg).join("alignment_gap_bg.wasm").is_file() {
+            eprintln!("warning: {pkg}/ has no wasm build yet; build both with: bash scripts/build-wasm.sh (serve.sh does)");
+        }
     }
     let root = root.canonicalize().map_err(|e| format!("root: {}: {e}", root.display()))?;
     let addr = format!("127.0.0.1:{port}");

@@ -31,6 +31,15 @@ async fn cpu_backend_in_wasm_matches_reference() {
     assert_eq!(report.failed, 0, "{}", report.summary_line());
 }
 
+/// The tests' build is the SIMD128 one (the relaxed-SIMD build is checked by the page tests): its multiply-adds
+/// round twice, and its CPU engine is named for it.
+#[wasm_bindgen_test]
+fn the_simd128_build_rounds_multiply_adds_twice_and_is_named_so() {
+    assert!(!cfg!(target_feature = "relaxed-simd"), "wasm-pack test builds with .cargo/config.toml's flags (SIMD128 only)");
+    assert!(!alignment_gap::engine::kernels::matmul::multiply_add_fuses());
+    assert_eq!(Engine::cpu().identity(), "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)");
+}
+
 #[wasm_bindgen_test]
 async fn doctor_reports_the_adapter() {
     let report = selfcheck::doctor(BackendChoice::Auto, &AdapterRequest::default()).await.unwrap();

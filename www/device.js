@@ -17,6 +17,8 @@ export function showReport(report) {
   const dl = $('device-facts');
   dl.replaceChildren();
   fact(dl, 'Backend', report.backend);
+  // The CPU backend's WebAssembly build (worker.js picks it by what this browser validates).
+  if (state.wasmBuild) fact(dl, 'WebAssembly build', state.wasmBuild === 'relaxed' ? 'SIMD128 + relaxed SIMD (www/pkg-relaxed/)' : 'SIMD128 (www/pkg/)');
   const adapter = report.adapters[0];
   if (adapter) {
     const l = adapter.limits;
@@ -93,6 +95,8 @@ export function onWorkerMessage({ data, target }) {
     if (['ready', 'doctor', 'speed'].includes(data.type) || (data.type === 'event' && data.event.type === 'stage')) return;
   }
   if (data.type === 'ready') {
+    state.wasmBuild = data.build;
+    document.body.dataset.wasmBuild = data.build;
     if (data.webgpu) setDeviceStatus('WebGPU found; checking the kernels on this GPU…');
   } else if (data.type === 'doctor') {
     showReport(data.report);

@@ -5,7 +5,7 @@ import init from './pkg/alignment_gap.js';
 import { presets, metricsCsv, pageFacts } from './pkg/alignment_gap.js';
 import { markInterrupted } from './store.js';
 import { $, el } from './ui.js';
-import { state, facts } from './state.js';
+import { state, facts, workerUrl } from './state.js';
 import { buildKnobs, writeUrl, applyPreset, readUrl, updateEstimate } from './settings.js';
 import { start, finish, broadcast, resumeSaved } from './run.js';
 import { setRunStatus, setButtons } from './buttons.js';
@@ -80,7 +80,7 @@ async function main() {
   listSaved();
   if (!('gpu' in navigator)) setDeviceStatus('WebGPU is unavailable in this browser; the CPU backend (WebAssembly) will be used. Checking it…', 'warn');
   try {
-    state.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    state.worker = new Worker(workerUrl(), { type: 'module' });
   } catch (e) {
     setDeviceStatus(`Could not start the Web Worker: ${e}`, 'error');
     return;

@@ -3,7 +3,7 @@ import { validateConfig } from './pkg/alignment_gap.js';
 import { putRun } from './store.js';
 import { $, fmtTime } from './ui.js';
 import { setRunStatus, setButtons } from './buttons.js';
-import { state } from './state.js';
+import { state, workerUrl } from './state.js';
 import { renderSoon, renderAll } from './render.js';
 import { listSaved } from './saved.js';
 import { renderInside } from './inside.js';
@@ -83,7 +83,7 @@ function launch(run, resume, previousBackend) {
   const count = cpu ? Math.max(1, Math.min(seeds.length, (navigator.hardwareConcurrency || 2) - 1)) : 1;
   const workers = [state.worker];
   for (let i = 1; i < count; i++) {
-    const w = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'seed-group' });
+    const w = new Worker(workerUrl(), { type: 'module', name: 'seed-group' });
     w.onmessage = state.worker.onmessage;
     // A seed worker that cannot start fails the run like any worker's error (the others are stopped).
     w.onerror = (e) => state.worker.onmessage({ data: { type: 'error', during: 'run', message: `a seed worker failed: ${e.message || 'could not load'}` }, target: w });

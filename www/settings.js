@@ -87,6 +87,7 @@ export function showFieldErrors(errors) {
 export function writeUrl() {
   let q = queryFromConfig(state.preset, state.config);
   if (state.backend !== 'auto') q += `&backend=${state.backend}`;
+  if (state.wasm) q += `&wasm=${state.wasm}`;
   history.replaceState(null, '', `?${q}`);
   updateEstimate();
 }
@@ -130,6 +131,13 @@ export function readUrl() {
     if (['auto', 'gpu', 'cpu'].includes(backend)) state.backend = backend;
     else problems.push({ field: 'backend', message: `'${backend}' is not one of auto, gpu, cpu; using auto` });
     params.delete('backend');
+  }
+  // The wasm build the training workers load (worker.js chooses when the link does not say).
+  const wasm = params.get('wasm');
+  if (wasm !== null) {
+    if (['simd128', 'relaxed'].includes(wasm)) state.wasm = wasm;
+    else problems.push({ field: 'wasm', message: `'${wasm}' is not one of simd128, relaxed; this browser's best is used` });
+    params.delete('wasm');
   }
   const parsed = configFromQuery(params.toString());
   state.preset = parsed.preset;

@@ -3,6 +3,8 @@
 
 export const state = {
   presets: [], preset: 'fig1-quick', config: null, backend: 'auto',
+  wasm: null, // the link's ?wasm= (simd128 or relaxed): the build the workers must load; null lets them choose
+  wasmBuild: null, // the build the page's worker loaded ('simd128' or 'relaxed'), from its 'ready' message
   run: null, // {id, created, preset, config, query, status, rows, sftLoss, proxyEval, models, results, timings, backend, backendUsed, elapsed}
   running: false, paused: false, bench: null,
   stage: null, // the progress bar's stage: {name, t0, s0}
@@ -17,6 +19,13 @@ export const state = {
   group: null,
   committed: [], // the committed experiments (results/index.json), once loaded (found.js)
 };
+
+// A training worker's URL: worker.js, told the wasm build the link forces (if any).
+export function workerUrl() {
+  const url = new URL('./worker.js', import.meta.url);
+  if (state.wasm) url.searchParams.set('wasm', state.wasm);
+  return url;
+}
 
 // Filled from pageFacts() (src/web.rs) when the wasm module has loaded.
 export const facts = { knobs: [], sliders: {}, methods: {}, min_kl: 0, bench: { batch: 0, context: 0, layers: 0, d_model: 0, heads: 0 } };

@@ -3,11 +3,27 @@
 // In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend, useShipped, resume}
 //      | {type: 'pause'|'resume'|'stop'|'step'|'lose-gpu'} (step: while paused, one step, looked into if it is an alignment
 //      step; lose-gpu: destroys the GPU device, to test what a run does then)
-// Out: {type: 'ready', webgpu} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
+// Out: {type: 'ready', webgpu, build} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
-import init, { benchSize, destroyGpuDevice, doctor, hasWebGpu, measureSpeed, runFigure } from './pkg/alignment_gap.js';
 import { deleteStage, getStage, putStage } from './store.js';
+
+// Which build of the wasm package this worker runs: `pkg-relaxed/` (SIMD128 + relaxed SIMD: the GEMM's
+// multiply-adds fused where the processor has FMA) where this browser validates relaxed SIMD (Chrome/Edge 114+,
+// Firefox 145+; Safari refuses to even instantiate a module that holds one relaxed op), else `pkg/` (SIMD128).
+// The probe is the smallest module with one f32x4.relaxed_madd: (v128, v128, v128) -> v128.
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
+  0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, // types: (v128 v128 v128) -> v128
+  0x03, 0x02, 0x01, 0x00, // one function of type 0
+  0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b, // local.get ×3, f32x4.relaxed_madd
+]);
+// `?wasm=simd128` or `?wasm=relaxed` on the page (passed on in this worker's URL) forces a build.
+const forced = new URL(self.location.href).searchParams.get('wasm');
+const build = ['simd128', 'relaxed'].includes(forced) ? forced : (WebAssembly.validate(RELAXED_PROBE) ? 'relaxed' : 'simd128');
+const packageDir = build === 'relaxed' ? 'pkg-relaxed' : 'pkg';
+let wasm = null; // the package's exports, once loaded
+
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 
@@ -18,7 +34,7 @@ let stepsAllowed = 0;
 let lastYield = 0;
 // Every job waits for the wasm module: a message can arrive before it has loaded (a seed-group worker
 // is sent its run as soon as it is created).
-const loaded = init();
+const loaded = import(`./${packageDir}/alignment_gap.js`).then(async (m) => { await m.default(); wasm = m; });
 let busy = loaded.then(() => {}, () => {});
 
 // Awaited by the Rust loops once per step: resolves false to go on, true to stop; while paused it waits.
@@ -103,7 +119,7 @@ async function run(config, backend, useShipped, resume, previousBackend) {
   let stages = null;
   try {
     stages = await stageCache(useShipped, resume, previousBackend);
-    const results = await runFigure(config, backend,
+    const results = await wasm.runFigure(config, backend,
       (event) => post({ type: 'event', event }),
       (seed, name, safetensors, configJson, tokenizer) =>
         post({ type: 'model', seed, name, safetensors, config: configJson, tokenizer }, [safetensors.buffer]),
@@ -127,7 +143,7 @@ self.onmessage = ({ data }) => {
   else if (data.type === 'resume') { paused = false; stepsAllowed = 0; }
   else if (data.type === 'step') { if (paused) stepsAllowed = 1; }
   // The device lost as a driver reset would lose it (the page's test; from the console: alignmentGap.loseGpu()).
-  else if (data.type === 'lose-gpu') post({ type: 'event', event: { type: 'note', text: destroyGpuDevice() ? 'The GPU device was destroyed (as a test).' : 'No GPU device to destroy.' } });
+  else if (data.type === 'lose-gpu') post({ type: 'event', event: { type: 'note', text: wasm?.destroyGpuDevice() ? 'The GPU device was destroyed (as a test).' : 'No GPU device to destroy.' } });
   else if (data.type === 'stop') stopRequested = true;
   // One job at a time, in order.
   else if (data.type === 'run') {
@@ -139,7 +155,7 @@ self.onmessage = ({ data }) => {
   else if (data.type === 'bench') {
     busy = busy.then(async () => {
       try {
-        post({ type: 'bench', row: await benchSize(data.backend, data.size, data.repeats) });
+        post({ type: 'bench', row: await wasm.benchSize(data.backend, data.size, data.repeats) });
       } catch (e) {
         post({ type: 'error', message: String(e), during: 'bench' });
       }
@@ -147,7 +163,7 @@ self.onmessage = ({ data }) => {
   } else if (data.type === 'speed') {
     busy = busy.then(async () => {
       try {
-        post({ type: 'speed', bench: await measureSpeed(data.backend) });
+        post({ type: 'speed', bench: await wasm.measureSpeed(data.backend) });
       } catch (e) {
         post({ type: 'error', message: String(e), during: 'speed' });
       }
@@ -159,16 +175,16 @@ async function main() {
   try {
     await loaded;
   } catch (e) {
-    post({ type: 'error', message: `could not load the wasm package (www/pkg/): ${e}`, during: 'load' });
+    post({ type: 'error', message: `could not load the wasm package (www/${packageDir}/): ${e}`, during: 'load' });
     return;
   }
-  post({ type: 'ready', webgpu: hasWebGpu() });
+  post({ type: 'ready', webgpu: wasm.hasWebGpu(), build });
   // A worker started for a group of seeds (run.js, CPU backend) trains only: the page's first worker has
   // already checked the device.
   if (self.name === 'seed-group') return;
   busy = busy.then(async () => {
     try {
-      post({ type: 'doctor', report: await doctor('auto') });
+      post({ type: 'doctor', report: await wasm.doctor('auto') });
     } catch (e) {
       post({ type: 'error', message: String(e), during: 'doctor' });
     }

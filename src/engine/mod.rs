@@ -209,6 +209,9 @@ impl Engine {
             // for bit, so their stages are cached apart.
             // The GEMM is named because results from the kernels before the direct narrow-product kernel agree with
             // these to rounding only.
+            // The relaxed-SIMD build whose engine fuses the direct kernel's multiply-adds rounds differently; where
+            // the engine does not fuse them it computes exactly what the SIMD128 build does, and is named the same.
+            Engine::Cpu if cfg!(target_arch = "wasm32") && kernels::matmul::multiply_add_fuses() => "cpu (WebAssembly SIMD128 + relaxed FMA, direct + matrixmultiply GEMM)".to_string(),
             Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)".to_string(),
             Engine::Cpu => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
             // The clip factor is computed on the device (in f32) since the step is replayed without readbacks: its
@@ -221,6 +224,9 @@ impl Engine {
     /// What a person is told this engine is (logs, the self-check and bench reports); free to change wording.
     pub fn describe(&self) -> String {
         match self {
+            Engine::Cpu if cfg!(target_arch = "wasm32") && cfg!(target_feature = "relaxed-simd") => {
+                format!("the CPU (WebAssembly, relaxed-SIMD build: SIMD128 kernels, multiply-adds {}, one thread)", if kernels::matmul::multiply_add_fuses() { "fused" } else { "not fused by this engine" })
+            }
             Engine::Cpu if cfg!(target_arch = "wasm32") => "the CPU (WebAssembly, SIMD128 kernels, one thread)".to_string(),
             Engine::Cpu => "the CPU (native Rust, one thread per seed)".to_string(),
             Engine::Gpu(g) => format!("the GPU {} ({}, {})", g.adapter.name, g.adapter.backend, g.adapter.device_type),

@@ -63,6 +63,12 @@ fn product(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
     }
 }
 
+/// Whether the direct kernel's multiply-add rounds once (see [`direct::multiply_add_fuses`]): part of the
+/// CPU engine's identity in the browser, where the relaxed-SIMD build leaves the choice to the engine.
+pub fn multiply_add_fuses() -> bool {
+    direct::multiply_add_fuses()
+}
+
 /// Narrow products without packing: C (+)= op(A)·op(B), a block of `MR` rows × `NR` columns of C at a
 /// time, its sums in registers. Many of a small model's products are narrow (attention's per-head products,
 /// the projections back to d_model, the logits) and tall (m = B·T rows); on them matrixmultiply's copy of
@@ -198,9 +204,20 @@ mod direct {
     /// Vectors of op(B) per row of a block.
     const PER_ROW: usize = NR / lanes::WIDTH;
 
+    /// Whether this build's multiply-add rounds once (fused). Natively on x86-64-v3 it is FMA; in the
+    /// relaxed-SIMD browser build the engine picks (fused where the processor has FMA); in the SIMD128 build it
+    /// is a multiply and an add. Measured, not assumed: (1 + 2⁻²³)² − (1 + 2⁻²²) is 2⁻⁴⁶ fused and 0 rounded twice.
+    pub(crate) fn multiply_add_fuses() -> bool {
+        let a = 1.0f32 + f32::EPSILON;
+        let c = -(1.0f32 + 2.0 * f32::EPSILON);
+        // black_box: computed at run time by the engine that runs the kernel, not folded by the compiler.
+        let (a, c) = std::hint::black_box((a, c));
+        lanes::to_array(lanes::multiply_add(lanes::splat(a), lanes::splat(a), lanes::splat(c)))[0] != 0.0
+    }
+
     /// The few vector operations a block needs, on the machine's own lanes: AVX2 with FMA natively (x86_64
-    /// builds target x86-64-v3), SIMD128 in the browser (no FMA there: a multiply and an add), else plain
-    /// arrays the compiler may vectorise.
+    /// builds target x86-64-v3), SIMD128 in the browser (a multiply and an add; relaxed SIMD's multiply-add in
+    /// the relaxed build), else plain arrays the compiler may vectorise.
     #[allow(unused_unsafe)]
     mod lanes {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
@@ -250,6 +267,14 @@ mod direct {
             pub unsafe fn load(p: *const f32) -> V {
                 unsafe { v128_load(p as *const v128) }
             }
+            /// The relaxed-SIMD build (www/pkg-relaxed) asks for a fused multiply-add; the engine fuses it where
+            /// the processor has FMA and may round twice elsewhere (`relaxed_madd_fuses` says which).
+            #[cfg(target_feature = "relaxed-simd")]
+            #[inline(always)]
+            pub fn multiply_add(a: V, b: V, c: V) -> V {
+                f32x4_relaxed_madd(a, b, c)
+            }
+            #[cfg(not(target_feature = "relaxed-simd"))]
             #[inline(always)]
             pub fn multiply_add(a: V, b: V, c: V) -> V {
                 f32x4_add(f32x4_mul(a, b), c)
@@ -407,6 +432,16 @@ pub(crate) fn selfcheck_ops(_: &CheckShape) -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fuse probe tells a fused multiply-add from a multiply and an add: natively it follows the build's
+    /// FMA (x86-64-v3 here), and a plain f32 multiply then add (what the SIMD128 build does) gives 0.
+    #[test]
+    fn the_fuse_probe_sees_whether_multiply_adds_round_once() {
+        assert_eq!(multiply_add_fuses(), cfg!(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma")));
+        let (a, c) = std::hint::black_box((1.0f32 + f32::EPSILON, -(1.0f32 + 2.0 * f32::EPSILON)));
+        assert_eq!(a * a + c, 0.0, "rounded twice");
+        assert_ne!(a.mul_add(a, c), 0.0, "rounded once");
+    }
 
     /// Both CPU paths (the direct kernel up to 64 columns, matrixmultiply beyond) against a plain f64 triple
     /// loop: every transpose, rows and columns that are no whole block (6 × 16), k past one pass (256),
