@@ -2,7 +2,7 @@
 // a training step and sampling at bench sizes, in headless Chromium (the page's own worker, no WebGPU)
 // and natively on one thread. Prints a markdown table.
 //
-//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2] [--wasm simd128,relaxed]
+//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2] [--wasm simd128,relaxed] [--gemm]
 //
 // Each wasm build (www/pkg/: SIMD128; www/pkg-relaxed/: + relaxed SIMD) runs in a worker of its own, forced by
 // the worker's ?wasm=. Needs both release builds (bash scripts/build-wasm.sh), the release CLI
@@ -22,6 +22,8 @@ const sizes = arg('sizes', 'S,M').split(',');
 const repeats = Number(arg('repeats', '5'));
 const rounds = Number(arg('rounds', '2'));
 const builds = arg('wasm', 'simd128,relaxed').split(',');
+// --gemm: instead of whole steps, each matmul shape of a step with both CPU GEMMs (direct, packed), per build and natively.
+const gemm = process.argv.includes('--gemm');
 for (const b of builds) if (!['simd128', 'relaxed'].includes(b)) throw new Error(`--wasm: '${b}' is not one of simd128, relaxed`);
 const bin = process.env.ALIGNMENT_GAP_BIN || path.join(root, 'target/release/alignment-gap');
 const port = 19080 + Math.floor(Math.random() * 1000);
@@ -66,8 +68,23 @@ try {
   const identity = {};
   for (const b of builds) identity[b] = (await page.evaluate((b) => window.doctors[b], b)).report.backend; // out of the way
   for (const b of builds) console.error(`${b}: ${identity[b]}`);
+  if (gemm) {
+    for (const size of sizes) {
+      const out = execFileSync(bin, ['bench', '--backend', 'cpu', '--sizes', size, '--repeats', '1', '--gemm'],
+        { env: { ...process.env, MATMUL_NUM_THREADS: '1' }, encoding: 'utf8' });
+      console.log(`### ${size}, native, one thread\n\n\`\`\`\n${out.slice(out.indexOf(`size ${size}: each matmul`))}\`\`\`\n`);
+      for (const b of builds) {
+        const result = await page.evaluate(async ({ b, size }) => {
+          const done = window.nextMessage(b, 'gemm');
+          window.benchWorkers[b].postMessage({ type: 'gemm', size });
+          return (await done).result;
+        }, { b, size });
+        console.log(`### ${size}, ${b} (${result.backend})\n\n\`\`\`\n${result.table}\`\`\`\n`);
+      }
+    }
+  }
   const rows = [];
-  for (let round = 1; round <= rounds; round++) {
+  for (let round = 1; !gemm && round <= rounds; round++) {
     for (const size of sizes) {
       const n = native(size);
       const w = {};
@@ -82,6 +99,7 @@ try {
       console.error(`round ${round} ${size}: native ${n.train_step_ms} ms, ` + builds.map((b) => `${b} ${w[b].train_step_ms.toFixed(1)} ms`).join(', '));
     }
   }
+  if (!gemm) {
   console.log(builds.map((b) => `- ${b}: ${identity[b]}`).join('\n') + '\n');
   console.log(`| round | size | native step (ms) | ${builds.map((b) => `${b} step (ms) | ${b} / native`).join(' | ')} | native sample tok/s | ${builds.map((b) => `${b} sample tok/s`).join(' | ')} |`);
   console.log(`|---|---|---|${builds.map(() => '---|---|').join('')}---|${builds.map(() => '---|').join('')}`);
@@ -89,6 +107,7 @@ try {
     console.log(`| ${round} | ${size} | ${n.train_step_ms.toFixed(1)} | ` +
       builds.map((b) => `${w[b].train_step_ms.toFixed(1)} | ${(w[b].train_step_ms / n.train_step_ms).toFixed(2)}×`).join(' | ') +
       ` | ${Math.round(n.sample_tokens_per_s)} | ${builds.map((b) => Math.round(w[b].sample_tokens_per_s)).join(' | ')} |`);
+  }
   }
 } finally {
   await browser.close();

@@ -59,7 +59,6 @@ pub async fn peak_gflops(e: &Engine) -> Result<f64> {
 
 /// One training step of the bench's model at size `name`, profiled op by op (see `engine::profile`):
 /// per op, calls and milliseconds per step.
-#[cfg(not(target_arch = "wasm32"))]
 pub async fn profile_size(e: &Engine, layers: usize, d_model: usize, heads: usize, steps: usize) -> Result<Vec<crate::engine::profile::OpTime>> {
     let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
     let mut setup = StepSetup::new(e, cfg)?;
@@ -237,6 +236,89 @@ pub fn table(rows: &[BenchRow], peak: Option<f64>) -> String {
             r.size, r.parameters, r.train_step_ms, r.train_tokens_per_s, r.train_gflops, share, r.sample_tokens_per_s, r.backend
         );
     }
+    s
+}
+
+/// One matmul shape of a training step, timed on the CPU with each GEMM (ms per call, the better of two
+/// interleaved timings each).
+#[derive(Clone, Debug, Serialize)]
+pub struct GemmRow {
+    pub size: String,
+    pub spec: crate::engine::MatmulSpec,
+    pub calls_per_step: u64,
+    pub direct_ms: f64,
+    pub packed_ms: f64,
+    /// The GEMM `matmul` uses for this shape today.
+    pub chosen: CpuGemm,
+}
+
+use crate::engine::kernels::matmul::CpuGemm;
+
+/// Every distinct matmul shape of one training step at a bench size, on the CPU: computed with the direct
+/// kernel and with matrixmultiply, each repeated until 40 ms have passed (at least 3 calls) so that the
+/// browser's millisecond clock still resolves it, twice, interleaved; the better time of each is kept. The
+/// shapes come from profiling one step (`engine::profile`). What the browser's GEMM choice is measured by.
+pub async fn gemm_size(e: &Engine, name: &str, layers: usize, d_model: usize, heads: usize) -> Result<Vec<GemmRow>> {
+    use crate::engine::kernels::matmul::{chosen_gemm, matmul_with};
+    if e.is_gpu() {
+        crate::bail!("the GEMM bench times the CPU's two GEMMs: use the cpu backend");
+    }
+    let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
+    let mut setup = StepSetup::new(e, cfg)?;
+    setup.step(e).await?; // warm-up
+    crate::engine::profile::start();
+    setup.step(e).await?;
+    let (_, shapes) = crate::engine::profile::stop_with_matmuls();
+    let mut rows = vec![];
+    for (i, (spec, calls)) in shapes.into_iter().enumerate() {
+        let a = crate::rng::uniform_vec(11, 3 * i as u32, spec.a_len(), -1.0, 1.0);
+        let b = crate::rng::uniform_vec(11, 3 * i as u32 + 1, spec.b_len(), -1.0, 1.0);
+        let mut c = crate::rng::uniform_vec(11, 3 * i as u32 + 2, spec.c_len(), -1.0, 1.0);
+        let mut time = |gemm: CpuGemm| {
+            let (start, mut calls) = (now_ms(), 0u32);
+            loop {
+                matmul_with(&a, &b, &mut c, spec, gemm);
+                calls += 1;
+                let elapsed = now_ms() - start;
+                if calls >= 3 && elapsed >= 40.0 {
+                    return elapsed / calls as f64;
+                }
+            }
+        };
+        let (d1, p1, d2, p2) = (time(CpuGemm::Direct), time(CpuGemm::Packed), time(CpuGemm::Direct), time(CpuGemm::Packed));
+        rows.push(GemmRow { size: name.to_string(), spec, calls_per_step: calls, direct_ms: d1.min(d2), packed_ms: p1.min(p2), chosen: chosen_gemm(&spec) });
+    }
+    Ok(rows)
+}
+
+/// The GEMM bench's rows as a table, largest share of the step first, with the step's matmul time by
+/// today's choice, by the faster GEMM per shape, and by each GEMM alone.
+pub fn gemm_table(rows: &[GemmRow]) -> String {
+    let mut sorted: Vec<&GemmRow> = rows.iter().collect();
+    let per_step = |r: &GemmRow, ms: f64| ms * r.calls_per_step as f64;
+    sorted.sort_by(|x, y| per_step(y, y.direct_ms.min(y.packed_ms)).total_cmp(&per_step(x, x.direct_ms.min(x.packed_ms))));
+    let mut s = format!("  {:<22} {:>3} {:>3} {:>3} {:>6} {:>10} {:>10} {:>8} {:>7}\n", "batch×m×n×k", "Aᵀ", "Bᵀ", "+C", "calls", "direct ms", "packed ms", "faster", "used");
+    let yes = |b: bool| if b { "y" } else { "-" };
+    for r in &sorted {
+        let sp = r.spec;
+        let faster = if r.direct_ms <= r.packed_ms { "direct" } else { "packed" };
+        let used = match r.chosen {
+            CpuGemm::Direct => "direct",
+            CpuGemm::Packed => "packed",
+        };
+        s += &format!(
+            "  {:<22} {:>3} {:>3} {:>3} {:>6} {:>10.3} {:>10.3} {:>8} {:>7}\n",
+            format!("{}×{}×{}×{}", sp.batch, sp.m, sp.n, sp.k), yes(sp.a_transposed), yes(sp.b_transposed), yes(sp.accumulate), r.calls_per_step, r.direct_ms, r.packed_ms, faster, used
+        );
+    }
+    let total = |pick: &dyn Fn(&GemmRow) -> f64| rows.iter().map(|r| per_step(r, pick(r))).sum::<f64>();
+    s += &format!(
+        "  matmul ms per step: as chosen {:.1}, faster per shape {:.1}, all direct {:.1}, all packed {:.1}\n",
+        total(&|r| if r.chosen == CpuGemm::Direct { r.direct_ms } else { r.packed_ms }),
+        total(&|r| r.direct_ms.min(r.packed_ms)),
+        total(&|r| r.direct_ms),
+        total(&|r| r.packed_ms)
+    );
     s
 }
 

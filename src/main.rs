@@ -89,6 +89,10 @@ mod native {
             /// Also time every op of a train step (each run to completion) and print its share.
             #[arg(long)]
             profile: bool,
+            /// Also time each matmul shape of a train step with both CPU GEMMs (direct, matrixmultiply's
+            /// packed) and print which is faster (cpu backend; MATMUL_NUM_THREADS=1 for the browser's one thread).
+            #[arg(long)]
+            gemm: bool,
         },
         /// Run a paper figure end to end and write results.json, metrics.csv, the figure (SVG), summary.md and
         /// the trained models.
@@ -246,7 +250,7 @@ mod native {
             Command::Index { root, check } => report(index(&root, check)),
             Command::ShipStages { preset, out, cache } => report(ship_stages(&preset, &out, cache)),
             Command::TrainOffline { data, from, seed, beta, lr, steps, cache, out, device } => report(train_offline(&TrainOffline { data, from, seed, beta, lr, steps, cache, out }, &device)),
-            Command::Bench { device, sizes, repeats, json, profile } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile)),
+            Command::Bench { device, sizes, repeats, json, profile, gemm } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile, gemm)),
         }
     }
 
@@ -269,7 +273,7 @@ mod native {
         Ok(engine)
     }
 
-    fn bench(device: &DeviceArgs, sizes: &[String], repeats: usize, json: Option<&std::path::Path>, profile: bool) -> alignment_gap::Result<()> {
+    fn bench(device: &DeviceArgs, sizes: &[String], repeats: usize, json: Option<&std::path::Path>, profile: bool, gemm: bool) -> alignment_gap::Result<()> {
         use alignment_gap::bench;
         let engine = open_engine(device)?;
         let mut chosen = vec![];
@@ -304,8 +308,17 @@ mod native {
                 print!("{}", bench::profile_table(n, &times));
             }
         }
+        let mut gemm_rows = vec![];
+        if gemm {
+            for &(n, l, d, h) in &chosen {
+                let rows = pollster::block_on(bench::gemm_size(&engine, n, l, d, h))?;
+                println!("size {n}: each matmul shape of a training step, ms per call with each CPU GEMM ({})", engine.describe());
+                print!("{}", bench::gemm_table(&rows));
+                gemm_rows.extend(rows);
+            }
+        }
         if let Some(path) = json {
-            let text = serde_json::to_string_pretty(&serde_json::json!({ "peak_gflops": peak, "sizes": rows, "host_work": host })).expect("json");
+            let text = serde_json::to_string_pretty(&serde_json::json!({ "peak_gflops": peak, "sizes": rows, "host_work": host, "gemm": gemm_rows })).expect("json");
             checkpoint::write_atomic(path, text.as_bytes())?;
         }
         Ok(())

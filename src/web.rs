@@ -93,6 +93,17 @@ pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result
     to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(js_error)?)
 }
 
+/// Each matmul shape of a training step at `size`, timed with both CPU GEMMs in this browser
+/// (`bench::gemm_size`): the rows, and the table as text.
+#[wasm_bindgen(js_name = benchGemm)]
+pub async fn bench_gemm(size: String) -> Result<JsValue, JsValue> {
+    let Some(&(name, l, d, h)) = crate::bench::SIZES.iter().find(|s| s.0 == size) else {
+        return Err(js_err(format!("size: '{size}' is not one of {}", crate::bench::SIZES.map(|s| s.0).join(", "))));
+    };
+    let rows = crate::bench::gemm_size(&Engine::cpu(), name, l, d, h).await.map_err(js_error)?;
+    to_js(&serde_json::json!({ "rows": rows, "table": crate::bench::gemm_table(&rows), "backend": Engine::cpu().identity() }))
+}
+
 #[derive(Serialize)]
 struct PresetInfo {
     #[serde(flatten)]

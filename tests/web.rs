@@ -37,7 +37,7 @@ async fn cpu_backend_in_wasm_matches_reference() {
 fn the_simd128_build_rounds_multiply_adds_twice_and_is_named_so() {
     assert!(!cfg!(target_feature = "relaxed-simd"), "wasm-pack test builds with .cargo/config.toml's flags (SIMD128 only)");
     assert!(!alignment_gap::engine::kernels::matmul::multiply_add_fuses());
-    assert_eq!(Engine::cpu().identity(), "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)");
+    assert_eq!(Engine::cpu().identity(), "cpu (WebAssembly SIMD128, matrixmultiply GEMM)");
 }
 
 #[wasm_bindgen_test]

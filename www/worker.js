@@ -1,9 +1,9 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
-// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'run', config, backend, useShipped, resume}
+// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'gemm', size} | {type: 'run', config, backend, useShipped, resume}
 //      | {type: 'pause'|'resume'|'stop'|'step'|'lose-gpu'} (step: while paused, one step, looked into if it is an alignment
 //      step; lose-gpu: destroys the GPU device, to test what a run does then)
-// Out: {type: 'ready', webgpu, build} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'event', event}
+// Out: {type: 'ready', webgpu, build} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'gemm', result} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
 import { deleteStage, getStage, putStage } from './store.js';
@@ -158,6 +158,14 @@ self.onmessage = ({ data }) => {
         post({ type: 'bench', row: await wasm.benchSize(data.backend, data.size, data.repeats) });
       } catch (e) {
         post({ type: 'error', message: String(e), during: 'bench' });
+      }
+    });
+  } else if (data.type === 'gemm') {
+    busy = busy.then(async () => {
+      try {
+        post({ type: 'gemm', result: await wasm.benchGemm(data.size) });
+      } catch (e) {
+        post({ type: 'error', message: String(e), during: 'gemm' });
       }
     });
   } else if (data.type === 'speed') {

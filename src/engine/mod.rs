@@ -7,7 +7,6 @@
 
 pub mod gpu;
 pub mod kernels;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod profile;
 mod op;
 
@@ -211,8 +210,8 @@ impl Engine {
             // these to rounding only.
             // The relaxed-SIMD build whose engine fuses the direct kernel's multiply-adds rounds differently; where
             // the engine does not fuse them it computes exactly what the SIMD128 build does, and is named the same.
-            Engine::Cpu if cfg!(target_arch = "wasm32") && kernels::matmul::multiply_add_fuses() => "cpu (WebAssembly SIMD128 + relaxed FMA, direct + matrixmultiply GEMM)".to_string(),
-            Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)".to_string(),
+            Engine::Cpu if cfg!(target_arch = "wasm32") && kernels::matmul::multiply_add_fuses() => "cpu (WebAssembly SIMD128 + relaxed FMA, matrixmultiply GEMM)".to_string(),
+            Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, matrixmultiply GEMM)".to_string(),
             Engine::Cpu => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
             // The clip factor is computed on the device (in f32) since the step is replayed without readbacks: its
             // results agree with earlier GPU results to rounding only.
@@ -316,17 +315,17 @@ impl Engine {
     }
 
     /// Records `op` reading `ins` and writing `outs` (in the order `Op` documents). Lengths are checked
-    /// here, for both backends; an output may not also be an input. While a profile is on (natively), each
-    /// op is run to completion and timed.
+    /// here, for both backends; an output may not also be an input. While a profile is on, each op is run to
+    /// completion and timed.
     pub fn run(&self, op: Op, ins: &[&Tensor], outs: &[&Tensor]) -> Result<()> {
-        #[cfg(not(target_arch = "wasm32"))]
         if profile::active() {
-            let start = std::time::Instant::now();
+            let start = crate::clock::now_ms();
             self.run_op(op, ins, outs)?;
+            #[cfg(not(target_arch = "wasm32"))]
             if let Engine::Gpu(g) = self {
                 g.wait_idle()?;
             }
-            profile::record(&op, start.elapsed().as_secs_f64());
+            profile::record(&op, (crate::clock::now_ms() - start) / 1e3);
             return Ok(());
         }
         self.run_op(op, ins, outs)

@@ -1,8 +1,10 @@
 //! Per-op timing (`alignment-gap bench --profile`): while on, `Engine::run` runs each op to completion
 //! (on a GPU: one submit and a wait per op) and adds its wall time here, by op name. It changes how work
-//! is submitted, so profiled step times are slower than the bench's; the shares are what it is for.
+//! is submitted, so profiled step times are slower than the bench's; the shares are what it is for. It also
+//! lists the matmul shapes a step runs (the GEMM bench times each); in the browser that is all it is good for,
+//! since its clock counts whole milliseconds there.
 
-use super::Op;
+use super::{MatmulSpec, Op};
 use std::cell::RefCell;
 
 /// One op name's total over the profiled steps.
@@ -17,20 +19,32 @@ pub struct OpTime {
     pub bytes: f64,
 }
 
+/// What a profile collects: per op name its totals, and every matmul's shape with its count of calls.
+#[derive(Default)]
+struct Collected {
+    times: Vec<OpTime>,
+    matmuls: Vec<(MatmulSpec, u64)>,
+}
+
 thread_local! {
-    static PROFILE: RefCell<Option<Vec<OpTime>>> = const { RefCell::new(None) };
+    static PROFILE: RefCell<Option<Collected>> = const { RefCell::new(None) };
 }
 
 /// Starts collecting (clearing anything collected before).
 pub fn start() {
-    PROFILE.with(|p| *p.borrow_mut() = Some(Vec::new()));
+    PROFILE.with(|p| *p.borrow_mut() = Some(Collected::default()));
 }
 
 /// Stops collecting and returns the totals, largest first.
 pub fn stop() -> Vec<OpTime> {
-    let mut times = PROFILE.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    stop_with_matmuls().0
+}
+
+/// [`stop`], with the shapes of the matmuls run and how often each (in the order first seen).
+pub fn stop_with_matmuls() -> (Vec<OpTime>, Vec<(MatmulSpec, u64)>) {
+    let Collected { mut times, matmuls } = PROFILE.with(|p| p.borrow_mut().take()).unwrap_or_default();
     times.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
-    times
+    (times, matmuls)
 }
 
 pub(crate) fn active() -> bool {
@@ -45,7 +59,13 @@ pub(crate) fn record(op: &Op, seconds: f64) {
     let (ins, outs) = op.lengths();
     let bytes = 4.0 * ins.iter().chain(&outs).sum::<usize>() as f64;
     PROFILE.with(|p| {
-        if let Some(times) = p.borrow_mut().as_mut() {
+        if let Some(Collected { times, matmuls }) = p.borrow_mut().as_mut() {
+            if let Op::Matmul(spec) = op {
+                match matmuls.iter_mut().find(|(s, _)| s == spec) {
+                    Some((_, calls)) => *calls += 1,
+                    None => matmuls.push((*spec, 1)),
+                }
+            }
             let name = op.name();
             match times.iter_mut().find(|t| t.name == name) {
                 Some(t) => {

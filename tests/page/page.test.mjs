@@ -89,7 +89,7 @@ test('without WebGPU: the page says so plainly and runs the CPU backend', async 
 // (Chromium does), and ?wasm= forces either. Each runs the tiny preset to the end on the CPU backend, names itself
 // in the device panel, and its results carry its engine's name: fused multiply-adds (this x86-64 has FMA) or not.
 test('each WebAssembly build, SIMD128 and relaxed SIMD, runs the CPU backend to the end and is named', async () => {
-  const expected = { simd128: 'cpu (WebAssembly SIMD128, direct + matrixmultiply GEMM)', relaxed: 'cpu (WebAssembly SIMD128 + relaxed FMA, direct + matrixmultiply GEMM)' };
+  const expected = { simd128: 'cpu (WebAssembly SIMD128, matrixmultiply GEMM)', relaxed: 'cpu (WebAssembly SIMD128 + relaxed FMA, matrixmultiply GEMM)' };
   for (const [query, build] of [['', 'relaxed'], ['&wasm=simd128', 'simd128'], ['&wasm=relaxed', 'relaxed']]) {
     const { browser, page, errors } = await openPage(['--disable-gpu', '--disable-webgpu'], { width: 1200, height: 900 }, `?preset=fig1-tiny&backend=cpu${query}`);
     try {

@@ -22,18 +22,40 @@ pub const SHADER: Shader = Shader { name: "matmul", source: include_str!("../../
 /// split over the threads by rows of C. Either way each value of C is computed by one thread in one fixed
 /// order, so the result does not depend on the thread count.
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
+    matmul_with(a, b, c, spec, chosen_gemm(&spec));
+}
+
+/// The two CPU GEMMs: the direct kernel (op(A) read where it lies, sums in registers) and matrixmultiply's
+/// packed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum CpuGemm {
+    Direct,
+    Packed,
+}
+
+/// The GEMM [`matmul`] computes a product of `spec` with: the direct kernel up to `direct::MAX_N` columns.
+pub fn chosen_gemm(spec: &MatmulSpec) -> CpuGemm {
+    if direct::suits(spec) {
+        CpuGemm::Direct
+    } else {
+        CpuGemm::Packed
+    }
+}
+
+/// [`matmul`] with the GEMM given (the GEMM bench times both on each of a step's shapes).
+pub fn matmul_with(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec, gemm: CpuGemm) {
     let MatmulSpec { m, n, k, .. } = spec;
     if spec.batch > 1 && m * n * k <= SMALL_PRODUCT {
         for_row_chunks(c, m * n, |first, c| {
             for (i, c) in c.chunks_exact_mut(m * n).enumerate() {
                 let batch = first + i;
-                product(&a[batch * m * k..(batch + 1) * m * k], &b[batch * k * n..(batch + 1) * k * n], c, spec);
+                product(&a[batch * m * k..(batch + 1) * m * k], &b[batch * k * n..(batch + 1) * k * n], c, spec, gemm);
             }
         });
         return;
     }
     for i in 0..spec.batch {
-        product(&a[i * m * k..(i + 1) * m * k], &b[i * k * n..(i + 1) * k * n], &mut c[i * m * n..(i + 1) * m * n], spec);
+        product(&a[i * m * k..(i + 1) * m * k], &b[i * k * n..(i + 1) * k * n], &mut c[i * m * n..(i + 1) * m * n], spec, gemm);
     }
 }
 
@@ -41,8 +63,8 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
 const SMALL_PRODUCT: usize = 64 * 64 * 64;
 
 /// One product of the batch: `a`, `b` and `c` hold exactly its m·k, k·n and m·n values.
-fn product(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
-    if direct::suits(&spec) {
+fn product(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec, gemm: CpuGemm) {
+    if gemm == CpuGemm::Direct {
         direct::product(a, b, c, spec);
         return;
     }
@@ -63,8 +85,9 @@ fn product(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
     }
 }
 
-/// Whether the direct kernel's multiply-add rounds once (see [`direct::multiply_add_fuses`]): part of the
-/// CPU engine's identity in the browser, where the relaxed-SIMD build leaves the choice to the engine.
+/// Whether the GEMMs' multiply-adds round once (see [`direct::multiply_add_fuses`]; matrixmultiply's wasm
+/// kernel uses the same relaxed multiply-add in the relaxed build): part of the CPU engine's identity in the
+/// browser, where the relaxed-SIMD build leaves the choice to the engine.
 pub fn multiply_add_fuses() -> bool {
     direct::multiply_add_fuses()
 }
@@ -87,10 +110,14 @@ mod direct {
     const NR: usize = 16;
     /// Steps of k per pass over a block of columns: NR·KC values of op(B) (16 KiB) stay in L1.
     const KC: usize = 256;
-    /// Widest C computed here: measured per shape against matrixmultiply (bench --profile, one thread), this
-    /// kernel is faster up to 64 columns (1.2–2× on the S model's products, attention's included) and slower
-    /// from 128 on (0.55–0.9× on the M model's), where packing pays for itself.
-    const MAX_N: usize = 64;
+    /// Widest C computed here. Natively: measured per shape against matrixmultiply when it was written (bench
+    /// --profile, one thread), faster up to 64 columns and slower from 128 on. (Session 18's `bench --gemm`
+    /// finds matrixmultiply faster on every S shape, and an all-packed S step 18 % faster; it stays, because
+    /// the native choice is part of every committed result's last bits.) In the browser, measured by `node
+    /// bench/wasm.mjs --gemm` in Chromium on every shape of the S and M steps in both builds, matrixmultiply's
+    /// wasm kernel is faster on all but attention's non-transposed products, where the two are within 10 %:
+    /// the browser uses it throughout (S: 91.5 against 98.0 ms of matmuls per step, SIMD128 build).
+    const MAX_N: usize = if cfg!(target_arch = "wasm32") { 0 } else { 64 };
     /// Below this many multiply-adds a product is not worth a second thread.
     const MIN_SPLIT: usize = 1 << 21;
 
@@ -267,8 +294,9 @@ mod direct {
             pub unsafe fn load(p: *const f32) -> V {
                 unsafe { v128_load(p as *const v128) }
             }
-            /// The relaxed-SIMD build (www/pkg-relaxed) asks for a fused multiply-add; the engine fuses it where
-            /// the processor has FMA and may round twice elsewhere (`relaxed_madd_fuses` says which).
+            /// The relaxed-SIMD build (www/pkg-relaxed) asks for a fused multiply-add, as matrixmultiply's wasm
+            /// kernel then does; the engine fuses it where the processor has FMA and may round twice elsewhere
+            /// (`multiply_add_fuses` says which).
             #[cfg(target_feature = "relaxed-simd")]
             #[inline(always)]
             pub fn multiply_add(a: V, b: V, c: V) -> V {
