@@ -339,3 +339,36 @@ pub fn profile_table(size: &str, times: &[crate::engine::profile::OpTime]) -> St
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::MatmulSpec;
+
+    /// A profile lists each matmul shape once, with its calls, in the order first seen.
+    #[test]
+    fn a_profile_lists_the_matmul_shapes_with_their_calls() {
+        let e = Engine::cpu();
+        let (wide, narrow) = (MatmulSpec::new(4, 8, 3), MatmulSpec::new(2, 2, 5));
+        let run = |s: MatmulSpec| e.matmul(&e.zeros(s.a_len()), &e.zeros(s.b_len()), &e.zeros(s.c_len()), s).unwrap();
+        crate::engine::profile::start();
+        run(wide);
+        run(narrow);
+        run(wide);
+        let (times, shapes) = crate::engine::profile::stop_with_matmuls();
+        assert_eq!(shapes, vec![(wide, 2), (narrow, 1)]);
+        assert_eq!(times.iter().find(|t| t.name == "matmul").map(|t| t.calls), Some(3));
+    }
+
+    /// The GEMM table's totals weigh each shape's ms per call by its calls per step.
+    #[test]
+    fn the_gemm_table_totals_weigh_shapes_by_calls() {
+        let row = |n: usize, calls: u64, direct_ms: f64, packed_ms: f64, chosen: CpuGemm| GemmRow { size: "S".into(), spec: MatmulSpec::new(8, n, 8), calls_per_step: calls, direct_ms, packed_ms, chosen };
+        let rows = [row(16, 2, 1.0, 2.0, CpuGemm::Packed), row(128, 3, 4.0, 1.0, CpuGemm::Packed)];
+        let table = gemm_table(&rows);
+        // as chosen 2·2 + 3·1 = 7, faster per shape 2·1 + 3·1 = 5, all direct 2 + 12 = 14, all packed 4 + 3 = 7.
+        assert!(table.contains("as chosen 7.0, faster per shape 5.0, all direct 14.0, all packed 7.0"), "{table}");
+        // The largest share of the step first: 3 calls × 1 ms before 2 calls × 1 ms.
+        assert!(table.lines().nth(1).unwrap().trim_start().starts_with("1×8×128×8"), "{table}");
+    }
+}
