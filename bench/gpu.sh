@@ -3,8 +3,9 @@
 # CPU twin on the card (`doctor`), the per-op profile of a train step at S and M, the bench at S/M/L with each
 # step's share of the attainable GEMM rate, PyTorch on the same card beside it (where python3 has torch with
 # CUDA), and the whole *Figure 1 (quick)* pipeline on the card with its stage times. Writes to $OUT (default
-# bench/gpu-out/), at most 8 files: machine.txt, doctor.txt, profile.txt, bench.txt (the table for
-# bench/RESULTS.md, the card named in it), bench.json, pytorch.txt, quick.log, quick-results.json.
+# bench/gpu-out/), at most 9 files: machine.txt, doctor.txt, profile.txt, bench.txt (the table for
+# bench/RESULTS.md, the card named in it), bench.json, bench-register.txt (the register-blocked matmul instead of
+# the tiled one), pytorch.txt, quick.log, quick-results.json.
 # A step that fails is reported and the script goes on, so one bad kernel does not hide the timings.
 #
 # The binary: $B, else target/release/alignment-gap, else built with cargo (a machine without a Rust
@@ -36,6 +37,9 @@ step() { # step NAME LIMIT_S FILE -- command…: run it with a time limit, keep 
 step "doctor (every kernel against its CPU twin on the card)" 90 "$OUT/doctor.txt" -- "$B" doctor --backend gpu
 step "bench with per-op profile, S and M" 120 "$OUT/profile.txt" -- "$B" bench --backend gpu --sizes S,M --repeats 3 --profile
 step "bench S/M/L" 120 "$OUT/bench.txt" -- "$B" bench --backend gpu --sizes S,M,L --repeats 5 --json "$OUT/bench.json"
+# The same with the register-blocked matmul (the software adapters' kernel), to see what the tiled one buys.
+ALIGNMENT_GAP_GPU_MATMUL=register step "bench S/M with the register-blocked matmul" 60 "$OUT/bench-register.txt" -- \
+  "$B" bench --backend gpu --sizes S,M --repeats 5
 if python3 -c 'import torch, transformers; assert torch.cuda.is_available()' 2>/dev/null; then
   step "PyTorch on the same card (f32, eager and SDPA attention)" 120 "$OUT/pytorch.txt" -- \
     python3 bench/pytorch_bench.py --device cuda --sizes S,M,L --repeats 20 --threads 1 --attn eager,sdpa

@@ -2,8 +2,8 @@
 // Transposes are expressed as strides, so one kernel serves x·W, dy·Wᵀ and xᵀ·dy; batches too (a_batch, b_batch,
 // c_batch: where batch b starts in each), so that a product with few tiles and a long k is split along k as a
 // batch over k-chunks into partial products (split-K), which `reduce_splits` then sums in a fixed order.
-// Register blocking without workgroup memory: on software adapters (lavapipe, SwiftShader) barrier-free
-// kernels measured fastest, and it is a fair start on GPUs.
+// Two kernels: `main`, register blocking without workgroup memory (on software adapters — lavapipe, SwiftShader —
+// barrier-free kernels measured fastest), and `tiled`, 64×64 tiles through workgroup memory, for hardware GPUs.
 // CPU twin: engine::kernels::matmul::matmul.
 
 struct Params {
@@ -99,6 +99,73 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var i = 0u; i < rows; i = i + 1u) {
         for (var j = 0u; j < cols; j = j + 1u) {
             let idx = c_base + (row0 + 8u * i) * p.n + col0 + 8u * j;
+            if (p.accumulate == 1u) {
+                c[idx] = c[idx] + acc[i][j];
+            } else {
+                c[idx] = acc[i][j];
+            }
+        }
+    }
+}
+
+// ---- The tiled kernel, for hardware GPUs (chosen by adapter type: `GpuBackend::tiled_matmul`)
+// Each workgroup (16×16 threads) computes one 64×64 tile of C. Per step of 16 along k, the workgroup copies the
+// 64×16 block of op(A) and the 16×64 block of op(B) it needs into workgroup memory (4 values per thread each,
+// zero outside the matrices), then every thread reads them from there: each value of A and B is read from
+// memory once per workgroup instead of once per thread-row or column. Thread (x, y) owns rows y, y+16, y+32,
+// y+48 and columns x, x+16, x+32, x+48 (interleaved: neighbouring threads read neighbouring workgroup-memory
+// words and write neighbouring values of C). Each value is still Σ_k in ascending k, added one product at a
+// time, as in `main`: the two kernels compute the same sums in the same order.
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+var<workgroup> a_tile: array<f32, 1024>; // [k within the step][row within the tile]
+var<workgroup> b_tile: array<f32, 1024>; // [k within the step][column within the tile]
+
+@compute @workgroup_size(16, 16, 1)
+fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    let a_base = wid.z * p.a_batch;
+    let b_base = wid.z * p.b_batch;
+    let c_base = wid.z * p.c_batch;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < p.k; k0 = k0 + TILE_K) {
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let at = li + 256u * e;      // 0..1023: (k within the step) · 64 + (row or column within the tile)
+            let kk = at / TILE;
+            let rc = at % TILE;
+            var av = 0.0;
+            if (row0 + rc < p.m && k0 + kk < p.k) { av = a[a_base + (row0 + rc) * p.a_row + (k0 + kk) * p.a_col]; }
+            a_tile[at] = av;
+            var bv = 0.0;
+            if (col0 + rc < p.n && k0 + kk < p.k) { bv = b[b_base + (k0 + kk) * p.b_row + (col0 + rc) * p.b_col]; }
+            b_tile[at] = bv;
+        }
+        workgroupBarrier();
+        // Only the steps of k that exist: no padded zero is ever added, so the sums are exactly `main`'s.
+        let steps = min(TILE_K, p.k - k0);
+        for (var kk = 0u; kk < steps; kk = kk + 1u) {
+            let bk = kk * TILE + lid.x;
+            let bv = vec4<f32>(b_tile[bk], b_tile[bk + 16u], b_tile[bk + 32u], b_tile[bk + 48u]);
+            let ak = kk * TILE + lid.y;
+            acc0 = acc0 + a_tile[ak] * bv;
+            acc1 = acc1 + a_tile[ak + 16u] * bv;
+            acc2 = acc2 + a_tile[ak + 32u] * bv;
+            acc3 = acc3 + a_tile[ak + 48u] * bv;
+        }
+        workgroupBarrier();
+    }
+    var acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let row = row0 + lid.y + 16u * i;
+        if (row >= p.m) { continue; }
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let col = col0 + lid.x + 16u * j;
+            if (col >= p.n) { continue; }
+            let idx = c_base + row * p.n + col;
             if (p.accumulate == 1u) {
                 c[idx] = c[idx] + acc[i][j];
             } else {

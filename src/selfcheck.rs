@@ -271,6 +271,17 @@ pub async fn run(engine: &Engine) -> SelfCheckReport {
             results.push(check(case, want).await);
         }
         g.set_splits_k(usual);
+        // Every matmul case with the other matmul kernel too (the tiled one on software adapters, the
+        // register-blocked one on hardware), in one pass and split-K as the adapter does.
+        let tiled = g.tiled_matmul();
+        g.set_tiled_matmul(!tiled);
+        let other = if tiled { "register-blocked kernel" } else { "tiled kernel" };
+        for mut case in cases().into_iter().filter(|c| matches!(c.op, Op::Matmul(_))) {
+            let Some(want) = reference(engine, &case) else { continue };
+            case.name = format!("{}, {other}", case.name);
+            results.push(check(case, want).await);
+        }
+        g.set_tiled_matmul(tiled);
     }
     let passed = results.iter().filter(|r| r.passed).count();
     SelfCheckReport { engine: engine.describe(), passed, failed: results.len() - passed, results }

@@ -240,6 +240,47 @@ fn gpu_split_k_is_deterministic_and_matches_one_pass() {
     assert_ne!(split, one_pass, "the two passes sum in another order (so the test compares two kernels)");
 }
 
+/// The tiled matmul (workgroup memory, the hardware GPUs' kernel) against the CPU twin on a step's shapes, ragged
+/// edges, transposes, batches and split-K, on whatever adapter the tests have (lavapipe here, where it is not the
+/// default): the same values up to rounding, and the same bits on a second run.
+#[test]
+fn gpu_tiled_matmul_matches_the_cpu_twin_on_step_shapes() {
+    let Some(e) = gpu() else { return };
+    let Engine::Gpu(g) = &e else { unreachable!() };
+    let (tiled, split) = (g.tiled_matmul(), g.splits_k());
+    let specs = [
+        MatmulSpec { batch: 1, m: 4096 / 8, n: 192, k: 64, a_transposed: false, b_transposed: false, accumulate: false },
+        MatmulSpec { batch: 1, m: 64, n: 192, k: 4096 / 8, a_transposed: true, b_transposed: false, accumulate: true },
+        MatmulSpec { batch: 1, m: 100, n: 44, k: 70, a_transposed: false, b_transposed: true, accumulate: false },
+        MatmulSpec { batch: 6, m: 32, n: 32, k: 16, a_transposed: false, b_transposed: true, accumulate: false },
+        MatmulSpec { batch: 1, m: 1, n: 65, k: 17, a_transposed: true, b_transposed: true, accumulate: true },
+    ];
+    let cpu = Engine::cpu();
+    for spec in specs {
+        let a = uniform_vec(9, 1, spec.a_len(), -1.0, 1.0);
+        let b = uniform_vec(9, 2, spec.b_len(), -1.0, 1.0);
+        let c0 = uniform_vec(9, 3, spec.c_len(), -1.0, 1.0);
+        let tc = cpu.tensor(&c0);
+        cpu.matmul(&cpu.tensor(&a), &cpu.tensor(&b), &tc, spec).unwrap();
+        let want = pollster::block_on(cpu.read(&tc)).unwrap();
+        for split_k in [false, true] {
+            g.set_tiled_matmul(true);
+            g.set_splits_k(split_k);
+            let product = || {
+                let (ta, tb, tc) = (e.tensor(&a), e.tensor(&b), e.tensor(&c0));
+                e.matmul(&ta, &tb, &tc, spec).unwrap();
+                pollster::block_on(e.read(&tc)).unwrap()
+            };
+            let (got, again) = (product(), product());
+            g.set_tiled_matmul(tiled);
+            g.set_splits_k(split);
+            assert_eq!(got, again, "{spec:?}: the tiled kernel differs run to run");
+            let err = alignment_gap::selfcheck::relative_error(&got, &want).unwrap_or(f32::INFINITY);
+            assert!(err < 1e-5, "{spec:?} (split-K {split_k}): relative error {err:e} against the CPU twin");
+        }
+    }
+}
+
 /// The SFT loop writes each step's batch into the same buffers: after its first step a step makes no bind group
 /// but AdamW's (whose uniform changes every step), and reads back once.
 #[test]

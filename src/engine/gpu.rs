@@ -113,6 +113,8 @@ pub struct GpuBackend {
     /// Products with few tiles and a long k are split along k (`kernels::matmul::k_splits`): on every adapter but a
     /// software one, where the few tiles already fill the CPU's threads and the second pass only costs.
     splits_k: Cell<bool>,
+    /// Matmuls by the tiled kernel (workgroup memory), not the register-blocked one.
+    tiled_matmul: Cell<bool>,
     /// Scratch buffers by length (split-K's partial products), reused by every op that needs one of that length.
     scratch: RefCell<HashMap<usize, wgpu::Buffer>>,
 }
@@ -173,9 +175,21 @@ impl GpuBackend {
     }
 }
 
-/// Split-K by default on every adapter but a software one (wgpu's device type "Cpu": lavapipe, SwiftShader, WARP).
+/// Split-K and the tiled matmul by default on every adapter but a software one (wgpu's device type "Cpu":
+/// lavapipe, SwiftShader, WARP), where barrier-free kernels and one pass measured fastest.
 fn device_type_splits(device_type: &str) -> bool {
     device_type != "Cpu"
+}
+
+/// ALIGNMENT_GAP_GPU_MATMUL=tiled|register overrides the matmul kernel the adapter type chooses (bench/gpu.sh
+/// times both on a real card); natively only.
+fn tiled_by_env() -> Result<Option<bool>> {
+    match std::env::var("ALIGNMENT_GAP_GPU_MATMUL").as_deref() {
+        Err(_) => Ok(None),
+        Ok("tiled") => Ok(Some(true)),
+        Ok("register") => Ok(Some(false)),
+        Ok(other) => Err(Error::new(format!("ALIGNMENT_GAP_GPU_MATMUL = '{other}' is not one of tiled, register"))),
+    }
 }
 
 fn instance() -> wgpu::Instance {
@@ -282,6 +296,7 @@ impl GpuBackend {
         #[cfg(target_arch = "wasm32")]
         CURRENT.with(|c| *c.borrow_mut() = Some(device.clone()));
         let splits = device_type_splits(&summary.device_type);
+        let tiled = tiled_by_env()?.unwrap_or(splits);
         Ok(GpuBackend {
             adapter: summary,
             device,
@@ -294,6 +309,7 @@ impl GpuBackend {
             bind_groups: RefCell::default(),
             counters: Cell::default(),
             splits_k: Cell::new(splits),
+            tiled_matmul: Cell::new(tiled),
             scratch: RefCell::default(),
         })
     }
@@ -357,6 +373,16 @@ impl GpuBackend {
     /// Turns split-K on or off (the self-check runs both on every adapter; results differ by rounding).
     pub fn set_splits_k(&self, on: bool) {
         self.splits_k.set(on);
+    }
+
+    /// Whether matmuls run the tiled kernel (workgroup memory; hardware GPUs) rather than the register-blocked one.
+    pub fn tiled_matmul(&self) -> bool {
+        self.tiled_matmul.get()
+    }
+
+    /// Chooses the matmul kernel (the self-check runs both on every adapter).
+    pub fn set_tiled_matmul(&self, on: bool) {
+        self.tiled_matmul.set(on);
     }
 
     /// A scratch tensor of `len` values, the same buffer for every caller of that length: its contents are the last

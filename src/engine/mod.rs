@@ -216,7 +216,16 @@ impl Engine {
             // The clip factor is computed on the device (in f32) since the step is replayed without readbacks: its
             // results agree with earlier GPU results to rounding only.
             // Split-K sums a product's k-chunks in another order than one pass does.
-            Engine::Gpu(g) => format!("gpu ({} via {}, {}; clip on the device{})", g.adapter.name, g.adapter.backend, g.adapter.device_type, if g.splits_k() { "; split-K" } else { "" }),
+            // The tiled matmul's sums are the register kernel's in the same order, but a shader compiler may contract
+            // them differently, so it is named too.
+            Engine::Gpu(g) => format!(
+                "gpu ({} via {}, {}; clip on the device{}{})",
+                g.adapter.name,
+                g.adapter.backend,
+                g.adapter.device_type,
+                if g.splits_k() { "; split-K" } else { "" },
+                if g.tiled_matmul() { "; tiled matmul" } else { "" }
+            ),
         }
     }
 

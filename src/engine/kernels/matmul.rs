@@ -11,7 +11,7 @@ use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::{MatmulSpec, Op};
 use crate::error::Result;
 
-pub const SHADER: Shader = Shader { name: "matmul", source: include_str!("../../../shaders/matmul.wgsl"), entries: &["main", "reduce_splits"] };
+pub const SHADER: Shader = Shader { name: "matmul", source: include_str!("../../../shaders/matmul.wgsl"), entries: &["main", "tiled", "reduce_splits"] };
 
 // ---- CPU twin
 
@@ -387,7 +387,12 @@ const SPLIT_K_MIN_CHUNK: usize = 128;
 /// and dividing k exactly; 1 (no split) for batched products and those that fill the card already. The weight
 /// gradients xᵀ·dy (M·N ≤ 256², k = B·T = 4096) are the products this is for: 4–64 tiles.
 pub fn k_splits(spec: &MatmulSpec) -> usize {
-    let tiles = spec.m.div_ceil(32) * spec.n.div_ceil(32);
+    k_splits_for(spec, 32)
+}
+
+/// [`k_splits`] for a kernel of `tile`×`tile` tiles (32: `main`; 64: `tiled`).
+pub fn k_splits_for(spec: &MatmulSpec, tile: usize) -> usize {
+    let tiles = spec.m.div_ceil(tile) * spec.n.div_ceil(tile);
     let mut splits = 1;
     while spec.batch == 1 && tiles * splits * 2 <= SPLIT_K_GROUPS && spec.k % (splits * 2) == 0 && spec.k / (splits * 2) >= SPLIT_K_MIN_CHUNK {
         splits *= 2;
@@ -400,9 +405,11 @@ pub fn k_splits(spec: &MatmulSpec) -> usize {
 /// in a fixed order into C (`reduce_splits`), the same result every run.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     let Op::Matmul(spec) = *op else { unreachable!("matmul::run_gpu got {}", op.name()) };
-    let splits = if g.splits_k() { k_splits(&spec) } else { 1 };
+    // The tiled kernel on hardware GPUs (64×64 tiles through workgroup memory), `main` on software adapters.
+    let (entry, tile) = if g.tiled_matmul() { ("matmul.tiled", 64) } else { ("matmul.main", 32) };
+    let splits = if g.splits_k() { k_splits_for(&spec, tile) } else { 1 };
     let batches = if splits > 1 { splits } else { spec.batch };
-    let groups = [spec.n.div_ceil(32), spec.m.div_ceil(32), batches];
+    let groups = [spec.n.div_ceil(tile), spec.m.div_ceil(tile), batches];
     if let Some(n) = groups.iter().find(|&&n| n > g.max_groups()) {
         bail!("matmul: {spec:?} needs {n} workgroups in one dimension; this adapter allows {}", g.max_groups());
     }
@@ -424,7 +431,7 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         c_batch: u(m * n),
     };
     if splits == 1 {
-        g.dispatch("matmul.main", bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, t[2])], groups);
+        g.dispatch(entry, bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, t[2])], groups);
         return Ok(());
     }
     let chunk = k / splits;
@@ -433,7 +440,7 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     p.b_batch = u(chunk * b_row);
     p.accumulate = 0;
     let partials = g.scratch(splits * m * n);
-    g.dispatch("matmul.main", bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, &partials)], groups);
+    g.dispatch(entry, bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, &partials)], groups);
     let sum = Params { m: u(m * n), k: u(splits), accumulate: spec.accumulate as u32, ..p };
     g.launch("matmul.reduce_splits", bytemuck::bytes_of(&sum), &[(binding::A, &partials), (binding::C, t[2])], m * n)
 }
