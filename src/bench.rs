@@ -239,6 +239,48 @@ pub fn table(rows: &[BenchRow], peak: Option<f64>) -> String {
     s
 }
 
+/// The bench's training step with data-parallel gradients (`train::parallel`): the batch's rows in `chunks`
+/// fixed chunks over `threads` threads, the chunk gradients summed in chunk order, then the same AdamW step.
+/// Returns ms per step (after a warm-up step) and the last step's summed gradients (for the bit-for-bit check
+/// across thread counts). Each step copies the parameters into each thread's replica and allocates each chunk's
+/// activations: both are counted.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn data_parallel_size(layers: usize, d_model: usize, heads: usize, chunks: usize, threads: usize, repeats: usize) -> Result<(f64, Vec<Vec<f32>>)> {
+    use crate::train::parallel::chunked_gradients;
+    let e = Engine::cpu();
+    let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
+    let mut setup = StepSetup::new(&e, cfg)?;
+    let (b, t) = (BATCH, CONTEXT);
+    let ids = setup.ids.clone();
+    let targets: Vec<u32> = (0..b * t).map(|i| if (i + 1) % t == 0 { 0 } else { ids[i + 1] }).collect();
+    let weights: Vec<f32> = (0..b * t).map(|i| if i % t >= PROMPT && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect();
+    let gradient = |ce: &Engine, m: &Gpt, r: std::ops::Range<usize>| -> Result<Vec<Vec<f32>>> {
+        let (n, span) = (r.len(), r.start * t..r.end * t);
+        let acts = m.activations(ce, n, t)?;
+        let (tokens, targets, weights) = (ce.indices(&ids[span.clone()]), ce.indices(&targets[span.clone()]), ce.tensor(&weights[span]));
+        m.forward(ce, &acts, &tokens)?;
+        m.sequence_logprobs(ce, &acts, &targets, &weights)?;
+        let grads = m.zero_grads(ce);
+        // loss = −mean over the whole batch: each chunk's rows carry −1/B.
+        m.backward(ce, &acts, &grads, &crate::model::TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &ce.tensor(&vec![-1.0 / b as f32; n]))?;
+        grads.parts.iter().map(|g| pollster::block_on(ce.read(g))).collect()
+    };
+    let (mut total, mut last) = (0.0, vec![]);
+    for i in 0..=repeats {
+        let start = now_ms();
+        let values = pollster::block_on(setup.model.values(&e))?;
+        last = chunked_gradients(cfg, Head::Lm, &values, b, chunks, threads, gradient)?;
+        for (part, g) in setup.grads.parts.iter().zip(&last) {
+            e.write(part, g)?;
+        }
+        setup.opt.step(&e, &setup.model.params, &setup.grads)?;
+        if i > 0 {
+            total += now_ms() - start;
+        }
+    }
+    Ok((total / repeats as f64, last))
+}
+
 /// One matmul shape of a training step, timed on the CPU with each GEMM (ms per call, the better of two
 /// interleaved timings each).
 #[derive(Clone, Debug, Serialize)]

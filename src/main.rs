@@ -93,6 +93,10 @@ mod native {
             /// packed) and print which is faster (cpu backend; MATMUL_NUM_THREADS=1 for the browser's one thread).
             #[arg(long)]
             gemm: bool,
+            /// Also time the step with data-parallel gradients: the batch in this many fixed row chunks, on 1
+            /// and on 2 threads (cpu backend; run with MATMUL_NUM_THREADS=1 so each chunk's GEMMs use one).
+            #[arg(long, value_name = "CHUNKS")]
+            data_parallel: Option<usize>,
         },
         /// Run a paper figure end to end and write results.json, metrics.csv, the figure (SVG), summary.md and
         /// the trained models.
@@ -250,7 +254,7 @@ mod native {
             Command::Index { root, check } => report(index(&root, check)),
             Command::ShipStages { preset, out, cache } => report(ship_stages(&preset, &out, cache)),
             Command::TrainOffline { data, from, seed, beta, lr, steps, cache, out, device } => report(train_offline(&TrainOffline { data, from, seed, beta, lr, steps, cache, out }, &device)),
-            Command::Bench { device, sizes, repeats, json, profile, gemm } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile, gemm)),
+            Command::Bench { device, sizes, repeats, json, profile, gemm, data_parallel } => report(bench(&device, &sizes, repeats as usize, json.as_deref(), profile, gemm, data_parallel)),
         }
     }
 
@@ -273,7 +277,7 @@ mod native {
         Ok(engine)
     }
 
-    fn bench(device: &DeviceArgs, sizes: &[String], repeats: usize, json: Option<&std::path::Path>, profile: bool, gemm: bool) -> alignment_gap::Result<()> {
+    fn bench(device: &DeviceArgs, sizes: &[String], repeats: usize, json: Option<&std::path::Path>, profile: bool, gemm: bool, data_parallel: Option<usize>) -> alignment_gap::Result<()> {
         use alignment_gap::bench;
         let engine = open_engine(device)?;
         let mut chosen = vec![];
@@ -306,6 +310,18 @@ mod native {
             for &(n, l, d, h) in &chosen {
                 let times = pollster::block_on(bench::profile_size(&engine, l, d, h, repeats.min(3)))?;
                 print!("{}", bench::profile_table(n, &times));
+            }
+        }
+        if let Some(chunks) = data_parallel {
+            println!("data-parallel training step: the batch in {chunks} row chunks, their gradients summed in chunk order (one-pass step above)");
+            println!("{:<5} {:>8} {:>8} {:>14} {:>10} {:>22}", "size", "chunks", "threads", "step (ms)", "speed-up", "same bits as 1 thread");
+            for &(n, l, d, h) in &chosen {
+                let (one, g1) = bench::data_parallel_size(l, d, h, chunks, 1, repeats)?;
+                for threads in [1, 2] {
+                    let (ms, g) = if threads == 1 { (one, g1.clone()) } else { bench::data_parallel_size(l, d, h, chunks, threads, repeats)? };
+                    let same = g.iter().flatten().map(|v| v.to_bits()).eq(g1.iter().flatten().map(|v| v.to_bits()));
+                    println!("{n:<5} {chunks:>8} {threads:>8} {ms:>14.1} {:>9.2}× {:>22}", one / ms, if same { "yes" } else { "NO" });
+                }
             }
         }
         let mut gemm_rows = vec![];
