@@ -246,7 +246,7 @@ pub fn table(rows: &[BenchRow], peak: Option<f64>) -> String {
 /// activations: both are counted.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn data_parallel_size(layers: usize, d_model: usize, heads: usize, chunks: usize, threads: usize, repeats: usize) -> Result<(f64, Vec<Vec<f32>>)> {
-    use crate::train::parallel::chunked_gradients;
+    use crate::train::parallel::{chunked_gradients, sequence_logprob_gradient};
     let e = Engine::cpu();
     let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
     let mut setup = StepSetup::new(&e, cfg)?;
@@ -254,17 +254,7 @@ pub fn data_parallel_size(layers: usize, d_model: usize, heads: usize, chunks: u
     let ids = setup.ids.clone();
     let targets: Vec<u32> = (0..b * t).map(|i| if (i + 1) % t == 0 { 0 } else { ids[i + 1] }).collect();
     let weights: Vec<f32> = (0..b * t).map(|i| if i % t >= PROMPT && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect();
-    let gradient = |ce: &Engine, m: &Gpt, r: std::ops::Range<usize>| -> Result<Vec<Vec<f32>>> {
-        let (n, span) = (r.len(), r.start * t..r.end * t);
-        let acts = m.activations(ce, n, t)?;
-        let (tokens, targets, weights) = (ce.indices(&ids[span.clone()]), ce.indices(&targets[span.clone()]), ce.tensor(&weights[span]));
-        m.forward(ce, &acts, &tokens)?;
-        m.sequence_logprobs(ce, &acts, &targets, &weights)?;
-        let grads = m.zero_grads(ce);
-        // loss = −mean over the whole batch: each chunk's rows carry −1/B.
-        m.backward(ce, &acts, &grads, &crate::model::TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &ce.tensor(&vec![-1.0 / b as f32; n]))?;
-        grads.parts.iter().map(|g| pollster::block_on(ce.read(g))).collect()
-    };
+    let gradient = |ce: &Engine, m: &Gpt, r: std::ops::Range<usize>| sequence_logprob_gradient(ce, m, r, t, b, &ids, &targets, &weights);
     let (mut total, mut last) = (0.0, vec![]);
     for i in 0..=repeats {
         let start = now_ms();

@@ -59,10 +59,25 @@ where
     Ok(sum)
 }
 
+/// One chunk's gradient of the sequence log-prob loss −(1/`batch_rows`)·Σ_rows log p(row), for a batch of rows of
+/// `t` tokens (`ids`, `targets`, `weights`: the whole batch's, row-major): the bench's and SFT's loss, as
+/// [`chunked_gradients`] wants it.
+#[allow(clippy::too_many_arguments)]
+pub fn sequence_logprob_gradient(e: &Engine, m: &Gpt, rows: Range<usize>, t: usize, batch_rows: usize, ids: &[u32], targets: &[u32], weights: &[f32]) -> Result<Vec<Vec<f32>>> {
+    let (n, span) = (rows.len(), rows.start * t..rows.end * t);
+    let acts = m.activations(e, n, t)?;
+    let (tokens, targets, weights) = (e.indices(&ids[span.clone()]), e.indices(&targets[span.clone()]), e.tensor(&weights[span]));
+    m.forward(e, &acts, &tokens)?;
+    m.sequence_logprobs(e, &acts, &targets, &weights)?;
+    let grads = m.zero_grads(e);
+    // Every chunk's rows carry −1/batch_rows, so the chunks' gradients sum to the whole batch's.
+    m.backward(e, &acts, &grads, &crate::model::TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&vec![-1.0 / batch_rows as f32; n]))?;
+    grads.parts.iter().map(|g| pollster::block_on(e.read(g))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::TokenBatch;
 
     #[test]
     fn chunks_cover_the_rows_in_order_and_differ_by_at_most_one() {
@@ -81,17 +96,7 @@ mod tests {
         let ids: Vec<u32> = (0..rows * t).map(|i| (i as u32 * 7 + 3) % 11).collect();
         let targets: Vec<u32> = (0..rows * t).map(|i| if (i + 1) % t == 0 { 0 } else { ids[i + 1] }).collect();
         let weights: Vec<f32> = (0..rows * t).map(|i| if i % t >= 2 && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect();
-        // loss = −mean over all rows of each row's log-prob: every chunk's rows carry −1/rows.
-        let gradient = |e: &Engine, m: &Gpt, r: Range<usize>| -> Result<Vec<Vec<f32>>> {
-            let (n, span) = (r.len(), r.start * t..r.end * t);
-            let acts = m.activations(e, n, t)?;
-            let (tokens, targets, weights) = (e.indices(&ids[span.clone()]), e.indices(&targets[span.clone()]), e.tensor(&weights[span]));
-            m.forward(e, &acts, &tokens)?;
-            m.sequence_logprobs(e, &acts, &targets, &weights)?;
-            let grads = m.zero_grads(e);
-            m.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &e.tensor(&vec![-1.0 / rows as f32; n]))?;
-            grads.parts.iter().map(|g| pollster::block_on(e.read(g))).collect()
-        };
+        let gradient = |e: &Engine, m: &Gpt, r: Range<usize>| sequence_logprob_gradient(e, m, r, t, rows, &ids, &targets, &weights);
         let one = chunked_gradients(config, Head::Lm, &values, rows, 3, 1, gradient).unwrap();
         for threads in [2, 3] {
             let many = chunked_gradients(config, Head::Lm, &values, rows, 3, threads, gradient).unwrap();
