@@ -6,7 +6,7 @@ struct Params {
     b: u32, c: u32, vocab: u32, context: u32,
     pos: u32, h: u32, d: u32, temperature: f32,
     seed: u32, stream: u32, eos: u32, pad: u32,
-    banned: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    banned: u32, row0: u32, _pad1: u32, _pad2: u32,
 }
 
 // Token ids < 32 whose bit is set in `banned` are never drawn.
@@ -119,7 +119,8 @@ fn sample_next(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         for (var j = 0u; j < p.vocab; j = j + 1u) {
             if (allowed(j)) { total = total + exp((logits[base + j] - m) / p.temperature); }
         }
-        let threshold = uniform01(p.seed, p.stream, b, p.pos) * total;
+        // Row b of a part sampled apart draws as row row0 + b of the whole batch.
+        let threshold = uniform01(p.seed, p.stream, p.row0 + b, p.pos) * total;
         var acc = 0.0;
         for (var j = 0u; j < p.vocab; j = j + 1u) {
             if (!allowed(j)) { continue; }

@@ -202,7 +202,7 @@ pub async fn run_size(e: &Engine, name: &str, layers: usize, d_model: usize, hea
     let prompts: Vec<Vec<u32>> = (0..b).map(|r| ids[r * t..r * t + PROMPT].to_vec()).collect();
     // Every row runs all CONTEXT − PROMPT positions (finished rows keep stepping, emitting padding), so the
     // count of positions is exact whatever the samples are.
-    let spec = SampleSpec { temperature: 1.0, max_len: CONTEXT, seed: 0, stream: 0, eos: 1, pad: 0, banned: crate::task::NEVER_SAMPLED };
+    let spec = SampleSpec { temperature: 1.0, max_len: CONTEXT, seed: 0, stream: 0, row0: 0, eos: 1, pad: 0, banned: crate::task::NEVER_SAMPLED };
     let sample_repeats = repeats.div_ceil(2);
     let mut sample_ms = 0.0;
     for i in 0..=sample_repeats {

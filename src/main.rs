@@ -116,6 +116,10 @@ mod native {
             /// 4 per core; always 1 on a GPU).
             #[arg(long)]
             jobs: Option<usize>,
+            /// Threads per seed for data-parallel alignment steps (`--set align_chunks=N`, N ≥ 1): each step's chunks
+            /// are computed on this many threads; the numbers do not depend on it (default: the cores left per seed)
+            #[arg(long)]
+            threads: Option<usize>,
             /// Where trained SFT, proxy and policy models are kept by their config's hash, so a rerun resumes
             /// (default: OUT/cache).
             #[arg(long)]
@@ -246,8 +250,8 @@ mod native {
                 report(init_model(&out, config, head, seed))
             }
             Command::Logprobs { model, tokens, device } => report(logprobs(&model, &tokens, &device)),
-            Command::Reproduce { preset, out, seeds, sets, jobs, cache, overwrite, shard, device } => {
-                report(reproduce(&preset, &out, seeds, &sets, Options { jobs, cache, overwrite, shard }, &device))
+            Command::Reproduce { preset, out, seeds, sets, jobs, threads, cache, overwrite, shard, device } => {
+                report(reproduce(&preset, &out, seeds, &sets, Options { jobs, threads, cache, overwrite, shard }, &device))
             }
             Command::Merge { out, overwrite, shards } => report(merge(&out, overwrite, &shards)),
             Command::Summarize { dir } => report(summarize(&dir)),
@@ -434,6 +438,7 @@ mod native {
 
     struct Options {
         jobs: Option<usize>,
+        threads: Option<usize>,
         cache: Option<PathBuf>,
         overwrite: bool,
         shard: Option<alignment_gap::experiments::Shard>,
@@ -601,14 +606,29 @@ mod native {
         }
         .min(assignments.len())
         .max(1);
-        if jobs > 1 && std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        let threads = match options.threads {
+            Some(0) => return Err(alignment_gap::Error::new("threads = 0 is out of range 1.. (threads per seed for data-parallel steps)")),
+            Some(t) => t,
+            None => (cores / jobs).max(1),
+        };
+        if cfg.align_chunks > 0 {
+            if !on_cpu {
+                return Err(alignment_gap::Error::new(format!("align_chunks = {}: data-parallel steps run on the CPU backend; pass --backend cpu or set align_chunks=0", cfg.align_chunks)));
+            }
+            alignment_gap::train::parallel::set_default_threads(threads);
+        }
+        if (jobs > 1 || (cfg.align_chunks > 0 && threads > 1)) && std::env::var_os("MATMUL_NUM_THREADS").is_none() {
             // One thread per seed already fills the cores; GEMM threads on top would only contend.
             std::env::set_var("MATMUL_NUM_THREADS", "1");
         }
         let shard_note = options.shard.map(|s| format!(", shard {s}: {} of {} runs", assignments.iter().map(|(_, r)| r.len()).sum::<usize>(), cfg.run_count())).unwrap_or_default();
         // Only now, with every argument checked and the engine open, is anything in OUT touched.
         let previous = prepare_output(out, &cfg, options.shard, &engine.identity(), options.overwrite)?;
-        eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time{shard_note}", cfg.seeds, engine.describe());
+        let parallel_note = match cfg.align_chunks {
+            0 => String::new(),
+            c => format!(", data-parallel alignment steps in {c} chunks on {} thread(s) per seed", threads.min(c as usize)),
+        };
+        eprintln!("reproduce {preset}: seeds {:?}, backend {}, {jobs} seed(s) at a time{shard_note}{parallel_note}", cfg.seeds, engine.describe());
         let cache_dir = options.cache.unwrap_or_else(|| out.join("cache"));
         let tokenizer = cfg.task.tokenizer()?.to_json()?;
         let special = SpecialIds { pad: alignment_gap::task::PAD, eos: alignment_gap::task::EOS };

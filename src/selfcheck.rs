@@ -153,7 +153,10 @@ fn cases() -> Vec<Case> {
                 Op::Matmul(s) => matmul_name(&s),
                 Op::SoftmaxRows { rows, cols } => format!("softmax_rows {rows}x{cols}"),
                 Op::EmbedPosition { pos, .. } | Op::CachedAttention { pos, .. } => format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}", op.name()),
-                Op::SampleNext { pos, temperature, .. } => format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}, temperature {temperature}", op.name()),
+                Op::SampleNext { pos, temperature, row0, .. } => {
+                    let part = if row0 > 0 { format!(", rows from {row0}") } else { String::new() };
+                    format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}, temperature {temperature}{part}", op.name())
+                }
                 Op::ClipScale { slots, max_norm } => format!("clip_scale {slots} slots, max_norm {max_norm:?}"),
                 _ => format!("{} (B{b} T{t} C{c} H{h} V{v})", op.name()),
             };

@@ -116,9 +116,20 @@ struct PresetInfo {
 pub fn presets() -> Result<JsValue, JsValue> {
     let list: Vec<PresetInfo> = PRESETS
         .iter()
-        .map(|&preset| Ok(PresetInfo { preset, config: ExperimentConfig::preset(preset.name).map_err(js_error)? }))
+        .map(|&preset| Ok(PresetInfo { preset, config: page_preset(preset.name)? }))
         .collect::<Result<_, JsValue>>()?;
     to_js(&list)
+}
+
+/// A preset as the page offers it: the CLI's, with data-parallel alignment steps
+/// ([`experiments::PAGE_ALIGN_CHUNKS`] chunks) where the CLI's takes one pass, so that the page's CPU workers can share
+/// one run. A run on a GPU takes one pass (the page sets `align_chunks` to 0 there, and results.json says so).
+fn page_preset(name: &str) -> Result<ExperimentConfig, JsValue> {
+    let mut cfg = ExperimentConfig::preset(name).map_err(js_error)?;
+    if cfg.align_chunks == 0 && cfg.batch >= experiments::PAGE_ALIGN_CHUNKS as usize {
+        cfg.align_chunks = experiments::PAGE_ALIGN_CHUNKS;
+    }
+    Ok(cfg)
 }
 
 /// Facts the page shows that Rust owns: the knobs with their ranges, the arms' slider stops, each method's label, the
@@ -145,12 +156,17 @@ pub fn page_facts() -> Result<JsValue, JsValue> {
 /// Seconds `config` should take on a device with the given bench numbers; when `stage_keys` (the keys a cache holds, e.g.
 /// the shipped manifest's) hold every SFT and proxy stage it needs as trained on `backend`, without those stages.
 /// Returns `[seconds, stages given]`.
+/// `workers`: `{seed_groups, chunk_workers}`, the CPU workers the page would spread the run over (undefined: one).
 #[wasm_bindgen(js_name = estimateSecondsWith)]
-pub fn estimate_seconds_with(config: JsValue, train_step_ms: f64, sample_tokens_per_s: f64, backend: String, stage_keys: JsValue) -> Result<JsValue, JsValue> {
+pub fn estimate_seconds_with(config: JsValue, train_step_ms: f64, sample_tokens_per_s: f64, backend: String, stage_keys: JsValue, workers: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
     let held: Vec<String> = serde_wasm_bindgen::from_value(stage_keys).map_err(|e| js_err(format!("stage_keys: {e}")))?;
+    let workers = match workers.is_undefined() || workers.is_null() {
+        true => experiments::estimate::Workers::ONE,
+        false => serde_wasm_bindgen::from_value(workers).map_err(|e| js_err(format!("workers: {e}")))?,
+    };
     let given = cfg.stage_cache_keys(&backend).iter().all(|k| held.contains(k));
-    to_js(&(cfg.estimate_seconds_from(train_step_ms, sample_tokens_per_s, given), given))
+    to_js(&(cfg.estimate_seconds_on(train_step_ms, sample_tokens_per_s, given, workers), given))
 }
 
 #[derive(Serialize)]
@@ -210,7 +226,7 @@ pub fn config_from_query(query: &str) -> Result<JsValue, JsValue> {
             errors.push(FieldError { field: "preset".into(), message: format!("'{name}' is not one of {}; using {preset}", experiments::preset_names().join(", ")) });
         }
     }
-    let mut cfg = ExperimentConfig::preset(&preset).map_err(js_error)?;
+    let mut cfg = page_preset(&preset)?;
     let known = {
         let mut l = vec![];
         setting_leaves("", &json_value(&cfg).map_err(js_error)?, &mut l);
@@ -238,7 +254,7 @@ fn list_json(value: &str) -> String {
 #[wasm_bindgen(js_name = queryFromConfig)]
 pub fn query_from_config(preset: &str, config: JsValue) -> Result<String, JsValue> {
     let cfg: ExperimentConfig = serde_wasm_bindgen::from_value(config).map_err(js_err)?;
-    let base = ExperimentConfig::preset(preset).map_err(js_error)?;
+    let base = page_preset(preset)?;
     let (mut a, mut b) = (vec![], vec![]);
     setting_leaves("", &json_value(&cfg).map_err(js_error)?, &mut a);
     setting_leaves("", &json_value(&base).map_err(js_error)?, &mut b);
@@ -365,6 +381,8 @@ enum Event<'a> {
     Stages { backend: String },
     /// An alignment step looked into (`train::align::StepInside`), after the page asked for one ("step").
     StepInside { inside: serde_json::Value },
+    /// The workers this run's alignment steps are split over (this one and its helpers), and into how many chunks.
+    Workers { workers: usize, chunks: u32 },
 }
 
 /// Runs Figure 1 in this worker. `on_event(event)` sees the backend, every stage's progress, SFT losses,
@@ -381,11 +399,23 @@ enum Event<'a> {
 /// `store`. Each run hands `store` its state at every checkpoint and its entry when done, and `forget(key)` drops the
 /// state then; with `resume: true` the run also asks `load` for those, so an interrupted run goes on from its last
 /// checkpoint and finished runs are not trained again.
+///
+/// `helpers`: the page's helper workers for data-parallel steps (`align_chunks` > 0), `{count, send(i, request)}` where
+/// `send` posts a chunk request (`train::parallel::wire`) to helper i and resolves to its reply; undefined: none,
+/// the chunks are computed here one after another (the same numbers).
 #[wasm_bindgen(js_name = runFigure)]
-pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Function, on_model: js_sys::Function, control: js_sys::Function, stages: JsValue) -> Result<JsValue, JsValue> {
+#[allow(clippy::too_many_arguments)]
+pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Function, on_model: js_sys::Function, control: js_sys::Function, stages: JsValue, helpers: JsValue) -> Result<JsValue, JsValue> {
     let cfg = config_from_js(config)?;
     let (e, note) = open(&backend).await?;
+    if cfg.align_chunks > 0 && e.is_gpu() {
+        return Err(js_err(format!("align_chunks = {}: data-parallel steps run on the CPU backend; set it to 0 on a GPU", cfg.align_chunks)));
+    }
+    let pool = HelperPool::from_js(&helpers)?;
+    let workers = pool.as_ref().map_or(1, |p| p.count + 1);
     emit(&on_event, &Event::Backend { backend: e.identity(), note });
+    emit(&on_event, &Event::Workers { workers, chunks: cfg.align_chunks });
+    crate::train::parallel::install(pool.map(|p| std::rc::Rc::new(p) as std::rc::Rc<dyn crate::train::parallel::ChunkPool>));
     let (mut cache, stage_backend) = PageCache::load(&e, &cfg, &stages).await?;
     if let Some(b) = &stage_backend {
         emit(&on_event, &Event::Stages { backend: b.clone() });
@@ -397,7 +427,123 @@ pub async fn run_figure(config: JsValue, backend: String, on_event: js_sys::Func
     let result = run_seeds(&e, &cfg, &on_event, &on_model, &mut cache, stage_backend.as_deref(), runs_from.as_deref()).await;
     crate::control::set_hook(None);
     crate::control::set_step_sink(None);
+    crate::train::parallel::install(None);
     to_js(&result.map_err(js_error)?)
+}
+
+/// The page's helper workers as a chunk pool: chunk c goes to worker c mod (helpers + 1), worker 0 being this one.
+/// Each helper is sent π_sft's parameters once per run (it keeps the last it was sent), the policy's every step.
+struct HelperPool {
+    count: usize,
+    send: js_sys::Function,
+    /// The π_sft each helper holds (its `reference_id`).
+    holds: std::cell::RefCell<Vec<Option<u64>>>,
+}
+
+impl HelperPool {
+    fn from_js(helpers: &JsValue) -> Result<Option<Self>, JsValue> {
+        if helpers.is_undefined() || helpers.is_null() {
+            return Ok(None);
+        }
+        let count = js_sys::Reflect::get(helpers, &"count".into())?.as_f64().filter(|c| c.fract() == 0.0 && (0.0..=64.0).contains(c)).ok_or_else(|| js_err("helpers.count: a whole number 0–64"))? as usize;
+        let send = js_sys::Reflect::get(helpers, &"send".into())?.dyn_into::<js_sys::Function>().map_err(|_| js_err("helpers.send: a function (i, request) → Promise<reply>"))?;
+        Ok((count > 0).then(|| HelperPool { count, send, holds: std::cell::RefCell::new(vec![None; count]) }))
+    }
+
+    /// Posts `request` to helper `h`: its reply, to await.
+    fn post(&self, h: usize, request: &[u8]) -> crate::Result<wasm_bindgen_futures::JsFuture> {
+        let sent = self.send.call2(&JsValue::NULL, &JsValue::from(h as u32), &js_sys::Uint8Array::from(request).into());
+        let promise = sent.map_err(|e| crate::Error::new(format!("data-parallel: could not post to helper {h}: {e:?}")))?;
+        Ok(wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise)))
+    }
+
+    /// Helper `h`'s reply, as bytes.
+    async fn reply(h: usize, reply: wasm_bindgen_futures::JsFuture) -> crate::Result<Vec<u8>> {
+        let reply = reply.await.map_err(|e| crate::Error::new(format!("data-parallel: helper worker {h} failed: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")))))?;
+        Ok(js_sys::Uint8Array::new(&reply).to_vec())
+    }
+}
+
+impl crate::train::parallel::ChunkPool for HelperPool {
+    fn workers(&self) -> usize {
+        self.count + 1
+    }
+
+    fn sample_parts<'a>(&'a self, config: crate::model::GptConfig, policy: &'a [Vec<f32>], parts: Vec<(Vec<Vec<u32>>, crate::model::sample::SampleSpec)>) -> crate::train::parallel::SampleFuture<'a> {
+        use crate::train::parallel::wire;
+        // Posted now, so that the helpers sample while this worker samples part 0; awaited when the caller is done.
+        let pending: Result<Vec<_>, crate::Error> = parts
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, (prompts, spec))| {
+                let request = wire::sample_request(config, policy, prompts, *spec);
+                self.post(i - 1, &request).map(|p| (i - 1, p))
+            })
+            .collect();
+        Box::pin(async move {
+            let mut out = vec![];
+            for (h, reply) in pending? {
+                out.push(wire::read_sample_reply(&Self::reply(h, reply).await?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn train_chunks<'a>(&'a self, models: crate::train::parallel::ChunkModels<'a>, jobs: Vec<crate::train::parallel::ChunkJob>) -> crate::train::parallel::ChunkFuture<'a> {
+        use crate::train::parallel::{compute_chunks, wire};
+        Box::pin(async move {
+            let workers = self.workers();
+            let mut pending = vec![];
+            // The helpers' chunks first, so that they compute while this worker computes its own.
+            for h in 0..self.count {
+                let mine: Vec<_> = jobs.iter().filter(|j| j.chunk % workers == h + 1).cloned().collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let send_reference = mine.iter().any(|j| j.reference.is_none()) && self.holds.borrow()[h] != Some(models.reference_id);
+                let request = wire::request(models, &mine, send_reference);
+                if send_reference {
+                    self.holds.borrow_mut()[h] = Some(models.reference_id);
+                }
+                pending.push((h, self.post(h, &request)?));
+            }
+            let own: Vec<_> = jobs.iter().filter(|j| j.chunk % workers == 0).cloned().collect();
+            let mut outs = compute_chunks(models, &own).await?;
+            for (h, reply) in pending {
+                outs.extend(wire::read_reply(&Self::reply(h, reply).await?)?);
+            }
+            Ok(outs)
+        })
+    }
+}
+
+thread_local! {
+    /// A helper worker's π_sft: the last one a run's worker sent it, with its id.
+    static HELPER_REFERENCE: std::cell::RefCell<Option<(u64, Vec<Vec<f32>>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A helper worker's job (`worker.js` started as a helper): a request (`train::parallel::wire`) of a run's worker, a
+/// step's chunks or a part of a batch to sample, done here; its reply returned.
+#[wasm_bindgen(js_name = helperJob)]
+pub async fn helper_job(request: Vec<u8>) -> Result<Vec<u8>, JsValue> {
+    use crate::train::parallel::{compute_chunks, sample_part, wire, ChunkModels};
+    let req = wire::read_request(&request).map_err(js_error)?;
+    let (reference, reference_id, jobs) = match req.work {
+        wire::Work::Sample { spec, prompts } => return Ok(wire::sample_reply(&sample_part(req.config, &req.policy, &prompts, spec).await.map_err(js_error)?)),
+        wire::Work::Train { reference, reference_id, jobs } => (reference, reference_id, jobs),
+    };
+    if let Some(values) = reference {
+        HELPER_REFERENCE.with(|r| *r.borrow_mut() = Some((reference_id, values)));
+    }
+    let reference = HELPER_REFERENCE.with(|r| r.borrow().as_ref().filter(|(id, _)| *id == reference_id).map(|(_, v)| v.clone()));
+    if reference.is_none() && jobs.iter().any(|j| j.reference.is_none()) {
+        return Err(js_err("data-parallel: this helper was not sent the run's π_sft"));
+    }
+    let reference = reference.unwrap_or_default();
+    let models = ChunkModels { config: req.config, policy: &req.policy, reference: &reference, reference_id };
+    let outs = compute_chunks(models, &jobs).await.map_err(js_error)?;
+    Ok(wire::reply(req.config, &outs))
 }
 
 /// A page run's stage cache: the SFT and proxy entries the page had for it (from IndexedDB, or shipped with the site),

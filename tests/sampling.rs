@@ -17,7 +17,7 @@ fn prompts() -> Vec<Vec<u32>> {
 }
 
 fn spec(seed: u32, stream: u32) -> SampleSpec {
-    SampleSpec { temperature: 1.0, max_len: 14, seed, stream, eos: EOS, pad: PAD, banned: 0 }
+    SampleSpec { temperature: 1.0, max_len: 14, seed, stream, row0: 0, eos: EOS, pad: PAD, banned: 0 }
 }
 
 /// A model whose samples are varied: init with larger weights than GPT-2's so the distribution is not flat.
@@ -123,7 +123,7 @@ fn banned_tokens_are_never_drawn(e: &Engine) {
     let logits: Vec<f32> = (0..b * v).map(|i| if i % v == 0 || i % v == 2 { 6.0 } else { 0.0 }).collect();
     for temperature in [1.0, 0.0] {
         let (tokens, done, lp) = (e.indices(&vec![7; b * context]), e.zeros(b), e.zeros(b * context));
-        let op = Op::SampleNext { b, v, context, pos: 0, temperature, seed: 5, stream: 1, eos: EOS, pad: PAD, banned: 1 << 0 | 1 << 2 };
+        let op = Op::SampleNext { b, v, context, pos: 0, temperature, seed: 5, stream: 1, row0: 0, eos: EOS, pad: PAD, banned: 1 << 0 | 1 << 2 };
         e.run(op, &[&e.tensor(&logits)], &[&tokens, &done, &lp]).unwrap();
         let drawn: Vec<u32> = pollster::block_on(e.read(&tokens)).unwrap().iter().map(|x| x.to_bits()).collect();
         let firsts: Vec<u32> = (0..b).map(|r| drawn[r * context + 1]).collect();
@@ -137,7 +137,7 @@ fn banned_tokens_are_never_drawn(e: &Engine) {
         let lp = pollster::block_on(e.read(&lp)).unwrap();
         assert!((lp[1] - (0.0 - lse)).abs() < 1e-5, "log-prob under the whole distribution: {}", lp[1]);
     }
-    let none_left = Op::SampleNext { b, v: 3, context, pos: 0, temperature: 1.0, seed: 5, stream: 1, eos: 9, pad: PAD, banned: 0b111 };
+    let none_left = Op::SampleNext { b, v: 3, context, pos: 0, temperature: 1.0, seed: 5, stream: 1, row0: 0, eos: 9, pad: PAD, banned: 0b111 };
     let (tokens, done, lp) = (e.indices(&vec![7; b * context]), e.zeros(b), e.zeros(b * context));
     let err = e.run(none_left, &[&e.zeros(b * 3)], &[&tokens, &done, &lp]).unwrap_err();
     assert!(err.message.contains("leaves no token"), "{err}");

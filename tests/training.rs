@@ -52,7 +52,7 @@ fn sft_learns_the_generator() {
     assert!(late < 0.9 * early, "SFT loss {early} -> {late}");
 
     let prompts: Vec<Vec<u32>> = (0..128).map(|i| task.prompt(77, 9, i)).collect();
-    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed: 1, stream: 0, eos: EOS, pad: PAD, banned: 0 };
+    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed: 1, stream: 0, row0: 0, eos: EOS, pad: PAD, banned: 0 };
     let reward = |m: &alignment_gap::model::Gpt| {
         let s = pollster::block_on(m.sample(&e, &prompts, &spec)).unwrap();
         let mean = (0..128).map(|r| task.golden_reward(&prompts[r], s.response(r, EOS))).sum::<f32>() / 128.0;
@@ -194,7 +194,7 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let win_prompts: Vec<Vec<u32>> = (0..64).map(|i| task.prompt(9, 1, i)).collect();
     let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, EvalPrompts { win_prompts, baseline, kl_prompts: (0..32).map(|i| task.prompt(9, 2, i)).collect() }, heldout, Some(&proxy), 9)).unwrap();
-    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0, warmup_steps: 0, log_evals: 0, past_best: None };
+    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps: 20, batch: 16, eval_every: 10, seed: 0, warmup_steps: 0, log_evals: 0, past_best: None, chunks: 0 };
     let run = |source| pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
     let (_, online, stream) = run(Source::Online(Online::proxy(&proxy)));
     let (_, offline, none) = run(Source::Offline(&d_golden, None));
@@ -251,6 +251,39 @@ fn online_and_offline_ipo_produce_sane_checkpoints() {
     let too_long = AlignConfig { past_best: Some(PastBest { patience: 10, max_steps: alignment_gap::rng::streams::MAX_ONLINE_STEPS + 1 }), ..short };
     let err = pollster::block_on(align(&e, &task, &sft, Source::Online(Online::proxy(&proxy)), &too_long, &eval, |_| {})).err().map(|e| e.message).unwrap_or_default();
     assert!(err.contains("an online run trained past its best stops by"), "{err}");
+
+    // Data-parallel steps (issue 30): a step's pairs in 3 chunks, each chunk's gradient computed alone and the three
+    // summed in order. The same bits whether 1, 2 or 3 threads share the chunks, online (its chunks compute π_sft's
+    // log-probs) and offline (its chunks read the ones the shared set holds); near one pass, not its bits.
+    use alignment_gap::train::parallel::{install, ThreadPool};
+    let chunked = AlignConfig { chunks: 3, ..run_cfg };
+    let on_threads = |threads: usize, online_run: bool| {
+        install(Some(std::rc::Rc::new(ThreadPool { threads })));
+        let source = if online_run { Source::Online(Online::proxy(&proxy)) } else { Source::Offline(&d_golden, Some(&shared)) };
+        let (policy, cps, _) = pollster::block_on(align(&e, &task, &sft, source, &chunked, &eval, |_| {})).unwrap();
+        install(None);
+        (pollster::block_on(policy.values(&e)).unwrap(), cps)
+    };
+    let bits = |v: &[Vec<f32>]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    for (online_run, one_pass) in [(true, &online), (false, &offline)] {
+        let (values, cps) = on_threads(1, online_run);
+        for threads in [2, 3] {
+            let (v, c) = on_threads(threads, online_run);
+            assert!(bits(&v) == bits(&values) && c == cps, "online {online_run}: {threads} threads changed the run");
+        }
+        assert_ne!(cps, *one_pass, "chunked steps are their own mode: not one pass's bits");
+        for (a, b) in cps.iter().zip(one_pass) {
+            assert!((a.kl - b.kl).abs() < 0.02 * b.kl.abs().max(0.05), "online {online_run}: KL {} chunked, {} in one pass", a.kl, b.kl);
+        }
+    }
+    // An offline run whose chunks compute π_sft's log-probs themselves is the run that reads them from the shared set.
+    install(Some(std::rc::Rc::new(ThreadPool { threads: 2 })));
+    let (_, fresh, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden, None), &chunked, &eval, |_| {})).unwrap();
+    install(None);
+    assert_eq!(fresh, on_threads(1, false).1);
+    let too_many = AlignConfig { chunks: 17, ..run_cfg };
+    let err = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden, None), &too_many, &eval, |_| {})).err().map(|e| e.message).unwrap_or_default();
+    assert!(err.contains("align_chunks = 17 is out of range 0..=16"), "{err}");
 }
 
 /// Training that diverges anyway (here: a policy whose weights are already NaN) stops at once with an error
@@ -298,7 +331,7 @@ fn offline_ipo_on_the_recorded_online_stream_replays_the_online_run_exactly() {
     let prompts = EvalPrompts { win_prompts, baseline, kl_prompts: (0..8).map(|i| task.prompt(9, 2, i)).collect() };
     let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, prompts, heldout, Some(&proxy), 9)).unwrap();
     // A checkpoint every step, so each checkpoint's train_loss is that step's loss.
-    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 3e-3, ..AdamwConfig::default() }, steps: 6, batch: 8, eval_every: 1, seed: 0, warmup_steps: 2, log_evals: 0, past_best: None };
+    let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 3e-3, ..AdamwConfig::default() }, steps: 6, batch: 8, eval_every: 1, seed: 0, warmup_steps: 2, log_evals: 0, past_best: None, chunks: 0 };
     let run = |source| {
         let (policy, cps, stream) = pollster::block_on(align(&e, &task, &sft, source, &run_cfg, &eval, |_| {})).unwrap();
         (pollster::block_on(policy.values(&e)).unwrap(), cps.iter().map(|c| c.train_loss).collect::<Vec<_>>(), stream)

@@ -1,6 +1,6 @@
 // The device panel (adapter, limits, kernel self-check, measured speed) and every message from the worker.
 import { $, el, fmtTime, fact, mib } from './ui.js';
-import { state, facts } from './state.js';
+import { state, facts, workerBudget } from './state.js';
 import { learnFromRun, updateEstimate } from './settings.js';
 import { mergeSeedGroups } from './pkg/alignment_gap.js';
 import { saveSoon, finish, onEvent, broadcast } from './run.js';
@@ -19,6 +19,10 @@ export function showReport(report) {
   fact(dl, 'Backend', report.backend);
   // The CPU backend's WebAssembly build (worker.js picks it by what this browser validates).
   if (state.wasmBuild) fact(dl, 'WebAssembly build', state.wasmBuild === 'relaxed' ? 'SIMD128 + relaxed SIMD (www/pkg-relaxed/)' : 'SIMD128 (www/pkg/)');
+  // How many Web Workers a CPU run may use: a run's seeds, or one run's data-parallel chunks, are shared among them.
+  if (report.note || report.backend.startsWith('cpu')) {
+    fact(dl, 'Web Workers', `${workerBudget()} (${state.workers ? 'set by the link, ?workers=' : 'one per core'}): a run's seeds, or one run's data-parallel chunks, are shared among them`);
+  }
   const adapter = report.adapters[0];
   if (adapter) {
     const l = adapter.limits;

@@ -3,7 +3,7 @@ import { validateConfig } from './pkg/alignment_gap.js';
 import { putRun } from './store.js';
 import { $, fmtTime } from './ui.js';
 import { setRunStatus, setButtons } from './buttons.js';
-import { state, workerUrl } from './state.js';
+import { state, workerUrl, isCpuRun, plannedWorkers } from './state.js';
 import { renderSoon, renderAll } from './render.js';
 import { listSaved } from './saved.js';
 import { renderInside } from './inside.js';
@@ -25,9 +25,11 @@ export async function saveNow() {
 export function start() {
   const bad = [...state.urlErrors, ...state.knobErrors];
   if (bad.length) { setRunStatus(`Cannot start: fix ${bad.map((e) => e.field).join(', ')} first`, 'error'); return; }
-  try { validateConfig(state.config); } catch (e) { setRunStatus(`Cannot start: ${e}`, 'error'); return; }
+  // Data-parallel steps are the CPU workers'; a GPU takes one pass, and the run's config (results.json) says so.
+  const config = isCpuRun() ? state.config : { ...state.config, align_chunks: 0 };
+  try { validateConfig(config); } catch (e) { setRunStatus(`Cannot start: ${e}`, 'error'); return; }
   launch({
-    id: `${Date.now()}`, created: new Date().toISOString(), preset: state.preset, config: state.config,
+    id: `${Date.now()}`, created: new Date().toISOString(), preset: state.preset, config,
     query: location.search, status: 'running', rows: [], sftLoss: {}, proxyEval: {}, models: [], results: null,
     timings: [], backend: state.backend, elapsed: 0, useShipped: $('use-shipped').checked,
   }, false);
@@ -76,11 +78,10 @@ function launch(run, resume, previousBackend) {
   setButtons();
   // A resumed run is stored again once its first checkpoint is back, so one that cannot go on keeps its record.
   if (!resume) saveNow();
-  // On the CPU backend a worker computes on one core: seeds go to workers of their own, up to one per core
-  // but one (left to the page). On a GPU one worker keeps the device to itself.
-  const cpu = state.backend === 'cpu' || (state.backend === 'auto' && state.cpuOnly);
-  const seeds = state.config.seeds;
-  const count = cpu ? Math.max(1, Math.min(seeds.length, (navigator.hardwareConcurrency || 2) - 1)) : 1;
+  // Seed groups, and helpers for one group's data-parallel steps (plannedWorkers says how many of each).
+  const seeds = run.config.seeds;
+  const planned = plannedWorkers(run.config);
+  const count = planned.seed_groups;
   const workers = [state.worker];
   for (let i = 1; i < count; i++) {
     const w = new Worker(workerUrl(), { type: 'module', name: 'seed-group' });
@@ -89,13 +90,29 @@ function launch(run, resume, previousBackend) {
     w.onerror = (e) => state.worker.onmessage({ data: { type: 'error', during: 'run', message: `a seed worker failed: ${e.message || 'could not load'}` }, target: w });
     workers.push(w);
   }
+  // One seed group on the CPU with data-parallel steps: the run's chunks are shared with helper workers, each
+  // talking to the run's worker on a channel of its own.
+  const helperCount = planned.chunk_workers - 1;
+  const ports = [];
+  state.helpers = [];
+  for (let i = 0; i < helperCount; i++) {
+    const h = new Worker(workerUrl(), { type: 'module', name: 'chunk-helper' });
+    h.onmessage = () => {};
+    h.onerror = (e) => state.worker.onmessage({ data: { type: 'error', during: 'run', message: `a helper worker failed: ${e.message || 'could not load'}` }, target: state.worker });
+    const channel = new MessageChannel();
+    h.postMessage({ type: 'helper', port: channel.port2 }, [channel.port2]);
+    ports.push(channel.port1);
+    state.helpers.push(h);
+  }
   state.group = { workers, parts: new Map(), ended: 0, stopped: false, error: null };
-  document.body.dataset.workers = String(count);
+  document.body.dataset.workers = String(count + helperCount);
   workers.forEach((w, i) => {
     const group = seeds.filter((_, j) => j % count === i);
-    w.postMessage({ type: 'run', config: { ...state.config, seeds: group }, backend: state.backend, useShipped: run.useShipped !== false, resume, previousBackend });
+    const mine = i === 0 ? ports : [];
+    w.postMessage({ type: 'run', config: { ...run.config, seeds: group }, backend: state.backend, useShipped: run.useShipped !== false, resume, previousBackend, ports: mine }, mine);
   });
 }
+
 
 // A message to every worker of the run (pause, resume, stop), or to the page's worker when none runs.
 export function broadcast(msg) {
@@ -104,6 +121,8 @@ export function broadcast(msg) {
 
 export function finish(status, message, kind) {
   for (const w of state.group?.workers.slice(1) || []) w.terminate();
+  for (const h of state.helpers) h.terminate();
+  state.helpers = [];
   state.group = null;
   state.running = false;
   state.paused = false;
@@ -123,6 +142,11 @@ export function onEvent(ev) {
   if (ev.type === 'backend') {
     run.backendUsed = ev.backend;
     setRunStatus(`Running on ${ev.backend}${ev.note ? ` (${ev.note})` : ''}…`);
+  } else if (ev.type === 'workers') {
+    // The workers one run's data-parallel steps are shared by (its own and its helpers), kept with the run.
+    run.workers = ev.workers;
+    document.body.dataset.runWorkers = String(ev.workers);
+    if (ev.chunks > 0) setRunStatus(`Running on ${run.backendUsed}, each alignment step in ${ev.chunks} chunks shared by ${ev.workers} Web Worker${ev.workers > 1 ? 's' : ''}…`);
   } else if (ev.type === 'stage') {
     const now = performance.now();
     // Each stage's start, by name: an online and an offline run trained side by side report in turn.

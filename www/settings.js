@@ -2,7 +2,7 @@
 // time estimate from the measured speed.
 import { presets, configFromQuery, queryFromConfig, estimateSecondsWith } from './pkg/alignment_gap.js';
 import { $, el, get, show, fmtTime } from './ui.js';
-import { state, facts } from './state.js';
+import { state, facts, plannedWorkers } from './state.js';
 import { setButtons, showReadiness } from './buttons.js';
 
 // List knobs with a few meaningful values get a slider over them: each stop runs one arm beside online; the
@@ -88,6 +88,7 @@ export function writeUrl() {
   let q = queryFromConfig(state.preset, state.config);
   if (state.backend !== 'auto') q += `&backend=${state.backend}`;
   if (state.wasm) q += `&wasm=${state.wasm}`;
+  if (state.workers) q += `&workers=${state.workers}`;
   history.replaceState(null, '', `?${q}`);
   updateEstimate();
 }
@@ -139,6 +140,14 @@ export function readUrl() {
     else problems.push({ field: 'wasm', message: `'${wasm}' is not one of simd128, relaxed; this browser's best is used` });
     params.delete('wasm');
   }
+  // How many Web Workers a CPU run may use (one per core when the link does not say): the numbers do not depend on it.
+  const workers = params.get('workers');
+  if (workers !== null) {
+    const n = Number(workers);
+    if (Number.isInteger(n) && n >= 1 && n <= 16) state.workers = n;
+    else problems.push({ field: 'workers', message: `'${workers}' is not a whole number 1–16; one worker per core is used` });
+    params.delete('workers');
+  }
   const parsed = configFromQuery(params.toString());
   state.preset = parsed.preset;
   state.config = parsed.config;
@@ -174,7 +183,7 @@ export function calibration() {
 // starts from them), and whether it does: [seconds, shipped].
 function estimate(config, useShipped = $('use-shipped').checked) {
   const shipped = useShipped && state.shipped ? state.shipped : { backend: '', keys: [] };
-  return estimateSecondsWith(config, state.bench.train_step_ms, state.bench.sample_tokens_per_s, shipped.backend, shipped.keys);
+  return estimateSecondsWith(config, state.bench.train_step_ms, state.bench.sample_tokens_per_s, shipped.backend, shipped.keys, plannedWorkers(config));
 }
 
 export function learnFromRun(config, seconds, usedShipped) {
@@ -201,7 +210,9 @@ export function updateEstimate() {
     const [s, shipped] = estimate(state.config);
     est = fmtTime(s * c.ratio) + (shipped ? ' from the shipped SFT and proxy' : '');
   } catch (e) { est = `— (${e})`; }
-  $('estimate').textContent = `With these settings: about ${est} on this device (${state.bench.backend}: a training step of ` +
+  const w = plannedWorkers(state.config);
+  const spread = w.seed_groups > 1 ? `, seeds in ${w.seed_groups} Web Workers at once` : w.chunk_workers > 1 ? `, each alignment step's ${state.config.align_chunks} chunks shared by ${w.chunk_workers} Web Workers` : '';
+  $('estimate').textContent = `With these settings: about ${est} on this device${spread} (${state.bench.backend}: a training step of ` +
     `${facts.bench.batch} × ${facts.bench.context} tokens took ${ms.toFixed(0)} ms, sampling ran at ${Math.round(tps)} tokens/s` +
     (c.runs ? `; corrected by ${c.runs} finished run${c.runs > 1 ? 's' : ''} here, ×${c.ratio.toFixed(2)}` : '') + '). An estimate.';
 }

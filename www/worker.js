@@ -1,6 +1,8 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
-// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'gemm', size} | {type: 'run', config, backend, useShipped, resume}
+// In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'gemm', size}
+//      | {type: 'run', config, backend, useShipped, resume, ports} (ports: one MessagePort per helper worker)
+//      | {type: 'helper', port} (this worker computes data-parallel chunks posted on port)
 //      | {type: 'pause'|'resume'|'stop'|'step'|'lose-gpu'} (step: while paused, one step, looked into if it is an alignment
 //      step; lose-gpu: destroys the GPU device, to test what a run does then)
 // Out: {type: 'ready', webgpu, build} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'gemm', result} | {type: 'event', event}
@@ -115,7 +117,45 @@ async function stageCache(useShipped, resume, previousBackend) {
   return { load: loadAll, store, forget, resume: !!resume, previous_backend: previousBackend ?? null, shipped_backend: manifest?.backend ?? null, dropRuns };
 }
 
-async function run(config, backend, useShipped, resume, previousBackend) {
+// The helper workers of a data-parallel run (run.js starts them; one MessagePort each): `send(i, request)` posts a
+// chunk request (bytes) to helper i and resolves to its reply. Each port answers its requests in order.
+function helperPool(ports) {
+  if (!ports?.length) return undefined;
+  let next = 0;
+  const waiting = new Map();
+  for (const port of ports) {
+    port.onmessage = ({ data }) => {
+      const w = waiting.get(data.id);
+      waiting.delete(data.id);
+      if (data.error) w.reject(new Error(data.error));
+      else w.resolve(data.reply);
+    };
+  }
+  return {
+    count: ports.length,
+    send: (i, request) => new Promise((resolve, reject) => {
+      const id = next++;
+      waiting.set(id, { resolve, reject });
+      ports[i].postMessage({ id, request }, [request.buffer]);
+    }),
+  };
+}
+
+// A helper worker: does what a run's worker posts on `port` (a step's chunks, a part of a batch to sample:
+// wasm.helperJob) and posts back the reply.
+function serveChunks(port) {
+  port.onmessage = async ({ data }) => {
+    try {
+      await loaded;
+      const reply = await wasm.helperJob(data.request);
+      port.postMessage({ id: data.id, reply }, [reply.buffer]);
+    } catch (e) {
+      port.postMessage({ id: data.id, error: String(e) });
+    }
+  };
+}
+
+async function run(config, backend, useShipped, resume, previousBackend, ports) {
   let stages = null;
   try {
     stages = await stageCache(useShipped, resume, previousBackend);
@@ -123,7 +163,7 @@ async function run(config, backend, useShipped, resume, previousBackend) {
       (event) => post({ type: 'event', event }),
       (seed, name, safetensors, configJson, tokenizer) =>
         post({ type: 'model', seed, name, safetensors, config: configJson, tokenizer }, [safetensors.buffer]),
-      control, stages);
+      control, stages, helperPool(ports));
     await stages.dropRuns();
     post({ type: 'done', results });
   } catch (e) {
@@ -150,8 +190,9 @@ self.onmessage = ({ data }) => {
     // A new run starts unpaused; a stop sent after this message (even before the run begins) holds.
     paused = false;
     stopRequested = false;
-    busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false, data.resume === true, data.previousBackend));
+    busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false, data.resume === true, data.previousBackend, data.ports));
   }
+  else if (data.type === 'helper') serveChunks(data.port);
   else if (data.type === 'bench') {
     busy = busy.then(async () => {
       try {
@@ -187,9 +228,9 @@ async function main() {
     return;
   }
   post({ type: 'ready', webgpu: wasm.hasWebGpu(), build });
-  // A worker started for a group of seeds (run.js, CPU backend) trains only: the page's first worker has
-  // already checked the device.
-  if (self.name === 'seed-group') return;
+  // A worker started for a group of seeds or as a helper (run.js, CPU backend) trains only: the page's first worker
+  // has already checked the device.
+  if (self.name === 'seed-group' || self.name === 'chunk-helper') return;
   busy = busy.then(async () => {
     try {
       post({ type: 'doctor', report: await wasm.doctor('auto') });

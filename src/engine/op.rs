@@ -74,7 +74,7 @@ pub enum Op {
     /// temperature-1 distribution; a row that has drawn `eos` is done and gets `pad` from then on. Token ids
     /// below 32 whose bit is set in `banned` are never drawn (padding and separators are not words): the draw
     /// is from the distribution renormalised over the other tokens.
-    SampleNext { b: usize, v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, eos: u32, pad: u32, banned: u32 },
+    SampleNext { b: usize, v: usize, context: usize, pos: usize, temperature: f32, seed: u32, stream: u32, row0: u32, eos: u32, pad: u32, banned: u32 },
     /// [x] → [sums]: sums[slot] = Σ x² (other slots untouched), so the squared norms of many tensors land in
     /// one buffer, which [`Op::ClipScale`] reads on the device
     SumSquares { len: usize, slot: usize, slots: usize },

@@ -16,6 +16,14 @@ impl ExperimentConfig {
     /// are shipped with the site; D_golden is still sampled, only as far as the offline runs read it:
     /// [`super::pipeline::d_golden_read`]).
     pub fn estimate_seconds_from(&self, train_step_ms: f64, sample_tokens_per_s: f64, stages_given: bool) -> f64 {
+        self.estimate_seconds_on(train_step_ms, sample_tokens_per_s, stages_given, Workers::ONE)
+    }
+
+    /// [`ExperimentConfig::estimate_seconds_from`] on `workers` (the page's CPU workers): the seeds split over its
+    /// seed groups, and, with data-parallel steps (`align_chunks`), each alignment step's forward and backward passes
+    /// over its chunk workers (sampling and evaluation stay on the run's own worker). Assumes perfect sharing: an
+    /// estimate's lower side.
+    pub fn estimate_seconds_on(&self, train_step_ms: f64, sample_tokens_per_s: f64, stages_given: bool, workers: Workers) -> f64 {
         use crate::bench::{BATCH, CONTEXT};
         let (t, y) = (self.task.context() as f64, self.task.max_summary as f64);
         let pm_t = self.proxy.form().context(&self.task) as f64;
@@ -52,7 +60,11 @@ impl ExperimentConfig {
             eval += 4.0 * crate::train::eval::STREAM_STRETCH as f64 * t * fwd;
         }
         let evals = |steps: u32| (steps / self.eval_every + 2 + self.log_evals) as f64 * eval;
-        let offline_step = 2.0 * b * t * (fb + fwd);
+        let chunk_workers = match self.align_chunks {
+            0 => 1.0,
+            c => workers.chunk_workers.clamp(1, c as usize) as f64,
+        };
+        let offline_step = 2.0 * b * t * (fb + fwd) / chunk_workers;
         let golden_step = 2.0 * b * y * sample + offline_step;
         let proxy_step = pm_scale * 4.0 * b * pm_t * fwd;
         // A run under the stopping rule is counted at its length plus three patiences (fig1-fair's pilot on search
@@ -83,6 +95,44 @@ impl ExperimentConfig {
         let sft = sft * (1.0 + trunk_sft + self.scaling.iter().map(|&p| relative(Some(p))).sum::<f64>());
         let (sft, proxy) = if stages_given { (0.0, 0.0) } else { (sft, proxy) };
         let per_seed = sft + d_golden + proxy + runs;
-        per_seed * self.seeds.len() as f64 / 1e3
+        // Seeds in groups, one group per worker at once: the largest group's seeds one after another.
+        let groups = workers.seed_groups.clamp(1, self.seeds.len().max(1));
+        per_seed * self.seeds.len().div_ceil(groups) as f64 / 1e3
+    }
+}
+
+/// The CPU workers a run is spread over (the page's `run.js` decides them): seeds in `seed_groups` workers at once,
+/// and, for one group, each data-parallel step's chunks over `chunk_workers` (the run's worker and its helpers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Workers {
+    pub seed_groups: usize,
+    pub chunk_workers: usize,
+}
+
+impl Workers {
+    pub const ONE: Workers = Workers { seed_groups: 1, chunk_workers: 1 };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers shorten the estimate where they share work: seed groups the seeds, chunk workers the training steps
+    /// (only with data-parallel steps, and never past one worker per chunk).
+    #[test]
+    fn the_estimate_counts_the_workers() {
+        let mut cfg = ExperimentConfig::preset("fig1-quick").unwrap();
+        let one = cfg.estimate_seconds_on(100.0, 20_000.0, true, Workers::ONE);
+        assert_eq!(one, cfg.estimate_seconds_from(100.0, 20_000.0, true));
+        let two = Workers { seed_groups: 1, chunk_workers: 2 };
+        assert_eq!(cfg.estimate_seconds_on(100.0, 20_000.0, true, two), one, "one pass: the chunk workers have nothing to share");
+        cfg.align_chunks = 4;
+        let shared = cfg.estimate_seconds_on(100.0, 20_000.0, true, two);
+        assert!(shared < one && shared > one / 2.0, "{shared} against {one}: the training steps shared, sampling not");
+        assert_eq!(cfg.estimate_seconds_on(100.0, 20_000.0, true, Workers { seed_groups: 1, chunk_workers: 8 }), cfg.estimate_seconds_on(100.0, 20_000.0, true, Workers { seed_groups: 1, chunk_workers: 4 }));
+        cfg.seeds = vec![0, 1, 2];
+        let alone = cfg.estimate_seconds_on(100.0, 20_000.0, true, Workers::ONE);
+        let grouped = cfg.estimate_seconds_on(100.0, 20_000.0, true, Workers { seed_groups: 2, chunk_workers: 1 });
+        assert!((grouped - alone * 2.0 / 3.0).abs() < 1e-9 * alone, "three seeds in two groups take two seeds' time");
     }
 }

@@ -122,7 +122,18 @@ pub struct ExperimentConfig {
     /// with offline IPO and the proxy only, so that a rule choosing a task cannot see the online − offline gap.
     #[serde(default)]
     pub offline_only: bool,
+    /// Data-parallel alignment steps (issue 30): each step's pairs split into this many chunks, each chunk's gradient
+    /// computed alone by whichever worker takes it (the CLI's `--threads`, the page's Web Workers), the gradients
+    /// summed in chunk order. The numbers depend on the count, not on the workers; they differ in the last bits from
+    /// one pass over the batch (0: one pass, every committed result). The page's default on its CPU backend is
+    /// [`PAGE_ALIGN_CHUNKS`]. CPU backend only.
+    #[serde(default)]
+    pub align_chunks: u32,
 }
+
+/// The page's `align_chunks` on its CPU backend: enough chunks for up to four workers, each chunk (16 of a 64-pair
+/// batch) still large enough that its GEMMs stay efficient.
+pub const PAGE_ALIGN_CHUNKS: u32 = 4;
 
 /// How the verdicts match two methods' checkpoints at equal KL ([`crate::report::verdict`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -284,6 +295,7 @@ impl ExperimentConfig {
             }
         }
         int("validation_prompts", self.validation_prompts as u64, 0, WIN_PROMPTS.1 as u64, "prompts of the stopping rule's own win rate, disjoint from win_prompts (0: the rule reads win_prompts')")?;
+        int("align_chunks", self.align_chunks as u64, 0, self.batch as u64, "data-parallel chunks per alignment step (0: one pass); at most one per pair of the batch")?;
         real("matching.kl_floor", self.matching.kl_floor, crate::limits::Interval::closed(0.0, 100.0), "the KL below which no checkpoint is compared")?;
         Ok(())
     }
@@ -326,6 +338,7 @@ impl ExperimentConfig {
             offline_past_best: (self.offline_patience > 0).then_some(crate::train::align::PastBest { patience: self.offline_patience, max_steps: self.offline_max_steps }),
             past_best_every_method: self.past_best_every_method,
             validation_prompts: self.validation_prompts,
+            align_chunks: self.align_chunks,
         }
     }
 }

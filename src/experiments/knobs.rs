@@ -43,6 +43,7 @@ pub fn knobs() -> Vec<Knob> {
         k("policy.layers", "Layers", "int", format!("{} – {} transformer blocks", LAYERS.0, LAYERS.1)),
         k("policy.d_model", "Width (d_model)", "int", format!("{} – {}, divisible by the heads", D_MODEL.0, D_MODEL.1)),
         k("policy.heads", "Heads", "int", format!("{} – {} attention heads", HEADS.0, HEADS.1)),
+        k("align_chunks", "Data-parallel chunks", "int", "0 – the batch: each alignment step's pairs in this many chunks, shared by this page's CPU workers (the numbers depend on the chunks, not the workers); 0: one pass, as the CLI. A GPU takes one pass".into()),
     ]
 }
 

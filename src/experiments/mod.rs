@@ -17,7 +17,7 @@ pub mod presets;
 pub mod results;
 pub mod validate;
 
-pub use experiment::{range, training_bytes, Analysis, ExperimentConfig, Knob, MatchingConfig, MatchingGrid};
+pub use experiment::{range, training_bytes, Analysis, ExperimentConfig, Knob, MatchingConfig, MatchingGrid, PAGE_ALIGN_CHUNKS};
 pub use method::Method;
 pub use knobs::knobs;
 pub use plan::{run_seed, Placement, Shard};

@@ -341,6 +341,8 @@ fn full() -> ExperimentConfig {
         proxy_map: vec![],
         // Online and offline, as every figure of the paper compares them.
         offline_only: false,
+        // One pass per step: every committed result was trained so (the page sets its own on the CPU).
+        align_chunks: 0,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::bail;
 use crate::engine::{Engine, MatmulSpec, Op, Tensor};
 use crate::error::Result;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleSpec {
     /// Softmax temperature; 0 is greedy.
     pub temperature: f32,
@@ -17,6 +17,10 @@ pub struct SampleSpec {
     /// training step, so each step samples afresh and a seed reproduces all of them.
     pub seed: u32,
     pub stream: u32,
+    /// Row r draws as row `row0 + r` of a larger batch: a batch sampled in parts (by several workers) draws what it
+    /// draws whole (0: the batch is whole).
+    #[serde(default)]
+    pub row0: u32,
     pub eos: u32,
     pub pad: u32,
     /// Token ids < 32 never drawn (bit j bans id j), e.g. padding and separators.
@@ -178,7 +182,7 @@ impl Gpt {
                 }
                 None => &own.logits,
             };
-            let op = Op::SampleNext { b, v, context: ctx, pos, temperature: spec.temperature, seed: spec.seed, stream: spec.stream, eos: spec.eos, pad: spec.pad, banned: spec.banned };
+            let op = Op::SampleNext { b, v, context: ctx, pos, temperature: spec.temperature, seed: spec.seed, stream: spec.stream, row0: spec.row0, eos: spec.eos, pad: spec.pad, banned: spec.banned };
             e.run(op, &[logits], &[&tokens, &done, &logprobs])?;
         }
         let all: Vec<u32> = e.read(&tokens).await?.iter().map(|t| t.to_bits()).collect();

@@ -41,6 +41,12 @@ pub struct AlignConfig {
     /// Train on past `steps` until the run is past its best (see [`PastBest`]); none: stop at `steps`.
     #[serde(default)]
     pub past_best: Option<PastBest>,
+    /// Data-parallel steps (`super::parallel`): each step's pairs split into this many chunks, each chunk's
+    /// gradient computed alone (by the installed pool's workers) and the chunks' gradients summed in order. The
+    /// numbers depend on this count, not on how many workers share it; they differ in the last bits from one pass
+    /// over the batch (0, the default). CPU backend only.
+    #[serde(default)]
+    pub chunks: u32,
 }
 
 /// A stopping rule that trains a run past its best checkpoint, so that no run is cut off while still
@@ -283,6 +289,21 @@ pub async fn align_from(
     let seed = cfg.seed;
     let t = task.context();
     let b = cfg.batch;
+    if cfg.chunks > 0 && e.is_gpu() {
+        bail!("align_chunks = {}: data-parallel steps run on the CPU backend (each chunk's gradient on a CPU worker); set align_chunks = 0 on a GPU", cfg.chunks);
+    }
+    if cfg.chunks as usize > b {
+        bail!("align_chunks = {} is out of range 0..={b}: at most one chunk per pair of the batch (batch = {b})", cfg.chunks);
+    }
+    // What the chunks read besides the policy: π_sft's parameters, the same for the whole run.
+    let chunk_reference = match cfg.chunks {
+        0 => None,
+        _ => {
+            let values = sft.values(e).await?;
+            let id = super::parallel::values_id(&values);
+            Some((values, id))
+        }
+    };
     if let Some(r) = &resume {
         if r.checkpoints.last().map(|c| c.step) != Some(r.step) || r.params.len() != sft.params.len() {
             bail!("align: a saved state must end with its step's checkpoint and hold every parameter tensor (step {}, {} checkpoints)", r.step, r.checkpoints.len());
@@ -365,29 +386,61 @@ pub async fn align_from(
         e.write_indices(&tokens, &batch.tokens)?;
         e.write_indices(&targets, &batch.targets)?;
         e.write(&weights, &batch.weights)?;
-        let reference = match &source {
-            Source::Offline(_, Some(known)) => match known.get(&offline_idx) {
-                Some(r) => r,
-                None => {
-                    let r = response_logprobs(e, sft, &acts_ref, &batch).await?;
-                    known.put(&offline_idx, &r);
-                    r
-                }
-            },
-            _ => response_logprobs(e, sft, &acts_ref, &batch).await?,
+        let known = match &source {
+            Source::Offline(_, Some(known)) => Some((known, known.get(&offline_idx))),
+            _ => None,
         };
-        Gpt::clear_grads(e, &grads)?;
-        policy.forward(e, &acts, &tokens)?;
-        policy.sequence_logprobs(e, &acts, &targets, &weights)?;
-        let lp = e.read(&acts.sequence_logprobs).await?;
-        let (loss, dw, dl) = gpo(cfg.loss, cfg.beta, &lp[..b], &lp[b..], &reference[..b], &reference[b..]);
-        if !loss.is_finite() {
-            bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);
+        let (lp, reference, loss, token_logps) = match &chunk_reference {
+            None => {
+                let reference = match &known {
+                    Some((_, Some(r))) => r.clone(),
+                    _ => response_logprobs(e, sft, &acts_ref, &batch).await?,
+                };
+                Gpt::clear_grads(e, &grads)?;
+                policy.forward(e, &acts, &tokens)?;
+                policy.sequence_logprobs(e, &acts, &targets, &weights)?;
+                let lp = e.read(&acts.sequence_logprobs).await?;
+                let (loss, dw, dl) = gpo(cfg.loss, cfg.beta, &lp[..b], &lp[b..], &reference[..b], &reference[b..]);
+                if !loss.is_finite() {
+                    bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);
+                }
+                let token_logps = if look { e.read(&acts.token_logprobs).await? } else { vec![] };
+                let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
+                e.write(&dseq_in, &dseq)?;
+                policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq_in)?;
+                (lp, reference, loss, token_logps)
+            }
+            Some((reference_values, reference_id)) => {
+                // Data-parallel: the chunks' gradients, summed in chunk order, stand in for the backward pass.
+                use super::parallel::{current, gather, step_jobs, ChunkModels};
+                let chunks = cfg.chunks as usize;
+                let jobs = step_jobs(&batch, chunks, known.as_ref().and_then(|(_, r)| r.as_deref()), cfg.loss, cfg.beta);
+                let values = policy.values(e).await?;
+                let models = ChunkModels { config: policy.config, policy: &values, reference: reference_values, reference_id: *reference_id };
+                let (sum, lp, reference) = gather(current().train_chunks(models, jobs).await?, b, chunks)?;
+                let (loss, _, _) = gpo(cfg.loss, cfg.beta, &lp[..b], &lp[b..], &reference[..b], &reference[b..]);
+                if !loss.is_finite() {
+                    bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);
+                }
+                for (part, g) in grads.parts.iter().zip(&sum) {
+                    e.write(part, g)?;
+                }
+                // A step looked into shows the policy's per-token log-probs of the batch: one more forward pass here
+                // (each row's log-probs do not depend on the rows beside it, so they are the chunks' own).
+                let token_logps = match look {
+                    true => {
+                        policy.forward(e, &acts, &tokens)?;
+                        policy.sequence_logprobs(e, &acts, &targets, &weights)?;
+                        e.read(&acts.token_logprobs).await?
+                    }
+                    false => vec![],
+                };
+                (lp, reference, loss, token_logps)
+            }
+        };
+        if let Some((known, None)) = &known {
+            known.put(&offline_idx, &reference);
         }
-        let token_logps = if look { e.read(&acts.token_logprobs).await? } else { vec![] };
-        let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
-        e.write(&dseq_in, &dseq)?;
-        policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq_in)?;
         opt.step(e, &policy.params, &grads)?;
         phases::add(Phase::Training, now_ms() - t1);
         if look {
@@ -494,6 +547,7 @@ mod tests {
             warmup_steps: 0,
             log_evals: 0,
             past_best: Some(rule),
+            chunks: 0,
         };
         let rising = checkpoints(&[(0, 0.5), (1000, 0.8)]);
         let past = checkpoints(&[(0, 0.5), (600, 0.8), (1000, 0.7)]);

@@ -22,7 +22,11 @@ pub async fn sample_responses(e: &Engine, policy: &Gpt, task: &TaskConfig, promp
 /// [`sample_responses`] from the geometric mixture of `policy` and a reference with the reference's weight m
 /// (`Gpt::sample_mixture`); none: from `policy` alone.
 pub async fn sample_mixture_responses(e: &Engine, policy: &Gpt, mixture: Option<(&Gpt, f32)>, task: &TaskConfig, prompts: &[Vec<u32>], seed: u32, stream: u32) -> Result<Vec<Vec<u32>>> {
-    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed, stream, eos: EOS, pad: PAD, banned: NEVER_SAMPLED };
+    let spec = SampleSpec { temperature: 1.0, max_len: task.context(), seed, stream, row0: 0, eos: EOS, pad: PAD, banned: NEVER_SAMPLED };
+    if mixture.is_none() {
+        // Shared by the data-parallel pool's workers where it has several (the same responses, bit for bit).
+        return super::parallel::sample_responses(e, policy, prompts, spec).await;
+    }
     let s = policy.sample_mixture(e, prompts, &spec, mixture).await?;
     Ok((0..prompts.len()).map(|r| s.response(r, EOS).to_vec()).collect())
 }

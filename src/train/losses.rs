@@ -47,10 +47,17 @@ fn sigmoid(x: f64) -> f64 {
 
 /// Mean loss over the pairs and d loss / d logπ(y_w), d loss / d logπ(y_l) per pair.
 pub fn gpo(loss: Loss, beta: f32, policy_w: &[f32], policy_l: &[f32], ref_w: &[f32], ref_l: &[f32]) -> (f32, Vec<f32>, Vec<f32>) {
-    let n = policy_w.len();
+    gpo_of_batch(loss, beta, policy_w, policy_l, ref_w, ref_l, policy_w.len())
+}
+
+/// [`gpo`] for some of a batch's `batch_pairs` pairs (a data-parallel chunk's): the loss summed over them and its
+/// gradient both divided by the whole batch's pair count, so that the chunks' parts sum to the batch's mean. For
+/// the whole batch it is [`gpo`] bit for bit.
+pub fn gpo_of_batch(loss: Loss, beta: f32, policy_w: &[f32], policy_l: &[f32], ref_w: &[f32], ref_l: &[f32], batch_pairs: usize) -> (f32, Vec<f32>, Vec<f32>) {
+    let (len, n) = (policy_w.len(), batch_pairs);
     let beta = beta as f64;
-    let (mut total, mut dw, mut dl) = (0f64, vec![0f32; n], vec![0f32; n]);
-    for i in 0..n {
+    let (mut total, mut dw, mut dl) = (0f64, vec![0f32; len], vec![0f32; len]);
+    for i in 0..len {
         let h = (policy_w[i] as f64 - ref_w[i] as f64) - (policy_l[i] as f64 - ref_l[i] as f64);
         let (value, dh) = match loss {
             Loss::Ipo => ((beta * h - 0.5).powi(2), 2.0 * beta * (beta * h - 0.5)),

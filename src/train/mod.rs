@@ -8,7 +8,6 @@ pub mod eval;
 pub mod inspect;
 pub mod losses;
 pub mod optim;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod parallel;
 pub mod pm;
 pub mod sft;

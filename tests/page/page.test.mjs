@@ -148,16 +148,17 @@ test('the tiny preset runs to the end on WebGPU; plot, samples, download and sav
 
 // Without WebGPU a worker trains on one core, so a run's seeds are split over workers, one per core but
 // one. The merged results must be exactly those of one worker training every seed (the CPU backend is
-// deterministic). The page is told it has 2 or 3 cores, so the split happens on this 2-core machine too.
+// deterministic). The page is told it has 3 cores, so the split happens on this 2-core machine too; the one-worker
+// run is asked for by the link (?workers=1: no seed groups, no data-parallel helpers).
 test('on the CPU backend seeds train in parallel workers, with the results of one worker', async () => {
-  async function runTiny(cores) {
+  async function runTiny(cores, query = '') {
     const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: [...baseArgs, '--disable-gpu', '--disable-webgpu'] });
     try {
       const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
       const errors = [];
       page.on('pageerror', (e) => errors.push(String(e)));
       await page.addInitScript((n) => Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => n }), cores);
-      await page.goto(`${url}?preset=fig1-tiny&seeds=2,3,4`);
+      await page.goto(`${url}?preset=fig1-tiny&seeds=2,3,4${query}`);
       await page.waitForFunction(() => document.body.dataset.doctor, null, { timeout: 180000 });
       await page.click('#start');
       await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
@@ -172,7 +173,7 @@ test('on the CPU backend seeds train in parallel workers, with the results of on
       await browser.close();
     }
   }
-  const one = await runTiny(2);
+  const one = await runTiny(3, '&workers=1');
   const split = await runTiny(3);
   assert.equal(one.workers, '1');
   assert.equal(split.workers, '2');
@@ -182,6 +183,44 @@ test('on the CPU backend seeds train in parallel workers, with the results of on
   assert.deepEqual(split.json.checkpoints, one.json.checkpoints);
   assert.equal(split.json.status, 'finished');
   assert.equal(split.json.complete, undefined, 'a finished run carries no "complete": false');
+});
+
+// Data-parallel steps (issue 30): one run's alignment steps in 4 chunks (the page's default on the CPU backend),
+// shared by 1, 2 or 3 Web Workers (?workers=). The results are the same bits whatever the count: each chunk is computed
+// alone, by the same wasm build, and the chunks' gradients are summed in chunk order by the run's own worker.
+test('one run trained across 1, 2 and 3 Web Workers gives the same results, and the page counts its workers', async () => {
+  const runs = {};
+  for (const n of [1, 2, 3]) {
+    const { browser, page, errors } = await openPage(['--disable-gpu', '--disable-webgpu'], { width: 1200, height: 900 }, `?preset=fig1-tiny&backend=cpu&workers=${n}`);
+    try {
+      assert.ok(new URL(page.url()).search.includes(`workers=${n}`), 'the worker count stays in the link');
+      assert.match(await page.textContent('#device-facts'), new RegExp(`Web Workers${n} \\(set by the link`));
+      await page.click('#start');
+      await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
+      assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+      assert.equal(await page.evaluate(() => document.body.dataset.workers), String(n));
+      assert.equal(await page.evaluate(() => document.body.dataset.runWorkers), String(n), 'the run reports the workers its steps were shared by');
+      if (n > 1) assert.match(await page.textContent('#estimate'), new RegExp(`each alignment step's 4 chunks shared by ${n} Web Workers`));
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
+      runs[n] = JSON.parse(readFileSync(await download.path(), 'utf8'));
+      if (n === 2) await page.screenshot({ path: path.join(shots, 'run-tiny-data-parallel.png'), fullPage: true });
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  }
+  assert.equal(runs[1].config.align_chunks, 4, "the page's default: data-parallel steps in 4 chunks");
+  for (const n of [2, 3]) {
+    assert.deepEqual(runs[n].config, runs[1].config);
+    assert.deepEqual(runs[n].checkpoints, runs[1].checkpoints, `${n} workers against 1`);
+  }
+  // And a bad count is refused by field, like any setting in the link.
+  const { browser, page } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&workers=0');
+  try {
+    assert.match(await page.textContent('#url-errors'), /workers: '0' is not a whole number 1–16/);
+  } finally {
+    await browser.close();
+  }
 });
 
 test('a changed setting goes into the URL and comes back from it', async () => {

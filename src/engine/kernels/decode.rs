@@ -77,6 +77,8 @@ pub struct SampleStep {
     pub temperature: f32,
     pub seed: u32,
     pub stream: u32,
+    /// The random draws of row b are those of row `row0 + b` of the whole batch (a part of it sampled apart).
+    pub row0: u32,
     pub eos: u32,
     pub pad: u32,
     /// Token ids < 32 never drawn (bit j bans id j).
@@ -90,7 +92,7 @@ impl SampleStep {
 }
 
 pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], logits: &[f32], step: &SampleStep) {
-    let SampleStep { v, context, pos, temperature, seed, stream, eos, pad, .. } = *step;
+    let SampleStep { v, context, pos, temperature, seed, stream, row0, eos, pad, .. } = *step;
     for (b, row) in logits.chunks_exact(v).enumerate() {
         let slot = b * context + pos + 1;
         if done[b] != 0.0 {
@@ -112,7 +114,7 @@ pub fn sample_next(tokens: &mut [u32], done: &mut [f32], logprobs: &mut [f32], l
             }).unwrap_or(last)
         } else {
             let total: f32 = allowed().map(|(_, x)| exp((x - m) / temperature)).sum();
-            let target = crate::rng::uniform(seed, stream, b as u32, pos as u32) * total;
+            let target = crate::rng::uniform(seed, stream, row0 + b as u32, pos as u32) * total;
             let mut acc = 0.0;
             let mut pick = last;
             for (j, x) in allowed() {
@@ -151,7 +153,8 @@ struct Params {
     eos: u32,
     pad: u32,
     banned: u32,
-    _pad: [u32; 3],
+    row0: u32,
+    _pad: [u32; 2],
 }
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
@@ -176,9 +179,9 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
             let [kc, vc, out] = o else { unreachable!() };
             cached_attention(kc, vc, out, i[0], CachePosition { h, d, context, pos })
         }
-        Op::SampleNext { v, context, pos, temperature, seed, stream, eos, pad, banned, .. } => {
+        Op::SampleNext { v, context, pos, temperature, seed, stream, row0, eos, pad, banned, .. } => {
             let [tokens, done, logprobs] = o else { unreachable!() };
-            let step = SampleStep { v, context, pos, temperature, seed, stream, eos, pad, banned };
+            let step = SampleStep { v, context, pos, temperature, seed, stream, row0, eos, pad, banned };
             sample_next(bytemuck::cast_slice_mut(tokens), done, logprobs, i[0], &step)
         }
         _ => unreachable!("decode::run_cpu got {}", op.name()),
@@ -189,7 +192,7 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     let u = |v: usize| v as u32;
-    let zero = Params { b: 0, c: 0, vocab: 0, context: 0, pos: 0, h: 0, d: 0, temperature: 0.0, seed: 0, stream: 0, eos: 0, pad: 0, banned: 0, _pad: [0; 3] };
+    let zero = Params { b: 0, c: 0, vocab: 0, context: 0, pos: 0, h: 0, d: 0, temperature: 0.0, seed: 0, stream: 0, eos: 0, pad: 0, banned: 0, row0: 0, _pad: [0; 2] };
     match *op {
         Op::EmbedPosition { b, c, vocab, context, pos } => {
             let p = Params { b: u(b), c: u(c), vocab: u(vocab), context: u(context), pos: u(pos), ..zero };
@@ -199,8 +202,8 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
             let p = Params { b: u(b), c: u(h * d), context: u(context), pos: u(pos), h: u(h), d: u(d), ..zero };
             g.launch("decode.cached_attention", bytemuck::bytes_of(&p), &[(QKV, t[0]), (KCACHE, t[1]), (VCACHE, t[2]), (OUT, t[3])], b * h)
         }
-        Op::SampleNext { b, v, context, pos, temperature, seed, stream, eos, pad, banned } => {
-            let p = Params { b: u(b), vocab: u(v), context: u(context), pos: u(pos), temperature, seed, stream, eos, pad, banned, ..zero };
+        Op::SampleNext { b, v, context, pos, temperature, seed, stream, row0, eos, pad, banned } => {
+            let p = Params { b: u(b), vocab: u(v), context: u(context), pos: u(pos), temperature, seed, stream, row0, eos, pad, banned, ..zero };
             g.launch("decode.sample_next", bytemuck::bytes_of(&p), &[(LOGITS, t[0]), (TOKENS_OUT, t[1]), (DONE, t[2]), (LOGPROBS, t[3])], b)
         }
         _ => unreachable!("decode::run_gpu got {}", op.name()),
@@ -214,8 +217,10 @@ pub(crate) fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
         Op::EmbedPosition { b, c, vocab: v, context: t + 2, pos: t - 1 },
         Op::CachedAttention { b, h, d, context: t + 2, pos: 0 },
         Op::CachedAttention { b, h, d, context: t + 2, pos: t },
-        Op::SampleNext { b: 4, v, context: t, pos: t - 3, temperature: 1.0, seed: 7, stream: 3, eos: 5, pad: 0, banned: 0 },
-        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.0, seed: 7, stream: 3, eos: 5, pad: 0, banned: 0b101 },
-        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.7, seed: 8, stream: 4, eos: 5, pad: 0, banned: 0b1011 },
+        Op::SampleNext { b: 4, v, context: t, pos: t - 3, temperature: 1.0, seed: 7, stream: 3, row0: 0, eos: 5, pad: 0, banned: 0 },
+        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.0, seed: 7, stream: 3, row0: 0, eos: 5, pad: 0, banned: 0b101 },
+        Op::SampleNext { b: 4, v, context: t, pos: 2, temperature: 0.7, seed: 8, stream: 4, row0: 0, eos: 5, pad: 0, banned: 0b1011 },
+        // A part of a batch sampled apart: its rows draw as rows 9.. of the whole batch.
+        Op::SampleNext { b: 4, v, context: t, pos: t - 3, temperature: 1.0, seed: 7, stream: 3, row0: 9, eos: 5, pad: 0, banned: 0 },
     ]
 }

@@ -116,6 +116,10 @@ pub(super) fn run_key_with(spec: &StageSpec, seed: u32, backend: &str, run: &Run
     if let Some(p) = past_best {
         key["past_best"] = serde_json::json!(p);
     }
+    if spec.align_chunks > 0 {
+        // Data-parallel steps differ from one pass in the last bits.
+        key["align_chunks"] = serde_json::json!(spec.align_chunks);
+    }
     if spec.validation_prompts > 0 {
         key["validation_prompts"] = serde_json::json!(spec.validation_prompts);
     }

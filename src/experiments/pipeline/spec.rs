@@ -72,6 +72,8 @@ pub struct StageSpec<'a> {
     /// The backend a run going on here was cut off on (a lost GPU's): its finished runs and saved states, keyed as
     /// trained there (from `stage_backend`'s stages), are taken over.
     pub runs_from: Option<&'a str>,
+    /// Data-parallel alignment steps in this many chunks (0: one pass; `AlignConfig::chunks`).
+    pub align_chunks: u32,
 }
 
 impl StageSpec<'_> {
@@ -100,6 +102,7 @@ impl StageSpec<'_> {
             warmup_steps: self.warmup_steps,
             log_evals: self.log_evals,
             past_best,
+            chunks: self.align_chunks,
         }
     }
 }
