@@ -2,7 +2,7 @@
 // a training step and sampling at bench sizes, in headless Chromium (the page's own worker, no WebGPU)
 // and natively on one thread. Prints a markdown table.
 //
-//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2] [--wasm simd128,relaxed] [--gemm]
+//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2] [--wasm simd128,relaxed] [--gemm | --data-parallel C]
 //
 // Each wasm build (www/pkg/: SIMD128; www/pkg-relaxed/: + relaxed SIMD) runs in a worker of its own, forced by
 // the worker's ?wasm=. Needs both release builds (bash scripts/build-wasm.sh), the release CLI
@@ -24,6 +24,9 @@ const rounds = Number(arg('rounds', '2'));
 const builds = arg('wasm', 'simd128,relaxed').split(',');
 // --gemm: instead of whole steps, each matmul shape of a step with both CPU GEMMs (direct, packed), per build and natively.
 const gemm = process.argv.includes('--gemm');
+// --data-parallel C: instead, a data-parallel alignment step in C chunks on 1 and 2 workers (the page's helper Web
+// Workers) per build, and natively on 1 and 2 threads (`bench --data-parallel C`).
+const dataParallel = arg('data-parallel', null);
 for (const b of builds) if (!['simd128', 'relaxed'].includes(b)) throw new Error(`--wasm: '${b}' is not one of simd128, relaxed`);
 const bin = process.env.ALIGNMENT_GAP_BIN || path.join(root, 'target/release/alignment-gap');
 const port = 19080 + Math.floor(Math.random() * 1000);
@@ -83,8 +86,51 @@ try {
       }
     }
   }
+  if (dataParallel) {
+    const chunks = Number(dataParallel);
+    const out = [];
+    for (let round = 1; round <= rounds; round++) {
+      for (const size of sizes) {
+        const text = execFileSync(bin, ['bench', '--backend', 'cpu', '--sizes', size, '--repeats', String(repeats), '--data-parallel', String(chunks)],
+          { env: { ...process.env, MATMUL_NUM_THREADS: '1' }, encoding: 'utf8' });
+        // Rows: size, chunks, threads, step (ms), speed-up, same bits.
+        const native = text.split('\n').filter((l) => l.startsWith(`${size} `) && l.trim().split(/\s+/).length === 6).map((l) => Number(l.trim().split(/\s+/)[3]));
+        const row = { round, size, native };
+        for (const b of builds) {
+          row[b] = [];
+          for (const workers of [1, 2]) {
+            row[b].push(await page.evaluate(async ({ b, size, repeats, chunks, workers }) => {
+              // The helpers: workers of the same build, each on a channel of its own (as run.js starts them).
+              const helpers = [], ports = [];
+              for (let i = 1; i < workers; i++) {
+                const h = new Worker(`/www/worker.js?wasm=${b}`, { type: 'module', name: 'chunk-helper' });
+                const channel = new MessageChannel();
+                h.postMessage({ type: 'helper', port: channel.port2 }, [channel.port2]);
+                helpers.push(h);
+                ports.push(channel.port1);
+              }
+              const done = window.nextMessage(b, 'bench-dp');
+              window.benchWorkers[b].postMessage({ type: 'bench-dp', size, repeats, chunks, ports }, ports);
+              const { result } = await done;
+              helpers.forEach((h) => h.terminate());
+              return result;
+            }, { b, size, repeats, chunks, workers }));
+          }
+        }
+        out.push(row);
+        console.error(`round ${round} ${size}: native ${native.join(' / ')} ms, ` + builds.map((b) => `${b} ${row[b].map((r) => r.ms.toFixed(1)).join(' / ')} ms`).join(', '));
+      }
+    }
+    console.log(`Data-parallel alignment step (offline IPO, 64 pairs in ${chunks} chunks), ms per step on 1 / 2 threads or workers:\n`);
+    console.log(`| round | size | native 1 / 2 threads | speed-up | ${builds.map((b) => `${b} 1 / 2 workers | speed-up | same bits`).join(' | ')} |`);
+    console.log(`|---|---|---|---|${builds.map(() => '---|---|---|').join('')}`);
+    for (const r of out) {
+      console.log(`| ${r.round} | ${r.size} | ${r.native.map((v) => v.toFixed(1)).join(' / ')} | ${(r.native[0] / r.native[1]).toFixed(2)}× | ` +
+        builds.map((b) => `${r[b].map((x) => x.ms.toFixed(1)).join(' / ')} | ${(r[b][0].ms / r[b][1].ms).toFixed(2)}× | ${r[b][0].gradient === r[b][1].gradient ? 'yes' : 'NO'}`).join(' | ') + ' |');
+    }
+  }
   const rows = [];
-  for (let round = 1; !gemm && round <= rounds; round++) {
+  for (let round = 1; !gemm && !dataParallel && round <= rounds; round++) {
     for (const size of sizes) {
       const n = native(size);
       const w = {};
@@ -99,7 +145,7 @@ try {
       console.error(`round ${round} ${size}: native ${n.train_step_ms} ms, ` + builds.map((b) => `${b} ${w[b].train_step_ms.toFixed(1)} ms`).join(', '));
     }
   }
-  if (!gemm) {
+  if (!gemm && !dataParallel) {
   console.log(builds.map((b) => `- ${b}: ${identity[b]}`).join('\n') + '\n');
   console.log(`| round | size | native step (ms) | ${builds.map((b) => `${b} step (ms) | ${b} / native`).join(' | ')} | native sample tok/s | ${builds.map((b) => `${b} sample tok/s`).join(' | ')} |`);
   console.log(`|---|---|---|${builds.map(() => '---|---|').join('')}---|${builds.map(() => '---|').join('')}`);

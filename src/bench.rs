@@ -239,36 +239,49 @@ pub fn table(rows: &[BenchRow], peak: Option<f64>) -> String {
     s
 }
 
-/// The bench's training step with data-parallel gradients (`train::parallel`): the batch's rows in `chunks`
-/// fixed chunks over `threads` threads, the chunk gradients summed in chunk order, then the same AdamW step.
-/// Returns ms per step (after a warm-up step) and the last step's summed gradients (for the bit-for-bit check
-/// across thread counts). Each step copies the parameters into each thread's replica and allocates each chunk's
-/// activations: both are counted.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn data_parallel_size(layers: usize, d_model: usize, heads: usize, chunks: usize, threads: usize, repeats: usize) -> Result<(f64, Vec<Vec<f32>>)> {
-    use crate::train::parallel::{chunked_gradients, sequence_logprob_gradient};
+/// A data-parallel alignment step at a bench size (`train::parallel`), through this thread's chunk pool (native
+/// threads, or the page's helper workers): the batch's 128 rows as 64 (winner, loser) pairs of offline IPO (β 0.1,
+/// π_sft's log-probs given, as an offline run reads them), split into `chunks`; each chunk's forward and backward on
+/// its worker's replica; the gradients summed in chunk order; the same AdamW step. Returns ms per step (after a
+/// warm-up step) and the last step's summed gradient (for the bit-for-bit check across worker counts). Each step's
+/// copy of the parameters to every worker, and each chunk's activations, are counted.
+pub async fn align_step_size(layers: usize, d_model: usize, heads: usize, chunks: usize, repeats: usize) -> Result<(f64, Vec<Vec<f32>>)> {
+    use crate::train::parallel::{current, gather, step_jobs, ChunkModels};
     let e = Engine::cpu();
     let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
     let mut setup = StepSetup::new(&e, cfg)?;
     let (b, t) = (BATCH, CONTEXT);
+    if chunks == 0 || chunks > b / 2 {
+        crate::bail!("data-parallel chunks = {chunks} is out of range 1..={} (the bench step's pairs)", b / 2);
+    }
     let ids = setup.ids.clone();
-    let targets: Vec<u32> = (0..b * t).map(|i| if (i + 1) % t == 0 { 0 } else { ids[i + 1] }).collect();
-    let weights: Vec<f32> = (0..b * t).map(|i| if i % t >= PROMPT && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect();
-    let gradient = |ce: &Engine, m: &Gpt, r: std::ops::Range<usize>| sequence_logprob_gradient(ce, m, r, t, b, &ids, &targets, &weights);
+    let batch = crate::train::batch::SequenceBatch {
+        b,
+        t,
+        targets: (0..b * t).map(|i| if (i + 1) % t == 0 { 0 } else { ids[i + 1] }).collect(),
+        weights: (0..b * t).map(|i| if i % t >= PROMPT && (i + 1) % t != 0 { 1.0 } else { 0.0 }).collect(),
+        tokens: ids,
+    };
+    let reference = vec![-20.0; b];
+    let reference_values = setup.model.values(&e).await?;
+    let reference_id = crate::train::parallel::values_id(&reference_values);
     let (mut total, mut last) = (0.0, vec![]);
     for i in 0..=repeats {
         let start = now_ms();
-        let values = pollster::block_on(setup.model.values(&e))?;
-        last = chunked_gradients(cfg, Head::Lm, &values, b, chunks, threads, gradient)?;
-        for (part, g) in setup.grads.parts.iter().zip(&last) {
+        let values = setup.model.values(&e).await?;
+        let jobs = step_jobs(&batch, chunks, Some(&reference), crate::train::losses::Loss::Ipo, 0.1);
+        let models = ChunkModels { config: cfg, policy: &values, reference: &reference_values, reference_id };
+        let (sum, _, _) = gather(current().train_chunks(models, jobs).await?, b / 2, chunks)?;
+        for (part, g) in setup.grads.parts.iter().zip(&sum) {
             e.write(part, g)?;
         }
         setup.opt.step(&e, &setup.model.params, &setup.grads)?;
+        last = sum;
         if i > 0 {
             total += now_ms() - start;
         }
     }
-    Ok((total / repeats as f64, last))
+    Ok((total / repeats.max(1) as f64, last))
 }
 
 /// One matmul shape of a training step, timed on the CPU with each GEMM (ms per call, the better of two

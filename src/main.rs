@@ -93,8 +93,8 @@ mod native {
             /// packed) and print which is faster (cpu backend; MATMUL_NUM_THREADS=1 for the browser's one thread).
             #[arg(long)]
             gemm: bool,
-            /// Also time the step with data-parallel gradients: the batch in this many fixed row chunks, on 1
-            /// and on 2 threads (cpu backend; run with MATMUL_NUM_THREADS=1 so each chunk's GEMMs use one).
+            /// Also time a data-parallel alignment step (offline IPO on the bench batch's 64 pairs) in this many
+            /// chunks, on 1 and on 2 threads (cpu backend; run with MATMUL_NUM_THREADS=1 so each chunk's GEMMs use one).
             #[arg(long, value_name = "CHUNKS")]
             data_parallel: Option<usize>,
         },
@@ -317,14 +317,19 @@ mod native {
             }
         }
         if let Some(chunks) = data_parallel {
-            println!("data-parallel training step: the batch in {chunks} row chunks, their gradients summed in chunk order (one-pass step above)");
+            use alignment_gap::train::parallel::{install, ThreadPool};
+            println!("data-parallel alignment step (offline IPO, 64 pairs): the pairs in {chunks} chunks, their gradients summed in chunk order");
             println!("{:<5} {:>8} {:>8} {:>14} {:>10} {:>22}", "size", "chunks", "threads", "step (ms)", "speed-up", "same bits as 1 thread");
             for &(n, l, d, h) in &chosen {
-                let (one, g1) = bench::data_parallel_size(l, d, h, chunks, 1, repeats)?;
+                let mut first: Option<(f64, Vec<Vec<f32>>)> = None;
                 for threads in [1, 2] {
-                    let (ms, g) = if threads == 1 { (one, g1.clone()) } else { bench::data_parallel_size(l, d, h, chunks, threads, repeats)? };
+                    install(Some(std::rc::Rc::new(ThreadPool { threads })));
+                    let timed = pollster::block_on(bench::align_step_size(l, d, h, chunks, repeats));
+                    install(None);
+                    let (ms, g) = timed?;
+                    let (one, g1) = first.get_or_insert_with(|| (ms, g.clone()));
                     let same = g.iter().flatten().map(|v| v.to_bits()).eq(g1.iter().flatten().map(|v| v.to_bits()));
-                    println!("{n:<5} {chunks:>8} {threads:>8} {ms:>14.1} {:>9.2}× {:>22}", one / ms, if same { "yes" } else { "NO" });
+                    println!("{n:<5} {chunks:>8} {threads:>8} {ms:>14.1} {:>9.2}× {:>22}", *one / ms, if same { "yes" } else { "NO" });
                 }
             }
         }

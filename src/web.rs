@@ -93,6 +93,26 @@ pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result
     to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(js_error)?)
 }
 
+/// A data-parallel alignment step at `size` (`bench::align_step_size`) in `chunks` chunks, shared by this worker and
+/// `helpers` (as `runFigure` takes them; undefined: this worker alone): `{ms, workers, gradient}`, the last a hash of
+/// the summed gradient's bits, so that runs on different worker counts can be compared.
+#[wasm_bindgen(js_name = benchAlignStep)]
+pub async fn bench_align_step(size: String, repeats: usize, chunks: usize, helpers: JsValue) -> Result<JsValue, JsValue> {
+    let Some(&(_, l, d, h)) = crate::bench::SIZES.iter().find(|s| s.0 == size) else {
+        return Err(js_err(format!("size: '{size}' is not one of {}", crate::bench::SIZES.map(|s| s.0).join(", "))));
+    };
+    if !(1..=50).contains(&repeats) {
+        return Err(js_err(format!("repeats = {repeats} is out of range 1..=50")));
+    }
+    let pool = HelperPool::from_js(&helpers)?;
+    let workers = pool.as_ref().map_or(1, |p| p.count + 1);
+    crate::train::parallel::install(pool.map(|p| std::rc::Rc::new(p) as std::rc::Rc<dyn crate::train::parallel::ChunkPool>));
+    let timed = crate::bench::align_step_size(l, d, h, chunks, repeats).await;
+    crate::train::parallel::install(None);
+    let (ms, gradient) = timed.map_err(js_error)?;
+    to_js(&serde_json::json!({ "ms": ms, "workers": workers, "gradient": format!("{:016x}", crate::train::parallel::values_id(&gradient)) }))
+}
+
 /// Each matmul shape of a training step at `size`, timed with both CPU GEMMs in this browser
 /// (`bench::gemm_size`): the rows, and the table as text.
 #[wasm_bindgen(js_name = benchGemm)]

@@ -1,11 +1,13 @@
 // The Web Worker that owns the wasm module and the GPU device: the device check, the speed measurement and
 // the training all happen here, so the page never freezes.
 // In:  {type: 'speed', backend} | {type: 'bench', backend, size, repeats} | {type: 'gemm', size}
+//      | {type: 'bench-dp', size, repeats, chunks, ports} (a data-parallel step with helpers on ports)
 //      | {type: 'run', config, backend, useShipped, resume, ports} (ports: one MessagePort per helper worker)
 //      | {type: 'helper', port} (this worker computes data-parallel chunks posted on port)
 //      | {type: 'pause'|'resume'|'stop'|'step'|'lose-gpu'} (step: while paused, one step, looked into if it is an alignment
 //      step; lose-gpu: destroys the GPU device, to test what a run does then)
-// Out: {type: 'ready', webgpu, build} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'gemm', result} | {type: 'event', event}
+// Out: {type: 'ready', webgpu, build} | {type: 'doctor', report} | {type: 'speed', bench} | {type: 'bench', row} | {type: 'gemm', result}
+//      | {type: 'bench-dp', result} | {type: 'event', event}
 //      | {type: 'model', seed, name, safetensors, config, tokenizer} | {type: 'done', results}
 //      | {type: 'stopped'} | {type: 'error', message, during}
 import { deleteStage, getStage, putStage } from './store.js';
@@ -199,6 +201,15 @@ self.onmessage = ({ data }) => {
         post({ type: 'bench', row: await wasm.benchSize(data.backend, data.size, data.repeats) });
       } catch (e) {
         post({ type: 'error', message: String(e), during: 'bench' });
+      }
+    });
+  } else if (data.type === 'bench-dp') {
+    // A data-parallel alignment step shared with the helper workers on data.ports (bench/wasm.mjs --data-parallel).
+    busy = busy.then(async () => {
+      try {
+        post({ type: 'bench-dp', result: await wasm.benchAlignStep(data.size, data.repeats, data.chunks, helperPool(data.ports)) });
+      } catch (e) {
+        post({ type: 'error', message: String(e), during: 'bench-dp' });
       }
     });
   } else if (data.type === 'gemm') {
