@@ -271,7 +271,7 @@ pub async fn align_step_size(layers: usize, d_model: usize, heads: usize, chunks
         let values = setup.model.values(&e).await?;
         let jobs = step_jobs(&batch, chunks, Some(&reference), crate::train::losses::Loss::Ipo, 0.1);
         let models = ChunkModels { config: cfg, policy: &values, reference: &reference_values, reference_id };
-        let (sum, _, _) = gather(current().train_chunks(models, jobs).await?, b / 2, chunks)?;
+        let sum = gather(current().train_chunks(models, jobs).await?, b / 2, chunks)?.gradient;
         for (part, g) in setup.grads.parts.iter().zip(&sum) {
             e.write(part, g)?;
         }

@@ -40,6 +40,21 @@ fn bad_arguments_name_the_field() {
     assert!(!ok && stderr.contains("no-such-card"), "{stderr}");
     let (ok, _, stderr) = cli(&["serve", "--root", "/nonexistent"]);
     assert!(!ok && stderr.contains("index.html"), "{stderr}");
+    let out = std::env::temp_dir().join(format!("alignment-gap-bad-chunks-{}", std::process::id()));
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--set", "align_chunks=17", "--out", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("align_chunks = 17 is out of range 0..=16"), "{stderr}");
+    let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--backend", "cpu", "--threads", "0", "--out", out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("threads = 0 is out of range"), "{stderr}");
+}
+
+/// `bench --data-parallel`: a data-parallel alignment step on 1 and 2 threads, the same bits on both.
+#[test]
+fn bench_times_a_data_parallel_step_on_one_and_two_threads() {
+    let (ok, stdout, stderr) = cli(&["bench", "--backend", "cpu", "--sizes", "S", "--repeats", "1", "--data-parallel", "3"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("S ") && l.split_whitespace().count() == 6).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(rows.iter().all(|r| r.trim_end().ends_with("yes")), "{stdout}");
 }
 
 /// `reproduce --preset fig1-tiny`: every output is written and sane (structure, not the scientific

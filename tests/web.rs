@@ -63,6 +63,10 @@ fn url_query_round_trips_and_reports_bad_fields() {
     assert_eq!(query, "preset=fig1-tiny&betas=0.05,0.2&seeds=3,4&steps=7");
     let again = config_from_query(&query).unwrap();
     assert_eq!(js_sys::JSON::stringify(&get(&again, &["config"])).unwrap(), js_sys::JSON::stringify(&config).unwrap());
+    // The page's presets take data-parallel steps in 4 chunks (the CLI's, one pass); a link asking for one pass says so.
+    assert_eq!(get(&config, &["align_chunks"]).as_f64(), Some(4.0));
+    let one_pass = config_from_query("preset=fig1-tiny&align_chunks=0").unwrap();
+    assert_eq!(query_from_config("fig1-tiny", get(&one_pass, &["config"])).unwrap(), "preset=fig1-tiny&align_chunks=0");
 
     let bad = config_from_query("preset=fig1-tiny&steps=0&policy.heads=3&nope=1").unwrap();
     let errors = js_sys::JSON::stringify(&get(&bad, &["errors"])).unwrap().as_string().unwrap();

@@ -412,12 +412,12 @@ pub async fn align_from(
             }
             Some((reference_values, reference_id)) => {
                 // Data-parallel: the chunks' gradients, summed in chunk order, stand in for the backward pass.
-                use super::parallel::{current, gather, step_jobs, ChunkModels};
+                use super::parallel::{current, gather, step_jobs, ChunkModels, Gathered};
                 let chunks = cfg.chunks as usize;
                 let jobs = step_jobs(&batch, chunks, known.as_ref().and_then(|(_, r)| r.as_deref()), cfg.loss, cfg.beta);
                 let values = policy.values(e).await?;
                 let models = ChunkModels { config: policy.config, policy: &values, reference: reference_values, reference_id: *reference_id };
-                let (sum, lp, reference) = gather(current().train_chunks(models, jobs).await?, b, chunks)?;
+                let Gathered { gradient: sum, logps: lp, reference } = gather(current().train_chunks(models, jobs).await?, b, chunks)?;
                 let (loss, _, _) = gpo(cfg.loss, cfg.beta, &lp[..b], &lp[b..], &reference[..b], &reference[b..]);
                 if !loss.is_finite() {
                     bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);

@@ -96,7 +96,7 @@ pub fn values_id(values: &[Vec<f32>]) -> u64 {
 /// forward pass, the GPO loss's gradient for its pairs (divided by the step's pair count) and the backward pass.
 async fn train_chunk(r: &mut Replicas, job: &ChunkJob) -> Result<ChunkOut> {
     let (rows, t) = (job.rows(), job.t);
-    if rows == 0 || rows % 2 != 0 || job.targets.len() != rows * t || job.weights.len() != rows * t {
+    if rows == 0 || !rows.is_multiple_of(2) || job.targets.len() != rows * t || job.weights.len() != rows * t {
         crate::bail!("data-parallel chunk {}: {rows} rows of {t} tokens with {} targets and {} weights; it needs an even number of rows, two per pair", job.chunk, job.targets.len(), job.weights.len());
     }
     let n = rows / 2;
@@ -229,9 +229,18 @@ pub fn step_jobs(batch: &SequenceBatch, chunks: usize, reference: Option<&[f32]>
         .collect()
 }
 
+/// A step's chunk results gathered ([`gather`]).
+pub struct Gathered {
+    /// The chunks' gradients summed in chunk order, one vector per parameter tensor.
+    pub gradient: Vec<Vec<f32>>,
+    /// The policy's and π_sft's summed log-probs of every row, in the batch's order (winners, then losers).
+    pub logps: Vec<f32>,
+    pub reference: Vec<f32>,
+}
+
 /// The step's chunk results gathered: the gradient summed in chunk order, and the policy's and π_sft's log-probs
 /// of every row in the batch's order (winners, then losers).
-pub fn gather(mut outs: Vec<ChunkOut>, b: usize, chunks: usize) -> Result<(Vec<Vec<f32>>, Vec<f32>, Vec<f32>)> {
+pub fn gather(mut outs: Vec<ChunkOut>, b: usize, chunks: usize) -> Result<Gathered> {
     outs.sort_by_key(|o| o.chunk);
     if outs.len() != chunks || outs.iter().enumerate().any(|(i, o)| o.chunk != i) {
         crate::bail!("data-parallel: {} chunk results came back for {chunks} chunks", outs.len());
@@ -253,7 +262,7 @@ pub fn gather(mut outs: Vec<ChunkOut>, b: usize, chunks: usize) -> Result<(Vec<V
             }
         }
     }
-    Ok((sum.expect("chunks ≥ 1"), logps, reference))
+    Ok(Gathered { gradient: sum.expect("chunks ≥ 1"), logps, reference })
 }
 
 /// A future a [`ChunkPool`] hands back (not `Send`: the browser's is single-threaded).
