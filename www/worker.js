@@ -41,21 +41,34 @@ let lastYield = 0;
 const loaded = import(`./${packageDir}/alignment_gap.js`).then(async (m) => { await m.default(); wasm = m; });
 let busy = loaded.then(() => {}, () => {});
 
-// Awaited by the Rust loops once per step: resolves false to go on, true to stop; while paused it waits.
-// It gives the event loop a turn (so pause/stop messages arrive) at most every 50 ms.
+// Awaited by the Rust loops once per step: resolves false to go on, true to stop, 'step' to take one step while
+// paused; while paused it waits. It gives the event loop a turn (so pause/stop messages arrive) at most every 50 ms.
+// Calls are answered oldest first: two runs trained side by side take the visitor's steps in turn, even when a
+// step's work waits on helper workers while the other run reaches its next step.
+const waiting = [];
+let answerTimer = null;
+
 function control() {
   const now = performance.now();
   if (!paused && !stopRequested && now - lastYield < 50) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const check = () => {
-      lastYield = performance.now();
-      if (stopRequested) resolve(true);
-      else if (paused && stepsAllowed > 0) { stepsAllowed -= 1; resolve('step'); }
-      else if (paused) setTimeout(check, 100);
-      else resolve(false);
-    };
-    setTimeout(check, 0);
+    waiting.push(resolve);
+    answerSoon(0);
   });
+}
+
+function answerSoon(ms) {
+  if (answerTimer === null) answerTimer = setTimeout(() => { answerTimer = null; answer(); }, ms);
+}
+
+function answer() {
+  lastYield = performance.now();
+  while (waiting.length) {
+    if (stopRequested) waiting.shift()(true);
+    else if (!paused) waiting.shift()(false);
+    else if (stepsAllowed > 0) { stepsAllowed -= 1; waiting.shift()('step'); }
+    else { answerSoon(100); return; }
+  }
 }
 
 // The SFT and proxy models shipped with the site (www/stages/, made by `alignment-gap ship-stages`): the manifest,
