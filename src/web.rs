@@ -458,6 +458,8 @@ struct HelperPool {
     send: js_sys::Function,
     /// The π_sft each helper holds (its `reference_id`).
     holds: std::cell::RefCell<Vec<Option<u64>>>,
+    /// The models each helper keeps for row passes, as it keeps them (`parallel::rows::note_use`).
+    held: std::cell::RefCell<Vec<Vec<u64>>>,
 }
 
 impl HelperPool {
@@ -467,7 +469,7 @@ impl HelperPool {
         }
         let count = js_sys::Reflect::get(helpers, &"count".into())?.as_f64().filter(|c| c.fract() == 0.0 && (0.0..=64.0).contains(c)).ok_or_else(|| js_err("helpers.count: a whole number 0–64"))? as usize;
         let send = js_sys::Reflect::get(helpers, &"send".into())?.dyn_into::<js_sys::Function>().map_err(|_| js_err("helpers.send: a function (i, request) → Promise<reply>"))?;
-        Ok((count > 0).then(|| HelperPool { count, send, holds: std::cell::RefCell::new(vec![None; count]) }))
+        Ok((count > 0).then(|| HelperPool { count, send, holds: std::cell::RefCell::new(vec![None; count]), held: std::cell::RefCell::new(vec![vec![]; count]) }))
     }
 
     /// Posts `request` to helper `h`: its reply, to await.
@@ -510,6 +512,26 @@ impl crate::train::parallel::ChunkPool for HelperPool {
         })
     }
 
+    fn pass_parts<'a>(&'a self, models: &[crate::train::parallel::rows::ModelRef<'a>], parts: Vec<crate::train::parallel::rows::Rows>) -> crate::train::parallel::PassFuture<'a> {
+        use crate::train::parallel::{rows::note_use, wire};
+        // Part i to helper i − 1, posted now; a model's values go only to a helper that does not keep it already.
+        let pending: Result<Vec<_>, crate::Error> = parts
+            .iter()
+            .enumerate()
+            .map(|(h, part)| {
+                let send: Vec<bool> = models.iter().map(|m| !note_use(&mut self.held.borrow_mut()[h], m.id)).collect();
+                self.post(h, &wire::pass_request(models, &send, part)).map(|p| (h, p))
+            })
+            .collect();
+        Box::pin(async move {
+            let mut out = vec![];
+            for (h, reply) in pending? {
+                out.push(wire::read_pass_reply(&Self::reply(h, reply).await?)?);
+            }
+            Ok(out)
+        })
+    }
+
     fn train_chunks<'a>(&'a self, models: crate::train::parallel::ChunkModels<'a>, jobs: Vec<crate::train::parallel::ChunkJob>) -> crate::train::parallel::ChunkFuture<'a> {
         use crate::train::parallel::{compute_chunks, wire};
         Box::pin(async move {
@@ -547,11 +569,14 @@ thread_local! {
 /// step's chunks or a part of a batch to sample, done here; its reply returned.
 #[wasm_bindgen(js_name = helperJob)]
 pub async fn helper_job(request: Vec<u8>) -> Result<Vec<u8>, JsValue> {
-    use crate::train::parallel::{compute_chunks, sample_part, wire, ChunkModels};
-    let req = wire::read_request(&request).map_err(js_error)?;
-    let (reference, reference_id, jobs) = match req.work {
-        wire::Work::Sample { spec, prompts } => return Ok(wire::sample_reply(&sample_part(req.config, &req.policy, &prompts, spec).await.map_err(js_error)?)),
-        wire::Work::Train { reference, reference_id, jobs } => (reference, reference_id, jobs),
+    use crate::train::parallel::{compute_chunks, rows, sample_part, wire, ChunkModels};
+    let (config, policy, reference, reference_id, jobs) = match wire::read_request(&request).map_err(js_error)? {
+        wire::Work::Sample { config, policy, spec, prompts } => return Ok(wire::sample_reply(&sample_part(config, &policy, &prompts, spec).await.map_err(js_error)?)),
+        wire::Work::Pass { models, rows } => {
+            let models: Vec<rows::ModelRef> = models.iter().map(|(config, head, id, values)| rows::ModelRef { config: *config, head: *head, id: *id, values }).collect();
+            return Ok(wire::pass_reply(&rows::pass_part(&models, &rows).await.map_err(js_error)?));
+        }
+        wire::Work::Train { config, policy, reference, reference_id, jobs } => (config, policy, reference, reference_id, jobs),
     };
     if let Some(values) = reference {
         HELPER_REFERENCE.with(|r| *r.borrow_mut() = Some((reference_id, values)));
@@ -561,9 +586,9 @@ pub async fn helper_job(request: Vec<u8>) -> Result<Vec<u8>, JsValue> {
         return Err(js_err("data-parallel: this helper was not sent the run's π_sft"));
     }
     let reference = reference.unwrap_or_default();
-    let models = ChunkModels { config: req.config, policy: &req.policy, reference: &reference, reference_id };
+    let models = ChunkModels { config, policy: &policy, reference: &reference, reference_id };
     let outs = compute_chunks(models, &jobs).await.map_err(js_error)?;
-    Ok(wire::reply(req.config, &outs))
+    Ok(wire::reply(config, &outs))
 }
 
 /// A page run's stage cache: the SFT and proxy entries the page had for it (from IndexedDB, or shipped with the site),

@@ -136,17 +136,32 @@ export function finish(status, message, kind) {
   if (state.run.rows.length || state.run.resumedAt === undefined) saveNow();
 }
 
+// The status line while a run trains: its backend, the workers sharing it, and where its SFT and proxy came from (each
+// event adds its part, so none hides another's).
+function runningStatus(run) {
+  const parts = [`Running on ${run.backendUsed}${run.backendNote ? ` (${run.backendNote})` : ''}`];
+  if (run.chunks > 0) {
+    parts.push(run.workers > 1
+      ? `each alignment step in ${run.chunks} chunks, it and the sampling and evaluation shared by ${run.workers} Web Workers`
+      : `each alignment step in ${run.chunks} chunks`);
+  }
+  if (run.stagesFrom) parts.push(`from the SFT and proxy models shipped with the site (trained by the CLI on ${run.stagesFrom}); untick "start from the shipped models" to train them here`);
+  return `${parts.join(', ')}…`;
+}
+
 export function onEvent(ev) {
   const run = state.run;
   if (!run) return;
   if (ev.type === 'backend') {
     run.backendUsed = ev.backend;
-    setRunStatus(`Running on ${ev.backend}${ev.note ? ` (${ev.note})` : ''}…`);
+    run.backendNote = ev.note;
+    setRunStatus(runningStatus(run));
   } else if (ev.type === 'workers') {
-    // The workers one run's data-parallel steps are shared by (its own and its helpers), kept with the run.
+    // The workers one run is shared by (its own and its helpers), kept with the run.
     run.workers = ev.workers;
+    run.chunks = ev.chunks;
     document.body.dataset.runWorkers = String(ev.workers);
-    if (ev.chunks > 0) setRunStatus(`Running on ${run.backendUsed}, each alignment step in ${ev.chunks} chunks shared by ${ev.workers} Web Worker${ev.workers > 1 ? 's' : ''}…`);
+    setRunStatus(runningStatus(run));
   } else if (ev.type === 'stage') {
     const now = performance.now();
     // Each stage's start, by name: an online and an offline run trained side by side report in turn.
@@ -175,7 +190,7 @@ export function onEvent(ev) {
     // SFT and proxy were trained by the CLI and shipped with the site: said in the run, kept with it.
     run.stagesFrom = ev.backend;
     document.body.dataset.stagesFrom = ev.backend;
-    setRunStatus(`Running on ${run.backendUsed}, from the SFT and proxy models shipped with the site (trained by the CLI on ${ev.backend}); untick "start from the shipped models" to train them here…`);
+    setRunStatus(runningStatus(run));
   } else if (ev.type === 'note') {
     setRunStatus(ev.text, 'warn');
   } else if (ev.type === 'sft_loss') {

@@ -211,7 +211,7 @@ export function updateEstimate() {
     est = fmtTime(s * c.ratio) + (shipped ? ' from the shipped SFT and proxy' : '');
   } catch (e) { est = `— (${e})`; }
   const w = plannedWorkers(state.config);
-  const spread = w.seed_groups > 1 ? `, seeds in ${w.seed_groups} Web Workers at once` : w.chunk_workers > 1 ? `, each alignment step's ${state.config.align_chunks} chunks shared by ${w.chunk_workers} Web Workers` : '';
+  const spread = w.seed_groups > 1 ? `, seeds in ${w.seed_groups} Web Workers at once` : w.chunk_workers > 1 ? `, each alignment step's ${state.config.align_chunks} chunks, the sampling and the evaluation shared by ${w.chunk_workers} Web Workers` : '';
   $('estimate').textContent = `With these settings: about ${est} on this device${spread} (${state.bench.backend}: a training step of ` +
     `${facts.bench.batch} × ${facts.bench.context} tokens took ${ms.toFixed(0)} ms, sampling ran at ${Math.round(tps)} tokens/s` +
     (c.runs ? `; corrected by ${c.runs} finished run${c.runs > 1 ? 's' : ''} here, ×${c.ratio.toFixed(2)}` : '') + '). An estimate.';

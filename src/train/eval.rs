@@ -6,9 +6,10 @@ use super::batch::SequenceBatch;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::model::sample::SampleSpec;
-use crate::model::{sequence_kl, Gpt};
+use super::parallel::rows::{pass_rows, Read, Rows};
+use crate::model::Gpt;
 use crate::task::{TaskConfig, EOS, NEVER_SAMPLED, PAD};
-use super::pm::{prefers, Pairs, Proxy};
+use super::pm::{prefers, prefers_over_scored, response_scores, Pairs, Proxy};
 use crate::model::Activations;
 use crate::rng::uniform;
 use crate::rng::streams::{EVAL_KL_SAMPLES, EVAL_SELF_COINS, EVAL_SELF_SAMPLES, EVAL_STREAM_COINS, EVAL_VALIDATION_SAMPLES, EVAL_WIN_SAMPLES};
@@ -50,16 +51,10 @@ pub fn golden_win_rate(task: &TaskConfig, prompts: &[Vec<u32>], ys: &[Vec<u32>],
 /// Exact KL(π‖π_ref) (docs/method.md §4): responses y ~ π, then Σ over response positions of the full-vocabulary
 /// KL of the next-token distributions, averaged over prompts.
 pub async fn kl_to_reference(e: &Engine, policy: &Gpt, reference: &Gpt, task: &TaskConfig, prompts: &[Vec<u32>], responses: &[Vec<u32>]) -> Result<f32> {
-    let t = task.context();
-    let batch = SequenceBatch::new(prompts, responses, t);
-    let (b, v) = (batch.b, task.vocab_size());
-    let tokens = e.indices(&batch.tokens);
-    let (acts, acts_ref) = (policy.activations(e, b, t)?, reference.activations(e, b, t)?);
-    policy.forward(e, &acts, &tokens)?;
-    reference.forward(e, &acts_ref, &tokens)?;
-    let out = e.zeros(b);
-    sequence_kl(e, (&acts.logits, &acts_ref.logits), &e.tensor(&batch.weights), &e.zeros(b * t), &out, (b, t, v))?;
-    let kl = e.read(&out).await?;
+    let batch = SequenceBatch::new(prompts, responses, task.context());
+    let b = batch.b;
+    let rows = Rows { t: batch.t, tokens: batch.tokens, read: Read::Kl { weights: batch.weights } };
+    let kl = pass_rows(e, policy, Some(reference), rows).await?;
     Ok(kl.iter().sum::<f32>() / b as f32)
 }
 
@@ -103,6 +98,9 @@ pub struct EvalSet<'a> {
     /// Prompts for the golden win rate, and the baseline policy's responses to them.
     pub win_prompts: Vec<Vec<u32>>,
     pub baseline: Vec<Vec<u32>>,
+    /// A Bradley–Terry proxy's scores of the baseline responses (`pm::response_scores`), so that each checkpoint's
+    /// judgements score only its own samples; none for a pairwise proxy or none.
+    pub baseline_scores: Option<Vec<f32>>,
     /// Prompts for the KL estimate.
     pub kl_prompts: Vec<Vec<u32>>,
     /// Held-out golden pairs for policy-as-classifier accuracy, and π_sft's summed log-probs of their two
@@ -192,7 +190,11 @@ impl<'a> EvalSet<'a> {
     pub async fn new(e: &Engine, sft: &Gpt, task: &TaskConfig, prompts: EvalPrompts, heldout: Pairs, proxy: Option<&'a Proxy>, seed: u32) -> Result<Self> {
         let EvalPrompts { win_prompts, baseline, kl_prompts } = prompts;
         let heldout_sft_logps = pair_logps(e, sft, task, &heldout).await?;
-        Ok(EvalSet { win_prompts, baseline, kl_prompts, heldout, heldout_sft_logps, self_classification: false, stream_classification: false, online_stream: None, proxy, validation: None, words: task.tokenizer()?, seed })
+        let baseline_scores = match proxy {
+            Some(pm) => response_scores(e, pm, task, &win_prompts, &baseline).await?,
+            None => None,
+        };
+        Ok(EvalSet { win_prompts, baseline, baseline_scores, kl_prompts, heldout, heldout_sft_logps, self_classification: false, stream_classification: false, online_stream: None, proxy, validation: None, words: task.tokenizer()?, seed })
     }
 }
 
@@ -320,8 +322,8 @@ pub async fn pair_logps(e: &Engine, model: &Gpt, task: &TaskConfig, pairs: &Pair
         let ys: Vec<Vec<u32>> = pairs.y1[start..end].iter().chain(&pairs.y2[start..end]).cloned().collect();
         let batch = SequenceBatch::new(&prompts, &ys, t);
         let n = end - start;
-        let acts = model.activations(e, 2 * n, t)?;
-        let lp = response_logprobs(e, model, &acts, &batch).await?;
+        let rows = Rows { t, tokens: batch.tokens, read: Read::Logps { targets: batch.targets, weights: batch.weights } };
+        let lp = pass_rows(e, model, None, rows).await?;
         out.y1.extend_from_slice(&lp[..n]);
         out.y2.extend_from_slice(&lp[n..2 * n]);
     }
@@ -399,9 +401,10 @@ pub async fn evaluate(e: &Engine, policy: &Gpt, sft: &Gpt, task: &TaskConfig, se
         }
         None => None,
     };
-    let proxy_prefers = match set.proxy {
-        Some(pm) => Some(prefers(e, pm, task, &set.win_prompts, &ys, &set.baseline).await?),
-        None => None,
+    let proxy_prefers = match (set.proxy, &set.baseline_scores) {
+        (Some(pm), Some(known)) => Some(prefers_over_scored(e, pm, task, &set.win_prompts, &ys, known).await?),
+        (Some(pm), None) => Some(prefers(e, pm, task, &set.win_prompts, &ys, &set.baseline).await?),
+        (None, _) => None,
     };
     let proxy_win_rate = proxy_prefers.as_ref().map(|p| {
         let score: f32 = p.iter().zip(ys.iter().zip(&set.baseline)).map(|(&w, (y, z))| if y == z { 0.5 } else { w as u32 as f32 }).sum();

@@ -24,6 +24,9 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::rc::Rc;
 
+pub mod rows;
+use rows::{ModelRef, Rows};
+
 /// Rows [start, end) of chunk `i` of `chunks` over `rows` rows: the first `rows % chunks` chunks hold one row more.
 pub fn chunk_rows(rows: usize, chunks: usize, i: usize) -> Range<usize> {
     let (per, extra) = (rows / chunks, rows % chunks);
@@ -278,7 +281,13 @@ pub trait ChunkPool {
     /// from a policy of `config` with parameters `policy`, part i by worker i; the caller samples `parts[0]` itself
     /// meanwhile, then awaits this.
     fn sample_parts<'a>(&'a self, config: GptConfig, policy: &'a [Vec<f32>], parts: Vec<(Vec<Vec<u32>>, SampleSpec)>) -> SampleFuture<'a>;
+    /// The reads of `parts` (parts 1.. of one row pass, [`rows::pass_rows`]) through `models`, part i by worker i;
+    /// the caller passes part 0 itself meanwhile, then awaits this.
+    fn pass_parts<'a>(&'a self, models: &[ModelRef<'a>], parts: Vec<Rows>) -> PassFuture<'a>;
 }
+
+/// The other workers' reads, part by part, as a pool hands them back.
+pub type PassFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>>> + 'a>>;
 
 /// The other workers' responses, part by part, as a pool hands them back.
 pub type SampleFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<Vec<Vec<u32>>>>> + 'a>>;
@@ -356,6 +365,39 @@ impl ChunkPool for ThreadPool {
                 .map(|(i, (prompts, spec))| {
                     let policy = policy.clone();
                     pool_threads::run(i - 1, move || pollster::block_on(sample_part(config, &policy, &prompts, spec)))
+                })
+                .collect();
+            Box::pin(async move { replies.into_iter().map(pool_threads::Reply::wait).collect() })
+        }
+    }
+
+    fn pass_parts<'a>(&'a self, models: &[ModelRef<'a>], parts: Vec<Rows>) -> PassFuture<'a> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            // One thread: the rest of the parts here, one after another.
+            let models = models.to_vec();
+            Box::pin(async move {
+                let mut out = vec![];
+                for part in &parts {
+                    out.push(rows::pass_part(&models, part).await?);
+                }
+                Ok(out)
+            })
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            // Part i on pool thread i − 1, posted now. Every thread is sent the models' values; one that holds a
+            // model already (by its id) uses its own.
+            let owned = std::sync::Arc::new(models.iter().map(|m| (m.config, m.head, m.id, m.values.to_vec())).collect::<Vec<_>>());
+            let replies: Vec<_> = parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, part)| {
+                    let owned = owned.clone();
+                    pool_threads::run(i, move || {
+                        let models: Vec<ModelRef> = owned.iter().map(|(config, head, id, values)| ModelRef { config: *config, head: *head, id: *id, values }).collect();
+                        pollster::block_on(rows::pass_part(&models, &part))
+                    })
                 })
                 .collect();
             Box::pin(async move { replies.into_iter().map(pool_threads::Reply::wait).collect() })
@@ -480,18 +522,28 @@ pub fn current() -> Rc<dyn ChunkPool> {
 /// when sent][each job's tokens, targets, weights and, when known, π_sft's log-probs]; a reply is [header length]
 /// [header JSON][each chunk's gradient, log-probs, π_sft's log-probs].
 pub mod wire {
+    use super::rows::{Read, ReadKind};
     use super::*;
 
+    /// What a request holds, named by its header.
     #[derive(Serialize, Deserialize)]
-    struct RequestHeader {
+    enum RequestHeader {
+        /// A step's chunks (their data follows each), after the policy's values and π_sft's when sent.
+        Train { config: GptConfig, reference_id: u64, reference_sent: bool, jobs: Vec<(ChunkJob, bool)> },
+        /// A part of a batch to sample: the spec (its `row0` the part's first row), and the part's prompts' count and
+        /// length, after the policy's values.
+        Sample { config: GptConfig, spec: SampleSpec, prompts: usize, len: usize },
+        /// A part of a row pass: its models (each with its values when sent), then its rows.
+        Pass { models: Vec<PassModel>, kind: ReadKind, rows: usize, t: usize },
+    }
+
+    /// A row pass's model as named in a request.
+    #[derive(Serialize, Deserialize)]
+    struct PassModel {
         config: GptConfig,
-        reference_id: u64,
-        reference_sent: bool,
-        jobs: Vec<(ChunkJob, bool)>,
-        /// A sampling request instead: the spec (its `row0` the part's first row), and the part's prompts' count and
-        /// length.
-        #[serde(default)]
-        sample: Option<(SampleSpec, usize, usize)>,
+        score_head: bool,
+        id: u64,
+        sent: bool,
     }
 
     fn header(bytes: &mut Vec<u8>, h: &impl Serialize) {
@@ -536,8 +588,8 @@ pub mod wire {
         fn words(&mut self, n: usize) -> Result<Vec<u32>> {
             Ok(self.take(n)?.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))).collect())
         }
-        fn model(&mut self, config: &GptConfig) -> Result<Vec<Vec<f32>>> {
-            crate::model::params::param_infos(config, Head::Lm).iter().map(|i| self.floats(i.len())).collect()
+        fn model(&mut self, config: &GptConfig, head: Head) -> Result<Vec<Vec<f32>>> {
+            crate::model::params::param_infos(config, head).iter().map(|i| self.floats(i.len())).collect()
         }
         fn end(&self) -> Result<()> {
             match self.at == self.bytes.len() {
@@ -551,7 +603,7 @@ pub mod wire {
     pub fn request(models: ChunkModels, jobs: &[ChunkJob], send_reference: bool) -> Vec<u8> {
         let mut bytes = vec![];
         let jobs_meta = jobs.iter().map(|j| (ChunkJob { tokens: vec![], targets: vec![], weights: vec![], reference: None, ..j.clone() }, j.reference.is_some())).collect();
-        header(&mut bytes, &RequestHeader { config: models.config, reference_id: models.reference_id, reference_sent: send_reference, jobs: jobs_meta, sample: None });
+        header(&mut bytes, &RequestHeader::Train { config: models.config, reference_id: models.reference_id, reference_sent: send_reference, jobs: jobs_meta });
         models.policy.iter().for_each(|v| floats(&mut bytes, v));
         if send_reference {
             models.reference.iter().for_each(|v| floats(&mut bytes, v));
@@ -572,45 +624,101 @@ pub mod wire {
     pub fn sample_request(config: GptConfig, policy: &[Vec<f32>], prompts: &[Vec<u32>], spec: SampleSpec) -> Vec<u8> {
         let mut bytes = vec![];
         let len = prompts.first().map_or(0, Vec::len);
-        header(&mut bytes, &RequestHeader { config, reference_id: 0, reference_sent: false, jobs: vec![], sample: Some((spec, prompts.len(), len)) });
+        header(&mut bytes, &RequestHeader::Sample { config, spec, prompts: prompts.len(), len });
         policy.iter().for_each(|v| floats(&mut bytes, v));
         prompts.iter().for_each(|p| words(&mut bytes, p));
         bytes
     }
 
-    /// A request read back: the models' config, the policy's values, and its work.
-    pub struct Request {
-        pub config: GptConfig,
-        pub policy: Vec<Vec<f32>>,
-        pub work: Work,
+    /// A request for part of a row pass through `models` (values sent only where `send` says so).
+    pub fn pass_request(models: &[ModelRef], send: &[bool], rows: &Rows) -> Vec<u8> {
+        let mut bytes = vec![];
+        let named = models.iter().zip(send).map(|(m, &sent)| PassModel { config: m.config, score_head: m.head == Head::Score, id: m.id, sent }).collect();
+        header(&mut bytes, &RequestHeader::Pass { models: named, kind: rows.kind(), rows: rows.len(), t: rows.t });
+        for (m, &sent) in models.iter().zip(send) {
+            if sent {
+                m.values.iter().for_each(|v| floats(&mut bytes, v));
+            }
+        }
+        words(&mut bytes, &rows.tokens);
+        match &rows.read {
+            Read::Logps { targets, weights } => {
+                words(&mut bytes, targets);
+                floats(&mut bytes, weights);
+            }
+            Read::Kl { weights } => floats(&mut bytes, weights),
+            Read::Score { last } => words(&mut bytes, last),
+            Read::SummedScore { spans } => spans.iter().for_each(|&(a, b)| words(&mut bytes, &[a, b])),
+        }
+        bytes
     }
 
+    /// A request read back.
     pub enum Work {
-        /// A step's chunks, with π_sft's values when sent, and their id.
-        Train { reference: Option<Vec<Vec<f32>>>, reference_id: u64, jobs: Vec<ChunkJob> },
+        /// A step's chunks of a policy of `config`, with π_sft's values when sent, and their id.
+        Train { config: GptConfig, policy: Vec<Vec<f32>>, reference: Option<Vec<Vec<f32>>>, reference_id: u64, jobs: Vec<ChunkJob> },
         /// Responses to a part of a batch.
-        Sample { spec: SampleSpec, prompts: Vec<Vec<u32>> },
+        Sample { config: GptConfig, policy: Vec<Vec<f32>>, spec: SampleSpec, prompts: Vec<Vec<u32>> },
+        /// A part of a row pass: its models (config, head, id, values: empty when not sent) and rows.
+        Pass { models: Vec<(GptConfig, Head, u64, Vec<Vec<f32>>)>, rows: Rows },
     }
 
-    /// Reads a request; each job's row count follows from its place in the step.
-    pub fn read_request(bytes: &[u8]) -> Result<Request> {
+    /// Reads a request; each chunk job's row count follows from its place in the step.
+    pub fn read_request(bytes: &[u8]) -> Result<Work> {
         let (h, mut r): (RequestHeader, _) = Reader::open(bytes)?;
-        let policy = r.model(&h.config)?;
-        if let Some((spec, rows, len)) = h.sample {
-            let prompts = (0..rows).map(|_| r.words(len)).collect::<Result<Vec<_>>>()?;
-            r.end()?;
-            return Ok(Request { config: h.config, policy, work: Work::Sample { spec, prompts } });
-        }
-        let reference = if h.reference_sent { Some(r.model(&h.config)?) } else { None };
-        let mut jobs = vec![];
-        for (job, has_reference) in h.jobs {
-            let n = job_rows(&job)? * job.t;
-            let (tokens, targets, weights) = (r.words(n)?, r.words(n)?, r.floats(n)?);
-            let reference = if has_reference { Some(r.floats(n / job.t)?) } else { None };
-            jobs.push(ChunkJob { tokens, targets, weights, reference, ..job });
-        }
+        let work = match h {
+            RequestHeader::Sample { config, spec, prompts, len } => {
+                let policy = r.model(&config, Head::Lm)?;
+                let prompts = (0..prompts).map(|_| r.words(len)).collect::<Result<Vec<_>>>()?;
+                Work::Sample { config, policy, spec, prompts }
+            }
+            RequestHeader::Train { config, reference_id, reference_sent, jobs: metas } => {
+                let policy = r.model(&config, Head::Lm)?;
+                let reference = if reference_sent { Some(r.model(&config, Head::Lm)?) } else { None };
+                let mut jobs = vec![];
+                for (job, has_reference) in metas {
+                    let n = job_rows(&job)? * job.t;
+                    let (tokens, targets, weights) = (r.words(n)?, r.words(n)?, r.floats(n)?);
+                    let reference = if has_reference { Some(r.floats(n / job.t)?) } else { None };
+                    jobs.push(ChunkJob { tokens, targets, weights, reference, ..job });
+                }
+                Work::Train { config, policy, reference, reference_id, jobs }
+            }
+            RequestHeader::Pass { models: named, kind, rows, t } => {
+                let mut models = vec![];
+                for m in named {
+                    let head = if m.score_head { Head::Score } else { Head::Lm };
+                    let values = if m.sent { r.model(&m.config, head)? } else { vec![] };
+                    models.push((m.config, head, m.id, values));
+                }
+                let n = rows * t;
+                let tokens = r.words(n)?;
+                let read = match kind {
+                    ReadKind::Logps => Read::Logps { targets: r.words(n)?, weights: r.floats(n)? },
+                    ReadKind::Kl => Read::Kl { weights: r.floats(n)? },
+                    ReadKind::Score => Read::Score { last: r.words(rows)? },
+                    ReadKind::SummedScore => Read::SummedScore { spans: r.words(2 * rows)?.chunks_exact(2).map(|p| (p[0], p[1])).collect() },
+                };
+                Work::Pass { models, rows: Rows { t, tokens, read } }
+            }
+        };
         r.end()?;
-        Ok(Request { config: h.config, policy, work: Work::Train { reference, reference_id: h.reference_id, jobs } })
+        Ok(work)
+    }
+
+    /// A reply holding a part's reads.
+    pub fn pass_reply(reads: &[f32]) -> Vec<u8> {
+        let mut bytes = vec![];
+        header(&mut bytes, &reads.len());
+        floats(&mut bytes, reads);
+        bytes
+    }
+
+    pub fn read_pass_reply(bytes: &[u8]) -> Result<Vec<f32>> {
+        let (n, mut r): (usize, _) = Reader::open(bytes)?;
+        let reads = r.floats(n)?;
+        r.end()?;
+        Ok(reads)
     }
 
     /// A job's rows, from its place in the step: two per pair of its chunk.
@@ -664,7 +772,7 @@ pub mod wire {
         let (h, mut r): (ReplyHeader, _) = Reader::open(bytes)?;
         let mut outs = vec![];
         for (chunk, rows) in h.chunks {
-            let grads = r.model(&h.config)?;
+            let grads = r.model(&h.config, Head::Lm)?;
             outs.push(ChunkOut { chunk, grads, logps: r.floats(rows)?, reference: r.floats(rows)? });
         }
         r.end()?;
@@ -689,9 +797,8 @@ mod tests {
             let jobs = step_jobs(&batch, 2, known, Loss::Dpo, 0.25);
             assert_eq!(jobs.iter().map(ChunkJob::rows).collect::<Vec<_>>(), vec![6, 4], "5 pairs in 2 chunks: 3 and 2");
             let bytes = wire::request(models, &jobs, send);
-            let back = wire::read_request(&bytes).unwrap();
-            assert_eq!((back.config, &back.policy), (config, &policy));
-            let wire::Work::Train { reference: sent, reference_id, jobs: back_jobs } = back.work else { panic!("a training request") };
+            let wire::Work::Train { config: back_config, policy: back_policy, reference: sent, reference_id, jobs: back_jobs } = wire::read_request(&bytes).unwrap() else { panic!("a training request") };
+            assert_eq!((back_config, &back_policy), (config, &policy));
             assert_eq!((sent.as_ref(), reference_id), (send.then_some(&reference), values_id(&reference)));
             assert_eq!(back_jobs, jobs);
             assert!(wire::read_request(&bytes[..bytes.len() - 4]).is_err() && wire::read_request(&[bytes.clone(), vec![0; 4]].concat()).is_err());
@@ -701,11 +808,33 @@ mod tests {
         assert_ne!(values_id(&policy), values_id(&reference));
         let spec = SampleSpec { temperature: 1.0, max_len: 3, seed: 4, stream: 5, row0: 6, eos: 1, pad: 0, banned: 1 };
         let prompts = vec![vec![2, 3], vec![4, 2]];
-        let back = wire::read_request(&wire::sample_request(config, &policy, &prompts, spec)).unwrap();
-        let wire::Work::Sample { spec: s, prompts: p } = back.work else { panic!("a sampling request") };
-        assert_eq!((s, p, back.policy), (spec, prompts, policy));
+        let wire::Work::Sample { config: c, policy: back_policy, spec: s, prompts: p } = wire::read_request(&wire::sample_request(config, &policy, &prompts, spec)).unwrap() else { panic!("a sampling request") };
+        assert_eq!((c, s, p, &back_policy), (config, spec, prompts, &policy));
         let responses = vec![vec![3, 1], vec![], vec![4]];
         assert_eq!(wire::read_sample_reply(&wire::sample_reply(&responses)).unwrap(), responses);
+        // Row passes, one per read, with one model sent and one named only.
+        let scorer = crate::model::params::init_values(&config, Head::Score, 3);
+        let reads = [
+            rows::Read::Logps { targets: vec![1, 2, 3, 4, 0, 1], weights: vec![0.0, 1.0, 0.5, 0.0, 1.0, 1.0] },
+            rows::Read::Kl { weights: vec![0.0, 1.0, 0.5, 0.0, 1.0, 1.0] },
+            rows::Read::Score { last: vec![2, 1] },
+            rows::Read::SummedScore { spans: vec![(1, 3), (0, 2)] },
+        ];
+        for read in reads {
+            let rows = rows::Rows { t: 3, tokens: vec![4, 3, 2, 1, 0, 4], read };
+            let first = rows::ModelRef { config, head: if matches!(rows.read, rows::Read::Score { .. } | rows::Read::SummedScore { .. }) { Head::Score } else { Head::Lm }, id: 7, values: &scorer };
+            let first = rows::ModelRef { values: if first.head == Head::Score { &scorer } else { &policy }, ..first };
+            let second = rows::ModelRef { config, head: Head::Lm, id: 9, values: &reference };
+            let bytes = wire::pass_request(&[first, second], &[true, false], &rows);
+            let wire::Work::Pass { models, rows: back } = wire::read_request(&bytes).unwrap() else { panic!("a row pass") };
+            assert_eq!(back, rows);
+            assert_eq!(models.len(), 2);
+            assert_eq!((models[0].0, models[0].1, models[0].2, &models[0].3), (config, first.head, 7, &first.values.to_vec()));
+            assert_eq!((models[1].1, models[1].2, models[1].3.len()), (Head::Lm, 9, 0), "named, not sent");
+            assert!(wire::read_request(&bytes[..bytes.len() - 4]).is_err());
+        }
+        let reads = vec![-1.5, 0.0, f32::MAX];
+        assert_eq!(wire::read_pass_reply(&wire::pass_reply(&reads)).unwrap(), reads);
     }
 
     /// A batch sampled in parts by 2 or 3 threads, each part drawing as its rows of the whole batch: the whole batch's

@@ -393,19 +393,59 @@ pub async fn pair_logits(e: &Engine, proxy: &Proxy, task: &TaskConfig, prompts: 
         let n = end - start;
         match form.kind {
             ProxyKind::Pairwise => {
-                let scorer = Scorer::new(e, proxy, task, n)?;
-                ab.extend(scorer.forward(e, &pair_rows(form, task, p, a, b)).await?);
-                ba.extend(scorer.forward(e, &pair_rows(form, task, p, b, a)).await?);
+                ab.extend(scores(e, proxy, task, pair_rows(form, task, p, a, b)).await?);
+                ba.extend(scores(e, proxy, task, pair_rows(form, task, p, b, a)).await?);
             }
             ProxyKind::BradleyTerry => {
-                let scorer = Scorer::new(e, proxy, task, 2 * n)?;
-                let (z, minus_z) = training_logits(form, &scorer.forward(e, &pair_rows(form, task, p, a, b)).await?, n);
+                let (z, minus_z) = training_logits(form, &scores(e, proxy, task, pair_rows(form, task, p, a, b)).await?, n);
                 ab.extend(z);
                 ba.extend(minus_z);
             }
         }
     }
     Ok((ab, ba))
+}
+
+/// Each row's score, as [`Scorer`] reads it, in a row pass shared by the pool's workers (the same bits).
+async fn scores(e: &Engine, proxy: &Proxy, task: &TaskConfig, rows: Rows) -> Result<Vec<f32>> {
+    use super::parallel::rows::{pass_rows, Read, Rows as PassRows};
+    let summed = proxy.form.kind == ProxyKind::BradleyTerry && proxy.form.score == ScoreRead::Summed;
+    let read = match summed {
+        true => Read::SummedScore { spans: rows.spans.iter().map(|&(a, b)| (a as u32, b as u32)).collect() },
+        false => Read::Score { last: rows.last },
+    };
+    pass_rows(e, &proxy.model, None, PassRows { t: proxy.form.context(task), tokens: rows.tokens, read }).await
+}
+
+/// A Bradley–Terry proxy's score of each (prompt, response) row, 512 rows a pass; none for a pairwise proxy, which
+/// only scores pairs. Responses judged again and again against the same others (each checkpoint's samples against
+/// the evaluation's π_sft baseline) are scored once: a row's score does not depend on the rows passed with it.
+pub async fn response_scores(e: &Engine, proxy: &Proxy, task: &TaskConfig, prompts: &[Vec<u32>], ys: &[Vec<u32>]) -> Result<Option<Vec<f32>>> {
+    if proxy.form.kind != ProxyKind::BradleyTerry {
+        return Ok(None);
+    }
+    let t = proxy.form.context(task);
+    let mut out = Vec::with_capacity(prompts.len());
+    for start in (0..prompts.len()).step_by(512) {
+        let end = (start + 512).min(prompts.len());
+        out.extend(scores(e, proxy, task, pack_rows(t, (start..end).map(|i| vec![&prompts[i][..], &ys[i][..]]))).await?);
+    }
+    Ok(Some(out))
+}
+
+/// [`prefers`] of `y1` over responses whose [`response_scores`] are `y2_scores`: the same labels, bit for bit, with
+/// only `y1` scored.
+pub async fn prefers_over_scored(e: &Engine, proxy: &Proxy, task: &TaskConfig, prompts: &[Vec<u32>], y1: &[Vec<u32>], y2_scores: &[f32]) -> Result<Vec<bool>> {
+    let Some(s1) = response_scores(e, proxy, task, prompts, y1).await? else { crate::bail!("prefers_over_scored: a pairwise proxy scores pairs, not responses") };
+    if s1.len() != y2_scores.len() {
+        crate::bail!("prefers_over_scored: {} responses against {} known scores", s1.len(), y2_scores.len());
+    }
+    // As `pair_logits` and `training_logits` compute them: z = s1 − s2, and the swapped logit −z.
+    Ok(s1.iter().zip(y2_scores).map(|(a, b)| {
+        let z = a - b;
+        prefers_first(z, -z)
+    })
+    .collect())
 }
 
 /// The proxy's labels by the sign rule: true where y1 ≻ y2.
@@ -573,6 +613,30 @@ pub async fn train_pm_ladder(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Judging responses against others whose scores are known (the evaluation's baseline, scored once) gives the
+    /// labels judging both sides does, bit for bit, for both score reads; a pairwise proxy has no response scores.
+    #[test]
+    fn judging_against_known_scores_gives_the_same_labels() {
+        let task = TaskConfig::default();
+        let e = Engine::cpu();
+        let prompts: Vec<Vec<u32>> = (0..40).map(|i| task.prompt(1, 2, i)).collect();
+        let (y1, y2): (Vec<Vec<u32>>, Vec<Vec<u32>>) = prompts.iter().enumerate().map(|(i, p)| (task.generate(p, 1, 3, i as u32), task.generate(p, 1, 4, i as u32))).unzip();
+        for (kind, score) in [(ProxyKind::BradleyTerry, ScoreRead::Summed), (ProxyKind::BradleyTerry, ScoreRead::Last), (ProxyKind::Pairwise, ScoreRead::Summed)] {
+            let form = ProxyForm { kind, separator: false, score };
+            let config = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: form.context(&task), vocab_size: task.vocab_size() };
+            let proxy = Proxy { model: Gpt::new(&e, config, Head::Score, &init_values(&config, Head::Score, 7)).unwrap(), form };
+            let both = pollster::block_on(prefers(&e, &proxy, &task, &prompts, &y1, &y2)).unwrap();
+            let known = pollster::block_on(response_scores(&e, &proxy, &task, &prompts, &y2)).unwrap();
+            if kind == ProxyKind::Pairwise {
+                assert!(known.is_none());
+                continue;
+            }
+            let over = pollster::block_on(prefers_over_scored(&e, &proxy, &task, &prompts, &y1, &known.unwrap())).unwrap();
+            assert_eq!(over, both, "{kind:?} {score:?}");
+            assert!(both.iter().any(|&w| w) && both.iter().any(|&w| !w), "{kind:?} {score:?}: both labels occur");
+        }
+    }
 
     #[test]
     fn a_separator_sits_between_the_two_summaries_and_the_spans_cover_the_last_part() {

@@ -200,7 +200,7 @@ test('one run trained across 1, 2 and 3 Web Workers gives the same results, and 
       assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
       assert.equal(await page.evaluate(() => document.body.dataset.workers), String(n));
       assert.equal(await page.evaluate(() => document.body.dataset.runWorkers), String(n), 'the run reports the workers its steps were shared by');
-      if (n > 1) assert.match(await page.textContent('#estimate'), new RegExp(`each alignment step's 4 chunks shared by ${n} Web Workers`));
+      if (n > 1) assert.match(await page.textContent('#estimate'), new RegExp(`each alignment step's 4 chunks, the sampling and the evaluation shared by ${n} Web Workers`));
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
       runs[n] = JSON.parse(readFileSync(await download.path(), 'utf8'));
       if (n === 2) await page.screenshot({ path: path.join(shots, 'run-tiny-data-parallel.png'), fullPage: true });
