@@ -2,7 +2,7 @@
 // a training step and sampling at bench sizes, in headless Chromium (the page's own worker, no WebGPU)
 // and natively on one thread. Prints a markdown table.
 //
-//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2] [--wasm simd128,relaxed] [--gemm | --data-parallel C]
+//   node bench/wasm.mjs [--sizes S,M] [--repeats 5] [--rounds 2] [--wasm simd128,relaxed] [--gemm | --data-parallel C | --profile]
 //
 // Each wasm build (www/pkg/: SIMD128; www/pkg-relaxed/: + relaxed SIMD) runs in a worker of its own, forced by
 // the worker's ?wasm=. Needs both release builds (bash scripts/build-wasm.sh), the release CLI
@@ -27,6 +27,9 @@ const gemm = process.argv.includes('--gemm');
 // --data-parallel C: instead, a data-parallel alignment step in C chunks on 1 and 2 workers (the page's helper Web
 // Workers) per build, and natively on 1 and 2 threads (`bench --data-parallel C`).
 const dataParallel = arg('data-parallel', null);
+// --profile: instead, one training step's per-op profile (ms per step, each op run alone), natively on one thread
+// (`bench --profile`) and per build, side by side, with each op's wasm/native ratio.
+const profile = process.argv.includes('--profile');
 for (const b of builds) if (!['simd128', 'relaxed'].includes(b)) throw new Error(`--wasm: '${b}' is not one of simd128, relaxed`);
 const bin = process.env.ALIGNMENT_GAP_BIN || path.join(root, 'target/release/alignment-gap');
 const port = 19080 + Math.floor(Math.random() * 1000);
@@ -129,8 +132,36 @@ try {
         builds.map((b) => `${r[b].map((x) => x.ms.toFixed(1)).join(' / ')} | ${(r[b][0].ms / r[b][1].ms).toFixed(2)}× | ${r[b][0].gradient === r[b][1].gradient ? 'yes' : 'NO'}`).join(' | ') + ' |');
     }
   }
+  if (profile) {
+    for (const size of sizes) {
+      const text = execFileSync(bin, ['bench', '--backend', 'cpu', '--sizes', size, '--repeats', '3', '--profile'],
+        { env: { ...process.env, MATMUL_NUM_THREADS: '1' }, encoding: 'utf8' });
+      // The profile table's rows: op, calls, ms/step, share, GFLOP/s, MB/step, GB/s.
+      const table = text.slice(text.indexOf(`size ${size}: `));
+      const native = Object.fromEntries(table.split('\n').slice(2).filter((l) => l.trim()).map((l) => l.trim().split(/\s+/)).map((c) => [c[0], Number(c[2])]));
+      const wasm = {};
+      for (const b of builds) {
+        const ops = await page.evaluate(async ({ b, size }) => {
+          const done = window.nextMessage(b, 'profile');
+          window.benchWorkers[b].postMessage({ type: 'profile', size, steps: 3 });
+          return (await done).ops;
+        }, { b, size });
+        wasm[b] = Object.fromEntries(ops.map((o) => [o.name, { ms: o.seconds * 1e3, calls: o.calls }]));
+      }
+      const names = [...new Set([...Object.keys(native), ...builds.flatMap((b) => Object.keys(wasm[b]))])];
+      const total = (m) => Object.values(m).reduce((a, v) => a + (typeof v === 'number' ? v : v.ms), 0);
+      console.log(`### ${size}: ms per step, each op run alone (native one thread against each build)\n`);
+      console.log(`| op | calls | native | ${builds.map((b) => `${b} | ratio`).join(' | ')} |`);
+      console.log(`|---|---|---|${builds.map(() => '---|---|').join('')}`);
+      const cell = (v) => (v === undefined ? '–' : v.toFixed(2));
+      for (const n of names.sort((x, y) => (wasm[builds[0]][y]?.ms || 0) - (wasm[builds[0]][x]?.ms || 0))) {
+        console.log(`| ${n} | ${wasm[builds[0]][n]?.calls ?? '–'} | ${cell(native[n])} | ${builds.map((b) => `${cell(wasm[b][n]?.ms)} | ${native[n] && wasm[b][n] ? `${(wasm[b][n].ms / native[n]).toFixed(2)}×` : '–'}`).join(' | ')} |`);
+      }
+      console.log(`| **step** | | ${total(native).toFixed(1)} | ${builds.map((b) => `${total(wasm[b]).toFixed(1)} | ${(total(wasm[b]) / total(native)).toFixed(2)}×`).join(' | ')} |\n`);
+    }
+  }
   const rows = [];
-  for (let round = 1; !gemm && !dataParallel && round <= rounds; round++) {
+  for (let round = 1; !gemm && !dataParallel && !profile && round <= rounds; round++) {
     for (const size of sizes) {
       const n = native(size);
       const w = {};
@@ -145,7 +176,7 @@ try {
       console.error(`round ${round} ${size}: native ${n.train_step_ms} ms, ` + builds.map((b) => `${b} ${w[b].train_step_ms.toFixed(1)} ms`).join(', '));
     }
   }
-  if (!gemm && !dataParallel) {
+  if (!gemm && !dataParallel && !profile) {
   console.log(builds.map((b) => `- ${b}: ${identity[b]}`).join('\n') + '\n');
   console.log(`| round | size | native step (ms) | ${builds.map((b) => `${b} step (ms) | ${b} / native`).join(' | ')} | native sample tok/s | ${builds.map((b) => `${b} sample tok/s`).join(' | ')} |`);
   console.log(`|---|---|---|${builds.map(() => '---|---|').join('')}---|${builds.map(() => '---|').join('')}`);

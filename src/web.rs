@@ -93,6 +93,19 @@ pub async fn bench_size(backend: String, size: String, repeats: usize) -> Result
     to_js(&crate::bench::run_size(&e, name, l, d, h, repeats).await.map_err(js_error)?)
 }
 
+/// One training step of `size` profiled op by op on this worker's CPU backend (`bench::profile_size`, `steps` steps
+/// after a warm-up): per op, calls and seconds per step. `bench/wasm.mjs --profile` prints it beside native's.
+#[wasm_bindgen(js_name = benchProfile)]
+pub async fn bench_profile(size: String, steps: usize) -> Result<JsValue, JsValue> {
+    let Some(&(_, l, d, h)) = crate::bench::SIZES.iter().find(|s| s.0 == size) else {
+        return Err(js_err(format!("size: '{size}' is not one of {}", crate::bench::SIZES.map(|s| s.0).join(", "))));
+    };
+    if !(1..=20).contains(&steps) {
+        return Err(js_err(format!("steps = {steps} is out of range 1..=20")));
+    }
+    to_js(&crate::bench::profile_size(&crate::engine::Engine::cpu(), l, d, h, steps).await.map_err(js_error)?)
+}
+
 /// A data-parallel alignment step at `size` (`bench::align_step_size`) in `chunks` chunks, shared by this worker and
 /// `helpers` (as `runFigure` takes them; undefined: this worker alone): `{ms, workers, gradient}`, the last a hash of
 /// the summed gradient's bits, so that runs on different worker counts can be compared.

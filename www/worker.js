@@ -225,6 +225,15 @@ self.onmessage = ({ data }) => {
         post({ type: 'error', message: String(e), during: 'bench-dp' });
       }
     });
+  } else if (data.type === 'profile') {
+    // One step's per-op profile on the CPU backend (bench/wasm.mjs --profile).
+    busy = busy.then(async () => {
+      try {
+        post({ type: 'profile', ops: await wasm.benchProfile(data.size, data.steps) });
+      } catch (e) {
+        post({ type: 'error', message: String(e), during: 'profile' });
+      }
+    });
   } else if (data.type === 'gemm') {
     busy = busy.then(async () => {
       try {
