@@ -291,16 +291,16 @@ pub struct GemmRow {
     pub size: String,
     pub spec: crate::engine::MatmulSpec,
     pub calls_per_step: u64,
-    pub direct_ms: f64,
-    pub packed_ms: f64,
+    pub ours_ms: f64,
+    pub mm_ms: f64,
     /// The GEMM `matmul` uses for this shape today.
     pub chosen: CpuGemm,
 }
 
 use crate::engine::kernels::matmul::CpuGemm;
 
-/// Every distinct matmul shape of one training step at a bench size, on the CPU: computed with the direct
-/// kernel and with matrixmultiply, each repeated until 40 ms have passed (at least 3 calls) so that the
+/// Every distinct matmul shape of one training step at a bench size, on the CPU: computed with our kernel
+/// (natively the direct one, in the browser the 4×8 panel one) and with matrixmultiply, each repeated until 40 ms have passed (at least 3 calls) so that the
 /// browser's millisecond clock still resolves it, twice, interleaved; the better time of each is kept. The
 /// shapes come from profiling one step (`engine::profile`). What the browser's GEMM choice is measured by.
 pub async fn gemm_size(e: &Engine, name: &str, layers: usize, d_model: usize, heads: usize) -> Result<Vec<GemmRow>> {
@@ -330,8 +330,8 @@ pub async fn gemm_size(e: &Engine, name: &str, layers: usize, d_model: usize, he
                 }
             }
         };
-        let (d1, p1, d2, p2) = (time(CpuGemm::Direct), time(CpuGemm::Packed), time(CpuGemm::Direct), time(CpuGemm::Packed));
-        rows.push(GemmRow { size: name.to_string(), spec, calls_per_step: calls, direct_ms: d1.min(d2), packed_ms: p1.min(p2), chosen: chosen_gemm(&spec) });
+        let (d1, p1, d2, p2) = (time(CpuGemm::Ours), time(CpuGemm::Matrixmultiply), time(CpuGemm::Ours), time(CpuGemm::Matrixmultiply));
+        rows.push(GemmRow { size: name.to_string(), spec, calls_per_step: calls, ours_ms: d1.min(d2), mm_ms: p1.min(p2), chosen: chosen_gemm(&spec) });
     }
     Ok(rows)
 }
@@ -341,28 +341,28 @@ pub async fn gemm_size(e: &Engine, name: &str, layers: usize, d_model: usize, he
 pub fn gemm_table(rows: &[GemmRow]) -> String {
     let mut sorted: Vec<&GemmRow> = rows.iter().collect();
     let per_step = |r: &GemmRow, ms: f64| ms * r.calls_per_step as f64;
-    sorted.sort_by(|x, y| per_step(y, y.direct_ms.min(y.packed_ms)).total_cmp(&per_step(x, x.direct_ms.min(x.packed_ms))));
-    let mut s = format!("  {:<22} {:>3} {:>3} {:>3} {:>6} {:>10} {:>10} {:>8} {:>7}\n", "batch×m×n×k", "Aᵀ", "Bᵀ", "+C", "calls", "direct ms", "packed ms", "faster", "used");
+    sorted.sort_by(|x, y| per_step(y, y.ours_ms.min(y.mm_ms)).total_cmp(&per_step(x, x.ours_ms.min(x.mm_ms))));
+    let mut s = format!("  {:<22} {:>3} {:>3} {:>3} {:>6} {:>10} {:>10} {:>8} {:>7}\n", "batch×m×n×k", "Aᵀ", "Bᵀ", "+C", "calls", "ours ms", "mm ms", "faster", "used");
     let yes = |b: bool| if b { "y" } else { "-" };
     for r in &sorted {
         let sp = r.spec;
-        let faster = if r.direct_ms <= r.packed_ms { "direct" } else { "packed" };
+        let faster = if r.ours_ms <= r.mm_ms { "ours" } else { "mm" };
         let used = match r.chosen {
-            CpuGemm::Direct => "direct",
-            CpuGemm::Packed => "packed",
+            CpuGemm::Ours => "ours",
+            CpuGemm::Matrixmultiply => "mm",
         };
         s += &format!(
             "  {:<22} {:>3} {:>3} {:>3} {:>6} {:>10.3} {:>10.3} {:>8} {:>7}\n",
-            format!("{}×{}×{}×{}", sp.batch, sp.m, sp.n, sp.k), yes(sp.a_transposed), yes(sp.b_transposed), yes(sp.accumulate), r.calls_per_step, r.direct_ms, r.packed_ms, faster, used
+            format!("{}×{}×{}×{}", sp.batch, sp.m, sp.n, sp.k), yes(sp.a_transposed), yes(sp.b_transposed), yes(sp.accumulate), r.calls_per_step, r.ours_ms, r.mm_ms, faster, used
         );
     }
     let total = |pick: &dyn Fn(&GemmRow) -> f64| rows.iter().map(|r| per_step(r, pick(r))).sum::<f64>();
     s += &format!(
-        "  matmul ms per step: as chosen {:.1}, faster per shape {:.1}, all direct {:.1}, all packed {:.1}\n",
-        total(&|r| if r.chosen == CpuGemm::Direct { r.direct_ms } else { r.packed_ms }),
-        total(&|r| r.direct_ms.min(r.packed_ms)),
-        total(&|r| r.direct_ms),
-        total(&|r| r.packed_ms)
+        "  matmul ms per step: as chosen {:.1}, faster per shape {:.1}, all ours {:.1}, all matrixmultiply {:.1}\n",
+        total(&|r| if r.chosen == CpuGemm::Ours { r.ours_ms } else { r.mm_ms }),
+        total(&|r| r.ours_ms.min(r.mm_ms)),
+        total(&|r| r.ours_ms),
+        total(&|r| r.mm_ms)
     );
     s
 }
@@ -408,11 +408,11 @@ mod tests {
     /// The GEMM table's totals weigh each shape's ms per call by its calls per step.
     #[test]
     fn the_gemm_table_totals_weigh_shapes_by_calls() {
-        let row = |n: usize, calls: u64, direct_ms: f64, packed_ms: f64, chosen: CpuGemm| GemmRow { size: "S".into(), spec: MatmulSpec::new(8, n, 8), calls_per_step: calls, direct_ms, packed_ms, chosen };
-        let rows = [row(16, 2, 1.0, 2.0, CpuGemm::Packed), row(128, 3, 4.0, 1.0, CpuGemm::Packed)];
+        let row = |n: usize, calls: u64, ours_ms: f64, mm_ms: f64, chosen: CpuGemm| GemmRow { size: "S".into(), spec: MatmulSpec::new(8, n, 8), calls_per_step: calls, ours_ms, mm_ms, chosen };
+        let rows = [row(16, 2, 1.0, 2.0, CpuGemm::Matrixmultiply), row(128, 3, 4.0, 1.0, CpuGemm::Matrixmultiply)];
         let table = gemm_table(&rows);
-        // as chosen 2·2 + 3·1 = 7, faster per shape 2·1 + 3·1 = 5, all direct 2 + 12 = 14, all packed 4 + 3 = 7.
-        assert!(table.contains("as chosen 7.0, faster per shape 5.0, all direct 14.0, all packed 7.0"), "{table}");
+        // as chosen 2·2 + 3·1 = 7, faster per shape 2·1 + 3·1 = 5, all ours 2 + 12 = 14, all matrixmultiply 4 + 3 = 7.
+        assert!(table.contains("as chosen 7.0, faster per shape 5.0, all ours 14.0, all matrixmultiply 7.0"), "{table}");
         // The largest share of the step first: 3 calls × 1 ms before 2 calls × 1 ms.
         assert!(table.lines().nth(1).unwrap().trim_start().starts_with("1×8×128×8"), "{table}");
     }

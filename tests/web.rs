@@ -37,7 +37,7 @@ async fn cpu_backend_in_wasm_matches_reference() {
 fn the_simd128_build_rounds_multiply_adds_twice_and_is_named_so() {
     assert!(!cfg!(target_feature = "relaxed-simd"), "wasm-pack test builds with .cargo/config.toml's flags (SIMD128 only)");
     assert!(!alignment_gap::engine::kernels::matmul::multiply_add_fuses());
-    assert_eq!(Engine::cpu().identity(), "cpu (WebAssembly SIMD128, matrixmultiply GEMM)");
+    assert_eq!(Engine::cpu().identity(), "cpu (WebAssembly SIMD128, 4x8 panel + matrixmultiply GEMM)");
 }
 
 #[wasm_bindgen_test]
@@ -77,4 +77,35 @@ fn url_query_round_trips_and_reports_bad_fields() {
     assert!(errors.contains(&range), "{errors}");
     assert_eq!(get(&bad, &["config", "steps"]).as_f64(), Some(12.0), "the preset's value is kept");
     assert_eq!(get(&bad, &["config", "policy", "heads"]).as_f64(), Some(2.0));
+}
+
+/// The browser's GEMM (the 4×8 panel kernel for single products, matrixmultiply for batches) against a plain f64
+/// loop: every transpose, rows and columns that are no whole panel or strip, k past one pass (256), accumulating.
+#[wasm_bindgen_test]
+fn the_browsers_gemm_matches_a_plain_loop() {
+    use alignment_gap::engine::kernels::matmul::{chosen_gemm, matmul, CpuGemm};
+    use alignment_gap::engine::MatmulSpec;
+    for (m, n, k) in [(1, 1, 1), (7, 17, 3), (13, 64, 300), (70, 9, 513), (5, 130, 70)] {
+        for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
+            for accumulate in [false, true] {
+                let spec = MatmulSpec { batch: 1, m, n, k, a_transposed, b_transposed, accumulate };
+                assert_eq!(chosen_gemm(&spec), CpuGemm::Ours);
+                let a = alignment_gap::rng::uniform_vec(5, 1, spec.a_len(), -1.0, 1.0);
+                let b = alignment_gap::rng::uniform_vec(5, 2, spec.b_len(), -1.0, 1.0);
+                let c0 = alignment_gap::rng::uniform_vec(5, 3, spec.c_len(), -1.0, 1.0);
+                let mut c = c0.clone();
+                matmul(&a, &b, &mut c, spec);
+                let ((ars, acs), (brs, bcs)) = (spec.a_strides(), spec.b_strides());
+                for i in 0..m {
+                    for j in 0..n {
+                        let dot: f64 = (0..k).map(|kk| a[i * ars + kk * acs] as f64 * b[kk * brs + j * bcs] as f64).sum();
+                        let want = dot + if accumulate { c0[i * n + j] as f64 } else { 0.0 };
+                        let err = (c[i * n + j] as f64 - want).abs() / (1.0 + want.abs());
+                        assert!(err < 1e-5, "{spec:?} C[{i}][{j}] = {} vs {want}", c[i * n + j]);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(chosen_gemm(&MatmulSpec { batch: 8, m: 32, n: 32, k: 16, a_transposed: false, b_transposed: true, accumulate: false }), CpuGemm::Matrixmultiply);
 }

@@ -45,7 +45,11 @@ async function main() {
   $('resume').addEventListener('click', () => { broadcast({ type: 'resume' }); state.paused = false; state.run.status = 'running'; setRunStatus('Running…'); setButtons(); });
   $('continue-cpu').addEventListener('click', () => resumeSaved(state.run));
   // What a lost GPU does to a run, tried by hand from the console (the page's test does the same).
-  window.alignmentGap = { loseGpu: () => state.worker.postMessage({ type: 'lose-gpu' }) };
+  // And a helper worker lost mid-run (as a crash would lose it: gone, and its error event fired).
+  window.alignmentGap = {
+    loseGpu: () => state.worker.postMessage({ type: 'lose-gpu' }),
+    loseHelper: () => { const h = state.helpers?.[0]; if (!h) return false; h.terminate(); h.onerror({ message: 'lost for a test' }); return true; },
+  };
   // One step of the worker that trains the first seeds (each worker pauses on its own).
   $('step').addEventListener('click', () => { state.worker.postMessage({ type: 'step' }); setRunStatus('Taking one step…', 'warn'); });
   $('stop').addEventListener('click', () => { broadcast({ type: 'resume' }); broadcast({ type: 'stop' }); setRunStatus('Stopping at the end of this step…', 'warn'); });

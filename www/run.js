@@ -98,7 +98,8 @@ function launch(run, resume, previousBackend) {
   for (let i = 0; i < helperCount; i++) {
     const h = new Worker(workerUrl(), { type: 'module', name: 'chunk-helper' });
     h.onmessage = () => {};
-    h.onerror = (e) => state.worker.onmessage({ data: { type: 'error', during: 'run', message: `a helper worker failed: ${e.message || 'could not load'}` }, target: state.worker });
+    // The run's worker is told, and its run fails with this message: it must not wait for the lost helper's replies.
+    h.onerror = (e) => state.worker.postMessage({ type: 'helpers-lost', message: `a helper worker failed: ${e.message || 'could not load'}` });
     const channel = new MessageChannel();
     h.postMessage({ type: 'helper', port: channel.port2 }, [channel.port2]);
     ports.push(channel.port1);

@@ -138,6 +138,9 @@ function helperPool(ports) {
   if (!ports?.length) return undefined;
   let next = 0;
   const waiting = new Map();
+  // Set when the page says a helper failed: every wait fails with it, now and later, so the run ends as failed
+  // instead of waiting for a reply that will not come.
+  let lost = null;
   for (const port of ports) {
     port.onmessage = ({ data }) => {
       const w = waiting.get(data.id);
@@ -146,15 +149,25 @@ function helperPool(ports) {
       else w.resolve(data.reply);
     };
   }
-  return {
+  runHelpers = {
     count: ports.length,
     send: (i, request) => new Promise((resolve, reject) => {
+      if (lost) { reject(new Error(lost)); return; }
       const id = next++;
       waiting.set(id, { resolve, reject });
       ports[i].postMessage({ id, request }, [request.buffer]);
     }),
+    lose: (message) => {
+      lost = message;
+      for (const w of waiting.values()) w.reject(new Error(message));
+      waiting.clear();
+    },
   };
+  return runHelpers;
 }
+
+// The helpers of the run in progress (helperPool), for 'helpers-lost'.
+let runHelpers;
 
 // A helper worker: does what a run's worker posts on `port` (a step's chunks, a part of a batch to sample:
 // wasm.helperJob) and posts back the reply.
@@ -208,6 +221,8 @@ self.onmessage = ({ data }) => {
     busy = busy.then(() => run(data.config, data.backend, data.useShipped !== false, data.resume === true, data.previousBackend, data.ports));
   }
   else if (data.type === 'helper') serveChunks(data.port);
+  // A helper of this worker's run failed (the page saw its error event).
+  else if (data.type === 'helpers-lost') runHelpers?.lose(data.message);
   else if (data.type === 'bench') {
     busy = busy.then(async () => {
       try {

@@ -210,8 +210,8 @@ impl Engine {
             // these to rounding only.
             // The relaxed-SIMD build whose engine fuses the direct kernel's multiply-adds rounds differently; where
             // the engine does not fuse them it computes exactly what the SIMD128 build does, and is named the same.
-            Engine::Cpu if cfg!(target_arch = "wasm32") && kernels::matmul::multiply_add_fuses() => "cpu (WebAssembly SIMD128 + relaxed FMA, matrixmultiply GEMM)".to_string(),
-            Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, matrixmultiply GEMM)".to_string(),
+            Engine::Cpu if cfg!(target_arch = "wasm32") && kernels::matmul::multiply_add_fuses() => "cpu (WebAssembly SIMD128 + relaxed FMA, 4x8 panel + matrixmultiply GEMM)".to_string(),
+            Engine::Cpu if cfg!(target_arch = "wasm32") => "cpu (WebAssembly SIMD128, 4x8 panel + matrixmultiply GEMM)".to_string(),
             Engine::Cpu => "cpu (plain Rust, direct + matrixmultiply GEMM)".to_string(),
             // The clip factor is computed on the device (in f32) since the step is replayed without readbacks: its
             // results agree with earlier GPU results to rounding only.

@@ -616,6 +616,7 @@ mod tests {
 
     /// Judging responses against others whose scores are known (the evaluation's baseline, scored once) gives the
     /// labels judging both sides does, bit for bit, for both score reads; a pairwise proxy has no response scores.
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn judging_against_known_scores_gives_the_same_labels() {
         let task = TaskConfig::default();

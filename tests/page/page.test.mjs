@@ -89,7 +89,7 @@ test('without WebGPU: the page says so plainly and runs the CPU backend', async 
 // (Chromium does), and ?wasm= forces either. Each runs the tiny preset to the end on the CPU backend, names itself
 // in the device panel, and its results carry its engine's name: fused multiply-adds (this x86-64 has FMA) or not.
 test('each WebAssembly build, SIMD128 and relaxed SIMD, runs the CPU backend to the end and is named', async () => {
-  const expected = { simd128: 'cpu (WebAssembly SIMD128, matrixmultiply GEMM)', relaxed: 'cpu (WebAssembly SIMD128 + relaxed FMA, matrixmultiply GEMM)' };
+  const expected = { simd128: 'cpu (WebAssembly SIMD128, 4x8 panel + matrixmultiply GEMM)', relaxed: 'cpu (WebAssembly SIMD128 + relaxed FMA, 4x8 panel + matrixmultiply GEMM)' };
   for (const [query, build] of [['', 'relaxed'], ['&wasm=simd128', 'simd128'], ['&wasm=relaxed', 'relaxed']]) {
     const { browser, page, errors } = await openPage(['--disable-gpu', '--disable-webgpu'], { width: 1200, height: 900 }, `?preset=fig1-tiny&backend=cpu${query}`);
     try {
@@ -218,6 +218,26 @@ test('one run trained across 1, 2 and 3 Web Workers gives the same results, and 
   const { browser, page } = await openPage(['--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&workers=0');
   try {
     assert.match(await page.textContent('#url-errors'), /workers: '0' is not a whole number 1–16/);
+  } finally {
+    await browser.close();
+  }
+});
+
+// A helper worker lost in the middle of a run (gone, its error event fired, as a crash would): the run ends as failed
+// and says why, and the page's worker is not left waiting for the lost helper: the next Start trains to the end.
+test('a helper worker lost mid-run fails the run plainly, and the next run still trains', async () => {
+  const { browser, page, errors } = await openPage(['--disable-gpu', '--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&backend=cpu&workers=2');
+  try {
+    await page.click('#start');
+    await page.waitForFunction(() => document.body.dataset.runWorkers === '2' && Number(document.getElementById('fig1')?.dataset.checkpoints || 0) > 0, null, { timeout: 600000 });
+    assert.equal(await page.evaluate(() => window.alignmentGap.loseHelper()), true, 'a helper was running');
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 600000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'failed');
+    assert.match(await page.textContent('#run-status'), /The run failed: .*helper worker .*lost for a test/);
+    await page.click('#start');
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run) && !document.getElementById('start').disabled, null, { timeout: 1200000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
+    assert.deepEqual(errors, []);
   } finally {
     await browser.close();
   }

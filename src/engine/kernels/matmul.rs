@@ -25,20 +25,23 @@ pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
     matmul_with(a, b, c, spec, chosen_gemm(&spec));
 }
 
-/// The two CPU GEMMs: the direct kernel (op(A) read where it lies, sums in registers) and matrixmultiply's
-/// packed one.
+/// The two CPU GEMMs: ours, and matrixmultiply's. Ours is the direct kernel natively (op(A) read where it lies, sums
+/// in registers, no packing: [`direct`]) and the 4×8 panel kernel in the browser ([`panels`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum CpuGemm {
-    Direct,
-    Packed,
+    Ours,
+    Matrixmultiply,
 }
 
-/// The GEMM [`matmul`] computes a product of `spec` with: the direct kernel up to `direct::MAX_N` columns.
+/// The GEMM [`matmul`] computes a product of `spec` with. Natively: the direct kernel up to `direct::MAX_N` columns.
+/// In the browser: the panel kernel for every single product, matrixmultiply for batches of small ones (attention's
+/// per-head products), as `node bench/wasm.mjs --gemm` measured in Chromium (bench/RESULTS.md, session 20).
 pub fn chosen_gemm(spec: &MatmulSpec) -> CpuGemm {
-    if direct::suits(spec) {
-        CpuGemm::Direct
+    let ours = if cfg!(target_arch = "wasm32") { spec.batch == 1 } else { direct::suits(spec) };
+    if ours {
+        CpuGemm::Ours
     } else {
-        CpuGemm::Packed
+        CpuGemm::Matrixmultiply
     }
 }
 
@@ -64,8 +67,12 @@ const SMALL_PRODUCT: usize = 64 * 64 * 64;
 
 /// One product of the batch: `a`, `b` and `c` hold exactly its m·k, k·n and m·n values.
 fn product(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec, gemm: CpuGemm) {
-    if gemm == CpuGemm::Direct {
-        direct::product(a, b, c, spec);
+    if gemm == CpuGemm::Ours {
+        if cfg!(target_arch = "wasm32") {
+            panels::product(a, b, c, spec);
+        } else {
+            direct::product(a, b, c, spec);
+        }
         return;
     }
     let MatmulSpec { m, n, k, accumulate, .. } = spec;
@@ -82,6 +89,112 @@ fn product(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec, gemm: CpuGemm)
             beta,
             c.as_mut_ptr(), n as isize, 1,
         );
+    }
+}
+
+/// The browser's GEMM: op(A) copied into panels of 4 rows and op(B) into strips of 8 columns, each `KC` steps of k
+/// long, and a 4×8 block of C summed in 8 SIMD128 registers (2 per row) per pair of panel and strip. Why 4×8: V8 on
+/// x86-64 has 16 vector registers; matrixmultiply's wasm kernel keeps an 8×8 block (16 accumulators, spilled) and the
+/// direct kernel 6×16 (24); XNNPACK ships 4×8 for wasm on x86 for the same reason. The copies make every load of the
+/// inner loop sequential whatever the transposes. Measured per shape in Chromium against matrixmultiply
+/// (`node bench/wasm.mjs --gemm`): faster on every single product of the S and M steps (M: 553 against 787 ms of
+/// products per step, relaxed build), slower on attention's batches of 32×32 products, which keep matrixmultiply.
+/// Each value of C is, per pass of k, its products summed in ascending k in a register, then added to C.
+pub(crate) mod panels {
+    use super::direct::lanes;
+    use crate::engine::MatmulSpec;
+
+    const MR: usize = 4;
+    const NR: usize = 8;
+    const KC: usize = 256;
+    const MC: usize = 64;
+    const NC: usize = 256;
+    const PER: usize = NR / lanes::WIDTH;
+
+    pub fn product(a: &[f32], b: &[f32], c: &mut [f32], spec: MatmulSpec) {
+        let MatmulSpec { m, n, k, accumulate, .. } = spec;
+        let (ars, acs) = spec.a_strides();
+        let (brs, bcs) = spec.b_strides();
+        if !accumulate {
+            c.fill(0.0);
+        }
+        if k == 0 || m == 0 || n == 0 {
+            return;
+        }
+        let mut bp = vec![0f32; KC * NC.min(n).next_multiple_of(NR)];
+        let mut ap = vec![0f32; MC.min(m).next_multiple_of(MR) * KC];
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            let strips = nc.div_ceil(NR);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                for s in 0..strips {
+                    let strip = &mut bp[s * kc * NR..(s + 1) * kc * NR];
+                    let col0 = jc + s * NR;
+                    let cols = NR.min(n - col0);
+                    for kk in 0..kc {
+                        let row = &mut strip[kk * NR..(kk + 1) * NR];
+                        let from = (pc + kk) * brs + col0 * bcs;
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = if j < cols { b[from + j * bcs] } else { 0.0 };
+                        }
+                    }
+                }
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
+                    let panels = mc.div_ceil(MR);
+                    for p in 0..panels {
+                        let panel = &mut ap[p * kc * MR..(p + 1) * kc * MR];
+                        let row0 = ic + p * MR;
+                        let rows = MR.min(m - row0);
+                        for kk in 0..kc {
+                            for r in 0..MR {
+                                panel[kk * MR + r] = if r < rows { a[(row0 + r) * ars + (pc + kk) * acs] } else { 0.0 };
+                            }
+                        }
+                    }
+                    for s in 0..strips {
+                        let col0 = jc + s * NR;
+                        let cols = NR.min(n - col0);
+                        let bs = &bp[s * kc * NR..(s + 1) * kc * NR];
+                        for p in 0..panels {
+                            let row0 = ic + p * MR;
+                            let rows = MR.min(m - row0);
+                            let acc = kernel(kc, &ap[p * kc * MR..(p + 1) * kc * MR], bs);
+                            for (r, acc) in acc.iter().enumerate().take(rows) {
+                                let dst = &mut c[(row0 + r) * n + col0..][..cols];
+                                for (d, v) in dst.iter_mut().zip(acc) {
+                                    *d += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn kernel(kc: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
+        assert!(a.len() >= kc * MR && b.len() >= kc * NR);
+        let mut acc = [[lanes::zero(); PER]; MR];
+        for kk in 0..kc {
+            // SAFETY: asserted above.
+            let bv: [lanes::V; PER] = std::array::from_fn(|v| unsafe { lanes::load(b.as_ptr().add(kk * NR + v * lanes::WIDTH)) });
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = lanes::splat(unsafe { *a.get_unchecked(kk * MR + r) });
+                for v in 0..PER {
+                    acc[v] = lanes::multiply_add(av, bv[v], acc[v]);
+                }
+            }
+        }
+        let mut out = [[0f32; NR]; MR];
+        for (o, acc) in out.iter_mut().zip(&acc) {
+            for (v, chunk) in o.chunks_exact_mut(lanes::WIDTH).enumerate() {
+                chunk.copy_from_slice(&lanes::to_array(acc[v]));
+            }
+        }
+        out
     }
 }
 
@@ -113,11 +226,10 @@ mod direct {
     /// Widest C computed here. Natively: measured per shape against matrixmultiply when it was written (bench
     /// --profile, one thread), faster up to 64 columns and slower from 128 on. (Session 18's `bench --gemm`
     /// finds matrixmultiply faster on every S shape, and an all-packed S step 18 % faster; it stays, because
-    /// the native choice is part of every committed result's last bits.) In the browser, measured by `node
-    /// bench/wasm.mjs --gemm` in Chromium on every shape of the S and M steps in both builds, matrixmultiply's
-    /// wasm kernel is faster on all but attention's non-transposed products, where the two are within 10 %:
-    /// the browser uses it throughout (S: 91.5 against 98.0 ms of matmuls per step, SIMD128 build).
-    const MAX_N: usize = if cfg!(target_arch = "wasm32") { 0 } else { 64 };
+    /// the native choice is part of every committed result's last bits.) The browser does not use this kernel:
+    /// session 18 measured it slower there than matrixmultiply's on every shape but one ([`super::panels`] is
+    /// the browser's).
+    const MAX_N: usize = 64;
     /// Below this many multiply-adds a product is not worth a second thread.
     const MIN_SPLIT: usize = 1 << 21;
 
@@ -246,7 +358,7 @@ mod direct {
     /// builds target x86-64-v3), SIMD128 in the browser (a multiply and an add; relaxed SIMD's multiply-add in
     /// the relaxed build), else plain arrays the compiler may vectorise.
     #[allow(unused_unsafe)]
-    mod lanes {
+    pub(super) mod lanes {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))]
         mod imp {
             use std::arch::x86_64::*;
@@ -478,7 +590,8 @@ mod tests {
         assert_ne!(a.mul_add(a, c), 0.0, "rounded once");
     }
 
-    /// Both CPU paths (the direct kernel up to 64 columns, matrixmultiply beyond) against a plain f64 triple
+    /// Both CPU paths (the direct kernel up to 64 columns, matrixmultiply beyond), and the browser's panel kernel
+    /// (checked natively on the same lanes' code, 8 lanes wide here, 4 in the browser), against a plain f64 triple
     /// loop: every transpose, rows and columns that are no whole block (6 × 16), k past one pass (256),
     /// accumulating and batched.
     #[test]
@@ -498,6 +611,12 @@ mod tests {
             let c0 = crate::rng::uniform_vec(3, 3, spec.c_len(), -1.0, 1.0);
             let mut c = c0.clone();
             matmul(&a, &b, &mut c, spec);
+            if spec.batch == 1 {
+                let mut p = c0.clone();
+                panels::product(&a, &b, &mut p, spec);
+                let worst = c.iter().zip(&p).map(|(x, y)| (x - y).abs() / (1.0 + x.abs())).fold(0.0f32, f32::max);
+                assert!(worst < 1e-5, "{spec:?}: the panel kernel differs by {worst}");
+            }
             let MatmulSpec { m, n, k, .. } = spec;
             let ((ars, acs), (brs, bcs)) = (spec.a_strides(), spec.b_strides());
             for p in 0..spec.batch {

@@ -228,15 +228,15 @@ pub async fn pass_part(models: &[ModelRef<'_>], rows: &Rows) -> Result<Vec<f32>>
 
 #[cfg(test)]
 mod tests {
-    use super::super::{install, ThreadPool};
     use super::*;
-    use std::rc::Rc;
 
     /// Every read of a batch split over 2 and 3 threads is the whole batch's, bit for bit; a worker keeps the models
     /// it was sent, and one asked for a model it never got refuses by saying so.
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn rows_passed_in_parts_are_the_whole_batch() {
+        use super::super::{install, ThreadPool};
+        use std::rc::Rc;
         let config = GptConfig { n_layer: 2, n_embd: 16, n_head: 2, n_positions: 9, vocab_size: 11 };
         let e = Engine::cpu();
         let lm = |seed| Gpt::new(&e, config, Head::Lm, &crate::model::params::init_values(&config, Head::Lm, seed)).unwrap();
