@@ -494,7 +494,9 @@ impl HelperPool {
 
     /// Helper `h`'s reply, as bytes.
     async fn reply(h: usize, reply: wasm_bindgen_futures::JsFuture) -> crate::Result<Vec<u8>> {
-        let reply = reply.await.map_err(|e| crate::Error::new(format!("data-parallel: helper worker {h} failed: {}", e.as_string().unwrap_or_else(|| format!("{e:?}")))))?;
+        // A JS Error says its message; anything else as it prints.
+        let said = |e: JsValue| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"));
+        let reply = reply.await.map_err(|e| crate::Error::new(format!("data-parallel: helper worker {h} failed: {}", said(e))))?;
         Ok(js_sys::Uint8Array::new(&reply).to_vec())
     }
 }

@@ -144,6 +144,8 @@ function helperPool(ports) {
   for (const port of ports) {
     port.onmessage = ({ data }) => {
       const w = waiting.get(data.id);
+      // A reply to a wait already failed (a helper was lost): nobody waits for it.
+      if (!w) return;
       waiting.delete(data.id);
       if (data.error) w.reject(new Error(data.error));
       else w.resolve(data.reply);

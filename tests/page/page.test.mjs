@@ -228,14 +228,17 @@ test('one run trained across 1, 2 and 3 Web Workers gives the same results, and 
 test('a helper worker lost mid-run fails the run plainly, and the next run still trains', async () => {
   const { browser, page, errors } = await openPage(['--disable-gpu', '--disable-webgpu'], { width: 1200, height: 900 }, '?preset=fig1-tiny&backend=cpu&workers=2');
   try {
+    await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
     await page.click('#start');
     await page.waitForFunction(() => document.body.dataset.runWorkers === '2' && Number(document.getElementById('fig1')?.dataset.checkpoints || 0) > 0, null, { timeout: 600000 });
     assert.equal(await page.evaluate(() => window.alignmentGap.loseHelper()), true, 'a helper was running');
     await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 600000 });
     assert.equal(await page.evaluate(() => document.body.dataset.run), 'failed');
     assert.match(await page.textContent('#run-status'), /The run failed: .*helper worker .*lost for a test/);
+    await page.waitForFunction(() => !document.getElementById('start').disabled, null, { timeout: 120000 });
     await page.click('#start');
-    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run) && !document.getElementById('start').disabled, null, { timeout: 1200000 });
+    await page.waitForFunction(() => document.body.dataset.run === 'running', null, { timeout: 60000 });
+    await page.waitForFunction(() => ['finished', 'failed', 'stopped'].includes(document.body.dataset.run), null, { timeout: 1200000 });
     assert.equal(await page.evaluate(() => document.body.dataset.run), 'finished', await page.textContent('#run-status'));
     assert.deepEqual(errors, []);
   } finally {
