@@ -138,12 +138,12 @@ export function finish(status, message, kind) {
 }
 
 // The status line while a run trains: its backend, the workers sharing it, and where its SFT and proxy came from (each
-// event adds its part, so none hides another's).
+// event adds its part, so none hides another's). Why a GPU was not used is the device panel's to say, at length.
 function runningStatus(run) {
-  const parts = [`Running on ${run.backendUsed}${run.backendNote ? ` (${run.backendNote})` : ''}`];
+  const parts = [`Running on ${run.backendUsed}`];
   if (run.chunks > 0) {
     parts.push(run.workers > 1
-      ? `each alignment step in ${run.chunks} chunks, it and the sampling and evaluation shared by ${run.workers} Web Workers`
+      ? `each alignment step in ${run.chunks} chunks; steps, sampling and evaluation shared by ${run.workers} Web Workers`
       : `each alignment step in ${run.chunks} chunks`);
   }
   if (run.stagesFrom) parts.push(`from the SFT and proxy models shipped with the site (trained by the CLI on ${run.stagesFrom}); untick "start from the shipped models" to train them here`);
@@ -155,7 +155,6 @@ export function onEvent(ev) {
   if (!run) return;
   if (ev.type === 'backend') {
     run.backendUsed = ev.backend;
-    run.backendNote = ev.note;
     setRunStatus(runningStatus(run));
   } else if (ev.type === 'workers') {
     // The workers one run is shared by (its own and its helpers), kept with the run.

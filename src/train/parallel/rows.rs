@@ -165,7 +165,7 @@ pub async fn pass_rows(e: &Engine, first: &Gpt, second: Option<&Gpt>, rows: Rows
 }
 
 /// Models a worker keeps between passes, by id, the most recently used last. The page's run worker mirrors each
-/// helper's list (`web.rs`) to know which models it need not send again, so both sides apply [`Held::note`].
+/// helper's list (`web.rs`) to know which models it need not send again, so both sides apply [`note_use`].
 pub const HELD_MODELS: usize = 4;
 
 /// Notes the use of model `id` in a list of at most [`HELD_MODELS`], the most recently used last: whether it was
