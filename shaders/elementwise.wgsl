@@ -8,13 +8,6 @@ struct Params { len: u32, c: u32, weight: f32, _pad1: u32 }  // c: row width (bi
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-const GELU_SCALE: f32 = 0.7978846;  // sqrt(2/π)
-
-// tanh through exp of a clamped argument: some drivers return NaN for tanh of large inputs.
-fn safe_tanh(u: f32) -> f32 {
-    let e = exp(2.0 * clamp(u, -15.0, 15.0));
-    return (e - 1.0) / (e + 1.0);
-}
 
 // out = 0
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -81,8 +74,7 @@ fn bias_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
 fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
-    let v = a[i];
-    out[i] = 0.5 * v * (1.0 + safe_tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
+    out[i] = gelu(a[i]);
 }
 
 // out = a · gelu'(b)   (a: dy, b: x)
@@ -90,10 +82,7 @@ fn gelu_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 fn gelu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = thread_index(gid, groups);
     if (i >= p.len) { return; }
-    let v = b[i];
-    let th = safe_tanh(GELU_SCALE * (v + 0.044715 * v * v * v));
-    let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
-    out[i] = a[i] * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+    out[i] = gelu_grad_times(a[i], b[i]);
 }
 
 // out[r] = Σ_t a[r, t]·b[r, t]; rows of width c; len = number of rows

@@ -37,10 +37,21 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     rstd[row] = s;
 }
 
-// dx += s·(dnorm − mean(dnorm) − xhat·mean(dnorm·xhat)), dnorm = dout·w
+// The backward pass in one dispatch of p.c + ⌈n / WORKGROUP_SIZE⌉ workgroups: the first p.c compute the parameter
+// gradients, one channel each; the rest compute dx, a row per thread. The two read the same inputs and write
+// different outputs, so neither waits for the other.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let row = thread_index(gid, groups);
+fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let group = wg.x + wg.y * groups.x;  // uniform across the workgroup, so the parameter sums' barriers are reached by all
+    if (group < p.c) {
+        backward_params(group, lid3.x);
+    } else {
+        backward_input((group - p.c) * WORKGROUP_SIZE + lid3.x);
+    }
+}
+
+// dx += s·(dnorm − mean(dnorm) − xhat·mean(dnorm·xhat)), dnorm = dout·w, for one row
+fn backward_input(row: u32) {
     if (row >= p.n) { return; }
     let base = row * p.c;
     let m = mean_in[row];
@@ -61,13 +72,10 @@ fn backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     }
 }
 
-// dw[i] += Σ_rows dout·xhat, db[i] += Σ_rows dout: one workgroup per channel i (dispatched as c workgroups);
-// its threads stride over the rows and meet in workgroup sums, so no thread writes where another does and a
-// channel of thousands of rows is not one thread's serial loop.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn backward_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let i = wg.x + wg.y * groups.x;  // uniform across the workgroup, so every thread reaches the barriers
-    let lid = lid3.x;
+// dw[i] += Σ_rows dout·xhat, db[i] += Σ_rows dout: one workgroup per channel i; its threads stride over the rows
+// and meet in workgroup sums, so no thread writes where another does and a channel of thousands of rows is not one
+// thread's serial loop. Call from uniform control flow (i uniform across the workgroup).
+fn backward_params(i: u32, lid: u32) {
     var sw = 0.0;
     var sb = 0.0;
     if (i < p.c) {

@@ -4,7 +4,9 @@
 // batch over k-chunks into partial products (split-K), which `reduce_splits` then sums in a fixed order.
 // Two kernels: `main`, register blocking without workgroup memory (on software adapters — lavapipe, SwiftShader —
 // barrier-free kernels measured fastest), and `tiled`, 64×64 tiles through workgroup memory, for hardware GPUs.
-// CPU twin: engine::kernels::matmul::matmul.
+// Each value of C can go through an epilogue before it is stored (`then`: a linear layer's bias, GELU or residual,
+// or GELU's backward), so those cost no dispatch of their own.
+// CPU twin: engine::kernels::matmul::matmul (and run_cpu for the epilogues).
 
 struct Params {
     batch: u32, m: u32, n: u32, k: u32,
@@ -12,12 +14,36 @@ struct Params {
     b_row: u32, b_col: u32,      // strides of op(B) within one batch
     accumulate: u32,
     a_batch: u32, b_batch: u32, c_batch: u32,
+    then: u32,                   // 0: store; 1: + bias; 2: + bias, GELU (pre kept); 3: + bias + residual; 4: · GELU'(pre);
+                                 // 5: store, and second[col] += Σ_k op(B)[k, col] (one more row of workgroups)
+    _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;        // then 1–3: the bias, one per column
+@group(0) @binding(5) var<storage, read> aux: array<f32>;         // then 3: the residual; then 4: the pre-activation
+@group(0) @binding(6) var<storage, read_write> second: array<f32>; // then 2: the pre-activation, kept for the backward;
+                                                                  // then 5: the column sums of op(B)
+
+// Stores value v of C at idx (column col), through the epilogue. Epilogue products have batch 1 and overwrite.
+fn store(idx: u32, col: u32, v: f32) {
+    switch p.then {
+        case 1u: { c[idx] = v + bias[col]; }
+        case 2u: {
+            let x = v + bias[col];
+            second[idx] = x;
+            c[idx] = gelu(x);
+        }
+        case 3u: { c[idx] = aux[idx] + (v + bias[col]); }
+        case 4u: { c[idx] = gelu_grad_times(v, aux[idx]); }
+        default: { // 0 and 5
+            if (p.accumulate == 1u) { c[idx] = c[idx] + v; } else { c[idx] = v; }
+        }
+    }
+}
 
 // Each workgroup (8×8 threads) computes one 32×32 tile of C; thread (x, y) owns rows y, y+8, y+16, y+24 and
 // columns x, x+8, x+16, x+24 of it. Interleaving (rather than a 4×4 block per thread) makes neighbouring
@@ -26,7 +52,7 @@ struct Params {
 // Every value is Σ_k in ascending k, the same sums as the CPU twin up to its order of summation.
 
 // A tile wholly inside C: no bounds checks and no dynamic indexing, so the 16 sums stay in registers.
-fn full_tile(a0: u32, b0: u32, c0: u32) {
+fn full_tile(a0: u32, b0: u32, c0: u32, col0: u32) {
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -42,29 +68,47 @@ fn full_tile(a0: u32, b0: u32, c0: u32) {
         acc2 = acc2 + a[ak + 2u * a8] * bv;
         acc3 = acc3 + a[ak + 3u * a8] * bv;
     }
-    store_row(c0, acc0);
-    store_row(c0 + 8u * p.n, acc1);
-    store_row(c0 + 16u * p.n, acc2);
-    store_row(c0 + 24u * p.n, acc3);
+    store_row(c0, col0, acc0);
+    store_row(c0 + 8u * p.n, col0, acc1);
+    store_row(c0 + 16u * p.n, col0, acc2);
+    store_row(c0 + 24u * p.n, col0, acc3);
 }
 
-// Four values of one row of C, 8 columns apart.
-fn store_row(i: u32, v: vec4<f32>) {
-    if (p.accumulate == 1u) {
-        c[i] = c[i] + v.x;
-        c[i + 8u] = c[i + 8u] + v.y;
-        c[i + 16u] = c[i + 16u] + v.z;
-        c[i + 24u] = c[i + 24u] + v.w;
-    } else {
-        c[i] = v.x;
-        c[i + 8u] = v.y;
-        c[i + 16u] = v.z;
-        c[i + 24u] = v.w;
+// Four values of one row of C, 8 columns apart (the first at column col).
+fn store_row(i: u32, col: u32, v: vec4<f32>) {
+    store(i, col, v.x);
+    store(i + 8u, col + 8u, v.y);
+    store(i + 16u, col + 16u, v.z);
+    store(i + 24u, col + 24u, v.w);
+}
+
+// then 5's extra row of workgroups: second[col] += Σ_k op(B)[k, col] for the `width` columns from col0, over the
+// whole k (p.k · p.batch: a split product's chunks are batches of one product), `threads` threads of this workgroup
+// striding along k and meeting in workgroup memory. Call from uniform control flow (it holds a barrier).
+var<workgroup> column_parts: array<f32, 256>;
+fn column_sums(col0: u32, width: u32, li: u32, threads: u32) {
+    let per = threads / width;
+    let col = col0 + li % width;
+    let k_all = p.k * p.batch;
+    var s = 0.0;
+    if (col < p.n) {
+        for (var kk = li / width; kk < k_all; kk = kk + per) { s = s + b[kk * p.b_row + col * p.b_col]; }
+    }
+    column_parts[li] = s;
+    workgroupBarrier();
+    if (li < width && col < p.n) {
+        var total = 0.0;
+        for (var q = 0u; q < per; q = q + 1u) { total = total + column_parts[q * width + li]; }
+        second[col] = second[col] + total;
     }
 }
 
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    if (p.then == 5u && wid.y * 32u >= p.m) {
+        if (wid.z == 0u) { column_sums(wid.x * 32u, 32u, lid.y * 8u + lid.x, 64u); }
+        return;
+    }
     let tile_row = wid.y * 32u;
     let tile_col = wid.x * 32u;
     let batch = wid.z;
@@ -75,7 +119,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let col0 = tile_col + lid.x;
 
     if (tile_row + 32u <= p.m && tile_col + 32u <= p.n) {
-        full_tile(a_base + row0 * p.a_row, b_base + col0 * p.b_col, c_base + row0 * p.n + col0);
+        full_tile(a_base + row0 * p.a_row, b_base + col0 * p.b_col, c_base + row0 * p.n + col0, col0);
         return;
     }
     // A tile across the edge of C: the rows and columns of this thread that lie inside it.
@@ -98,12 +142,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     for (var i = 0u; i < rows; i = i + 1u) {
         for (var j = 0u; j < cols; j = j + 1u) {
-            let idx = c_base + (row0 + 8u * i) * p.n + col0 + 8u * j;
-            if (p.accumulate == 1u) {
-                c[idx] = c[idx] + acc[i][j];
-            } else {
-                c[idx] = acc[i][j];
-            }
+            store(c_base + (row0 + 8u * i) * p.n + col0 + 8u * j, col0 + 8u * j, acc[i][j]);
         }
     }
 }
@@ -123,6 +162,10 @@ var<workgroup> b_tile: array<f32, 1024>; // [k within the step][column within th
 
 @compute @workgroup_size(16, 16, 1)
 fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    if (p.then == 5u && wid.y * TILE >= p.m) {
+        if (wid.z == 0u) { column_sums(wid.x * TILE, TILE, li, 256u); }
+        return;
+    }
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
     let a_base = wid.z * p.a_batch;
@@ -165,12 +208,7 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
         for (var j = 0u; j < 4u; j = j + 1u) {
             let col = col0 + lid.x + 16u * j;
             if (col >= p.n) { continue; }
-            let idx = c_base + row * p.n + col;
-            if (p.accumulate == 1u) {
-                c[idx] = c[idx] + acc[i][j];
-            } else {
-                c[idx] = acc[i][j];
-            }
+            store(c_base + row * p.n + col, col, acc[i][j]);
         }
     }
 }

@@ -40,3 +40,23 @@ fn workgroup_max(lid: u32, v: f32) -> f32 {
     workgroupBarrier();
     return top;
 }
+
+// GELU, tanh form, and its derivative times an upstream gradient: the element-wise ops and the matmul's epilogues
+// (CPU twins: engine::kernels::elementwise::{gelu, gelu_grad_times}).
+const GELU_SCALE: f32 = 0.7978846;  // sqrt(2/π)
+
+// tanh through exp of a clamped argument: some drivers return NaN for tanh of large inputs.
+fn safe_tanh(u: f32) -> f32 {
+    let e = exp(2.0 * clamp(u, -15.0, 15.0));
+    return (e - 1.0) / (e + 1.0);
+}
+
+fn gelu(v: f32) -> f32 {
+    return 0.5 * v * (1.0 + safe_tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
+}
+
+fn gelu_grad_times(g: f32, v: f32) -> f32 {
+    let th = safe_tanh(GELU_SCALE * (v + 0.044715 * v * v * v));
+    let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
+    return g * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+}

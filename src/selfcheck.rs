@@ -92,6 +92,11 @@ fn case(name: String, op: Op, seed: u32) -> Case {
                 let mut att = vec![0.0; len];
                 kernels::attention::causal_softmax_forward(&mut att, &random(seed, 7, len, 3.0), t, scale);
                 att
+            } else if let (Op::AttentionBackward { t, scale, .. }, 2) = (op, i) {
+                // the same for the fused backward's weights
+                let mut att = vec![0.0; len];
+                kernels::attention::causal_softmax_forward(&mut att, &random(seed, 7, len, 3.0), t, scale);
+                att
             } else {
                 random(seed, i as u32, len, if matches!(op, Op::SoftmaxRows { .. }) { 5.0 } else { 2.0 })
             }
@@ -100,7 +105,7 @@ fn case(name: String, op: Op, seed: u32) -> Case {
     let accumulates = matches!(
         op,
         Op::Zero { .. } | Op::SumSquares { .. } | Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
-    ) || matches!(op, Op::Matmul(s) if s.accumulate);
+    ) || matches!(op, Op::Matmul(s) | Op::MatmulThen(s, _) if s.accumulate);
     let outs = out_lens
         .iter()
         .enumerate()
@@ -151,6 +156,7 @@ fn cases() -> Vec<Case> {
         .map(|(i, op)| {
             let name = match op {
                 Op::Matmul(s) => matmul_name(&s),
+                Op::MatmulThen(s, _) => matmul_name(&s).replacen("matmul", op.name(), 1),
                 Op::SoftmaxRows { rows, cols } => format!("softmax_rows {rows}x{cols}"),
                 Op::EmbedPosition { pos, .. } | Op::CachedAttention { pos, .. } => format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}", op.name()),
                 Op::SampleNext { pos, temperature, row0, .. } => {
@@ -268,7 +274,8 @@ pub async fn run(engine: &Engine) -> SelfCheckReport {
         let usual = g.splits_k();
         g.set_splits_k(!usual);
         let other = if usual { "one pass" } else { "split-K" };
-        for mut case in cases().into_iter().filter(|c| matches!(c.op, Op::Matmul(s) if kernels::matmul::k_splits(&s) > 1)) {
+        let splits = |op: &Op| matches!(*op, Op::Matmul(s) | Op::MatmulThen(s, crate::engine::Then::ColumnSumsOfB) if kernels::matmul::k_splits(&s) > 1);
+        for mut case in cases().into_iter().filter(|c| splits(&c.op)) {
             let Some(want) = reference(engine, &case) else { continue };
             case.name = format!("{}, {other}", case.name);
             results.push(check(case, want).await);
@@ -279,7 +286,7 @@ pub async fn run(engine: &Engine) -> SelfCheckReport {
         let tiled = g.tiled_matmul();
         g.set_tiled_matmul(!tiled);
         let other = if tiled { "register-blocked kernel" } else { "tiled kernel" };
-        for mut case in cases().into_iter().filter(|c| matches!(c.op, Op::Matmul(_))) {
+        for mut case in cases().into_iter().filter(|c| matches!(c.op, Op::Matmul(_) | Op::MatmulThen(..))) {
             let Some(want) = reference(engine, &case) else { continue };
             case.name = format!("{}, {other}", case.name);
             results.push(check(case, want).await);

@@ -181,7 +181,12 @@ fn bench_reports_peak_share_and_per_op_profile() {
     let row = |op: &str| profile.iter().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|c| c[0] == op);
     let matmul = row("matmul").unwrap_or_else(|| panic!("matmul missing: {stdout}"));
     assert!(matmul.len() == 7 && matmul[4].parse::<f64>().is_ok() && matmul[5].parse::<f64>().unwrap() > 0.0, "{stdout}");
-    for op in ["layernorm_forward", "gelu_backward", "adamw", "causal_softmax_forward"] {
+    // The fused ops count their products' FLOPs (GFLOP/s is a number); the others have none.
+    for op in ["matmul+bias+gelu", "matmul+gelu_backward", "attention_forward", "attention_backward"] {
+        let r = row(op).unwrap_or_else(|| panic!("{op} missing: {stdout}"));
+        assert!(r.len() == 7 && r[4].parse::<f64>().is_ok() && r[5].parse::<f64>().unwrap() > 0.0, "{op}: {stdout}");
+    }
+    for op in ["layernorm_forward", "layernorm_backward", "adamw", "embed_backward"] {
         let r = row(op).unwrap_or_else(|| panic!("{op} missing: {stdout}"));
         assert!(r.len() == 7 && r[4] == "-" && r[5].parse::<f64>().unwrap() > 0.0, "{op}: {stdout}");
     }

@@ -117,6 +117,8 @@ pub struct GpuBackend {
     tiled_matmul: Cell<bool>,
     /// Scratch buffers by length (split-K's partial products), reused by every op that needs one of that length.
     scratch: RefCell<HashMap<usize, wgpu::Buffer>>,
+    /// One-value buffers for bindings a dispatch does not use (read-only, writable), made on first use.
+    unused: RefCell<[Option<wgpu::Buffer>; 2]>,
 }
 
 /// Work recorded and not yet submitted: the encoder, and the compute pass open in it (ended before a copy).
@@ -311,6 +313,7 @@ impl GpuBackend {
             splits_k: Cell::new(splits),
             tiled_matmul: Cell::new(tiled),
             scratch: RefCell::default(),
+            unused: RefCell::default(),
         })
     }
 
@@ -390,6 +393,19 @@ impl GpuBackend {
     pub(crate) fn scratch(&self, len: usize) -> GpuTensor {
         let buffer = self.scratch.borrow_mut().entry(len).or_insert_with(|| self.upload(&vec![0.0; len]).buffer).clone();
         GpuTensor { buffer, offset: 0, len }
+    }
+
+    /// A one-value buffer for a binding an entry point declares but this dispatch does not read or write (a plain
+    /// product's epilogue bindings). Writable ones are another buffer than read-only ones: one buffer may not be
+    /// bound both ways in one dispatch.
+    pub(crate) fn unused(&self, writable: bool) -> GpuTensor {
+        let buffer = self.unused.borrow_mut()[writable as usize].get_or_insert_with(|| self.upload(&[0.0]).buffer).clone();
+        GpuTensor { buffer, offset: 0, len: 1 }
+    }
+
+    /// Threads per workgroup of every 1-D kernel (WORKGROUP_SIZE in the shaders).
+    pub(crate) fn threads_per_group(&self) -> usize {
+        THREADS_PER_GROUP
     }
 
     pub(crate) fn max_groups(&self) -> usize {

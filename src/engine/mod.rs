@@ -63,6 +63,37 @@ pub struct MatmulSpec {
     pub accumulate: bool,
 }
 
+/// What a product does with each value of C before it stores it, so that a linear layer's bias, activation and
+/// residual cost no dispatch of their own on a GPU (`Op::MatmulThen`). Batch 1 and overwriting only. On the CPU it is
+/// the product, then the same element-wise twins in the same order as the separate ops, so the bits are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Then {
+    /// c = a·b + bias[col]. Inputs after a, b: [bias (n)].
+    Bias,
+    /// pre = a·b + bias[col], c = gelu(pre). Inputs after a, b: [bias]; outputs [c, pre] (pre for the backward pass).
+    BiasGelu,
+    /// c = residual + (a·b + bias[col]). Inputs after a, b: [bias, residual (m·n)].
+    BiasResidual,
+    /// c = (a·b) · gelu'(pre): the backward of [`Then::BiasGelu`]'s activation. Inputs after a, b: [pre (m·n)].
+    GeluBackward,
+    /// The product as it is (it may accumulate), and sums[col] += Σ_k op(B)[k, col] into a second output (n): a
+    /// linear layer's bias gradient Σ_rows dy beside its weight gradient xᵀ·dy. B not transposed.
+    ColumnSumsOfB,
+}
+
+impl Then {
+    /// Its code in the matmul shader's `then` (0 is a plain product).
+    pub fn code(&self) -> u32 {
+        match self {
+            Then::Bias => 1,
+            Then::BiasGelu => 2,
+            Then::BiasResidual => 3,
+            Then::GeluBackward => 4,
+            Then::ColumnSumsOfB => 5,
+        }
+    }
+}
+
 impl MatmulSpec {
     /// A plain M×K by K×N product, no batch, no transposes, overwriting C.
     pub fn new(m: usize, n: usize, k: usize) -> Self {

@@ -3,7 +3,7 @@
 //! Shapes: B sequences of T positions, N = B·T rows, C channels, H heads of D = C/H, V vocabulary.
 
 use super::kernels::{adamw::AdamwStep, Family};
-use super::{MatmulSpec, Tensor};
+use super::{MatmulSpec, Tensor, Then};
 use crate::bail;
 use crate::error::Result;
 
@@ -11,6 +11,9 @@ use crate::error::Result;
 pub enum Op {
     /// [a, b] → [c]
     Matmul(MatmulSpec),
+    /// [a, b, then's inputs] → [c, then's outputs]: a product whose values go through [`Then`] before they are
+    /// stored (a linear layer's bias, GELU or residual; GELU's backward)
+    MatmulThen(MatmulSpec, Then),
     /// [x] → [y]
     SoftmaxRows { rows: usize, cols: usize },
     /// [tokens (u32), wte, wpe] → [out]; wpe holds `context` ≥ T positions
@@ -49,6 +52,12 @@ pub enum Op {
     CausalSoftmaxForward { rows: usize, t: usize, scale: f32 },
     /// [datt, att] → [dpre]
     CausalSoftmaxBackward { rows: usize, t: usize, scale: f32 },
+    /// [qkv (N×3C)] → [out (N×C), att (B·H·T·T)]: a block's causal self-attention fused (split into heads,
+    /// q·kᵀ, the causal softmax of scale·scores, att·v, back to rows), keeping the weights for the backward pass
+    AttentionForward { n: usize, t: usize, h: usize, d: usize, scale: f32 },
+    /// [dout (N×C), qkv, att] → [dqkv (N×3C), dpre (B·H·T·T)]: its backward; dpre (d loss / d scores) is the
+    /// intermediate the GPU's second pass reads
+    AttentionBackward { n: usize, t: usize, h: usize, d: usize, scale: f32 },
     /// [logits, targets (u32)] → [lp]
     TokenLogprobs { n: usize, v: usize },
     /// [dlp, logits, targets (u32)] → [dlogits]
@@ -89,6 +98,11 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Matmul(_) => "matmul",
+            Op::MatmulThen(_, Then::Bias) => "matmul+bias",
+            Op::MatmulThen(_, Then::BiasGelu) => "matmul+bias+gelu",
+            Op::MatmulThen(_, Then::BiasResidual) => "matmul+bias+residual",
+            Op::MatmulThen(_, Then::GeluBackward) => "matmul+gelu_backward",
+            Op::MatmulThen(_, Then::ColumnSumsOfB) => "matmul+bias_backward",
             Op::SoftmaxRows { .. } => "softmax_rows",
             Op::EmbedForward { .. } => "embed_forward",
             Op::EmbedBackward { .. } => "embed_backward",
@@ -108,6 +122,8 @@ impl Op {
             Op::RowsToHeads { .. } => "rows_to_heads",
             Op::CausalSoftmaxForward { .. } => "causal_softmax_forward",
             Op::CausalSoftmaxBackward { .. } => "causal_softmax_backward",
+            Op::AttentionForward { .. } => "attention_forward",
+            Op::AttentionBackward { .. } => "attention_backward",
             Op::TokenLogprobs { .. } => "token_logprobs",
             Op::TokenLogprobsBackward { .. } => "token_logprobs_backward",
             Op::TokenKl { .. } => "token_kl",
@@ -124,10 +140,29 @@ impl Op {
         }
     }
 
+    /// The matrix products it computes (its own, or those inside a fused op as its CPU twin runs them), for the
+    /// profile's FLOPs and the GEMM bench's shapes.
+    pub fn products(&self) -> Vec<MatmulSpec> {
+        match *self {
+            Op::Matmul(s) | Op::MatmulThen(s, _) => vec![s],
+            Op::AttentionForward { n, t, h, d, .. } | Op::AttentionBackward { n, t, h, d, .. } => {
+                let batch = n / t.max(1) * h;
+                let product = |m, n, k, a_transposed, b_transposed| MatmulSpec { batch, m, n, k, a_transposed, b_transposed, accumulate: false };
+                // q·kᵀ and att·v; backward: dheads·vᵀ, attᵀ·dheads, dpre·k, dpreᵀ·q (engine::kernels::attention)
+                if matches!(self, Op::AttentionForward { .. }) {
+                    vec![product(t, t, d, false, true), product(t, d, t, false, false)]
+                } else {
+                    vec![product(t, t, d, false, true), product(t, d, t, true, false), product(t, d, t, false, false), product(t, d, t, true, false)]
+                }
+            }
+            _ => vec![],
+        }
+    }
+
     /// The kernel family (module under `engine/kernels/` and shader) that runs it.
     pub fn family(&self) -> Family {
         match self {
-            Op::Matmul(_) => Family::Matmul,
+            Op::Matmul(_) | Op::MatmulThen(..) => Family::Matmul,
             Op::SoftmaxRows { .. } => Family::Softmax,
             Op::EmbedForward { .. } | Op::EmbedBackward { .. } => Family::Embed,
             Op::LayernormForward { .. } | Op::LayernormBackward { .. } => Family::Layernorm,
@@ -142,7 +177,9 @@ impl Op {
             | Op::WeightedRowSum { .. }
             | Op::WeightedRowSumBackward { .. } => Family::Elementwise,
             Op::SplitHeads { .. } | Op::MergeHeadsQkv { .. } | Op::HeadsToRows { .. } | Op::RowsToHeads { .. } => Family::Heads,
-            Op::CausalSoftmaxForward { .. } | Op::CausalSoftmaxBackward { .. } => Family::Attention,
+            Op::CausalSoftmaxForward { .. } | Op::CausalSoftmaxBackward { .. } | Op::AttentionForward { .. } | Op::AttentionBackward { .. } => {
+                Family::Attention
+            }
             Op::TokenLogprobs { .. } | Op::TokenLogprobsBackward { .. } => Family::Logprobs,
             Op::TokenKl { .. } => Family::Kl,
             Op::ScoreHead { .. } | Op::ScoreHeadBackward { .. } => Family::ScoreHead,
@@ -156,6 +193,20 @@ impl Op {
     pub fn lengths(&self) -> (Vec<usize>, Vec<usize>) {
         match *self {
             Op::Matmul(s) => (vec![s.a_len(), s.b_len()], vec![s.c_len()]),
+            Op::MatmulThen(s, then) => {
+                let (mut ins, mut outs) = (vec![s.a_len(), s.b_len()], vec![s.c_len()]);
+                match then {
+                    Then::Bias => ins.push(s.n),
+                    Then::BiasGelu => {
+                        ins.push(s.n);
+                        outs.push(s.c_len());
+                    }
+                    Then::BiasResidual => ins.extend([s.n, s.c_len()]),
+                    Then::GeluBackward => ins.push(s.c_len()),
+                    Then::ColumnSumsOfB => outs.push(s.n),
+                }
+                (ins, outs)
+            }
             Op::SoftmaxRows { rows, cols } => (vec![rows * cols], vec![rows * cols]),
             Op::EmbedForward { n, c, vocab, context, .. } => (vec![n, vocab * c, context * c], vec![n * c]),
             Op::EmbedBackward { n, c, vocab, context, .. } => (vec![n * c, n], vec![vocab * c, context * c]),
@@ -174,6 +225,8 @@ impl Op {
             Op::HeadsToRows { n, h, d, .. } | Op::RowsToHeads { n, h, d, .. } => (vec![n * h * d], vec![n * h * d]),
             Op::CausalSoftmaxForward { rows, t, .. } => (vec![rows * t], vec![rows * t]),
             Op::CausalSoftmaxBackward { rows, t, .. } => (vec![rows * t, rows * t], vec![rows * t]),
+            Op::AttentionForward { n, h, d, t, .. } => (vec![3 * n * h * d], vec![n * h * d, n * h * t]),
+            Op::AttentionBackward { n, h, d, t, .. } => (vec![n * h * d, 3 * n * h * d, n * h * t], vec![3 * n * h * d, n * h * t]),
             Op::TokenLogprobs { n, v } => (vec![n * v, n], vec![n]),
             Op::TokenLogprobsBackward { n, v } => (vec![n, n * v, n], vec![n * v]),
             Op::TokenKl { n, v } => (vec![n * v, n * v], vec![n]),
@@ -196,13 +249,24 @@ impl Op {
             Op::Matmul(s) if s.batch == 0 || s.m == 0 || s.n == 0 || s.k == 0 => {
                 bail!("matmul: batch, m, n and k must all be ≥ 1, got {s:?}")
             }
+            Op::MatmulThen(s, Then::ColumnSumsOfB) if s.batch != 1 || s.b_transposed || s.m == 0 || s.n == 0 || s.k == 0 => {
+                bail!("{name}: the column sums of B need batch 1, B not transposed and m, n, k ≥ 1, got {s:?}")
+            }
+            Op::MatmulThen(s, then) if then != Then::ColumnSumsOfB && (s.batch != 1 || s.accumulate || s.m == 0 || s.n == 0 || s.k == 0) => {
+                bail!("{name}: a product with an epilogue has batch 1, does not accumulate and has m, n, k ≥ 1, got {s:?}")
+            }
             Op::SoftmaxRows { rows, cols } if rows == 0 || cols == 0 => {
                 bail!("softmax_rows: rows and cols must be ≥ 1, got {rows}×{cols}")
             }
             Op::EmbedForward { n, t, context, .. } | Op::EmbedBackward { n, t, context, .. } if t == 0 || n % t != 0 || t > context => {
                 bail!("{name}: {n} rows are not whole sequences of T = {t}, or T exceeds the context {context}")
             }
-            Op::SplitHeads { n, t, .. } | Op::MergeHeadsQkv { n, t, .. } | Op::HeadsToRows { n, t, .. } | Op::RowsToHeads { n, t, .. }
+            Op::SplitHeads { n, t, .. }
+            | Op::MergeHeadsQkv { n, t, .. }
+            | Op::HeadsToRows { n, t, .. }
+            | Op::RowsToHeads { n, t, .. }
+            | Op::AttentionForward { n, t, .. }
+            | Op::AttentionBackward { n, t, .. }
                 if t == 0 || n % t != 0 =>
             {
                 bail!("{name}: {n} rows are not whole sequences of T = {t}")
@@ -230,9 +294,9 @@ impl Op {
             for (i, (t, &w)) in tensors.iter().zip(want.iter()).enumerate() {
                 if t.len() != w {
                     let which = match (name, kind, i) {
-                        ("matmul", "input", 0) => "A".to_string(),
-                        ("matmul", "input", 1) => "B".to_string(),
-                        ("matmul", "output", 0) => "C".to_string(),
+                        (m, "input", 0) if m.starts_with("matmul") => "A".to_string(),
+                        (m, "input", 1) if m.starts_with("matmul") => "B".to_string(),
+                        (m, "output", 0) if m.starts_with("matmul") => "C".to_string(),
                         _ => format!("{kind} {i}"),
                     };
                     bail!("{name}: {which} holds {t} values but {self:?} needs exactly {w}", t = t.len());

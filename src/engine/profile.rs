@@ -52,15 +52,13 @@ pub(crate) fn active() -> bool {
 }
 
 pub(crate) fn record(op: &Op, seconds: f64) {
-    let flops = match op {
-        Op::Matmul(s) => 2.0 * (s.batch * s.m * s.n * s.k) as f64,
-        _ => 0.0,
-    };
+    let products = op.products();
+    let flops: f64 = products.iter().map(|s| 2.0 * (s.batch * s.m * s.n * s.k) as f64).sum();
     let (ins, outs) = op.lengths();
     let bytes = 4.0 * ins.iter().chain(&outs).sum::<usize>() as f64;
     PROFILE.with(|p| {
         if let Some(Collected { times, matmuls }) = p.borrow_mut().as_mut() {
-            if let Op::Matmul(spec) = op {
+            for spec in &products {
                 match matmuls.iter_mut().find(|(s, _)| s == spec) {
                     Some((_, calls)) => *calls += 1,
                     None => matmuls.push((*spec, 1)),

@@ -10,7 +10,7 @@ pub use config::{size_text, GptConfig, ModelSize};
 pub use params::{param_infos, Head, ParamInfo};
 
 use crate::bail;
-use crate::engine::{Engine, MatmulSpec, Op, Packed, Tensor};
+use crate::engine::{Engine, MatmulSpec, Op, Packed, Tensor, Then};
 use crate::error::Result;
 use params::{Block, Named};
 
@@ -57,25 +57,18 @@ struct LayerActs {
     ln1_mean: Tensor,
     ln1_rstd: Tensor,
     qkv: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    /// q·kᵀ before scaling and masking, [B,H,T,T]
-    scores: Tensor,
+    /// the causal attention weights, [B,H,T,T]
     att: Tensor,
-    /// att·v, [B,H,T,D]
-    heads: Tensor,
-    /// heads back in rows, [N, C]
+    /// the heads' outputs (att·v) in rows, [N, C]
     attn_out: Tensor,
-    attn_proj: Tensor,
     /// residual after attention
     mid: Tensor,
     ln2: Tensor,
     ln2_mean: Tensor,
     ln2_rstd: Tensor,
+    /// the MLP's pre-activation, [N, 4C]
     fc: Tensor,
     gelu: Tensor,
-    fc_proj: Tensor,
 }
 
 /// Gradient scratch for one backward pass (reused across layers).
@@ -84,16 +77,11 @@ struct Scratch {
     dlnf: Tensor,
     dlogits: Tensor,
     dlp: Tensor,
-    dgelu: Tensor,
     dfc: Tensor,
     dln: Tensor,
     dattn_out: Tensor,
-    dheads: Tensor,
-    datt: Tensor,
+    /// d loss / d (q·kᵀ), [B,H,T,T]
     dscores: Tensor,
-    dq: Tensor,
-    dk: Tensor,
-    dv: Tensor,
     dqkv: Tensor,
 }
 
@@ -164,21 +152,14 @@ impl Gpt {
                     ln1_mean: z(n),
                     ln1_rstd: z(n),
                     qkv: z(3 * n * c),
-                    q: z(n * c),
-                    k: z(n * c),
-                    v: z(n * c),
-                    scores: z(b * h * t * t),
                     att: z(b * h * t * t),
-                    heads: z(n * c),
                     attn_out: z(n * c),
-                    attn_proj: z(n * c),
                     mid: z(n * c),
                     ln2: z(n * c),
                     ln2_mean: z(n),
                     ln2_rstd: z(n),
                     fc: z(4 * n * c),
                     gelu: z(4 * n * c),
-                    fc_proj: z(n * c),
                 })
                 .collect(),
             lnf: z(n * c),
@@ -213,24 +194,15 @@ impl Gpt {
                 ln1: (&a.ln1, &a.ln1_mean, &a.ln1_rstd),
                 qkv: &a.qkv,
                 attn_out: &a.attn_out,
-                attn_proj: &a.attn_proj,
                 mid: &a.mid,
                 ln2: (&a.ln2, &a.ln2_mean, &a.ln2_rstd),
                 fc: &a.fc,
                 gelu: &a.gelu,
-                fc_proj: &a.fc_proj,
                 out: &acts.residual[l + 1],
             };
-            // Causal self-attention over the whole sequence, keeping q, k, v, the scores and the
-            // attention weights for the backward pass.
-            let attention = |qkv: &Tensor, attn_out: &Tensor| -> Result<()> {
-                let bh = b * h;
-                e.run(Op::SplitHeads { n, t, h, d }, &[qkv], &[&a.q, &a.k, &a.v])?;
-                e.matmul(&a.q, &a.k, &a.scores, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
-                e.run(Op::CausalSoftmaxForward { rows: bh * t, t, scale }, &[&a.scores], &[&a.att])?;
-                e.matmul(&a.att, &a.v, &a.heads, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
-                e.run(Op::HeadsToRows { n, t, h, d }, &[&a.heads], &[attn_out])
-            };
+            // Causal self-attention over the whole sequence in one op, keeping the attention weights for the
+            // backward pass (which reads q, k and v from the qkv rows again).
+            let attention = |qkv: &Tensor, attn_out: &Tensor| e.run(Op::AttentionForward { n, t, h, d, scale }, &[qkv], &[attn_out, &a.att]);
             block_forward(e, p, &acts.residual[l], &out, (n, c), attention)?;
         }
         let last = &acts.residual[cfg.n_layer];
@@ -309,7 +281,7 @@ impl Gpt {
     fn backward_trunk(&self, e: &Engine, acts: &Activations, grads: &[Tensor], tokens: &Tensor, s: &Scratch) -> Result<()> {
         let cfg = &self.config;
         let (b, t, c, h, d, v) = (acts.b, acts.t, cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.vocab_size);
-        let (n, bh) = (b * t, b * cfg.n_head);
+        let n = b * t;
         let scale = 1.0 / (d as f32).sqrt();
         let (w, g) = (self.named(), params::named(grads, cfg.n_layer));
         let nl = cfg.n_layer;
@@ -323,22 +295,15 @@ impl Gpt {
         for l in (0..nl).rev() {
             let (a, p, gl) = (&acts.layers[l], &w.blocks[l], &g.blocks[l]);
             // s.dres holds d/d residual[l+1]; the residual passes it straight to `mid`.
-            linear_backward(e, &s.dres, &a.gelu, (p.mlp_c_proj_weight, gl.mlp_c_proj_weight, gl.mlp_c_proj_bias), &s.dgelu, (n, 4 * c, c))?;
-            e.run(Op::GeluBackward { len: 4 * n * c }, &[&s.dgelu, &a.fc], &[&s.dfc])?;
-            linear_backward(e, &s.dfc, &a.ln2, (p.mlp_c_fc_weight, gl.mlp_c_fc_weight, gl.mlp_c_fc_bias), &s.dln, (n, c, 4 * c))?;
+            // Through the MLP's projection and, in the same product, GELU (dfc = (dres·Wᵀ)·gelu'(fc)).
+            linear_backward(e, &s.dres, &a.gelu, (p.mlp_c_proj_weight, gl.mlp_c_proj_weight, gl.mlp_c_proj_bias), (&s.dfc, Some(&a.fc)), (n, 4 * c, c))?;
+            linear_backward(e, &s.dfc, &a.ln2, (p.mlp_c_fc_weight, gl.mlp_c_fc_weight, gl.mlp_c_fc_bias), (&s.dln, None), (n, c, 4 * c))?;
             e.run(Op::LayernormBackward { n, c }, &[&s.dln, &a.mid, p.ln_2_weight, &a.ln2_mean, &a.ln2_rstd], &[&s.dres, gl.ln_2_weight, gl.ln_2_bias])?;
             // s.dres now holds d/d mid.
-            linear_backward(e, &s.dres, &a.attn_out, (p.attn_c_proj_weight, gl.attn_c_proj_weight, gl.attn_c_proj_bias), &s.dattn_out, (n, c, c))?;
-            e.run(Op::RowsToHeads { n, t, h, d }, &[&s.dattn_out], &[&s.dheads])?;
-            // heads = att·v  ⇒  datt = dheads·vᵀ,  dv = attᵀ·dheads
-            e.matmul(&s.dheads, &a.v, &s.datt, MatmulSpec { batch: bh, m: t, n: t, k: d, a_transposed: false, b_transposed: true, accumulate: false })?;
-            e.matmul(&a.att, &s.dheads, &s.dv, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: true, b_transposed: false, accumulate: false })?;
-            e.run(Op::CausalSoftmaxBackward { rows: bh * t, t, scale }, &[&s.datt, &a.att], &[&s.dscores])?;
-            // scores = q·kᵀ  ⇒  dq = dscores·k,  dk = dscoresᵀ·q
-            e.matmul(&s.dscores, &a.k, &s.dq, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: false, b_transposed: false, accumulate: false })?;
-            e.matmul(&s.dscores, &a.q, &s.dk, MatmulSpec { batch: bh, m: t, n: d, k: t, a_transposed: true, b_transposed: false, accumulate: false })?;
-            e.run(Op::MergeHeadsQkv { n, t, h, d }, &[&s.dq, &s.dk, &s.dv], &[&s.dqkv])?;
-            linear_backward(e, &s.dqkv, &a.ln1, (p.attn_c_attn_weight, gl.attn_c_attn_weight, gl.attn_c_attn_bias), &s.dln, (n, c, 3 * c))?;
+            linear_backward(e, &s.dres, &a.attn_out, (p.attn_c_proj_weight, gl.attn_c_proj_weight, gl.attn_c_proj_bias), (&s.dattn_out, None), (n, c, c))?;
+            // heads = att·v, att = causal softmax(scale·q·kᵀ)  ⇒  dqkv (engine::kernels::attention::attention_backward)
+            e.run(Op::AttentionBackward { n, t, h, d, scale }, &[&s.dattn_out, &a.qkv, &a.att], &[&s.dqkv, &s.dscores])?;
+            linear_backward(e, &s.dqkv, &a.ln1, (p.attn_c_attn_weight, gl.attn_c_attn_weight, gl.attn_c_attn_bias), (&s.dln, None), (n, c, 3 * c))?;
             e.run(Op::LayernormBackward { n, c }, &[&s.dln, &acts.residual[l], p.ln_1_weight, &a.ln1_mean, &a.ln1_rstd], &[&s.dres, gl.ln_1_weight, gl.ln_1_bias])?;
         }
         e.run(Op::EmbedBackward { n, t, c, vocab: v, context: cfg.n_positions }, &[&s.dres, tokens], &[g.wte, g.wpe])
@@ -355,16 +320,10 @@ impl Scratch {
             dlnf: z(n * c),
             dlogits: z(if v > 1 { n * v } else { 1 }),
             dlp: z(n),
-            dgelu: z(4 * n * c),
             dfc: z(4 * n * c),
             dln: z(n * c),
             dattn_out: z(n * c),
-            dheads: z(n * c),
-            datt: z(bh * t * t),
             dscores: z(bh * t * t),
-            dq: z(n * c),
-            dk: z(n * c),
-            dv: z(n * c),
             dqkv: z(3 * n * c),
         }
     }
@@ -376,12 +335,11 @@ pub(crate) struct BlockBuffers<'a> {
     pub ln1: (&'a Tensor, &'a Tensor, &'a Tensor),
     pub qkv: &'a Tensor,
     pub attn_out: &'a Tensor,
-    pub attn_proj: &'a Tensor,
     pub mid: &'a Tensor,
     pub ln2: (&'a Tensor, &'a Tensor, &'a Tensor),
+    /// The MLP's pre-activation and its GELU.
     pub fc: &'a Tensor,
     pub gelu: &'a Tensor,
-    pub fc_proj: &'a Tensor,
     /// The residual stream leaving the block.
     pub out: &'a Tensor,
 }
@@ -397,29 +355,38 @@ pub(crate) fn block_forward(
     attention: impl FnOnce(&Tensor, &Tensor) -> Result<()>,
 ) -> Result<()> {
     e.run(Op::LayernormForward { n, c }, &[x, p.ln_1_weight, p.ln_1_bias], &[o.ln1.0, o.ln1.1, o.ln1.2])?;
-    linear(e, o.ln1.0, (p.attn_c_attn_weight, p.attn_c_attn_bias), o.qkv, (n, c, 3 * c))?;
+    // Each linear layer is one product with its bias (and GELU, or the residual) applied as its values are stored.
+    let layer = |k_in, k_out| MatmulSpec::new(n, k_out, k_in);
+    e.run(Op::MatmulThen(layer(c, 3 * c), Then::Bias), &[o.ln1.0, p.attn_c_attn_weight, p.attn_c_attn_bias], &[o.qkv])?;
     attention(o.qkv, o.attn_out)?;
-    linear(e, o.attn_out, (p.attn_c_proj_weight, p.attn_c_proj_bias), o.attn_proj, (n, c, c))?;
-    e.run(Op::Add { len: n * c }, &[x, o.attn_proj], &[o.mid])?;
+    // mid = x + (attn_out·W + b)
+    e.run(Op::MatmulThen(layer(c, c), Then::BiasResidual), &[o.attn_out, p.attn_c_proj_weight, p.attn_c_proj_bias, x], &[o.mid])?;
     e.run(Op::LayernormForward { n, c }, &[o.mid, p.ln_2_weight, p.ln_2_bias], &[o.ln2.0, o.ln2.1, o.ln2.2])?;
-    linear(e, o.ln2.0, (p.mlp_c_fc_weight, p.mlp_c_fc_bias), o.fc, (n, c, 4 * c))?;
-    e.run(Op::GeluForward { len: 4 * n * c }, &[o.fc], &[o.gelu])?;
-    linear(e, o.gelu, (p.mlp_c_proj_weight, p.mlp_c_proj_bias), o.fc_proj, (n, 4 * c, c))?;
-    e.run(Op::Add { len: n * c }, &[o.mid, o.fc_proj], &[o.out])
+    // fc = ln2·W + b, gelu = GELU(fc)
+    e.run(Op::MatmulThen(layer(c, 4 * c), Then::BiasGelu), &[o.ln2.0, p.mlp_c_fc_weight, p.mlp_c_fc_bias], &[o.gelu, o.fc])?;
+    // out = mid + (gelu·W + b)
+    e.run(Op::MatmulThen(layer(4 * c, c), Then::BiasResidual), &[o.gelu, p.mlp_c_proj_weight, p.mlp_c_proj_bias, o.mid], &[o.out])
 }
 
-/// y = x·W + b with x [n, k_in], W [k_in, k_out] (Conv1D layout); `(w, bias)` are the layer's tensors.
-pub(crate) fn linear(e: &Engine, x: &Tensor, (w, bias): (&Tensor, &Tensor), y: &Tensor, (n, k_in, k_out): (usize, usize, usize)) -> Result<()> {
-    e.matmul(x, w, y, MatmulSpec { batch: 1, m: n, n: k_out, k: k_in, a_transposed: false, b_transposed: false, accumulate: false })?;
-    e.run(Op::AddBias { n, c: k_out }, &[bias], &[y])
-}
-
-/// For y = x·W + b: dx = dy·Wᵀ (overwrites), dW += xᵀ·dy, db += Σ_rows dy; `(w, dw, db)` are the layer's
-/// weight and its two gradients.
-fn linear_backward(e: &Engine, dy: &Tensor, x: &Tensor, (w, dw, db): (&Tensor, &Tensor, &Tensor), dx: &Tensor, (n, k_in, k_out): (usize, usize, usize)) -> Result<()> {
-    e.matmul(dy, w, dx, MatmulSpec { batch: 1, m: n, n: k_in, k: k_out, a_transposed: false, b_transposed: true, accumulate: false })?;
-    e.matmul(x, dy, dw, MatmulSpec { batch: 1, m: k_in, n: k_out, k: n, a_transposed: true, b_transposed: false, accumulate: true })?;
-    e.run(Op::BiasBackward { n, c: k_out }, &[dy], &[db])
+/// For y = x·W + b: dx = dy·Wᵀ (overwrites), dW += xᵀ·dy, db += Σ_rows dy (two ops); `(w, dw, db)` are the layer's
+/// weight and its two gradients. With `gelu_of = Some(pre)` (x = GELU(pre)), dx is d loss / d pre instead:
+/// (dy·Wᵀ)·GELU'(pre), in the same product.
+fn linear_backward(
+    e: &Engine,
+    dy: &Tensor,
+    x: &Tensor,
+    (w, dw, db): (&Tensor, &Tensor, &Tensor),
+    (dx, gelu_of): (&Tensor, Option<&Tensor>),
+    (n, k_in, k_out): (usize, usize, usize),
+) -> Result<()> {
+    let spec = MatmulSpec { batch: 1, m: n, n: k_in, k: k_out, a_transposed: false, b_transposed: true, accumulate: false };
+    match gelu_of {
+        Some(pre) => e.run(Op::MatmulThen(spec, Then::GeluBackward), &[dy, w, pre], &[dx])?,
+        None => e.matmul(dy, w, dx, spec)?,
+    }
+    // dW += xᵀ·dy and, in the same op, db += Σ_rows dy
+    let weight_grad = MatmulSpec { batch: 1, m: k_in, n: k_out, k: n, a_transposed: true, b_transposed: false, accumulate: true };
+    e.run(Op::MatmulThen(weight_grad, Then::ColumnSumsOfB), &[x, dy], &[dw, db])
 }
 
 impl Gpt {

@@ -57,10 +57,8 @@ struct Decoder {
     rstd: Tensor,
     qkv: Tensor,
     attn: Tensor,
-    proj: Tensor,
     fc: Tensor,
     gelu: Tensor,
-    fc_proj: Tensor,
     logits: Tensor,
 }
 
@@ -77,10 +75,8 @@ impl Decoder {
             rstd: z(b),
             qkv: z(3 * b * c),
             attn: z(b * c),
-            proj: z(b * c),
             fc: z(4 * b * c),
             gelu: z(4 * b * c),
-            fc_proj: z(b * c),
             logits: z(b * v),
         }
     }
@@ -99,12 +95,10 @@ impl Decoder {
                 ln1: (&self.ln, &self.mean, &self.rstd),
                 qkv: &self.qkv,
                 attn_out: &self.attn,
-                attn_proj: &self.proj,
                 mid: &self.mid,
                 ln2: (&self.ln, &self.mean, &self.rstd),
                 fc: &self.fc,
                 gelu: &self.gelu,
-                fc_proj: &self.fc_proj,
                 out: &self.x[1 - cur],
             };
             super::block_forward(e, p, &self.x[cur], &out, (b, c), attention)?;

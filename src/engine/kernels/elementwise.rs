@@ -58,7 +58,7 @@ pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
     for_row_chunks(y, 1, |first, y| {
         let x = &x[first..first + y.len()];
         for (o, &v) in y.iter_mut().zip(x) {
-            *o = 0.5 * v * (1.0 + tanh(GELU_SCALE * (v + 0.044715 * v * v * v)));
+            *o = gelu(v);
         }
     });
 }
@@ -68,12 +68,43 @@ pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
     for_row_chunks(dx, 1, |first, dx| {
         let (dy, x) = (&dy[first..first + dx.len()], &x[first..first + dx.len()]);
         for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
-            let u = GELU_SCALE * (v + 0.044715 * v * v * v);
-            let th = tanh(u);
-            let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
-            *d = g * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du);
+            *d = gelu_grad_times(g, v);
         }
     });
+}
+
+/// dy ← dy · gelu'(x), in place (the product's epilogue `Then::GeluBackward`: the same arithmetic as
+/// [`gelu_backward`]).
+pub fn gelu_backward_in_place(dy: &mut [f32], x: &[f32]) {
+    for_row_chunks(dy, 1, |first, dy| {
+        let x = &x[first..first + dy.len()];
+        for (d, &v) in dy.iter_mut().zip(x) {
+            *d = gelu_grad_times(*d, v);
+        }
+    });
+}
+
+/// y ← r + y, in place (the product's epilogue `Then::BiasResidual`: the same sum as [`add`] of the residual and
+/// the layer's output).
+pub fn add_residual_in_place(y: &mut [f32], r: &[f32]) {
+    for (v, &r) in y.iter_mut().zip(r) {
+        *v = r + *v;
+    }
+}
+
+/// gelu(v), tanh form.
+#[inline(always)]
+fn gelu(v: f32) -> f32 {
+    0.5 * v * (1.0 + tanh(GELU_SCALE * (v + 0.044715 * v * v * v)))
+}
+
+/// g · gelu'(v).
+#[inline(always)]
+fn gelu_grad_times(g: f32, v: f32) -> f32 {
+    let u = GELU_SCALE * (v + 0.044715 * v * v * v);
+    let th = tanh(u);
+    let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
+    g * (0.5 * (1.0 + th) + 0.5 * v * (1.0 - th * th) * du)
 }
 
 /// out[b] = Σ_t w[b, t] · x[b, t] — the masked sum that turns token log-probs into log π(y|x).

@@ -10,7 +10,7 @@ use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
 use crate::error::Result;
 
-pub const SHADER: Shader = Shader { name: "layernorm", source: include_str!("../../../shaders/layernorm.wgsl"), entries: &["forward", "backward_input", "backward_params"] };
+pub const SHADER: Shader = Shader { name: "layernorm", source: include_str!("../../../shaders/layernorm.wgsl"), entries: &["forward", "backward"] };
 
 // ---- CPU twin
 
@@ -108,12 +108,16 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Op::LayernormBackward { n, c } => {
             // ins [dout, x, w, mean, rstd], outs [dx, dw, db]
             let p = Params { n: n as u32, c: c as u32, _pad: [0; 2] };
-            g.launch("layernorm.backward_input", bytemuck::bytes_of(&p), &[(X, t[1]), (W, t[2]), (DOUT, t[0]), (MEAN_IN, t[3]), (RSTD_IN, t[4]), (DX, t[5])], n)?;
-            // One workgroup per channel (the shader reduces each channel's rows in workgroup memory).
-            if c > g.max_groups() {
-                crate::bail!("layernorm_backward: {c} channels exceed this adapter's dispatch limit");
+            // One dispatch: a workgroup per channel for dw and db (each reduces its channel's rows in workgroup
+            // memory), then workgroups of rows for dx.
+            let groups = c + n.div_ceil(g.threads_per_group());
+            let x = groups.min(g.max_groups());
+            let y = groups.div_ceil(x);
+            if y > g.max_groups() {
+                crate::bail!("layernorm_backward: {n} rows and {c} channels exceed this adapter's dispatch limit");
             }
-            g.dispatch("layernorm.backward_params", bytemuck::bytes_of(&p), &[(X, t[1]), (DOUT, t[0]), (MEAN_IN, t[3]), (RSTD_IN, t[4]), (DW, t[6]), (DB, t[7])], [c, 1, 1]);
+            let buffers = [(X, t[1]), (W, t[2]), (DOUT, t[0]), (MEAN_IN, t[3]), (RSTD_IN, t[4]), (DX, t[5]), (DW, t[6]), (DB, t[7])];
+            g.dispatch("layernorm.backward", bytemuck::bytes_of(&p), &buffers, [x, y, 1]);
             Ok(())
         }
         _ => unreachable!("layernorm::run_gpu got {}", op.name()),

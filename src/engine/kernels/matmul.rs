@@ -8,7 +8,8 @@ use super::cpu_math::for_row_chunks;
 use super::{CheckShape, Shader};
 use crate::bail;
 use crate::engine::gpu::{GpuBackend, GpuTensor};
-use crate::engine::{MatmulSpec, Op};
+use super::elementwise::{add_bias, add_residual_in_place, bias_backward, gelu_backward_in_place, gelu_forward};
+use crate::engine::{MatmulSpec, Op, Then};
 use crate::error::Result;
 
 pub const SHADER: Shader = Shader { name: "matmul", source: include_str!("../../../shaders/matmul.wgsl"), entries: &["main", "tiled", "reduce_splits"] };
@@ -474,6 +475,9 @@ struct Params {
     a_batch: u32,
     b_batch: u32,
     c_batch: u32,
+    /// The epilogue ([`Then::code`]; 0: store the product as it is).
+    then: u32,
+    _pad: [u32; 3],
 }
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
@@ -481,11 +485,42 @@ mod binding {
     pub const A: u32 = 1;
     pub const B: u32 = 2;
     pub const C: u32 = 3;
+    pub const BIAS: u32 = 4;
+    pub const AUX: u32 = 5;
+    pub const SECOND: u32 = 6;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
-    if let Op::Matmul(spec) = *op {
-        matmul(i[0], i[1], o[0], spec)
+    match *op {
+        Op::Matmul(spec) => matmul(i[0], i[1], o[0], spec),
+        // The product, then the separate ops' twins in their order: the same bits as the unfused layer.
+        Op::MatmulThen(spec, then) => match then {
+            Then::Bias => {
+                matmul(i[0], i[1], o[0], spec);
+                add_bias(o[0], i[2]);
+            }
+            Then::BiasGelu => {
+                let [c, pre] = o else { unreachable!() };
+                matmul(i[0], i[1], pre, spec);
+                add_bias(pre, i[2]);
+                gelu_forward(c, pre);
+            }
+            Then::BiasResidual => {
+                matmul(i[0], i[1], o[0], spec);
+                add_bias(o[0], i[2]);
+                add_residual_in_place(o[0], i[3]);
+            }
+            Then::GeluBackward => {
+                matmul(i[0], i[1], o[0], spec);
+                gelu_backward_in_place(o[0], i[2]);
+            }
+            Then::ColumnSumsOfB => {
+                let [c, sums] = o else { unreachable!() };
+                matmul(i[0], i[1], c, spec);
+                bias_backward(sums, i[1]);
+            }
+        },
+        _ => unreachable!("matmul::run_cpu got {}", op.name()),
     }
 }
 
@@ -515,13 +550,22 @@ pub fn k_splits_for(spec: &MatmulSpec, tile: usize) -> usize {
 /// One 32×32 tile of C per workgroup, batches in z. A product with few tiles and a long k, on an adapter that
 /// splits, is two passes: the k-chunks' partial products into a scratch buffer (a batch per chunk), then their sum
 /// in a fixed order into C (`reduce_splits`), the same result every run.
+///
+/// A product with an epilogue ([`Then`]) is never split: its epilogue runs where each value is stored. The column
+/// sums of B ([`Then::ColumnSumsOfB`]) are not an epilogue: one more row of workgroups computes them over the whole
+/// k, so that product still splits.
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
-    let Op::Matmul(spec) = *op else { unreachable!("matmul::run_gpu got {}", op.name()) };
+    let (spec, then) = match *op {
+        Op::Matmul(spec) => (spec, None),
+        Op::MatmulThen(spec, then) => (spec, Some(then)),
+        _ => unreachable!("matmul::run_gpu got {}", op.name()),
+    };
     // The tiled kernel on hardware GPUs (64×64 tiles through workgroup memory), `main` on software adapters.
     let (entry, tile) = if g.tiled_matmul() { ("matmul.tiled", 64) } else { ("matmul.main", 32) };
-    let splits = if g.splits_k() { k_splits_for(&spec, tile) } else { 1 };
+    let splits = if g.splits_k() && matches!(then, None | Some(Then::ColumnSumsOfB)) { k_splits_for(&spec, tile) } else { 1 };
     let batches = if splits > 1 { splits } else { spec.batch };
-    let groups = [spec.n.div_ceil(tile), spec.m.div_ceil(tile), batches];
+    let column_sums = then == Some(Then::ColumnSumsOfB);
+    let groups = [spec.n.div_ceil(tile), spec.m.div_ceil(tile) + column_sums as usize, batches];
     if let Some(n) = groups.iter().find(|&&n| n > g.max_groups()) {
         bail!("matmul: {spec:?} needs {n} workgroups in one dimension; this adapter allows {}", g.max_groups());
     }
@@ -541,9 +585,23 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         a_batch: u(m * k),
         b_batch: u(k * n),
         c_batch: u(m * n),
+        then: then.map_or(0, |then| then.code()),
+        _pad: [0; 3],
     };
+    // The kernels declare the epilogue's bindings; a dispatch that does not read one binds a placeholder there.
+    let (read_unused, write_unused) = (g.unused(false), g.unused(true));
+    let (bias, aux, second) = match then {
+        None => (&read_unused, &read_unused, &write_unused),
+        Some(Then::Bias) => (t[2], &read_unused, &write_unused),
+        Some(Then::BiasGelu) => (t[2], &read_unused, t[4]),
+        Some(Then::BiasResidual) => (t[2], t[3], &write_unused),
+        Some(Then::GeluBackward) => (&read_unused, t[2], &write_unused),
+        Some(Then::ColumnSumsOfB) => (&read_unused, &read_unused, t[3]),
+    };
+    let c = t[t.len() - if matches!(then, Some(Then::BiasGelu | Then::ColumnSumsOfB)) { 2 } else { 1 }];
+    let extra = [(binding::BIAS, bias), (binding::AUX, aux), (binding::SECOND, second)];
     if splits == 1 {
-        g.dispatch(entry, bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, t[2])], groups);
+        g.dispatch(entry, bytemuck::bytes_of(&p), &[[(binding::A, t[0]), (binding::B, t[1]), (binding::C, c)].as_slice(), &extra].concat(), groups);
         return Ok(());
     }
     let chunk = k / splits;
@@ -552,7 +610,7 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     p.b_batch = u(chunk * b_row);
     p.accumulate = 0;
     let partials = g.scratch(splits * m * n);
-    g.dispatch(entry, bytemuck::bytes_of(&p), &[(binding::A, t[0]), (binding::B, t[1]), (binding::C, &partials)], groups);
+    g.dispatch(entry, bytemuck::bytes_of(&p), &[[(binding::A, t[0]), (binding::B, t[1]), (binding::C, &partials)].as_slice(), &extra].concat(), groups);
     let sum = Params { m: u(m * n), k: u(splits), accumulate: spec.accumulate as u32, ..p };
     g.launch("matmul.reduce_splits", bytemuck::bytes_of(&sum), &[(binding::A, &partials), (binding::C, t[2])], m * n)
 }
@@ -573,12 +631,81 @@ pub(crate) fn selfcheck_ops(_: &CheckShape) -> Vec<Op> {
     specs.push(MatmulSpec { batch: 1, m: 40, n: 33, k: 1024, a_transposed: true, b_transposed: false, accumulate: false });
     specs.push(MatmulSpec { batch: 1, m: 17, n: 70, k: 512, a_transposed: true, b_transposed: true, accumulate: true });
     specs.push(MatmulSpec { batch: 1, m: 9, n: 12, k: 768, a_transposed: false, b_transposed: false, accumulate: false });
-    specs.into_iter().map(Op::Matmul).collect()
+    let mut ops: Vec<Op> = specs.into_iter().map(Op::Matmul).collect();
+    // Each epilogue, at a linear layer's transposes (x·W; dy·Wᵀ for GELU's backward), on ragged tiles and on a long k
+    // that a plain product of its shape would split.
+    for (m, n, k) in [(33, 65, 17), (40, 33, 1024)] {
+        for then in [Then::Bias, Then::BiasGelu, Then::BiasResidual] {
+            ops.push(Op::MatmulThen(MatmulSpec::new(m, n, k), then));
+        }
+        ops.push(Op::MatmulThen(MatmulSpec { b_transposed: true, ..MatmulSpec::new(m, n, k) }, Then::GeluBackward));
+    }
+    // A weight gradient xᵀ·dy (+=) with its bias gradient Σ_rows dy (+=): ragged, and long enough to split.
+    for (m, n, k) in [(33, 65, 17), (40, 33, 1024)] {
+        ops.push(Op::MatmulThen(MatmulSpec { a_transposed: true, accumulate: true, ..MatmulSpec::new(m, n, k) }, Then::ColumnSumsOfB));
+    }
+    ops
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A product with an epilogue is, on the CPU, the same bits as the product followed by the separate ops the
+    /// model ran before they were fused (AddBias, GeluForward, Add, GeluBackward): committed results do not move.
+    #[test]
+    fn an_epilogue_on_the_cpu_is_the_separate_ops_bit_for_bit() {
+        use crate::engine::kernels::run_cpu;
+        let (m, n, k) = (70, 48, 33);
+        let run = |op: Op, ins: &[&[f32]], outs: &mut [Vec<f32>]| {
+            let mut o: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+            run_cpu(&op, ins, &mut o);
+        };
+        let x = crate::rng::uniform_vec(4, 1, m * k, -2.0, 2.0);
+        let w = crate::rng::uniform_vec(4, 2, k * n, -1.0, 1.0);
+        let bias = crate::rng::uniform_vec(4, 3, n, -1.0, 1.0);
+        let r = crate::rng::uniform_vec(4, 4, m * n, -1.0, 1.0);
+        let spec = MatmulSpec::new(m, n, k);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // The layer as separate ops: y = x·W, y += b, then GELU or the residual.
+        let mut y = vec![vec![0.0; m * n]];
+        run(Op::Matmul(spec), &[&x, &w], &mut y);
+        run(Op::AddBias { n: m, c: n }, &[&bias], &mut y);
+        let mut gelu = vec![vec![0.0; m * n]];
+        run(Op::GeluForward { len: m * n }, &[&y[0]], &mut gelu);
+        let mut sum = vec![vec![0.0; m * n]];
+        run(Op::Add { len: m * n }, &[&r, &y[0]], &mut sum);
+        let mut fused = vec![vec![f32::NAN; m * n]];
+        run(Op::MatmulThen(spec, Then::Bias), &[&x, &w, &bias], &mut fused);
+        assert_eq!(bits(&fused[0]), bits(&y[0]), "bias");
+        let mut fused = vec![vec![f32::NAN; m * n], vec![f32::NAN; m * n]];
+        run(Op::MatmulThen(spec, Then::BiasGelu), &[&x, &w, &bias], &mut fused);
+        assert_eq!((bits(&fused[0]), bits(&fused[1])), (bits(&gelu[0]), bits(&y[0])), "bias and GELU");
+        let mut fused = vec![vec![f32::NAN; m * n]];
+        run(Op::MatmulThen(spec, Then::BiasResidual), &[&x, &w, &bias, &r], &mut fused);
+        assert_eq!(bits(&fused[0]), bits(&sum[0]), "bias and residual");
+        // dx = (dy·Wᵀ)·GELU'(pre): the product, then GeluBackward.
+        let back = MatmulSpec { b_transposed: true, ..MatmulSpec::new(m, k, n) };
+        let dy = crate::rng::uniform_vec(4, 5, m * n, -1.0, 1.0);
+        let pre = crate::rng::uniform_vec(4, 6, m * k, -3.0, 3.0);
+        let mut dgelu = vec![vec![0.0; m * k]];
+        run(Op::Matmul(back), &[&dy, &w], &mut dgelu);
+        let mut dx = vec![vec![0.0; m * k]];
+        run(Op::GeluBackward { len: m * k }, &[&dgelu[0], &pre], &mut dx);
+        let mut fused = vec![vec![f32::NAN; m * k]];
+        run(Op::MatmulThen(back, Then::GeluBackward), &[&dy, &w, &pre], &mut fused);
+        assert_eq!(bits(&fused[0]), bits(&dx[0]), "GELU's backward");
+        // dW += xᵀ·dy and db += Σ_rows dy: the accumulating product, then BiasBackward.
+        let grad = MatmulSpec { a_transposed: true, accumulate: true, ..MatmulSpec::new(k, n, m) };
+        let (dw0, db0) = (crate::rng::uniform_vec(4, 7, k * n, -1.0, 1.0), crate::rng::uniform_vec(4, 8, n, -1.0, 1.0));
+        let mut dw = vec![dw0.clone()];
+        run(Op::Matmul(grad), &[&x, &dy], &mut dw);
+        let mut db = vec![db0.clone()];
+        run(Op::BiasBackward { n: m, c: n }, &[&dy], &mut db);
+        let mut fused = vec![dw0, db0];
+        run(Op::MatmulThen(grad, Then::ColumnSumsOfB), &[&x, &dy], &mut fused);
+        assert_eq!((bits(&fused[0]), bits(&fused[1])), (bits(&dw[0]), bits(&db[0])), "weight and bias gradients");
+    }
 
     /// The fuse probe tells a fused multiply-add from a multiply and an add: natively it follows the build's
     /// FMA (x86-64-v3 here), and a plain f32 multiply then add (what the SIMD128 build does) gives 0.
