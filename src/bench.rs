@@ -77,6 +77,34 @@ pub async fn profile_size(e: &Engine, layers: usize, d_model: usize, heads: usiz
     Ok(times)
 }
 
+/// [`profile_size`] timed inside the real step by GPU timestamps: each op's GPU time with nothing waiting between ops.
+/// None where the engine is not a GPU with timestamps.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn profile_size_in_step(e: &Engine, layers: usize, d_model: usize, heads: usize, steps: usize) -> Result<Option<Vec<crate::engine::profile::OpTime>>> {
+    let Engine::Gpu(g) = e else { return Ok(None) };
+    let cfg = GptConfig { n_layer: layers, n_embd: d_model, n_head: heads, n_positions: CONTEXT, vocab_size: VOCAB };
+    let mut setup = StepSetup::new(e, cfg)?;
+    setup.step(e).await?; // warm-up, not profiled
+    if !g.start_op_timing() {
+        return Ok(None);
+    }
+    crate::engine::profile::start_in_step();
+    for _ in 0..steps {
+        setup.step(e).await?;
+    }
+    for (name, seconds) in g.take_op_times().await? {
+        crate::engine::profile::add_seconds(name, seconds);
+    }
+    let mut times = crate::engine::profile::stop();
+    for t in &mut times {
+        t.calls /= steps as u64;
+        t.seconds /= steps as f64;
+        t.flops /= steps as f64;
+        t.bytes /= steps as f64;
+    }
+    Ok(Some(times))
+}
+
 /// The host's work for one training step on a GPU: what the step dispatches and what that costs the host
 /// (`engine::gpu::HostCounters`, per step), with the step's time.
 #[derive(Clone, Debug, Serialize)]
@@ -367,13 +395,14 @@ pub fn gemm_table(rows: &[GemmRow]) -> String {
     s
 }
 
-/// The per-op profile of one size as a table: per op, calls (dispatches on a GPU) and ms per step, share of
+/// The per-op profile of one size as a table: per op, calls (an op may be more than one dispatch on a GPU) and ms per step, share of
 /// the step, GFLOP/s, and the bytes each op must move with the rate that makes.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn profile_table(size: &str, times: &[crate::engine::profile::OpTime]) -> String {
+/// `how`: how the ops were timed, for the heading.
+pub fn profile_table(size: &str, times: &[crate::engine::profile::OpTime], how: &str) -> String {
     let total: f64 = times.iter().map(|t| t.seconds).sum();
     let calls: u64 = times.iter().map(|t| t.calls).sum();
-    let mut s = format!("size {size}: {:.1} ms per profiled step (each op run to completion), {calls} ops (dispatches) per step\n", total * 1e3);
+    let mut s = format!("size {size}: {:.1} ms per profiled step ({how}), {calls} ops per step\n", total * 1e3);
     s += &format!("  {:<26} {:>6} {:>10} {:>7} {:>9} {:>9} {:>7}\n", "op", "calls", "ms/step", "share", "GFLOP/s", "MB/step", "GB/s");
     for t in times {
         let gflops = if t.flops > 0.0 { format!("{:.1}", t.flops / t.seconds / 1e9) } else { "-".into() };

@@ -313,7 +313,10 @@ mod native {
         if profile {
             for &(n, l, d, h) in &chosen {
                 let times = pollster::block_on(bench::profile_size(&engine, l, d, h, repeats.min(3)))?;
-                print!("{}", bench::profile_table(n, &times));
+                print!("{}", bench::profile_table(n, &times, "each op run to completion"));
+                if let Some(times) = pollster::block_on(bench::profile_size_in_step(&engine, l, d, h, repeats.min(3)))? {
+                    print!("{}", bench::profile_table(n, &times, "GPU timestamps, each op inside the real step"));
+                }
             }
         }
         if let Some(chunks) = data_parallel {

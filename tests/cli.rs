@@ -176,7 +176,7 @@ fn bench_reports_peak_share_and_per_op_profile() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("peak: a 1024³ GEMM runs at") && stdout.contains("of peak"), "{stdout}");
     let profile: Vec<&str> = stdout.lines().skip_while(|l| !l.starts_with("size S:")).collect();
-    assert!(profile[0].contains("ops (dispatches) per step"), "{stdout}");
+    assert!(profile[0].contains("ops per step"), "{stdout}");
     // Columns: op, calls, ms/step, share, GFLOP/s (matmul only), MB/step, GB/s.
     let row = |op: &str| profile.iter().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|c| c[0] == op);
     let matmul = row("matmul").unwrap_or_else(|| panic!("matmul missing: {stdout}"));

@@ -198,6 +198,8 @@ fn a_gpu_training_step_is_recorded_once_and_replayed() {
         assert_eq!((b.submits - a.submits, b.readbacks - a.readbacks), (1, 1), "one submit and one readback per step");
         assert!(b.uniforms_created - a.uniforms_created <= 2, "only AdamW's uniforms are new: {}", b.uniforms_created - a.uniforms_created);
         assert_eq!(b.bind_groups_created - a.bind_groups_created, b.uniforms_created - a.uniforms_created, "a bind group is new only where its uniform is");
+        // Fused attention, epilogues and one-dispatch LayerNorm backward (issue 28): a 2-layer step in ≤ 60.
+        assert!(b.dispatches - a.dispatches <= 60, "{} dispatches in a 2-layer step", b.dispatches - a.dispatches);
     }
     let again = train(&gpu, 5, Box::new(|_| {}));
     assert_eq!(first, again, "two GPU runs from one init differ");
@@ -299,4 +301,27 @@ fn gpu_sft_steps_reuse_their_bind_groups() {
         assert_eq!(b.readbacks - a.readbacks, 1, "one readback per SFT step");
         assert!(b.bind_groups_created - a.bind_groups_created <= 2, "a step made {} bind groups", b.bind_groups_created - a.bind_groups_created);
     }
+}
+
+/// The in-step profile (GPU timestamps at each op's pass, nothing waiting between ops) times the same ops, with the
+/// same calls, as the profile that runs each op to completion; every time is finite and the step's is positive.
+#[test]
+fn ops_are_timed_inside_the_step_by_gpu_timestamps() {
+    use alignment_gap::bench;
+    use alignment_gap::engine::profile::OpTime;
+    let Some(gpu) = gpu() else { return };
+    let Engine::Gpu(g) = &gpu else { unreachable!() };
+    let whole = pollster::block_on(bench::profile_size(&gpu, 1, 16, 2, 1)).unwrap();
+    let Some(in_step) = pollster::block_on(bench::profile_size_in_step(&gpu, 1, 16, 2, 1)).unwrap() else {
+        assert!(!g.adapter.timestamps, "an adapter with timestamps gives the in-step profile");
+        return;
+    };
+    let calls = |times: &[OpTime]| {
+        let mut v: Vec<(&str, u64)> = times.iter().map(|t| (t.name, t.calls)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(calls(&whole), calls(&in_step));
+    assert!(in_step.iter().all(|t| t.seconds.is_finite() && t.seconds >= 0.0), "{in_step:?}");
+    assert!(in_step.iter().map(|t| t.seconds).sum::<f64>() > 0.0, "{in_step:?}");
 }

@@ -53,6 +53,10 @@ pub struct AdapterSummary {
     pub device_type: String,
     pub driver: String,
     pub limits: KeyLimits,
+    /// Whether the adapter can write GPU timestamps at compute passes' ends (`bench --profile` then times each op
+    /// inside a real step instead of running each to completion alone).
+    #[serde(default)]
+    pub timestamps: bool,
 }
 
 /// The limits that bound our kernels and buffers.
@@ -76,6 +80,7 @@ impl AdapterSummary {
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            timestamps: adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY),
             limits: KeyLimits {
                 max_buffer_size: l.max_buffer_size,
                 max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
@@ -119,7 +124,24 @@ pub struct GpuBackend {
     scratch: RefCell<HashMap<usize, wgpu::Buffer>>,
     /// One-value buffers for bindings a dispatch does not use (read-only, writable), made on first use.
     unused: RefCell<[Option<wgpu::Buffer>; 2]>,
+    /// While ops are timed by GPU timestamps ([`GpuBackend::start_op_timing`]).
+    timing: RefCell<Option<OpTiming>>,
 }
+
+/// GPU time per op inside a real step: each timed op runs in a compute pass of its own whose beginning and end write
+/// a timestamp (WebGPU's `timestamp-query`, pass-level: the same natively and in a browser). Nothing waits between
+/// ops, so the step runs as it does unprofiled but for its pass boundaries.
+struct OpTiming {
+    set: wgpu::QuerySet,
+    /// The ops whose pass has opened, in order: op i wrote queries 2i and 2i + 1.
+    timed: Vec<&'static str>,
+    /// The op announced by `time_next_op` whose pass has not opened yet.
+    next: Option<&'static str>,
+}
+
+/// At most this many ops are timed between `start_op_timing` and `take_op_times` (two queries each; WebGPU allows
+/// 4096 per query set).
+const TIMED_OPS: u32 = 2048;
 
 /// Work recorded and not yet submitted: the encoder, and the compute pass open in it (ended before a copy).
 /// The pass is declared first so that it is dropped (ended) before its encoder.
@@ -256,6 +278,8 @@ impl GpuBackend {
                 label: Some("alignment-gap"),
                 // Take what the adapter grants (never less than WebGPU's defaults).
                 required_limits: adapter.limits(),
+                // Timestamps where the adapter has them (the in-step profile); nothing else beyond WebGPU's core.
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 ..Default::default()
             })
             .await
@@ -314,6 +338,7 @@ impl GpuBackend {
             tiled_matmul: Cell::new(tiled),
             scratch: RefCell::default(),
             unused: RefCell::default(),
+            timing: RefCell::default(),
         })
     }
 
@@ -457,13 +482,84 @@ impl GpuBackend {
         let pending = pending.get_or_insert_with(|| Pending { encoder: self.device.create_command_encoder(&Default::default()), pass: None });
         // One pass for every dispatch until a copy or a submit: WebGPU orders dispatches within a pass and makes
         // each one's writes visible to the next, as it does across passes.
-        let pass = pending.pass.get_or_insert_with(|| pending.encoder.begin_compute_pass(&Default::default()).forget_lifetime());
+        let pass = pending.pass.get_or_insert_with(|| {
+            // A timed op's first dispatch opens its pass with timestamps at both ends.
+            let mut timing = self.timing.borrow_mut();
+            let timed = timing.as_mut().and_then(|t| {
+                let name = t.next.take()?;
+                let i = t.timed.len() as u32;
+                (i < TIMED_OPS).then(|| {
+                    t.timed.push(name);
+                    (&t.set, i)
+                })
+            });
+            let timestamp_writes = timed.map(|(query_set, i)| wgpu::ComputePassTimestampWrites {
+                query_set,
+                beginning_of_pass_write_index: Some(2 * i),
+                end_of_pass_write_index: Some(2 * i + 1),
+            });
+            pending.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes }).forget_lifetime()
+        });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &*bind_group, &[]);
         pass.dispatch_workgroups(groups[0] as u32, groups[1] as u32, groups[2] as u32);
         counters.dispatches += 1;
         counters.record_seconds += (crate::clock::now_ms() - start) / 1e3;
         self.counters.set(counters);
+    }
+
+    /// Starts timing ops by GPU timestamps, if the adapter has them (false if not: the caller times ops another way).
+    pub fn start_op_timing(&self) -> bool {
+        if !self.adapter.timestamps {
+            return false;
+        }
+        let set = self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("op timing"), ty: wgpu::QueryType::Timestamp, count: 2 * TIMED_OPS });
+        *self.timing.borrow_mut() = Some(OpTiming { set, timed: Vec::new(), next: None });
+        true
+    }
+
+    /// While timing: the next op (`name`) gets a compute pass of its own.
+    pub fn time_next_op(&self, name: &'static str) {
+        if let Some(t) = self.timing.borrow_mut().as_mut() {
+            self.end_pass();
+            t.next = Some(name);
+        }
+    }
+
+    /// While timing: the op just recorded ends its pass.
+    pub fn end_timed_op(&self) {
+        if let Some(t) = self.timing.borrow_mut().as_mut() {
+            t.next = None;
+            self.end_pass();
+        }
+    }
+
+    fn end_pass(&self) {
+        if let Some(p) = self.pending.borrow_mut().as_mut() {
+            p.pass = None;
+        }
+    }
+
+    /// Stops timing and reads the timestamps back: each timed op's GPU seconds, in the order the ops ran.
+    pub async fn take_op_times(&self) -> Result<Vec<(&'static str, f64)>> {
+        let Some(t) = self.timing.borrow_mut().take() else { return Ok(vec![]) };
+        let queries = 2 * t.timed.len() as u32;
+        if queries == 0 {
+            return Ok(vec![]);
+        }
+        let bytes = queries as u64 * 8;
+        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.encoder().resolve_query_set(&t.set, 0..queries, &resolved, 0);
+        // Each timestamp is a u64 of ticks: two f32 words of bits, read back as any tensor is.
+        let words = self.read(&GpuTensor { buffer: resolved, offset: 0, len: 2 * queries as usize }).await?;
+        let ticks: &[u64] = bytemuck::cast_slice(&words);
+        let period = self.queue.get_timestamp_period() as f64 * 1e-9;
+        Ok(t.timed.iter().zip(ticks.chunks_exact(2)).map(|(&name, pair)| (name, pair[1].saturating_sub(pair[0]) as f64 * period)).collect())
     }
 
     /// Overwrites `t` with `data` after everything recorded so far: the recorded work is submitted first, because a

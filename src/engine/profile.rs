@@ -1,6 +1,9 @@
 //! Per-op timing (`alignment-gap bench --profile`): while on, `Engine::run` runs each op to completion
 //! (on a GPU: one submit and a wait per op) and adds its wall time here, by op name. It changes how work
-//! is submitted, so profiled step times are slower than the bench's; the shares are what it is for. It also
+//! is submitted, so profiled step times are slower than the bench's; the shares are what it is for. On a GPU
+//! with timestamps, [`start_in_step`] instead times each op inside the real step: ops are recorded as usual,
+//! each in a compute pass of its own whose ends write GPU timestamps, nothing waits between them, and the seconds
+//! are added from the timestamps after the steps ([`add_seconds`]). It also
 //! lists the matmul shapes a step runs (the GEMM bench times each); in the browser that is all it is good for,
 //! since its clock counts whole milliseconds there.
 
@@ -24,6 +27,8 @@ pub struct OpTime {
 struct Collected {
     times: Vec<OpTime>,
     matmuls: Vec<(MatmulSpec, u64)>,
+    /// Ops are timed by the GPU's timestamps inside the step, not run to completion one by one.
+    in_step: bool,
 }
 
 thread_local! {
@@ -35,6 +40,26 @@ pub fn start() {
     PROFILE.with(|p| *p.borrow_mut() = Some(Collected::default()));
 }
 
+/// Starts collecting ops timed inside the step by GPU timestamps (the caller has started the GPU's op timing, and
+/// adds each op's seconds with [`add_seconds`] once it has read them).
+pub fn start_in_step() {
+    PROFILE.with(|p| *p.borrow_mut() = Some(Collected { in_step: true, ..Default::default() }));
+}
+
+/// Whether ops are being timed inside the step (see [`start_in_step`]).
+pub(crate) fn in_step() -> bool {
+    PROFILE.with(|p| p.borrow().as_ref().is_some_and(|c| c.in_step))
+}
+
+/// Adds `seconds` to op `name`'s total (the in-step profile's timestamps, read after the steps).
+pub fn add_seconds(name: &str, seconds: f64) {
+    PROFILE.with(|p| {
+        if let Some(t) = p.borrow_mut().as_mut().and_then(|c| c.times.iter_mut().find(|t| t.name == name)) {
+            t.seconds += seconds;
+        }
+    });
+}
+
 /// Stops collecting and returns the totals, largest first.
 pub fn stop() -> Vec<OpTime> {
     stop_with_matmuls().0
@@ -42,7 +67,7 @@ pub fn stop() -> Vec<OpTime> {
 
 /// [`stop`], with the shapes of the matmuls run and how often each (in the order first seen).
 pub fn stop_with_matmuls() -> (Vec<OpTime>, Vec<(MatmulSpec, u64)>) {
-    let Collected { mut times, matmuls } = PROFILE.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    let Collected { mut times, matmuls, .. } = PROFILE.with(|p| p.borrow_mut().take()).unwrap_or_default();
     times.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     (times, matmuls)
 }
@@ -57,7 +82,7 @@ pub(crate) fn record(op: &Op, seconds: f64) {
     let (ins, outs) = op.lengths();
     let bytes = 4.0 * ins.iter().chain(&outs).sum::<usize>() as f64;
     PROFILE.with(|p| {
-        if let Some(Collected { times, matmuls }) = p.borrow_mut().as_mut() {
+        if let Some(Collected { times, matmuls, .. }) = p.borrow_mut().as_mut() {
             for spec in &products {
                 match matmuls.iter_mut().find(|(s, _)| s == spec) {
                     Some((_, calls)) => *calls += 1,
