@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check and speed measurement, in one go (under 9 minutes on a real GPU): every kernel against its
-# CPU twin on the card (`doctor`), the per-op profile of a train step at S and M, the bench at S/M/L with each
+# CPU twin on the card (`doctor`), the per-op profile of a train step at S and M (each op run to completion, and
+# inside the real step by GPU timestamps), the bench at S/M/L with each
 # step's share of the attainable GEMM rate, PyTorch on the same card beside it (where python3 has torch with
 # CUDA), and the whole *Figure 1 (quick)* pipeline on the card with its stage times. Writes to $OUT (default
 # bench/gpu-out/), at most 9 files: machine.txt, doctor.txt, profile.txt, bench.txt (the table for

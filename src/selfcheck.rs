@@ -164,6 +164,7 @@ fn cases() -> Vec<Case> {
                     format!("{} (B{b} T{t} C{c} H{h} V{v}) pos {pos}, temperature {temperature}{part}", op.name())
                 }
                 Op::ClipScale { slots, max_norm } => format!("clip_scale {slots} slots, max_norm {max_norm:?}"),
+                Op::PairLoss { pairs, loss, beta } => format!("pair_loss {}, {pairs} pairs, β {beta}", loss.name()),
                 _ => format!("{} (B{b} T{t} C{c} H{h} V{v})", op.name()),
             };
             case(name, op, 1000 + i as u32)

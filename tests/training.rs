@@ -509,3 +509,39 @@ fn a_run_cut_off_on_the_gpu_goes_on_on_the_cpu_from_what_the_gpu_left() {
     }
     assert_eq!(rows.len(), gpu_rows.len());
 }
+
+/// An alignment step on a GPU reads nothing back until its end (issue 28): π_ref's log-probs, the loss and its
+/// gradient stay on the device (`Op::PairLoss`), and the step's record is its one readback. Counted as the
+/// difference between a 4-step and a 2-step offline run that evaluate the same checkpoints (steps 0 and the last).
+#[test]
+fn an_alignment_step_on_the_gpu_reads_back_once_at_its_end() {
+    use alignment_gap::train::align::{align, AlignConfig, Source};
+    use alignment_gap::train::data::golden_pairs;
+    use alignment_gap::train::eval::{sample_responses, EvalPrompts, EvalSet};
+    use alignment_gap::train::losses::Loss;
+    use alignment_gap::train::optim::AdamwConfig;
+    let Ok((e, _)) = pollster::block_on(Engine::open(alignment_gap::engine::BackendChoice::Gpu, &Default::default())) else {
+        assert_eq!(std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref(), Ok("1"), "a GPU adapter (lavapipe on CI)");
+        return;
+    };
+    let Engine::Gpu(g) = &e else { unreachable!() };
+    let task = TaskConfig::default();
+    let cfg = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+    let sft = pollster::block_on(train_sft(&e, &task, cfg, &SftConfig { steps: 4, batch: 8, ..SftConfig::default() }, 0, |_, _| {})).unwrap();
+    let d_golden = pollster::block_on(golden_pairs(&e, &task, &sft, 32, 0, 100, 16)).unwrap();
+    let heldout = pollster::block_on(golden_pairs(&e, &task, &sft, 8, 1, 200, 8)).unwrap();
+    let win_prompts: Vec<Vec<u32>> = (0..8).map(|i| task.prompt(9, 1, i)).collect();
+    let baseline = pollster::block_on(sample_responses(&e, &sft, &task, &win_prompts, 9, 12345)).unwrap();
+    let prompts = EvalPrompts { win_prompts, baseline, kl_prompts: (0..4).map(|i| task.prompt(9, 2, i)).collect() };
+    let eval = pollster::block_on(EvalSet::new(&e, &sft, &task, prompts, heldout, None, 9)).unwrap();
+    let readbacks = |steps: u32| {
+        let run_cfg = AlignConfig { loss: Loss::Ipo, beta: 0.1, adamw: AdamwConfig { lr: 1e-3, ..AdamwConfig::default() }, steps, batch: 4, eval_every: steps, seed: 0, warmup_steps: 1, log_evals: 0, past_best: None, chunks: 0 };
+        let before = g.counters().readbacks;
+        let (_, checkpoints, _) = pollster::block_on(align(&e, &task, &sft, Source::Offline(&d_golden, None), &run_cfg, &eval, |_| {})).unwrap();
+        assert_eq!(checkpoints.iter().map(|c| c.step).collect::<Vec<_>>(), vec![0, steps]);
+        g.counters().readbacks - before
+    };
+    let (two, four) = (readbacks(2), readbacks(4));
+    assert_eq!((four - two) / 2, 1, "readbacks per step: a 2-step run {two}, a 4-step run {four}");
+    assert_eq!((four - two) % 2, 0);
+}

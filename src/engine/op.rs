@@ -90,6 +90,10 @@ pub enum Op {
     /// [sums (slots)] → [clip (2)]: the global gradient norm ‖g‖ = √Σ sums, and the factor the gradient is
     /// scaled by before the update: max_norm / (‖g‖ + 1e-6) when ‖g‖ exceeds `max_norm`, else 1. clip = [factor, ‖g‖].
     ClipScale { slots: usize, max_norm: Option<f32> },
+    /// [logps (2P), reference (2P)] → [dseq (2P), record (1 + 4P)]: an alignment step's GPO loss on each pair's
+    /// summed log-probs (winners in 0..P, losers in P..2P), its gradient d loss / d log π, and the step's record
+    /// [mean loss, logps, reference] (read back once, at the step's end)
+    PairLoss { pairs: usize, loss: crate::train::losses::Loss, beta: f32 },
     /// [grad, clip (2)] → [param, m, v]: the update of the gradient times clip[0] ([`Op::ClipScale`]'s factor)
     Adamw { len: usize, step: AdamwStep },
 }
@@ -137,6 +141,7 @@ impl Op {
             Op::SumSquares { .. } => "sum_squares",
             Op::ClipScale { .. } => "clip_scale",
             Op::Adamw { .. } => "adamw",
+            Op::PairLoss { .. } => "pair_loss",
         }
     }
 
@@ -186,6 +191,7 @@ impl Op {
             Op::EmbedPosition { .. } | Op::CachedAttention { .. } | Op::SampleNext { .. } => Family::Decode,
             Op::SumSquares { .. } | Op::ClipScale { .. } => Family::SumSquares,
             Op::Adamw { .. } => Family::Adamw,
+            Op::PairLoss { .. } => Family::Losses,
         }
     }
 
@@ -240,6 +246,7 @@ impl Op {
             Op::SumSquares { len, slots, .. } => (vec![len], vec![slots]),
             Op::ClipScale { slots, .. } => (vec![slots], vec![2]),
             Op::Adamw { len, .. } => (vec![len, 2], vec![len; 3]),
+            Op::PairLoss { pairs, .. } => (vec![2 * pairs, 2 * pairs], vec![2 * pairs, 1 + 4 * pairs]),
         }
     }
 
@@ -281,6 +288,7 @@ impl Op {
                 bail!("{name}: banned = {banned:#b} leaves no token of the {v} to draw, or bans <eos> ({eos})")
             }
             Op::SumSquares { slot, slots, .. } if slot >= slots => bail!("{name}: slot {slot} is outside 0..{slots}"),
+            Op::PairLoss { pairs, beta, .. } if pairs == 0 || !beta.is_finite() => bail!("{name}: pairs ({pairs}) must be ≥ 1 and β ({beta}) finite"),
             Op::ClipScale { slots, max_norm } if slots == 0 || max_norm.is_some_and(|m| !(m > 0.0 && m.is_finite())) => {
                 bail!("{name}: slots ({slots}) must be ≥ 1 and max_norm ({max_norm:?}) finite and > 0")
             }

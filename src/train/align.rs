@@ -4,7 +4,7 @@
 //! the reference "golden policy", with the golden preference). The online stream is kept for replay.
 
 use super::batch::SequenceBatch;
-use super::eval::{evaluate, response_logprobs, sample_mixture_responses, Checkpoint, EvalSet};
+use super::eval::{evaluate, sample_mixture_responses, Checkpoint, EvalSet};
 use super::inspect::{look_inside, Judged, Trained};
 use super::losses::{gpo, Loss};
 use super::optim::{AdamW, AdamwConfig, Schedule};
@@ -12,7 +12,7 @@ use super::pm::{prefers, Pairs, Proxy};
 use crate::bail;
 use crate::clock::now_ms;
 use phases::Phase;
-use crate::engine::Engine;
+use crate::engine::{Engine, Op};
 use crate::error::Result;
 use crate::model::{Gpt, Head, TokenBatch};
 use crate::rng::uniform;
@@ -319,6 +319,8 @@ pub async fn align_from(
     let grads = policy.zero_grads(e);
     // A step's inputs, written in place each step (the GPU's bind groups over them are made once).
     let (tokens, targets, weights, dseq_in) = (e.zeros(2 * b * t), e.zeros(2 * b * t), e.zeros(2 * b * t), e.zeros(2 * b));
+    // π_ref's log-probs when they are known, and the step's record (`Op::PairLoss`): its one readback.
+    let (reference_in, record) = (e.zeros(2 * b), e.zeros(1 + 4 * b));
     // Online IPO measures its own stream (Fig. 6); the semi-online and mixture runs are not asked to.
     let measures_stream = matches!(source, Source::Online(Online { proxy: Some(_), refresh: 1, mixture }) if mixture == 0.0);
     let AlignState { mut step, mut checkpoints, mut stream, mut buffered, mut buffered_from, .. } = match resume {
@@ -392,23 +394,33 @@ pub async fn align_from(
         };
         let (lp, reference, loss, token_logps) = match &chunk_reference {
             None => {
-                let reference = match &known {
-                    Some((_, Some(r))) => r.clone(),
-                    _ => response_logprobs(e, sft, &acts_ref, &batch).await?,
+                // The whole step on the device, read back once at its end: π_ref's log-probs (known, or a forward
+                // pass of π_sft on the same batch), the policy's, the loss and its gradient, backward, the update.
+                let reference_t = match &known {
+                    Some((_, Some(r))) => {
+                        e.write(&reference_in, r)?;
+                        &reference_in
+                    }
+                    _ => {
+                        sft.forward(e, &acts_ref, &tokens)?;
+                        sft.sequence_logprobs(e, &acts_ref, &targets, &weights)?;
+                        &acts_ref.sequence_logprobs
+                    }
                 };
                 Gpt::clear_grads(e, &grads)?;
                 policy.forward(e, &acts, &tokens)?;
                 policy.sequence_logprobs(e, &acts, &targets, &weights)?;
-                let lp = e.read(&acts.sequence_logprobs).await?;
-                let (loss, dw, dl) = gpo(cfg.loss, cfg.beta, &lp[..b], &lp[b..], &reference[..b], &reference[b..]);
+                e.run(Op::PairLoss { pairs: b, loss: cfg.loss, beta: cfg.beta }, &[&acts.sequence_logprobs, reference_t], &[&dseq_in, &record])?;
+                policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq_in)?;
+                opt.step(e, &policy.params, &grads)?;
+                let record = e.read(&record).await?;
+                // A non-finite loss fails the run here, after its update: the checkpoints before it are whole.
+                let loss = record[0];
                 if !loss.is_finite() {
                     bail!("step {step}: the {:?} loss is not finite ({loss}); lower the learning rate", cfg.loss);
                 }
                 let token_logps = if look { e.read(&acts.token_logprobs).await? } else { vec![] };
-                let dseq: Vec<f32> = dw.into_iter().chain(dl).collect();
-                e.write(&dseq_in, &dseq)?;
-                policy.backward(e, &acts, &grads, &TokenBatch { tokens: &tokens, targets: &targets, weights: &weights }, &dseq_in)?;
-                (lp, reference, loss, token_logps)
+                (record[1..1 + 2 * b].to_vec(), record[1 + 2 * b..].to_vec(), loss, token_logps)
             }
             Some((reference_values, reference_id)) => {
                 // Data-parallel: the chunks' gradients, summed in chunk order, stand in for the backward pass.
@@ -425,6 +437,7 @@ pub async fn align_from(
                 for (part, g) in grads.parts.iter().zip(&sum) {
                     e.write(part, g)?;
                 }
+                opt.step(e, &policy.params, &grads)?;
                 // A step looked into shows the policy's per-token log-probs of the batch: one more forward pass here
                 // (each row's log-probs do not depend on the rows beside it, so they are the chunks' own).
                 let token_logps = match look {
@@ -441,7 +454,6 @@ pub async fn align_from(
         if let Some((known, None)) = &known {
             known.put(&offline_idx, &reference);
         }
-        opt.step(e, &policy.params, &grads)?;
         phases::add(Phase::Training, now_ms() - t1);
         if look {
             let stats = opt.last_stats(e).await?;

@@ -17,6 +17,7 @@ pub mod heads;
 pub mod kl;
 pub mod layernorm;
 pub mod logprobs;
+pub mod losses;
 pub mod matmul;
 pub mod score_head;
 pub mod softmax;
@@ -44,10 +45,11 @@ pub enum Family {
     Decode,
     SumSquares,
     Adamw,
+    Losses,
 }
 
 /// Every shader, compiled once when a GPU engine opens.
-pub const SHADERS: [Shader; 13] = [
+pub const SHADERS: [Shader; 14] = [
     matmul::SHADER,
     softmax::SHADER,
     embed::SHADER,
@@ -61,6 +63,7 @@ pub const SHADERS: [Shader; 13] = [
     sum_squares::SHADER,
     kl::SHADER,
     score_head::SHADER,
+    losses::SHADER,
 ];
 
 /// Runs `op` with its CPU twin; inputs and outputs in `Op`'s documented order, lengths already checked.
@@ -79,6 +82,7 @@ pub fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         Family::Decode => decode::run_cpu(op, i, o),
         Family::SumSquares => sum_squares::run_cpu(op, i, o),
         Family::Adamw => adamw::run_cpu(op, i, o),
+        Family::Losses => losses::run_cpu(op, i, o),
     }
 }
 
@@ -98,6 +102,7 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Family::Decode => decode::run_gpu(g, op, t),
         Family::SumSquares => sum_squares::run_gpu(g, op, t),
         Family::Adamw => adamw::run_gpu(g, op, t),
+        Family::Losses => losses::run_gpu(g, op, t),
     }
 }
 
@@ -114,7 +119,7 @@ pub struct CheckShape {
 
 /// Every family's self-check ops, in one list (`selfcheck` builds the inputs).
 pub fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
-    let families: [fn(&CheckShape) -> Vec<Op>; 13] = [
+    let families: [fn(&CheckShape) -> Vec<Op>; 14] = [
         matmul::selfcheck_ops,
         softmax::selfcheck_ops,
         embed::selfcheck_ops,
@@ -128,6 +133,7 @@ pub fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
         adamw::selfcheck_ops,
         sum_squares::selfcheck_ops,
         decode::selfcheck_ops,
+        losses::selfcheck_ops,
     ];
     families.iter().flat_map(|f| f(s)).collect()
 }
@@ -142,7 +148,7 @@ mod tests {
     use super::SHADERS;
 
     /// Each family's Rust source, in `SHADERS`' order: its `Params` and `binding` constants are read from it.
-    const SOURCES: [(&str, &str); 13] = [
+    const SOURCES: [(&str, &str); 14] = [
         ("matmul", include_str!("matmul.rs")),
         ("softmax", include_str!("softmax.rs")),
         ("embed", include_str!("embed.rs")),
@@ -156,6 +162,7 @@ mod tests {
         ("sum_squares", include_str!("sum_squares.rs")),
         ("kl", include_str!("kl.rs")),
         ("score_head", include_str!("score_head.rs")),
+        ("losses", include_str!("losses.rs")),
     ];
 
     /// The text between `open` and the next `close` after it.
