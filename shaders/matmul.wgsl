@@ -82,9 +82,20 @@ fn store_row(i: u32, col: u32, v: vec4<f32>) {
     store(i + 24u, col + 24u, v.w);
 }
 
-// then 5's extra row of workgroups: second[col] += Σ_k op(B)[k, col] for the `width` columns from col0, over the
-// whole k (p.k · p.batch: a split product's chunks are batches of one product), `threads` threads of this workgroup
-// striding along k and meeting in workgroup memory. Call from uniform control flow (it holds a barrier).
+// then 5's extra row of workgroups: second[col] += Σ_k op(B)[k, col], over the whole k (p.k · p.batch: a split
+// product's chunks are batches of one product).
+// In `main`, one thread per column walks k alone: no workgroup memory and no barrier, because a barrier anywhere in
+// a kernel makes software adapters (llvmpipe) compile all of it far slower, and `main` is their kernel.
+fn column_sum_alone(col: u32) {
+    if (col >= p.n) { return; }
+    let k_all = p.k * p.batch;
+    var s = 0.0;
+    for (var kk = 0u; kk < k_all; kk = kk + 1u) { s = s + b[kk * p.b_row + col * p.b_col]; }
+    second[col] = second[col] + s;
+}
+
+// In `tiled` (hardware GPUs, which has barriers anyway): the `width` columns from col0, `threads` threads of the
+// workgroup striding along k and meeting in workgroup memory. Call from uniform control flow (it holds a barrier).
 var<workgroup> column_parts: array<f32, 256>;
 fn column_sums(col0: u32, width: u32, li: u32, threads: u32) {
     let per = threads / width;
@@ -106,7 +117,8 @@ fn column_sums(col0: u32, width: u32, li: u32, threads: u32) {
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     if (p.then == 5u && wid.y * 32u >= p.m) {
-        if (wid.z == 0u) { column_sums(wid.x * 32u, 32u, lid.y * 8u + lid.x, 64u); }
+        let li = lid.y * 8u + lid.x;
+        if (wid.z == 0u && li < 32u) { column_sum_alone(wid.x * 32u + li); }
         return;
     }
     let tile_row = wid.y * 32u;

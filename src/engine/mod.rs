@@ -249,8 +249,10 @@ impl Engine {
             // Split-K sums a product's k-chunks in another order than one pass does.
             // The tiled matmul's sums are the register kernel's in the same order, but a shader compiler may contract
             // them differently, so it is named too.
+            // Fused attention and epilogues, and the alignment loss on the device (f32), sum in other orders than the
+            // separate ops did: results agree with earlier GPU results to rounding only.
             Engine::Gpu(g) => format!(
-                "gpu ({} via {}, {}; clip on the device{}{})",
+                "gpu ({} via {}, {}; clip on the device; fused attention and epilogues{}{})",
                 g.adapter.name,
                 g.adapter.backend,
                 g.adapter.device_type,
