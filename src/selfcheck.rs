@@ -165,6 +165,7 @@ fn cases() -> Vec<Case> {
                 }
                 Op::ClipScale { slots, max_norm } => format!("clip_scale {slots} slots, max_norm {max_norm:?}"),
                 Op::PairLoss { pairs, loss, beta } => format!("pair_loss {}, {pairs} pairs, β {beta}", loss.name()),
+                Op::PreferenceLoss { pairs, kind } => format!("preference_loss {kind:?}, {pairs} pairs"),
                 _ => format!("{} (B{b} T{t} C{c} H{h} V{v})", op.name()),
             };
             case(name, op, 1000 + i as u32)

@@ -545,3 +545,45 @@ fn an_alignment_step_on_the_gpu_reads_back_once_at_its_end() {
     assert_eq!((four - two) / 2, 1, "readbacks per step: a 2-step run {two}, a 4-step run {four}");
     assert_eq!((four - two) % 2, 0);
 }
+
+/// A proxy's training step on a GPU reads nothing back until its end (issue 28): recording a batch (its rows'
+/// scores, the pair loss and its gradient by `Op::PreferenceLoss`, the backward pass) makes no readback, for both
+/// proxy kinds and both score reads; its loss, read after, is the CPU's to rounding.
+#[test]
+fn a_proxy_step_on_the_gpu_records_without_a_readback() {
+    use alignment_gap::train::pm::{pm_from_policy, PmConfig, ProxyKind, Scorer, ScoreRead};
+    let Ok((gpu, _)) = pollster::block_on(Engine::open(alignment_gap::engine::BackendChoice::Gpu, &Default::default())) else {
+        assert_eq!(std::env::var("ALIGNMENT_GAP_ALLOW_NO_GPU").as_deref(), Ok("1"), "a GPU adapter (lavapipe on CI)");
+        return;
+    };
+    let Engine::Gpu(g) = &gpu else { unreachable!() };
+    let cpu = Engine::cpu();
+    let task = TaskConfig::default();
+    let cfg = GptConfig { n_layer: 1, n_embd: 16, n_head: 2, n_positions: task.context(), vocab_size: task.vocab_size() };
+    let sft = pollster::block_on(train_sft(&cpu, &task, cfg, &SftConfig { steps: 4, batch: 8, ..SftConfig::default() }, 0, |_, _| {})).unwrap();
+    let values = pollster::block_on(sft.values(&cpu)).unwrap();
+    let prompts: Vec<Vec<u32>> = (0..5).map(|i| task.prompt(3, 0, i)).collect();
+    let w: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, 3, 1, i as u32)).collect();
+    let l: Vec<Vec<u32>> = prompts.iter().enumerate().map(|(i, p)| task.generate(p, 3, 2, i as u32)).collect();
+    for (kind, score) in [(ProxyKind::Pairwise, ScoreRead::Last), (ProxyKind::BradleyTerry, ScoreRead::Last), (ProxyKind::BradleyTerry, ScoreRead::Summed)] {
+        let form = PmConfig { kind, score, ..PmConfig::default() }.form();
+        let loss_on = |e: &Engine| {
+            let policy = Gpt::new(e, cfg, Head::Lm, &values).unwrap();
+            let proxy = pollster::block_on(pm_from_policy(e, &policy, &task, form, 1)).unwrap();
+            let scorer = Scorer::new(e, &proxy, &task, 2 * prompts.len()).unwrap();
+            let grads = proxy.model.zero_grads(e);
+            Gpt::clear_grads(e, &grads).unwrap();
+            let before = match e {
+                Engine::Gpu(_) => g.counters().readbacks,
+                Engine::Cpu => 0,
+            };
+            scorer.record_batch(e, &grads, &task, &prompts, &w, &l).unwrap();
+            if e.is_gpu() {
+                assert_eq!(g.counters().readbacks, before, "{kind:?} {score:?}: recording a batch read something back");
+            }
+            pollster::block_on(scorer.read_loss(e)).unwrap()
+        };
+        let (on_gpu, on_cpu) = (loss_on(&gpu), loss_on(&cpu));
+        assert!((on_gpu - on_cpu).abs() <= 1e-5 * on_cpu.abs().max(1.0), "{kind:?} {score:?}: {on_gpu} vs {on_cpu}");
+    }
+}

@@ -94,6 +94,10 @@ pub enum Op {
     /// summed log-probs (winners in 0..P, losers in P..2P), its gradient d loss / d log π, and the step's record
     /// [mean loss, logps, reference] (read back once, at the step's end)
     PairLoss { pairs: usize, loss: crate::train::losses::Loss, beta: f32 },
+    /// [scores (2P)] → [dscores (2P), loss (1)]: a proxy's training loss on its rows' scores (the position-debiased
+    /// pair loss; pairwise: rows (x, y_w, y_l) then (x, y_l, y_w); Bradley–Terry: winners then losers) and its
+    /// gradient by each row's score
+    PreferenceLoss { pairs: usize, kind: crate::train::pm::ProxyKind },
     /// [grad, clip (2)] → [param, m, v]: the update of the gradient times clip[0] ([`Op::ClipScale`]'s factor)
     Adamw { len: usize, step: AdamwStep },
 }
@@ -142,6 +146,7 @@ impl Op {
             Op::ClipScale { .. } => "clip_scale",
             Op::Adamw { .. } => "adamw",
             Op::PairLoss { .. } => "pair_loss",
+            Op::PreferenceLoss { .. } => "preference_loss",
         }
     }
 
@@ -191,7 +196,7 @@ impl Op {
             Op::EmbedPosition { .. } | Op::CachedAttention { .. } | Op::SampleNext { .. } => Family::Decode,
             Op::SumSquares { .. } | Op::ClipScale { .. } => Family::SumSquares,
             Op::Adamw { .. } => Family::Adamw,
-            Op::PairLoss { .. } => Family::Losses,
+            Op::PairLoss { .. } | Op::PreferenceLoss { .. } => Family::Losses,
         }
     }
 
@@ -247,6 +252,7 @@ impl Op {
             Op::ClipScale { slots, .. } => (vec![slots], vec![2]),
             Op::Adamw { len, .. } => (vec![len, 2], vec![len; 3]),
             Op::PairLoss { pairs, .. } => (vec![2 * pairs, 2 * pairs], vec![2 * pairs, 1 + 4 * pairs]),
+            Op::PreferenceLoss { pairs, .. } => (vec![2 * pairs], vec![2 * pairs, 1]),
         }
     }
 
@@ -289,6 +295,7 @@ impl Op {
             }
             Op::SumSquares { slot, slots, .. } if slot >= slots => bail!("{name}: slot {slot} is outside 0..{slots}"),
             Op::PairLoss { pairs, beta, .. } if pairs == 0 || !beta.is_finite() => bail!("{name}: pairs ({pairs}) must be ≥ 1 and β ({beta}) finite"),
+            Op::PreferenceLoss { pairs: 0, .. } => bail!("{name}: pairs must be ≥ 1"),
             Op::ClipScale { slots, max_norm } if slots == 0 || max_norm.is_some_and(|m| !(m > 0.0 && m.is_finite())) => {
                 bail!("{name}: slots ({slots}) must be ≥ 1 and max_norm ({max_norm:?}) finite and > 0")
             }

@@ -7,7 +7,7 @@
 use super::losses::{pairwise_pm, prefers_first};
 use super::optim::{AdamW, AdamwConfig, Schedule};
 use crate::bail;
-use crate::engine::Engine;
+use crate::engine::{Engine, Op};
 use crate::error::Result;
 use crate::engine::Tensor;
 use crate::model::{param_infos, params::init_values, Gpt, GptConfig, Head, ModelSize};
@@ -278,6 +278,10 @@ pub struct Scorer<'a> {
     /// A summed read: B·T zero indices, the score at every position and its gradient.
     positions: Option<(Tensor, Tensor, Tensor)>,
     dscores: Tensor,
+    /// A summed read on the device: 1 on each row's span, 0 elsewhere (B·T), and the rows' summed scores (B).
+    spans: Option<(Tensor, Tensor)>,
+    /// A training batch's loss, computed on the device and read at the step's end.
+    loss: Tensor,
 }
 
 impl<'a> Scorer<'a> {
@@ -292,11 +296,14 @@ impl<'a> Scorer<'a> {
             last: e.zeros(rows),
             positions: summed.then(|| (e.zeros(rows * t), e.zeros(rows * t), e.zeros(rows * t))),
             dscores: e.zeros(rows),
+            spans: summed.then(|| (e.zeros(rows * t), e.zeros(rows))),
+            loss: e.zeros(1),
             proxy,
         })
     }
 
-    /// Each row's score.
+    /// Each row's score, read on the host (the tests' reference for the device's path: `scores`, `record_batch`).
+    #[cfg(test)]
     async fn forward(&self, e: &Engine, rows: &Rows) -> Result<Vec<f32>> {
         let m = &self.proxy.model;
         e.write_indices(&self.tokens, &rows.tokens)?;
@@ -316,40 +323,54 @@ impl<'a> Scorer<'a> {
         }
     }
 
-    /// Adds to `grads` the gradient of a loss whose derivative by each row's score is `dscores` (after `forward`
-    /// on the same rows).
-    fn backward(&self, e: &Engine, grads: &[Tensor], rows: &Rows, dscores: &[f32]) -> Result<()> {
+    /// One training batch of (winner, loser) pairs: returns the position-debiased loss and adds its gradient
+    /// to `grads` ([`Scorer::record_batch`], then the loss read back).
+    pub async fn train_batch(&self, e: &Engine, grads: &[Tensor], task: &TaskConfig, prompts: &[Vec<u32>], w: &[Vec<u32>], l: &[Vec<u32>]) -> Result<f32> {
+        self.record_batch(e, grads, task, prompts, w, l)?;
+        self.read_loss(e).await
+    }
+
+    /// One training batch recorded on the device, nothing read back: the rows' scores, the position-debiased loss
+    /// and its gradient by each score (`Op::PreferenceLoss`: [`training_logits`], `pairwise_pm` and
+    /// [`gradients_of_rows`] on the device), and the backward pass adding to `grads`. Its loss is
+    /// [`Scorer::read_loss`], at the step's end.
+    pub fn record_batch(&self, e: &Engine, grads: &[Tensor], task: &TaskConfig, prompts: &[Vec<u32>], w: &[Vec<u32>], l: &[Vec<u32>]) -> Result<()> {
+        let form = self.proxy.form;
+        let rows = training_rows(form, task, prompts, w, l);
         let m = &self.proxy.model;
-        match &self.positions {
-            None => {
-                e.write(&self.dscores, dscores)?;
-                m.backward_score(e, &self.acts, grads, &self.tokens, &self.last, &self.dscores)
-            }
-            Some((zeros, _, dat)) => {
-                let t = self.acts.t;
-                let mut d = vec![0f32; rows.spans.len() * t];
-                for (r, &(a, b)) in rows.spans.iter().enumerate() {
-                    d[r * t + a..r * t + b].iter_mut().for_each(|v| *v = dscores[r]);
+        let (b, t) = (self.acts.b, self.acts.t);
+        e.write_indices(&self.tokens, &rows.tokens)?;
+        m.forward(e, &self.acts, &self.tokens)?;
+        let scores = match (&self.positions, &self.spans) {
+            (Some((zeros, at, _)), Some((span_weights, summed))) => {
+                let mut on_span = vec![0f32; b * t];
+                for (r, &(a, z)) in rows.spans.iter().enumerate() {
+                    on_span[r * t + a..r * t + z].iter_mut().for_each(|v| *v = 1.0);
                 }
-                e.write(dat, &d)?;
+                e.write(span_weights, &on_span)?;
+                m.score_every_position(e, &self.acts, zeros, at)?;
+                e.run(Op::WeightedRowSum { b, t }, &[at, span_weights], &[summed])?;
+                summed
+            }
+            _ => {
+                e.write_indices(&self.last, &rows.last)?;
+                m.score(e, &self.acts, &self.last)?;
+                &self.acts.scores
+            }
+        };
+        e.run(Op::PreferenceLoss { pairs: prompts.len(), kind: form.kind }, &[scores], &[&self.dscores, &self.loss])?;
+        match (&self.positions, &self.spans) {
+            (Some((zeros, _, dat)), Some((span_weights, _))) => {
+                e.run(Op::WeightedRowSumBackward { b, t }, &[&self.dscores, span_weights], &[dat])?;
                 m.backward_score_every_position(e, &self.acts, grads, &self.tokens, zeros, dat)
             }
+            _ => m.backward_score(e, &self.acts, grads, &self.tokens, &self.last, &self.dscores),
         }
     }
 
-    /// One training batch of (winner, loser) pairs: returns the position-debiased loss and adds its gradient
-    /// to `grads`. Its rows and the chain rule from the pair logits to the rows' scores are
-    /// [`training_rows`], [`training_logits`] and [`row_gradients`].
-    pub async fn train_batch(&self, e: &Engine, grads: &[Tensor], task: &TaskConfig, prompts: &[Vec<u32>], w: &[Vec<u32>], l: &[Vec<u32>]) -> Result<f32> {
-        let form = self.proxy.form;
-        let rows = training_rows(form, task, prompts, w, l);
-        let s = self.forward(e, &rows).await?;
-        let (forward, swapped) = training_logits(form, &s, prompts.len());
-        let (loss, d1, d2) = pairwise_pm(&forward, &swapped);
-        if loss.is_finite() {
-            self.backward(e, grads, &rows, &row_gradients(form, d1, d2))?;
-        }
-        Ok(loss)
+    /// The loss of the batch [`Scorer::record_batch`] recorded last (a readback).
+    pub async fn read_loss(&self, e: &Engine) -> Result<f32> {
+        Ok(e.read(&self.loss).await?[0])
     }
 }
 
@@ -492,7 +513,12 @@ fn training_rows(form: ProxyForm, task: &TaskConfig, prompts: &[Vec<u32>], w: &[
 /// (z(x, ya, yb), z(x, yb, ya)) of `b` pairs from the scores of their rows ([`training_rows`]): pairwise, the
 /// two orders' rows; Bradley–Terry, z = s(x, ya) − s(x, yb) from rows (x, ya) then (x, yb), and its negation.
 fn training_logits(form: ProxyForm, s: &[f32], b: usize) -> (Vec<f32>, Vec<f32>) {
-    match form.kind {
+    logits_of_rows(form.kind, s, b)
+}
+
+/// [`training_logits`] by the proxy's kind alone (the device loss's CPU twin, `Op::PreferenceLoss`).
+pub(crate) fn logits_of_rows(kind: ProxyKind, s: &[f32], b: usize) -> (Vec<f32>, Vec<f32>) {
+    match kind {
         ProxyKind::Pairwise => (s[..b].to_vec(), s[b..].to_vec()),
         ProxyKind::BradleyTerry => {
             let z: Vec<f32> = (0..b).map(|i| s[i] - s[b + i]).collect();
@@ -502,9 +528,10 @@ fn training_logits(form: ProxyForm, s: &[f32], b: usize) -> (Vec<f32>, Vec<f32>)
     }
 }
 
-/// d loss / d row score from d loss / d forward logit (`d1`) and / d swapped logit (`d2`).
-fn row_gradients(form: ProxyForm, d1: Vec<f32>, d2: Vec<f32>) -> Vec<f32> {
-    match form.kind {
+/// d loss / d row score from d loss / d forward logit (`d1`) and / d swapped logit (`d2`), by the proxy's kind (also
+/// the device loss's CPU twin, `Op::PreferenceLoss`).
+pub(crate) fn gradients_of_rows(kind: ProxyKind, d1: Vec<f32>, d2: Vec<f32>) -> Vec<f32> {
+    match kind {
         ProxyKind::Pairwise => d1.into_iter().chain(d2).collect(),
         // s_w enters the forward logit with +1 and the swapped one with −1; s_l the other way round.
         ProxyKind::BradleyTerry => d1.iter().zip(&d2).map(|(a, b)| a - b).chain(d1.iter().zip(&d2).map(|(a, b)| b - a)).collect(),
@@ -565,12 +592,14 @@ pub async fn train_pm_ladder(
         let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| train.prompts[i].clone()).collect();
         let (w, l): (Vec<Vec<u32>>, Vec<Vec<u32>>) = idx.iter().map(|&i| (train.ordered(i).0.to_vec(), train.ordered(i).1.to_vec())).unzip();
         Gpt::clear_grads(e, &grads)?;
-        let loss = scorer.train_batch(e, &grads, task, &prompts, &w, &l).await?;
+        scorer.record_batch(e, &grads, task, &prompts, &w, &l)?;
+        opt.step(e, &pm.model.params, &grads)?;
+        // The step's one readback, at its end; a diverged step fails the run here, after its update.
+        let loss = scorer.read_loss(e).await?;
         if !loss.is_finite() {
             bail!("proxy PM: the loss is not finite ({loss}) at step {step}: training diverged; lower proxy.adamw.lr (now {})", cfg.adamw.lr);
         }
         loss_sum += loss;
-        opt.step(e, &pm.model.params, &grads)?;
         if ladder.steps.contains(&(step + 1)) {
             snapshots.push((step + 1, pm.model.values(e).await?));
         }
@@ -674,7 +703,7 @@ mod tests {
         };
         let (f, w) = training_logits(form, &s, 3);
         let (_, d1, d2) = pairwise_pm(&f, &w);
-        let analytic = row_gradients(form, d1, d2);
+        let analytic = gradients_of_rows(form.kind, d1, d2);
         for i in 0..s.len() {
             let h = 1e-2f32;
             let (mut up, mut down) = (s.clone(), s.clone());
@@ -751,14 +780,12 @@ mod tests {
             let (e, task, proxy) = tiny(score, None);
             let values = pollster::block_on(proxy.model.values(&e)).unwrap();
             let (p, a, b) = tiny_pairs(&task);
-            let rows = training_rows(proxy.form, &task, &p, &a, &b);
+            // The training step's own path: scores, loss and its gradient on the device, then backward.
             let scorer = Scorer::new(&e, &proxy, &task, 2 * p.len()).unwrap();
-            let s = pollster::block_on(scorer.forward(&e, &rows)).unwrap();
-            let (f, w) = training_logits(proxy.form, &s, p.len());
-            let (_, d1, d2) = pairwise_pm(&f, &w);
             let grads = proxy.model.zero_grads(&e);
             Gpt::clear_grads(&e, &grads).unwrap();
-            scorer.backward(&e, &grads, &rows, &row_gradients(proxy.form, d1, d2)).unwrap();
+            let loss = pollster::block_on(scorer.train_batch(&e, &grads, &task, &p, &a, &b)).unwrap();
+            assert!((loss as f64 - bt_loss(&e, &task, &proxy)).abs() < 1e-6, "the device loss is the host's");
             let mut checked = 0;
             for (i, info) in proxy.model.infos.iter().enumerate().filter(|(i, _)| [0, 1, 2, 4, 8].contains(i) || *i + 1 == proxy.model.infos.len()) {
                 let g = pollster::block_on(e.read(&grads[i])).unwrap();
