@@ -303,7 +303,7 @@ impl<'a> Scorer<'a> {
     }
 
     /// Each row's score, read on the host (the tests' reference for the device's path: `scores`, `record_batch`).
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     async fn forward(&self, e: &Engine, rows: &Rows) -> Result<Vec<f32>> {
         let m = &self.proxy.model;
         e.write_indices(&self.tokens, &rows.tokens)?;
