@@ -67,14 +67,18 @@ pub async fn profile_size(e: &Engine, layers: usize, d_model: usize, heads: usiz
     for _ in 0..steps {
         setup.step(e).await?;
     }
-    let mut times = crate::engine::profile::stop();
+    Ok(per_step(crate::engine::profile::stop(), steps))
+}
+
+/// A profile's totals over `steps` steps, per step.
+fn per_step(mut times: Vec<crate::engine::profile::OpTime>, steps: usize) -> Vec<crate::engine::profile::OpTime> {
     for t in &mut times {
         t.calls /= steps as u64;
         t.seconds /= steps as f64;
         t.flops /= steps as f64;
         t.bytes /= steps as f64;
     }
-    Ok(times)
+    times
 }
 
 /// [`profile_size`] timed inside the real step by GPU timestamps: each op's GPU time with nothing waiting between ops.
@@ -95,14 +99,7 @@ pub async fn profile_size_in_step(e: &Engine, layers: usize, d_model: usize, hea
     for (name, seconds) in g.take_op_times().await? {
         crate::engine::profile::add_seconds(name, seconds);
     }
-    let mut times = crate::engine::profile::stop();
-    for t in &mut times {
-        t.calls /= steps as u64;
-        t.seconds /= steps as f64;
-        t.flops /= steps as f64;
-        t.bytes /= steps as f64;
-    }
-    Ok(Some(times))
+    Ok(Some(per_step(crate::engine::profile::stop(), steps)))
 }
 
 /// The host's work for one training step on a GPU: what the step dispatches and what that costs the host

@@ -275,13 +275,23 @@ pub struct Scorer<'a> {
     acts: crate::model::Activations,
     tokens: Tensor,
     last: Tensor,
-    /// A summed read: B·T zero indices, the score at every position and its gradient.
-    positions: Option<(Tensor, Tensor, Tensor)>,
+    /// A Bradley–Terry proxy's summed read's buffers (none for a last-token read).
+    summed: Option<SummedRead>,
     dscores: Tensor,
-    /// A summed read on the device: 1 on each row's span, 0 elsewhere (B·T), and the rows' summed scores (B).
-    spans: Option<(Tensor, Tensor)>,
     /// A training batch's loss, computed on the device and read at the step's end.
     loss: Tensor,
+}
+
+/// The buffers of a score summed over each row's response span (B rows of T positions).
+struct SummedRead {
+    /// B·T zero indices: every position its own row for the scalar head.
+    zeros: Tensor,
+    /// The score at every position, and its gradient.
+    at: Tensor,
+    dat: Tensor,
+    /// 1 on each row's span, 0 elsewhere (B·T), and the rows' summed scores (B).
+    on_span: Tensor,
+    scores: Tensor,
 }
 
 impl<'a> Scorer<'a> {
@@ -294,9 +304,8 @@ impl<'a> Scorer<'a> {
             acts: proxy.model.activations(e, rows, t)?,
             tokens: e.zeros(rows * t),
             last: e.zeros(rows),
-            positions: summed.then(|| (e.zeros(rows * t), e.zeros(rows * t), e.zeros(rows * t))),
+            summed: summed.then(|| SummedRead { zeros: e.zeros(rows * t), at: e.zeros(rows * t), dat: e.zeros(rows * t), on_span: e.zeros(rows * t), scores: e.zeros(rows) }),
             dscores: e.zeros(rows),
-            spans: summed.then(|| (e.zeros(rows * t), e.zeros(rows))),
             loss: e.zeros(1),
             proxy,
         })
@@ -308,13 +317,13 @@ impl<'a> Scorer<'a> {
         let m = &self.proxy.model;
         e.write_indices(&self.tokens, &rows.tokens)?;
         m.forward(e, &self.acts, &self.tokens)?;
-        match &self.positions {
+        match &self.summed {
             None => {
                 e.write_indices(&self.last, &rows.last)?;
                 m.score(e, &self.acts, &self.last)?;
                 e.read(&self.acts.scores).await
             }
-            Some((zeros, at, _)) => {
+            Some(SummedRead { zeros, at, .. }) => {
                 m.score_every_position(e, &self.acts, zeros, at)?;
                 let at = e.read(at).await?;
                 let t = self.acts.t;
@@ -341,30 +350,30 @@ impl<'a> Scorer<'a> {
         let (b, t) = (self.acts.b, self.acts.t);
         e.write_indices(&self.tokens, &rows.tokens)?;
         m.forward(e, &self.acts, &self.tokens)?;
-        let scores = match (&self.positions, &self.spans) {
-            (Some((zeros, at, _)), Some((span_weights, summed))) => {
-                let mut on_span = vec![0f32; b * t];
+        let scores = match &self.summed {
+            Some(SummedRead { zeros, at, on_span, scores, .. }) => {
+                let mut weights = vec![0f32; b * t];
                 for (r, &(a, z)) in rows.spans.iter().enumerate() {
-                    on_span[r * t + a..r * t + z].iter_mut().for_each(|v| *v = 1.0);
+                    weights[r * t + a..r * t + z].iter_mut().for_each(|v| *v = 1.0);
                 }
-                e.write(span_weights, &on_span)?;
+                e.write(on_span, &weights)?;
                 m.score_every_position(e, &self.acts, zeros, at)?;
-                e.run(Op::WeightedRowSum { b, t }, &[at, span_weights], &[summed])?;
-                summed
+                e.run(Op::WeightedRowSum { b, t }, &[at, on_span], &[scores])?;
+                scores
             }
-            _ => {
+            None => {
                 e.write_indices(&self.last, &rows.last)?;
                 m.score(e, &self.acts, &self.last)?;
                 &self.acts.scores
             }
         };
         e.run(Op::PreferenceLoss { pairs: prompts.len(), kind: form.kind }, &[scores], &[&self.dscores, &self.loss])?;
-        match (&self.positions, &self.spans) {
-            (Some((zeros, _, dat)), Some((span_weights, _))) => {
-                e.run(Op::WeightedRowSumBackward { b, t }, &[&self.dscores, span_weights], &[dat])?;
+        match &self.summed {
+            Some(SummedRead { zeros, dat, on_span, .. }) => {
+                e.run(Op::WeightedRowSumBackward { b, t }, &[&self.dscores, on_span], &[dat])?;
                 m.backward_score_every_position(e, &self.acts, grads, &self.tokens, zeros, dat)
             }
-            _ => m.backward_score(e, &self.acts, grads, &self.tokens, &self.last, &self.dscores),
+            None => m.backward_score(e, &self.acts, grads, &self.tokens, &self.last, &self.dscores),
         }
     }
 
