@@ -1,63 +1,21 @@
-// Causal softmax of attention scores, one thread per row of T (T is the context, small here); and a block's whole
-// attention fused, from q|k|v rows to output rows and back, one thread per (sequence, head, position).
-// CPU twins: engine::kernels::attention::{causal_softmax_forward, causal_softmax_backward, attention_forward,
-// attention_backward}.
+// A block's causal self-attention fused, from q|k|v rows to output rows and back, one thread per (sequence, head,
+// position). CPU twins: engine::kernels::attention::{attention_forward, attention_backward}.
 
 struct Params {
     rows: u32, t: u32, scale: f32,
-    h: u32, d: u32,             // heads and head width (the fused kernels)
+    h: u32, d: u32,             // heads and head width
     _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> scores: array<f32>;        // forward: pre-softmax scores
-@group(0) @binding(2) var<storage, read_write> att: array<f32>;     // forward: the attention weights
-@group(0) @binding(3) var<storage, read> datt: array<f32>;          // backward: d loss / d att
-@group(0) @binding(4) var<storage, read> att_in: array<f32>;        // backward: the forward's weights
-@group(0) @binding(5) var<storage, read_write> dscores: array<f32>; // backward: d loss / d scores
-@group(0) @binding(6) var<storage, read> qkv: array<f32>;           // fused: q|k|v rows [B·T, 3C]
-@group(0) @binding(7) var<storage, read_write> out: array<f32>;     // fused forward: the heads' outputs in rows [B·T, C]
-@group(0) @binding(8) var<storage, read> dout: array<f32>;          // fused backward: d loss / d out
-@group(0) @binding(9) var<storage, read_write> dqkv: array<f32>;    // fused backward: d loss / d qkv
-@group(0) @binding(10) var<storage, read> dpre_in: array<f32>;      // fused backward, second pass: the first's dscores
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let r = thread_index(gid, groups);
-    if (r >= p.rows) { return; }
-    let base = r * p.t;
-    let last = r % p.t;
-    var m = scores[base];
-    for (var j = 1u; j <= last; j = j + 1u) { m = max(m, scores[base + j]); }
-    var s = 0.0;
-    for (var j = 0u; j <= last; j = j + 1u) {
-        let e = exp((scores[base + j] - m) * p.scale);
-        att[base + j] = e;
-        s = s + e;
-    }
-    let inv = 1.0 / s;
-    for (var j = 0u; j < p.t; j = j + 1u) {
-        if (j <= last) { att[base + j] = att[base + j] * inv; } else { att[base + j] = 0.0; }
-    }
-}
-
-// dpre = scale·att·(datt − Σ att·datt) on and below the diagonal, 0 above
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let r = thread_index(gid, groups);
-    if (r >= p.rows) { return; }
-    let base = r * p.t;
-    let last = r % p.t;
-    var dot = 0.0;
-    for (var j = 0u; j <= last; j = j + 1u) { dot = dot + att_in[base + j] * datt[base + j]; }
-    for (var j = 0u; j < p.t; j = j + 1u) {
-        if (j <= last) {
-            dscores[base + j] = p.scale * att_in[base + j] * (datt[base + j] - dot);
-        } else {
-            dscores[base + j] = 0.0;
-        }
-    }
-}
+@group(0) @binding(1) var<storage, read_write> att: array<f32>;     // forward: the attention weights [B·H, T, T]
+@group(0) @binding(2) var<storage, read> att_in: array<f32>;        // backward: the forward's weights
+@group(0) @binding(3) var<storage, read_write> dscores: array<f32>; // backward, first pass: d loss / d scores
+@group(0) @binding(4) var<storage, read> qkv: array<f32>;           // q|k|v rows [B·T, 3C]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;     // forward: the heads' outputs in rows [B·T, C]
+@group(0) @binding(6) var<storage, read> dout: array<f32>;          // backward: d loss / d out
+@group(0) @binding(7) var<storage, read_write> dqkv: array<f32>;    // backward: d loss / d qkv
+@group(0) @binding(8) var<storage, read> dpre_in: array<f32>;       // backward, second pass: the first's dscores
 
 // ---- Fused attention. Thread r = (b·H + head)·T + i owns query position i of one head of one sequence; the
 // weights' row r is att[r·T ..]. q, k and v of position j of that head sit in q|k|v row b·T + j at columns
@@ -75,7 +33,7 @@ fn out_index(r: u32) -> u32 {
     return ((bh / p.h) * p.t + r % p.t) * p.h * p.d + (bh % p.h) * p.d;
 }
 
-// scores q_i·k_j, the causal softmax of scale·scores (as `forward`), then out_i = Σ_j att_ij v_j.
+// scores q_i·k_j, the causal softmax of scale·scores (exp((s − max)·scale), normalised), then out_i = Σ_j att_ij v_j.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fused_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = thread_index(gid, groups);

@@ -41,7 +41,7 @@ fn workgroup_max(lid: u32, v: f32) -> f32 {
     return top;
 }
 
-// GELU, tanh form, and its derivative times an upstream gradient: the element-wise ops and the matmul's epilogues
+// GELU, tanh form, and its derivative times an upstream gradient: the matmul's epilogues
 // (CPU twins: engine::kernels::elementwise::{gelu, gelu_grad_times}).
 const GELU_SCALE: f32 = 0.7978846;  // sqrt(2/π)
 

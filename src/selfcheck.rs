@@ -86,14 +86,8 @@ fn case(name: String, op: Op, seed: u32) -> Case {
                 uniform_vec(seed, i as u32, len, 0.5, 2.0) // rstd > 0
             } else if matches!(op, Op::ClipScale { .. }) {
                 uniform_vec(seed, i as u32, len, 0.0, 4.0) // squared norms ≥ 0
-            } else if matches!(op, Op::CausalSoftmaxBackward { .. }) && i == 1 {
-                // att: a real causal softmax, so the backward sees consistent inputs
-                let Op::CausalSoftmaxBackward { t, scale, .. } = op else { unreachable!() };
-                let mut att = vec![0.0; len];
-                kernels::attention::causal_softmax_forward(&mut att, &random(seed, 7, len, 3.0), t, scale);
-                att
             } else if let (Op::AttentionBackward { t, scale, .. }, 2) = (op, i) {
-                // the same for the fused backward's weights
+                // att: a real causal softmax, so the backward sees consistent inputs
                 let mut att = vec![0.0; len];
                 kernels::attention::causal_softmax_forward(&mut att, &random(seed, 7, len, 3.0), t, scale);
                 att
@@ -104,7 +98,7 @@ fn case(name: String, op: Op, seed: u32) -> Case {
         .collect();
     let accumulates = matches!(
         op,
-        Op::Zero { .. } | Op::SumSquares { .. } | Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddBias { .. } | Op::BiasBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
+        Op::Zero { .. } | Op::SumSquares { .. } | Op::EmbedBackward { .. } | Op::ScoreHeadBackward { .. } | Op::LayernormBackward { .. } | Op::AddInto { .. } | Op::Adamw { .. }
     ) || matches!(op, Op::Matmul(s) | Op::MatmulThen(s, _) if s.accumulate);
     let outs = out_lens
         .iter()

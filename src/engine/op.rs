@@ -24,34 +24,12 @@ pub enum Op {
     LayernormForward { n: usize, c: usize },
     /// [dout, x, w, mean, rstd] → [dx +=, dw +=, db +=]
     LayernormBackward { n: usize, c: usize },
-    /// [bias] → [y +=] (in place)
-    AddBias { n: usize, c: usize },
-    /// [dy] → [dbias +=]
-    BiasBackward { n: usize, c: usize },
     /// [] → [x]: x = 0
     Zero { len: usize },
-    /// [a, b] → [out]
-    Add { len: usize },
     /// [src] → [dst +=]
     AddInto { len: usize },
     /// [a, b] → [out]: out = (1 − weight)·a + weight·b (a geometric mixture of two models' logits)
     Mix { len: usize, weight: f32 },
-    /// [x] → [y]
-    GeluForward { len: usize },
-    /// [dy, x] → [dx]
-    GeluBackward { len: usize },
-    /// [qkv] → [q, k, v]
-    SplitHeads { n: usize, t: usize, h: usize, d: usize },
-    /// [dq, dk, dv] → [dqkv]
-    MergeHeadsQkv { n: usize, t: usize, h: usize, d: usize },
-    /// [heads] → [rows]  ([B,H,T,D] → [B,T,C])
-    HeadsToRows { n: usize, t: usize, h: usize, d: usize },
-    /// [rows] → [heads]
-    RowsToHeads { n: usize, t: usize, h: usize, d: usize },
-    /// [pre] → [att]; rows = B·H·T rows of T
-    CausalSoftmaxForward { rows: usize, t: usize, scale: f32 },
-    /// [datt, att] → [dpre]
-    CausalSoftmaxBackward { rows: usize, t: usize, scale: f32 },
     /// [qkv (N×3C)] → [out (N×C), att (B·H·T·T)]: a block's causal self-attention fused (split into heads,
     /// q·kᵀ, the causal softmax of scale·scores, att·v, back to rows), keeping the weights for the backward pass
     AttentionForward { n: usize, t: usize, h: usize, d: usize, scale: f32 },
@@ -116,20 +94,9 @@ impl Op {
             Op::EmbedBackward { .. } => "embed_backward",
             Op::LayernormForward { .. } => "layernorm_forward",
             Op::LayernormBackward { .. } => "layernorm_backward",
-            Op::AddBias { .. } => "add_bias",
-            Op::BiasBackward { .. } => "bias_backward",
             Op::Zero { .. } => "zero",
-            Op::Add { .. } => "add",
             Op::AddInto { .. } => "add_into",
             Op::Mix { .. } => "mix",
-            Op::GeluForward { .. } => "gelu_forward",
-            Op::GeluBackward { .. } => "gelu_backward",
-            Op::SplitHeads { .. } => "split_heads",
-            Op::MergeHeadsQkv { .. } => "merge_heads_qkv",
-            Op::HeadsToRows { .. } => "heads_to_rows",
-            Op::RowsToHeads { .. } => "rows_to_heads",
-            Op::CausalSoftmaxForward { .. } => "causal_softmax_forward",
-            Op::CausalSoftmaxBackward { .. } => "causal_softmax_backward",
             Op::AttentionForward { .. } => "attention_forward",
             Op::AttentionBackward { .. } => "attention_backward",
             Op::TokenLogprobs { .. } => "token_logprobs",
@@ -176,20 +143,8 @@ impl Op {
             Op::SoftmaxRows { .. } => Family::Softmax,
             Op::EmbedForward { .. } | Op::EmbedBackward { .. } => Family::Embed,
             Op::LayernormForward { .. } | Op::LayernormBackward { .. } => Family::Layernorm,
-            Op::AddBias { .. }
-            | Op::BiasBackward { .. }
-            | Op::Zero { .. }
-            | Op::Add { .. }
-            | Op::AddInto { .. }
-            | Op::Mix { .. }
-            | Op::GeluForward { .. }
-            | Op::GeluBackward { .. }
-            | Op::WeightedRowSum { .. }
-            | Op::WeightedRowSumBackward { .. } => Family::Elementwise,
-            Op::SplitHeads { .. } | Op::MergeHeadsQkv { .. } | Op::HeadsToRows { .. } | Op::RowsToHeads { .. } => Family::Heads,
-            Op::CausalSoftmaxForward { .. } | Op::CausalSoftmaxBackward { .. } | Op::AttentionForward { .. } | Op::AttentionBackward { .. } => {
-                Family::Attention
-            }
+            Op::Zero { .. } | Op::AddInto { .. } | Op::Mix { .. } | Op::WeightedRowSum { .. } | Op::WeightedRowSumBackward { .. } => Family::Elementwise,
+            Op::AttentionForward { .. } | Op::AttentionBackward { .. } => Family::Attention,
             Op::TokenLogprobs { .. } | Op::TokenLogprobsBackward { .. } => Family::Logprobs,
             Op::TokenKl { .. } => Family::Kl,
             Op::ScoreHead { .. } | Op::ScoreHeadBackward { .. } => Family::ScoreHead,
@@ -223,19 +178,9 @@ impl Op {
             Op::EmbedBackward { n, c, vocab, context, .. } => (vec![n * c, n], vec![vocab * c, context * c]),
             Op::LayernormForward { n, c } => (vec![n * c, c, c], vec![n * c, n, n]),
             Op::LayernormBackward { n, c } => (vec![n * c, n * c, c, n, n], vec![n * c, c, c]),
-            Op::AddBias { n, c } => (vec![c], vec![n * c]),
-            Op::BiasBackward { n, c } => (vec![n * c], vec![c]),
             Op::Zero { len } => (vec![], vec![len]),
-            Op::Add { len } => (vec![len, len], vec![len]),
             Op::AddInto { len } => (vec![len], vec![len]),
             Op::Mix { len, .. } => (vec![len, len], vec![len]),
-            Op::GeluForward { len } => (vec![len], vec![len]),
-            Op::GeluBackward { len } => (vec![len, len], vec![len]),
-            Op::SplitHeads { n, h, d, .. } => (vec![3 * n * h * d], vec![n * h * d; 3]),
-            Op::MergeHeadsQkv { n, h, d, .. } => (vec![n * h * d; 3], vec![3 * n * h * d]),
-            Op::HeadsToRows { n, h, d, .. } | Op::RowsToHeads { n, h, d, .. } => (vec![n * h * d], vec![n * h * d]),
-            Op::CausalSoftmaxForward { rows, t, .. } => (vec![rows * t], vec![rows * t]),
-            Op::CausalSoftmaxBackward { rows, t, .. } => (vec![rows * t, rows * t], vec![rows * t]),
             Op::AttentionForward { n, h, d, t, .. } => (vec![3 * n * h * d], vec![n * h * d, n * h * t]),
             Op::AttentionBackward { n, h, d, t, .. } => (vec![n * h * d, 3 * n * h * d, n * h * t], vec![3 * n * h * d, n * h * t]),
             Op::TokenLogprobs { n, v } => (vec![n * v, n], vec![n]),
@@ -274,14 +219,7 @@ impl Op {
             Op::EmbedForward { n, t, context, .. } | Op::EmbedBackward { n, t, context, .. } if t == 0 || n % t != 0 || t > context => {
                 bail!("{name}: {n} rows are not whole sequences of T = {t}, or T exceeds the context {context}")
             }
-            Op::SplitHeads { n, t, .. }
-            | Op::MergeHeadsQkv { n, t, .. }
-            | Op::HeadsToRows { n, t, .. }
-            | Op::RowsToHeads { n, t, .. }
-            | Op::AttentionForward { n, t, .. }
-            | Op::AttentionBackward { n, t, .. }
-                if t == 0 || n % t != 0 =>
-            {
+            Op::AttentionForward { n, t, .. } | Op::AttentionBackward { n, t, .. } if t == 0 || n % t != 0 => {
                 bail!("{name}: {n} rows are not whole sequences of T = {t}")
             }
             Op::EmbedPosition { pos, context, .. } | Op::CachedAttention { pos, context, .. } if pos >= context => {

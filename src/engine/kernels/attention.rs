@@ -1,12 +1,12 @@
-//! Causal self-attention: the softmax of attention scores (scaled, masked above the diagonal) and its backward,
-//! and the whole attention of a block fused into one op each way (from q|k|v rows to output rows, and back).
+//! Causal self-attention of a block, fused into one op each way: from q|k|v rows to output rows, and back.
+//! The CPU twin is the unfused steps in their order (moving rows to heads, the batched products, the causal
+//! softmax of the scaled scores and its backward), each a plain function here.
 //!
 //! In one place: the CPU twin (the plain reference every WGSL kernel is checked against), the GPU launch
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
 //! `shaders/attention.wgsl`), and the self-check cases.
 
 use super::cpu_math::{exp, for_row_chunks, max, sum};
-use super::heads::{merge_heads_qkv, permute_heads, split_heads};
 use super::matmul::matmul;
 use super::{CheckShape, Shader};
 use crate::engine::gpu::{GpuBackend, GpuTensor};
@@ -17,10 +17,55 @@ use crate::error::Result;
 pub const SHADER: Shader = Shader {
     name: "attention",
     source: include_str!("../../../shaders/attention.wgsl"),
-    entries: &["forward", "backward", "fused_forward", "fused_backward_rows", "fused_backward_columns"],
+    entries: &["fused_forward", "fused_backward_rows", "fused_backward_columns"],
 };
 
 // ---- CPU twin
+
+/// qkv [B,T,3C] → q, k, v [B,H,T,D] (D = C/H), the layout batched attention matmuls want.
+pub fn split_heads(q: &mut [f32], k: &mut [f32], v: &mut [f32], qkv: &[f32], t: usize, h: usize, d: usize) {
+    let c = h * d;
+    for (n, row) in qkv.chunks_exact(3 * c).enumerate() {
+        let (b, tt) = (n / t, n % t);
+        for hh in 0..h {
+            let dst = ((b * h + hh) * t + tt) * d;
+            q[dst..dst + d].copy_from_slice(&row[hh * d..][..d]);
+            k[dst..dst + d].copy_from_slice(&row[c + hh * d..][..d]);
+            v[dst..dst + d].copy_from_slice(&row[2 * c + hh * d..][..d]);
+        }
+    }
+}
+
+/// The exact inverse of `split_heads`, for gradients: dqkv = merge(dq, dk, dv). Overwrites.
+pub fn merge_heads_qkv(dqkv: &mut [f32], dq: &[f32], dk: &[f32], dv: &[f32], t: usize, h: usize, d: usize) {
+    let c = h * d;
+    for (n, row) in dqkv.chunks_exact_mut(3 * c).enumerate() {
+        let (b, tt) = (n / t, n % t);
+        for hh in 0..h {
+            let src = ((b * h + hh) * t + tt) * d;
+            row[hh * d..][..d].copy_from_slice(&dq[src..src + d]);
+            row[c + hh * d..][..d].copy_from_slice(&dk[src..src + d]);
+            row[2 * c + hh * d..][..d].copy_from_slice(&dv[src..src + d]);
+        }
+    }
+}
+
+/// [B,H,T,D] → [B,T,C] when `to_rows`, else the inverse. Overwrites.
+pub fn permute_heads(dst: &mut [f32], src: &[f32], t: usize, h: usize, d: usize, to_rows: bool) {
+    let n_rows = src.len() / (h * d);
+    for n in 0..n_rows {
+        let (b, tt) = (n / t, n % t);
+        for hh in 0..h {
+            let heads = ((b * h + hh) * t + tt) * d;
+            let rows = n * h * d + hh * d;
+            if to_rows {
+                dst[rows..rows + d].copy_from_slice(&src[heads..heads + d]);
+            } else {
+                dst[heads..heads + d].copy_from_slice(&src[rows..rows + d]);
+            }
+        }
+    }
+}
 
 /// att[r, j] = softmax_j(scale · pre[r, j]) over j ≤ t (t = r mod T), 0 beyond: causal attention weights.
 pub fn causal_softmax_forward(att: &mut [f32], pre: &[f32], t: usize, scale: f32) {
@@ -129,7 +174,7 @@ struct Params {
     rows: u32,
     t: u32,
     scale: f32,
-    /// Heads and head width (the fused ops; 0 for the softmax alone).
+    /// Heads and head width.
     h: u32,
     d: u32,
     _pad: [u32; 3],
@@ -137,22 +182,18 @@ struct Params {
 
 /// Binding numbers of the shader's storage buffers (0 is the uniform block).
 mod binding {
-    pub const SCORES: u32 = 1;
-    pub const ATT: u32 = 2;
-    pub const DATT: u32 = 3;
-    pub const ATT_IN: u32 = 4;
-    pub const DSCORES: u32 = 5;
-    pub const QKV: u32 = 6;
-    pub const OUT: u32 = 7;
-    pub const DOUT: u32 = 8;
-    pub const DQKV: u32 = 9;
-    pub const DPRE_IN: u32 = 10;
+    pub const ATT: u32 = 1;
+    pub const ATT_IN: u32 = 2;
+    pub const DSCORES: u32 = 3;
+    pub const QKV: u32 = 4;
+    pub const OUT: u32 = 5;
+    pub const DOUT: u32 = 6;
+    pub const DQKV: u32 = 7;
+    pub const DPRE_IN: u32 = 8;
 }
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     match *op {
-        Op::CausalSoftmaxForward { t, scale, .. } => causal_softmax_forward(o[0], i[0], t, scale),
-        Op::CausalSoftmaxBackward { t, scale, .. } => causal_softmax_backward(o[0], i[0], i[1], t, scale),
         Op::AttentionForward { t, h, d, scale, .. } => {
             let [out, att] = o else { unreachable!() };
             attention_forward(out, att, i[0], t, h, d, scale)
@@ -168,15 +209,6 @@ pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
 pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     use binding::*;
     match *op {
-        Op::CausalSoftmaxForward { rows, t: tt, scale } => {
-            let p = Params { rows: rows as u32, t: tt as u32, scale, h: 0, d: 0, _pad: [0; 3] };
-            g.launch("attention.forward", bytemuck::bytes_of(&p), &[(SCORES, t[0]), (ATT, t[1])], rows)
-        }
-        Op::CausalSoftmaxBackward { rows, t: tt, scale } => {
-            // ins [datt, att], outs [dpre]
-            let p = Params { rows: rows as u32, t: tt as u32, scale, h: 0, d: 0, _pad: [0; 3] };
-            g.launch("attention.backward", bytemuck::bytes_of(&p), &[(DATT, t[0]), (ATT_IN, t[1]), (DSCORES, t[2])], rows)
-        }
         // One thread per (sequence, head, query position): B·H·T rows of the weights.
         Op::AttentionForward { n, t: tt, h, d, scale } => {
             // ins [qkv], outs [out, att]
@@ -209,8 +241,6 @@ pub(crate) fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
     let scale = 1.0 / ((c / h) as f32).sqrt();
     let (n, d) = (b * t, c / h);
     vec![
-        Op::CausalSoftmaxForward { rows: b * h * t, t, scale },
-        Op::CausalSoftmaxBackward { rows: b * h * t, t, scale },
         Op::AttentionForward { n, t, h, d, scale },
         Op::AttentionBackward { n, t, h, d, scale },
     ]
@@ -237,36 +267,36 @@ mod tests {
         for round in 0..2 {
             let qkv = crate::rng::uniform_vec(round, 1, 3 * n * c, -2.0, 2.0);
             let dout = crate::rng::uniform_vec(round, 2, n * c, -1.0, 1.0);
-            let mut qkv3 = vec![vec![0.0; n * c]; 3];
-            run(Op::SplitHeads { n, t, h, d }, &[&qkv], &mut qkv3);
-            let (q, k, v) = (&qkv3[0], &qkv3[1], &qkv3[2]);
+            let (mut q, mut k, mut v) = (vec![0.0; n * c], vec![0.0; n * c], vec![0.0; n * c]);
+            split_heads(&mut q, &mut k, &mut v, &qkv, t, h, d);
+            let (q, k, v) = (&q, &k, &v);
             let batched = |m, nn, kk, a_transposed, b_transposed| MatmulSpec { batch: bh, m, n: nn, k: kk, a_transposed, b_transposed, accumulate: false };
             let mut scores = vec![vec![0.0; bh * t * t]];
             run(Op::Matmul(batched(t, t, d, false, true)), &[q, k], &mut scores);
             let mut att = vec![vec![0.0; bh * t * t]];
-            run(Op::CausalSoftmaxForward { rows: bh * t, t, scale }, &[&scores[0]], &mut att);
+            causal_softmax_forward(&mut att[0], &scores[0], t, scale);
             let mut heads = vec![vec![0.0; n * c]];
             run(Op::Matmul(batched(t, d, t, false, false)), &[&att[0], v], &mut heads);
             let mut out = vec![vec![0.0; n * c]];
-            run(Op::HeadsToRows { n, t, h, d }, &[&heads[0]], &mut out);
+            permute_heads(&mut out[0], &heads[0], t, h, d, true);
             let mut fused = vec![vec![f32::NAN; n * c], vec![f32::NAN; bh * t * t]];
             run(Op::AttentionForward { n, t, h, d, scale }, &[&qkv], &mut fused);
             assert_eq!((bits(&fused[0]), bits(&fused[1])), (bits(&out[0]), bits(&att[0])), "forward, round {round}");
 
             let mut dheads = vec![vec![0.0; n * c]];
-            run(Op::RowsToHeads { n, t, h, d }, &[&dout], &mut dheads);
+            permute_heads(&mut dheads[0], &dout, t, h, d, false);
             let mut datt = vec![vec![0.0; bh * t * t]];
             run(Op::Matmul(batched(t, t, d, false, true)), &[&dheads[0], v], &mut datt);
             let mut dv = vec![vec![0.0; n * c]];
             run(Op::Matmul(batched(t, d, t, true, false)), &[&att[0], &dheads[0]], &mut dv);
             let mut dpre = vec![vec![0.0; bh * t * t]];
-            run(Op::CausalSoftmaxBackward { rows: bh * t, t, scale }, &[&datt[0], &att[0]], &mut dpre);
+            causal_softmax_backward(&mut dpre[0], &datt[0], &att[0], t, scale);
             let mut dq = vec![vec![0.0; n * c]];
             run(Op::Matmul(batched(t, d, t, false, false)), &[&dpre[0], k], &mut dq);
             let mut dk = vec![vec![0.0; n * c]];
             run(Op::Matmul(batched(t, d, t, true, false)), &[&dpre[0], q], &mut dk);
             let mut dqkv = vec![vec![0.0; 3 * n * c]];
-            run(Op::MergeHeadsQkv { n, t, h, d }, &[&dq[0], &dk[0], &dv[0]], &mut dqkv);
+            merge_heads_qkv(&mut dqkv[0], &dq[0], &dk[0], &dv[0], t, h, d);
             let mut fused = vec![vec![f32::NAN; 3 * n * c], vec![f32::NAN; bh * t * t]];
             run(Op::AttentionBackward { n, t, h, d, scale }, &[&dout, &qkv, &att[0]], &mut fused);
             assert_eq!((bits(&fused[0]), bits(&fused[1])), (bits(&dqkv[0]), bits(&dpre[0])), "backward, round {round}");

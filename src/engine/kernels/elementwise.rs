@@ -1,4 +1,5 @@
-//! Element-wise and row-wise ops: zero, add, bias, GELU (tanh form), weighted row sums.
+//! Element-wise and row-wise ops: zero, add, mix, weighted row sums; and the CPU arithmetic of a linear layer's
+//! epilogues (bias, GELU in tanh form, the residual), which the matrix product's CPU twin runs after its product.
 //!
 //! In one place: the CPU twin (the plain reference every WGSL kernel is checked against), the GPU launch
 //! with the shader's uniform block as a typed struct and its bindings by name (the kernel is
@@ -10,7 +11,7 @@ use crate::engine::gpu::{GpuBackend, GpuTensor};
 use crate::engine::Op;
 use crate::error::Result;
 
-pub const SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../../shaders/elementwise.wgsl"), entries: &["zero", "add", "add_into", "mix", "add_bias", "bias_backward", "gelu_forward", "gelu_backward", "weighted_row_sum", "weighted_row_sum_backward"] };
+pub const SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../../shaders/elementwise.wgsl"), entries: &["zero", "add_into", "mix", "weighted_row_sum", "weighted_row_sum_backward"] };
 
 // ---- CPU twin
 
@@ -37,12 +38,6 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
 }
 
-/// out = a + b
-pub fn add(out: &mut [f32], a: &[f32], b: &[f32]) {
-    for i in 0..out.len() {
-        out[i] = a[i] + b[i];
-    }
-}
 
 /// out = (1 − w)·a + w·b
 pub fn mix(out: &mut [f32], a: &[f32], b: &[f32], w: f32) {
@@ -63,18 +58,8 @@ pub fn gelu_forward(y: &mut [f32], x: &[f32]) {
     });
 }
 
-/// dx = dy · gelu'(x). Overwrites.
-pub fn gelu_backward(dx: &mut [f32], dy: &[f32], x: &[f32]) {
-    for_row_chunks(dx, 1, |first, dx| {
-        let (dy, x) = (&dy[first..first + dx.len()], &x[first..first + dx.len()]);
-        for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(x) {
-            *d = gelu_grad_times(g, v);
-        }
-    });
-}
 
-/// dy ← dy · gelu'(x), in place (the product's epilogue `Then::GeluBackward`: the same arithmetic as
-/// [`gelu_backward`]).
+/// dy ← dy · gelu'(x), in place (the product's epilogue `Then::GeluBackward`).
 pub fn gelu_backward_in_place(dy: &mut [f32], x: &[f32]) {
     for_row_chunks(dy, 1, |first, dy| {
         let x = &x[first..first + dy.len()];
@@ -84,8 +69,8 @@ pub fn gelu_backward_in_place(dy: &mut [f32], x: &[f32]) {
     });
 }
 
-/// y ← r + y, in place (the product's epilogue `Then::BiasResidual`: the same sum as [`add`] of the residual and
-/// the layer's output).
+/// y ← r + y, in place (the product's epilogue `Then::BiasResidual`: the residual plus the layer's output, in the
+/// order the separate add of the residual stream summed them).
 pub fn add_residual_in_place(y: &mut [f32], r: &[f32]) {
     for (v, &r) in y.iter_mut().zip(r) {
         *v = r + *v;
@@ -100,7 +85,7 @@ fn gelu(v: f32) -> f32 {
 
 /// g · gelu'(v).
 #[inline(always)]
-fn gelu_grad_times(g: f32, v: f32) -> f32 {
+pub(crate) fn gelu_grad_times(g: f32, v: f32) -> f32 {
     let u = GELU_SCALE * (v + 0.044715 * v * v * v);
     let th = tanh(u);
     let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * v * v);
@@ -144,14 +129,9 @@ mod binding {
 
 pub(crate) fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
     match *op {
-        Op::AddBias { .. } => add_bias(o[0], i[0]),
-        Op::BiasBackward { .. } => bias_backward(o[0], i[0]),
         Op::Zero { .. } => o[0].iter_mut().for_each(|v| *v = 0.0),
-        Op::Add { .. } => add(o[0], i[0], i[1]),
         Op::AddInto { .. } => add_into(o[0], i[0]),
         Op::Mix { weight, .. } => mix(o[0], i[0], i[1], weight),
-        Op::GeluForward { .. } => gelu_forward(o[0], i[0]),
-        Op::GeluBackward { .. } => gelu_backward(o[0], i[0], i[1]),
         Op::WeightedRowSum { t, .. } => weighted_row_sum(o[0], i[0], i[1], t),
         Op::WeightedRowSumBackward { t, .. } => weighted_row_sum_backward(o[0], i[0], i[1], t),
         _ => unreachable!("elementwise::run_cpu got {}", op.name()),
@@ -163,21 +143,9 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
     let p = |len: usize, c: usize| Params { len: len as u32, c: c as u32, weight: 0.0, _pad: 0 };
     let launch = |entry: &str, p: Params, buffers: &[(u32, &GpuTensor)], threads: usize| g.launch(&format!("elementwise.{entry}"), bytemuck::bytes_of(&p), buffers, threads);
     match *op {
-        Op::AddBias { n, c } => launch("add_bias", p(n * c, c), &[(A, t[0]), (OUT, t[1])], n * c),
-        Op::BiasBackward { n, c } => {
-            // One workgroup per column (the shader reduces each column's rows in workgroup memory).
-            if c > g.max_groups() {
-                crate::bail!("bias_backward: {c} columns exceed this adapter's dispatch limit");
-            }
-            g.dispatch("elementwise.bias_backward", bytemuck::bytes_of(&p(n * c, c)), &[(A, t[0]), (OUT, t[1])], [c, 1, 1]);
-            Ok(())
-        }
         Op::Zero { len } => launch("zero", p(len, 1), &[(OUT, t[0])], len),
-        Op::Add { len } => launch("add", p(len, 1), &[(A, t[0]), (B, t[1]), (OUT, t[2])], len),
         Op::AddInto { len } => launch("add_into", p(len, 1), &[(A, t[0]), (OUT, t[1])], len),
         Op::Mix { len, weight } => launch("mix", Params { weight, ..p(len, 1) }, &[(A, t[0]), (B, t[1]), (OUT, t[2])], len),
-        Op::GeluForward { len } => launch("gelu_forward", p(len, 1), &[(A, t[0]), (OUT, t[1])], len),
-        Op::GeluBackward { len } => launch("gelu_backward", p(len, 1), &[(A, t[0]), (B, t[1]), (OUT, t[2])], len),
         Op::WeightedRowSum { b, t: tt } => launch("weighted_row_sum", p(b, tt), &[(A, t[0]), (B, t[1]), (OUT, t[2])], b),
         Op::WeightedRowSumBackward { b, t: tt } => launch("weighted_row_sum_backward", p(b * tt, tt), &[(A, t[0]), (B, t[1]), (OUT, t[2])], b * tt),
         _ => unreachable!("elementwise::run_gpu got {}", op.name()),
@@ -188,16 +156,9 @@ pub(crate) fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
     let CheckShape { b, t, c, .. } = *s;
     let n = b * t;
     vec![
-        Op::AddBias { n, c: 3 * c },
-        Op::BiasBackward { n, c: 4 * c },
-        // More rows than a workgroup has threads: each thread sums several.
-        Op::BiasBackward { n: 300, c: 7 },
         Op::Zero { len: n * c },
-        Op::Add { len: n * c },
         Op::AddInto { len: n * c },
         Op::Mix { len: n * c, weight: 0.3 },
-        Op::GeluForward { len: 4 * n * c },
-        Op::GeluBackward { len: 4 * n * c },
         Op::WeightedRowSum { b, t },
         Op::WeightedRowSumBackward { b, t },
     ]

@@ -651,8 +651,9 @@ pub(crate) fn selfcheck_ops(_: &CheckShape) -> Vec<Op> {
 mod tests {
     use super::*;
 
-    /// A product with an epilogue is, on the CPU, the same bits as the product followed by the separate ops the
-    /// model ran before they were fused (AddBias, GeluForward, Add, GeluBackward): committed results do not move.
+    /// A product with an epilogue is, on the CPU, the same bits as the product followed by the separate steps the
+    /// model ran as ops of their own before they were fused (add the bias, GELU, add to the residual, GELU's
+    /// derivative, the bias gradient's column sums): committed results do not move.
     #[test]
     fn an_epilogue_on_the_cpu_is_the_separate_ops_bit_for_bit() {
         use crate::engine::kernels::run_cpu;
@@ -667,14 +668,13 @@ mod tests {
         let r = crate::rng::uniform_vec(4, 4, m * n, -1.0, 1.0);
         let spec = MatmulSpec::new(m, n, k);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        // The layer as separate ops: y = x·W, y += b, then GELU or the residual.
+        // The layer as separate steps: y = x·W, y += b, then GELU or the residual.
         let mut y = vec![vec![0.0; m * n]];
         run(Op::Matmul(spec), &[&x, &w], &mut y);
-        run(Op::AddBias { n: m, c: n }, &[&bias], &mut y);
+        add_bias(&mut y[0], &bias);
         let mut gelu = vec![vec![0.0; m * n]];
-        run(Op::GeluForward { len: m * n }, &[&y[0]], &mut gelu);
-        let mut sum = vec![vec![0.0; m * n]];
-        run(Op::Add { len: m * n }, &[&r, &y[0]], &mut sum);
+        gelu_forward(&mut gelu[0], &y[0]);
+        let sum = vec![r.iter().zip(&y[0]).map(|(r, y)| r + y).collect::<Vec<f32>>()];
         let mut fused = vec![vec![f32::NAN; m * n]];
         run(Op::MatmulThen(spec, Then::Bias), &[&x, &w, &bias], &mut fused);
         assert_eq!(bits(&fused[0]), bits(&y[0]), "bias");
@@ -684,24 +684,23 @@ mod tests {
         let mut fused = vec![vec![f32::NAN; m * n]];
         run(Op::MatmulThen(spec, Then::BiasResidual), &[&x, &w, &bias, &r], &mut fused);
         assert_eq!(bits(&fused[0]), bits(&sum[0]), "bias and residual");
-        // dx = (dy·Wᵀ)·GELU'(pre): the product, then GeluBackward.
+        // dx = (dy·Wᵀ)·GELU'(pre): the product, then GELU's derivative.
         let back = MatmulSpec { b_transposed: true, ..MatmulSpec::new(m, k, n) };
         let dy = crate::rng::uniform_vec(4, 5, m * n, -1.0, 1.0);
         let pre = crate::rng::uniform_vec(4, 6, m * k, -3.0, 3.0);
         let mut dgelu = vec![vec![0.0; m * k]];
         run(Op::Matmul(back), &[&dy, &w], &mut dgelu);
-        let mut dx = vec![vec![0.0; m * k]];
-        run(Op::GeluBackward { len: m * k }, &[&dgelu[0], &pre], &mut dx);
+        let dx = vec![dgelu[0].iter().zip(&pre).map(|(&g, &v)| crate::engine::kernels::elementwise::gelu_grad_times(g, v)).collect::<Vec<f32>>()];
         let mut fused = vec![vec![f32::NAN; m * k]];
         run(Op::MatmulThen(back, Then::GeluBackward), &[&dy, &w, &pre], &mut fused);
         assert_eq!(bits(&fused[0]), bits(&dx[0]), "GELU's backward");
-        // dW += xᵀ·dy and db += Σ_rows dy: the accumulating product, then BiasBackward.
+        // dW += xᵀ·dy and db += Σ_rows dy: the accumulating product, then the column sums.
         let grad = MatmulSpec { a_transposed: true, accumulate: true, ..MatmulSpec::new(k, n, m) };
         let (dw0, db0) = (crate::rng::uniform_vec(4, 7, k * n, -1.0, 1.0), crate::rng::uniform_vec(4, 8, n, -1.0, 1.0));
         let mut dw = vec![dw0.clone()];
         run(Op::Matmul(grad), &[&x, &dy], &mut dw);
         let mut db = vec![db0.clone()];
-        run(Op::BiasBackward { n: m, c: n }, &[&dy], &mut db);
+        bias_backward(&mut db[0], &dy);
         let mut fused = vec![dw0, db0];
         run(Op::MatmulThen(grad, Then::ColumnSumsOfB), &[&x, &dy], &mut fused);
         assert_eq!((bits(&fused[0]), bits(&fused[1])), (bits(&dw[0]), bits(&db[0])), "weight and bias gradients");

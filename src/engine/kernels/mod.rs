@@ -13,7 +13,6 @@ pub mod cpu_math;
 pub mod decode;
 pub mod elementwise;
 pub mod embed;
-pub mod heads;
 pub mod kl;
 pub mod layernorm;
 pub mod logprobs;
@@ -37,7 +36,6 @@ pub enum Family {
     Embed,
     Layernorm,
     Elementwise,
-    Heads,
     Attention,
     Logprobs,
     Kl,
@@ -49,13 +47,12 @@ pub enum Family {
 }
 
 /// Every shader, compiled once when a GPU engine opens.
-pub const SHADERS: [Shader; 14] = [
+pub const SHADERS: [Shader; 13] = [
     matmul::SHADER,
     softmax::SHADER,
     embed::SHADER,
     layernorm::SHADER,
     elementwise::SHADER,
-    heads::SHADER,
     attention::SHADER,
     logprobs::SHADER,
     adamw::SHADER,
@@ -74,7 +71,6 @@ pub fn run_cpu(op: &Op, i: &[&[f32]], o: &mut [&mut [f32]]) {
         Family::Embed => embed::run_cpu(op, i, o),
         Family::Layernorm => layernorm::run_cpu(op, i, o),
         Family::Elementwise => elementwise::run_cpu(op, i, o),
-        Family::Heads => heads::run_cpu(op, i, o),
         Family::Attention => attention::run_cpu(op, i, o),
         Family::Logprobs => logprobs::run_cpu(op, i, o),
         Family::Kl => kl::run_cpu(op, i, o),
@@ -94,7 +90,6 @@ pub(crate) fn run_gpu(g: &GpuBackend, op: &Op, t: &[&GpuTensor]) -> Result<()> {
         Family::Embed => embed::run_gpu(g, op, t),
         Family::Layernorm => layernorm::run_gpu(g, op, t),
         Family::Elementwise => elementwise::run_gpu(g, op, t),
-        Family::Heads => heads::run_gpu(g, op, t),
         Family::Attention => attention::run_gpu(g, op, t),
         Family::Logprobs => logprobs::run_gpu(g, op, t),
         Family::Kl => kl::run_gpu(g, op, t),
@@ -119,13 +114,12 @@ pub struct CheckShape {
 
 /// Every family's self-check ops, in one list (`selfcheck` builds the inputs).
 pub fn selfcheck_ops(s: &CheckShape) -> Vec<Op> {
-    let families: [fn(&CheckShape) -> Vec<Op>; 14] = [
+    let families: [fn(&CheckShape) -> Vec<Op>; 13] = [
         matmul::selfcheck_ops,
         softmax::selfcheck_ops,
         embed::selfcheck_ops,
         layernorm::selfcheck_ops,
         elementwise::selfcheck_ops,
-        heads::selfcheck_ops,
         attention::selfcheck_ops,
         logprobs::selfcheck_ops,
         kl::selfcheck_ops,
@@ -148,13 +142,12 @@ mod tests {
     use super::SHADERS;
 
     /// Each family's Rust source, in `SHADERS`' order: its `Params` and `binding` constants are read from it.
-    const SOURCES: [(&str, &str); 14] = [
+    const SOURCES: [(&str, &str); 13] = [
         ("matmul", include_str!("matmul.rs")),
         ("softmax", include_str!("softmax.rs")),
         ("embed", include_str!("embed.rs")),
         ("layernorm", include_str!("layernorm.rs")),
         ("elementwise", include_str!("elementwise.rs")),
-        ("heads", include_str!("heads.rs")),
         ("attention", include_str!("attention.rs")),
         ("logprobs", include_str!("logprobs.rs")),
         ("adamw", include_str!("adamw.rs")),
