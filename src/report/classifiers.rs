@@ -132,13 +132,16 @@ pub fn analyses_md(results: &ExperimentResults) -> String {
 pub fn analysis_svg(analysis: Analysis, results: &ExperimentResults) -> Result<String> {
     let rows = main_rows(&results.checkpoints);
     match analysis {
-        Analysis::GenerationVsClassification => generation_vs_classification_svg(&rows, "Generation vs classification: every checkpoint past step 0 (the paper's Fig. 7)"),
+        Analysis::GenerationVsClassification => {
+            generation_vs_classification_svg(by_method(&rows, accuracy_and_win_rate), "Generation vs classification: every checkpoint past step 0 (the paper's Fig. 7)")
+        }
         Analysis::OverTraining => over_training_svg(&rows),
         Analysis::SelfClassification => self_classification_svg(&rows),
         Analysis::StreamClassification => stream_classification_svg(&rows),
-        // Fig. 7's cloud, offline IPO's checkpoints alone: the correlation the precondition reads.
+        // Fig. 7's cloud, offline IPO's checkpoints alone: the correlation the precondition reads. A series per β,
+        // because the βs can part ways (one rising in both, another classifying while its summaries get worse).
         Analysis::Precondition => generation_vs_classification_svg(
-            &rows.into_iter().filter(|r| r.method == Method::OFFLINE).collect::<Vec<_>>(),
+            by_beta(&rows.into_iter().filter(|r| r.method == Method::OFFLINE).collect::<Vec<_>>(), accuracy_and_win_rate),
             "The precondition: offline IPO's checkpoints past step 0, win rate against classifier accuracy",
         ),
     }
@@ -559,6 +562,27 @@ fn by_method(rows: &[Row], point: impl Fn(&Row) -> Option<(f32, f32)>) -> Vec<(S
         .collect()
 }
 
+/// A checkpoint's point in Fig. 7's plane: (classifier accuracy, golden win rate).
+fn accuracy_and_win_rate(r: &Row) -> Option<(f32, f32)> {
+    Some((r.checkpoint.classifier_accuracy, r.checkpoint.golden_win_rate))
+}
+
+/// The trained checkpoints as one series per (method, β), each further β a lighter shade of its method's colour.
+fn by_beta(rows: &[Row], point: impl Fn(&Row) -> Option<(f32, f32)>) -> Vec<(String, RGBColor, Vec<(f32, f32)>)> {
+    let betas = betas_of(rows);
+    let mut out = vec![];
+    for (method, label, colour) in figure::styles_for(rows.iter().map(|r| r.method)) {
+        for (bi, &b) in betas.iter().enumerate() {
+            let pts: Vec<(f32, f32)> = trained(rows).filter(|r| r.method == method && r.beta == b).filter_map(&point).collect();
+            if !pts.is_empty() {
+                let shade = colour.mix(1.0 - 0.5 * bi as f64 / (betas.len() - 1).max(1) as f64).into_rgb();
+                out.push((format!("{label}, β = {b}"), shade, pts));
+            }
+        }
+    }
+    out
+}
+
 fn bounds(series: &[(String, RGBColor, Vec<(f32, f32)>)]) -> ((f32, f32), (f32, f32)) {
     let pts = series.iter().flat_map(|s| s.2.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
     let (x0, x1, y0, y1) = pts.fold((f32::MAX, f32::MIN, f32::MAX, f32::MIN), |(a, b, c, d), &(x, y)| (a.min(x), b.max(x), c.min(y), d.max(y)));
@@ -569,8 +593,8 @@ fn bounds(series: &[(String, RGBColor, Vec<(f32, f32)>)]) -> ((f32, f32), (f32, 
     ((x0 - px, x1 + px), (y0 - py, y1 + py))
 }
 
-fn generation_vs_classification_svg(rows: &[Row], caption: &str) -> Result<String> {
-    let series = by_method(rows, |r| Some((r.checkpoint.classifier_accuracy, r.checkpoint.golden_win_rate)));
+/// Fig. 7's scatter of the given series (label, colour, points), each point a checkpoint.
+fn generation_vs_classification_svg(series: Vec<(String, RGBColor, Vec<(f32, f32)>)>, caption: &str) -> Result<String> {
     let ((x0, x1), (y0, y1)) = bounds(&series);
     let mut svg = String::new();
     {
@@ -584,13 +608,21 @@ fn generation_vs_classification_svg(rows: &[Row], caption: &str) -> Result<Strin
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         chart.configure_mesh().light_line_style(TRANSPARENT).x_desc("classifier accuracy on held-out D_golden").y_desc("golden win rate vs π_sft (ties ½)").draw().map_err(err)?;
-        for (label, colour, pts) in &series {
+        // A marker shape per series as well as a colour, so series of one method's shades stay apart.
+        for (i, (label, colour, pts)) in series.iter().enumerate() {
             let c = *colour;
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.mix(0.6).filled())))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+            let drawn = match i % 3 {
+                0 => chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.mix(0.7).filled()))),
+                1 => chart.draw_series(pts.iter().map(|&p| TriangleMarker::new(p, 4, c.mix(0.7).filled()))),
+                _ => chart.draw_series(pts.iter().map(|&p| Cross::new(p, 3, c.stroke_width(2)))),
+            };
+            drawn.map_err(err)?.label(label.clone()).legend(move |(x, y)| -> DynElement<'static, SVGBackend, (i32, i32)> {
+                match i % 3 {
+                    0 => Circle::new((x + 8, y), 4, c.filled()).into_dyn(),
+                    1 => TriangleMarker::new((x + 8, y), 5, c.filled()).into_dyn(),
+                    _ => Cross::new((x + 8, y), 4, c.stroke_width(2)).into_dyn(),
+                }
+            });
         }
         chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).border_style(BLACK).background_style(WHITE.mix(0.9)).label_font(("sans-serif", 12)).draw().map_err(err)?;
         root.present().map_err(err)?;
