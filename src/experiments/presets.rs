@@ -6,7 +6,7 @@ use super::method::{self, PairDataset};
 use super::pipeline::ModelSize;
 use crate::bail;
 use crate::error::Result;
-use crate::task::TaskConfig;
+use crate::task::{GeneratorConfig, RewardWeights, TaskConfig};
 use crate::train::losses::Loss;
 use crate::train::optim::AdamwConfig;
 use crate::train::pm::{PmConfig, ProxyKind, ScoreRead};
@@ -25,7 +25,7 @@ pub struct Preset {
 }
 
 /// Every preset, in the page's order; each one's config is [`ExperimentConfig::preset`].
-pub const PRESETS: [Preset; 20] = [
+pub const PRESETS: [Preset; 21] = [
     Preset {
         name: "fig1-fair",
         title: "Figure 1 (fair, pre-registered)",
@@ -43,6 +43,12 @@ pub const PRESETS: [Preset; 20] = [
         title: "Second task: the precondition (issue 29)",
         description: "The search for a second task (results/task2/SEARCH.md): on a candidate task (task.kind), offline IPO and the proxy alone, no online run, measure the paper's precondition — offline a good classifier of D_golden but not a better generator, a proxy good enough, room above π_sft — on search seeds.",
         config: task2_search,
+    },
+    Preset {
+        name: "task2",
+        title: "Second task: the paper's figures on `counted`",
+        description: "The paper's figures on the second task (issue 29), chosen by results/task2/SEARCH.md's rule: the golden reward counts the document's key words up to all but one, each beyond costs 1, nothing else but a missing <eos> counts. The fair Figure 1's protocol (results/task2/PROTOCOL.md) on seeds 10–14, with Figs 5, 7, 8 and self-classification from the same runs. What to look for: whether offline IPO becomes a classifier but not a generator here, and what that does to online − offline.",
+        config: task2,
     },
     Preset {
         name: "fig1",
@@ -356,6 +362,36 @@ fn proxy_map() -> ExperimentConfig {
         // Five of the fair Figure 1's seeds: their SFT, D_golden, proxy and every run of the fair protocol are
         // shared (the same cache keys), so only the weaker proxies' online runs are new.
         seeds: (10..15).collect(),
+        ..fair()
+    }
+}
+
+/// The second task, chosen by results/task2/SEARCH.md's rule (candidate 9, session 22): `counted` with a fault-free
+/// generator and a golden reward that charges for nothing but the count and a missing <eos>.
+pub fn counted_task() -> TaskConfig {
+    let d = TaskConfig::default();
+    TaskConfig {
+        kind: crate::task::TaskKind::Counted,
+        // Made-up words, repeats and length cost nothing: π_sft's own copying faults then cannot decide a pair
+        // (candidates 6–8 in SEARCH.md), and the count is what D_golden's pairs turn on.
+        reward: RewardWeights { hallucination: 0.0, repeat: 0.0, length: 0.0, ..d.reward },
+        // π_sft's data without made-up words, repeats or missing <eos> (candidate 6).
+        generator: GeneratorConfig { hallucination_rate: 0.0, repeat_rate: 0.0, missing_eos_rate: 0.0, ..d.generator },
+        ..d
+    }
+}
+
+/// The paper's figures on the second task (issue 29), by results/task2/PROTOCOL.md: the fair Figure 1's protocol,
+/// its task replaced, on five of its confirmation seeds, with the classifier analyses and Fig. 5's late-vs-late pairs
+/// from the same runs.
+fn task2() -> ExperimentConfig {
+    ExperimentConfig {
+        task: counted_task(),
+        seeds: (10..15).collect(),
+        // Figs 7, 8 and self-classification read the same checkpoints (the last two need metrics measured at each).
+        analyses: vec![Analysis::GenerationVsClassification, Analysis::OverTraining, Analysis::SelfClassification],
+        // Fig. 5: one more offline run per β on golden-labelled pairs of the final online policy's samples.
+        pair_datasets: vec![PairDataset::LateVsLate],
         ..fair()
     }
 }
