@@ -157,6 +157,30 @@ fn the_task_search_runs_offline_ipo_alone_on_the_new_task() {
     assert!(!ok && stderr.contains("golden_reference is on, but offline_only = true"), "{stderr}");
 }
 
+/// The second task's tiny preset (issue 29): the chosen `counted` task with its reward (nothing but the count and a
+/// missing <eos> charged), every figure the task2 preset computes, each with its computed verdict.
+#[test]
+fn the_second_tasks_tiny_preset_runs_every_figure_of_the_task() {
+    let out = std::env::temp_dir().join(format!("alignment-gap-task2-tiny-preset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let (ok, stdout, stderr) = cli(&["reproduce", "--preset", "task2-tiny", "--backend", "cpu", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let task = &r["config"]["task"];
+    assert_eq!(task["kind"], "counted");
+    assert_eq!((task["reward"]["hallucination"].as_f64(), task["reward"]["repeat"].as_f64(), task["reward"]["length"].as_f64()), (Some(0.0), Some(0.0), Some(0.0)));
+    let methods: std::collections::BTreeSet<&str> = r["checkpoints"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
+    assert!(["online", "offline", "late_vs_late"].iter().all(|m| methods.contains(m)), "{methods:?}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    for section in ["## Verdict (computed)", "late-vs-late barely beats SFT (Fig. 5)", "## Generation vs classification (the paper's Fig. 7)", "## Classification over training (the paper's Fig. 8)", "## Self-classification"] {
+        assert!(summary.contains(section), "no {section:?} in summary.md");
+    }
+    for figure in ["fig1.svg", "fig7.svg", "fig8.svg", "selfclass.svg"] {
+        assert!(std::fs::read_to_string(out.join(figure)).unwrap().contains("<svg"), "{figure}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn reproduce_rejects_unknown_settings_by_name() {
     let (ok, _, stderr) = cli(&["reproduce", "--preset", "fig1-tiny", "--out", "/tmp/x", "--set", "task.doc_lenght=9"]);

@@ -186,10 +186,18 @@ export function renderSamples() {
   }
   // The golden reward these scores come from: the run's task kind (issue 29's tasks score the same words differently).
   const kind = state.run.config?.task?.kind || 'additive';
-  const task = el('p', { className: 'hint', id: 'sample-task', textContent: `Golden reward of task.kind = ${kind}: ${facts.task_kinds?.[kind] || ''}. Key words in bold.` });
+  const task = el('p', { className: 'hint', id: 'sample-task', textContent: `Golden reward of task.kind = ${kind}: ${facts.task_kinds?.[kind] || ''}; ${rewardCharges(state.run.config?.task?.reward)}. Key words in bold.` });
   box.replaceChildren(task, table, el('p', { className: 'hint',
     textContent: `At this checkpoint: golden win rate ${r.golden_win_rate.toFixed(3)}` + (r.proxy_win_rate != null ? `, proxy win rate ${r.proxy_win_rate.toFixed(3)}` : '') +
       `, mean length ${r.responses.length.toFixed(1)}, repeats ${r.responses.repeats.toFixed(2)}, made-up words ${r.responses.hallucinations.toFixed(2)} per response.` }));
+}
+
+// What the golden reward charges besides its coverage term (task.reward's weights; the second task sets most to 0).
+function rewardCharges(w) {
+  if (!w) return '';
+  const charges = [[w.hallucination, 'each made-up word'], [w.repeat, 'each repeat'], [w.length, 'each word beyond the document\'s key-word count'], [w.missing_eos, 'a missing <eos>']]
+    .filter(([v]) => v > 0).map(([v, what]) => `${v} for ${what}`);
+  return charges.length ? `less ${charges.join(', ')}` : 'nothing else counts';
 }
 
 export function renderModels() {

@@ -25,7 +25,7 @@ pub struct Preset {
 }
 
 /// Every preset, in the page's order; each one's config is [`ExperimentConfig::preset`].
-pub const PRESETS: [Preset; 21] = [
+pub const PRESETS: [Preset; 22] = [
     Preset {
         name: "fig1-fair",
         title: "Figure 1 (fair, pre-registered)",
@@ -92,30 +92,13 @@ pub const PRESETS: [Preset; 21] = [
         title: "tiny (smoke)",
         description: "A smoke test: a tiny model and a few steps of every stage, to see the pipeline work end to end.",
         // Seconds: every stage runs a few steps of a tiny model; for tests and smoke checks, not results.
-        config: || ExperimentConfig {
-            policy: ModelSize { layers: 1, d_model: 32, heads: 2 },
-            sft: SftConfig { steps: 60, batch: 32, ..SftConfig::default() },
-            d_golden: 256,
-            heldout: 64,
-            proxy: PmConfig { steps: 30, batch: 32, eval_every: 15, ..PmConfig::default() },
-            betas: vec![0.1],
-            steps: 12,
-            offline_steps: vec![12],
-            batch: 16,
-            eval_every: 6,
-            win_prompts: 64,
-            kl_prompts: 32,
-            seeds: vec![0],
-            offline_lrs: vec![],
-            align_seeds: vec![],
-            stream_windows: vec![],
-            semi_online: vec![],
-            log_evals: 0,
-            warmup: 0.0,
-            offline_patience: 0,
-            offline_max_steps: 0,
-            ..full()
-        },
+        config: tiny,
+    },
+    Preset {
+        name: "task2-tiny",
+        title: "tiny, second task (smoke)",
+        description: "A smoke test of the second task (issue 29): fig1-tiny's sizes on the `counted` task the search chose, with Figs 5, 7, 8 and self-classification, to see the task2 preset's pipeline work end to end.",
+        config: || ExperimentConfig { task: counted_task(), analyses: task2().analyses, pair_datasets: task2().pair_datasets, ..tiny() },
     },
     Preset {
         name: "replay",
@@ -363,6 +346,34 @@ fn proxy_map() -> ExperimentConfig {
         // shared (the same cache keys), so only the weaker proxies' online runs are new.
         seeds: (10..15).collect(),
         ..fair()
+    }
+}
+
+/// fig1-tiny: a tiny model and a few steps of every stage (seconds), for tests and smoke checks, not results.
+fn tiny() -> ExperimentConfig {
+    ExperimentConfig {
+        policy: ModelSize { layers: 1, d_model: 32, heads: 2 },
+        sft: SftConfig { steps: 60, batch: 32, ..SftConfig::default() },
+        d_golden: 256,
+        heldout: 64,
+        proxy: PmConfig { steps: 30, batch: 32, eval_every: 15, ..PmConfig::default() },
+        betas: vec![0.1],
+        steps: 12,
+        offline_steps: vec![12],
+        batch: 16,
+        eval_every: 6,
+        win_prompts: 64,
+        kl_prompts: 32,
+        seeds: vec![0],
+        offline_lrs: vec![],
+        align_seeds: vec![],
+        stream_windows: vec![],
+        semi_online: vec![],
+        log_evals: 0,
+        warmup: 0.0,
+        offline_patience: 0,
+        offline_max_steps: 0,
+        ..full()
     }
 }
 
