@@ -447,6 +447,30 @@ mod tests {
         assert_eq!(odd.partner(odd.word_id(14)), None, "the last key word of an odd count has no partner");
     }
 
+    /// The second task's reward (issue 29, `experiments::presets::counted_task`; docs/method.md §2's example): the
+    /// count and a missing <eos> alone, on the same document as above (K0, K1, K2, K5; asked for 3).
+    #[test]
+    fn the_second_tasks_reward_is_the_count_and_eos_alone() {
+        let t = crate::experiments::presets::counted_task();
+        let k = |w: usize| t.word_id(w);
+        let prompt = vec![k(0), k(20), k(1), k(2), k(21), k(5), k(22), k(23), SEP];
+        // w30 is not in the document, K0 is repeated, the summary is longer than the document's 4 key words:
+        // none of it costs anything.
+        assert_eq!(t.golden_reward(&prompt, &[k(0), k(1), k(20), k(30), EOS]), 2.0);
+        assert_eq!(t.golden_reward(&prompt, &[k(0), k(0), k(1), k(30), k(31), k(20), EOS]), 2.0);
+        // One key word too many and no <eos>: 3 − 1, less 0.5.
+        assert_eq!(t.golden_reward(&prompt, &[k(0), k(1), k(2), k(5)]), 1.5);
+        assert_eq!(t.golden_reward(&prompt, &[k(2), k(1), k(0), EOS]), 3.0, "order does not count");
+        // Its generator makes no faults: every word it writes is in the document, once, and it always ends.
+        for i in 0..200 {
+            let p = t.prompt(3, 0, i);
+            let y = t.generate(&p, 3, 1, i);
+            let body: Vec<u32> = y.iter().copied().take_while(|&w| w != EOS).collect();
+            assert!(y.contains(&EOS) && body.iter().all(|w| p[..t.doc_len].contains(w)), "{y:?} for {p:?}");
+            assert_eq!(body.iter().collect::<std::collections::BTreeSet<_>>().len(), body.len(), "a repeat in {y:?}");
+        }
+    }
+
     /// The oracle summary scores at least as high as any summary the generator writes, under every kind.
     #[test]
     fn the_oracle_summary_is_never_beaten_by_the_generator() {
